@@ -1,0 +1,3 @@
+from dazzle.cli import main
+
+raise SystemExit(main())
