@@ -1,0 +1,812 @@
+"""Geometry: WCSs, pixmaps, footprints and the output frame.
+
+All coordinate math is delegated to :mod:`astropy.wcs` (SIP polynomials and the D2IM / CPDIS
+lookup-table distortions); nothing here hand-writes a distortion model.
+
+Conventions
+-----------
+* Pixel coordinates are 0-based; pixel ``(i, j)`` (column ``i`` = x, row ``j`` = y) has its
+  centre at ``(i, j)`` and covers ``[i - 0.5, i + 0.5] x [j - 0.5, j + 0.5]``.
+* Shapes are numpy shapes ``(ny, nx)``.  ``WCS.pixel_shape`` is astropy's ``(nx, ny)``.
+* FITS ``CRPIX`` values (as written in headers and as stored in ``wcs.wcs.crpix``) are 1-based.
+* A pixmap has shape ``(ny, nx, 2)`` with ``pixmap[j, i] = (x_out, y_out)``, the position in the
+  output image of the centre of input pixel ``(i, j)`` (the layout of ``drizzle.calc_pixmap``).
+
+Thread safety
+-------------
+``astropy.wcs.WCS`` objects are not thread-safe (wcslib keeps per-object scratch state).  Every
+function here that evaluates a WCS first takes a private ``copy.deepcopy`` of it, so the same
+WCS object may be passed to functions running concurrently in Dask threads.  To ship an output
+frame through a Dask graph use :class:`Frame` (a header string and a shape, cheap to pickle),
+and rebuild a fresh WCS inside the task with :meth:`Frame.wcs`.
+
+Differences from AstroDrizzle (deliberate)
+------------------------------------------
+* Footprints use the chip's outer pixel *edges* (corners at -0.5 and n - 0.5 plus points along
+  every side, so distortion bends are followed); AstroDrizzle uses only the 4 pixel-centre
+  corners, so half of each edge pixel can fall outside its default output frame.
+* The default output ``CRVAL`` is the normalised mean of the unit vectors of all footprint points
+  (edge points sampled at most every 64 px); AstroDrizzle averages the 4 corner unit vectors.
+* Pixel scale and orientation come from the local Jacobian of the full (distorted) WCS at the
+  chip centre: scale = sqrt(pixel area on the sky), orientation = position angle of the local
+  +y axis.  AstroDrizzle uses ``IDCSCALE`` (or ``sqrt|det CD|``) and ``ORIENTAT``.  For a
+  nominal-scale output pass ``scale=IDCSCALE`` explicitly.
+* :func:`pixel_scale_ratio` returns output / input linear pixel size (2.0 for output pixels twice
+  as large).  drizzle 3.0's ``estimate_pixel_scale_ratio`` with default arguments computes the
+  inverse.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+
+__all__ = [
+    "Frame",
+    "bounding_box",
+    "calc_pixmap",
+    "chip_bounding_box",
+    "edge_points",
+    "footprint",
+    "make_output_wcs",
+    "orientation",
+    "pixel_scale",
+    "pixel_scale_ratio",
+    "pixmap_error",
+    "read_wcs",
+    "shape_from_header",
+    "sub_frame",
+    "transform_points",
+    "wcs_from_header",
+    "wcs_to_header",
+]
+
+#: Default spacing (input pixels) of the exact-transform grid in fast pixmaps (AstroDrizzle's
+#: ``stepsize``).
+DEFAULT_STEPSIZE = 10
+#: Spacing (pixels) of points along chip edges in :func:`footprint`.
+FOOTPRINT_STEP = 64
+#: Spacing (pixels) of the edge points used to size the default output frame and bounding boxes;
+#: the bend of an edge between samples is bounded from second differences and added as margin.
+_BOUNDS_STEP = 16
+#: Float noise allowed when rounding a frame size up (pixels): keeps an exactly integer-wide
+#: footprint from growing an extra empty column/row.
+_SIZE_TOL = 1e-6
+
+_ARCSEC_PER_RAD = 180.0 / math.pi * 3600.0
+_WORLD2PIX_TOL = 1e-9  # pixels; iterative inverse of distorted WCSs
+
+
+# --------------------------------------------------------------------------------------------
+# Building WCS objects
+# --------------------------------------------------------------------------------------------
+
+def shape_from_header(header):
+    """``(ny, nx)`` of the image a header describes, from ``NAXIS1/2`` or else ``WCSNAX1/2``;
+    None if neither is present (e.g. a header-only HDU without ``WCSNAXi``)."""
+    for k1, k2 in (("NAXIS1", "NAXIS2"), ("WCSNAX1", "WCSNAX2")):
+        nx, ny = header.get(k1), header.get(k2)
+        if nx and ny:
+            return int(ny), int(nx)
+    return None
+
+
+def wcs_from_header(header, fobj=None):
+    """Build an ``astropy.wcs.WCS`` from a FITS header, with all its distortions.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header or str
+        The (SCI) header.  A string is parsed with ``Header.fromstring``.
+    fobj : astropy.io.fits.HDUList, optional
+        The open FITS file the header belongs to.  Needed for lookup-table distortions (D2IM,
+        CPDIS/NPOL), whose tables live in ``WCSDVARR`` / ``D2IMARR`` extensions; SIP needs only
+        the header.
+
+    The returned WCS has ``pixel_shape`` set when the header gives the image size
+    (``NAXISi`` or ``WCSNAXi``).
+    """
+    if isinstance(header, str):
+        header = fits.Header.fromstring(header, sep="\n" if "\n" in header else "")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        w = WCS(header, fobj)
+    if w.naxis != 2:
+        raise ValueError(f"expected a 2-axis celestial WCS, got {w.naxis} axes")
+    shape = shape_from_header(header)
+    if shape is not None:
+        w.pixel_shape = (shape[1], shape[0])
+    return w
+
+
+_EXT_RE = re.compile(r"^(?P<path>.*?)\[(?P<ext>[^\]]*)\]$")
+
+
+def _parse_ext(ext):
+    ext = ext.strip()
+    if not ext:
+        return None
+    if "," in ext:
+        name, ver = ext.split(",", 1)
+        return (name.strip().strip("'\"").upper(), int(ver))
+    try:
+        return int(ext)
+    except ValueError:
+        return ext.strip("'\"").upper()
+
+
+def read_wcs(spec):
+    """Read a WCS and image shape from ``"file.fits"`` or ``"file.fits[ext]"``.
+
+    ``ext`` may be an index (``[1]``), a name (``[SCI]``) or name and version (``[sci,1]``).
+    Without an extension, the first HDU with a 2-axis celestial WCS and an image size is used.
+    Lookup-table distortions are loaded (the file object is passed to ``WCS``).
+
+    Returns ``(wcs, shape)`` where shape is ``(ny, nx)`` or None if the file does not say.
+    """
+    path, ext = str(spec), None
+    m = _EXT_RE.match(path)
+    if m:
+        path, ext = m.group("path"), _parse_ext(m.group("ext"))
+    with fits.open(path, memmap=False) as hdul:
+        if ext is None:
+            for i, hdu in enumerate(hdul):
+                hdr = hdu.header
+                if shape_from_header(hdr) is not None and "CTYPE1" in hdr and "CTYPE2" in hdr:
+                    ext = i
+                    break
+            if ext is None:
+                raise ValueError(f"{path}: no HDU with a 2-D celestial WCS and image size")
+        hdr = hdul[ext].header
+        w = wcs_from_header(hdr, hdul)
+        return w, shape_from_header(hdr)
+
+
+def wcs_to_header(wcs, *, cd=True):
+    """FITS header of a WCS at full (17-digit) precision, SIP included.
+
+    With ``cd=True`` the linear part is written as ``CDi_j`` (as HST drizzled products do)
+    instead of ``PCi_j`` + ``CDELTi``.  Lookup-table distortions cannot be expressed in a header
+    and are not written.
+    """
+    w = _fresh(wcs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        h = w.to_header(relax=True)
+    # wcslib writes 14 significant digits; restore full precision of the key values.
+    for i in (1, 2):
+        h[f"CRPIX{i}"] = float(w.wcs.crpix[i - 1])
+        h[f"CRVAL{i}"] = float(w.wcs.crval[i - 1])
+    if cd:
+        m = w.wcs.cd if w.wcs.has_cd() else w.wcs.get_pc() * w.wcs.get_cdelt()[:, None]
+        for k in ("PC1_1", "PC1_2", "PC2_1", "PC2_2", "CDELT1", "CDELT2"):
+            h.remove(k, ignore_missing=True)
+        idx = h.index("CRPIX2") + 1
+        for n, (i, j) in enumerate(((1, 1), (1, 2), (2, 1), (2, 2))):
+            h.insert(idx + n, (f"CD{i}_{j}", float(m[i - 1, j - 1]),
+                               "Coordinate transformation matrix element"))
+    else:
+        pc, cdelt = w.wcs.get_pc(), w.wcs.get_cdelt()
+        for i in (1, 2):
+            if f"CDELT{i}" in h:
+                h[f"CDELT{i}"] = float(cdelt[i - 1])
+            for j in (1, 2):
+                if f"PC{i}_{j}" in h:
+                    h[f"PC{i}_{j}"] = float(pc[i - 1, j - 1])
+    return h
+
+
+def _fresh(wcs):
+    """A private copy of a WCS (or a WCS built from a Frame / header) safe to use in a thread."""
+    if isinstance(wcs, Frame):
+        return wcs.wcs()
+    if isinstance(wcs, (fits.Header, str)):
+        return wcs_from_header(wcs)
+    if not isinstance(wcs, WCS):
+        raise TypeError(f"expected an astropy.wcs.WCS, Frame or Header, got {type(wcs).__name__}")
+    return copy.deepcopy(wcs)
+
+
+def _shape_of(wcs, shape):
+    if shape is not None:
+        return int(shape[0]), int(shape[1])
+    if isinstance(wcs, Frame):
+        return wcs.shape
+    if isinstance(wcs, WCS) and wcs.pixel_shape is not None:
+        nx, ny = wcs.pixel_shape
+        return int(ny), int(nx)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Point transforms and pixmaps
+# --------------------------------------------------------------------------------------------
+
+def _pix2world(w, x, y):
+    ra, dec = w.all_pix2world(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), 0)
+    return ra, dec
+
+
+def _world2pix(w, ra, dec):
+    if not w.has_distortion:
+        return w.wcs_world2pix(ra, dec, 0)
+    # Iterative inverse: tighter than astropy's default (1e-4 px); quiet=True returns the best
+    # solution instead of raising for points that do not converge (far outside a distorted
+    # chip), divergent points come back as NaN.
+    return w.all_world2pix(ra, dec, 0, tolerance=_WORLD2PIX_TOL, maxiter=50, adaptive=False,
+                           detect_divergence=True, quiet=True)
+
+
+def transform_points(wcs_in, wcs_out, x, y):
+    """Exact transform of input pixel positions ``(x, y)`` (0-based) to output pixels.
+
+    Input pixel -> sky with the full distorted ``wcs_in``, sky -> output pixel with the full
+    ``wcs_out``.  Returns ``(x_out, y_out)`` arrays of the broadcast shape of x and y.
+    """
+    win, wout = _fresh(wcs_in), _fresh(wcs_out)
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    ra, dec = _pix2world(win, x.ravel(), y.ravel())
+    xo, yo = _world2pix(wout, ra, dec)
+    return np.asarray(xo).reshape(x.shape), np.asarray(yo).reshape(x.shape)
+
+
+def _grid(lo, hi, step):
+    """Grid from lo to hi (inclusive) every ``step``, always including hi."""
+    g = np.arange(lo, hi + 1, step, dtype=np.int64)
+    if g[-1] != hi:
+        g = np.append(g, hi)
+    return g
+
+
+def _interp_index(grid, n0, n):
+    """For pixels n0..n0+n-1: index of the grid cell to their left and the fraction across it."""
+    p = np.arange(n0, n0 + n, dtype=np.float64)
+    if len(grid) == 1:
+        return np.zeros(n, dtype=np.int64), np.zeros(n)
+    k = np.clip(np.searchsorted(grid, p, side="right") - 1, 0, len(grid) - 2)
+    t = (p - grid[k]) / (grid[k + 1] - grid[k])
+    return k, t
+
+
+def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=False, box=None):
+    """Pixel map from an input chip to an output frame.
+
+    Parameters
+    ----------
+    wcs_in, wcs_out : astropy.wcs.WCS (or Frame for the output)
+        Full WCSs (distortions included).  They are deep-copied, never modified.
+    shape_in : (ny, nx)
+        Shape of the input chip.
+    stepsize : int
+        Fast mode (AstroDrizzle's ``stepsize``, default 10): the exact transform is evaluated on
+        a grid every ``stepsize`` pixels that always includes the first and last row/column, and
+        the rest is filled by bilinear interpolation of the output positions.  Measured on the
+        real HST ACS/HRC 4th-order SIP chip in tests/data onto its default frame: max error
+        3.5e-4 px at stepsize 10 (8.4e-5 at 5, 8.9e-4 at 16, 3.6e-3 at 32; see
+        :func:`pixmap_error`).  Lookup-table distortions may interpolate less well: measure
+        them with :func:`pixmap_error`.  ``stepsize <= 1`` means exact.
+    exact : bool
+        Evaluate the exact transform at every pixel (slower, ~30x for SIP).
+    box : (xmin, xmax, ymin, ymax), optional
+        Inclusive 0-based sub-box of the input; the result then has shape
+        ``(ymax - ymin + 1, xmax - xmin + 1, 2)`` and element ``[j, i]`` refers to input pixel
+        ``(xmin + i, ymin + j)``.  The interpolation grid is anchored at the box corner.
+
+    Returns
+    -------
+    pixmap : float64 ndarray (ny, nx, 2)
+        ``pixmap[j, i] = (x_out, y_out)`` for the centre of input pixel ``(i, j)``.
+        Input points whose inverse transform diverges (possible only for a distorted
+        ``wcs_out``) are NaN; in fast mode NaN spreads to the neighbouring grid cells.
+    """
+    ny, nx = int(shape_in[0]), int(shape_in[1])
+    if box is None:
+        xmin, xmax, ymin, ymax = 0, nx - 1, 0, ny - 1
+    else:
+        xmin, xmax, ymin, ymax = (int(v) for v in box)
+    if xmax < xmin or ymax < ymin:
+        raise ValueError(f"empty box {box}")
+    bnx, bny = xmax - xmin + 1, ymax - ymin + 1
+    step = int(stepsize) if stepsize is not None else 1
+    win, wout = _fresh(wcs_in), _fresh(wcs_out)
+
+    if exact or step <= 1:
+        yy, xx = np.mgrid[ymin:ymax + 1, xmin:xmax + 1].astype(np.float64)
+        ra, dec = _pix2world(win, xx.ravel(), yy.ravel())
+        del xx, yy
+        xo, yo = _world2pix(wout, ra, dec)
+        pixmap = np.empty((bny, bnx, 2), dtype=np.float64)
+        pixmap[..., 0] = np.asarray(xo).reshape(bny, bnx)
+        pixmap[..., 1] = np.asarray(yo).reshape(bny, bnx)
+        return pixmap
+
+    gx, gy = _grid(xmin, xmax, step), _grid(ymin, ymax, step)
+    gxx, gyy = np.meshgrid(gx.astype(np.float64), gy.astype(np.float64))
+    ra, dec = _pix2world(win, gxx.ravel(), gyy.ravel())
+    xo, yo = _world2pix(wout, ra, dec)
+    g = np.stack([np.asarray(xo), np.asarray(yo)], axis=-1).reshape(len(gy), len(gx), 2)
+
+    # Separable bilinear interpolation: along x for every grid row, then along y in row blocks
+    # (one block per grid cell, so no full-size temporaries beyond the result).
+    kx, tx = _interp_index(gx, xmin, bnx)
+    tx = tx[None, :, None]
+    if len(gx) == 1:
+        rows = g[:, kx, :]
+    else:
+        rows = g[:, kx, :] * (1.0 - tx) + g[:, kx + 1, :] * tx  # (len(gy), bnx, 2)
+    pixmap = np.empty((bny, bnx, 2), dtype=np.float64)
+    if len(gy) == 1:
+        pixmap[:] = rows[0]
+        return pixmap
+    for k in range(len(gy) - 1):
+        j0, j1 = gy[k] - ymin, gy[k + 1] - ymin
+        last = k == len(gy) - 2
+        jj = np.arange(j0, j1 + 1 if last else j1)
+        t = ((jj - j0) / float(j1 - j0))[:, None, None]
+        pixmap[jj[0]:jj[-1] + 1] = rows[k] * (1.0 - t) + rows[k + 1] * t
+    return pixmap
+
+
+def pixmap_error(wcs_in, wcs_out, shape, stepsize=DEFAULT_STEPSIZE, *, exact_pixmap=None):
+    """Maximum error (output pixels, Euclidean) of the fast pixmap at ``stepsize`` against the
+    exact one.  Pass ``exact_pixmap`` to reuse an exact pixmap already computed."""
+    if exact_pixmap is None:
+        exact_pixmap = calc_pixmap(wcs_in, wcs_out, shape, exact=True)
+    fast = calc_pixmap(wcs_in, wcs_out, shape, stepsize=stepsize)
+    d = fast - exact_pixmap
+    return float(np.nanmax(np.hypot(d[..., 0], d[..., 1])))
+
+
+# --------------------------------------------------------------------------------------------
+# Local scale and orientation
+# --------------------------------------------------------------------------------------------
+
+def _unit(ra, dec):
+    a, d = np.radians(ra), np.radians(dec)
+    cd = np.cos(d)
+    return np.stack([cd * np.cos(a), cd * np.sin(a), np.sin(d)], axis=-1)
+
+
+def _radec(v):
+    v = np.asarray(v, dtype=np.float64)
+    v = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    ra = np.degrees(np.arctan2(v[..., 1], v[..., 0])) % 360.0
+    dec = np.degrees(np.arcsin(np.clip(v[..., 2], -1.0, 1.0)))
+    return ra, dec
+
+
+def _local_jacobian(w, x, y, h=0.5):
+    """d(east, north)/d(x, y) in arcsec per pixel at 0-based pixel (x, y) of WCS ``w``.
+
+    (east, north) are gnomonic tangent-plane coordinates about the sky position of (x, y); the
+    derivative is a central difference over +-h pixels of the full (distorted) WCS.
+    """
+    px = np.array([x, x + h, x - h, x, x], dtype=np.float64)
+    py = np.array([y, y, y, y + h, y - h], dtype=np.float64)
+    ra, dec = _pix2world(w, px, py)
+    q = _unit(ra, dec)
+    c = q[0]
+    a, d = math.radians(ra[0]), math.radians(dec[0])
+    e_east = np.array([-math.sin(a), math.cos(a), 0.0])
+    e_north = np.array([-math.sin(d) * math.cos(a), -math.sin(d) * math.sin(a), math.cos(d)])
+    qc = q @ c
+    east = (q @ e_east) / qc * _ARCSEC_PER_RAD
+    north = (q @ e_north) / qc * _ARCSEC_PER_RAD
+    return np.array([[(east[1] - east[2]) / (2 * h), (east[3] - east[4]) / (2 * h)],
+                     [(north[1] - north[2]) / (2 * h), (north[3] - north[4]) / (2 * h)]])
+
+
+def _centre(wcs, shape):
+    shape = _shape_of(wcs, shape)
+    if shape is not None:
+        return (shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0
+    w = wcs.wcs() if isinstance(wcs, Frame) else wcs
+    return float(w.wcs.crpix[0] - 1.0), float(w.wcs.crpix[1] - 1.0)
+
+
+def pixel_scale(wcs, shape=None, *, at=None):
+    """Linear pixel scale in arcsec/pixel: sqrt of the on-sky area of a pixel.
+
+    Evaluated from the local Jacobian of the full (distorted) WCS at the chip centre
+    ``((nx-1)/2, (ny-1)/2)``; ``shape`` defaults to ``wcs.pixel_shape`` and, failing that,
+    the reference pixel is used.  ``at=(x, y)`` evaluates at another 0-based pixel position.
+    """
+    x, y = at if at is not None else _centre(wcs, shape)
+    j = _local_jacobian(_fresh(wcs), x, y)
+    return float(math.sqrt(abs(np.linalg.det(j))))
+
+
+def orientation(wcs, shape=None, *, at=None):
+    """Position angle (degrees East of North) of the chip's local +y axis at its centre.
+
+    The equivalent of HST's ``ORIENTAT``, from the full distorted WCS; in ``(-180, 180]``.
+    """
+    x, y = at if at is not None else _centre(wcs, shape)
+    j = _local_jacobian(_fresh(wcs), x, y)
+    pa = math.degrees(math.atan2(j[0, 1], j[1, 1]))
+    return 180.0 if pa == -180.0 else pa
+
+
+def pixel_scale_ratio(wcs_in, wcs_out, shape_in):
+    """Output / input linear pixel size (AstroDrizzle's ``pix_ratio``).
+
+    2.0 when output pixels are twice as large as input pixels.  The input scale is taken at the
+    input chip centre; the output scale at the output position of that same sky point.  Both
+    include distortion (sqrt of local pixel area).
+    """
+    win, wout = _fresh(wcs_in), _fresh(wcs_out)
+    x, y = _centre(win, shape_in)
+    ra, dec = _pix2world(win, np.array([x]), np.array([y]))
+    xo, yo = _world2pix(wout, ra, dec)
+    s_in = pixel_scale(win, at=(x, y))
+    s_out = pixel_scale(wout, at=(float(xo[0]), float(yo[0])))
+    return s_out / s_in
+
+
+# --------------------------------------------------------------------------------------------
+# Footprints
+# --------------------------------------------------------------------------------------------
+
+def _side(a, b, length, step):
+    n = max(1, int(math.ceil(length / float(step))))
+    return np.linspace(a, b, n + 1)
+
+
+def _edge_sides(shape, step):
+    """The 4 sides of the chip's outer pixel edge as (x, y) arrays, each with both ends,
+    counter-clockwise from (-0.5, -0.5)."""
+    ny, nx = int(shape[0]), int(shape[1])
+    x0, x1, y0, y1 = -0.5, nx - 0.5, -0.5, ny - 0.5
+    sx, sy = _side(x0, x1, nx, step), _side(y0, y1, ny, step)
+    return [
+        (sx, np.full_like(sx, y0)),              # bottom, left -> right
+        (np.full_like(sy, x1), sy),              # right, bottom -> top
+        (sx[::-1], np.full_like(sx, y1)),        # top, right -> left
+        (np.full_like(sy, x0), sy[::-1]),        # left, top -> bottom
+    ]
+
+
+def edge_points(shape, step=FOOTPRINT_STEP):
+    """0-based pixel coordinates ``(x, y)`` of points on the chip's outer pixel edge.
+
+    The 4 corners ``(-0.5, -0.5)``, ``(nx - 0.5, -0.5)``, ``(nx - 0.5, ny - 0.5)``,
+    ``(-0.5, ny - 0.5)`` and evenly spaced points at most ``step`` pixels apart along every
+    side, counter-clockwise, each point once.
+    """
+    sides = _edge_sides(shape, step)
+    x = np.concatenate([s[0][:-1] for s in sides])
+    y = np.concatenate([s[1][:-1] for s in sides])
+    return x, y
+
+
+def footprint(wcs, shape=None, step=FOOTPRINT_STEP):
+    """Sky footprint of a chip: ``(N, 2)`` array of (RA, Dec) degrees of :func:`edge_points`.
+
+    Uses the outer pixel edges (not AstroDrizzle's 4 pixel-centre corners) sampled at most every
+    ``step`` pixels, so bends of the edges due to distortion are followed.
+    """
+    shape = _shape_of(wcs, shape)
+    if shape is None:
+        raise ValueError("footprint needs the chip shape")
+    x, y = edge_points(shape, step)
+    ra, dec = _pix2world(_fresh(wcs), x, y)
+    return np.column_stack([ra, dec])
+
+
+def _projected_edges(win, wout, shape, step=_BOUNDS_STEP):
+    """Exact output positions of a chip's edge points plus a bound on how far the true edge can
+    bulge beyond the straight lines between consecutive samples (output pixels)."""
+    sides = _edge_sides(shape, step)
+    xs, ys, bulge = [], [], 0.0
+    for sx, sy in sides:
+        ra, dec = _pix2world(win, sx, sy)
+        xo, yo = _world2pix(wout, ra, dec)
+        xo, yo = np.asarray(xo), np.asarray(yo)
+        if len(xo) >= 3:
+            d2 = np.hypot(np.diff(xo, 2), np.diff(yo, 2))
+            if np.any(np.isfinite(d2)):
+                # Sagitta of a smooth arc between samples ~ |second difference| / 8; x2 safety.
+                bulge = max(bulge, 2.0 * float(np.nanmax(d2)) / 8.0)
+        xs.append(xo)
+        ys.append(yo)
+    return np.concatenate(xs), np.concatenate(ys), bulge
+
+
+# --------------------------------------------------------------------------------------------
+# Output frame
+# --------------------------------------------------------------------------------------------
+
+def _tan_wcs(crval, crpix, pscale, rot):
+    """Undistorted TAN WCS with a "perfect" CD: pscale/3600 * [[-cos t, sin t], [sin t, cos t]]
+    (+y axis at position angle ``rot`` degrees East of North, East to the left)."""
+    t = math.radians(rot)
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.cunit = ["deg", "deg"]
+    w.wcs.radesys = "ICRS"
+    w.wcs.crval = [float(crval[0]), float(crval[1])]
+    w.wcs.crpix = [float(crpix[0]), float(crpix[1])]
+    s = pscale / 3600.0
+    w.wcs.cd = s * np.array([[-math.cos(t), math.sin(t)], [math.sin(t), math.cos(t)]])
+    w.wcs.set()
+    return w
+
+
+def _as_pairs(wcss_and_shapes):
+    pairs = []
+    for item in wcss_and_shapes:
+        if isinstance(item, (WCS, Frame)):
+            w, shape = item, None
+        else:
+            w, shape = item
+        shape = _shape_of(w, shape)
+        if shape is None:
+            raise ValueError("every chip needs a shape (pass (wcs, (ny, nx)) pairs)")
+        pairs.append((w, shape))
+    return pairs
+
+
+def make_output_wcs(wcss_and_shapes=(), *, rot=None, scale=None, outnx=None, outny=None,
+                    ra=None, dec=None, crpix1=None, crpix2=None, refimage=None):
+    """AstroDrizzle-like output frame for a set of chips.
+
+    Parameters
+    ----------
+    wcss_and_shapes : iterable of (WCS, (ny, nx))
+        Every chip of every input, the first chip of the first input first (a bare WCS with
+        ``pixel_shape`` is accepted too).
+    rot : float, optional
+        Position angle (degrees East of North) of the output +y axis; 0 = North up, East left.
+        Default: the orientation of the first chip at its centre (as ``ORIENTAT``).
+    scale : float, optional
+        Output pixel scale, arcsec/pixel.  Default: :func:`pixel_scale` of the first chip
+        (sqrt of the local pixel area; AstroDrizzle uses ``IDCSCALE`` -- pass it here for that).
+    outnx, outny : int, optional
+        Output size; that axis' ``CRPIX`` is then ``(n + 1) / 2`` (1-based).
+    ra, dec : float, optional
+        ``CRVAL`` (degrees).  Default: normalised mean of the unit vectors of all chips' footprint
+        points (edge points, see :func:`footprint`).
+    crpix1, crpix2 : float, optional
+        ``CRPIX`` (1-based FITS convention), overriding the computed ones.
+    refimage : str or WCS or Frame, optional
+        ``"file.fits[ext]"`` or a WCS supplying the whole output WCS and shape (a WCS needs
+        ``pixel_shape`` or ``outnx/outny``).  ``ra/dec/crpix1/crpix2/outnx/outny`` given
+        explicitly are still applied on top; ``rot`` and ``scale`` are ignored with a warning.
+
+    Returns
+    -------
+    (wcs, (ny, nx))
+        The undistorted TAN WCS (``pixel_shape`` set; ``wcs.to_header()`` or
+        :func:`wcs_to_header` give its FITS header) and the frame shape.
+
+    Notes
+    -----
+    Without overrides the frame contains every chip's outer pixel edges: the size is the
+    ceiling of the extent of all chips' edges projected on the output tangent plane (plus a
+    bound on the bend of the edges between sample points), and CRPIX centres that extent.
+    AstroDrizzle sizes from the 4 pixel-centre corners only.
+    """
+    if refimage is not None:
+        return _from_refimage(refimage, rot=rot, scale=scale, outnx=outnx, outny=outny, ra=ra,
+                              dec=dec, crpix1=crpix1, crpix2=crpix2)
+    pairs = _as_pairs(wcss_and_shapes)
+    if not pairs:
+        raise ValueError("make_output_wcs needs at least one chip (or refimage)")
+    fresh = [(_fresh(w), s) for w, s in pairs]
+
+    w0, s0 = fresh[0]
+    pscale = float(scale) if scale is not None else pixel_scale(w0, s0)
+    t = float(rot) if rot is not None else orientation(w0, s0)
+
+    if ra is None or dec is None:
+        vecs = np.concatenate([_unit(*footprint(w, s).T) for w, s in fresh])
+        mra, mdec = _radec(vecs.mean(axis=0))
+        ra = float(mra) if ra is None else ra
+        dec = float(mdec) if dec is None else dec
+    crval = (float(ra), float(dec))
+
+    # Project all chips' edges on the tangent plane with CRPIX (1, 1), i.e. 0-based pixel (0, 0)
+    # at CRVAL, and find their extent.
+    proj = _tan_wcs(crval, (1.0, 1.0), pscale, t)
+    xmin = ymin = np.inf
+    xmax = ymax = -np.inf
+    bulge = 0.0
+    for w, s in fresh:
+        xo, yo, b = _projected_edges(w, proj, s)
+        xmin, xmax = min(xmin, np.nanmin(xo)), max(xmax, np.nanmax(xo))
+        ymin, ymax = min(ymin, np.nanmin(yo)), max(ymax, np.nanmax(yo))
+        bulge = max(bulge, b)
+    xmin, xmax, ymin, ymax = xmin - bulge, xmax + bulge, ymin - bulge, ymax + bulge
+
+    def axis(lo, hi, n_override, crpix_override):
+        if n_override is not None:
+            n = int(n_override)
+            crpix = (n + 1) / 2.0
+        else:
+            # Pixel edges span [-0.5, n - 0.5]: n >= hi - lo.  Centre the extent in the frame:
+            # 0-based position (n - 1) / 2 <-> (lo + hi) / 2, so CRPIX = 1 + (n-1)/2 - mid.
+            n = max(1, int(math.ceil(hi - lo - _SIZE_TOL)))
+            crpix = 1.0 + (n - 1) / 2.0 - (lo + hi) / 2.0
+        if crpix_override is not None:
+            crpix = float(crpix_override)
+        return n, crpix
+
+    nx, c1 = axis(xmin, xmax, outnx, crpix1)
+    ny, c2 = axis(ymin, ymax, outny, crpix2)
+    out = _tan_wcs(crval, (c1, c2), pscale, t)
+    out.pixel_shape = (nx, ny)
+    return out, (ny, nx)
+
+
+def _from_refimage(refimage, *, rot, scale, outnx, outny, ra, dec, crpix1, crpix2):
+    if rot is not None or scale is not None:
+        warnings.warn("make_output_wcs: rot/scale are ignored when refimage is given", UserWarning,
+                      stacklevel=3)
+    if isinstance(refimage, Frame):
+        w, shape = refimage.wcs(), refimage.shape
+    elif isinstance(refimage, WCS):
+        w, shape = copy.deepcopy(refimage), _shape_of(refimage, None)
+    else:
+        w, shape = read_wcs(refimage)
+    if shape is None:
+        if outnx is None or outny is None:
+            raise ValueError("refimage has no image size; give outnx and outny")
+        shape = (int(outny), int(outnx))
+    ny, nx = shape
+    if outnx is not None:
+        nx = int(outnx)
+    if outny is not None:
+        ny = int(outny)
+    if ra is not None:
+        w.wcs.crval[0] = float(ra)
+    if dec is not None:
+        w.wcs.crval[1] = float(dec)
+    if crpix1 is not None:
+        w.wcs.crpix[0] = float(crpix1)
+    if crpix2 is not None:
+        w.wcs.crpix[1] = float(crpix2)
+    w.wcs.set()
+    w.pixel_shape = (nx, ny)
+    return w, (ny, nx)
+
+
+# --------------------------------------------------------------------------------------------
+# Frame: a picklable output frame description
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Frame:
+    """An output frame: FITS WCS header text plus shape ``(ny, nx)``.
+
+    Small, immutable, hashable and cheap to pickle -- ship this through Dask graphs and call
+    :meth:`wcs` inside a task for a fresh (thread-private) ``astropy.wcs.WCS``.  The header is
+    written at full precision (SIP included; lookup-table distortions cannot be carried).
+    """
+
+    header: str
+    shape: tuple
+
+    @classmethod
+    def from_wcs(cls, wcs, shape=None):
+        shape = _shape_of(wcs, shape)
+        if shape is None:
+            raise ValueError("Frame needs a shape")
+        if isinstance(wcs, WCS) and (wcs.det2im1 is not None or wcs.det2im2 is not None
+                                     or wcs.cpdis1 is not None or wcs.cpdis2 is not None):
+            raise ValueError("a Frame cannot carry lookup-table distortions (D2IM/CPDIS)")
+        h = wcs_to_header(wcs, cd=True)
+        return cls(h.tostring(sep="\n"), (int(shape[0]), int(shape[1])))
+
+    @property
+    def ny(self):
+        return self.shape[0]
+
+    @property
+    def nx(self):
+        return self.shape[1]
+
+    def fits_header(self):
+        """The WCS as an ``astropy.io.fits.Header`` (with ``NAXIS1/2`` left to the writer)."""
+        return fits.Header.fromstring(self.header, sep="\n")
+
+    def wcs(self):
+        """A new ``astropy.wcs.WCS`` for this frame, ``pixel_shape`` set."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            w = WCS(self.fits_header())
+        w.pixel_shape = (self.nx, self.ny)
+        return w
+
+
+def sub_frame(frame, x0, y0, nx, ny):
+    """The rectangular piece of a frame starting at 0-based parent pixel ``(x0, y0)`` with shape
+    ``(ny, nx)``: same sky geometry, CRPIX shifted by ``(-x0, -y0)``, so sub-frame pixel
+    ``(i, j)`` is parent pixel ``(x0 + i, y0 + j)``.  The piece may extend beyond the parent.
+
+    ``frame`` is a :class:`Frame` (returns a Frame) or a WCS (returns a WCS with pixel_shape).
+    """
+    if isinstance(frame, Frame):
+        w = frame.wcs()
+    else:
+        w = copy.deepcopy(frame)
+    w.wcs.crpix = [w.wcs.crpix[0] - x0, w.wcs.crpix[1] - y0]
+    w.wcs.set()
+    w.pixel_shape = (int(nx), int(ny))
+    if isinstance(frame, Frame):
+        return Frame.from_wcs(w, (int(ny), int(nx)))
+    return w
+
+
+def _box_from_extent(xlo, xhi, ylo, yhi, frame_shape):
+    fny, fnx = int(frame_shape[0]), int(frame_shape[1])
+    if not all(np.isfinite(v) for v in (xlo, xhi, ylo, yhi)):
+        return None
+    # Output pixel k covers [k - 0.5, k + 0.5]; an extent ending within _SIZE_TOL of a pixel
+    # boundary does not count as touching the next pixel (zero-area contact, float noise).
+    x0 = max(0, int(math.floor(xlo + 0.5 + _SIZE_TOL)))
+    x1 = min(fnx, int(math.floor(xhi + 0.5 - _SIZE_TOL)) + 1)
+    y0 = max(0, int(math.floor(ylo + 0.5 + _SIZE_TOL)))
+    y1 = min(fny, int(math.floor(yhi + 0.5 - _SIZE_TOL)) + 1)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return x0, x1, y0, y1
+
+
+def bounding_box(pixmap, frame_shape, *, pad=0.0):
+    """Box of output pixels that a pixmap's input pixels touch, clipped to the frame.
+
+    The extent of the pixmap's pixel centres is widened by half an input pixel as it appears in
+    the output (from the pixmap's own local derivatives along its border), so whole input pixels
+    are covered, plus ``pad`` output pixels (for kernels wider than a pixel).
+
+    Returns ``(x0, x1, y0, y1)`` with half-open ranges -- the touched region is
+    ``out[y0:y1, x0:x1]`` -- or None if there is no overlap (or the pixmap is all NaN).
+    """
+    pm = np.asarray(pixmap)
+    X, Y = pm[..., 0], pm[..., 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if not np.any(np.isfinite(X)):
+            return None
+        xlo, xhi = float(np.nanmin(X)), float(np.nanmax(X))
+        ylo, yhi = float(np.nanmin(Y)), float(np.nanmax(Y))
+        ny, nx = X.shape
+        di = dj = None
+        if nx > 1:  # d/di along the bottom and top rows
+            di = np.abs(np.concatenate([np.diff(pm[0], axis=0), np.diff(pm[-1], axis=0)]))
+        if ny > 1:  # d/dj along the left and right columns
+            dj = np.abs(np.concatenate([np.diff(pm[:, 0], axis=0), np.diff(pm[:, -1], axis=0)]))
+        if di is None and dj is None:
+            mx = my = 0.5
+        else:
+            if di is None:
+                di = dj
+            if dj is None:
+                dj = di
+            mx = 0.5 * (np.nanmax(di[:, 0]) + np.nanmax(dj[:, 0]))
+            my = 0.5 * (np.nanmax(di[:, 1]) + np.nanmax(dj[:, 1]))
+    mx, my = float(mx) + pad, float(my) + pad
+    return _box_from_extent(xlo - mx, xhi + mx, ylo - my, yhi + my, frame_shape)
+
+
+def chip_bounding_box(wcs_in, shape_in, frame, frame_shape=None, *, pad=0.0):
+    """Box ``(x0, x1, y0, y1)`` (half-open) of output pixels touched by a chip, from its exact
+    edge transform -- no pixmap needed (for planning which chips touch which tiles).  ``frame``
+    is a Frame or a WCS (then ``frame_shape`` or its ``pixel_shape`` gives the shape).  None if
+    the chip misses the frame."""
+    frame_shape = _shape_of(frame, frame_shape)
+    if frame_shape is None:
+        raise ValueError("chip_bounding_box needs the frame shape")
+    xo, yo, bulge = _projected_edges(_fresh(wcs_in), _fresh(frame), shape_in)
+    m = bulge + pad
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _box_from_extent(float(np.nanmin(xo)) - m, float(np.nanmax(xo)) + m,
+                                float(np.nanmin(yo)) - m, float(np.nanmax(yo)) + m, frame_shape)
