@@ -605,3 +605,50 @@ def test_parity_with_drizzle_3(oracle, kernel):
     assert n_compared > 50 * 500  # the comparison is not vacuous
     if kernel.startswith("lanczos"):
         assert lanczos_mismatch <= 2e-3 * lanczos_pixels
+
+
+# ---------------------------------------------------------------------------
+# drizzle_sums: blocks of the frame (the pipeline's tiled reduction)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_blocks_that_tile_the_frame_add_up_bit_for_bit(kernel):
+    from dazzle.kernels import drizzle_sums
+
+    rng = np.random.default_rng(8)
+    pixmap = affine_pixmap(50, 60, angle_deg=23.0, scale=0.8, shift=(40.0, 38.0), quad=(1e-3, -5e-4))
+    data = rng.normal(5, 1, (50, 60)).astype(np.float32)
+    weights = rng.uniform(0.5, 1.5, (50, 60)).astype(np.float32)
+    frame = (80, 90)
+    kw = dict(weights=weights, kernel=kernel, pixfrac=0.9 if kernel != "tophat" else 2.0,
+              pixel_scale_ratio=1.25, bit=1 << 31)
+    num = np.zeros(frame)
+    den = np.zeros(frame)
+    ctx = np.zeros(frame, np.int32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        drizzle_sums(data, pixmap, num, den, ctx, **kw)
+        for tile in (7, 16, 33):
+            tnum = np.zeros(frame)
+            tden = np.zeros(frame)
+            tctx = np.zeros(frame, np.int32)
+            for y0 in range(0, frame[0], tile):
+                for x0 in range(0, frame[1], tile):
+                    sl = np.s_[y0:y0 + tile, x0:x0 + tile]
+                    bn, bd, bc = np.zeros(num[sl].shape), np.zeros(num[sl].shape), np.zeros(num[sl].shape, np.int32)
+                    drizzle_sums(data, pixmap, bn, bd, bc, x0=x0, y0=y0, **kw)
+                    tnum[sl], tden[sl], tctx[sl] = bn, bd, bc
+            np.testing.assert_array_equal(tnum, num)
+            np.testing.assert_array_equal(tden, den)
+            np.testing.assert_array_equal(tctx, ctx)
+    assert (ctx == np.int32(-2 ** 31)).sum() > 1000
+    # and the sums are what drizzle_add turns into its running mean
+    sci, wht, _ = new_output(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        drizzle_add(data, pixmap, sci, wht, weights=weights, kernel=kernel, pixfrac=kw["pixfrac"],
+                    pixel_scale_ratio=1.25)
+    np.testing.assert_allclose(wht, den.astype(np.float32), rtol=1e-6, atol=1e-7)
+    good = den != 0
+    np.testing.assert_allclose(sci[good], (num[good] / den[good]).astype(np.float32), rtol=1e-6)

@@ -158,9 +158,9 @@ def _pixmap_extent(pixmap):
 
 # ---------------------------------------------------------------------------
 # The kernels.  Each adds sum(dow*d) into ``num`` and sum(dow) into ``den``;
-# ``num``/``den`` cover output pixels [bx0, bx0+nbx) x [by0, by0+nby) of a
-# frame of shape (ony, onx).  Context bits go straight into ``ctx`` (a 2-D
-# int32 plane of the whole frame) when ``use_ctx``.
+# ``num``/``den`` cover output pixels [bx0, bx0+nbx) x [by0, by0+nby) of the
+# output frame (the pixmap's coordinates).  Context bits go into ``ctx``
+# (int32, same shape and placement as ``num``) when ``use_ctx``.
 # ---------------------------------------------------------------------------
 
 
@@ -276,15 +276,20 @@ def _kernel_square(data, weights, use_weights, pixmap, num, den, bx0, by0,
             scale = w / jac
             mi = ihi - ilo + 1
             mj = jhi - jlo + 1
-            if (mi <= 2 and mj <= 2 and ilo == _nint(xmn) and ihi == _nint(xmx)
-                    and jlo == _nint(ymn) and jhi == _nint(ymx)):
+            # the path is chosen from the drop's own box, not the part inside
+            # this block, so that any tiling of the frame gives the same bits
+            ilo0 = _nint(xmn)
+            jlo0 = _nint(ymn)
+            ni0 = _nint(xmx) - ilo0 + 1
+            nj0 = _nint(ymx) - jlo0 + 1
+            if ni0 <= 2 and nj0 <= 2:
                 # Fast path: the drop lies inside a 2x2 block of cells (the
                 # usual case near unit scale).  With cut lines X (between the
                 # columns) and Y (between the rows), every cell area follows
                 # from three signed integrals over the edges:
                 #   fx = area(x < X), fy = area(y < Y), fxy = area(x < X, y < Y)
-                cx = ilo + 0.5
-                cy = jlo + 0.5
+                cx = ilo0 + 0.5
+                cy = jlo0 + 0.5
                 fx = 0.0
                 fy = 0.0
                 fxy = 0.0
@@ -347,28 +352,28 @@ def _kernel_square(data, weights, use_weights, pixmap, num, den, bx0, by0,
                 for q in range(4):
                     if q == 0:
                         area = a00
-                        ii = ilo
-                        jj = jlo
+                        ii = ilo0
+                        jj = jlo0
                     elif q == 1:
                         area = a10
-                        ii = ilo + 1
-                        jj = jlo
+                        ii = ilo0 + 1
+                        jj = jlo0
                     elif q == 2:
                         area = a01
-                        ii = ilo
-                        jj = jlo + 1
+                        ii = ilo0
+                        jj = jlo0 + 1
                     else:
                         area = a11
-                        ii = ilo + 1
-                        jj = jlo + 1
-                    if ii > ihi or jj > jhi or abs(area) < 1e-12:
+                        ii = ilo0 + 1
+                        jj = jlo0 + 1
+                    if ii < ilo or ii > ihi or jj < jlo or jj > jhi or abs(area) < 1e-12:
                         continue
                     dow = area * scale
                     num[jj - by0, ii - bx0] += dow * d
                     den[jj - by0, ii - bx0] += dow
                     if use_ctx and dow > 0.0:
-                        ctx[jj, ii] |= bit
-            elif mi <= _MAXBOX and mj <= _MAXBOX:
+                        ctx[jj - by0, ii - bx0] |= bit
+            elif ni0 <= _MAXBOX and nj0 <= _MAXBOX:
                 for q in range(mi * mj):
                     acc[q] = 0.0
                 for k in range(4):
@@ -442,7 +447,7 @@ def _kernel_square(data, weights, use_weights, pixmap, num, den, bx0, by0,
                         num[jj - by0, ii - bx0] += dow * d
                         den[jj - by0, ii - bx0] += dow
                         if use_ctx and dow > 0.0:
-                            ctx[jj, ii] |= bit
+                            ctx[jj - by0, ii - bx0] |= bit
             else:
                 # very large drops (output pixels much finer than input
                 # pixels): the same integrals, one cell at a time
@@ -481,7 +486,7 @@ def _kernel_square(data, weights, use_weights, pixmap, num, den, bx0, by0,
                         num[jj - by0, ii - bx0] += dow * d
                         den[jj - by0, ii - bx0] += dow
                         if use_ctx and dow > 0.0:
-                            ctx[jj, ii] |= bit
+                            ctx[jj - by0, ii - bx0] |= bit
 
 
 @njit(nogil=True, cache=True)
@@ -511,7 +516,7 @@ def _kernel_point(data, weights, use_weights, pixmap, num, den, bx0, by0,
             num[jj, ii] += w * d
             den[jj, ii] += w
             if use_ctx and w > 0.0:
-                ctx[jj + by0, ii + bx0] |= bit
+                ctx[jj, ii] |= bit
 
 
 @njit(nogil=True, cache=True)
@@ -559,7 +564,7 @@ def _kernel_turbo(data, weights, use_weights, pixmap, num, den, bx0, by0,
                     num[jj - by0, ii - bx0] += dow * d
                     den[jj - by0, ii - bx0] += dow
                     if use_ctx and dow > 0.0:
-                        ctx[jj, ii] |= bit
+                        ctx[jj - by0, ii - bx0] |= bit
 
 
 @njit(nogil=True, cache=True)
@@ -603,7 +608,7 @@ def _kernel_gaussian(data, weights, use_weights, pixmap, num, den, bx0, by0,
                     num[jj - by0, ii - bx0] += dow * d
                     den[jj - by0, ii - bx0] += dow
                     if use_ctx and dow > 0.0:
-                        ctx[jj, ii] |= bit
+                        ctx[jj - by0, ii - bx0] |= bit
 
 
 @njit(nogil=True, cache=True)
@@ -652,7 +657,7 @@ def _kernel_lanczos(data, weights, use_weights, pixmap, num, den, bx0, by0,
                     num[jj - by0, ii - bx0] += dow * d
                     den[jj - by0, ii - bx0] += dow
                     if use_ctx and dow > 0.0:
-                        ctx[jj, ii] |= bit
+                        ctx[jj - by0, ii - bx0] |= bit
 
 
 @njit(nogil=True, cache=True)
@@ -704,7 +709,7 @@ def _kernel_tophat(data, weights, use_weights, pixmap, num, den, bx0, by0,
                         num[jj - by0, ii - bx0] += dow * d
                         den[jj - by0, ii - bx0] += dow
                         if use_ctx and dow > 0.0:
-                            ctx[jj, ii] |= bit
+                            ctx[jj - by0, ii - bx0] |= bit
 
 
 # ---------------------------------------------------------------------------
@@ -813,6 +818,108 @@ def _kernel_margin(kernel: str, pixfrac: float, psr: float, step: float) -> int:
     return int(math.ceil(reach)) + 2
 
 
+def _prepare(data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl,
+             exptime, in_units):
+    """Validate and normalise the arguments shared by drizzle_add and drizzle_sums."""
+    kernel = str(kernel).lower()
+    if kernel not in _KERNEL_CODE:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+    in_units = str(in_units).lower()
+    if in_units not in ("cps", "counts"):
+        raise ValueError(f"in_units must be 'cps' or 'counts'; got {in_units!r}")
+    pixfrac = float(pixfrac)
+    if not (pixfrac >= 0.0 and math.isfinite(pixfrac)):
+        raise ValueError(f"pixfrac must be a finite number >= 0; got {pixfrac!r}")
+    if pixfrac < 0.001:
+        kernel = "point"
+    wt_scl = float(wt_scl)
+    if not wt_scl > 0.0:
+        raise ValueError(f"wt_scl must be > 0; got {wt_scl!r}")
+    iscale = float(iscale)
+    if in_units == "counts":
+        exptime = float(exptime)
+        if not exptime > 0.0:
+            raise ValueError(f"exptime must be > 0 with in_units='counts'; got {exptime!r}")
+        iscale /= exptime
+
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    if data.ndim != 2:
+        raise ValueError(f"data must be 2-D; got shape {data.shape}")
+    pixmap = np.ascontiguousarray(pixmap, dtype=np.float64)
+    if pixmap.shape != data.shape + (2,):
+        raise ValueError(f"pixmap shape {pixmap.shape} does not match data shape {data.shape} + (2,)")
+    if kernel == "square" and min(data.shape) < 2:
+        raise ValueError("the square kernel needs an input of at least 2x2 pixels")
+    if weights is not None:
+        weights = np.ascontiguousarray(weights, dtype=np.float32)
+        if weights.shape != data.shape:
+            raise ValueError(f"weights shape {weights.shape} does not match data shape {data.shape}")
+        use_weights = True
+    else:
+        weights = np.zeros((1, 1), dtype=np.float32)
+        use_weights = False
+    if pixel_scale_ratio is None:
+        psr = estimate_pixel_scale_ratio(pixmap)
+    else:
+        psr = float(pixel_scale_ratio)
+        if not psr > 0.0:
+            raise ValueError(f"pixel_scale_ratio must be > 0; got {pixel_scale_ratio!r}")
+    return data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl
+
+
+def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit,
+                pixfrac, psr, iscale, wt_scl):
+    common = (data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit)
+    if kernel == "square":
+        _kernel_square(*common, pixfrac, iscale, wt_scl)
+    elif kernel == "point":
+        _kernel_point(*common, iscale, wt_scl)
+    elif kernel == "turbo":
+        _kernel_turbo(*common, pixfrac, psr, iscale, wt_scl)
+    elif kernel == "gaussian":
+        _kernel_gaussian(*common, pixfrac, psr, iscale, wt_scl)
+    elif kernel == "tophat":
+        _kernel_tophat(*common, pixfrac, psr, iscale, wt_scl)
+    else:
+        order = int(kernel[-1])
+        _kernel_lanczos(*common, order, _LANCZOS_LUTS[order], psr, iscale, wt_scl)
+
+
+def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, kernel="square",
+                 pixfrac=1.0, iscale=1.0, pixel_scale_ratio=1.0, wt_scl=1.0, exptime=1.0,
+                 in_units="cps", bit=1):
+    """Add one input's weighted sums to a block of the output frame, in place.
+
+    The building block of the pipeline's reductions: ``num`` (float64) gains
+    ``sum(dow * d)`` and ``den`` (float64) gains ``sum(dow)`` for output
+    pixels ``[y0:y0+ny, x0:x0+nx]`` of the frame in which ``pixmap`` is
+    expressed (``(ny, nx) = num.shape``).  Drops partly outside the block add
+    only their part inside it, so blocks that tile a frame add up exactly to
+    the untiled result.  ``ctx`` (optional int32, same shape as ``num``) gets
+    ``bit`` OR-ed in where the weight added is positive.  The science of the
+    block is ``num / den`` where ``den != 0``.  Other arguments as
+    :func:`drizzle_add`.
+    """
+    data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl = _prepare(
+        data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units)
+    for name, arr in (("num", num), ("den", den)):
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.float64 or arr.ndim != 2:
+            raise TypeError(f"{name} must be a 2-D float64 numpy array")
+    if num.shape != den.shape:
+        raise ValueError(f"num shape {num.shape} != den shape {den.shape}")
+    if ctx is not None:
+        if not isinstance(ctx, np.ndarray) or ctx.dtype != np.int32 or ctx.shape != num.shape:
+            raise TypeError("ctx must be an int32 numpy array of the same shape as num")
+        use_ctx = True
+    else:
+        ctx = np.zeros((1, 1), dtype=np.int32)
+        use_ctx = False
+    bit = np.array([int(bit) & 0xFFFFFFFF], dtype=np.uint32).view(np.int32)[0]
+    if num.size:
+        _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, int(x0), int(y0), ctx, use_ctx,
+                    bit, pixfrac, psr, iscale, wt_scl)
+
+
 def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
                 kernel="square", pixfrac=1.0, iscale=1.0, pixel_scale_ratio=1.0,
                 wt_scl=1.0, exptime=1.0, in_units="cps", uniqid=1, fillval=None):
@@ -854,46 +961,11 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
         ``None`` (INDEF): output pixels with zero weight keep their value.
         A number: after adding, every output pixel with zero weight is set to it.
     """
-    kernel = str(kernel).lower()
-    if kernel not in _KERNEL_CODE:
-        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
-    in_units = str(in_units).lower()
-    if in_units not in ("cps", "counts"):
-        raise ValueError(f"in_units must be 'cps' or 'counts'; got {in_units!r}")
-    pixfrac = float(pixfrac)
-    if not (pixfrac >= 0.0 and math.isfinite(pixfrac)):
-        raise ValueError(f"pixfrac must be a finite number >= 0; got {pixfrac!r}")
-    if pixfrac < 0.001:
-        kernel = "point"
-    wt_scl = float(wt_scl)
-    if not wt_scl > 0.0:
-        raise ValueError(f"wt_scl must be > 0; got {wt_scl!r}")
-    iscale = float(iscale)
-    if in_units == "counts":
-        exptime = float(exptime)
-        if not exptime > 0.0:
-            raise ValueError(f"exptime must be > 0 with in_units='counts'; got {exptime!r}")
-        iscale /= exptime
+    data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl = _prepare(
+        data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units)
     uniqid = int(uniqid)
     if uniqid < 1:
         raise ValueError(f"uniqid is 1-based; got {uniqid}")
-
-    data = np.ascontiguousarray(data, dtype=np.float32)
-    if data.ndim != 2:
-        raise ValueError(f"data must be 2-D; got shape {data.shape}")
-    pixmap = np.ascontiguousarray(pixmap, dtype=np.float64)
-    if pixmap.shape != data.shape + (2,):
-        raise ValueError(f"pixmap shape {pixmap.shape} does not match data shape {data.shape} + (2,)")
-    if kernel == "square" and min(data.shape) < 2:
-        raise ValueError("the square kernel needs an input of at least 2x2 pixels")
-    if weights is not None:
-        weights = np.ascontiguousarray(weights, dtype=np.float32)
-        if weights.shape != data.shape:
-            raise ValueError(f"weights shape {weights.shape} does not match data shape {data.shape}")
-        use_weights = True
-    else:
-        weights = np.zeros((1, 1), dtype=np.float32)
-        use_weights = False
     for name, arr in (("out_sci", out_sci), ("out_wht", out_wht)):
         if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or arr.ndim != 2:
             raise TypeError(f"{name} must be a 2-D float32 numpy array")
@@ -914,19 +986,11 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
             raise ValueError(
                 f"out_ctx has {ctx3.shape[0]} plane(s) but uniqid={uniqid} needs "
                 f"{plane + 1}; grow it first with dazzle.kernels.drizzle.grow_context")
-        ctx2 = ctx3[plane]
+        ctx_plane = ctx3[plane]
         use_ctx = True
     else:
-        ctx2 = np.zeros((1, 1), dtype=np.int32)
         bit = np.int32(0)
         use_ctx = False
-
-    if pixel_scale_ratio is None:
-        psr = estimate_pixel_scale_ratio(pixmap)
-    else:
-        psr = float(pixel_scale_ratio)
-        if not psr > 0.0:
-            raise ValueError(f"pixel_scale_ratio must be > 0; got {pixel_scale_ratio!r}")
 
     # The scratch sums cover only the output pixels this input can reach.
     # Finding that box costs a pass over the pixmap, worth it only when the
@@ -954,20 +1018,9 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
             num = np.empty(shape, dtype=np.float64)
             den = np.empty(shape, dtype=np.float64)
             _load_sums(out_sci, out_wht, num, den, bx0, by0)
-        common = (data, weights, use_weights, pixmap, num, den, bx0, by0, ctx2, use_ctx, bit)
-        if kernel == "square":
-            _kernel_square(*common, pixfrac, iscale, wt_scl)
-        elif kernel == "point":
-            _kernel_point(*common, iscale, wt_scl)
-        elif kernel == "turbo":
-            _kernel_turbo(*common, pixfrac, psr, iscale, wt_scl)
-        elif kernel == "gaussian":
-            _kernel_gaussian(*common, pixfrac, psr, iscale, wt_scl)
-        elif kernel == "tophat":
-            _kernel_tophat(*common, pixfrac, psr, iscale, wt_scl)
-        else:
-            order = int(kernel[-1])
-            _kernel_lanczos(*common, order, _LANCZOS_LUTS[order], psr, iscale, wt_scl)
+        ctx = ctx_plane[by0:by1 + 1, bx0:bx1 + 1] if use_ctx else np.zeros((1, 1), dtype=np.int32)
+        _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit,
+                    pixfrac, psr, iscale, wt_scl)
         _store_sums(out_sci, out_wht, num, den, bx0, by0)
 
     if fillval is not None:
