@@ -1,0 +1,1062 @@
+"""Chips in, products out: all FITS I/O of dazzle lives at this edge.
+
+Reading
+-------
+:func:`read_inputs` turns AstroDrizzle's ``input`` (a path, a list, a comma-separated string,
+a glob pattern or an ``@file``) into a list of :class:`Chip` -- one per science extension, in
+input order, ``index`` 0..N-1.  A :class:`Chip` is a small, immutable, picklable description
+(file path, extension names, shape, exposure time, units, gain, read noise, sky, WCS header
+text): the pipeline ships chips through the Dask graph and reads pixels inside the task that
+needs them with :meth:`Chip.load` (only that chip's extensions, memmap off).  Inputs are
+opened read-only and never modified.
+
+Every problem with an input raises :class:`InputError`, a ``ValueError`` whose one-line
+message names the file and the extension: ``"/data/x_flt.fits[SCI,2]: EXPTIME = 0 (must be >
+0)"``, or ``"/data/x_flt.fits: ..."`` for file-level problems.  It pickles (Dask ships
+exceptions from workers to the client) and carries ``.path`` and ``.ext``.
+
+Writing
+-------
+Products are written atomically: :func:`write_fits_atomic` (or the :func:`atomic_output`
+context manager for writers that need a file name) writes ``.<name>.<random>.tmp`` in the
+destination directory, fsyncs it, then renames it over the final name with ``os.replace``.
+If anything fails the temporary file is removed and a previous product of the same name is
+left untouched.
+
+AstroDrizzle behaviours reproduced here (drizzlepac 3.x, ``processInput``/``imageObject``)
+-----------------------------------------------------------------------------------------
+* ``group`` follows ``drizzlepac.util._parse_ext_spec``: ``'1,4'`` are FITS *extension
+  numbers* (HDU indices; on an ACS/WFC ``_flt`` HDU 1 is ``SCI,1`` and HDU 4 is ``SCI,2``) and
+  each must be a SCI extension; ``'sci,2'`` (or ``("SCI", 2)``) names one SCI extension by
+  EXTVER.
+* A string input (comma list, glob) is sorted by name, as ``processFilenames`` does; a Python
+  list and an ``@file`` keep their order.  The first input decides the product suffix and the
+  default output orientation.
+* Units: ``in_units = "cps"`` if ``BUNIT`` (SCI header) contains ``/s`` (any case), else
+  ``"counts"``.  As drizzlepac's ``imageObject.set_units``, a missing ``BUNIT`` or one that
+  mentions ``ergs`` is taken as ``ELECTRONS/S`` (cps); ``Chip.bunit`` keeps the header value.
+* gain/rdnoise/exptime: a value parameter and its keyword parameter are mutually exclusive
+  (drizzlepac raises "Your input is ambiguous"); keyword lists are averaged ignoring zero
+  values (``_averageFromList``).  Defaults: ``ATODGNA..D``, ``READNSEA..D``, ``EXPTIME``, read
+  from the primary header, then the SCI header.
+* Default product name (``process_input``): ``<output>_drz.fits`` (``_drc.fits`` if the first
+  input ends in ``_flc.fits``; ``_drw.fits`` for WFPC2); with ``output=''`` the root of the
+  single input file, or ``final`` for several files.
+
+Deliberate differences (documented)
+-----------------------------------
+* Gain: when every gain keyword is zero the gain is ``None`` (unknown) instead of 0.0; a missing
+  *user-named* keyword (``gnkeyword``/``rnkeyword``/``expkeyword``) is an error instead of a
+  silent ``None``.  Default keywords that are absent give ``None``; the gain falls back to
+  ``ATODGAIN`` and the read noise to ``READNSE`` (STIS/WFPC2-style headers).
+* A literal input name that does not exist is an error (drizzlepac's glob drops it silently);
+  so is a glob pattern matching nothing, the same file listed twice, or two files with the
+  same exposure root (their intermediate products would overwrite each other).
+* The default output name for one input is the input's root *without* its directory (products
+  go to the current directory, like ``final``); drizzlepac keeps the directory part.
+* ``wcskey`` (alternate WCS) is not supported here: the primary WCS of each SCI header is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob as _glob
+import math
+import os
+import uuid
+import warnings
+from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from .geometry import Frame, shape_from_header, wcs_from_header, wcs_to_header
+
+__all__ = [
+    "Chip",
+    "ChipData",
+    "InputError",
+    "ROOT_SUFFIXES",
+    "atomic_output",
+    "exposure_root",
+    "product_name",
+    "read_chips",
+    "read_inputs",
+    "simple_image_hdu",
+    "write_fits_atomic",
+]
+
+#: File-name endings stripped to form the exposure root (stsci.tools ``fileutil.EXTLIST``, plus
+#: gzip variants); checked in order, case-insensitively.
+ROOT_SUFFIXES = (
+    "_flt.fits.gz", "_flc.fits.gz", "_flt.fits", "_flc.fits", "_crj.fits", "_crc.fits",
+    "_sfl.fits", "_cal.fits", "_c0f.fits", "_c1f.fits", ".fits.gz", ".fits", ".fit", ".fts",
+)
+
+_DEFAULT_GAIN_KEYS = ("ATODGNA", "ATODGNB", "ATODGNC", "ATODGND")
+_DEFAULT_RDNOISE_KEYS = ("READNSEA", "READNSEB", "READNSEC", "READNSED")
+_BLANK = ("", "none", "indef")
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+class InputError(ValueError):
+    """A bad input file.  ``str(err)`` is one line: ``"<path>[EXT,n]: <what is wrong>"`` (or
+    ``"<path>: ..."`` for file-level problems).  ``.path`` and ``.ext`` hold the parts."""
+
+    def __init__(self, message: str, *, path: str | None = None, ext: Any = None):
+        super().__init__(message)
+        self.path = path
+        self.ext = ext
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def _ext_str(ext) -> str:
+    if ext is None:
+        return ""
+    if isinstance(ext, tuple):
+        return f"[{ext[0]},{ext[1]}]"
+    return f"[{ext}]"
+
+
+def _err(path: str, ext, what: Any) -> InputError:
+    return InputError(f"{path}{_ext_str(ext)}: {_one_line(what)}", path=path, ext=ext)
+
+
+def _exc_text(exc: BaseException) -> str:
+    msg = _one_line(exc)
+    if isinstance(exc, KeyError) and msg.startswith(("'", '"')):
+        msg = msg.strip("'\"")
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Chip and ChipData
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class ChipData:
+    """Pixels of one chip, as read by :meth:`Chip.load` (native byte order).
+
+    ``sci`` float32 (ny, nx); ``err`` float32 or None; ``dq`` integer array or None;
+    ``n_nonfinite`` the number of NaN/Inf SCI pixels (they are kept; the caller masks them).
+    """
+
+    sci: np.ndarray
+    err: np.ndarray | None
+    dq: np.ndarray | None
+    n_nonfinite: int
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One input science chip: everything the pipeline needs except the pixels.
+
+    Small, immutable, hashable and picklable: ship it through Dask graphs, call :meth:`load`
+    and :meth:`wcs` inside the task.  Build chips with :func:`read_chips` / :func:`read_inputs`.
+
+    Attributes
+    ----------
+    path : absolute file name.  root : exposure root (file name without ``_flt.fits`` etc.).
+    extver : EXTVER of the SCI extension (1 for a simple image).
+    sci_ext, err_ext, dq_ext : astropy extension specs (``("SCI", n)``, or ``0`` for a simple
+        image's primary HDU); ``err_ext``/``dq_ext`` are None when absent.
+    shape : ``(ny, nx)``.  exptime : seconds (> 0).  bunit : BUNIT as in the header ('' if
+        absent).  in_units : ``"cps"`` or ``"counts"`` (see the module notes).
+    gain, rdnoise, mdrizsky, idcscale, photflam, expstart, expend : floats or None if unknown.
+    wcs_header : the SCI WCS (SIP included) as header text for ``geometry.wcs_from_header``;
+        with ``has_lookup_distortion`` (D2IM/CPDIS tables) :meth:`wcs` re-reads the file
+        instead and ``wcs_header`` holds only the linear + SIP part.
+    instrument, detector : upper-case header values ('' if absent).  flc : name ends
+        ``_flc.fits``.  index : position in the input list (set by :func:`read_inputs`).
+    """
+
+    path: str
+    root: str
+    extver: int
+    sci_ext: Any
+    err_ext: Any
+    dq_ext: Any
+    shape: tuple
+    exptime: float
+    bunit: str
+    in_units: str
+    gain: float | None
+    rdnoise: float | None
+    mdrizsky: float | None
+    idcscale: float | None
+    wcs_header: str = field(repr=False)
+    instrument: str
+    detector: str
+    flc: bool
+    index: int = 0
+    has_lookup_distortion: bool = False
+    photflam: float | None = None
+    expstart: float | None = None
+    expend: float | None = None
+
+    # ---- naming ----------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """``"<path>[SCI,2]"`` (``"<path>[0]"`` for a simple image)."""
+        return f"{self.path}{_ext_str(self.sci_ext)}"
+
+    @property
+    def ny(self) -> int:
+        return self.shape[0]
+
+    @property
+    def nx(self) -> int:
+        return self.shape[1]
+
+    def _error(self, ext, what) -> InputError:
+        return _err(self.path, ext, what)
+
+    # ---- WCS -------------------------------------------------------------------------------
+    def wcs(self):
+        """A new ``astropy.wcs.WCS`` with the chip's full distortion, ``pixel_shape`` set.
+
+        Built from :attr:`wcs_header`, or -- for lookup-table distortions -- from the file.
+        """
+        try:
+            if self.has_lookup_distortion:
+                with _quiet(), fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
+                    w = wcs_from_header(hdul[self.sci_ext].header, hdul)
+            else:
+                w = wcs_from_header(self.wcs_header)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a one-line InputError
+            raise self._error(self.sci_ext, f"cannot build the WCS ({_exc_text(exc)})") from exc
+        w.pixel_shape = (self.nx, self.ny)
+        return w
+
+    def frame(self) -> Frame:
+        """The chip as a :class:`geometry.Frame` (linear + SIP part only)."""
+        return Frame(self.wcs_header, self.shape)
+
+    # ---- pixels ----------------------------------------------------------------------------
+    def load(self, *, err: bool = True, dq: bool = True) -> ChipData:
+        """Read this chip's pixels (SCI, and ERR/DQ when present and asked for).
+
+        Opens the file read-only without memory mapping and reads only this chip's
+        extensions.  Raises :class:`InputError` naming the file and extension if the file can
+        no longer be read, the SCI shape differs from :attr:`shape`, or ERR/DQ do not match
+        SCI.  Non-finite SCI pixels are kept and counted in ``ChipData.n_nonfinite``.
+        """
+        want = [("sci", self.sci_ext)]
+        if err and self.err_ext is not None:
+            want.append(("err", self.err_ext))
+        if dq and self.dq_ext is not None:
+            want.append(("dq", self.dq_ext))
+        arrays = {"sci": None, "err": None, "dq": None}
+        if not os.path.isfile(self.path):
+            raise self._error(None, "no such file (it was readable when the inputs were read)")
+        try:
+            with _quiet(), fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
+                for name, ext in want:
+                    try:
+                        hdu = hdul[ext]
+                    except (KeyError, IndexError):
+                        raise self._error(ext, "extension not found (file changed since the "
+                                               "inputs were read?)") from None
+                    arrays[name] = self._read_array(hdu, name, ext)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(self.sci_ext, f"cannot read pixels ({_exc_text(exc)})") from exc
+
+        sci = arrays["sci"]
+        if sci.shape != tuple(self.shape):
+            raise self._error(self.sci_ext, f"shape {sci.shape} differs from {tuple(self.shape)} "
+                                            "recorded when the inputs were read")
+        for name, ext in want[1:]:
+            a = arrays[name]
+            if a.shape != sci.shape:
+                sci_name = _ext_str(self.sci_ext)[1:-1]
+                raise self._error(ext, f"shape {a.shape} differs from {sci_name} shape {sci.shape}")
+        n_bad = int(sci.size - np.count_nonzero(np.isfinite(sci)))
+        return ChipData(sci=sci, err=arrays["err"], dq=arrays["dq"], n_nonfinite=n_bad)
+
+    def _read_array(self, hdu, name, ext):
+        hdr = hdu.header
+        if hdr.get("NAXIS", 0) == 0 and "PIXVALUE" in hdr:  # HST constant-value extension
+            shape = _shape_of_hdu(hdr)
+            data = np.full(shape, hdr["PIXVALUE"])
+        else:
+            data = hdu.data
+        if data is None:
+            raise self._error(ext, "no image data")
+        if data.ndim != 2:
+            raise self._error(ext, f"NAXIS = {data.ndim}, expected a 2-D image")
+        if name == "dq":
+            return _as_dq(data, lambda what: self._error(ext, what))
+        return _as_native(data, np.float32)
+
+
+def _shape_of_hdu(hdr):
+    """Image shape from a header: NAXIS1/2 of a 2-D image, or NPIX1/2 of an HST constant
+    extension (NAXIS = 0 with PIXVALUE); None if there is no image."""
+    naxis = hdr.get("NAXIS", 0)
+    if naxis == 0:
+        if "PIXVALUE" in hdr and hdr.get("NPIX1") and hdr.get("NPIX2"):
+            return int(hdr["NPIX2"]), int(hdr["NPIX1"])
+        return None
+    if naxis != 2:
+        return naxis  # caller reports it
+    return int(hdr["NAXIS2"]), int(hdr["NAXIS1"])
+
+
+def _as_native(a: np.ndarray, dtype) -> np.ndarray:
+    """``a`` as a native-byte-order array of ``dtype``; a byteswap happens in place when only
+    the byte order differs (no second copy of a big chip)."""
+    dtype = np.dtype(dtype)
+    if a.dtype == dtype:
+        return a
+    if a.dtype.newbyteorder("=") == dtype and a.flags.writeable:
+        # Our private buffer (file opened without memmap): swap it rather than copy it.
+        return a.byteswap(inplace=True).view(dtype)
+    return a.astype(dtype)
+
+
+def _as_dq(a: np.ndarray, error) -> np.ndarray:
+    if a.dtype.kind in "ui":
+        return _as_native(a, a.dtype.newbyteorder("="))
+    if a.dtype.kind == "b":
+        return a.astype(np.uint8)
+    if a.dtype.kind == "f":
+        if not (np.all(np.isfinite(a)) and np.all(a == np.floor(a)) and np.all(a >= 0)):
+            raise error("DQ array has non-integer values")
+        return a.astype(np.int64 if a.max(initial=0) >= 2**31 else np.int32)
+    raise error(f"DQ array has unsupported type {a.dtype}")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence astropy's header-fixing chatter (FITSFixedWarning, VerifyWarning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+# --------------------------------------------------------------------------------------------
+# Reading one file
+# --------------------------------------------------------------------------------------------
+
+def exposure_root(path: str) -> str:
+    """File name without directory and ``_flt.fits``/``_flc.fits``/``.fits``-like ending."""
+    name = os.path.basename(os.fspath(path))
+    low = name.lower()
+    for suffix in ROOT_SUFFIXES:
+        if low.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _is_blank(value) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in _BLANK)
+
+
+def _mean_nonzero(values) -> float | None:
+    """drizzlepac's ``_averageFromList``: mean of the non-zero values; 0.0 if all are zero."""
+    vals = [float(v) for v in values]
+    nz = [v for v in vals if v != 0.0]
+    return sum(nz) / len(nz) if nz else (0.0 if vals else None)
+
+
+def _override_value(name, value) -> float:
+    """A user value for gain/rdnoise/exptime: a number or a comma list (averaged ignoring
+    zeros, as drizzlepac)."""
+    try:
+        if isinstance(value, str):
+            v = _mean_nonzero(p for p in value.split(",") if p.strip())
+        else:
+            v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not a number") from None
+    if v is None or not math.isfinite(v):
+        raise ValueError(f"{name}={value!r} is not a finite number")
+    return v
+
+
+def _check_instr_params(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword):
+    """Validate the instrument parameters once; return the normalised overrides."""
+    out = {}
+    for name, value, kwname, kw, positive in (
+            ("gain", gain, "gnkeyword", gnkeyword, True),
+            ("rdnoise", rdnoise, "rnkeyword", rnkeyword, False),
+            ("exptime", exptime, "expkeyword", expkeyword, True)):
+        if not _is_blank(value) and not _is_blank(kw):
+            raise ValueError(f"both {name}={value!r} and {kwname}={kw!r} are given: AstroDrizzle "
+                             "refuses this as ambiguous; give one of them")
+        v = None if _is_blank(value) else _override_value(name, value)
+        if v is not None and (v <= 0 if positive else v < 0):
+            raise ValueError(f"{name}={value!r} must be {'> 0' if positive else '>= 0'}")
+        out[name] = v
+        out[kwname] = None if _is_blank(kw) else [k.strip().upper() for k in str(kw).split(",")
+                                                  if k.strip()]
+    return out
+
+
+def _lookup(key, headers):
+    for h in headers:
+        if h is not None and key in h:
+            return h[key]
+    return None
+
+
+def _float_kw(key, headers, path, ext):
+    value = _lookup(key, headers)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise _err(path, ext, f"{key} = {value!r} is not a number")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise _err(path, ext, f"{key} = {value!r} is not a number") from None
+    return v
+
+
+def _keywords_mean(keys, headers, path, ext, what, *, required):
+    """Mean of the non-zero values of header keywords (primary first, then SCI).
+
+    ``required``: every keyword must exist (user-named keywords); otherwise the keywords present
+    are used and None is returned when there are none.
+    """
+    vals = []
+    for k in keys:
+        v = _float_kw(k, headers, path, ext)
+        if v is None:
+            if required:
+                raise _err(path, ext, f"{what} keyword {k} not found in the primary or SCI header")
+            continue
+        if not math.isfinite(v):
+            raise _err(path, ext, f"{k} = {v} is not finite")
+        vals.append(v)
+    return _mean_nonzero(vals) if vals else None
+
+
+def _str_kw(key, headers) -> str:
+    v = _lookup(key, headers)
+    return "" if v is None else str(v).strip().upper()
+
+
+def _parse_group(group):
+    """AstroDrizzle ``group`` -> None (all) or a list of HDU indices (int) and
+    ``("SCI", extver)`` tuples (``drizzlepac.util._parse_ext_spec``)."""
+    if _is_blank(group):
+        return None
+    if isinstance(group, (bool, np.bool_)):
+        raise ValueError(f"group={group!r}: expected extension numbers such as '1,4' or 'sci,1'")
+    if isinstance(group, (int, np.integer)):
+        return [int(group)]
+    if isinstance(group, tuple) and len(group) == 2 and isinstance(group[0], str):
+        return [(group[0].strip().upper(), int(group[1]))]
+    if isinstance(group, str):
+        parts = [p.strip() for p in group.split(",")]
+        if len(parts) == 2 and parts[0].isalpha():
+            try:
+                return [(parts[0].upper(), int(parts[1]))]
+            except ValueError:
+                raise ValueError(f"group={group!r}: expected 'sci,<extver>'") from None
+        items = parts
+    elif isinstance(group, (list, tuple)):
+        items = list(group)
+    else:
+        raise ValueError(f"group={group!r}: unsupported type {type(group).__name__}")
+    out = []
+    for it in items:
+        if isinstance(it, tuple) and len(it) == 2:
+            out.append((str(it[0]).strip().upper(), int(it[1])))
+            continue
+        try:
+            out.append(int(it))
+        except (TypeError, ValueError):
+            raise ValueError(f"group={group!r}: {it!r} is not an extension number "
+                             "(expected e.g. '1,4' or 'sci,1')") from None
+    return out
+
+
+def _check_data_present(path, ext, hdu, file_size):
+    """Raise if the HDU's data run past the end of the file (truncated file)."""
+    if file_size is None or isinstance(hdu, fits.CompImageHDU):
+        return  # compressed file (offsets are in the decompressed stream) / tile-compressed
+    hdr = hdu.header
+    naxis = hdr.get("NAXIS", 0)
+    if not naxis:
+        return
+    n = 1
+    for i in range(1, naxis + 1):
+        n *= int(hdr.get(f"NAXIS{i}", 0))
+    n = abs(int(hdr.get("BITPIX", 8))) // 8 * int(hdr.get("GCOUNT", 1)) * (
+        int(hdr.get("PCOUNT", 0)) + n)
+    start = hdu.fileinfo()["datLoc"]
+    if start + n > file_size:
+        raise _err(path, ext, f"file is truncated: the data need bytes {start}..{start + n} but "
+                              f"the file has {file_size} bytes")
+
+
+def _open_scan(path):
+    """Open a FITS file and load every header (no data); return (hdulist, file_size).
+
+    Raises InputError (file level) for a missing, unreadable, non-FITS or truncated file.
+    """
+    if not os.path.exists(path):
+        raise _err(path, None, "no such file")
+    if os.path.isdir(path):
+        raise _err(path, None, "is a directory, not a FITS file")
+    if not os.access(path, os.R_OK):
+        raise _err(path, None, "permission denied (not readable)")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        # gzip/bzip2/zip/xz files: astropy's offsets refer to the decompressed stream, so the
+        # size checks are skipped (a truncated stream fails when read instead).
+        compressed = magic.startswith((b"\x1f\x8b", b"BZh", b"PK\x03\x04", b"\xfd7zXZ"))
+        file_size = None if compressed else os.path.getsize(path)
+        with _quiet():
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
+            try:
+                n = len(hdul)  # reads all headers, no data
+            except Exception:
+                hdul.close()
+                raise
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _err(path, None, f"cannot read as FITS ({_exc_text(exc)})") from exc
+    if file_size == 0 or n == 0:
+        hdul.close()
+        raise _err(path, None, "empty or corrupt FITS file")
+    if file_size is None:
+        return hdul, None
+    # A header cut short is silently dropped by astropy: look for an extension header after
+    # the last complete HDU.
+    info = hdul[-1].fileinfo()
+    end = info["datLoc"] + info["datSpan"]
+    if end < file_size:
+        with open(path, "rb") as f:
+            f.seek(end)
+            head = f.read(8)
+        if head == b"XTENSION":
+            hdul.close()
+            raise _err(path, None, f"file is truncated or corrupt: incomplete extension header "
+                                   f"after HDU {n - 1} (byte {end})")
+    return hdul, file_size
+
+
+def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkeyword=None,
+               rnkeyword=None, expkeyword=None) -> list[Chip]:
+    """Describe the science chips of one FITS file (headers only; no pixel data is read).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An HST-style multi-extension file (every ``SCI,n`` with its ``ERR,n`` and ``DQ,n``
+        when present) or a simple FITS image (data in the primary HDU: one chip, no ERR/DQ).
+    group : AstroDrizzle's ``group``: '' / None = every chip; ``'1,4'`` = those FITS
+        extension numbers (each must be a SCI extension); ``'sci,2'`` = SCI extension EXTVER 2.
+    gain, rdnoise, exptime : float, optional
+        Values overriding the headers (a comma list of numbers is averaged ignoring zeros).
+    gnkeyword, rnkeyword, expkeyword : str, optional
+        Header keyword(s) to read instead of the defaults (``ATODGNA..D``, ``READNSEA..D``,
+        ``EXPTIME``); a comma list is averaged ignoring zeros.  Exclusive with the value.
+
+    Returns a list of :class:`Chip` in file order, all with ``index=0`` (see
+    :func:`read_inputs`).  Raises :class:`InputError` for a bad file and ``ValueError`` for
+    bad parameters.
+    """
+    pars = _check_instr_params(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword)
+    groups = _parse_group(group)
+    apath = os.path.abspath(os.fspath(path))
+    hdul, file_size = _open_scan(apath)
+    try:
+        return _scan_chips(apath, hdul, file_size, groups, group, pars)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - corrupt headers etc.
+        raise _err(apath, None, f"cannot read ({_exc_text(exc)})") from exc
+    finally:
+        hdul.close()
+
+
+def _scan_chips(path, hdul, file_size, groups, group_spec, pars):
+    primary = hdul[0].header
+    # Index of every named extension: (EXTNAME, EXTVER) -> HDU index.
+    named: dict[tuple, int] = {}
+    sci_list: list[tuple[int, int]] = []  # (hdu index, extver)
+    for i, hdu in enumerate(hdul):
+        if i == 0:
+            continue
+        key = (hdu.name.upper(), int(hdu.ver))
+        if key[0] == "SCI":
+            if key in named:
+                raise _err(path, key, f"duplicate extension (HDUs {named[key]} and {i})")
+            sci_list.append((i, key[1]))
+        named.setdefault(key, i)
+
+    simple = not sci_list
+    if simple:
+        if primary.get("NAXIS", 0) == 0:
+            raise _err(path, None, "no SCI extension and no image data in the primary HDU")
+        sci_list = [(0, 1)]
+
+    # Apply `group`.
+    if groups is not None:
+        chosen = []
+        for g in groups:
+            if isinstance(g, tuple):
+                if simple or g[0] != "SCI" or g not in named:
+                    raise _err(path, None, f"group={group_spec!r}: no extension {g[0]},{g[1]}"
+                                           + (" (the file has no SCI extensions)" if simple
+                                              else ""))
+                idx = named[g]
+            else:
+                idx = g
+                if idx < 0 or idx >= len(hdul):
+                    raise _err(path, None, f"group={group_spec!r}: extension number {idx} does "
+                                           f"not exist (the file has {len(hdul)} HDUs)")
+                if not any(idx == s for s, _ in sci_list):
+                    hdu = hdul[idx]
+                    raise _err(path, None, f"group={group_spec!r}: extension {idx} is "
+                                           f"{hdu.name},{hdu.ver}, not a SCI extension")
+            if idx not in chosen:
+                chosen.append(idx)
+        sci_list = [(i, v) for i, v in sci_list if i in chosen]
+
+    chips = []
+    for idx, extver in sci_list:
+        chips.append(_make_chip(path, hdul, idx, extver, simple, named, file_size, pars))
+    return chips
+
+
+def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
+    sci_ext = 0 if simple else ("SCI", extver)
+    hdu = hdul[idx]
+    hdr = hdu.header
+    primary = hdul[0].header
+    headers = (hdr,) if simple else (primary, hdr)
+
+    # --- image shape --------------------------------------------------------------------
+    shape = _shape_of_hdu(hdr)
+    if shape is None:
+        raise _err(path, sci_ext, "no image data (NAXIS = 0)")
+    if isinstance(shape, int):
+        raise _err(path, sci_ext, f"NAXIS = {shape}, expected a 2-D image")
+    if shape[0] < 1 or shape[1] < 1:
+        raise _err(path, sci_ext, f"empty image (shape {shape})")
+    _check_data_present(path, sci_ext, hdu, file_size)
+
+    # --- ERR / DQ -----------------------------------------------------------------------
+    exts = {}
+    for name in ("ERR", "DQ"):
+        ext = (name, extver)
+        if simple or ext not in named:
+            exts[name] = None
+            continue
+        ehdu = hdul[named[ext]]
+        eshape = _shape_of_hdu(ehdu.header)
+        if eshape is None:  # header-only extension without PIXVALUE: treat as absent
+            exts[name] = None
+            continue
+        if isinstance(eshape, int):
+            raise _err(path, ext, f"NAXIS = {eshape}, expected a 2-D image")
+        if eshape != shape:
+            raise _err(path, ext, f"shape {eshape} differs from SCI,{extver} shape {shape}")
+        _check_data_present(path, ext, ehdu, file_size)
+        exts[name] = ext
+
+    # --- exposure time ------------------------------------------------------------------
+    if pars["exptime"] is not None:
+        exptime = pars["exptime"]
+    else:
+        keys = pars["expkeyword"] or ["EXPTIME"]
+        exptime = _keywords_mean(keys, headers, path, sci_ext, "exposure time", required=True)
+        if exptime is None or not math.isfinite(exptime) or exptime <= 0:
+            raise _err(path, sci_ext, f"{','.join(keys)} = {exptime} (must be > 0; give "
+                                      "exptime= to override)")
+
+    # --- gain / read noise --------------------------------------------------------------
+    if pars["gain"] is not None:
+        gain = pars["gain"]
+    elif pars["gnkeyword"]:
+        gain = _keywords_mean(pars["gnkeyword"], headers, path, sci_ext, "gain", required=True)
+    else:
+        gain = _keywords_mean(_DEFAULT_GAIN_KEYS, headers, path, sci_ext, "gain",
+                              required=False)
+        if gain is None:
+            gain = _keywords_mean(("ATODGAIN",), headers, path, sci_ext, "gain", required=False)
+    if gain is not None and gain <= 0:
+        gain = None  # all gain keywords zero: unknown
+    if pars["rdnoise"] is not None:
+        rdnoise = pars["rdnoise"]
+    elif pars["rnkeyword"]:
+        rdnoise = _keywords_mean(pars["rnkeyword"], headers, path, sci_ext, "read noise",
+                                 required=True)
+    else:
+        rdnoise = _keywords_mean(_DEFAULT_RDNOISE_KEYS, headers, path, sci_ext, "read noise",
+                                 required=False)
+        if rdnoise is None:
+            rdnoise = _keywords_mean(("READNSE",), headers, path, sci_ext, "read noise",
+                                     required=False)
+    if rdnoise is not None and rdnoise < 0:
+        raise _err(path, sci_ext, f"read noise {rdnoise} < 0")
+
+    # --- units --------------------------------------------------------------------------
+    bunit_val = hdr.get("BUNIT")
+    bunit = "" if bunit_val is None else str(bunit_val).strip()
+    effective = bunit if bunit and "ergs" not in bunit.lower() else "ELECTRONS/S"
+    in_units = "cps" if "/s" in effective.lower() else "counts"
+
+    # --- WCS ----------------------------------------------------------------------------
+    wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape)
+
+    sky = _float_kw("MDRIZSKY", (hdr,), path, sci_ext)
+    return Chip(
+        path=path,
+        root=exposure_root(path),
+        extver=int(extver),
+        sci_ext=sci_ext,
+        err_ext=exts["ERR"],
+        dq_ext=exts["DQ"],
+        shape=(int(shape[0]), int(shape[1])),
+        exptime=float(exptime),
+        bunit=bunit,
+        in_units=in_units,
+        gain=None if gain is None else float(gain),
+        rdnoise=None if rdnoise is None else float(rdnoise),
+        mdrizsky=sky,
+        idcscale=_float_kw("IDCSCALE", (hdr, primary), path, sci_ext),
+        wcs_header=wcs_header,
+        instrument=_str_kw("INSTRUME", (primary, hdr)),
+        detector=_str_kw("DETECTOR", (primary, hdr)) or _str_kw("CAMERA", (primary, hdr)),
+        flc=os.path.basename(path).lower().endswith(("_flc.fits", "_flc.fits.gz")),
+        has_lookup_distortion=lookup,
+        photflam=_float_kw("PHOTFLAM", (hdr, primary), path, sci_ext),
+        expstart=_float_kw("EXPSTART", (primary, hdr), path, sci_ext),
+        expend=_float_kw("EXPEND", (primary, hdr), path, sci_ext),
+    )
+
+
+def _chip_wcs(path, sci_ext, hdr, hdul, shape):
+    """Validate the chip's celestial WCS; return (header text, has_lookup_distortion)."""
+    for k in ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2"):
+        if k not in hdr:
+            raise _err(path, sci_ext, f"no celestial WCS ({k} missing)")
+    try:
+        w = wcs_from_header(hdr, hdul)
+    except Exception as exc:  # noqa: BLE001
+        raise _err(path, sci_ext, f"invalid WCS ({_exc_text(exc)})") from exc
+    if not w.has_celestial or w.wcs.lng < 0 or w.wcs.lat < 0:
+        raise _err(path, sci_ext, f"no celestial WCS (CTYPE = {hdr['CTYPE1']!r}, "
+                                  f"{hdr['CTYPE2']!r})")
+    lookup = any(t is not None for t in (w.det2im1, w.det2im2, w.cpdis1, w.cpdis2))
+    try:
+        with _quiet():
+            ra, dec = w.all_pix2world([(shape[1] - 1) / 2.0], [(shape[0] - 1) / 2.0], 0)
+    except Exception as exc:  # noqa: BLE001
+        raise _err(path, sci_ext, f"invalid WCS ({_exc_text(exc)})") from exc
+    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
+        raise _err(path, sci_ext, "invalid WCS (non-finite sky position at the chip centre)")
+    try:
+        h = wcs_to_header(w)
+    except Exception as exc:  # noqa: BLE001
+        raise _err(path, sci_ext, f"invalid WCS ({_exc_text(exc)})") from exc
+    h["WCSNAX1"] = int(shape[1])
+    h["WCSNAX2"] = int(shape[0])
+    return h.tostring(sep="\n", padding=False), lookup
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the input list
+# --------------------------------------------------------------------------------------------
+
+_GLOB_CHARS = set("*?[")
+
+
+def _read_at_file(spec: str) -> list[str]:
+    listfile = spec[1:].strip()
+    if not listfile:
+        raise InputError("'@': missing list file name after '@'", path=spec)
+    try:
+        with open(listfile, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise _err(os.path.abspath(listfile), None,
+                   f"cannot read @file ({exc.strerror or _exc_text(exc)})") from exc
+    names = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        # AstroDrizzle: first column = science file (a second column names an IVM file).
+        names.extend(_expand(line.split()[0], sort=False))
+    return names
+
+
+def _expand(item, *, sort: bool) -> list[str]:
+    """Expand one input item (path, comma list, glob, @file) into file names."""
+    if isinstance(item, os.PathLike):
+        return [os.fspath(item)]
+    if not isinstance(item, str):
+        raise TypeError(f"input must be a path, a list of paths or a string, got "
+                        f"{type(item).__name__}")
+    s = item.strip()
+    if not s:
+        return []
+    if s.startswith("@"):
+        return _read_at_file(s)
+    if "," in s:
+        names = []
+        for part in s.split(","):
+            names.extend(_expand(part, sort=False))
+        return sorted(names) if sort else names
+    if _GLOB_CHARS & set(s) and not os.path.exists(s):
+        matches = _glob.glob(s)
+        if not matches:
+            raise InputError(f"{s}: no files match this pattern", path=s)
+        return sorted(matches)
+    return [s]
+
+
+def _expand_inputs(inputs) -> list[str]:
+    if isinstance(inputs, os.PathLike):
+        return [os.fspath(inputs)]
+    if isinstance(inputs, str):
+        # A string: AstroDrizzle sorts the expanded list (processFilenames) unless @file.
+        return _expand(inputs, sort=not inputs.strip().startswith("@"))
+    if isinstance(inputs, Iterable):
+        names = []
+        for item in inputs:
+            names.extend(_expand(item, sort=False))
+        return names
+    raise TypeError(f"inputs must be a path, a list of paths or a string, got "
+                    f"{type(inputs).__name__}")
+
+
+def read_inputs(inputs, **kw) -> list[Chip]:
+    """Every chip of every input, in order, with ``index`` 0..N-1.
+
+    ``inputs``: a path; a list of paths; a comma-separated string; a glob pattern
+    (``"*_flt.fits"``); an ``@file`` (one file per line, first column; ``#`` comments and
+    blank lines ignored; relative names are relative to the current directory as in
+    AstroDrizzle).  Items of a list may themselves be patterns or ``@files``.  A string input
+    is sorted by name after expansion (AstroDrizzle); lists and @files keep their order.
+    ``kw`` are passed to :func:`read_chips` (``group``, ``gain``, ``rdnoise``, ``exptime``,
+    ``gnkeyword``, ``rnkeyword``, ``expkeyword``).
+
+    Raises :class:`InputError` for an empty input, a pattern matching nothing, a missing or bad
+    file, a file listed twice, or two files with the same exposure root.
+    """
+    names = _expand_inputs(inputs)
+    if not names:
+        raise InputError(f"{inputs!r}: no input files given", path=None)
+    seen_paths: dict[str, str] = {}
+    seen_roots: dict[str, str] = {}
+    chips: list[Chip] = []
+    for name in names:
+        apath = os.path.abspath(name)
+        if apath in seen_paths:
+            raise _err(apath, None, "listed more than once in the inputs")
+        seen_paths[apath] = name
+        root = exposure_root(apath)
+        if root in seen_roots:
+            raise _err(apath, None, f"same exposure root {root!r} as {seen_roots[root]} (their "
+                                    "intermediate products would collide)")
+        seen_roots[root] = apath
+        chips.extend(read_chips(apath, **kw))
+    if not chips:
+        raise InputError(f"{inputs!r}: no science chips selected", path=None)
+    return [replace(c, index=i) for i, c in enumerate(chips)]
+
+
+# --------------------------------------------------------------------------------------------
+# Product names
+# --------------------------------------------------------------------------------------------
+
+def product_name(chips: Sequence[Chip], output: str | None = "") -> str:
+    """AstroDrizzle's final product name (``drizzlepac.processInput.process_input``).
+
+    Suffix ``_drc.fits`` if the first input ends in ``_flc.fits``, ``_drw.fits`` for WFPC2,
+    else ``_drz.fits``.  ``output`` empty: the root of the input when there is one input file,
+    else ``final``.  ``output`` containing ``.fits`` is used as is; one already containing the
+    suffix (``xyz_drz``) gets ``.fits``; otherwise the suffix is appended.
+
+    Raises ``ValueError`` if the name would be one of the input files.
+    """
+    chips = list(chips)
+    if not chips:
+        raise ValueError("product_name needs at least one chip")
+    first = min(chips, key=lambda c: c.index)
+    ext = "_drc.fits" if first.flc else "_drz.fits"
+    if first.instrument == "WFPC2":
+        ext = "_drw.fits"
+    out = "" if _is_blank(output) else os.fspath(output).strip()
+    if not out:
+        paths = {c.path for c in chips}
+        name = (first.root if len(paths) == 1 else "final") + ext
+    elif ".fits" in out.lower():
+        name = out
+    elif ext[:4] in out.lower():
+        name = out + ".fits"
+    else:
+        name = out + ext
+    if os.path.abspath(name) in {c.path for c in chips}:
+        raise ValueError(f"output name {name!r} is an input file; choose another 'output'")
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+def _fsync_path(path, *, directory=False):
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if directory:
+            return  # platforms without directory fds
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _temp_name(path: str) -> str:
+    d, base = os.path.split(os.path.abspath(path))
+    return os.path.join(d, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_output(path, *, overwrite: bool = True):
+    """Context manager yielding a temporary file name next to ``path``; on a clean exit the
+    file is fsynced and renamed to ``path`` (atomically replacing any old file), on an
+    exception it is deleted and ``path`` is left untouched.
+
+    The temporary name is ``.<basename>.<random>.tmp`` in the same directory (the same file
+    system, so the rename is atomic) and does not exist yet: the writer creates it.  With
+    ``overwrite=False`` an existing ``path`` raises ``FileExistsError`` (checked before
+    writing and again, without a race, at the rename).
+
+    Example::
+
+        with atomic_output("final_drz.fits") as tmp:
+            hdulist.writeto(tmp)
+    """
+    path = os.path.abspath(os.fspath(path))
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path}: exists and overwrite=False")
+    tmp = _temp_name(path)
+    try:
+        yield tmp
+        if not os.path.isfile(tmp):
+            raise FileNotFoundError(f"{tmp}: the writer did not create the temporary file")
+        _fsync_path(tmp)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # atomic, fails if path exists
+            except FileExistsError:
+                raise FileExistsError(f"{path}: exists and overwrite=False") from None
+            except OSError:  # file systems without hard links
+                if os.path.exists(path):
+                    raise FileExistsError(f"{path}: exists and overwrite=False") from None
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
+        _fsync_path(os.path.dirname(path), directory=True)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_fits_atomic(path, hdulist_or_hdu, *, overwrite: bool = True, **writeto_kw) -> str:
+    """Write a FITS product atomically (see :func:`atomic_output`); return the absolute path.
+
+    ``hdulist_or_hdu``: an ``HDUList``, a ``PrimaryHDU``, or an extension HDU (written after
+    an empty primary HDU).  ``writeto_kw`` go to ``HDUList.writeto`` (e.g. ``checksum=True``).
+
+    Note: astropy byteswaps writeable little-endian arrays *in place* while writing them (and
+    swaps them back afterwards); do not read those arrays from other threads during the write,
+    or pass read-only arrays (astropy then writes a swapped copy).
+    """
+    h = hdulist_or_hdu
+    if isinstance(h, fits.HDUList):
+        hdul = h
+    elif isinstance(h, fits.PrimaryHDU):
+        hdul = fits.HDUList([h])
+    elif isinstance(h, (fits.ImageHDU, fits.BinTableHDU, fits.TableHDU, fits.CompImageHDU)):
+        hdul = fits.HDUList([fits.PrimaryHDU(), h])
+    else:
+        raise TypeError(f"expected an HDUList or HDU, got {type(h).__name__}")
+    writeto_kw.pop("overwrite", None)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        hdul.writeto(tmp, **writeto_kw)
+    return os.path.abspath(os.fspath(path))
+
+
+_STRUCTURAL = {"SIMPLE", "BITPIX", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME",
+               "EXTVER", "BSCALE", "BZERO", "NEXTEND", "CHECKSUM", "DATASUM", "END"}
+
+
+def _is_structural(key: str) -> bool:
+    return key in _STRUCTURAL or (key.startswith("NAXIS") and key[5:].isdigit()) or key == "NAXIS"
+
+
+def _as_header(h) -> fits.Header:
+    if h is None:
+        return fits.Header()
+    if isinstance(h, fits.Header):
+        return h
+    if isinstance(h, Frame):
+        return h.fits_header()
+    if isinstance(h, str):
+        return fits.Header.fromstring(h, sep="\n" if "\n" in h else "")
+    if isinstance(h, WCS):
+        return wcs_to_header(h)
+    if isinstance(h, dict):
+        return fits.Header(list(h.items()))
+    raise TypeError(f"cannot make a FITS header from {type(h).__name__}")
+
+
+def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.PrimaryHDU:
+    """A simple-FITS image HDU (``PrimaryHDU``) for a product.
+
+    ``header`` (Header, header text, or dict) is copied without its structural cards (SIMPLE,
+    BITPIX, NAXISn, EXTEND, EXTNAME, BSCALE/BZERO, CHECKSUM...); ``wcs_header`` (Header, header
+    text, :class:`geometry.Frame` or astropy ``WCS``) is applied on top; then ``keywords``
+    (``EXPTIME=1200.0`` or ``KEY=(value, "comment")``; use ``**{"DATE-OBS": ...}`` for names
+    that are not identifiers).  ``data`` is not copied.
+    """
+    hdr = fits.Header()
+    for src in (_as_header(header), _as_header(wcs_header)):
+        for card in src.cards:
+            key = card.keyword
+            if _is_structural(key):
+                continue
+            if key == "COMMENT":
+                hdr.add_comment(card.value)
+            elif key == "HISTORY":
+                hdr.add_history(card.value)
+            elif key == "":
+                hdr.add_blank(card.value)
+            else:
+                hdr[key] = (card.value, card.comment)
+    for key, value in keywords.items():
+        hdr[key.upper()] = value
+    return fits.PrimaryHDU(data=data, header=hdr)
