@@ -1,0 +1,186 @@
+"""Run the real AstroDrizzle (drizzlepac) as a test oracle, in a subprocess, on copies.
+
+Test helper, not a test module.  drizzlepac is a test-only reference: it is never imported into
+the test process (its import is slow and it reconfigures logging); :func:`run_astrodrizzle`
+starts ``sys.executable`` with a small driver script instead.
+
+AstroDrizzle modifies its inputs in place (``MDRIZSKY`` in the SCI headers, DQ |= 4096 where it
+found cosmic rays), so the inputs are always copied into the work directory first and the copies
+are processed.
+
+Usage::
+
+    from astrodrizzle_oracle import have_drizzlepac, run_astrodrizzle
+    products = run_astrodrizzle(files, tmp_path / "ad", output="syn")
+    products["drz"]            # syn_drz.fits (build=True)
+    products["crmask"][("dzsim01", 1)]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["AstroDrizzleError", "DEFAULTS", "have_drizzlepac", "run_astrodrizzle"]
+
+#: Parameters always passed (overridable through ``**params``): offline (no ``updatewcs``, no
+#: MDRIZTAB), serial, keep the intermediate products, one ``_drz.fits`` with SCI/WHT/CTX.
+DEFAULTS = dict(mdriztab=False, updatewcs=False, preserve=False, num_cores=1, build=True,
+                context=True, clean=False)
+
+_DRIVER = r"""
+import json, sys, traceback
+args = json.loads(sys.argv[1])
+try:
+    from drizzlepac import astrodrizzle
+    astrodrizzle.AstroDrizzle(input=",".join(args["inputs"]), output=args["output"],
+                              **args["params"])
+except BaseException:
+    traceback.print_exc()
+    sys.exit(3)
+"""
+
+_SUFFIXES = ("_flt.fits", "_flc.fits")
+
+
+class AstroDrizzleError(RuntimeError):
+    """AstroDrizzle failed, timed out or produced no final image."""
+
+
+def have_drizzlepac():
+    """True if drizzlepac can be found (without importing it into this process)."""
+    try:
+        return importlib.util.find_spec("drizzlepac") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _root(name):
+    for suf in _SUFFIXES:
+        if name.endswith(suf):
+            return name[: -len(suf)]
+    return name[:-5] if name.endswith(".fits") else name
+
+
+def _tail(path_or_text, n=60):
+    if path_or_text is None:
+        return ""
+    if isinstance(path_or_text, Path):
+        if not path_or_text.exists():
+            return ""
+        text = path_or_text.read_text(errors="replace")
+    else:
+        text = path_or_text
+    return "\n".join(text.splitlines()[-n:])
+
+
+def _existing(p):
+    return p if p.exists() else None
+
+
+def run_astrodrizzle(inputs, workdir, output="syn", *, timeout=600, **params):
+    """Run ``drizzlepac.astrodrizzle.AstroDrizzle`` on copies of ``inputs`` in ``workdir``.
+
+    Parameters
+    ----------
+    inputs : sequence of paths
+        Exposure files (``*_flt.fits``); copied into ``workdir`` (which must not exist or be
+        empty).
+    workdir : path
+        Fresh working directory; AstroDrizzle runs with it as the current directory.
+    output : str
+        Output root name.
+    timeout : float
+        Seconds before the subprocess is killed.
+    **params
+        AstroDrizzle parameters, on top of :data:`DEFAULTS` (e.g. ``driz_cr=False``,
+        ``final_wht_type="ERR"``, ``skysub=False``).
+
+    Returns
+    -------
+    dict
+        ``workdir``, ``log``, ``inputs`` (the processed copies, modified by AstroDrizzle),
+        ``drz`` (``<output>_drz.fits`` or ``_drc``, with build=True), ``drz_sci``, ``drz_wht``,
+        ``drz_ctx`` (build=False), ``med``, ``static_masks`` (list),
+        ``single_sci`` / ``single_wht`` (dict root -> path), ``blt`` / ``crmask`` (dict
+        (root, chip) -> path), ``stdout``.  Missing products are None / absent.
+
+    Raises
+    ------
+    AstroDrizzleError
+        With the tail of AstroDrizzle's log and of the subprocess output.
+    """
+    workdir = Path(workdir)
+    if workdir.exists() and any(workdir.iterdir()):
+        raise ValueError(f"{workdir} is not empty; run_astrodrizzle needs a fresh directory")
+    workdir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for src in inputs:
+        src = Path(src)
+        dst = workdir / src.name
+        if dst.exists():
+            raise ValueError(f"two inputs named {src.name}")
+        shutil.copyfile(src, dst)
+        names.append(src.name)
+    roots = [_root(n) for n in names]
+
+    kw = dict(DEFAULTS)
+    kw.update(params)
+    kw.setdefault("runfile", "astrodrizzle.log")
+    args = json.dumps({"inputs": names, "output": output, "params": kw})
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMEXPR_NUM_THREADS"):
+        env[var] = "1"
+    env.setdefault("jref", str(workdir) + os.sep)  # never resolved: IDCTAB etc. are N/A
+    log = workdir / kw["runfile"]
+    try:
+        proc = subprocess.run([sys.executable, "-c", _DRIVER, args], cwd=workdir, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"")
+        out = out.decode(errors="replace") if isinstance(out, bytes) else out
+        raise AstroDrizzleError(f"AstroDrizzle timed out after {timeout} s\n--- log tail ---\n"
+                                f"{_tail(log)}\n--- output tail ---\n{_tail(out)}") from None
+    outputs = proc.stdout + "\n" + proc.stderr
+
+    ext = "_drc" if names and names[0].endswith("_flc.fits") else "_drz"
+    products = {
+        "workdir": workdir,
+        "log": _existing(log),
+        "inputs": [workdir / n for n in names],
+        "drz": _existing(workdir / f"{output}{ext}.fits"),
+        "drz_sci": _existing(workdir / f"{output}{ext}_sci.fits"),
+        "drz_wht": _existing(workdir / f"{output}{ext}_wht.fits"),
+        "drz_ctx": _existing(workdir / f"{output}{ext}_ctx.fits"),
+        "med": _existing(workdir / f"{output}_med.fits"),
+        "static_masks": sorted(workdir.glob("*_staticMask.fits")),
+        "single_sci": {},
+        "single_wht": {},
+        "blt": {},
+        "crmask": {},
+        "stdout": outputs,
+    }
+    for r in roots:
+        for key in ("single_sci", "single_wht"):
+            p = workdir / f"{r}_{key}.fits"
+            if p.exists():
+                products[key][r] = p
+        for key, suffix in (("blt", "blt"), ("crmask", "crmask")):
+            for p in sorted(workdir.glob(f"{r}_sci*_{suffix}.fits")):
+                chip = p.name[len(r) + 4: -len(f"_{suffix}.fits")]
+                if chip.isdigit():
+                    products[key][(r, int(chip))] = p
+
+    final = products["drz"] or products["drz_sci"]
+    if proc.returncode != 0 or final is None:
+        raise AstroDrizzleError(
+            f"AstroDrizzle failed (exit code {proc.returncode}, final product "
+            f"{'present' if final else 'missing'})\n--- log tail ---\n{_tail(log)}\n"
+            f"--- output tail ---\n{_tail(outputs)}")
+    return products
