@@ -810,3 +810,109 @@ def chip_bounding_box(wcs_in, shape_in, frame, frame_shape=None, *, pad=0.0):
         warnings.simplefilter("ignore", RuntimeWarning)
         return _box_from_extent(float(np.nanmin(xo)) - m, float(np.nanmax(xo)) + m,
                                 float(np.nanmin(yo)) - m, float(np.nanmax(yo)) + m, frame_shape)
+
+
+# --------------------------------------------------------------------------------------------
+# AstroDrizzle's default output frame
+# --------------------------------------------------------------------------------------------
+
+def nominal_scale_orientation(wcs, idcscale=None):
+    """AstroDrizzle's nominal pixel scale (arcsec) and ``ORIENTAT`` (degrees) of a chip.
+
+    As stwcs does for a chip without V2/V3 aperture keywords: the scale is ``IDCSCALE`` when
+    known, else ``sqrt|det CD|``; the orientation is ``atan2(CD1_2, CD2_2)`` (the position angle
+    of the chip's +y axis from its linear WCS).  Also returns the parity (sign of ``det CD``).
+    """
+    cd = np.asarray(_fresh(wcs).pixel_scale_matrix, dtype=np.float64)
+    det = float(np.linalg.det(cd))
+    scale = float(idcscale) if idcscale else math.sqrt(abs(det)) * 3600.0
+    orient = math.degrees(math.atan2(cd[0, 1], cd[1, 1]))
+    return scale, orient, (-1.0 if det < 0 else 1.0)
+
+
+def _geographic_midpoint(ra, dec):
+    a, d = np.radians(ra), np.radians(dec)
+    x = np.mean(np.cos(d) * np.cos(a))
+    y = np.mean(np.cos(d) * np.sin(a))
+    z = np.mean(np.sin(d))
+    return (math.degrees(math.atan2(y, x)) % 360.0,
+            math.degrees(math.atan2(z, math.sqrt(x * x + y * y))))
+
+
+def default_output_wcs(wcss_and_shapes, *, idcscale=None, footprint_mode="edges"):
+    """The default output frame, built the way AstroDrizzle builds it.
+
+    ``footprint_mode="corners"`` reproduces drizzlepac 3.11 (stwcs ``output_wcs`` followed by
+    ``make_perfect_cd``): the footprint is the 4 pixel-centre corners of every chip (distortion
+    included); CRVAL starts at their geographic midpoint; scale and orientation come from the
+    first chip (:func:`nominal_scale_orientation`, ``idcscale`` = its ``IDCSCALE``); the size is
+    ``ceil(max - min)`` of the corners on the tangent plane; CRPIX is ``n/2`` and CRVAL is moved
+    so that the lowest corners land on pixel 0.  Pixels on the far edges can then hang half
+    outside the frame.
+
+    ``footprint_mode="edges"`` (dazzle's default) does the same with points along every chip's
+    outer pixel *edges* (corners at -0.5 and n-0.5, distortion bends followed), and places the
+    lowest edge at -0.5, so every input pixel lies wholly inside the frame.
+
+    Returns ``(wcs, (ny, nx))`` with a "perfect" undistorted TAN WCS.
+    """
+    pairs = _as_pairs(wcss_and_shapes)
+    if not pairs:
+        raise ValueError("default_output_wcs needs at least one chip")
+    fresh = [(_fresh(w), s) for w, s in pairs]
+    ras, decs = [], []
+    for w, (ny, nx) in fresh:
+        if footprint_mode == "corners":
+            x = np.array([0.0, 0.0, nx - 1.0, nx - 1.0])
+            y = np.array([0.0, ny - 1.0, ny - 1.0, 0.0])
+        elif footprint_mode == "edges":
+            x, y = edge_points((ny, nx), _BOUNDS_STEP)
+        else:
+            raise ValueError(f"footprint_mode must be 'edges' or 'corners'; got {footprint_mode!r}")
+        ra, dec = _pix2world(w, x, y)
+        ras.append(ra)
+        decs.append(dec)
+    ra = np.concatenate(ras)
+    dec = np.concatenate(decs)
+    world = np.column_stack([ra, dec])
+    crval = _geographic_midpoint(ra, dec)
+
+    scale, orient, par = nominal_scale_orientation(fresh[0][0], idcscale)
+    rot = math.radians(orient)
+    sn, cs = math.sin(rot), math.cos(rot)
+    out = WCS(naxis=2)
+    out.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    out.wcs.cd = scale / 3600.0 * np.array([[par * cs, sn], [-par * sn, cs]])
+    out.wcs.crval = crval
+    out.wcs.crpix = [0.0, 0.0]
+    out.wcs.set()
+    pscale = math.hypot(out.wcs.cd[0, 0], out.wcs.cd[1, 0]) * 3600.0
+    orientat = math.degrees(math.atan2(out.wcs.cd[0, 1], out.wcs.cd[1, 1]))
+
+    tanpix = out.wcs.s2p(world, 0)["pixcrd"]
+    ext = tanpix.max(axis=0) - tanpix.min(axis=0)
+    if footprint_mode == "corners":
+        n1, n2 = (int(math.ceil(e)) for e in ext)
+    else:
+        n1, n2 = (max(1, int(math.ceil(e - _SIZE_TOL))) for e in ext)
+    crpix = np.array([n1 / 2.0, n2 / 2.0])
+    out.wcs.crpix = crpix
+    out.wcs.set()
+    tanpix = out.wcs.s2p(world, 0)["pixcrd"]
+    offset = 0.0 if footprint_mode == "corners" else 0.5
+    newcrpix = crpix + tanpix.min(axis=0) + offset
+    out.wcs.crval = out.wcs.p2s([newcrpix], 1)["world"][0]
+    out.wcs.set()
+
+    # make_perfect_cd: from the scale and orientation alone
+    o = math.radians(orientat)
+    out.wcs.cd = pscale / 3600.0 * np.array([[-math.cos(o), math.sin(o)], [math.sin(o), math.cos(o)]])
+    out.wcs.set()
+    if footprint_mode == "edges":
+        # moving CRVAL is a translation on the tangent plane only to first order: make sure
+        # every edge is still inside
+        tp = out.wcs.s2p(world, 0)["pixcrd"]
+        n1 = max(n1, int(math.ceil(tp[:, 0].max() + 0.5 - _SIZE_TOL)))
+        n2 = max(n2, int(math.ceil(tp[:, 1].max() + 0.5 - _SIZE_TOL)))
+    out.pixel_shape = (n1, n2)
+    return out, (n2, n1)

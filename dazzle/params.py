@@ -476,6 +476,10 @@ _TABLE: list[Param] = [
           "Pixel map: 'fast' evaluates the WCS every stepsize pixels and interpolates "
           "(AstroDrizzle); 'exact' evaluates every pixel",
           choices=("fast", "exact"), section=_S_DAZZLE, dazzle_only=True),
+    Param("output_frame", "dazzle", "dazzle", "choice",
+          "Default output frame: 'dazzle' contains every input pixel's edges; 'astrodrizzle' "
+          "is drizzlepac's (pixel-centre corners; edge pixels can hang half outside)",
+          choices=("dazzle", "astrodrizzle"), section=_S_DAZZLE, dazzle_only=True),
 ]
 
 #: Ordered, read-only mapping of parameter name -> :class:`Param`, grouped by step.

@@ -1,0 +1,210 @@
+"""The driver: parameters and inputs in, the Dask graph built and run, products out.
+
+``dazzle.run(inputs, output, config=None, **params)`` runs the pipeline as far as it exists
+(drizzle separate, then the final drizzle); ``dazzle.drizzle(input, outdata, **params)`` is
+AstroDrizzle's ``adrizzle.drizzle``: the separate or the final drizzle, by ``driz_separate``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dazzle import geometry, io
+from dazzle.cluster import compute
+from dazzle.graph import Plan, build
+from dazzle.params import resolve
+
+log = logging.getLogger("dazzle")
+
+_WCS_KEYS = ("rot", "scale", "outnx", "outny", "ra", "dec", "crpix1", "crpix2")
+
+
+@dataclass
+class RunResult:
+    """What a run produced."""
+
+    output: str | None                      # the final product's path (None: not made)
+    single: list = field(default_factory=list)   # (sci, wht) paths per exposure
+    frame_shape: tuple | None = None
+    nchips: int = 0
+    timings: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+
+def _kernel_pad(kernel: str, pixfrac: float) -> float:
+    """How far (output pixels, at unit scale) a kernel reaches beyond a pixel's edges."""
+    if kernel == "gaussian":
+        return max(2.5 * pixfrac / 2.3548, 1.2) + 1.0
+    if kernel.startswith("lanczos"):
+        return int(kernel[-1]) + 1.0
+    if kernel == "tophat":
+        return pixfrac / 2.0 + 1.0
+    return 1.0
+
+
+def output_frame(chips, params, prefix: str):
+    """The output frame of one drizzle step (``prefix`` "driz_sep_" or "final_")."""
+    pairs = [(c.wcs(), c.shape) for c in chips]
+    custom = params.get(prefix + "wcs", False)
+    over = {k: params.get(prefix + k) for k in _WCS_KEYS} if custom else {}
+    refimage = params.get(prefix + "refimage") if custom else ""
+    mode = params.get("output_frame", "dazzle")
+    footprint_mode = "corners" if mode == "astrodrizzle" else "edges"
+    default, shape = geometry.default_output_wcs(pairs, idcscale=chips[0].idcscale,
+                                                 footprint_mode=footprint_mode)
+    if refimage:
+        w, shape = geometry.make_output_wcs(refimage=refimage, **{k: over.get(k) for k in
+                                                                 ("outnx", "outny", "ra", "dec", "crpix1", "crpix2")})
+    elif any(v is not None for v in over.values()):
+        scale, orient, _ = geometry.nominal_scale_orientation(chips[0].wcs(), chips[0].idcscale)
+        w, shape = geometry.make_output_wcs(
+            pairs, rot=over["rot"] if over["rot"] is not None else orient,
+            scale=over["scale"] if over["scale"] is not None else scale,
+            outnx=over["outnx"], outny=over["outny"], ra=over["ra"], dec=over["dec"],
+            crpix1=over["crpix1"], crpix2=over["crpix2"])
+    else:
+        w = default
+    return geometry.Frame.from_wcs(w, shape)
+
+
+def _boxes(chips, frame, kernel, pixfrac, what):
+    boxes = []
+    wf = frame.wcs()
+    for chip in chips:
+        box = geometry.chip_bounding_box(chip.wcs(), chip.shape, wf, frame.shape,
+                                         pad=_kernel_pad(kernel, pixfrac))
+        if box is None:
+            raise io.InputError(f"{chip.label}: does not overlap the {what} output frame "
+                                f"({frame.shape[1]}x{frame.shape[0]} pixels)")
+        boxes.append(box)
+    return boxes
+
+
+def _output_names(chips, output):
+    path = io.product_name(chips, output)
+    out_dir = os.path.dirname(os.path.abspath(path))
+    return path, out_dir
+
+
+def _static_masks(chips, static_mask):
+    """One boolean mask (True = good) or None per chip, from the user's in-memory mask(s).
+
+    ``static_mask`` is one array (used for every chip of that shape), or a dict keyed by the
+    chip number (EXTVER, as AstroDrizzle keeps one static mask per chip number), by
+    ``(root, extver)`` or by the chip's label ``"path[SCI,n]"``.
+    """
+    if static_mask is None:
+        return [None] * len(chips)
+    out = []
+    for c in chips:
+        if isinstance(static_mask, dict):
+            m = None
+            for key in (c.label, (c.root, c.extver), c.extver):
+                if key in static_mask:
+                    m = static_mask[key]
+                    break
+        else:
+            m = static_mask
+        if m is not None:
+            m = np.asarray(m).astype(bool)
+            if m.shape != tuple(c.shape):
+                raise io.InputError(f"{c.label}: static mask shape {m.shape} != chip shape {tuple(c.shape)}")
+        out.append(m)
+    return out
+
+
+def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
+    """Read the inputs' headers, decide the frames and the chips' boxes."""
+    chips = io.read_inputs(inputs, group=params.get("group") or None, gain=params.get("gain"),
+                           rdnoise=params.get("rdnoise"), exptime=params.get("exptime"),
+                           gnkeyword=params.get("gnkeyword") or None,
+                           rnkeyword=params.get("rnkeyword") or None,
+                           expkeyword=params.get("expkeyword") or None)
+    final_path, out_dir = _output_names(chips, output)
+    os.makedirs(out_dir, exist_ok=True)
+    plan = Plan(chips=chips, params=params, out_dir=out_dir,
+                final_path=final_path if params.get("driz_combine", True) else None)
+    plan.skies = [None] * len(chips)
+    plan.static_masks = _static_masks(chips, static_mask)
+    if params.get("driz_separate", True):
+        plan.single_frame = output_frame(chips, params, "driz_sep_")
+        plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
+                                   params["driz_sep_pixfrac"], "single-drizzle")
+    if plan.final_path is not None:
+        plan.final_frame = output_frame(chips, params, "final_")
+        plan.final_boxes = _boxes(chips, plan.final_frame, params["final_kernel"], params["final_pixfrac"],
+                                  "final")
+        if params.get("final_wht_type") == "IVM":
+            plan.ivm = _read_ivm(chips, ivm)
+    seen = {}
+    for c in chips:
+        seen.setdefault(c.path, c.exptime)
+    plan.texptime = float(sum(seen.values()))
+    return plan
+
+
+def _read_ivm(chips, ivm):
+    if ivm is None:
+        raise io.InputError("final_wht_type=IVM needs IVM images: pass ivm=[...] (one file per input)")
+    files = [ivm] if isinstance(ivm, str) else list(ivm)
+    paths = list(dict.fromkeys(c.path for c in chips))
+    if len(files) != len(paths):
+        raise io.InputError(f"final_wht_type=IVM: {len(files)} IVM file(s) for {len(paths)} input(s)")
+    by_input = dict(zip(paths, files))
+    from astropy.io import fits
+    arrays = []
+    for c in chips:
+        f = by_input[c.path]
+        try:
+            with fits.open(f) as h:
+                ext = ("SCI", c.extver) if ("SCI", c.extver) in h else (c.extver if len(h) > 1 else 0)
+                arrays.append(np.asarray(h[ext].data, dtype=np.float32))
+        except Exception as exc:  # noqa: BLE001
+            raise io.InputError(f"{f}: cannot read the IVM image for {c.label}: {exc}") from exc
+    return arrays
+
+
+def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=False,
+        **params) -> RunResult:
+    """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated) as far as
+    it exists: drizzle separate (``driz_separate``) and the final drizzle (``driz_combine``).
+
+    ``config`` is a dazzle or AstroDrizzle ``.cfg`` file (or a dict); keyword arguments use
+    AstroDrizzle's parameter names and win over the file.  ``ivm`` lists one IVM file per
+    input for ``final_wht_type="IVM"``.  ``static_mask`` is a boolean mask kept in memory
+    (True = good; one array, or a dict by chip number, ``(root, extver)`` or chip label) that is
+    ANDed into every drizzle's weights.  Returns a :class:`RunResult`.
+    """
+    if output:
+        params["output"] = output
+    values = resolve(config, **params)
+    t0 = time.perf_counter()
+    plan = plan_run(inputs, values.get("output", ""), values, ivm=ivm, static_mask=static_mask)
+    t_plan = time.perf_counter() - t0
+    log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
+             len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
+    graph = build(plan)
+    t1 = time.perf_counter()
+    single, final = compute([graph["single"], graph["final"]], values.get("scheduler", "threads"),
+                            progress=progress)
+    t_run = time.perf_counter() - t1
+    return RunResult(output=final, single=list(single),
+                     frame_shape=None if plan.final_frame is None else plan.final_frame.shape,
+                     nchips=len(plan.chips), timings={"plan": t_plan, "drizzle": t_run}, params=values)
+
+
+def drizzle(input, outdata="", config=None, **params) -> RunResult:
+    """AstroDrizzle's ``adrizzle.drizzle``: with ``driz_separate=True`` (the default) the
+    separate drizzle only, else the final drizzle only."""
+    values = resolve(config, **{k: v for k, v in params.items()
+                                if k not in ("ivm", "progress", "static_mask")})
+    separate = values.get("driz_separate", True)
+    params = dict(params)
+    params["driz_separate"] = bool(separate)
+    params["driz_combine"] = not separate
+    return run(input, outdata, config, **params)
