@@ -13,6 +13,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from astrodrizzle_oracle import have_drizzlepac, run_astrodrizzle
+from photometry import aperture_fluxes
 from dazzle.geometry import pixel_scale, read_wcs
 from dazzle.simulate import DQ_BAD_DETECTOR, DQ_HOT, SimulatedSet, reference_header, simulate
 
@@ -272,35 +273,6 @@ def test_hot_pixels_and_bad_columns(tmp_path):
 # The real AstroDrizzle as oracle
 # --------------------------------------------------------------------------------------------
 
-def _aperture_fluxes(drz, stars, r_ap=6.0, r_in=9.0, r_out=14.0):
-    """Aperture fluxes (e-/s) at the truth positions in a drizzled image, local-sky subtracted.
-    Returns (flux_ratios, n_measured); stars whose aperture/annulus is not fully covered are
-    skipped."""
-    with fits.open(drz) as h:
-        sci = h["SCI"].data.astype(np.float64)
-        wht = h["WHT"].data
-        w = WCS(h["SCI"].header)
-    x, y = w.all_world2pix(stars["ra"], stars["dec"], 0)
-    ny, nx = sci.shape
-    ratios = []
-    m = int(math.ceil(r_out)) + 1
-    for i in range(len(stars)):
-        xi, yi = x[i], y[i]
-        if not (m <= xi < nx - m - 1 and m <= yi < ny - m - 1):
-            continue
-        sl = (slice(int(yi) - m, int(yi) + m + 2), slice(int(xi) - m, int(xi) + m + 2))
-        yy, xx = np.mgrid[sl]
-        rr = np.hypot(xx - xi, yy - yi)
-        d, ww = sci[sl], wht[sl]
-        use = rr <= r_out
-        if not np.all(np.isfinite(d[use])) or np.any(ww[use] <= 0):
-            continue
-        bg = np.median(d[(rr >= r_in) & (rr <= r_out)])
-        ap = rr <= r_ap
-        ratios.append((d[ap].sum() - bg * ap.sum()) / stars["flux_eps"][i])
-    return np.array(ratios)
-
-
 def _check_astrodrizzle(s, products, min_cr_frac):
     drz = products["drz"]
     with fits.open(drz) as h:
@@ -315,7 +287,7 @@ def _check_astrodrizzle(s, products, min_cr_frac):
     assert math.degrees(math.atan2(cd[0, 1], cd[1, 1])) == pytest.approx(
         math.degrees(math.atan2(h1["CD1_2"], h1["CD2_2"])), abs=1e-7)
     # photometry: the flux convention makes drizzled fluxes equal the truth
-    ratios = _aperture_fluxes(drz, s.stars)
+    ratios = aperture_fluxes(drz, s.stars)
     assert len(ratios) >= 12
     assert abs(np.median(ratios) - 1.0) < 0.01, np.median(ratios)
     # sky and cosmic rays found where they are
