@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dazzle import geometry, io
+from dazzle import geometry, io, products
 from dazzle.cluster import compute
 from dazzle.graph import Plan, build
 from dazzle.params import resolve
@@ -145,7 +145,16 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
     for c in chips:
         seen.setdefault(c.path, c.exptime)
     plan.texptime = float(sum(seen.values()))
+    plan.tile_size = int(params.get("tile_size", 2048))
     return plan
+
+
+def _lay_out_final(plan):
+    c0 = plan.chips[0]
+    plan.final_canvas = products.final_product_canvas(
+        plan.final_path, plan.final_frame, plan.params, texptime=plan.texptime, ndrizim=len(plan.chips),
+        nplanes=(len(plan.chips) - 1) // 32 + 1, bunit=c0.bunit,
+        primary_cards={"INSTRUME": c0.instrument or "", "DETECTOR": c0.detector or ""})
 
 
 def _read_ivm(chips, ivm):
@@ -188,11 +197,17 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     t_plan = time.perf_counter() - t0
     log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
-    graph = build(plan)
-    t1 = time.perf_counter()
-    single, final = compute([graph["single"], graph["final"]], values.get("scheduler", "threads"),
-                            progress=progress)
-    t_run = time.perf_counter() - t1
+    try:
+        if plan.final_path is not None:
+            _lay_out_final(plan)
+        graph = build(plan)
+        t1 = time.perf_counter()
+        single, final = compute([graph["single"], graph["final"]], values.get("scheduler", "threads"),
+                                progress=progress)
+        t_run = time.perf_counter() - t1
+    finally:
+        if plan.final_canvas is not None:
+            products.abort_canvas(plan.final_canvas)   # no-op once committed
     return RunResult(output=final, single=list(single),
                      frame_shape=None if plan.final_frame is None else plan.final_frame.shape,
                      nchips=len(plan.chips), timings={"plan": t_plan, "drizzle": t_run}, params=values)

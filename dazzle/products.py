@@ -7,6 +7,7 @@ failed run never leaves a partial file under a product's name.
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 import os
 
 import numpy as np
@@ -67,6 +68,29 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
     return tuple(paths)
 
 
+def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bunit,
+                         primary_cards=None) -> "Canvas":
+    """Lay out the final product (PRIMARY, SCI, WHT, CTX) for the tile tasks to fill."""
+    ph = fits.Header()
+    for key, value in (primary_cards or {}).items():
+        ph[key] = value
+    ph["EXPTIME"] = (float(texptime), "total exposure time (s)")
+    ph["TEXPTIME"] = (float(texptime), "total exposure time (s)")
+    ph["NDRIZIM"] = (int(ndrizim), "number of chips drizzled")
+    _provenance(ph, params, _FINAL_PARAMS)
+    hdus = [("PRIMARY", (), np.float32, ph)]
+    ny, nx = frame.shape
+    for name, dtype, shape in (("SCI", np.float32, (ny, nx)), ("WHT", np.float32, (ny, nx)),
+                               ("CTX", np.int32, (ny, nx) if nplanes == 1 else (nplanes, ny, nx))):
+        h = fits.Header()
+        _wcs_cards(frame, h)
+        h["EXPTIME"] = (float(texptime), "total exposure time (s)")
+        if name == "SCI":
+            h["BUNIT"] = (_units(bunit, params.get("final_units", "cps")), "units of the data")
+        hdus.append((name, shape, dtype, h))
+    return create_canvas(path, hdus)
+
+
 def write_drizzle_product(path, sci, wht, ctx, frame, params, *, texptime, ndrizim, bunit,
                           primary_cards=None):
     """The final product: PRIMARY (header), SCI, WHT and CTX image extensions with the frame's
@@ -93,3 +117,116 @@ def write_drizzle_product(path, sci, wht, ctx, frame, params, *, texptime, ndriz
         hdus.append(hdu)
     write_fits_atomic(path, fits.HDUList(hdus))
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Products written block by block (tiles), then renamed into place
+# ---------------------------------------------------------------------------------------------
+
+_FITS_BLOCK = 2880
+
+
+_STRUCTURAL = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND",
+               "PCOUNT", "GCOUNT", "EXTNAME", "BSCALE", "BZERO", "END", "WCSAXES"}
+
+
+def _image_header(shape, dtype, *, primary, name=None, extra=None):
+    """A FITS image header for an array of ``shape``/``dtype`` without allocating it, with
+    the cards of ``extra`` (a Header) after the structural ones."""
+    if shape:
+        small = np.zeros((1,) * len(shape), dtype=dtype)
+        hdu = fits.PrimaryHDU(small) if primary else fits.ImageHDU(small, name=name)
+    else:
+        hdu = fits.PrimaryHDU()
+    h = hdu.header
+    for axis, n in enumerate(reversed(shape), start=1):
+        h[f"NAXIS{axis}"] = int(n)
+    if primary:
+        h["EXTEND"] = True
+    for card in (extra.cards if extra is not None else []):
+        if card.keyword in _STRUCTURAL or not card.keyword:
+            continue
+        h.append(card)
+    return h
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """A multi-extension FITS product being written in blocks by independent tasks.
+
+    :func:`create_canvas` lays out every header and reserves every data array (a sparse file:
+    nothing is allocated in memory); :func:`write_block` writes one rectangle of one
+    extension with positioned writes (disjoint rectangles may be written concurrently, from
+    threads, processes or hosts sharing the file system); :func:`commit_canvas` renames the
+    finished file into place.  Until then the product's name is untouched.
+    """
+
+    tmp_path: str
+    path: str
+    offsets: tuple          # byte offset of each HDU's data
+    shapes: tuple
+    dtypes: tuple           # big-endian numpy dtype strings
+
+
+def create_canvas(path, hdus) -> Canvas:
+    """``hdus``: a list of ``(name, shape, dtype, extra_header)``; the first is the primary
+    (``shape`` may be ``()`` for a header-only primary)."""
+    from dazzle.io import _temp_name
+
+    tmp = _temp_name(path)
+    offsets, shapes, dtypes = [], [], []
+    pos = 0
+    with open(tmp, "wb") as f:
+        for k, (name, shape, dtype, extra) in enumerate(hdus):
+            shape = tuple(int(n) for n in shape)
+            h = _image_header(shape, dtype, primary=(k == 0), name=name, extra=extra)
+            raw = h.tostring(padding=True).encode("ascii")
+            f.write(raw)
+            pos += len(raw)
+            dt = np.dtype(dtype).newbyteorder(">")
+            nbytes = int(np.prod(shape)) * dt.itemsize if shape else 0
+            offsets.append(pos)
+            shapes.append(shape)
+            dtypes.append(dt.str)
+            padded = -(-nbytes // _FITS_BLOCK) * _FITS_BLOCK
+            pos += padded
+            f.seek(pos)
+        f.truncate(pos)
+    return Canvas(tmp, str(path), tuple(offsets), tuple(shapes), tuple(dtypes))
+
+
+def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -> None:
+    """Write ``block`` (2-D) at rows ``y0..``, columns ``x0..`` of extension ``hdu`` (of
+    ``plane`` for a 3-D extension)."""
+    shape = canvas.shapes[hdu]
+    dt = np.dtype(canvas.dtypes[hdu])
+    ny, nx = shape[-2], shape[-1]
+    block = np.asarray(block).astype(dt, copy=False)
+    by, bx = block.shape
+    if y0 < 0 or x0 < 0 or y0 + by > ny or x0 + bx > nx:
+        raise ValueError(f"block {block.shape} at ({y0}, {x0}) does not fit {shape}")
+    base = canvas.offsets[hdu] + (0 if plane is None else int(plane) * ny * nx * dt.itemsize)
+    fd = os.open(canvas.tmp_path, os.O_WRONLY)
+    try:
+        for r in range(by):
+            off = base + ((y0 + r) * nx + x0) * dt.itemsize
+            os.pwrite(fd, block[r].tobytes(), off)
+    finally:
+        os.close(fd)
+
+
+def commit_canvas(canvas: Canvas) -> str:
+    """fsync the finished file and rename it over the product's name; returns the path."""
+    from dazzle.io import _fsync_path
+
+    _fsync_path(canvas.tmp_path)
+    os.replace(canvas.tmp_path, canvas.path)
+    _fsync_path(os.path.dirname(os.path.abspath(canvas.path)) or ".", directory=True)
+    return canvas.path
+
+
+def abort_canvas(canvas: Canvas) -> None:
+    try:
+        os.remove(canvas.tmp_path)
+    except FileNotFoundError:
+        pass

@@ -154,6 +154,16 @@ def test_schedulers_give_identical_products(sim, tmp_path, baseline):
             np.testing.assert_array_equal(a, b)
 
 
+def test_tile_size_does_not_change_the_bits(sim, tmp_path, baseline):
+    ref = final(baseline)
+    for tile in (64, 100, 157):
+        r = run(sim, tmp_path, f"tile{tile}", tile_size=tile, driz_separate=False)
+        got = final(r)
+        for a, b in zip(ref[:3], got[:3]):
+            np.testing.assert_array_equal(a, b)
+        assert got[3].wcs.compare(ref[3].wcs)
+
+
 def test_inputs_are_never_modified(sim, tmp_path):
     before = file_digest(sim.files)
     with fits.open(sim.files[0]) as h:
@@ -486,14 +496,14 @@ def test_a_failure_mid_run_leaves_no_partial_product(sim, tmp_path, monkeypatch,
     out.mkdir()
     shutil.copy(baseline.output, out / "syn_drz.fits")
     before = file_digest([out / "syn_drz.fits"])
-    real_hdu = products.fits.ImageHDU
+    real_write = products.write_block
 
-    def exploding(data=None, *a, name=None, **kw):
-        if name == "CTX":
+    def exploding(canvas, hdu, *a, **kw):
+        if hdu == 3:   # the CTX extension of a tile, after SCI and WHT were written
             raise RuntimeError("disk full")
-        return real_hdu(data, *a, name=name, **kw)
+        return real_write(canvas, hdu, *a, **kw)
 
-    monkeypatch.setattr(products.fits, "ImageHDU", exploding)
+    monkeypatch.setattr(products, "write_block", exploding)
     with pytest.raises(RuntimeError, match="disk full"):
         dazzle.run(sim.files, str(out / "syn"), scheduler="synchronous", driz_separate=False, **OFF)
     assert file_digest([out / "syn_drz.fits"]) == before
