@@ -202,6 +202,7 @@ class Chip:
     photflam: float | None = None
     expstart: float | None = None
     expend: float | None = None
+    ccdamp: str | None = None
 
     # ---- naming ----------------------------------------------------------------------------
     @property
@@ -744,6 +745,7 @@ def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
         photflam=_float_kw("PHOTFLAM", (hdr, primary), path, sci_ext),
         expstart=_float_kw("EXPSTART", (primary, hdr), path, sci_ext),
         expend=_float_kw("EXPEND", (primary, hdr), path, sci_ext),
+        ccdamp=_str_kw("CCDAMP", (primary, hdr)) or None,
     )
 
 
@@ -1060,3 +1062,44 @@ def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.Pri
     for key, value in keywords.items():
         hdr[key.upper()] = value
     return fits.PrimaryHDU(data=data, header=hdr)
+
+
+# --------------------------------------------------------------------------------------------
+# The one way dazzle writes to an input: CR flags into DQ, when asked
+# --------------------------------------------------------------------------------------------
+
+BACKUP_DIR = "OrIg"
+
+
+def update_input_dq(path, chips, crmasks, *, crbit=4096) -> str:
+    """OR ``crbit`` into the DQ arrays of input ``path`` where ``crmasks`` (per chip, True =
+    good) found cosmic rays -- AstroDrizzle's ``updateInputDQArray``, done only when the user
+    asks (``update_input_dq=True``).
+
+    The original is first copied to ``OrIg/`` beside it (AstroDrizzle's convention; an existing
+    backup is kept, so the backup is always the untouched original), then the updated file is
+    written atomically over the input.  Chips without a DQ extension are skipped.  Returns the
+    backup's path.
+    """
+    import shutil
+
+    src = os.path.abspath(path)
+    backup_dir = os.path.join(os.path.dirname(src), BACKUP_DIR)
+    os.makedirs(backup_dir, exist_ok=True)
+    backup = os.path.join(backup_dir, os.path.basename(src))
+    if not os.path.exists(backup):
+        with atomic_output(backup) as tmp:
+            shutil.copy2(src, tmp)
+    with fits.open(src, memmap=False) as h:
+        h.readall()
+        hdul = fits.HDUList([hdu.copy() for hdu in h])
+    for chip, good in zip(chips, crmasks):
+        if good is None or chip.dq_ext is None:
+            continue
+        dq = hdul[chip.dq_ext]
+        cr = ~np.asarray(good, dtype=bool)
+        data = np.array(dq.data)
+        data[cr] |= np.array(crbit).astype(data.dtype)
+        dq.data = data
+    write_fits_atomic(src, hdul)
+    return backup

@@ -476,6 +476,10 @@ _TABLE: list[Param] = [
           "Pixel map: 'fast' evaluates the WCS every stepsize pixels and interpolates "
           "(AstroDrizzle); 'exact' evaluates every pixel",
           choices=("fast", "exact"), section=_S_DAZZLE, dazzle_only=True),
+    Param("driz_cr_legacy", False, "dazzle", "bool",
+          "driz_cr exactly as drizzlepac 3.11: sky counted twice in the noise, derivative "
+          "zero-filled at the edges (dazzle's default fixes both)", section=_S_DAZZLE,
+          dazzle_only=True),
     Param("output_frame", "dazzle", "dazzle", "choice",
           "Default output frame: 'dazzle' contains every input pixel's edges; 'astrodrizzle' "
           "is drizzlepac's (pixel-centre corners; edge pixels can hang half outside)",
@@ -659,6 +663,9 @@ def _parse_pair(p: Param, value: Any) -> tuple[float, float]:
         parts = [value]
     else:
         raise _Bad()
+    if len(parts) == 1 and p.name == "combine_nsigma":
+        # AstroDrizzle requires two numbers here (one crashes it); one means the same for both
+        parts = [parts[0], parts[0]]
     if len(parts) != 2:
         raise _Bad(f"exactly two numbers are required, got {len(parts)}")
     out = []

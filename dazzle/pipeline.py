@@ -30,6 +30,10 @@ class RunResult:
 
     output: str | None                      # the final product's path (None: not made)
     single: list = field(default_factory=list)   # (sci, wht) paths per exposure
+    median: str | None = None               # <output>_med.fits
+    skies: list = field(default_factory=list)    # per chip sky (MDRIZSKY, chip units)
+    crmasks: list | None = None             # per chip bool CR masks (True = good), or None
+    chips: list = field(default_factory=list)
     frame_shape: tuple | None = None
     nchips: int = 0
     timings: dict = field(default_factory=dict)
@@ -129,8 +133,23 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
     os.makedirs(out_dir, exist_ok=True)
     plan = Plan(chips=chips, params=params, out_dir=out_dir,
                 final_path=final_path if params.get("driz_combine", True) else None)
-    plan.skies = [None] * len(chips)
-    plan.static_masks = _static_masks(chips, static_mask)
+    plan.user_static = _static_masks(chips, static_mask)
+    base = os.path.basename(final_path)
+    for suffix in ("_drz.fits", "_drc.fits", "_drw.fits"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    plan.out_root = os.path.join(out_dir, base)
+    if len({c.path for c in chips}) < 2:
+        # AstroDrizzle: with one input there is nothing to compare, so no median/blot/CR
+        for name in ("median", "blot", "driz_cr"):
+            if params.get(name):
+                log.info("dazzle: one input only: %s switched off (as AstroDrizzle)", name)
+            params[name] = False
+    if not params.get("driz_separate", True):
+        for name in ("median", "blot", "driz_cr"):
+            if params.get(name):
+                log.warning("dazzle: %s needs driz_separate; switched off", name)
+            params[name] = False
     if params.get("driz_separate", True):
         plan.single_frame = output_frame(chips, params, "driz_sep_")
         plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
@@ -147,6 +166,10 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
     plan.texptime = float(sum(seen.values()))
     plan.tile_size = int(params.get("tile_size", 2048))
     return plan
+
+
+def _lay_out_median(plan):
+    plan.median_canvas = products.median_canvas(plan.out_root + "_med.fits", plan.single_frame, plan.params)
 
 
 def _lay_out_final(plan):
@@ -200,17 +223,25 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     try:
         if plan.final_path is not None:
             _lay_out_final(plan)
+        if values.get("median", True):
+            _lay_out_median(plan)
         graph = build(plan)
         t1 = time.perf_counter()
-        single, final = compute([graph["single"], graph["final"]], values.get("scheduler", "threads"),
-                                progress=progress)
+        keys = ["single", "median", "final", "skies", "crmasks", "updated"]
+        got = compute([graph[k] for k in keys], values.get("scheduler", "threads"), progress=progress)
+        res = dict(zip(keys, got))
         t_run = time.perf_counter() - t1
     finally:
-        if plan.final_canvas is not None:
-            products.abort_canvas(plan.final_canvas)   # no-op once committed
-    return RunResult(output=final, single=list(single),
+        for canvas in (plan.final_canvas, plan.median_canvas):
+            if canvas is not None:
+                products.abort_canvas(canvas)   # no-op once committed
+    skies = res["skies"]
+    return RunResult(output=res["final"], single=list(res["single"]), median=res["median"],
+                     skies=[float(s.value) for s in skies] if skies is not None else [],
+                     crmasks=res["crmasks"],
                      frame_shape=None if plan.final_frame is None else plan.final_frame.shape,
-                     nchips=len(plan.chips), timings={"plan": t_plan, "drizzle": t_run}, params=values)
+                     nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=values,
+                     chips=plan.chips)
 
 
 def drizzle(input, outdata="", config=None, **params) -> RunResult:

@@ -48,7 +48,7 @@ def _units(bunit: str | None, units: str) -> str:
     return base if units == "counts" else base + "/S"
 
 
-def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptime, bunit):
+def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptime, bunit, skies=None):
     """``<root>_single_sci.fits`` and ``<root>_single_wht.fits`` (simple FITS, the exposure's
     footprint box of the output frame; ``frame`` is that box's Frame)."""
     paths = []
@@ -59,6 +59,8 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
         h["DZ_X0"] = (int(box[0]), "0-based x of this box in the output frame")
         h["DZ_Y0"] = (int(box[2]), "0-based y of this box in the output frame")
         h["EXPTIME"] = (float(exptime), "exposure time (s)")
+        for n, sky in enumerate(skies or [], start=1):
+            h[f"MDRIZSK{n}"] = (float(sky), f"sky of chip {n} (chip units)")
         if suffix == "sci":
             h["BUNIT"] = (_units(bunit, "cps"), "units of the data")
         _provenance(h, params, _SINGLE_PARAMS)
@@ -230,3 +232,56 @@ def abort_canvas(canvas: Canvas) -> None:
         os.remove(canvas.tmp_path)
     except FileNotFoundError:
         pass
+
+
+def _chip_wcs_header(chip):
+    return fits.Header.fromstring(chip.wcs_header, sep="\n") if "\n" in chip.wcs_header \
+        else fits.Header.fromstring(chip.wcs_header)
+
+
+def write_chip_image(out_dir, name, data, chip, params, cards):
+    """A simple FITS image on a chip's own (distorted) frame: the chip's WCS, its exposure
+    time and ``cards`` -- the blot (``<root>_sci<N>_blt.fits``) and CR mask
+    (``<root>_sci<N>_crmask.fits``) products."""
+    hdu = fits.PrimaryHDU(np.ascontiguousarray(data))
+    h = hdu.header
+    for card in _chip_wcs_header(chip).cards:
+        if card.keyword in _STRUCTURAL or not card.keyword:
+            continue
+        h.append(card)
+    h["EXPTIME"] = (float(chip.exptime), "exposure time (s)")
+    h["DZ_INPUT"] = (os.path.basename(chip.path), "input file")
+    h["DZ_EXTV"] = (int(chip.extver), "SCI extension version of the chip")
+    for key, value in cards.items():
+        h[key] = value
+    _provenance(h, params, [])
+    path = os.path.join(out_dir, name)
+    write_fits_atomic(path, fits.HDUList([hdu]))
+    return path
+
+
+def write_crclean(out_dir, root, input_path, chips_and_results, params):
+    """``<root>_crclean.fits``: a copy of the input with each chip's SCI replaced by its
+    CR-cleaned version (cosmic-ray pixels replaced by the blotted median)."""
+    with fits.open(input_path, memmap=False) as h:
+        h.readall()
+        hdul = fits.HDUList([hdu.copy() for hdu in h])
+    for chip, result in chips_and_results:
+        if result is None or result[1] is None:
+            continue
+        hdul[chip.sci_ext].data = np.asarray(result[1], dtype=np.float32)
+    _provenance(hdul[0].header, params, ["driz_cr_snr", "driz_cr_scale", "driz_cr_grow"])
+    path = os.path.join(out_dir, f"{root}_crclean.fits")
+    write_fits_atomic(path, hdul)
+    return path
+
+
+def median_canvas(path, frame, params):
+    """Lay out ``<output>_med.fits`` (one image on the single-drizzle frame) for the tiles."""
+    h = fits.Header()
+    _wcs_cards(frame, h)
+    h["BUNIT"] = ("ELECTRONS/S", "units of the data")
+    h["COMBTYPE"] = (str(params.get("combine_type", "minmed")), "combine_type")
+    _provenance(h, params, ["combine_type", "combine_nsigma", "combine_maskpt", "combine_nlow",
+                            "combine_nhigh", "combine_grow", "median_newmasks"])
+    return create_canvas(path, [("PRIMARY", frame.shape, np.float32, h)])

@@ -136,7 +136,7 @@ def test_every_default_is_valid_and_normalised():
 
 def test_dazzle_only_parameters_are_marked():
     only = {n for n, p in P.PARAMETERS.items() if p.dazzle_only}
-    assert only == {"update_input_dq", "scheduler", "tile_size", "pixmap_mode", "output_frame"}
+    assert only == {"update_input_dq", "scheduler", "tile_size", "pixmap_mode", "output_frame", "driz_cr_legacy"}
     d = P.defaults()
     assert d["update_input_dq"] is False
     assert d["scheduler"] == "threads"
@@ -235,11 +235,18 @@ def test_two_number_parameters(name, text, expected):
     assert isinstance(value, tuple) and all(isinstance(v, float) for v in value)
 
 
-@pytest.mark.parametrize("bad,count", [("4", 1), ("4 3 2", 3), (4.0, 1), ("", 0)])
-def test_two_number_parameters_reject_wrong_count(bad, count):
+@pytest.mark.parametrize("name,bad,count", [("combine_nsigma", "4 3 2", 3), ("combine_nsigma", "", 0),
+                                            ("driz_cr_snr", "4", 1), ("driz_cr_scale", 1.2, 1)])
+def test_two_number_parameters_reject_wrong_count(name, bad, count):
     with pytest.raises(ParameterError, match=f"two numbers.*got {count}") as exc:
-        P.parse_value("combine_nsigma", bad)
-    assert "combine_nsigma" in str(exc.value)
+        P.parse_value(name, bad)
+    assert name in str(exc.value)
+
+
+@pytest.mark.parametrize("value", ["4", 4.0, "4.0"])
+def test_combine_nsigma_accepts_one_number_for_both(value):
+    # a deliberate fix: AstroDrizzle needs two numbers here and crashes on one
+    assert P.parse_value("combine_nsigma", value) == (4.0, 4.0)
 
 
 def test_two_number_parameters_reject_text():
@@ -546,7 +553,7 @@ def test_load_astrodrizzle_cfg(tmp_path):
 def test_load_cfg_rejects_bad_value_with_location(tmp_path):
     path = tmp_path / "bad.cfg"
     path.write_text("_task_name_ = astrodrizzle\n[STEP 4: CREATE MEDIAN IMAGE]\n"
-                    "combine_nsigma = 4\n")
+                    "combine_nsigma = 4 3 2\n")
     with pytest.raises(ParameterError, match=r"bad\.cfg.*combine_nsigma.*two numbers"):
         P.load_config(path)
 

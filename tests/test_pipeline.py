@@ -413,6 +413,8 @@ def test_static_mask_in_memory(sim, tmp_path, baseline):
 
 
 def test_sky_from_mdrizsky_is_subtracted_on_the_fly(sim, tmp_path, baseline):
+    # AstroDrizzle: with skysub=False an MDRIZSKY already in the header is recorded but not
+    # subtracted, unless skyuser names it
     import shutil
 
     files = []
@@ -423,9 +425,12 @@ def test_sky_from_mdrizsky_is_subtracted_on_the_fly(sim, tmp_path, baseline):
             h["SCI", 1].header["MDRIZSKY"] = 40.0
         files.append(str(dst))
     before = file_digest(files)
-    r = dazzle.run(files, str(tmp_path / "sky"), **OFF)
-    sci, wht, *_ = final(r)
     sci0, *_ = final(baseline)
+    r = dazzle.run(files, str(tmp_path / "sky0"), **OFF)
+    np.testing.assert_array_equal(final(r)[0], sci0)
+    assert r.skies == [40.0] * 4
+    r = dazzle.run(files, str(tmp_path / "sky"), **dict(OFF, skyuser="MDRIZSKY"))
+    sci, wht, *_ = final(r)
     exptime = fits.getval(files[0], "EXPTIME")
     good = wht > 0
     np.testing.assert_allclose(sci0[good] - sci[good], 40.0 / exptime, rtol=1e-4, atol=1e-5)

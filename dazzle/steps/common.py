@@ -2,8 +2,8 @@
 
 A chip becomes, inside its own task:
 
-* data    = SCI - sky                        (sky: the sky step's value, else MDRIZSKY, else 0;
-                                              the input file is never changed)
+* data    = SCI - sky                        (sky: what the sky step says to subtract, see
+                                              dazzle.steps.sky; the input is never changed)
 * mask    = (DQ & ~bits) == 0  AND  static mask  AND  CR mask  AND  finite(SCI)
 * weights = EXPTIME * mask                   (driz_separate, final_wht_type=EXP)
             (EXPTIME / ERR)**2 * mask        (final_wht_type=ERR; plain EXP weights when the
@@ -94,12 +94,8 @@ class Sums:
 
 
 def sky_value(chip, sky=None) -> float:
-    """The sky to subtract, in the chip's own units: the given value, else MDRIZSKY, else 0."""
-    if sky is not None:
-        return float(sky)
-    if getattr(chip, "mdrizsky", None) is not None:
-        return float(chip.mdrizsky)
-    return 0.0
+    """The sky to subtract, in the chip's own units (None: nothing)."""
+    return 0.0 if sky is None else float(sky)
 
 
 def chip_pix_ratio(chip, frame_wcs) -> float:

@@ -1,0 +1,228 @@
+"""Clipped image statistics exactly as ``stsci.imagestats.ImageStats`` (1.8.x) computes them.
+
+AstroDrizzle's static mask (step 1) and sky (step 2, through ``stsci.skypac``) take every number
+from ``ImageStats``; :func:`imagestats` reproduces it operation for operation, with the two C
+helpers rewritten as Numba kernels:
+
+``computeMean(image, clipmin, clipmax)``  (:func:`_compute_mean`)
+    Over the pixels with ``clipmin <= v <= clipmax`` (float32 limits): ``npix``; ``mean`` =
+    float32(sum / npix) with a double-precision sequential sum; ``stddev`` = float32 of
+    ``sqrt(sum((v - mean)**2) / (npix - 1))`` where each difference and square is float32 and
+    the sum is double.  ``min``/``max`` start from ``max(clipmin, image[0])`` and
+    ``min(clipmax, image[0])``: when the *first* element lies below ``clipmin`` the reported
+    minimum is ``clipmin`` itself, not the smallest in-range value (likewise for the maximum).
+    This quirk moves the histogram origin of the mode, so it is kept.
+
+``populate1DHist(image, hist, min, max, width)``  (:func:`_histogram`)
+    ``idx = int(float32(1/width) * (v - min))`` in float32 for ``min <= v < min + width*nbins``.
+
+The Python part (clip iterations, histogram sizing, mode interpolation, median) follows
+``ImageStats._computeStats``:
+
+* ``nclip + 1`` passes of ``computeMean``; after pass ``k < nclip`` the limits become
+  ``max(lower, mean - lsig*stddev)`` and ``min(upper, mean + usig*stddev)``.
+* ``median`` = ``numpy.median`` of the pixels within the *final* limits (float32); with
+  ``nclip = 0`` it is the median of *all* pixels, ``lower``/``upper`` are then ignored (as read).
+* ``mode``: bin width ``hwidth = binwidth * stddev``; ``nbins = int((max - min)/hwidth) + 1``;
+  the histogram is filled with bins of width ``dz = (max - min)/(nbins - 1)`` (not ``hwidth``)
+  from ``min``, over *all* pixels of the input (also clipped ones that fall in range); the peak
+  bin ``p`` (first maximum) is refined by a parabola through its neighbours::
+
+      mode = min + (p + 0.5 + 0.5*(h[p]-h[p-1] - (h[p]-h[p+1])) / (2h[p]-h[p-1]-h[p+1])) * hwidth
+
+  (in units of ``hwidth`` although the bins are ``dz`` wide -- as read).  Special cases: one
+  bin (clipped data within ``hwidth``), two bins, a peak in the first or last bin.
+
+Non-finite values: ``ImageStats`` lets NaN through its comparisons (a NaN is never in range),
+except that a NaN *first* element poisons min/max (then stddev = 0).  :func:`imagestats`
+takes whatever array it is given; the steps drop non-finite pixels before calling it.
+
+Public API: :func:`imagestats` -> :class:`ImageStatsResult`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+__all__ = ["ImageStatsResult", "imagestats"]
+
+_MIN_FLOAT = 10.0 * float(np.finfo(np.float32).eps)
+
+
+@njit(nogil=True, cache=True)
+def _compute_mean(image, clipmin, clipmax):
+    """stsci.imagestats ``computeMean``: (npix, mean, stddev, min, max) of the float32 ``image``
+    within ``[clipmin, clipmax]`` (float32), with its exact arithmetic and first-element rule."""
+    n = image.size
+    first = image[0]
+    tmin = clipmin if clipmin > first else first
+    tmax = clipmax if clipmax < first else first
+    npix = 0
+    s = 0.0
+    for i in range(n):
+        v = image[i]
+        if v >= clipmin and v <= clipmax:
+            if v <= tmin:
+                tmin = v
+            if v >= tmax:
+                tmax = v
+            npix += 1
+            s += v
+    if npix == 0:
+        return 0, np.float32(0.0), np.float32(0.0), tmin, tmax
+    mean = np.float32(s / npix)
+    sd = 0.0
+    for i in range(n):
+        v = image[i]
+        if v >= tmin and v <= tmax:
+            d = np.float32(v - mean)
+            sd += np.float32(d * d)
+    if npix > 1:
+        std = np.float32(math.sqrt(sd / (npix - 1)))
+    else:
+        std = np.float32(np.nan)
+    return npix, mean, std, tmin, tmax
+
+
+@njit(nogil=True, cache=True)
+def _histogram(image, nbins, width, vmin, vmax):
+    """stsci.imagestats ``populate1DHist`` (float32 arithmetic throughout)."""
+    hist = np.zeros(nbins, dtype=np.uint32)
+    f = np.float32(1.0) / width
+    edge = np.float32(vmin + np.float32(width * np.float32(nbins)))
+    if vmax > edge:
+        vmax = edge
+    for i in range(image.size):
+        v = image[i]
+        if v >= vmin and v < vmax:
+            idx = int(np.float32(f * np.float32(v - vmin)))
+            if idx >= nbins:      # float rounding at the top edge (out of bounds in the C code)
+                idx = nbins - 1
+            hist[idx] += 1
+    return hist
+
+
+def _fill_histogram(image, nbins, dz, vmin):
+    """``histogram1d(image, nbins, dz, vmin)``: float32 width and origin, upper edge
+    ``origin + width * nbins`` in float32."""
+    width = np.float32(dz)
+    origin = np.float32(vmin)
+    top = np.float32(origin + np.float32(width * np.float32(nbins)))
+    return _histogram(image, nbins, width, origin, top)
+
+
+@dataclass(frozen=True)
+class ImageStatsResult:
+    """What :func:`imagestats` computed.  ``npix``, ``mean``, ``stddev``, ``min``, ``max`` are
+    those of the final clipping pass; ``clipmin``/``clipmax`` its limits; ``mode`` and ``nbins``
+    only when the mode was asked for, ``median`` only when the median was asked for."""
+
+    npix: int
+    mean: float
+    stddev: float
+    min: float
+    max: float
+    clipmin: float
+    clipmax: float
+    mode: float | None = None
+    median: float | None = None
+    nbins: int | None = None
+
+
+def imagestats(data, *, fields=("mode",), lower=None, upper=None, nclip=0, lsig=3.0, usig=3.0,
+               binwidth=0.1) -> ImageStatsResult:
+    """Clipped statistics of ``data`` (any shape; flattened in C order, cast to float32), as
+    ``stsci.imagestats.ImageStats(data, fields, lower, upper, nclip, lsig, usig, binwidth)``.
+
+    ``fields``: any of ``"mode"``, ``"median"`` (mean, stddev, npix, min, max always come).
+    Raises ``ValueError`` when no pixel is left ("Not enough data points"), as ImageStats does.
+    """
+    if isinstance(fields, str):
+        fields = [f.strip() for f in fields.lower().split(",")]
+    fields = {f.lower() for f in fields}
+    image = np.ascontiguousarray(np.asarray(data).ravel(), dtype=np.float32)
+    if image.size == 0:
+        raise ValueError("Not enough data points to compute statistics.")
+    if nclip < 0:
+        raise ValueError("'nclip' must be a non-negative integer.")
+    if lsig <= 0.0 or usig <= 0.0:
+        raise ValueError("'lsig' and 'usig' must be positive numbers.")
+    if binwidth <= 0.0:
+        raise ValueError("'binwidth' must be a positive number.")
+
+    gmin = np.minimum.reduce(image)
+    gmax = np.maximum.reduce(image)
+    if lower is None:
+        lower = gmin
+    elif lower > gmax:
+        raise ValueError("Lower data cutoff is larger than maximum pixel value.")
+    elif upper is not None and lower > upper:
+        raise ValueError("Lower data cutoff must be smaller than upper cutoff limit.")
+    if upper is None:
+        upper = gmax
+    elif upper < gmin:
+        raise ValueError("Upper data cutoff is smaller than minimum pixel value.")
+
+    clipmin, clipmax = lower, upper
+    for it in range(int(nclip) + 1):
+        npix, mean, std, vmin, vmax = _compute_mean(image, np.float32(clipmin), np.float32(clipmax))
+        if npix <= 0:
+            raise ValueError("Not enough data points to compute statistics.")
+        # the C helper returns C floats; Python sees doubles
+        mean, std, vmin, vmax = float(mean), float(std), float(vmin), float(vmax)
+        if it < nclip:
+            clipmin = max(lower, mean - lsig * std)
+            clipmax = min(upper, mean + usig * std)
+
+    median = None
+    if "median" in fields:
+        if nclip > 0:
+            sel = image[(image <= clipmax) & (image >= clipmin)]
+        else:
+            sel = image
+        median = float(np.median(sel))
+
+    mode = None
+    nbins = None
+    if "mode" in fields:
+        hwidth = binwidth * std
+        drange = vmax - vmin
+        if hwidth < _MIN_FLOAT or abs(drange) < _MIN_FLOAT or hwidth > drange:
+            nbins = 1
+            dz = drange
+        else:
+            nbins = int((vmax - vmin) / hwidth) + 1
+            dz = float(vmax - vmin) / float(nbins - 1)
+        if nbins == 1:     # (the one-bin histogram's content does not matter)
+            mode = vmin + 0.5 * hwidth
+        elif nbins == 2:
+            hist = _fill_histogram(image, nbins, dz, vmin)
+            if hist[0] > hist[1]:
+                mode = vmin + 0.5 * hwidth
+            elif hist[0] < hist[1]:
+                mode = vmin + 1.5 * hwidth
+            else:
+                mode = vmin + hwidth
+        else:
+            hist = _fill_histogram(image, nbins, dz, vmin)
+            p = int(np.argmax(hist))
+            if p == 0:
+                mode = vmin + 0.5 * hwidth
+            elif p == nbins - 1:
+                mode = vmin + (nbins - 0.5) * hwidth
+            else:
+                dh1 = int(hist[p]) - int(hist[p - 1])
+                dh2 = int(hist[p]) - int(hist[p + 1])
+                denom = dh1 + dh2
+                if denom == 0:
+                    mode = vmin + (p + 0.5) * hwidth
+                else:
+                    m = p + 1 + (0.5 * (dh1 - dh2) / denom)
+                    mode = vmin + ((m - 0.5) * hwidth)
+    return ImageStatsResult(npix=int(npix), mean=mean, stddev=std, min=vmin, max=vmax,
+                            clipmin=float(clipmin), clipmax=float(clipmax), mode=mode,
+                            median=median, nbins=nbins)

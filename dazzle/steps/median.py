@@ -1,0 +1,349 @@
+"""AstroDrizzle step 4, "create median": combine the single-drizzled images block by block.
+
+Inputs are the products of step 3 (:mod:`dazzle.steps.driz_separate`): per exposure
+``<root>_single_sci.fits`` (count rate, e-/s) and ``<root>_single_wht.fits`` covering only the
+exposure's footprint box of the output frame (header ``DZ_X0``/``DZ_Y0``: the box's 0-based
+offset; a file without them is taken to start at (0, 0), i.e. a whole-frame drizzlepac image).
+
+Plain functions, no dask:
+
+* :class:`Piece` / :func:`describe_piece` -- a small picklable description of one exposure's
+  pair of files: paths, box ``(x0, x1, y0, y1)`` (half-open, frame pixels), ``sky``, ``rn2``,
+  ``exptime`` and ``wht_mean``, the mean weight used by ``combine_maskpt`` (computed once, the
+  weight file streamed in row chunks).
+* :func:`median_block` -- the median of one block ``(x0, x1, y0, y1)`` of the frame from all
+  pieces: only the pieces that overlap the block are opened and only their overlapping
+  sub-arrays are read (memory-mapped slices), so a task's memory is about
+  ``block pixels x overlapping pieces x 9 bytes``, never the whole stack.  Blocks tile the
+  frame with results bit-identical to one whole-frame block.
+* :func:`median_image` / :func:`frame_blocks` -- every block of a frame, serially or on a few
+  threads (the kernel releases the GIL), for callers without a scheduler and for tests.
+* :func:`block_bytes` / :func:`choose_block_size` -- a task's memory for a block and the
+  largest block side that keeps ``threads`` concurrent tasks within a memory budget.
+
+Per block, image by image (pieces in the order given: that is the stack order, which matters
+for the ``i`` types' fill value and for float32 sums):
+
+* pixels outside the piece's box, and pixels with weight 0 (or non-finite), are *absent*:
+  ``data = 0, weight = 0, usable = False`` -- what a whole-frame drizzlepac single image holds
+  there with the default fill value;
+* ``median_newmasks=True``: a present pixel is usable unless
+  ``wht < combine_maskpt * wht_mean`` (compared in float64, as drizzlepac), where ``wht_mean``
+  is the float32 mean of the image's weights ``>= 1e-8`` (stsci.imagestats' ``ImageStats(wht,
+  lower=1e-8, nclip=0).mean``; 0 when there is none) over the whole image;
+* ``median_newmasks=False``: every present pixel is usable;
+* then :func:`dazzle.kernels.combine.combine_stack` combines the stack (see its module for
+  every type's exact formula).  minmed's noise model, in electrons, per pixel (drizzlepac
+  ``minmed.min_med``, images in e-/s, weights W_i ~ exposure time)::
+
+      T = sum_i W_i                       (all images, masked or not; float32)
+      B = sum_i W_i * sky_i / exptime_i   (effective sky, e-; float64)
+      R = sum_i usable_i * rn2_i          (read noise^2, e-^2; float64)
+      sigma = sqrt(max(med*T + B + R, 0))
+      out = min  where  min*T < med*T - nsigma*sigma  (nsigma2 within combine_grow of a pixel
+                                                       flagged with nsigma1), else med
+
+  with ``sky_i`` the sky subtracted from exposure i in **electrons** per input pixel (MDRIZSKY
+  times the chip's conversion to electrons -- gain for counts, 1 for electrons; the lowest over
+  the exposure's chips), ``rn2_i`` the mean over its chips of the read noise squared (e-^2) and
+  ``exptime_i`` its EXPTIME (s).  med = median with nhigh=1 (mean when the association has
+  exactly two images), min = lowest usable value.
+* Pixels with no usable value (outside every piece, or masked everywhere) are 0, as drizzlepac.
+
+Parameters (AstroDrizzle names and defaults): ``median_newmasks=True``,
+``combine_maskpt=0.3``, ``combine_type="minmed"`` (``iminmed``, ``median``, ``imedian``,
+``mean``, ``imean``, ``sum``), ``combine_nsigma="4 3"``, ``combine_nlow=0``,
+``combine_nhigh=0``, ``combine_lthresh=None``, ``combine_hthresh=None``, ``combine_grow=1``
+(used by (i)minmed only, as drizzlepac), ``combine_bufsize`` (accepted and ignored: dazzle's
+block size takes the role of drizzlepac's row-section buffer).
+
+Deliberate differences from drizzlepac 3.11 (besides the kernel's, listed in
+:mod:`dazzle.kernels.combine`):
+
+* Pixels with zero weight never enter the combination; drizzlepac combines their fill value
+  (0) as data when ``median_newmasks=False`` or ``combine_maskpt=0``.
+* ``median_newmasks=False`` still excludes absent pixels from minmed's minimum and read-noise
+  sum and sets pixels without data to 0; drizzlepac then uses no mask at all.
+* ``combine_lthresh``/``combine_hthresh`` are in the single-drizzled units (e-/s), not rescaled.
+* Memory: bounded by the block, not by the frame (drizzlepac holds the whole median array and
+  re-opens all 2N files for every section of rows).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.io import fits
+
+from dazzle.kernels.combine import COMBINE_TYPES, combine_stack, parse_nsigma
+
+__all__ = ["Piece", "MedianSettings", "describe_piece", "weight_mean", "median_block",
+           "median_image", "frame_blocks", "block_bytes", "choose_block_size"]
+
+# stsci.imagestats' computeMean takes its lower limit as a C float
+_WHT_LOWER = np.float32(1e-8)
+# row chunk of the streamed weight mean (bytes)
+_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One exposure's single-drizzled pair, as the median needs it (small and picklable)."""
+
+    sci: str                                  # path of <root>_single_sci.fits (e-/s)
+    wht: str                                  # path of <root>_single_wht.fits
+    box: tuple[int, int, int, int]            # (x0, x1, y0, y1) in the frame, half-open
+    sky: float                                # sky subtracted, e- per input pixel
+    rn2: float                                # read noise squared, e-^2
+    exptime: float                            # s
+    wht_mean: float                           # mean of the weights >= 1e-8 (float32), 0 if none
+    ext: int = 0                              # HDU holding the image in both files
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.box[3] - self.box[2], self.box[1] - self.box[0])
+
+
+@dataclass(frozen=True)
+class MedianSettings:
+    """The median step's parameters, normalised (from AstroDrizzle-named ``params``)."""
+
+    combine_type: str = "minmed"
+    newmasks: bool = True
+    maskpt: float = 0.3
+    nsigma: tuple[float, float] = (4.0, 3.0)
+    nlow: int = 0
+    nhigh: int = 0
+    lthresh: float | None = None
+    hthresh: float | None = None
+    grow: int = 1                      # 0 unless combine_type is (i)minmed
+    bufsize: float | None = None       # accepted, unused
+
+    @classmethod
+    def from_params(cls, params=None) -> "MedianSettings":
+        if isinstance(params, MedianSettings):
+            return params
+        p = dict(params or {})
+        ctype = str(p.get("combine_type", "minmed")).strip().lower()
+        if ctype not in COMBINE_TYPES:
+            raise ValueError(f"combine_type must be one of {', '.join(COMBINE_TYPES)}; got {ctype!r}")
+        maskpt = float(p.get("combine_maskpt", 0.3))
+        if not maskpt >= 0:
+            raise ValueError(f"combine_maskpt must be >= 0, got {maskpt}")
+        grow = int(p.get("combine_grow", 1)) if "minmed" in ctype else 0
+        if grow < 0:
+            raise ValueError(f"combine_grow must be >= 0, got {grow}")
+        nlow, nhigh = int(p.get("combine_nlow", 0)), int(p.get("combine_nhigh", 0))
+        if nlow < 0 or nhigh < 0:
+            raise ValueError("combine_nlow and combine_nhigh must be >= 0")
+
+        def opt(name):
+            v = p.get(name)
+            if v is None or (isinstance(v, str) and v.strip().upper() in ("", "NONE", "INDEF")):
+                return None
+            return float(v)
+
+        newmasks = p.get("median_newmasks", True)
+        if isinstance(newmasks, str):
+            newmasks = newmasks.strip().lower() in ("true", "yes", "y", "on", "1")
+        return cls(combine_type=ctype, newmasks=bool(newmasks), maskpt=maskpt,
+                   nsigma=parse_nsigma(p.get("combine_nsigma", (4.0, 3.0))), nlow=nlow, nhigh=nhigh,
+                   lthresh=opt("combine_lthresh"), hthresh=opt("combine_hthresh"), grow=grow,
+                   bufsize=opt("combine_bufsize"))
+
+    @property
+    def halo(self) -> int:
+        """Pixels of context needed on each side of a block (minmed's grow)."""
+        return self.grow
+
+
+# ---------------------------------------------------------------------------
+# Pieces
+# ---------------------------------------------------------------------------
+
+
+def _image_ext(hdul) -> int:
+    for k, hdu in enumerate(hdul):
+        if hdu.header.get("NAXIS", 0) == 2 and hdu.header.get("NAXIS1", 0) > 0:
+            return k
+    raise ValueError("no 2-D image")
+
+
+def weight_mean(path, ext: int = 0, *, chunk_bytes: int = _CHUNK_BYTES) -> float:
+    """Mean of a weight image's pixels ``>= 1e-8`` (float32 result, 0.0 when there are none),
+    streamed in row chunks (the file is never loaded whole)."""
+    total = 0.0
+    count = 0
+    with fits.open(path, memmap=False) as hdul:
+        hdu = hdul[ext]
+        ny, nx = hdu.shape
+        rows = max(1, chunk_bytes // max(1, 4 * nx))
+        for r0 in range(0, ny, rows):
+            chunk = np.asarray(hdu.section[r0:min(ny, r0 + rows), :], dtype=np.float32)
+            sel = chunk[chunk >= _WHT_LOWER]
+            count += sel.size
+            total += float(np.sum(sel, dtype=np.float64))
+            del chunk, sel
+    if count == 0:
+        return 0.0
+    return float(np.float32(total / count))
+
+
+def describe_piece(sci_path, wht_path, *, sky, rn2, exptime) -> Piece:
+    """Describe one exposure's single-drizzled pair (reads the headers and streams the weights).
+
+    ``sky``: sky subtracted from the exposure, e- per input pixel; ``rn2``: read noise squared
+    (mean over chips, e-^2); ``exptime``: s.
+    """
+    sci_path, wht_path = os.fspath(sci_path), os.fspath(wht_path)
+    with fits.open(sci_path, memmap=False, lazy_load_hdus=False) as h:
+        ext = _image_ext(h)
+        hdr = h[ext].header
+        nx, ny = int(hdr["NAXIS1"]), int(hdr["NAXIS2"])
+        x0, y0 = int(hdr.get("DZ_X0", 0)), int(hdr.get("DZ_Y0", 0))
+    with fits.open(wht_path, memmap=False) as h:
+        wshape = (int(h[ext].header.get("NAXIS2", -1)), int(h[ext].header.get("NAXIS1", -1)))
+    if wshape != (ny, nx):
+        raise ValueError(f"{wht_path}: weight image shape {wshape} differs from {sci_path}'s {(ny, nx)}")
+    exptime = float(exptime)
+    if not exptime > 0:
+        raise ValueError(f"{sci_path}: exptime must be > 0, got {exptime}")
+    return Piece(sci=sci_path, wht=wht_path, box=(x0, x0 + nx, y0, y0 + ny), sky=float(sky),
+                 rn2=float(rn2), exptime=exptime, wht_mean=weight_mean(wht_path, ext), ext=ext)
+
+
+def _read_region(path, ext, r0, r1, c0, c1) -> np.ndarray:
+    """``image[r0:r1, c0:c1]`` as native float32, reading only that region."""
+    with fits.open(path, memmap=True) as hdul:
+        hdu = hdul[ext]
+        h = hdu.header
+        plain = (not isinstance(hdu, fits.CompImageHDU) and h.get("BSCALE", 1) == 1
+                 and h.get("BZERO", 0) == 0)
+        if plain:
+            view = hdu.data[r0:r1, c0:c1]          # memory-mapped: only these pages are read
+            out = np.array(view, dtype=np.float32, copy=True)
+            del view
+        else:
+            out = np.array(hdu.section[r0:r1, c0:c1], dtype=np.float32, copy=True)
+        del hdu
+    return out
+
+
+def frame_blocks(shape, block_size=1024):
+    """Blocks ``(x0, x1, y0, y1)`` tiling a frame of ``shape = (ny, nx)``; ``block_size`` is an
+    int or ``(by, bx)``."""
+    ny, nx = int(shape[0]), int(shape[1])
+    by, bx = (block_size, block_size) if np.isscalar(block_size) else block_size
+    by, bx = int(by), int(bx)
+    if by < 1 or bx < 1:
+        raise ValueError("block_size must be >= 1")
+    return [(x0, min(nx, x0 + bx), y0, min(ny, y0 + by))
+            for y0 in range(0, ny, by) for x0 in range(0, nx, bx)]
+
+
+# bytes per pixel of a block: per overlapping piece (data f32 + usable u8 + weight f32), and
+# fixed (minmed's per-pixel planes 21, one piece's read temporaries <= 30, the result 4)
+_BYTES_PER_PIECE = 9
+_BYTES_FIXED = 55
+
+
+def block_bytes(n_overlap, block_shape, grow=1) -> int:
+    """Peak memory (bytes, approximate) of :func:`median_block` for a block of
+    ``block_shape = (ny, nx)`` overlapped by ``n_overlap`` pieces."""
+    ny, nx = (block_shape, block_shape) if np.isscalar(block_shape) else block_shape
+    return int((ny + 2 * grow) * (nx + 2 * grow) * (_BYTES_PER_PIECE * n_overlap + _BYTES_FIXED))
+
+
+def choose_block_size(n_overlap, memory_bytes, *, threads=1, grow=1, lo=64, hi=4096) -> int:
+    """The largest square block side (a multiple of 64 within ``[lo, hi]``) for which
+    ``threads`` concurrent :func:`median_block` tasks, each overlapped by at most ``n_overlap``
+    pieces, fit in ``memory_bytes``.  This is what ``combine_bufsize`` bounds in drizzlepac."""
+    per_px = _BYTES_PER_PIECE * max(1, int(n_overlap)) + _BYTES_FIXED
+    side = int((memory_bytes / max(1, int(threads)) / per_px) ** 0.5) - 2 * int(grow)
+    side = (side // 64) * 64
+    return int(min(hi, max(lo, side)))
+
+
+def median_block(pieces, block, params=None) -> np.ndarray:
+    """The combined image over ``block = (x0, x1, y0, y1)`` (half-open, frame pixels).
+
+    ``pieces``: every :class:`Piece` of the association, in stack order (only those that
+    overlap the block, widened by ``combine_grow`` for minmed, are read).  ``params``: a dict of
+    AstroDrizzle parameter names (defaults as AstroDrizzle) or a :class:`MedianSettings`.
+    Returns a float32 array of shape ``(y1 - y0, x1 - x0)``.
+    """
+    s = MedianSettings.from_params(params)
+    pieces = list(pieces)
+    x0, x1, y0, y1 = (int(v) for v in block)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"empty block {block}")
+    g = s.halo
+    ex0, ex1, ey0, ey1 = x0 - g, x1 + g, y0 - g, y1 + g
+    if not pieces:
+        raise ValueError("no pieces to combine")
+    if "minmed" not in s.combine_type and len(pieces) - s.nlow - s.nhigh < 1:
+        raise ValueError(f"Rejecting all pixels: combine_nlow ({s.nlow}) + combine_nhigh ({s.nhigh}) "
+                         f">= number of images ({len(pieces)})")
+    sel = [p for p in pieces
+           if p.box[0] < ex1 and p.box[1] > ex0 and p.box[2] < ey1 and p.box[3] > ey0]
+    out_shape = (y1 - y0, x1 - x0)
+    if not sel:
+        return np.zeros(out_shape, dtype=np.float32)
+    minmed = "minmed" in s.combine_type
+    n, ny, nx = len(sel), ey1 - ey0, ex1 - ex0
+    data = np.zeros((n, ny, nx), dtype=np.float32)
+    good = np.zeros((n, ny, nx), dtype=np.uint8)
+    wht = np.zeros((n, ny, nx), dtype=np.float32) if minmed else None
+    for j, p in enumerate(sel):
+        ix0, ix1 = max(ex0, p.box[0]), min(ex1, p.box[1])
+        iy0, iy1 = max(ey0, p.box[2]), min(ey1, p.box[3])
+        r0, r1, c0, c1 = iy0 - p.box[2], iy1 - p.box[2], ix0 - p.box[0], ix1 - p.box[0]
+        w = _read_region(p.wht, p.ext, r0, r1, c0, c1)
+        d = _read_region(p.sci, p.ext, r0, r1, c0, c1)
+        present = (w != 0) & np.isfinite(w)
+        if s.newmasks:
+            ok = present & ~(w.astype(np.float64) < s.maskpt * p.wht_mean)
+        else:
+            ok = present
+        sl = (j, slice(iy0 - ey0, iy1 - ey0), slice(ix0 - ex0, ix1 - ex0))
+        data[sl] = np.where(present, d, np.float32(0))
+        good[sl] = ok
+        if minmed:
+            wht[sl] = np.where(present, w, np.float32(0))
+        del w, d, present, ok
+    res = combine_stack(data, good, combine_type=s.combine_type, nlow=s.nlow, nhigh=s.nhigh,
+                        lthresh=s.lthresh, hthresh=s.hthresh, nsigma=s.nsigma, grow=g,
+                        sky=[p.sky for p in sel], rn2=[p.rn2 for p in sel],
+                        exptime=[p.exptime for p in sel], weights=wht, nimages=len(pieces))
+    del data, good, wht
+    if g == 0:
+        return res
+    return np.ascontiguousarray(res[g:g + out_shape[0], g:g + out_shape[1]])
+
+
+def median_image(pieces, shape, params=None, *, block_size=1024, threads=1, out=None) -> np.ndarray:
+    """The whole combined image of a frame of ``shape = (ny, nx)``, block by block (see
+    :func:`median_block`), on ``threads`` threads.  Same result for any block size and thread
+    count (bit-identical)."""
+    s = MedianSettings.from_params(params)
+    pieces = list(pieces)
+    ny, nx = int(shape[0]), int(shape[1])
+    if out is None:
+        out = np.zeros((ny, nx), dtype=np.float32)
+    blocks = frame_blocks((ny, nx), block_size)
+
+    def one(b):
+        out[b[2]:b[3], b[0]:b[1]] = median_block(pieces, b, s)
+        return b
+
+    if threads <= 1:
+        for b in blocks:
+            one(b)
+    else:
+        with ThreadPoolExecutor(max_workers=int(threads)) as ex:
+            for _ in ex.map(one, blocks):
+                pass
+    return out

@@ -1,0 +1,113 @@
+"""AstroDrizzle step 1: the static mask (``static=True``, ``static_sig=4.0``).
+
+Per chip, a "signature" flags pixels far *below* the chip's sky, typically pixels over-subtracted
+by a bad dark reference (drizzlepac 3.11 ``staticMask.staticMask.addMember``)::
+
+    s = ImageStats(sci, fields="mode", nclip=3, lsig=usig=3, binwidth=0.1,
+                   lower=nanmin(sci), upper=nanmax(sci))
+    good = not (sci < s.mode - static_sig * s.stddev)
+
+with :func:`dazzle.stats.imagestats` reproducing ``stsci.imagestats`` exactly (clip passes,
+float32 arithmetic, the 0.1-sigma histogram and its parabolic peak interpolation).  All SCI
+pixels enter the statistics -- the DQ array is *not* used (as drizzlepac).  When the clipped
+data fit in fewer than two histogram bins the chip flags nothing (drizzlepac's ``nbins >= 2``
+test).
+
+The static mask of a chip is the AND of the signatures of every exposure's chip with the same
+key (drizzlepac's signature ``(output, (NAXIS2, NAXIS1), EXTVER)``; one output per run, so
+dazzle keys on :func:`mask_key` = ``(shape, extver)``).  drizzlepac writes it as
+``<output>_<NAXIS2>x<NAXIS1>_<EXTVER>_staticMask.fits`` (int16, 1 = good); it then ANDs into the
+drizzle masks (driz_separate, final) and into the sky mask (``use_static``).
+
+Usage by the pipeline: one task per chip computes :func:`chip_signature`; one task per key ANDs
+them with :func:`combine`.
+
+Deliberate difference: non-finite SCI pixels are left out of the statistics and marked good
+(the drizzle masks drop them anyway).  drizzlepac gives the same answer unless the chip's
+*first* pixel ``[0, 0]`` is non-finite; that pixel then poisons ImageStats' min/max, the
+clipped stddev becomes 0 and the step fails with "Not enough data points".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dazzle.stats import imagestats
+
+__all__ = ["STATIC_BINWIDTH", "STATIC_NCLIP", "STATIC_SIGMA_CLIP", "chip_signature", "combine",
+           "mask_key", "signature_stats"]
+
+#: ImageStats settings drizzlepac uses for the static mask (``nclip=3``, default lsig/usig 3,
+#: default binwidth 0.1).
+STATIC_NCLIP = 3
+STATIC_SIGMA_CLIP = 3.0
+STATIC_BINWIDTH = 0.1
+
+
+def mask_key(chip):
+    """Key of the static mask a chip belongs to: ``(shape, extver)`` (drizzlepac's signature
+    without the output name)."""
+    return (tuple(int(n) for n in chip.shape), int(chip.extver))
+
+
+def signature_stats(sci, good=None):
+    """The ``ImageStats`` result drizzlepac's static mask uses for ``sci`` (mode, stddev, nbins),
+    or None when no finite pixel is available.  ``good`` (optional, dazzle only) restricts the
+    pixels that enter the statistics; None = all pixels, as AstroDrizzle."""
+    a = np.asarray(sci)
+    if a.dtype != np.float32:
+        a = a.astype(np.float32)
+    finite = np.isfinite(a)
+    sel = finite if good is None else (finite & np.asarray(good, dtype=bool))
+    if sel.all():
+        vals = a
+    else:
+        vals = a[sel]      # C order: the first element stays the first selected pixel
+    if vals.size == 0:
+        return None
+    lo, hi = np.minimum.reduce(vals, axis=None), np.maximum.reduce(vals, axis=None)
+    try:
+        return imagestats(vals, fields=("mode",), nclip=STATIC_NCLIP, lsig=STATIC_SIGMA_CLIP,
+                          usig=STATIC_SIGMA_CLIP, binwidth=STATIC_BINWIDTH, lower=lo, upper=hi)
+    except ValueError:
+        return None
+
+
+def chip_signature(sci, good=None, static_sig=4.0):
+    """One chip's static-mask signature: bool array, True = good.
+
+    Pixels with ``sci < mode - static_sig * rms`` are False (mode and rms from
+    :func:`signature_stats`); non-finite pixels are True.  ``good`` optionally restricts the
+    pixels used for the statistics (default None: all, as AstroDrizzle); it does not mask
+    anything by itself.
+    """
+    a = np.asarray(sci)
+    s = signature_stats(a, good)
+    out = np.ones(a.shape, dtype=bool)
+    if s is None or s.nbins is None or s.nbins < 2:
+        return out
+    threshold = s.mode - float(static_sig) * s.stddev
+    # the same comparison drizzlepac makes: data (float32 as read) against a Python float
+    if a.dtype.kind != "f":
+        a = a.astype(np.float32)
+    np.logical_not(a < threshold, out=out)
+    out |= ~np.isfinite(a)          # -inf would compare low: non-finite pixels stay good
+    return out
+
+
+def combine(signatures):
+    """AND of chip signatures (same key): the static mask, bool, True = good.  ``None`` entries
+    are skipped; returns None when there is nothing to combine."""
+    out = None
+    for s in signatures:
+        if s is None:
+            continue
+        s = np.asarray(s, dtype=bool)
+        if out is None:
+            out = s.copy()
+        else:
+            if s.shape != out.shape:
+                raise ValueError(f"static mask signatures of different shapes: {out.shape} "
+                                 f"and {s.shape}")
+            out &= s
+    return out
