@@ -232,7 +232,7 @@ def _update_dq(path, chips, crmasks, params, *after):
 def build(plan: Plan) -> dict:
     """The delayed objects of the run: {"single": [...], "median": path, "final": path, ...}."""
     d = delayed
-    out = {"single": [], "median": None, "final": None, "crmasks": None, "updated": []}
+    out = {"single": [], "median": None, "final": None, "crmasks": None, "updated": [], "other": []}
     chips, params = plan.chips, plan.params
     n = len(chips)
     by_root: dict[str, list[int]] = {}
@@ -305,12 +305,12 @@ def build(plan: Plan) -> dict:
             crmasks = [d(_cr_only, pure=True)(r, dask_key_name=f"crmask-{k}") for k, r in enumerate(results)]
             out["crmasks"] = crmasks
             if params.get("driz_cr_corr", False):
-                out["crclean"] = [d(_write_crclean, pure=True)(chips[ks[0]].path, root,
+                out["other"] += [d(_write_crclean, pure=True)(chips[ks[0]].path, root,
                                                               [(chips[k], results[k]) for k in ks],
                                                               plan.out_dir, params, dask_key_name=f"crclean-{root}")
                                   for root, ks in by_root.items()]
         else:
-            out["blot"] = results
+            out["other"] += results
 
     # -- step 7: final drizzle, a tiled reduction ---------------------------------------------
     if plan.final_path is not None:

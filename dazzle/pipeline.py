@@ -227,7 +227,7 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
             _lay_out_median(plan)
         graph = build(plan)
         t1 = time.perf_counter()
-        keys = ["single", "median", "final", "skies", "crmasks", "updated"]
+        keys = ["single", "median", "final", "skies", "crmasks", "updated", "other"]
         got = compute([graph[k] for k in keys], values.get("scheduler", "threads"), progress=progress)
         res = dict(zip(keys, got))
         t_run = time.perf_counter() - t1
