@@ -62,6 +62,8 @@ class Plan:
     tile_size: int = 2048
     final_canvas: object = None       # products.Canvas laid out by the driver
     median_canvas: object = None
+    run_key: str = ""                 # identifies inputs + parameters, for resumed runs
+    reuse: dict = field(default_factory=dict)   # products a resumed run takes as they are
 
 
 def tiles(shape, tile_size):
@@ -137,11 +139,13 @@ def _drizzle_sky(skies, k):
     return skies[k].drizzle_sky
 
 
-def _write_single(parts, box, frame, settings, out_dir, root, params, exptime, bunit, skies):
+def _write_single(parts, box, frame, settings, out_dir, root, params, exptime, bunit, skies, key):
     sci, wht = single_exposure(parts, box, settings)
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
-    return products.write_single_products(out_dir, root, sci, wht, sub, box, params,
-                                          exptime=exptime, bunit=bunit, skies=skies)
+    paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params,
+                                           exptime=exptime, bunit=bunit, skies=skies)
+    products.write_manifest(paths, key)
+    return paths
 
 
 def _median_piece(single_paths, chips, ks, skies):
@@ -161,7 +165,7 @@ def _median_tile(pieces, box, params, canvas):
     return box
 
 
-def _blot_cr(chip, k, median_path, frame, box, skies, static, params, out_dir):
+def _blot_cr(chip, k, median_path, frame, box, skies, static, params, out_dir, key=""):
     """Blot the median onto chip ``k`` and find its cosmic rays: returns the CR mask (True =
     good) and writes the blot / crmask (/ crclean) products."""
     sky = skies[k]
@@ -187,8 +191,9 @@ def _blot_cr(chip, k, median_path, frame, box, skies, static, params, out_dir):
                            cte_direction=cr_step.cte_direction(chip.instrument, chip.detector,
                                                                chip.extver, getattr(chip, "ccdamp", None)),
                            legacy=bool(params.get("driz_cr_legacy", False)))
-    products.write_chip_image(out_dir, f"{chip.root}_sci{chip.extver}_crmask.fits",
-                              cr_step.crmask_product(good), chip, params, {})
+    crmask_path = products.write_chip_image(out_dir, f"{chip.root}_sci{chip.extver}_crmask.fits",
+                                            cr_step.crmask_product(good), chip, params, {})
+    products.write_manifest(crmask_path, key)
     if params.get("driz_cr_corr", False):
         return good, cr_step.crclean(data.sci, blotted, good)
     return good, None
@@ -213,6 +218,18 @@ def _final_tile(parts, box, settings, canvas, nchips, texptime):
 
 def _commit(canvas, *done):
     return products.commit_canvas(canvas)
+
+
+def _commit_with_manifest(canvas, key, *done):
+    path = products.commit_canvas(canvas)
+    products.write_manifest(path, key)
+    return path
+
+
+def _read_crmask(path):
+    from astropy.io import fits
+
+    return fits.getdata(path).astype(bool)
 
 
 def _cr_only(result):
@@ -274,6 +291,9 @@ def build(plan: Plan) -> dict:
             box = exposure_box([plan.single_boxes[k] for k in ks])
             if box is None:
                 continue
+            if ("single", root) in plan.reuse:
+                singles[root] = plan.reuse[("single", root)]
+                continue
             parts = [d(single_chip, pure=True)(chips[k], plan.single_frame, plan.single_boxes[k], settings,
                                               sky=drizzle_sky[k], static_mask=statics[k],
                                               dask_key_name=f"single-chip-{k}")
@@ -281,36 +301,42 @@ def build(plan: Plan) -> dict:
             first = chips[ks[0]]
             singles[root] = d(_write_single, pure=True)(
                 parts, box, plan.single_frame, settings, plan.out_dir, root, params, first.exptime,
-                first.bunit, [skies[k] for k in ks], dask_key_name=f"single-exposure-{root}")
+                first.bunit, [skies[k] for k in ks], plan.run_key, dask_key_name=f"single-exposure-{root}")
         out["single"] = list(singles.values())
 
     # -- step 4: median, tile by tile -------------------------------------------------------------
-    median_path = None
-    if plan.median_canvas is not None:
+    median_path = plan.reuse.get("median")
+    if median_path is None and plan.median_canvas is not None:
         pieces = [d(_median_piece, pure=True)(singles[root], chips, by_root[root], skies,
                                               dask_key_name=f"median-piece-{root}")
                   for root in by_root if root in singles]
         done = [d(_median_tile, pure=True)(pieces, tb, params, plan.median_canvas, dask_key_name=f"median-tile-{t}")
                 for t, tb in enumerate(tiles(plan.single_frame.shape, plan.tile_size))]
-        median_path = d(_commit, pure=True)(plan.median_canvas, *done, dask_key_name="median-commit")
-        out["median"] = median_path
+        median_path = d(_commit_with_manifest, pure=True)(plan.median_canvas, plan.run_key, *done,
+                                                          dask_key_name="median-commit")
+    out["median"] = median_path
 
     # -- steps 5 and 6: blot and driz_cr, one task per chip ---------------------------------------
     crmasks = [None] * n
     if median_path is not None and params.get("blot", True):
-        results = [d(_blot_cr, pure=True)(chip, k, median_path, plan.single_frame, plan.single_boxes[k], skies,
-                                          statics[k], params, plan.out_dir, dask_key_name=f"blot-cr-{k}")
+        results = [None if ("crmask", k) in plan.reuse else
+                   d(_blot_cr, pure=True)(chip, k, median_path, plan.single_frame, plan.single_boxes[k], skies,
+                                          statics[k], params, plan.out_dir, plan.run_key,
+                                          dask_key_name=f"blot-cr-{k}")
                    for k, chip in enumerate(chips)]
         if params.get("driz_cr", True):
-            crmasks = [d(_cr_only, pure=True)(r, dask_key_name=f"crmask-{k}") for k, r in enumerate(results)]
+            crmasks = [d(_read_crmask, pure=True)(plan.reuse[("crmask", k)], dask_key_name=f"crmask-{k}")
+                       if ("crmask", k) in plan.reuse else
+                       d(_cr_only, pure=True)(r, dask_key_name=f"crmask-{k}") for k, r in enumerate(results)]
             out["crmasks"] = crmasks
             if params.get("driz_cr_corr", False):
+                # (a resumed run keeps the crclean files of chips whose masks it reuses)
                 out["other"] += [d(_write_crclean, pure=True)(chips[ks[0]].path, root,
                                                               [(chips[k], results[k]) for k in ks],
                                                               plan.out_dir, params, dask_key_name=f"crclean-{root}")
-                                  for root, ks in by_root.items()]
+                                  for root, ks in by_root.items() if all(results[k] is not None for k in ks)]
         else:
-            out["other"] += results
+            out["other"] += [r for r in results if r is not None]
 
     # -- step 7: final drizzle, a tiled reduction ---------------------------------------------
     if plan.final_path is not None:

@@ -476,6 +476,10 @@ _TABLE: list[Param] = [
           "Pixel map: 'fast' evaluates the WCS every stepsize pixels and interpolates "
           "(AstroDrizzle); 'exact' evaluates every pixel",
           choices=("fast", "exact"), section=_S_DAZZLE, dazzle_only=True),
+    Param("resume", False, "dazzle", "bool",
+          "Reuse the intermediate products (single drizzles, median, CR masks) that a previous "
+          "run with the same inputs and parameters completed (checksums verified)",
+          section=_S_DAZZLE, dazzle_only=True),
     Param("driz_cr_legacy", False, "dazzle", "bool",
           "driz_cr exactly as drizzlepac 3.11: sky counted twice in the noise, derivative "
           "zero-filled at the edges (dazzle's default fixes both)", section=_S_DAZZLE,

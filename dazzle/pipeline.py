@@ -34,6 +34,7 @@ class RunResult:
     skies: list = field(default_factory=list)    # per chip sky (MDRIZSKY, chip units)
     crmasks: list | None = None             # per chip bool CR masks (True = good), or None
     chips: list = field(default_factory=list)
+    reused: list = field(default_factory=list)   # intermediate products a resumed run reused
     frame_shape: tuple | None = None
     nchips: int = 0
     timings: dict = field(default_factory=dict)
@@ -168,6 +169,50 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
     return plan
 
 
+# parameters that do not change any product's pixels
+_NOT_IN_KEY = {"scheduler", "resume", "tile_size", "update_input_dq", "runfile", "num_cores", "clean",
+               "preserve", "in_memory"}
+
+
+def run_key(plan) -> str:
+    """What a product of this run depends on: the inputs (path, size, modification time), the
+    parameters and the frames.  A resumed run reuses only products with the same key."""
+    import hashlib
+    import json
+
+    from dazzle.params import format_value
+
+    inputs = []
+    for path in dict.fromkeys(c.path for c in plan.chips):
+        st = os.stat(path)
+        inputs.append([path, st.st_size, st.st_mtime_ns])
+    doc = {"inputs": inputs,
+           "params": {k: format_value(v) for k, v in sorted(plan.params.items()) if k not in _NOT_IN_KEY},
+           "single_frame": None if plan.single_frame is None else [plan.single_frame.header, plan.single_frame.shape],
+           "final_frame": None if plan.final_frame is None else [plan.final_frame.header, plan.final_frame.shape]}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def find_reusable(plan) -> dict:
+    """The intermediate products a resumed run can take as they are."""
+    reuse = {}
+    key = plan.run_key
+    for root in dict.fromkeys(c.root for c in plan.chips):
+        paths = (os.path.join(plan.out_dir, f"{root}_single_sci.fits"),
+                 os.path.join(plan.out_dir, f"{root}_single_wht.fits"))
+        if plan.single_frame is not None and products.manifest_valid(paths, key):
+            reuse[("single", root)] = paths
+    med = plan.out_root + "_med.fits"
+    if plan.params.get("median") and products.manifest_valid(med, key):
+        reuse["median"] = med
+    if plan.params.get("driz_cr"):
+        for k, c in enumerate(plan.chips):
+            p = os.path.join(plan.out_dir, f"{c.root}_sci{c.extver}_crmask.fits")
+            if products.manifest_valid(p, key):
+                reuse[("crmask", k)] = p
+    return reuse
+
+
 def _lay_out_median(plan):
     plan.median_canvas = products.median_canvas(plan.out_root + "_med.fits", plan.single_frame, plan.params)
 
@@ -220,10 +265,14 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     t_plan = time.perf_counter() - t0
     log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
+    plan.run_key = run_key(plan)
+    if values.get("resume"):
+        plan.reuse = find_reusable(plan)
+        log.info("dazzle: resuming, %d intermediate product(s) reused", len(plan.reuse))
     try:
         if plan.final_path is not None:
             _lay_out_final(plan)
-        if values.get("median", True):
+        if values.get("median", True) and "median" not in plan.reuse:
             _lay_out_median(plan)
         graph = build(plan)
         t1 = time.perf_counter()
@@ -241,7 +290,7 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
                      crmasks=res["crmasks"],
                      frame_shape=None if plan.final_frame is None else plan.final_frame.shape,
                      nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=values,
-                     chips=plan.chips)
+                     chips=plan.chips, reused=sorted(str(k) for k in plan.reuse))
 
 
 def drizzle(input, outdata="", config=None, **params) -> RunResult:

@@ -285,3 +285,55 @@ def median_canvas(path, frame, params):
     _provenance(h, params, ["combine_type", "combine_nsigma", "combine_maskpt", "combine_nlow",
                             "combine_nhigh", "combine_grow", "median_newmasks"])
     return create_canvas(path, [("PRIMARY", frame.shape, np.float32, h)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifests: what makes an intermediate product reusable by a resumed run
+# ---------------------------------------------------------------------------------------------
+
+MANIFEST_SUFFIX = ".dzsum"
+
+
+def file_sha256(path, chunk=8 << 20) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def write_manifest(paths, key: str) -> None:
+    """Record that ``paths`` (one product, possibly several files) are complete for the run
+    identified by ``key``: a small JSON beside the first file with each file's SHA-256.  It is
+    written last and atomically, so its presence means the product was finished."""
+    import json
+
+    from dazzle.io import atomic_output
+
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    doc = {"key": key, "files": {os.path.basename(p): file_sha256(p) for p in paths}}
+    with atomic_output(str(paths[0]) + MANIFEST_SUFFIX) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+
+
+def manifest_valid(paths, key: str) -> bool:
+    """True when ``paths`` were completed by a run with the same ``key`` and are unchanged
+    since (every file present, checksums equal)."""
+    import json
+
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    try:
+        with open(str(paths[0]) + MANIFEST_SUFFIX) as f:
+            doc = json.load(f)
+        if doc.get("key") != key:
+            return False
+        files = doc.get("files", {})
+        return all(files.get(os.path.basename(p)) == file_sha256(p) for p in paths)
+    except (OSError, ValueError):
+        return False

@@ -289,3 +289,59 @@ def test_same_sky_median_and_cr_masks_as_astrodrizzle(sim4, tmp_path):
         a = fits.getdata(ad["crmask"][(root, 1)]).astype(bool)
         assert (a == legacy.crmasks[k]).mean() >= 0.999
         assert (a == r.crmasks[k]).mean() >= 0.995
+
+
+# ---------------------------------------------------------------------------------------------
+# resuming an interrupted run
+# ---------------------------------------------------------------------------------------------
+
+
+def test_resume_reuses_complete_products_and_redoes_the_rest(sim4, run4, tmp_path, monkeypatch):
+    import dazzle.graph as graph
+    import dazzle.products as products
+
+    out = tmp_path / "res"
+    real_write = products.write_block
+
+    def dies_in_final(canvas, hdu, *a, **kw):
+        if canvas.path.endswith("_drz.fits"):
+            raise RuntimeError("node lost")
+        return real_write(canvas, hdu, *a, **kw)
+
+    monkeypatch.setattr(products, "write_block", dies_in_final)
+    with pytest.raises(RuntimeError, match="node lost"):
+        dazzle.run(sim4.files, str(out / "syn"))
+    monkeypatch.setattr(products, "write_block", real_write)
+    assert not (out / "syn_drz.fits").exists()
+    assert (out / "syn_med.fits").exists()
+
+    # corrupt one single-drizzled image: its exposure must be redone, nothing else
+    bad = out / f"{sim4.roots[2]}_single_sci.fits"
+    with open(bad, "r+b") as f:
+        f.seek(-100, 2)
+        f.write(b"\x7f" * 8)
+
+    calls = {"single": 0, "blot": 0}
+    real_single, real_blot = graph.single_chip, graph._blot_cr
+
+    def counting_single(*a, **kw):
+        calls["single"] += 1
+        return real_single(*a, **kw)
+
+    def counting_blot(*a, **kw):
+        calls["blot"] += 1
+        return real_blot(*a, **kw)
+
+    monkeypatch.setattr(graph, "single_chip", counting_single)
+    monkeypatch.setattr(graph, "_blot_cr", counting_blot)
+    r = dazzle.run(sim4.files, str(out / "syn"), resume=True)
+    assert calls == {"single": 1, "blot": 0}
+    assert "median" in r.reused and len(r.reused) == 1 + 3 + 4   # median, 3 singles, 4 CR masks
+    # and the products are those of an uninterrupted run
+    with fits.open(r.output) as a, fits.open(run4.output) as b:
+        for ext in ("SCI", "WHT", "CTX"):
+            np.testing.assert_array_equal(a[ext].data, b[ext].data)
+    # a changed parameter invalidates everything
+    calls.update(single=0, blot=0)
+    dazzle.run(sim4.files, str(out / "syn"), resume=True, driz_sep_pixfrac=0.9)
+    assert calls == {"single": 4, "blot": 4}
