@@ -70,22 +70,107 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    """Simulate a small dithered set, run every step on it, write products, PNGs and a report."""
+    import os
+
+    import numpy as np
+    from astropy.io import fits
+
+    from dazzle import report
+    from dazzle.params import parse_set_args, resolve
     from dazzle.pipeline import run
     from dazzle.simulate import simulate
 
+    def show(p):
+        rel = os.path.relpath(p)
+        return rel if not rel.startswith("..") else os.path.abspath(p)
+
     outdir = Path(args.outdir)
+    params = parse_set_args(args.set or [])
     t0 = time.perf_counter()
-    print(f"dazzle demo: simulating {args.exposures} dithered exposures of a {args.size}x{args.size} "
-          f"HST ACS/HRC-like chip (real SIP distortion) in {outdir}/ ...")
-    sim = simulate(outdir / "inputs", n_exposures=args.exposures, chips=1, size=args.size, seed=args.seed)
+    print(f"dazzle demo: {args.exposures} dithered exposures of one {args.size}x{args.size} HST ACS/HRC-like "
+          f"chip (real SIP distortion, stars, sky, noise, cosmic rays, hot pixels) in {show(outdir)}/")
+    sim = simulate(outdir / "inputs", n_exposures=args.exposures, chips=1, size=args.size, seed=args.seed,
+                   cosmic_rays=True, hot_pixels=True)
     t_sim = time.perf_counter() - t0
-    print(f"  {len(sim.files)} files, {len(sim.stars)} stars ({t_sim:.1f} s)")
-    print("running the pipeline (drizzle separate, final drizzle) on the threaded scheduler ...")
+    print(f"  inputs : {show(sim.files[0])} ... {os.path.basename(sim.files[-1])}  ({len(sim.files)} files, "
+          f"{len(sim.stars)} stars, truth in {show(sim.truth_stars_path)}; {t_sim:.1f} s)")
+    values = resolve(args.config, **params)
+    names = {"static": "static mask", "skysub": "sky", "driz_separate": "drizzle separate", "median": "median",
+             "blot": "blot", "driz_cr": "driz_cr", "driz_combine": "final drizzle"}
+    on = [label for switch, label in names.items() if values.get(switch)]
+    count = "all 7 steps" if len(on) == 7 else f"{len(on)} of the 7 steps"
+    print(f"running {count} ({', '.join(on)}) on the {values.get('scheduler')} scheduler; "
+          "a first run compiles the Numba kernels ...", flush=True)
     t1 = time.perf_counter()
-    result = run(sim.files, str(outdir / "products" / "demo"), progress=True)
-    print(_summary(result, time.perf_counter() - t1))
-    print("next: open the _drz.fits in ds9, run `dazzle params` to see every parameter, or "
-          "`dazzle run your_flt.fits ... -o out` on your own data")
+    with report.StepTimer() as timer:
+        result = run(sim.files, str(outdir / "products" / "demo"), args.config, progress=True, **params)
+    t_run = time.perf_counter() - t1
+
+    # cosmic rays found against the simulator's truth (pixels with more than 50 e- of CR charge)
+    columns, per_chip = [], []
+    if result.crmasks is not None:
+        columns = [["truth_cr_pixels", "CR pixels > 50 e- (truth)"], ["truth_found", "of them flagged"],
+                   ["clean_flagged", "flags on clean pixels"]]
+        files = [os.path.abspath(f) for f in sim.files]
+        for k, chip in enumerate(result.chips):
+            e, c = files.index(os.path.abspath(chip.path)), chip.extver - 1
+            flagged = ~np.asarray(result.crmasks[k], dtype=bool)
+            charge = sim.cr_charge[e][c]
+            dq = fits.getdata(chip.path, ("DQ", chip.extver))
+            big = charge > 50
+            per_chip.append({"truth_cr_pixels": int(big.sum()),
+                             "truth_found": f"{100.0 * (flagged & big).sum() / max(big.sum(), 1):.1f} %",
+                             "clean_flagged": int((flagged & (charge <= 0) & (dq == 0)).sum())})
+    command = " ".join(["dazzle demo", str(args.outdir)] + ([f"--config {args.config}"] if args.config else [])
+                       + [f"--set {x}" for x in (args.set or [])])
+    summary = report.save_run_summary(result, steps=timer.summary(), wall_time=t_sim + t_run,
+                                      chip_columns=columns, chip_extra=per_chip, command=command)
+    t2 = time.perf_counter()
+    info = report.collect_run(summary)
+    pngs = report.write_previews(info, outdir)
+    html = report.render_report(summary, outdir / "report.html")
+    t_pics = time.perf_counter() - t2
+
+    print()
+    print(report.text_summary(info))
+    print(f"total: {time.perf_counter() - t0:.1f} s (simulate {t_sim:.1f} s, pipeline {t_run:.1f} s, "
+          f"pictures and report {t_pics:.1f} s)")
+    print()
+    print("products:")
+    rows = [("final image (SCI, WHT, CTX)", result.output), ("median", result.median)]
+    if result.single:
+        rows.append((f"single-drizzled ({len(result.single)} exp.)", result.single[0][0]))
+    crm = [c.get("crmask") for c in info.chips if c.get("crmask")]
+    if crm:
+        rows.append((f"CR masks ({len(crm)}, 1 good / 0 CR)", crm[0]))
+    rows += [("run summary", summary), ("preview of the final image", pngs.get("drz")),
+             ("chip 1 with its CR mask", pngs.get("chip")), ("report (open in a browser)", html)]
+    for what, p in rows:
+        if p:
+            print(f"  {what:<30} {show(p)}")
+    inputs = show(outdir / "inputs")
+    print()
+    print("try next:")
+    tips = [("dazzle params", "every parameter, its default and meaning"),
+            (f"dazzle run {inputs}/*_flt.fits -o mine --set final_pixfrac=0.8", "change a parameter"),
+            (f"dazzle run {inputs}/*_flt.fits -o mine --config workflows/demo.cfg", "edit a workflow file"),
+            ("dazzle run my_*_flt.fits -o mymosaic", "your own FLT/FLC files (any HST MEF)"),
+            (f"dazzle report {show(outdir)}", "rebuild the HTML report"),
+            ("workflows/README.md", "ACS/WFC, WFC3/IR and SLURM mosaic settings")]
+    width = max(len(a) for a, _ in tips)
+    for a, b in tips:
+        print(f"  {a:<{width}}  {b}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    """Write the HTML report of a run folder and print a short summary."""
+    from dazzle import report
+
+    path = report.render_report(args.run_dir, args.output, max_chips=args.max_chips)
+    print(report.text_summary(report.collect_run(args.run_dir)))
+    print(f"report: {path}")
     return 0
 
 
@@ -117,12 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-cosmic-rays", action="store_true")
     sp.set_defaults(func=_cmd_simulate)
 
-    sp = sub.add_parser("demo", help="simulate a small data set and run the pipeline on it")
-    sp.add_argument("outdir", nargs="?", default="demo_output")
+    sp = sub.add_parser("demo",
+                        help="simulate a small data set, run the whole pipeline, write PNGs and a report")
+    sp.add_argument("outdir", nargs="?", default="demo_output",
+                    help="where to write everything (default demo_output)")
     sp.add_argument("--exposures", type=int, default=4)
-    sp.add_argument("--size", type=int, default=512)
+    sp.add_argument("--size", type=int, default=512, help="chip size in pixels (default 512)")
     sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--config", help="dazzle or AstroDrizzle .cfg file (e.g. workflows/demo.cfg)")
+    sp.add_argument("--set", action="append", metavar="NAME=VALUE",
+                    help="set a parameter, e.g. --set final_pixfrac=0.8")
     sp.set_defaults(func=_cmd_demo)
+
+    sp = sub.add_parser("report", help="write a self-contained HTML report of a run (images, timings, sky, "
+                                       "CRs, parameters)")
+    sp.add_argument("run_dir", help="folder of the run (its *_run.json or *_drz.fits, up to two levels down), "
+                                    "or the file")
+    sp.add_argument("-o", "--output", help="HTML file to write (default RUN_DIR/report.html)")
+    sp.add_argument("--max-chips", type=int, default=16, help="picture at most this many chips (default 16)")
+    sp.set_defaults(func=_cmd_report)
     return p
 
 
