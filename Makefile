@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test venv install install-test bench clean
+.PHONY: demo test venv install install-test bench bench-scale slurm-start slurm-stop test-slurm clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,21 @@ test: install-test
 
 bench: install-test
 	$(PY) benchmarks/bench_kernels.py
+
+bench-scale: install-test
+	$(PY) benchmarks/bench_scale.py
+
+# a one-node SLURM cluster on this machine (root, Debian; see deploy/README.md)
+slurm-start:
+	bash deploy/local-slurm.sh start
+
+slurm-stop:
+	bash deploy/local-slurm.sh stop
+
+test-slurm: install-test
+	bash deploy/local-slurm.sh start; \
+	DAZZLE_SLURM=1 $(PY) -m pytest -q tests/test_cluster.py; rc=$$?; \
+	bash deploy/local-slurm.sh stop; exit $$rc
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -53,7 +53,8 @@ def _cmd_run(args) -> int:
 
     params = _parse_params(args)
     t0 = time.perf_counter()
-    result = run(args.inputs, args.output, args.config, ivm=args.ivm, progress=not args.quiet, **params)
+    result = run(args.inputs, args.output, args.config, ivm=args.ivm, progress=not args.quiet,
+                 workers=args.workers, profile=args.profile, report=args.report, **params)
     print(_summary(result, time.perf_counter() - t0))
     return 0
 
@@ -185,7 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help="dazzle or AstroDrizzle .cfg file with parameters")
     sp.add_argument("--set", action="append", metavar="NAME=VALUE",
                     help="set a parameter (AstroDrizzle's names), e.g. --set final_kernel=turbo")
-    sp.add_argument("--scheduler", help="threads (default), processes, synchronous, or tcp://host:port")
+    sp.add_argument("--scheduler", help="where the graph runs: threads (default), processes, synchronous, "
+                    "local (a LocalCluster), tcp://host:port, a scheduler file .json, or a cluster "
+                    "profile (profile:NAME, e.g. profile:slurm; see deploy/profiles.yaml)")
+    sp.add_argument("--workers", type=int, metavar="N",
+                    help="worker processes of --scheduler local (default: one per core), threads of "
+                    "threads, processes of processes, or workers of a cluster profile")
+    sp.add_argument("--profile", metavar="FILE|NAME",
+                    help="cluster profiles file (YAML; default $DAZZLE_PROFILES, "
+                    "~/.config/dazzle/profiles.yaml, deploy/profiles.yaml), or a profile name")
+    sp.add_argument("--report", metavar="FILE.html", help="write Dask's performance report (HTML)")
     sp.add_argument("--ivm", nargs="+", help="IVM files, one per input (final_wht_type=IVM)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=_cmd_run)
@@ -226,8 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("dazzle").setLevel(logging.INFO if args.verbose else logging.WARNING)
     from dazzle.io import InputError
     from dazzle.params import ParameterError
 

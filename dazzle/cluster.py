@@ -1,36 +1,613 @@
 """Schedulers: where the graph runs.
 
-``scheduler`` (the parameter) is ``threads`` (default), ``processes``, ``synchronous``, or the
-address of a running ``distributed`` scheduler (``tcp://host:port``).  Local runs can show a
-progress bar (dask's diagnostics); distributed runs show the dashboard.
+:func:`compute` runs the pipeline's delayed objects on one of
+
+============================  ==================================================================
+``scheduler``                 runs on
+============================  ==================================================================
+``None`` / ``"auto"``         the caller's active ``distributed`` Client if there is one (e.g.
+                              ``with Client(...):`` around ``dazzle.run``), else ``threads``
+``"threads"``                 dask's threaded scheduler (one process; the kernels release the GIL)
+``"processes"``               dask's process pool
+``"synchronous"``             one thread, in order (debugging)
+``"local"``                   a ``distributed.LocalCluster`` started for the run: ``workers``
+                              processes (default: one per core) of one thread each
+``"distributed"``             the active Client, else like ``"local"``
+``"tcp://host:port"``         a running ``distributed`` scheduler (also ``host:port``, ``tls://``)
+``"path/scheduler.json"``     a running scheduler, by its scheduler file (``dask scheduler
+                              --scheduler-file``, ``dask-jobqueue``'s ``SLURMRunner``)
+``"profile:NAME"`` / ``NAME``  a cluster profile from a YAML file (below)
+a ``distributed.Client``      that client
+============================  ==================================================================
+
+Explicit names are honoured: ``"threads"`` runs on threads even when a Client is active.
+
+**Profiles.**  A YAML file (``profile=`` a path, else ``$DAZZLE_PROFILES``, else
+``~/.config/dazzle/profiles.yaml``, else the repository's ``deploy/profiles.yaml``) maps names
+to clusters::
+
+    profiles:
+      slurm:
+        class: dask_jobqueue.SLURMCluster   # any importable cluster class
+        options: {cores: 8, processes: 4, memory: 32GB, queue: normal, walltime: "02:00:00"}
+        jobs: 4                             # cluster.scale(jobs=4)   (or workers: N)
+        # adaptive: {minimum_jobs: 1, maximum_jobs: 20}    # cluster.adapt(**adaptive) instead
+        wait_for_workers: 4                 # wait for this many workers before computing
+        wait_timeout: 600                   # seconds (default 300)
+
+String options may use ``${VAR}`` and ``${VAR:-default}`` (a string that expands to nothing
+becomes None: the class's own default); ``~`` is expanded.  ``workers=``
+overrides the scaling (``cluster.scale(n=workers)``: workers, not jobs).  The cluster is
+started for the run and closed after it.  PyYAML (``profiles``) and dask-jobqueue (the HPC
+classes) are needed only when a profile uses them; a ``.json`` profiles file needs neither.
+
+**Progress and diagnostics.**  ``progress=True``: local schedulers show dask's
+``ProgressBar`` on stderr; distributed runs print the dashboard link (stderr) and
+``distributed.progress``.  ``report=FILE`` writes Dask's ``performance_report`` (HTML); it
+needs a distributed scheduler, so a local scheduler is replaced for that run by a temporary
+in-process ``LocalCluster`` (threads: one worker with the same number of threads; processes:
+one single-threaded worker process per core; synchronous: one worker with one thread) --
+the products are the same bits.  Every run logs (logger ``dazzle``, INFO) one line per
+pipeline step with its task count, wall-clock span and summed task time, from dask's
+callbacks (local) or the scheduler's task stream (distributed).
+
+Nothing here touches pixels; the products are the same bits on every scheduler because the
+graph adds the chips' sums in a fixed order (:mod:`dazzle.graph`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import re
 import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import dask
+from dask.utils import key_split
+
+from dazzle.params import ParameterError
+
+log = logging.getLogger("dazzle")
+
+LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
+_ALIASES = {"sync": "synchronous", "single-threaded": "synchronous", "threading": "threads",
+            "multiprocessing": "processes", "default": "auto"}
+_ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://|^[\w.\-]+:\d+$")
+#: where the profiles file is looked for when neither ``profile=`` nor $DAZZLE_PROFILES says
+DEFAULT_PROFILES = (Path("~/.config/dazzle/profiles.yaml"),
+                    Path(__file__).resolve().parent.parent / "deploy" / "profiles.yaml")
+
+#: the pipeline's task-key prefixes (dazzle.graph) and their steps
+PREFIXES = {"static-sig": "static mask", "static-chip": "static mask", "static": "static mask",
+            "sky-stat": "sky", "skies": "sky", "sky": "sky",
+            "single-chip": "driz_separate", "single-exposure": "driz_separate",
+            "median-piece": "median", "median-tile": "median", "median-commit": "median",
+            "blot-cr": "blot+driz_cr", "crmask": "blot+driz_cr", "crclean": "blot+driz_cr",
+            "final-chip": "final drizzle", "final-part": "final drizzle",
+            "final-tile": "final drizzle", "final-commit": "final drizzle",
+            "update-dq": "update_input_dq"}
+_BY_LENGTH = sorted(PREFIXES, key=len, reverse=True)
+GLUE = "glue"   # dask's own small tasks (getitem, finalize, list ...): counted, not logged
 
 
-def compute(objs, scheduler="threads", *, progress=False):
-    """Compute the delayed objects ``objs`` on ``scheduler``; returns their values."""
-    scheduler = str(scheduler or "threads")
-    if scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-        from distributed import Client, progress as dprogress
+class SchedulerError(ParameterError):
+    """A scheduler or profile that cannot be used (bad name, missing package, bad file); a
+    :class:`~dazzle.params.ParameterError`, so the command line prints it as one line."""
 
-        with Client(scheduler) as client:
-            futures = client.compute(objs)
-            if progress:
-                print(f"dazzle: dashboard at {client.dashboard_link}", file=sys.stderr)
-                dprogress(futures)
-            return client.gather(futures)
-    if scheduler not in ("threads", "processes", "synchronous", "sync", "single-threaded"):
-        raise ValueError(f"scheduler must be threads, processes, synchronous or tcp://host:port; got {scheduler!r}")
-    ctx = contextlib.nullcontext()
+    def __init__(self, message):
+        super().__init__(message, name="scheduler")
+
+
+_error = SchedulerError
+
+
+# ---------------------------------------------------------------------------------------------
+# profiles
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Profile:
+    """One cluster profile: the cluster class, its keyword arguments and the scaling."""
+
+    name: str
+    cls: str
+    options: dict = field(default_factory=dict)
+    jobs: int | None = None
+    workers: int | None = None
+    adaptive: dict | None = None
+    wait_for_workers: int | None = None
+    wait_timeout: float = 300.0
+    source: str = ""
+
+    def expected_workers(self):
+        """How many workers to wait for before computing (0: do not wait)."""
+        if self.wait_for_workers is not None:
+            return int(self.wait_for_workers)
+        if self.workers:
+            return int(self.workers)
+        if self.jobs:
+            return int(self.jobs) * int(self.options.get("processes", 1) or 1)
+        if self.adaptive:
+            lo = self.adaptive.get("minimum_jobs")
+            if lo is not None:
+                return int(lo) * int(self.options.get("processes", 1) or 1)
+            return int(self.adaptive.get("minimum", 0) or 0)
+        return 0
+
+
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def _expand(value):
+    """``${VAR}``, ``${VAR:-default}`` and ``~`` in the strings of a profile (recursively)."""
+    if isinstance(value, str):
+        s = _VAR.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), value)
+        if s == "" and _VAR.search(value):
+            return None   # "${ACCOUNT:-}" unset: the option is left out (the class's default)
+        return os.path.expanduser(s) if s.startswith("~") else s
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    return value
+
+
+def profiles_file(profile=None) -> Path | None:
+    """The profiles file in force: ``profile`` (a path), $DAZZLE_PROFILES, then the defaults."""
+    if profile and _looks_like_file(profile):
+        return Path(os.path.expanduser(str(profile)))
+    env = os.environ.get("DAZZLE_PROFILES")
+    if env:
+        return Path(os.path.expanduser(env))
+    for p in DEFAULT_PROFILES:
+        p = p.expanduser()
+        if p.is_file():
+            return p
+    return None
+
+
+def _looks_like_file(s) -> bool:
+    s = str(s)
+    return s.lower().endswith((".yaml", ".yml", ".json")) or os.sep in s or os.path.isfile(s)
+
+
+def load_profiles(path=None) -> dict[str, Profile]:
+    """Every profile of the profiles file ``path`` (default: :func:`profiles_file`)."""
+    path = Path(path) if path is not None else profiles_file()
+    if path is None:
+        raise _error("no cluster profiles file: pass profile=FILE (--profile FILE), set "
+                     "$DAZZLE_PROFILES, or create ~/.config/dazzle/profiles.yaml")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise _error(f"cannot read the cluster profiles file {path}: {exc}") from exc
+    if path.suffix.lower() == ".json":
+        doc = json.loads(text)
+    else:
+        try:
+            import yaml
+        except ImportError:
+            raise _error(f"{path}: reading YAML cluster profiles needs PyYAML "
+                         "(pip install 'dazzle[cluster]' or pip install pyyaml)") from None
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise _error(f"{path}: not valid YAML: {exc}") from exc
+    doc = doc or {}
+    table = doc.get("profiles", doc) if isinstance(doc, dict) else None
+    if not isinstance(table, dict):
+        raise _error(f"{path}: expected a mapping 'profiles: {{name: {{class: ..., options: ...}}}}'")
+    out = {}
+    for name, spec in table.items():
+        if not isinstance(spec, dict) or "class" not in spec:
+            raise _error(f"{path}: profile {name!r} needs 'class' (e.g. dask_jobqueue.SLURMCluster)")
+        unknown = set(spec) - {"class", "options", "jobs", "workers", "adaptive", "wait_for_workers",
+                               "wait_timeout", "description"}
+        if unknown:
+            raise _error(f"{path}: profile {name!r}: unknown key(s) {sorted(unknown)}; allowed: class, "
+                         "options, jobs, workers, adaptive, wait_for_workers, wait_timeout, description")
+        spec = _expand(spec)
+        adaptive = spec.get("adaptive")
+        if adaptive is not None and not isinstance(adaptive, dict):
+            raise _error(f"{path}: profile {name!r}: adaptive must be a mapping, e.g. "
+                         "{minimum_jobs: 1, maximum_jobs: 10}")
+        out[str(name)] = Profile(name=str(name), cls=str(spec["class"]), options=dict(spec.get("options") or {}),
+                                 jobs=spec.get("jobs"), workers=spec.get("workers"), adaptive=adaptive,
+                                 wait_for_workers=spec.get("wait_for_workers"),
+                                 wait_timeout=float(spec.get("wait_timeout", 300)), source=str(path))
+    return out
+
+
+def profile_names(profile=None) -> set:
+    """The profile names of the profiles file in force (empty when there is none or it cannot
+    be read) -- for checking a scheduler name early (dazzle.params)."""
+    try:
+        path = profiles_file(profile)
+        return set(load_profiles(path)) if path is not None else set()
+    except Exception:  # noqa: BLE001 -- a broken file is reported when the run starts
+        return set()
+
+
+def get_profile(name, profile=None) -> Profile:
+    path = profiles_file(profile)
+    table = load_profiles(path)
+    if name not in table:
+        raise _error(f"unknown scheduler or cluster profile {name!r}: use threads, processes, "
+                     f"synchronous, local, tcp://host:port, a scheduler file *.json, or one of the "
+                     f"profiles in {path}: {', '.join(sorted(table)) or '(none)'}")
+    return table[name]
+
+
+def _import(dotted: str):
+    mod, _, attr = dotted.rpartition(".")
+    if not mod:
+        raise _error(f"cluster class {dotted!r}: give the module too, e.g. dask_jobqueue.SLURMCluster")
+    try:
+        return getattr(importlib.import_module(mod), attr)
+    except ImportError as exc:
+        extra = " (pip install 'dazzle[hpc]' or pip install dask-jobqueue)" if mod.startswith("dask_jobqueue") else ""
+        raise _error(f"cluster class {dotted}: cannot import {mod}{extra}: {exc}") from exc
+    except AttributeError:
+        raise _error(f"cluster class {dotted}: {mod} has no {attr}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# choosing and connecting
+# ---------------------------------------------------------------------------------------------
+
+def active_client():
+    """The caller's default ``distributed`` Client (``Client(...)``, ``with client.as_current()``),
+    or None."""
+    if "distributed" not in sys.modules:
+        return None   # no client can exist without distributed imported
+    try:
+        from distributed import default_client
+
+        c = default_client()
+    except (ImportError, ValueError):
+        return None
+    return c if getattr(c, "status", "closed") in ("running", "connecting", "newly-created") else None
+
+
+def normalize(scheduler, profile=None):
+    """``(kind, value)``: kind is ``local`` (value: threads/processes/synchronous), ``client``
+    (a Client), ``address``, ``file``, ``localcluster`` or ``profile`` (a :class:`Profile`)."""
+    if scheduler is not None and not isinstance(scheduler, str):
+        if hasattr(scheduler, "compute") and hasattr(scheduler, "gather"):
+            return "client", scheduler
+        raise _error(f"scheduler must be a name, an address or a distributed Client; got {scheduler!r}")
+    s = (scheduler or "").strip()
+    low = _ALIASES.get(s.lower(), s.lower())
+    if low in ("", "auto") and profile and not _looks_like_file(profile):
+        return "profile", get_profile(str(profile))
+    if low in ("", "auto", "distributed"):
+        c = active_client()
+        if c is not None:
+            return "client", c
+        return ("localcluster", None) if low == "distributed" else ("local", "threads")
+    if low in LOCAL_SCHEDULERS:
+        return "local", low
+    if low == "local":
+        return "localcluster", None
+    if _ADDRESS.search(s):
+        return "address", s
+    if s.lower().endswith(".json"):
+        return "file", s
+    name = s[len("profile:"):] if low.startswith("profile:") else s
+    return "profile", get_profile(name, profile)
+
+
+def _start_profile(p: Profile, workers=None):
+    cls = _import(p.cls)
+    log.info("dazzle: starting %s (profile %s from %s)", p.cls, p.name, p.source)
+    try:
+        cluster = cls(**p.options)
+    except TypeError as exc:
+        raise _error(f"profile {p.name}: {p.cls} refused its options: {exc}") from exc
+    try:
+        if workers:
+            cluster.scale(n=int(workers))
+        elif p.adaptive:
+            cluster.adapt(**p.adaptive)
+        elif p.jobs:
+            try:
+                cluster.scale(jobs=int(p.jobs))
+            except TypeError:   # not a dask-jobqueue cluster: jobs = workers
+                cluster.scale(int(p.jobs))
+        elif p.workers:
+            cluster.scale(int(p.workers))
+    except Exception:
+        cluster.close()
+        raise
+    return cluster
+
+
+@contextlib.contextmanager
+def _quiet_distributed():
+    """The in-process scheduler and nannies of a cluster dazzle starts log every connection at
+    INFO; keep them at WARNING unless the ``dazzle`` logger is at DEBUG."""
+    lg = logging.getLogger("distributed")
+    old = lg.level
+    if not log.isEnabledFor(logging.DEBUG):
+        lg.setLevel(max(logging.WARNING, old))
+    try:
+        yield
+    finally:
+        lg.setLevel(old)
+
+
+@contextlib.contextmanager
+def connect(scheduler=None, *, workers=None, profile=None):
+    """A context giving the ``distributed`` Client the run uses (None for local schedulers).
+
+    Clusters it starts (``local``, profiles) are closed on exit, and clients it opens are
+    closed; the caller's own client is left as it was.  Inside the context the client is the
+    current one (``distributed.default_client()``).
+    """
+    kind, value = normalize(scheduler, profile)
+    if kind == "local":
+        yield None
+        return
+    if kind == "client":
+        with value.as_current():
+            yield value
+        return
+    from distributed import Client
+
+    cluster = None
+    quiet = contextlib.ExitStack()
+    if kind in ("localcluster", "profile"):
+        quiet.enter_context(_quiet_distributed())
+    try:
+        if kind == "address":
+            client = Client(value, set_as_default=False)
+        elif kind == "file":
+            if not os.path.exists(value):
+                raise _error(f"scheduler file {value} does not exist (start the scheduler with "
+                             "--scheduler-file first)")
+            client = Client(scheduler_file=value, set_as_default=False)
+        elif kind == "localcluster":
+            from distributed import LocalCluster
+
+            n = int(workers) if workers else (os.cpu_count() or 1)
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0")
+            client = Client(cluster, set_as_default=False)
+            log.info("dazzle: LocalCluster with %d worker process(es) of 1 thread", n)
+        else:
+            cluster = _start_profile(value, workers)
+            client = Client(cluster, set_as_default=False)
+        try:
+            want = int(workers) if (kind == "profile" and workers) else (
+                value.expected_workers() if kind == "profile" else 0)
+            if want:
+                t0 = time.perf_counter()
+                timeout = value.wait_timeout
+                log.info("dazzle: waiting for %d worker(s) (timeout %.0f s)", want, timeout)
+                try:
+                    client.wait_for_workers(want, timeout=timeout)
+                except (TimeoutError, OSError) as exc:
+                    raise _error(f"profile {value.name}: {want} worker(s) did not connect within "
+                                 f"{timeout:.0f} s ({exc}); check the batch system's queue and the job "
+                                 "logs (log_directory)") from exc
+                log.info("dazzle: %d worker(s) up after %.1f s", want, time.perf_counter() - t0)
+            with client.as_current():
+                yield client
+        finally:
+            client.close()
+    finally:
+        try:
+            if cluster is not None:
+                cluster.close()
+        finally:
+            quiet.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# per-step timing
+# ---------------------------------------------------------------------------------------------
+
+def prefix_of(key) -> str:
+    """The prefix of a task key: ``final-part-3-7`` -> ``final-part``, ``single-exposure-j8bt06nyq``
+    -> ``single-exposure``; other keys by dask's ``key_split``."""
+    k = key[0] if isinstance(key, tuple) else key
+    k = k.decode() if isinstance(k, bytes) else str(k)
+    for p in _BY_LENGTH:
+        if k == p or k.startswith(p + "-"):
+            return p
+    return key_split(k)
+
+
+def step_of(key) -> str:
+    """The pipeline step of a task key (``final-chip-3`` -> ``final drizzle``)."""
+    return PREFIXES.get(prefix_of(key), GLUE)
+
+
+class StepTimes:
+    """Per key prefix: task count, first start, last stop, summed task time."""
+
+    def __init__(self):
+        self.rows = {}   # prefix -> [n, first_start, last_stop, busy]
+        self.t0 = time.time()
+
+    def add(self, key, start, stop):
+        p = prefix_of(key)
+        r = self.rows.get(p)
+        if r is None:
+            self.rows[p] = [1, start, stop, stop - start]
+        else:
+            r[0] += 1
+            r[1] = min(r[1], start)
+            r[2] = max(r[2], stop)
+            r[3] += stop - start
+
+    def steps(self):
+        """[(step, n, first_start, last_stop, busy, {prefix: n})] in order of first start."""
+        by = {}
+        for p, (n, a, b, busy) in self.rows.items():
+            s = PREFIXES.get(p, GLUE)
+            e = by.setdefault(s, [0, a, b, 0.0, {}])
+            e[0] += n
+            e[1] = min(e[1], a)
+            e[2] = max(e[2], b)
+            e[3] += busy
+            e[4][p] = n
+        return sorted(((s, *v) for s, v in by.items()), key=lambda r: r[2])
+
+    def line(self, step, n, a, b, busy, parts):
+        detail = ", ".join(f"{p} {k}" for p, k in parts.items())
+        return (f"dazzle: step {step}: {n} task(s) ({detail}), {b - a:.2f} s wall "
+                f"(+{a - self.t0:.2f} .. +{b - self.t0:.2f} s), {busy:.2f} s task time")
+
+    def as_dict(self) -> dict:
+        """``{step: {"tasks", "seconds" (summed task time), "start", "end" (s from the start),
+        "prefixes": {prefix: tasks}}}`` in order of first start (dask glue left out)."""
+        return {s: {"tasks": n, "seconds": busy, "start": a - self.t0, "end": b - self.t0,
+                    "prefixes": parts}
+                for s, n, a, b, busy, parts in self.steps() if s != GLUE}
+
+    def log_all(self):
+        for row in self.steps():
+            if row[0] != GLUE:
+                log.info(self.line(*row))
+
+
+class _LocalStepTimer(dask.callbacks.Callback):
+    """Dask callbacks of the local schedulers: time every task, log each step when done."""
+
+    def __init__(self, times: StepTimes):
+        super().__init__()
+        self.times = times
+        self.started = {}
+        self.left = {}
+        self.lock = threading.Lock()
+
+    def _start(self, dsk):
+        counts = {}
+        for k in dsk:
+            s = step_of(k)
+            counts[s] = counts.get(s, 0) + 1
+        self.left = counts
+
+    def _pretask(self, key, dsk, state):
+        self.started[key] = time.time()
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        stop = time.time()
+        with self.lock:
+            self.times.add(key, self.started.pop(key, stop), stop)
+            s = step_of(key)
+            self.left[s] = self.left.get(s, 1) - 1
+            if self.left[s] == 0 and s != GLUE:
+                for row in self.times.steps():
+                    if row[0] == s:
+                        log.info(self.times.line(*row))
+
+
+def _stream_times(records, t0) -> StepTimes:
+    times = StepTimes()
+    times.t0 = t0
+    for r in records:
+        for ss in r.get("startstops", ()):
+            if ss.get("action") == "compute":
+                times.add(r["key"], ss["start"], ss["stop"])
+    return times
+
+
+# ---------------------------------------------------------------------------------------------
+# compute
+# ---------------------------------------------------------------------------------------------
+
+def _compute_local(objs, scheduler, progress, workers, times):
+    ctx = contextlib.ExitStack()
+    ctx.enter_context(_LocalStepTimer(times))
     if progress:
         from dask.diagnostics import ProgressBar
 
-        ctx = ProgressBar(out=sys.stderr)
+        ctx.enter_context(ProgressBar(out=sys.stderr))
+    kw = {"num_workers": int(workers)} if workers and scheduler != "synchronous" else {}
     with ctx:
-        return list(dask.compute(*objs, scheduler=scheduler))
+        return list(dask.compute(*objs, scheduler=scheduler, **kw))
+
+
+def _compute_client(client, objs, progress, report, times):
+    from distributed import get_task_stream, performance_report, progress as dprogress
+
+    t0 = time.time()
+    log.info("dazzle: running on %s (%d worker(s)); dashboard %s", client.scheduler.address,
+             len(client.nthreads()), client.dashboard_link)
+    stack = contextlib.ExitStack()
+    stream = None
+    with stack:
+        try:   # the scheduler's record of every task run inside this block (diagnostics only)
+            stream = stack.enter_context(get_task_stream(client=client))
+        except Exception as exc:  # noqa: BLE001
+            log.debug("dazzle: no task stream (%s)", exc)
+        if report:
+            stack.enter_context(performance_report(filename=str(report)))
+        future = client.compute(dask.delayed(list(objs), traverse=True))
+        try:
+            if progress:
+                print(f"dazzle: dashboard at {client.dashboard_link}", file=sys.stderr)
+                dprogress(future)
+            result = future.result()
+        finally:
+            future.release()
+    if report:
+        log.info("dazzle: performance report written to %s", report)
+    if stream is not None:
+        got = _stream_times(stream.data, t0)
+        times.rows, times.t0 = got.rows, got.t0
+        times.log_all()
+    return list(result)
+
+
+def compute(objs, scheduler=None, *, progress=False, workers=None, profile=None, report=None,
+            steps=None):
+    """Compute the delayed objects ``objs`` (a list; items may be nested lists or None) on
+    ``scheduler`` and return their values as a list (see the module's doc for the choices).
+
+    ``workers``: worker processes of ``local``, threads of ``threads``, processes of
+    ``processes``, or the scaling of a profile.  ``profile``: the profiles file (or, when
+    ``scheduler`` is left at its default, a profile name).  ``report``: an HTML file for
+    Dask's performance report.  ``steps``: a dict, filled with the per-step timing
+    (:meth:`StepTimes.as_dict`).
+    """
+    objs = list(objs)
+    kind, value = normalize(scheduler, profile)
+    if report and importlib.util.find_spec("bokeh") is None:
+        raise _error("report= (--report) needs bokeh for Dask's performance report: "
+                     "pip install 'dazzle[cluster]' or pip install bokeh")
+    t0 = time.perf_counter()
+    times = StepTimes()
+    if kind == "local" and report:
+        from distributed import Client, LocalCluster
+
+        n = int(workers) if workers else (os.cpu_count() or 1)
+        opts = {"threads": dict(processes=False, n_workers=1, threads_per_worker=n),
+                "processes": dict(processes=True, n_workers=n, threads_per_worker=1),
+                "synchronous": dict(processes=False, n_workers=1, threads_per_worker=1)}[value]
+        log.info("dazzle: --report needs a distributed scheduler: running this %s run on a "
+                 "temporary LocalCluster(%s)", value, ", ".join(f"{k}={v}" for k, v in opts.items()))
+        with _quiet_distributed(), LocalCluster(dashboard_address=":0", **opts) as cluster, \
+                Client(cluster, set_as_default=False) as client:
+            with client.as_current():
+                out = _compute_client(client, objs, progress, report, times)
+    elif kind == "local":
+        log.info("dazzle: running on the %s scheduler", value)
+        out = _compute_local(objs, value, progress, workers, times)
+    else:
+        with connect(scheduler, workers=workers, profile=profile) as client:
+            out = _compute_client(client, objs, progress, report, times)
+    log.info("dazzle: graph computed in %.2f s", time.perf_counter() - t0)
+    if steps is not None:
+        steps.update(times.as_dict())
+    return out

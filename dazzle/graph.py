@@ -160,6 +160,8 @@ def _median_piece(single_paths, chips, ks, skies):
 
 
 def _median_tile(pieces, box, params, canvas):
+    if products.canvas_committed(canvas):
+        return box   # recomputed after a lost worker, after the commit: nothing to write
     block = median_step.median_block(pieces, box, params)
     products.write_block(canvas, 0, block, box[2], box[0])
     return box
@@ -204,6 +206,8 @@ def _write_crclean(chip_path, root, chips_and_results, out_dir, params):
 
 
 def _final_tile(parts, box, settings, canvas, nchips, texptime):
+    if products.canvas_committed(canvas):
+        return box   # recomputed after a lost worker, after the commit: nothing to write
     sci, wht, ctx = final_combine(parts, box, settings, nchips=nchips, texptime=texptime)
     x0, _, y0, _ = box
     products.write_block(canvas, 1, sci, y0, x0)

@@ -159,8 +159,9 @@ class Param:
         if self.kind == "wt_scl":
             return "'exptime', 'expsq' or a number"
         if self.kind == "scheduler":
-            return ("'threads', 'processes', 'synchronous', 'distributed', "
-                    "a scheduler address (tcp://host:port) or a scheduler-file .json")
+            return ("'threads', 'processes', 'synchronous', 'local', 'distributed', "
+                    "a scheduler address (tcp://host:port), a scheduler-file .json, or a "
+                    "cluster profile (profile:NAME, or NAME from the profiles file)")
         base = {"bool": "boolean (True/False/yes/no)", "int": "integer",
                 "float": "number", "str": "string"}[self.kind]
         if self.kind in ("int", "float"):
@@ -467,8 +468,11 @@ _TABLE: list[Param] = [
           "Write crbit into the input files' DQ where CRs were found (AstroDrizzle always "
           "does; dazzle only when asked)", section=_S_DAZZLE, dazzle_only=True),
     Param("scheduler", "threads", "dazzle", "scheduler",
-          "Dask scheduler: threads, processes, synchronous, distributed, or a scheduler "
-          "address / scheduler-file", section=_S_DAZZLE, dazzle_only=True),
+          "Where the graph runs: threads (default; when left at the default and the caller "
+          "has an active distributed Client, that client), processes, synchronous, local "
+          "(a LocalCluster of --workers processes), distributed, tcp://host:port, a "
+          "scheduler-file .json, or a cluster profile: profile:NAME (deploy/profiles.yaml, "
+          "$DAZZLE_PROFILES or --profile FILE)", section=_S_DAZZLE, dazzle_only=True),
     Param("tile_size", 2048, "dazzle", "int",
           "Edge length in output pixels of the tiles processed as independent tasks",
           minimum=1, section=_S_DAZZLE, dazzle_only=True),
@@ -693,7 +697,7 @@ def _parse_wt_scl(p: Param, value: Any) -> str | float:
 
 _SCHEDULER_ALIASES = {"sync": "synchronous", "single-threaded": "synchronous",
                       "threading": "threads", "multiprocessing": "processes"}
-_SCHEDULERS = ("threads", "processes", "synchronous", "distributed")
+_SCHEDULERS = ("threads", "processes", "synchronous", "distributed", "local")
 
 
 def _parse_scheduler(p: Param, value: Any) -> str:
@@ -705,6 +709,13 @@ def _parse_scheduler(p: Param, value: Any) -> str:
         return low
     if "://" in s or s.lower().endswith(".json") or re.fullmatch(r"[\w.\-]+:\d+", s):
         return s
+    if re.fullmatch(r"profile:[\w.\-]+", s, flags=re.IGNORECASE):
+        return "profile:" + s.split(":", 1)[1]   # checked against the profiles file when the run starts
+    if re.fullmatch(r"[A-Za-z_][\w.\-]*", s):
+        from dazzle.cluster import profile_names   # lazy: cluster imports dask
+
+        if s in profile_names():                     # a profile of $DAZZLE_PROFILES / the defaults
+            return s
     raise _Bad()
 
 

@@ -35,6 +35,8 @@ class RunResult:
     crmasks: list | None = None             # per chip bool CR masks (True = good), or None
     chips: list = field(default_factory=list)
     reused: list = field(default_factory=list)   # intermediate products a resumed run reused
+    steps: dict = field(default_factory=dict)    # per step: tasks, summed seconds, start, end
+    summary: str | None = None              # <output>_run.json (what `dazzle report` reads)
     frame_shape: tuple | None = None
     nchips: int = 0
     timings: dict = field(default_factory=dict)
@@ -247,7 +249,7 @@ def _read_ivm(chips, ivm):
 
 
 def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=False,
-        **params) -> RunResult:
+        workers=None, profile=None, report=None, **params) -> RunResult:
     """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated) as far as
     it exists: drizzle separate (``driz_separate``) and the final drizzle (``driz_combine``).
 
@@ -255,7 +257,10 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     AstroDrizzle's parameter names and win over the file.  ``ivm`` lists one IVM file per
     input for ``final_wht_type="IVM"``.  ``static_mask`` is a boolean mask kept in memory
     (True = good; one array, or a dict by chip number, ``(root, extver)`` or chip label) that is
-    ANDed into every drizzle's weights.  Returns a :class:`RunResult`.
+    ANDed into every drizzle's weights.  ``workers``, ``profile`` and ``report`` go to
+    :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance report).
+    When ``scheduler`` is not given and a ``distributed`` Client is active in the caller's
+    process, the run uses that client.  Returns a :class:`RunResult`.
     """
     if output:
         params["output"] = output
@@ -277,7 +282,12 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
         graph = build(plan)
         t1 = time.perf_counter()
         keys = ["single", "median", "final", "skies", "crmasks", "updated", "other"]
-        got = compute([graph[k] for k in keys], values.get("scheduler", "threads"), progress=progress)
+        scheduler = values.get("scheduler", "threads")
+        if scheduler == "threads" and not any(str(k).lower() == "scheduler" for k in params):
+            scheduler = None   # the default: the caller's active Client if any, else threads
+        steps: dict = {}
+        got = compute([graph[k] for k in keys], scheduler, progress=progress, workers=workers,
+                      profile=profile, report=report, steps=steps)
         res = dict(zip(keys, got))
         t_run = time.perf_counter() - t1
     finally:
@@ -285,19 +295,28 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
             if canvas is not None:
                 products.abort_canvas(canvas)   # no-op once committed
     skies = res["skies"]
-    return RunResult(output=res["final"], single=list(res["single"]), median=res["median"],
-                     skies=[float(s.value) for s in skies] if skies is not None else [],
-                     crmasks=res["crmasks"],
-                     frame_shape=None if plan.final_frame is None else plan.final_frame.shape,
-                     nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=values,
-                     chips=plan.chips, reused=sorted(str(k) for k in plan.reuse))
+    result = RunResult(output=res["final"], single=list(res["single"]), median=res["median"],
+                       skies=[float(s.value) for s in skies] if skies is not None else [],
+                       crmasks=res["crmasks"],
+                       frame_shape=None if plan.final_frame is None else plan.final_frame.shape,
+                       nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=values,
+                       chips=plan.chips, reused=sorted(str(k) for k in plan.reuse), steps=steps)
+    # what `dazzle report` reads; a run is not failed by its summary
+    try:
+        from dazzle.report import save_run_summary
+
+        result.summary = save_run_summary(result, wall_time=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("dazzle: could not write the run summary: %s", exc)
+    return result
 
 
 def drizzle(input, outdata="", config=None, **params) -> RunResult:
     """AstroDrizzle's ``adrizzle.drizzle``: with ``driz_separate=True`` (the default) the
     separate drizzle only, else the final drizzle only."""
     values = resolve(config, **{k: v for k, v in params.items()
-                                if k not in ("ivm", "progress", "static_mask")})
+                                if k not in ("ivm", "progress", "static_mask", "workers", "profile",
+                                             "report")})
     separate = values.get("driz_separate", True)
     params = dict(params)
     params["driz_separate"] = bool(separate)

@@ -208,7 +208,12 @@ def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -
     if y0 < 0 or x0 < 0 or y0 + by > ny or x0 + bx > nx:
         raise ValueError(f"block {block.shape} at ({y0}, {x0}) does not fit {shape}")
     base = canvas.offsets[hdu] + (0 if plane is None else int(plane) * ny * nx * dt.itemsize)
-    fd = os.open(canvas.tmp_path, os.O_WRONLY)
+    try:
+        fd = os.open(canvas.tmp_path, os.O_WRONLY)
+    except FileNotFoundError:
+        if canvas_committed(canvas):
+            return   # a task recomputed after a lost worker: the product is already complete
+        raise
     try:
         for r in range(by):
             off = base + ((y0 + r) * nx + x0) * dt.itemsize
@@ -217,12 +222,28 @@ def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -
         os.close(fd)
 
 
+def canvas_committed(canvas: Canvas) -> bool:
+    """Whether :func:`commit_canvas` already renamed this canvas over the product.  The
+    temporary file's name is unique to the run and only ``commit_canvas`` (or, after the run,
+    ``abort_canvas``) removes it, so during a run its absence next to the product means
+    committed.  Tasks recomputed after a lost worker use this to do nothing twice."""
+    return not os.path.exists(canvas.tmp_path) and os.path.exists(canvas.path)
+
+
 def commit_canvas(canvas: Canvas) -> str:
-    """fsync the finished file and rename it over the product's name; returns the path."""
+    """fsync the finished file and rename it over the product's name; returns the path.
+    Idempotent: committing an already committed canvas returns the path."""
     from dazzle.io import _fsync_path
 
-    _fsync_path(canvas.tmp_path)
-    os.replace(canvas.tmp_path, canvas.path)
+    if canvas_committed(canvas):
+        return canvas.path
+    try:
+        _fsync_path(canvas.tmp_path)
+        os.replace(canvas.tmp_path, canvas.path)
+    except FileNotFoundError:
+        if canvas_committed(canvas):   # the same task ran twice at once
+            return canvas.path
+        raise
     _fsync_path(os.path.dirname(os.path.abspath(canvas.path)) or ".", directory=True)
     return canvas.path
 
