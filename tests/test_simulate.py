@@ -289,7 +289,7 @@ def _check_astrodrizzle(s, products, min_cr_frac):
     # photometry: the flux convention makes drizzled fluxes equal the truth
     ratios = aperture_fluxes(drz, s.stars)
     assert len(ratios) >= 12
-    assert abs(np.median(ratios) - 1.0) < 0.01, np.median(ratios)
+    assert abs(np.median(ratios) - 1.0) < 0.005, np.median(ratios)   # measured within 0.1 %
     # sky and cosmic rays found where they are
     for k, root in enumerate(s.roots):
         sky = s.params["sky"][k] * s.params["exptime"][k]
