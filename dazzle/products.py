@@ -93,34 +93,6 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
     return create_canvas(path, hdus)
 
 
-def write_drizzle_product(path, sci, wht, ctx, frame, params, *, texptime, ndrizim, bunit,
-                          primary_cards=None):
-    """The final product: PRIMARY (header), SCI, WHT and CTX image extensions with the frame's
-    WCS on each; EXPTIME and TEXPTIME (summed exposure time of the unique exposures), the
-    number of chips (NDRIZIM) and the parameters used in the headers."""
-    primary = fits.PrimaryHDU()
-    ph = primary.header
-    for key, value in (primary_cards or {}).items():
-        ph[key] = value
-    ph["EXPTIME"] = (float(texptime), "total exposure time (s)")
-    ph["TEXPTIME"] = (float(texptime), "total exposure time (s)")
-    ph["NDRIZIM"] = (int(ndrizim), "number of chips drizzled")
-    _provenance(ph, params, _FINAL_PARAMS)
-    hdus = [primary]
-    ctx = np.asarray(ctx, dtype=np.int32)
-    if ctx.ndim == 3 and ctx.shape[0] == 1:
-        ctx = ctx[0]
-    for name, data in (("SCI", sci), ("WHT", wht), ("CTX", ctx)):
-        hdu = fits.ImageHDU(np.ascontiguousarray(data), name=name)
-        _wcs_cards(frame, hdu.header)
-        hdu.header["EXPTIME"] = (float(texptime), "total exposure time (s)")
-        if name == "SCI":
-            hdu.header["BUNIT"] = (_units(bunit, params.get("final_units", "cps")), "units of the data")
-        hdus.append(hdu)
-    write_fits_atomic(path, fits.HDUList(hdus))
-    return path
-
-
 # ---------------------------------------------------------------------------------------------
 # Products written block by block (tiles), then renamed into place
 # ---------------------------------------------------------------------------------------------
