@@ -270,7 +270,14 @@ def build(plan: Plan) -> dict:
         for key, ks in by_key.items():
             sigs = [d(_static_signature, pure=True)(chips[k], params, dask_key_name=f"static-sig-{k}")
                     for k in ks]
-            combined[key] = d(_static_and, pure=True)(*sigs, dask_key_name=f"static-{key[0][0]}x{key[0][1]}-{key[1]}")
+            # AND the signatures in a tree of pairs: no task holds more than two of them
+            name = f"static-{key[0][0]}x{key[0][1]}-{key[1]}"
+            level = 0
+            while len(sigs) > 1:
+                sigs = [d(_static_and, pure=True)(*sigs[i:i + 2], dask_key_name=f"{name}-l{level}-{i // 2}")
+                        if i + 1 < len(sigs) else sigs[i] for i in range(0, len(sigs), 2)]
+                level += 1
+            combined[key] = sigs[0]
         statics = [d(_and_masks, pure=True)(statics[k], combined[static_step.mask_key(c)],
                                             dask_key_name=f"static-chip-{k}") for k, c in enumerate(chips)]
 
