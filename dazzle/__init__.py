@@ -9,7 +9,7 @@ Layers (each AstroDrizzle step lives in one obvious file):
 * ``dazzle.io`` / ``dazzle.products`` -- chips in, products out.
 * ``dazzle.params``   -- the parameter table (AstroDrizzle names and defaults).
 
-Entry points: :func:`run` (the whole pipeline as far as it exists) and :func:`drizzle`
+Entry points: :func:`run` (the whole pipeline) and :func:`drizzle`
 (AstroDrizzle's ``adrizzle.drizzle``).
 """
 

@@ -1,8 +1,13 @@
 """The driver: parameters and inputs in, the Dask graph built and run, products out.
 
-``dazzle.run(inputs, output, config=None, **params)`` runs the pipeline as far as it exists
-(drizzle separate, then the final drizzle); ``dazzle.drizzle(input, outdata, **params)`` is
-AstroDrizzle's ``adrizzle.drizzle``: the separate or the final drizzle, by ``driz_separate``.
+``dazzle.run(inputs, output, config=None, **params)`` runs AstroDrizzle's steps (static mask,
+sky, drizzle separate, median, blot, driz_cr, final drizzle; each switchable by its
+parameter); ``dazzle.drizzle(input, outdata, **params)`` is AstroDrizzle's
+``adrizzle.drizzle``: the separate or the final drizzle, by ``driz_separate``.
+
+The driver reads only headers: it decides the output frames, the chips' boxes and the
+intermediate products a resumed run can reuse, lays out the tiled products, builds the graph
+(:mod:`dazzle.graph`) and runs it where the ``scheduler`` says (:mod:`dazzle.cluster`).
 """
 
 from __future__ import annotations
@@ -60,10 +65,6 @@ def output_frame(chips, params, prefix: str):
     custom = params.get(prefix + "wcs", False)
     over = {k: params.get(prefix + k) for k in _WCS_KEYS} if custom else {}
     refimage = params.get(prefix + "refimage") if custom else ""
-    mode = params.get("output_frame", "dazzle")
-    footprint_mode = "corners" if mode == "astrodrizzle" else "edges"
-    default, shape = geometry.default_output_wcs(pairs, idcscale=chips[0].idcscale,
-                                                 footprint_mode=footprint_mode)
     if refimage:
         w, shape = geometry.make_output_wcs(refimage=refimage, **{k: over.get(k) for k in
                                                                  ("outnx", "outny", "ra", "dec", "crpix1", "crpix2")})
@@ -75,7 +76,9 @@ def output_frame(chips, params, prefix: str):
             outnx=over["outnx"], outny=over["outny"], ra=over["ra"], dec=over["dec"],
             crpix1=over["crpix1"], crpix2=over["crpix2"])
     else:
-        w = default
+        mode = params.get("output_frame", "dazzle")
+        w, shape = geometry.default_output_wcs(pairs, idcscale=chips[0].idcscale,
+                                               footprint_mode="corners" if mode == "astrodrizzle" else "edges")
     return geometry.Frame.from_wcs(w, shape)
 
 
@@ -250,8 +253,9 @@ def _read_ivm(chips, ivm):
 
 def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=False,
         workers=None, profile=None, report=None, **params) -> RunResult:
-    """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated) as far as
-    it exists: drizzle separate (``driz_separate``) and the final drizzle (``driz_combine``).
+    """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated): every
+    AstroDrizzle step whose switch is on (``static``, ``skysub``, ``driz_separate``, ``median``,
+    ``blot``, ``driz_cr``, ``driz_combine``).
 
     ``config`` is a dazzle or AstroDrizzle ``.cfg`` file (or a dict); keyword arguments use
     AstroDrizzle's parameter names and win over the file.  ``ivm`` lists one IVM file per
