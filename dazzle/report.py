@@ -720,7 +720,7 @@ def render_report(run_dir, out=None, *, max_side: int = preview.MAX_SIDE, chip_m
         fy = info.frame_shape[0] / h if info.frame_shape else 1
         parts.append("<figure>" + _img(png, "img-final", f"final drizzled image {info.root}")
                      + f"<figcaption>{_e(os.path.basename(info.output))} SCI, asinh stretch (0.5 to 99.8 "
-                     f"percentile of covered pixels); north-up as the frame's WCS, row 0 at the bottom; "
+                     f"percentile of covered pixels); in the output frame's orientation, row 0 at the bottom; "
                      f"uncovered pixels at the sky level"
                      + (f"; shown {max(1, round(fy))}x{max(1, round(fy))} block-averaged" if fy > 1.01 else "")
                      + ".</figcaption></figure>")
