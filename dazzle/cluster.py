@@ -532,7 +532,9 @@ def _compute_local(objs, scheduler, progress, workers, times):
     if progress:
         from dask.diagnostics import ProgressBar
 
-        ctx.enter_context(ProgressBar(out=sys.stderr))
+        # a live bar on a terminal; in a log file (not a tty) a line every 10 s, not every 0.1 s
+        tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        ctx.enter_context(ProgressBar(out=sys.stderr, minimum=0.5, dt=0.1 if tty else 10.0))
     kw = {"num_workers": int(workers)} if workers and scheduler != "synchronous" else {}
     with ctx:
         return list(dask.compute(*objs, scheduler=scheduler, **kw))
