@@ -32,13 +32,13 @@ from dask import delayed
 
 from dazzle import products
 from dazzle.geometry import sub_frame
-from dazzle.params import bits_to_mask
 from dazzle.steps import blot as blot_step
 from dazzle.steps import driz_cr as cr_step
 from dazzle.steps import median as median_step
 from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
 from dazzle.steps.common import DrizzleSettings, Sums
+from dazzle.steps.common import load_chip as common_load_chip
 from dazzle.steps.driz_separate import exposure_box, single_chip, single_exposure
 from dazzle.steps.final_drizzle import final_chip, final_combine
 
@@ -95,12 +95,8 @@ def cut_sums(s: Sums | None, box) -> Sums | None:
 # ---------------------------------------------------------------------------------------------
 
 def load_chip(chip, params):
-    """The chip's pixels, with ``resetbits`` cleared from its DQ (in memory only)."""
-    data = chip.load()
-    reset = bits_to_mask(params.get("resetbits"))
-    if data.dq is not None and reset:
-        data.dq = data.dq & ~np.asarray(reset, dtype=np.int64).astype(data.dq.dtype)
-    return data
+    """The chip's pixels, ``resetbits`` cleared (:func:`dazzle.steps.common.load_chip`)."""
+    return common_load_chip(chip, params.get("resetbits"))
 
 
 def _static_signature(chip, params):

@@ -613,3 +613,22 @@ def test_same_answer_as_astrodrizzle(sim, tmp_path, kernel, wht_type):
 def test_same_answer_as_astrodrizzle_two_chips(sim2, tmp_path):
     compare_with_astrodrizzle(sim2.files, tmp_path, final_kernel="square", final_wht_type="EXP",
                               final_pixfrac=0.8)
+
+
+def test_resetbits_are_cleared_for_the_drizzle_steps_too(sim, tmp_path, baseline):
+    # AstroDrizzle clears `resetbits` (default 4096, the CR flag of an earlier run) from the
+    # input DQ before processing; dazzle does it in memory, for every step that reads DQ
+    import shutil
+
+    files = []
+    for f in sim.files:
+        dst = tmp_path / os.path.basename(f)
+        shutil.copy(f, dst)
+        with fits.open(dst, mode="update") as h:
+            h["DQ", 1].data[40:80, 50:90] |= 4096
+        files.append(str(dst))
+    r = dazzle.run(files, str(tmp_path / "reset" / "syn"), **OFF)
+    for a, b in zip(final(r)[:3], final(baseline)[:3]):
+        np.testing.assert_array_equal(a, b)
+    r = dazzle.run(files, str(tmp_path / "keep" / "syn"), resetbits="0", **OFF)
+    assert final(r)[1].sum() < final(baseline)[1].sum()

@@ -5,6 +5,7 @@ A chip becomes, inside its own task:
 * data    = SCI - sky                        (sky: what the sky step says to subtract, see
                                               dazzle.steps.sky; the input is never changed)
 * mask    = (DQ & ~bits) == 0  AND  static mask  AND  CR mask  AND  finite(SCI)
+            (DQ read with the ``resetbits`` flags cleared, see :func:`load_chip`)
 * weights = EXPTIME * mask                   (driz_separate, final_wht_type=EXP)
             (EXPTIME / ERR)**2 * mask        (final_wht_type=ERR; plain EXP weights when the
                                               chip has no ERR array)
@@ -36,7 +37,18 @@ import numpy as np
 
 from dazzle import geometry
 from dazzle.kernels import drizzle_sums
-from dazzle.params import good_pixel_mask
+from dazzle.params import bits_to_mask, good_pixel_mask
+
+
+def load_chip(chip, resetbits=None):
+    """The chip's pixels, with the ``resetbits`` flags cleared from its DQ (in memory only:
+    AstroDrizzle clears them in the input file, dazzle never touches it).  Every step that
+    reads DQ loads its chip through this."""
+    data = chip.load()
+    reset = bits_to_mask(resetbits)
+    if data.dq is not None and reset:
+        data.dq = data.dq & ~np.asarray(reset, dtype=np.int64).astype(data.dq.dtype)
+    return data
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class DrizzleSettings:
     maskval: float           # value of output pixels no input reaches (when fillval is INDEF)
     stepsize: int
     exact: bool
+    resetbits: str | None = None   # DQ flags cleared before use (AstroDrizzle's resetbits)
 
     @classmethod
     def from_params(cls, params: dict, step: str) -> "DrizzleSettings":
@@ -63,14 +76,14 @@ class DrizzleSettings:
             return cls(step="single", kernel=params["driz_sep_kernel"], pixfrac=float(params["driz_sep_pixfrac"]),
                        fillval=params["driz_sep_fillval"], bits=params["driz_sep_bits"],
                        wt_scl=params["driz_sep_wt_scl"], wht_type=None, units="cps", maskval=0.0,
-                       stepsize=stepsize, exact=exact)
+                       stepsize=stepsize, exact=exact, resetbits=params.get("resetbits"))
         if step == "final":
             maskval = params.get("final_maskval")
             return cls(step="final", kernel=params["final_kernel"], pixfrac=float(params["final_pixfrac"]),
                        fillval=params["final_fillval"], bits=params["final_bits"],
                        wt_scl=params["final_wt_scl"], wht_type=params["final_wht_type"],
                        units=params["final_units"], maskval=np.nan if maskval is None else float(maskval),
-                       stepsize=stepsize, exact=exact)
+                       stepsize=stepsize, exact=exact, resetbits=params.get("resetbits"))
         raise ValueError(f"step must be 'single' or 'final'; got {step!r}")
 
 
@@ -157,7 +170,7 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
         return None
     x0, x1, y0, y1 = box
     if data is None:
-        data = chip.load()
+        data = load_chip(chip, settings.resetbits)
     frame_wcs = frame.wcs()
     chip_wcs = chip.wcs()
     pixmap = geometry.calc_pixmap(chip_wcs, frame_wcs, data.sci.shape, stepsize=settings.stepsize,
