@@ -14,7 +14,7 @@ import numpy as np
 from astropy.io import fits
 
 import dazzle
-from dazzle.io import write_fits_atomic
+from dazzle.io import _is_structural, simple_image_hdu, write_fits_atomic
 from dazzle.params import PARAMETERS, format_value
 
 # Parameters recorded in each product's header, by step.
@@ -100,10 +100,6 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
 _FITS_BLOCK = 2880
 
 
-_STRUCTURAL = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND",
-               "PCOUNT", "GCOUNT", "EXTNAME", "BSCALE", "BZERO", "END", "WCSAXES"}
-
-
 def _image_header(shape, dtype, *, primary, name=None, extra=None):
     """A FITS image header for an array of ``shape``/``dtype`` without allocating it, with
     the cards of ``extra`` (a Header) after the structural ones."""
@@ -118,7 +114,7 @@ def _image_header(shape, dtype, *, primary, name=None, extra=None):
     if primary:
         h["EXTEND"] = True
     for card in (extra.cards if extra is not None else []):
-        if card.keyword in _STRUCTURAL or not card.keyword:
+        if _is_structural(card.keyword) or not card.keyword:
             continue
         h.append(card)
     return h
@@ -227,26 +223,15 @@ def abort_canvas(canvas: Canvas) -> None:
         pass
 
 
-def _chip_wcs_header(chip):
-    return fits.Header.fromstring(chip.wcs_header, sep="\n") if "\n" in chip.wcs_header \
-        else fits.Header.fromstring(chip.wcs_header)
-
-
 def write_chip_image(out_dir, name, data, chip, params, cards):
     """A simple FITS image on a chip's own (distorted) frame: the chip's WCS, its exposure
     time and ``cards`` -- the blot (``<root>_sci<N>_blt.fits``) and CR mask
     (``<root>_sci<N>_crmask.fits``) products."""
-    hdu = fits.PrimaryHDU(np.ascontiguousarray(data))
+    hdu = simple_image_hdu(np.ascontiguousarray(data), wcs_header=chip.wcs_header,
+                           EXPTIME=(float(chip.exptime), "exposure time (s)"),
+                           DZ_INPUT=(os.path.basename(chip.path), "input file"),
+                           DZ_EXTV=(int(chip.extver), "SCI extension version of the chip"), **cards)
     h = hdu.header
-    for card in _chip_wcs_header(chip).cards:
-        if card.keyword in _STRUCTURAL or not card.keyword:
-            continue
-        h.append(card)
-    h["EXPTIME"] = (float(chip.exptime), "exposure time (s)")
-    h["DZ_INPUT"] = (os.path.basename(chip.path), "input file")
-    h["DZ_EXTV"] = (int(chip.extver), "SCI extension version of the chip")
-    for key, value in cards.items():
-        h[key] = value
     _provenance(h, params, [])
     path = os.path.join(out_dir, name)
     write_fits_atomic(path, fits.HDUList([hdu]))
