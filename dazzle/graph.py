@@ -188,6 +188,7 @@ def _blot_cr(chip, k, median_path, frame, box, skies, static, params, out_dir, k
                            driz_cr_ctegrow=params.get("driz_cr_ctegrow", 0),
                            cte_direction=cr_step.cte_direction(chip.instrument, chip.detector,
                                                                chip.extver, getattr(chip, "ccdamp", None)),
+                           noise=params.get("driz_cr_noise", "astrodrizzle"),
                            legacy=bool(params.get("driz_cr_legacy", False)))
     crmask_path = products.write_chip_image(out_dir, f"{chip.root}_sci{chip.extver}_crmask.fits",
                                             cr_step.crmask_product(good), chip, params, {})

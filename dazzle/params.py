@@ -484,10 +484,17 @@ _TABLE: list[Param] = [
           "Reuse the intermediate products (single drizzles, median, CR masks) that a previous "
           "run with the same inputs and parameters completed (checksums verified)",
           section=_S_DAZZLE, dazzle_only=True),
+    Param("driz_cr_noise", "astrodrizzle", "dazzle", "choice",
+          "driz_cr's noise term: 'astrodrizzle' is drizzlepac's sqrt(|blot| + sky + RN^2), "
+          "which counts the sky a second time (the blot already holds it) and which "
+          "driz_cr_snr's values are calibrated against; 'sky_once' is sqrt(|blot| + RN^2), "
+          "the Poisson noise alone: more faint cosmic rays found, but ~3e-4 of the clean "
+          "pixels flagged at snr 3.5 (use a higher driz_cr_snr with it, e.g. '4.5 3.5')",
+          choices=("astrodrizzle", "sky_once"), section=_S_DAZZLE, dazzle_only=True),
     Param("driz_cr_legacy", False, "dazzle", "bool",
-          "driz_cr exactly as drizzlepac 3.11: sky counted twice in the noise, derivative "
-          "zero-filled at the edges (dazzle's default fixes both)", section=_S_DAZZLE,
-          dazzle_only=True),
+          "driz_cr exactly as drizzlepac 3.11: derivative zero-filled at the image edges (CRs "
+          "in the outer rows and columns missed) and gain mixed into the noise of DN data "
+          "(dazzle's default fixes both)", section=_S_DAZZLE, dazzle_only=True),
     Param("output_frame", "dazzle", "dazzle", "choice",
           "Default output frame: 'dazzle' contains every input pixel's edges; 'astrodrizzle' "
           "is drizzlepac's (pixel-centre corners; edge pixels can hang half outside)",

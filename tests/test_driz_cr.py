@@ -10,14 +10,15 @@
   and a complete AstroDrizzle run on simulated exposures: dazzle with ``legacy=True`` must
   agree >= 99.99 %.  Skipped without drizzlepac.
 
-Note on purity.  With a perfect blot the only false flags are noise excursions beyond the
-thresholds: a clean pixel is flagged when ``|delta| > snr1 * sigma`` (or > snr2 sigma next to
-such a pixel), about ``2 Q(3.5) = 4.65e-4`` of the pixels when the noise term is the true
-sigma (dazzle's default, sky counted once).  At a realistic cosmic-ray density (~0.7 % of the
-pixels above 50 e-) that caps purity near 95 %, whatever the implementation; the tests pin the
-false-flag rate to that statistical floor.  drizzlepac's noise term (sky counted twice,
-``legacy_noise=True``) inflates sigma; at AstroDrizzle's reference noise level (about 8 e- per
-pixel) it reaches both >= 98.5 % detection and >= 99.5 % purity, which is pinned too.
+Note on purity and the noise term.  With a perfect blot the only false flags are noise
+excursions beyond the thresholds: a clean pixel is flagged when ``|delta| > snr1 * sigma`` (or
+> snr2 sigma next to such a pixel), about ``2 Q(3.5) = 4.65e-4`` of the pixels when the noise
+term is the true sigma (``noise="sky_once"``).  At a realistic cosmic-ray density (~0.7 % of
+the pixels above 50 e-) that caps purity near 95 %, whatever the implementation; the tests pin
+that mode's false-flag rate to the statistical floor.  The default noise term is drizzlepac's
+(``noise="astrodrizzle"``: the sky counted a second time), which inflates sigma; at
+AstroDrizzle's reference noise level (about 8 e- per pixel) it reaches both >= 98.5 %
+detection and >= 99.5 % purity, which is pinned too.
 """
 
 from __future__ import annotations
@@ -215,18 +216,18 @@ def perfect_blot_case():
 
 def test_detection_and_purity_perfect_blot(perfect_blot_case):
     sci, blot, charge, core = perfect_blot_case
-    flag = ~cr_mask(sci, blot, sky=40.0, rdnoise=RN)
+    flag = ~cr_mask(sci, blot, sky=40.0, rdnoise=RN, noise="sky_once")
     det, pur, false = _stats(flag, charge)
-    print(f"\nperfect blot, default (sky once): detection(>50 e-) {det:.4f}  purity {pur:.4f}  "
+    print(f"\nperfect blot, sky once: detection(>50 e-) {det:.4f}  purity {pur:.4f}  "
           f"false-flag rate {false:.2e} (floor {FLOOR:.2e})")
     assert det >= 0.985
     assert false <= 1.35 * FLOOR           # nothing beyond the statistical floor
     assert pur >= 0.93
     assert not np.any(flag & core & (charge == 0)), "a star core was flagged"
-    # drizzlepac's noise term (sky twice): the AstroDrizzle operating point
-    flag_l = ~cr_mask(sci, blot, sky=40.0, rdnoise=RN, legacy_noise=True)
+    # the default, drizzlepac's noise term (sky twice): the AstroDrizzle operating point
+    flag_l = ~cr_mask(sci, blot, sky=40.0, rdnoise=RN)
     det_l, pur_l, false_l = _stats(flag_l, charge)
-    print(f"perfect blot, legacy noise (sky twice): detection {det_l:.4f}  purity {pur_l:.4f}  "
+    print(f"perfect blot, default noise (sky twice): detection {det_l:.4f}  purity {pur_l:.4f}  "
           f"false-flag rate {false_l:.2e}")
     assert det_l >= 0.985 and pur_l >= 0.995
     assert not np.any(flag_l & core & (charge == 0))
@@ -285,7 +286,7 @@ def test_detection_and_purity_simulated(simulated_pair):
             # gain (ATODGN = 2) must not matter: the data are electrons (effective gain 1)
             flag = ~cr_mask(sci, blot, sky=sky, gain=gain, rdnoise=RN, exptime=400.0,
                             in_units="counts", bunit="ELECTRONS", dq_good=ok,
-                            legacy_noise=legacy)
+                            noise="astrodrizzle" if legacy else "sky_once")
             assert not np.any(flag & ~ok), "untested (DQ-flagged) pixels are never flagged"
             cr = charge > 0
             big = (charge > 50) & ok
@@ -294,7 +295,7 @@ def test_detection_and_purity_simulated(simulated_pair):
             n_core_flags[legacy] += int(np.count_nonzero(flag & core & ~cr))
     for legacy in (False, True):
         t = totals[legacy]
-        print(f"\nsimulated, truth blot, legacy_noise={legacy}: detection(>50 e-) "
+        print(f"\nsimulated, truth blot, sky twice={legacy}: detection(>50 e-) "
               f"{t[0] / t[1]:.4f} of {int(t[1])}, purity {t[2] / t[3]:.4f} of {int(t[3])} flags")
         assert t[0] / t[1] >= 0.985
         assert n_core_flags[legacy] == 0, "star-core pixels were flagged"
@@ -449,13 +450,19 @@ def test_sky_counted_once_or_twice():
     blot = _flat(level=100.0)        # 100 e- including a sky of 100
     sci = blot.copy()
     sci[10, 10] += 45.0              # N = 10 (once) or sqrt(200) = 14.1 (twice)
-    assert not cr_mask(sci, blot, sky=100.0, rdnoise=0.0)[10, 10]
+    # default, drizzlepac's term: 45 < 3.5 * 14.1 -> not a cosmic ray
+    assert cr_mask(sci, blot, sky=100.0, rdnoise=0.0)[10, 10]
+    assert cr_mask(sci, blot, sky=100.0, rdnoise=0.0, noise="astrodrizzle")[10, 10]
     assert cr_mask(sci, blot, sky=100.0, rdnoise=0.0, legacy=True)[10, 10]
-    assert cr_mask(sci, blot, sky=100.0, rdnoise=0.0, legacy_noise=True)[10, 10]
-    assert not cr_mask(sci, blot, sky=100.0, rdnoise=0.0, legacy=True,
-                       legacy_noise=False)[10, 10]
-    # the sky value is irrelevant by default
-    assert not cr_mask(sci, blot, sky=1e6, rdnoise=0.0)[10, 10]
+    # sky once: 45 > 3.5 * 10 -> a cosmic ray, whatever the legacy flags
+    assert not cr_mask(sci, blot, sky=100.0, rdnoise=0.0, noise="sky_once")[10, 10]
+    assert not cr_mask(sci, blot, sky=100.0, rdnoise=0.0, noise="sky_once", legacy=True)[10, 10]
+    # with sky once the sky value is irrelevant; with drizzlepac's term it raises N
+    assert not cr_mask(sci, blot, sky=1e6, rdnoise=0.0, noise="sky_once")[10, 10]
+    sci[10, 10] += 1000.0
+    assert cr_mask(sci, blot, sky=1e6, rdnoise=0.0)[10, 10]
+    with pytest.raises(ValueError, match="noise"):
+        cr_mask(sci, blot, noise="twice")
 
 
 def test_units_are_converted_to_electrons():
@@ -489,7 +496,8 @@ def test_units_are_converted_to_electrons():
     sci[10, 10] += 14.0              # 56 e-: < 3*20 by default, > 3.5*10 in legacy
     kw = dict(in_units="counts", gain=4.0, bunit="COUNTS", rdnoise=0.0, sky=0.0)
     assert cr_mask(sci, blot, **kw)[10, 10]
-    assert not cr_mask(sci, blot, legacy_noise=True, **kw)[10, 10]
+    assert not cr_mask(sci, blot, legacy_gain=True, **kw)[10, 10]
+    assert not cr_mask(sci, blot, legacy=True, **kw)[10, 10]
 
 
 def test_untested_pixels_and_nonfinite():
