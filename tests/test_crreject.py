@@ -38,24 +38,34 @@ def cr_stats(sim, result):
     return hit / big, true_flags / max(flags, 1), flags
 
 
-@pytest.fixture(scope="module")
-def sim4(tmp_path_factory):
-    return simulate(tmp_path_factory.mktemp("cr4"), n_exposures=4, chips=1, size=384, seed=11, sky=0.1)
+#: The four test sets of the acceptance: 4 and 8 exposures, one (ACS/HRC-like) and two
+#: (WFC-like) chips per exposure, the real HRC SIP distortion: (n_exposures, chips, size, seed).
+SETS = {"4x1": (4, 1, 384, 11), "4x2": (4, 2, 256, 21), "8x1": (8, 1, 384, 14), "8x2": (8, 2, 256, 12)}
+
+
+def _simulate(path, which, **kw):
+    n, chips, size, seed = SETS[which]
+    return simulate(path, n_exposures=n, chips=chips, size=size, seed=seed, sky=0.1, **kw)
 
 
 @pytest.fixture(scope="module")
-def sim8(tmp_path_factory):
-    return simulate(tmp_path_factory.mktemp("cr8"), n_exposures=8, chips=2, size=256, seed=12, sky=0.1)
+def sims(tmp_path_factory):
+    return {w: _simulate(tmp_path_factory.mktemp(f"cr{w}"), w) for w in SETS}
 
 
 @pytest.fixture(scope="module")
-def run4(sim4, tmp_path_factory):
-    return dazzle.run(sim4.files, str(tmp_path_factory.mktemp("out4") / "syn"))
+def runs(sims, tmp_path_factory):
+    return {w: dazzle.run(sims[w].files, str(tmp_path_factory.mktemp(f"out{w}") / "syn")) for w in SETS}
 
 
 @pytest.fixture(scope="module")
-def run8(sim8, tmp_path_factory):
-    return dazzle.run(sim8.files, str(tmp_path_factory.mktemp("out8") / "syn"))
+def sim4(sims):
+    return sims["4x1"]
+
+
+@pytest.fixture(scope="module")
+def run4(runs):
+    return runs["4x1"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,56 +73,83 @@ def run8(sim8, tmp_path_factory):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("which", ["4x1", "8x2"])
-def test_cosmic_rays_are_found(which, sim4, sim8, run4, run8):
-    sim, r = (sim4, run4) if which == "4x1" else (sim8, run8)
-    detection, purity, flags = cr_stats(sim, r)
-    # measured: 4x1 99.2 % / 98.9 %, 8x2 99.4 % / 97.9 %.  With the noise counted once (the
-    # correct model, dazzle's default) clean pixels are flagged at the Gaussian-tail rate of
-    # the 3.5-sigma test, ~3e-4 of them; see test_legacy_noise_model for drizzlepac's.
+@pytest.mark.parametrize("which", list(SETS))
+def test_cosmic_rays_are_found(which, sims, runs):
+    detection, purity, flags = cr_stats(sims[which], runs[which])
+    print(f"\n{which}: detection (> 50 e-) {detection:.4f}, purity {purity:.4f}, {flags} flags")
+    # measured: detection 99.03 / 98.79 / 98.86 / 99.22 %, purity 99.94 / 99.97 / 99.81 /
+    # 99.91 % (4x1, 4x2, 8x1, 8x2); AstroDrizzle on the same data 98.98 / 98.68 / 98.76 /
+    # 99.08 % and the same purity
     assert detection >= 0.985, detection
-    assert purity >= 0.97, purity
+    assert purity >= 0.995, purity
     assert flags > 1000
 
 
-def test_legacy_noise_model_flags_fewer_clean_pixels(sim4, tmp_path, run4):
-    r = dazzle.run(sim4.files, str(tmp_path / "legacy"), driz_cr_legacy=True)
-    d_new, p_new, _ = cr_stats(sim4, run4)
-    d_old, p_old, _ = cr_stats(sim4, r)
-    # drizzlepac counts the sky twice in the noise: fewer false flags, fewer faint CRs
-    assert p_old >= 0.995 and p_old > p_new
-    assert d_old >= 0.985 and d_old <= d_new
+def test_sky_once_noise_finds_more_and_flags_clean_pixels(sim4, tmp_path, run4):
+    """driz_cr_noise='sky_once' (the sky not counted a second time): a smaller sigma, so more
+    faint cosmic rays and ~3e-4 of the clean pixels are flagged; a higher snr brings the
+    purity back."""
+    once = dazzle.run(sim4.files, str(tmp_path / "once" / "syn"), driz_cr_noise="sky_once")
+    d0, p0, f0 = cr_stats(sim4, run4)
+    d1, p1, f1 = cr_stats(sim4, once)
+    assert f1 > f0 + 500                 # measured 7557 vs 6372 flags
+    assert d1 > d0 and p1 < 0.995        # measured 99.21 % / 98.99 %
+    n_clean = 4 * 384 * 384
+    assert 1e-4 < (f1 - p1 * f1) / n_clean < 6e-4
+    high = dazzle.run(sim4.files, str(tmp_path / "high" / "syn"), driz_cr_noise="sky_once",
+                      driz_cr_snr="4.5 3.5")
+    d2, p2, _ = cr_stats(sim4, high)
+    assert p2 >= 0.995 and d2 >= 0.985   # measured 99.88 % / 99.08 %
 
 
-def test_no_star_core_is_flagged(sim4, sim8, run4, run8):
-    for sim, r in ((sim4, run4), (sim8, run8)):
-        for k in range(len(sim.files)):
-            sp = sim.star_pixels[k]
-            for row in sp:
-                good = r.crmasks[k * sim.chips + int(row["chip"]) - 1]
+def test_no_star_core_is_flagged(sims, runs):
+    """No clean pixel of a star's 3x3 core is flagged.  Left out: pixels a cosmic ray did hit
+    (those must be flagged) and pixels already flagged bad in DQ (a dead column crossing a star
+    reads low against the blot and is flagged, as AstroDrizzle does; the final drizzle leaves
+    them out either way)."""
+    n_checked = 0
+    for which in SETS:
+        sim, r = sims[which], runs[which]
+        for k, f in enumerate(sim.files):
+            for row in sim.star_pixels[k]:
+                c = int(row["chip"])
+                good = r.crmasks[k * sim.chips + c - 1]
                 x, y = int(round(row["x"])), int(round(row["y"]))
                 if 1 <= x < good.shape[1] - 1 and 1 <= y < good.shape[0] - 1:
-                    assert good[y - 1:y + 2, x - 1:x + 2].all(), (k, row["id"])
+                    box = np.s_[y - 1:y + 2, x - 1:x + 2]
+                    clean = (fits.getdata(f, ("DQ", c))[box] == 0) & (sim.cr_charge[k][c - 1][box] == 0)
+                    assert good[box][clean].all(), (which, k, row["id"])
+                    n_checked += 1
+    assert n_checked > 200
 
 
-def test_final_photometry_matches_truth(sim4, sim8, run4, run8):
-    for sim, r in ((sim4, run4), (sim8, run8)):
-        ratios = aperture_fluxes(r.output, sim.stars)
-        bright = np.isin(np.arange(len(ratios)), np.arange(len(ratios)))
+def test_final_photometry_matches_truth(sims, runs):
+    for sim, r in ((sims[w], runs[w]) for w in SETS):
+        bright = sim.stars[sim.stars["flux_eps"] > 100.0]      # stars brighter than 100 e-/s
+        ratios = aperture_fluxes(r.output, bright)
         assert len(ratios) >= 8
-        assert abs(np.median(ratios[bright]) - 1) < 0.003, np.median(ratios)
+        assert abs(np.median(ratios) - 1) < 0.003, np.median(ratios)
 
 
-def test_no_cosmic_ray_residual_above_5_sigma(sim4, run4, tmp_path):
-    """Final image minus the noiseless truth drizzled the same way, in units of the noise:
-    no sky pixel is off by 5 sigma where all exposures overlap (without CR rejection, hundreds
-    are).  Near the footprint's edges, where only one or two exposures cover a pixel, the
-    median cannot tell a cosmic ray from the sky; those pixels are left out."""
-    truth = simulate(tmp_path / "truth", n_exposures=4, chips=1, size=384, seed=11, sky=0.1, noise=False,
-                     cosmic_rays=False, hot_pixels=False)
+@pytest.mark.parametrize("which", list(SETS))
+def test_no_cosmic_ray_residual_above_5_sigma(which, sims, runs, tmp_path):
+    """Final image minus the noiseless truth drizzled the same way, in units of the noise,
+    where all exposures overlap (near the footprint's edges, where only one or two exposures
+    cover a pixel, the median cannot tell a cosmic ray from the sky; those pixels are left out).
+
+    Without CR rejection thousands of pixels are beyond 5 sigma.  With it, none are with 8
+    exposures; with 4, one to three pixels of ~130 000 reach 5.0-5.5 sigma (measured: 4x1 one
+    at 5.15, 4x2 three, max 5.48).  Each is the faint spill (30-50 e-) of a cosmic ray in one
+    exposure, below the 3.5/3.0-sigma thresholds there: in the final image, the average of
+    four exposures, a sub-threshold 50 e- leaves ~5 sigma.  AstroDrizzle's own masks
+    (``driz_cr_legacy``) leave the same pixels (4x2: three, 4x1: two).  The test pins that
+    bound: at most three such pixels and none at 6 sigma, which a detectable cosmic ray
+    (above ~60 e-) left in the image would exceed."""
+    sim, run = sims[which], runs[which]
+    truth = _simulate(tmp_path / "truth", which, noise=False, cosmic_rays=False, hot_pixels=False)
     t = dazzle.run(truth.files, str(tmp_path / "t" / "syn"), static=False, skysub=False, median=False,
                    blot=False, driz_cr=False)
-    raw = dazzle.run(sim4.files, str(tmp_path / "raw" / "syn"), median=False, blot=False, driz_cr=False)
+    raw = dazzle.run(sim.files, str(tmp_path / "raw" / "syn"), median=False, blot=False, driz_cr=False)
     with fits.open(t.output) as h:
         model, wm = h["SCI"].data.astype(float), h["WHT"].data
     sky_rate = np.median(model[wm > 0])
@@ -124,13 +161,17 @@ def test_no_cosmic_ray_residual_above_5_sigma(sim4, run4, tmp_path):
         resid = sci - (model - sky_rate)
         use = (wht > 0.9 * np.median(wht[wht > 0])) & (wm > 0) & (model < sky_rate + 0.005)
         sigma = 1.4826 * np.median(np.abs(resid[use] - np.median(resid[use])))
-        return int((np.abs(resid[use]) > 5 * sigma).sum()), int(use.sum())
+        z = np.abs(resid[use]) / sigma
+        return int((z > 5).sum()), int(use.sum()), float(z.max())
 
-    n_cr, n_pix = n_outliers(run4)
-    n_raw, _ = n_outliers(raw)
-    assert n_pix > 50000
-    assert n_raw > 100          # the cosmic rays are there without the rejection
-    assert n_cr <= 2, n_cr      # Gaussian expectation ~0.1 over this many pixels
+    n_cr, n_pix, z_max = n_outliers(run)
+    n_raw, _, z_raw = n_outliers(raw)
+    print(f"\n{which}: {n_cr} pixels beyond 5 sigma of {n_pix}, max {z_max:.2f} sigma "
+          f"(without CR rejection {n_raw}, max {z_raw:.0f} sigma)")
+    assert n_pix > 100000
+    assert n_raw > 1000         # the cosmic rays are there without the rejection
+    assert n_cr <= 3, n_cr      # Gaussian expectation ~0.1 over this many pixels
+    assert z_max < 6.0, z_max
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,13 +310,15 @@ needs_drizzlepac = pytest.mark.skipif(
 
 @pytest.mark.oracle
 @needs_drizzlepac
-def test_same_sky_median_and_cr_masks_as_astrodrizzle(sim4, tmp_path):
-    ad = run_astrodrizzle(sim4.files, tmp_path / "ad", output="syn")
-    r = dazzle.run(sim4.files, str(tmp_path / "dz" / "syn"), output_frame="astrodrizzle")
-    legacy = dazzle.run(sim4.files, str(tmp_path / "dzl" / "syn"), output_frame="astrodrizzle",
+@pytest.mark.parametrize("which", ["4x1", "4x2"])
+def test_same_sky_median_and_cr_masks_as_astrodrizzle(which, sims, tmp_path):
+    sim = sims[which]
+    ad = run_astrodrizzle(sim.files, tmp_path / "ad", output="syn")
+    r = dazzle.run(sim.files, str(tmp_path / "dz" / "syn"), output_frame="astrodrizzle")
+    legacy = dazzle.run(sim.files, str(tmp_path / "dzl" / "syn"), output_frame="astrodrizzle",
                         driz_cr_legacy=True)
     # sky within 0.1 e-
-    ad_sky = [fits.getval(f, "MDRIZSKY", ("SCI", 1)) for f in ad["inputs"]]
+    ad_sky = [fits.getval(f, "MDRIZSKY", ("SCI", c + 1)) for f in ad["inputs"] for c in range(sim.chips)]
     np.testing.assert_allclose(r.skies, ad_sky, atol=0.1)
     # median images to 1e-3 relative (median over covered pixels)
     ma, md = fits.getdata(ad["med"]), fits.getdata(r.median)
@@ -283,12 +326,14 @@ def test_same_sky_median_and_cr_masks_as_astrodrizzle(sim4, tmp_path):
     cov = (ma != 0) & (md != 0)
     rel = np.abs(md[cov] - ma[cov]) / np.maximum(np.abs(ma[cov]), 1e-3 * np.abs(ma[cov]).max())
     assert np.median(rel) < 1e-3
-    # CR masks: drizzlepac's noise model (driz_cr_legacy) agrees on >= 99.9 % of chip pixels;
-    # dazzle's default (sky counted once) flags more faint cosmic rays and ~3e-4 clean pixels
-    for k, root in enumerate(sim4.roots):
-        a = fits.getdata(ad["crmask"][(root, 1)]).astype(bool)
-        assert (a == legacy.crmasks[k]).mean() >= 0.999
-        assert (a == r.crmasks[k]).mean() >= 0.995
+    # CR masks on >= 99.9 % of every chip's pixels (measured >= 99.985 %: dazzle's default
+    # also finds the cosmic rays in the outer rows and columns, which drizzlepac's derivative
+    # misses); driz_cr_legacy reproduces drizzlepac's masks
+    for k, root in enumerate(sim.roots):
+        for c in range(sim.chips):
+            a = fits.getdata(ad["crmask"][(root, c + 1)]).astype(bool)
+            assert (a == r.crmasks[k * sim.chips + c]).mean() >= 0.999
+            assert (a == legacy.crmasks[k * sim.chips + c]).mean() >= 0.9999
 
 
 # ---------------------------------------------------------------------------------------------

