@@ -51,7 +51,7 @@ Noise term (``noise``, the pipeline's ``driz_cr_noise``)
   every ``driz_cr_snr`` users have tuned, are calibrated against this term.  Measured on
   simulated HST data (8 e- per pixel, ~1 % of the pixels hit): 99.8-99.95 % of the flags are
   real cosmic rays, 98.8-99.2 % of the CR pixels above 50 e- are found, and the masks are
-  AstroDrizzle's on >= 99.98 % of the pixels.
+  AstroDrizzle's on >= 99.97 % of the pixels.
 * ``"sky_once"``: ``N = sqrt(|b| + rn**2)``, the Poisson noise of the expected electrons.
   With the true sigma, clean pixels are flagged at the Gaussian-tail rate of the 3.5-sigma test
   (about 3e-4 of them, symmetric in sign, so no flux bias), which at a realistic cosmic-ray
