@@ -26,7 +26,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["AstroDrizzleError", "DEFAULTS", "have_drizzlepac", "run_astrodrizzle"]
+import pytest
+
+__all__ = ["AstroDrizzleError", "DEFAULTS", "have_drizzlepac", "needs_drizzlepac", "run_astrodrizzle"]
 
 #: Parameters always passed (overridable through ``**params``): offline (no ``updatewcs``, no
 #: MDRIZTAB), serial, keep the intermediate products, one ``_drz.fits`` with SCI/WHT/CTX.
@@ -58,6 +60,13 @@ def have_drizzlepac():
         return importlib.util.find_spec("drizzlepac") is not None
     except (ImportError, ValueError):
         return False
+
+
+#: pytest mark for tests that need the real AstroDrizzle: skipped, with the reason, without it.
+needs_drizzlepac = pytest.mark.skipif(
+    not have_drizzlepac(),
+    reason="drizzlepac (the real AstroDrizzle, test-only oracle) is not installed: "
+           "pip install drizzlepac==3.11.0 (or make test)")
 
 
 def _root(name):

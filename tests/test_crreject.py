@@ -7,7 +7,6 @@ AstroDrizzle.  The comparison with the real AstroDrizzle is at the end (skipped 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 
@@ -17,7 +16,8 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 import dazzle
-from astrodrizzle_oracle import have_drizzlepac, run_astrodrizzle
+from astrodrizzle_oracle import needs_drizzlepac, run_astrodrizzle
+from dazzle.products import file_sha256
 from dazzle.simulate import simulate
 from photometry import aperture_fluxes
 
@@ -199,11 +199,8 @@ def test_products(sim4, run4):
 
 
 def _digest(paths):
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()
+    """SHA-256 of each file, in order."""
+    return [file_sha256(p) for p in paths]
 
 
 def test_inputs_untouched_unless_asked(sim4, run4, tmp_path):
@@ -301,11 +298,6 @@ def test_one_exposure_turns_the_cr_steps_off(sim4, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # the real AstroDrizzle (oracle)
 # ---------------------------------------------------------------------------------------------
-
-needs_drizzlepac = pytest.mark.skipif(
-    not have_drizzlepac(),
-    reason="drizzlepac (the real AstroDrizzle, test-only oracle) is not installed: "
-           "pip install drizzlepac==3.11.0 (or make test)")
 
 
 @pytest.mark.oracle

@@ -23,7 +23,6 @@ detection and >= 99.5 % purity, which is pinned too.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -42,22 +41,12 @@ from dazzle.steps.driz_cr import (DEFAULTS, conversion_factor, cr_mask, crclean,
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from astrodrizzle_oracle import have_drizzlepac, needs_drizzlepac  # noqa: E402
+
 RN = 4.7
 #: 2 Q(3.5) + the small pass-2-next-to-pass-1 term: the false-flag floor with a perfect blot.
 _Q35 = math.erfc(3.5 / math.sqrt(2))
 FLOOR = _Q35 + math.erfc(3.0 / math.sqrt(2)) * 8 * _Q35
-
-
-def _have_drizzlepac():
-    try:
-        return importlib.util.find_spec("drizzlepac") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-needs_drizzlepac = pytest.mark.skipif(
-    not _have_drizzlepac(),
-    reason="drizzlepac (==3.11, the AstroDrizzle reference oracle) is not installed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,7 +634,7 @@ _T, _G = 350.0, 7.0
 @pytest.fixture(scope="module")
 def oracle_arrays(tmp_path_factory):
     """One subprocess runs drizzlepac's drizCR._driz_cr on every case."""
-    if not _have_drizzlepac():
+    if not have_drizzlepac():
         pytest.skip("drizzlepac (==3.11, the AstroDrizzle reference oracle) is not installed")
     d = tmp_path_factory.mktemp("cr_oracle")
     rng = np.random.default_rng(21)

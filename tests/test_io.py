@@ -4,7 +4,6 @@ Synthetic files are written in tmp_path; the realistic TAN-SIP WCS comes from
 tests/data/j8bt06nyq_sip_flt.fits (see tests/data/README.md for origin and licence).
 """
 
-import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -17,6 +16,9 @@ from astropy.wcs import WCS, DistortionLookupTable
 from dazzle import io
 from dazzle.geometry import Frame, wcs_from_header
 from dazzle.io import Chip, ChipData, InputError
+from dazzle.products import file_sha256
+
+from astrodrizzle_oracle import needs_drizzlepac
 
 DATA = Path(__file__).parent / "data"
 SIP_FILE = DATA / "j8bt06nyq_sip_flt.fits"
@@ -94,10 +96,6 @@ def make_simple(path, *, exptime=30.0, bunit="COUNTS/S"):
     return data
 
 
-def digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def assert_input_error(excinfo, path, ext=None):
     msg = str(excinfo.value)
     assert "\n" not in msg
@@ -120,7 +118,7 @@ def mef(tmp_path):
 
 def test_mef_chips_values(mef):
     path, _ = mef
-    before = digest(path)
+    before = file_sha256(path)
     chips = io.read_chips(path)
     assert len(chips) == 2
     c1, c2 = chips
@@ -149,7 +147,7 @@ def test_mef_chips_values(mef):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     assert wcs_from_header(c2.wcs_header).sip is not None
     assert isinstance(c2.frame(), Frame) and c2.frame().shape == SHAPE
-    assert digest(path) == before  # inputs are never modified
+    assert file_sha256(path) == before  # inputs are never modified
 
 
 @pytest.mark.parametrize("bunit,units", [("ELECTRONS/S", "cps"), ("counts/s", "cps"),
@@ -565,7 +563,7 @@ def test_atomic_write_failure_keeps_old_product(tmp_path, monkeypatch):
     out = tmp_path / "prod_drz.fits"
     old = np.ones((3, 4), np.float32)
     io.write_fits_atomic(out, fits.PrimaryHDU(old))
-    before = digest(out)
+    before = file_sha256(out)
 
     # 1. A writer that dies half-way through its temporary file.
     with pytest.raises(RuntimeError, match="disk on fire"):
@@ -575,7 +573,7 @@ def test_atomic_write_failure_keeps_old_product(tmp_path, monkeypatch):
             with open(tmp, "wb") as f:
                 f.write(b"SIMPLE  =                    T" + b" " * 50)
             raise RuntimeError("disk on fire")
-    assert digest(out) == before and _leftovers(tmp_path) == []
+    assert file_sha256(out) == before and _leftovers(tmp_path) == []
 
     # 2. write_fits_atomic where astropy fails in the middle of writing.
     real_writeto = fits.HDUList.writeto
@@ -589,14 +587,14 @@ def test_atomic_write_failure_keeps_old_product(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         io.write_fits_atomic(out, fits.PrimaryHDU(old * 5))
     monkeypatch.setattr(fits.HDUList, "writeto", real_writeto)
-    assert digest(out) == before and _leftovers(tmp_path) == []
+    assert file_sha256(out) == before and _leftovers(tmp_path) == []
     np.testing.assert_array_equal(fits.getdata(out), old)
 
     # 3. A writer that never creates the file.
     with pytest.raises(FileNotFoundError):
         with io.atomic_output(out):
             pass
-    assert digest(out) == before and _leftovers(tmp_path) == []
+    assert file_sha256(out) == before and _leftovers(tmp_path) == []
 
 
 def test_simple_image_hdu(tmp_path):
@@ -666,14 +664,12 @@ print("ORACLE" + json.dumps(out))
 
 
 @pytest.mark.oracle
+@needs_drizzlepac
 def test_input_parsing_matches_drizzlepac(three, monkeypatch):
-    import importlib.util
     import json
     import subprocess
     import sys
 
-    if importlib.util.find_spec("drizzlepac") is None:
-        pytest.skip("drizzlepac (reference oracle) not installed")
     d, _ = three
     monkeypatch.chdir(d)
     (d / "list.lst").write_text("c_flt.fits\nb_flt.fits\n")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from astrodrizzle_oracle import have_drizzlepac
+from astrodrizzle_oracle import needs_drizzlepac
 from dazzle.kernels.combine import COMBINE_TYPES, combine_stack, parse_nsigma
 from dazzle.steps.median import (MedianSettings, Piece, block_bytes, choose_block_size,
                                  describe_piece, frame_blocks, median_block, median_image,
@@ -693,11 +693,6 @@ def _within(mask, r):
             out |= pad[dy:dy + ny, dx:dx + nx]
     return out
 
-
-needs_drizzlepac = pytest.mark.skipif(
-    not have_drizzlepac(),
-    reason="drizzlepac (the real AstroDrizzle, test-only oracle) is not installed: "
-           "pip install drizzlepac==3.11.0 (or make test)")
 
 
 @pytest.mark.oracle

@@ -6,7 +6,6 @@ known truth.  The comparison with the real AstroDrizzle is at the end (skipped w
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 
@@ -16,10 +15,11 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 import dazzle
-from astrodrizzle_oracle import have_drizzlepac, run_astrodrizzle
+from astrodrizzle_oracle import needs_drizzlepac, run_astrodrizzle
 from dazzle.cli import main as cli_main
 from dazzle.io import InputError
 from dazzle.params import ParameterError
+from dazzle.products import file_sha256
 from dazzle.simulate import DQ_HOT, simulate
 from photometry import aperture_fluxes
 
@@ -66,11 +66,8 @@ def single(result, k=0):
 
 
 def file_digest(paths):
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()
+    """SHA-256 of each file, in order."""
+    return [file_sha256(p) for p in paths]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,11 +561,6 @@ def test_cli_params_lists_every_parameter(capsys):
 # ---------------------------------------------------------------------------------------------
 # the real AstroDrizzle (oracle)
 # ---------------------------------------------------------------------------------------------
-
-needs_drizzlepac = pytest.mark.skipif(
-    not have_drizzlepac(),
-    reason="drizzlepac (the real AstroDrizzle, test-only oracle) is not installed: "
-           "pip install drizzlepac==3.11.0 (or make test)")
 
 
 def compare_with_astrodrizzle(files, tmp_path, **params):

@@ -12,7 +12,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from astrodrizzle_oracle import have_drizzlepac, run_astrodrizzle
+from astrodrizzle_oracle import needs_drizzlepac, run_astrodrizzle
 from photometry import aperture_fluxes
 from dazzle.geometry import pixel_scale, read_wcs
 from dazzle.simulate import DQ_BAD_DETECTOR, DQ_HOT, SimulatedSet, reference_header, simulate
@@ -306,11 +306,6 @@ def _check_astrodrizzle(s, products, min_cr_frac):
             false = flagged & (charge == 0) & (dq == 0)
             assert false.sum() <= 0.02 * max((flagged & (dq == 0)).sum(), 1)
 
-
-needs_drizzlepac = pytest.mark.skipif(
-    not have_drizzlepac(),
-    reason="drizzlepac (the real AstroDrizzle, test-only oracle) is not installed: "
-           "pip install drizzlepac==3.11.0")
 
 
 @pytest.mark.oracle

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from astrodrizzle_oracle import have_drizzlepac, run_astrodrizzle
+from astrodrizzle_oracle import have_drizzlepac, needs_drizzlepac, run_astrodrizzle
 from dazzle.io import InputError, read_inputs
 from dazzle.params import defaults
 from dazzle.simulate import DQ_BAD_DETECTOR, DQ_HOT, simulate
@@ -29,11 +29,6 @@ from dazzle.steps.static_mask import chip_signature, combine, mask_key, signatur
 
 SKY_E = 120.0          # 0.3 e-/s * 400 s
 SKIES2 = (0.3, 0.35, 0.28)
-
-needs_drizzlepac = pytest.mark.skipif(
-    not have_drizzlepac(),
-    reason="drizzlepac (the real AstroDrizzle, test-only oracle) is not installed: "
-           "pip install drizzlepac==3.11.0 (or make test)")
 
 
 # ---------------------------------------------------------------------------------------------
