@@ -24,7 +24,6 @@ kernels' work.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -73,7 +73,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from .geometry import Frame, shape_from_header, wcs_from_header, wcs_to_header
+from .geometry import Frame, wcs_from_header, wcs_to_header
 
 __all__ = [
     "Chip",
