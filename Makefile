@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test venv install install-test bench bench-scale slurm-start slurm-stop test-slurm clean
+.PHONY: demo test venv install install-test bench bench-scale bench-cr slurm-start slurm-stop test-slurm clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: install-test
 
 bench-scale: install-test
 	$(PY) benchmarks/bench_scale.py
+
+bench-cr: install-test
+	$(PY) benchmarks/crreject_seeds.py --seeds 100-129
 
 # a one-node SLURM cluster on this machine (root, Debian; see deploy/README.md)
 slurm-start:
