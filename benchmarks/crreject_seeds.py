@@ -8,7 +8,9 @@ pixel noise), runs the pipeline on both and prints, per set and over all sets:
 * purity: the fraction of flags on CR (or DQ-bad) pixels;
 * the CR residual: the final image with cosmic rays minus the final image without them, in
   units of the final image's noise, on the sky where every exposure covers the pixel
-  (``tests/crtruth.py``); the pixels beyond 5 sigma and the largest value.
+  (``tests/crtruth.py``); the pixels beyond 5 sigma and the largest value;
+* clean star-core pixels flagged, and the star photometry (median final/true flux of the
+  stars brighter than 100 e-/s).
 
 Extra ``--set name=value`` options go to ``dazzle.run`` (for example ``driz_cr_snr="3.5 2.5"``).
 
@@ -74,7 +76,8 @@ def main(argv=None):
                 shutil.rmtree(d, ignore_errors=True)
             res.append(r)
             print(f"{shape} seed {seed}: detection {r.detection:.4f}  purity {r.purity:.4f}  "
-                  f"beyond 5 sigma {r.n_over5}  max {r.z_max:.2f}", flush=True)
+                  f"beyond 5 sigma {r.n_over5}  max {r.z_max:.2f}  star-core flags "
+                  f"{r.core_flags}  photometry {r.photometry:.4f}", flush=True)
         det = sum(r.hit for r in res) / sum(r.big for r in res)
         pur = sum(r.true_flags for r in res) / sum(r.flags for r in res)
         dets = sorted(r.detection for r in res)
@@ -83,7 +86,10 @@ def main(argv=None):
               f"{det:.4f} (sets {dets[0]:.4f}-{dets[-1]:.4f}, {sum(d < 0.985 for d in dets)} "
               f"below 0.985); purity pooled {pur:.4f} (lowest {min(r.purity for r in res):.4f}); "
               f"CR residual beyond 5 sigma in {len(bad)} sets, {sum(r.n_over5 for r in res)} "
-              f"pixels, max {max(r.z_max for r in res):.2f} sigma\n", flush=True)
+              f"pixels, max {max(r.z_max for r in res):.2f} sigma; star-core flags "
+              f"{sum(r.core_flags for r in res)}; photometry "
+              f"{min(r.photometry for r in res):.4f}-{max(r.photometry for r in res):.4f}\n",
+              flush=True)
 
 
 if __name__ == "__main__":

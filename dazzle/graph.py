@@ -179,6 +179,9 @@ def _blot_cr(chip, k, median_path, frame, box, skies, static, params, out_dir, k
     if not params.get("driz_cr", True):
         return None
     data = load_chip(chip, params)
+    legacy = bool(params.get("driz_cr_legacy", False))
+    known_bad = None if legacy else cr_step.known_bad_pixels(data.dq, static,
+                                                             params.get("driz_sep_bits", 0))
     good = cr_step.cr_mask(data.sci, blotted, sky=float(sky.value), gain=chip.gain, rdnoise=chip.rdnoise,
                            exptime=chip.exptime, in_units=chip.in_units, bunit=chip.bunit,
                            driz_cr_snr=params.get("driz_cr_snr", (3.5, 3.0)),
@@ -188,7 +191,7 @@ def _blot_cr(chip, k, median_path, frame, box, skies, static, params, out_dir, k
                            cte_direction=cr_step.cte_direction(chip.instrument, chip.detector,
                                                                chip.extver, getattr(chip, "ccdamp", None)),
                            noise=params.get("driz_cr_noise", "astrodrizzle"),
-                           legacy=bool(params.get("driz_cr_legacy", False)))
+                           legacy=legacy, known_bad=known_bad)
     crmask_path = products.write_chip_image(out_dir, f"{chip.root}_sci{chip.extver}_crmask.fits",
                                             cr_step.crmask_product(good), chip, params, {})
     products.write_manifest(crmask_path, key)

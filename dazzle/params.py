@@ -493,8 +493,9 @@ _TABLE: list[Param] = [
           choices=("astrodrizzle", "sky_once"), section=_S_DAZZLE, dazzle_only=True),
     Param("driz_cr_legacy", False, "dazzle", "bool",
           "driz_cr exactly as drizzlepac 3.11: derivative zero-filled at the image edges (CRs "
-          "in the outer rows and columns missed) and gain mixed into the noise of DN data "
-          "(dazzle's default fixes both)", section=_S_DAZZLE, dazzle_only=True),
+          "in the outer rows and columns missed), gain mixed into the noise of DN data, and "
+          "DQ-bad pixels condemning their good neighbours (dazzle's default fixes all three)",
+          section=_S_DAZZLE, dazzle_only=True),
     Param("output_frame", "dazzle", "dazzle", "choice",
           "Default output frame: 'dazzle' contains every input pixel's edges; 'astrodrizzle' "
           "is drizzlepac's (pixel-centre corners; edge pixels can hang half outside)",

@@ -22,6 +22,7 @@ from astropy.io import fits
 
 import dazzle
 from dazzle.simulate import simulate
+from photometry import aperture_fluxes
 
 
 def cr_stats(sim, result):
@@ -43,6 +44,24 @@ def _cr_counts(sim, result):
             flags += int(flagged.sum())
             true_flags += int((flagged & ((charge > 0) | (dq != 0))).sum())
     return hit, big, true_flags, flags
+
+
+def star_core_flags(sim, result):
+    """(clean star-core pixels flagged, star cores checked): the 3x3 core of every star on
+    every chip, leaving out pixels a cosmic ray hit and pixels DQ already flags."""
+    flagged = checked = 0
+    for k, f in enumerate(sim.files):
+        for row in sim.star_pixels[k]:
+            c = int(row["chip"])
+            good = result.crmasks[k * sim.chips + c - 1]
+            x, y = int(round(row["x"])), int(round(row["y"]))
+            if 1 <= x < good.shape[1] - 1 and 1 <= y < good.shape[0] - 1:
+                box = np.s_[y - 1:y + 2, x - 1:x + 2]
+                clean = ((fits.getdata(f, ("DQ", c))[box] == 0)
+                         & (sim.cr_charge[k][c - 1][box] == 0))
+                flagged += int((~good[box] & clean).sum())
+                checked += 1
+    return flagged, checked
 
 
 def _final(result):
@@ -85,6 +104,8 @@ class Study:
     n_pix: int        # pixels where the residual is measured
     n_over5: int      # of those, beyond 5 sigma
     z_max: float
+    core_flags: int   # clean star-core pixels flagged
+    photometry: float  # median final/true flux of the stars brighter than 100 e-/s
 
     @property
     def detection(self):
@@ -109,5 +130,6 @@ def study(path, *, n_exposures, chips, size, seed, sky=0.1, **params):
                    median=False, blot=False, driz_cr=False)
     z, _ = cr_residual(run, run0, t)
     hit, big, true_flags, flags = _cr_counts(sim, run)
+    ratios = aperture_fluxes(run.output, sim.stars[sim.stars["flux_eps"] > 100.0])
     return Study(seed, hit, big, true_flags, flags, int(z.size), int((z > 5).sum()),
-                 float(z.max()))
+                 float(z.max()), star_core_flags(sim, run)[0], float(np.median(ratios)))

@@ -17,7 +17,7 @@ from astropy.wcs import WCS
 
 import dazzle
 from astrodrizzle_oracle import needs_drizzlepac, run_astrodrizzle
-from crtruth import cr_residual, cr_stats, study
+from crtruth import cr_residual, cr_stats, star_core_flags, study
 from dazzle.products import file_sha256
 from dazzle.simulate import simulate
 from photometry import aperture_fluxes
@@ -62,9 +62,9 @@ def run4(runs):
 def test_cosmic_rays_are_found(which, sims, runs):
     detection, purity, flags = cr_stats(sims[which], runs[which])
     print(f"\n{which}: detection (> 50 e-) {detection:.4f}, purity {purity:.4f}, {flags} flags")
-    # measured: detection 99.03 / 98.79 / 98.86 / 99.22 %, purity 99.94 / 99.97 / 99.81 /
+    # measured: detection 99.06 / 98.74 / 98.87 / 99.23 %, purity 99.98 / 99.97 / 99.87 /
     # 99.91 % (4x1, 4x2, 8x1, 8x2); AstroDrizzle on the same data 98.98 / 98.68 / 98.76 /
-    # 99.08 % and the same purity
+    # 99.08 % and 99.81-99.97 % purity
     assert detection >= 0.985, detection
     assert purity >= 0.995, purity
     assert flags > 1000
@@ -94,18 +94,30 @@ def test_no_star_core_is_flagged(sims, runs):
     them out either way)."""
     n_checked = 0
     for which in SETS:
-        sim, r = sims[which], runs[which]
-        for k, f in enumerate(sim.files):
-            for row in sim.star_pixels[k]:
-                c = int(row["chip"])
-                good = r.crmasks[k * sim.chips + c - 1]
-                x, y = int(round(row["x"])), int(round(row["y"]))
-                if 1 <= x < good.shape[1] - 1 and 1 <= y < good.shape[0] - 1:
-                    box = np.s_[y - 1:y + 2, x - 1:x + 2]
-                    clean = (fits.getdata(f, ("DQ", c))[box] == 0) & (sim.cr_charge[k][c - 1][box] == 0)
-                    assert good[box][clean].all(), (which, k, row["id"])
-                    n_checked += 1
+        flagged, checked = star_core_flags(sims[which], runs[which])
+        assert flagged == 0, which
+        n_checked += checked
     assert n_checked > 200
+
+
+def test_dead_column_through_a_star_does_not_flag_its_core(tmp_path):
+    """Regression, found on random sets: in this one a dead column (DQ 4) crosses a bright
+    star's core.  The column fails pass 1, and drizzlepac's test then flags the clean core
+    pixels beside it, where the blot misses the peak by more than the pass-2 allowance.  dazzle
+    keeps known-bad pixels from condemning good neighbours (``driz_cr.known_bad_pixels``);
+    ``driz_cr_legacy`` shows drizzlepac's result."""
+    sim = simulate(tmp_path / "sim", n_exposures=4, chips=2, size=256, seed=110, sky=0.1)
+    default = dazzle.run(sim.files, str(tmp_path / "dz" / "syn"))
+    legacy = dazzle.run(sim.files, str(tmp_path / "ad" / "syn"), driz_cr_legacy=True)
+    assert star_core_flags(sim, legacy)[0] >= 3      # measured 3
+    assert star_core_flags(sim, default)[0] == 0
+    # the column itself stays flagged, as in drizzlepac
+    k, chip = 0, 2
+    dq = fits.getdata(sim.files[k], ("DQ", chip))
+    col = (dq & 4).any(axis=0).nonzero()[0]
+    assert len(col) == 1
+    assert np.array_equal(default.crmasks[k * 2 + chip - 1][:, col],
+                          legacy.crmasks[k * 2 + chip - 1][:, col])
 
 
 def test_final_photometry_matches_truth(sims, runs):
@@ -176,12 +188,15 @@ def test_rates_over_random_sets(which, tmp_path):
            for s in (RANDOM_SEEDS if n == 4 else RANDOM_SEEDS[:3])]
     for r in res:
         print(f"\n{which} seed {r.seed}: detection {r.detection:.4f}, purity {r.purity:.4f}, "
-              f"{r.n_over5} pixels beyond 5 sigma, max {r.z_max:.2f}")
+              f"{r.n_over5} pixels beyond 5 sigma, max {r.z_max:.2f}, star-core flags "
+              f"{r.core_flags}, photometry {r.photometry:.4f}")
     detection = sum(r.hit for r in res) / sum(r.big for r in res)
     print(f"{which}: pooled detection {detection:.4f}")
     # measured, pooled: 4x1 98.90 %, 4x2 98.66 %, 8x1 99.10 %; single sets 98.1-99.3 %
     assert detection >= 0.985, detection
     assert all(r.purity >= 0.995 for r in res)      # measured >= 99.80 %
+    assert all(r.core_flags == 0 for r in res)
+    assert all(abs(r.photometry - 1) < 0.003 for r in res)
     if n == 8:
         assert all(r.n_over5 == 0 for r in res)     # measured max 3.9 sigma
     else:                                           # measured: 2 and 3 pixels, max 6.2

@@ -37,7 +37,8 @@ from astropy.io import fits
 
 from dazzle.kernels.cr import cr_test, cte_grow_mask, derivative, grow_mask
 from dazzle.steps.driz_cr import (DEFAULTS, conversion_factor, cr_mask, crclean, crclean_dq,
-                                  crmask_product, cte_direction, flag_dq, parse_pair)
+                                  crmask_product, cte_direction, flag_dq, known_bad_pixels,
+                                  parse_pair)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -509,6 +510,45 @@ def test_untested_pixels_and_nonfinite():
     sci3[3, 4] += 500
     m = cr_mask(sci3, blot2, rdnoise=0.0)
     assert m[3, 3] and not m[3, 4]
+
+
+def test_known_bad_pixels_do_not_condemn_good_neighbours():
+    """Regression: a dead column (DQ-bad, reading 0) through a bright star failed pass 1 and so
+    put the star's clean core pixels beside it under the pass-2 threshold, which the blot's
+    miss of the peak exceeds (found on random simulated sets; drizzlepac does the same)."""
+    blot = _flat()
+    sci = blot.copy()
+    sci[5:15, 10] = 0.0              # a dead column, reads 0
+    sci[9, 11] += 32.0               # between the thresholds, beside it: e.g. a star peak
+    sci[3, 3] += 1000.0              # a cosmic ray
+    sci[3, 4] += 32.0                # its tail, between the thresholds
+    m = cr_mask(sci, blot, rdnoise=0.0)
+    assert not m[5:15, 10].any() and not m[9, 11] and not m[3, 3] and not m[3, 4]
+    bad = np.zeros(sci.shape, bool)
+    bad[5:15, 10] = True
+    k = cr_mask(sci, blot, rdnoise=0.0, known_bad=bad)
+    assert k[9, 11]                  # no longer condemned by the column
+    assert not k[5:15, 10].any()     # the column itself is flagged as before (drizzlepac too)
+    assert not k[3, 3] and not k[3, 4]
+    assert (k != m).sum() == 1
+    # a known-bad pixel is still condemned by its known-bad neighbours: the middle of a column
+    # that fails only pass 2 (its neighbours fail pass 1)
+    sci2 = blot.copy()
+    sci2[5:15, 10] -= 1000.0
+    sci2[9, 10] = blot[9, 10] - 32.0
+    assert not cr_mask(sci2, blot, rdnoise=0.0, known_bad=bad)[9, 10]
+    with pytest.raises(ValueError, match="known_bad"):
+        cr_mask(sci, blot, known_bad=bad[:5])
+    # which pixels are known bad: DQ outside the bits, and the static mask
+    dq = np.zeros((3, 3), np.int16)
+    dq[0, 0], dq[1, 1] = 4, 64
+    static = np.ones((3, 3), bool)
+    static[2, 2] = False
+    assert known_bad_pixels(None, None) is None
+    np.testing.assert_array_equal(known_bad_pixels(dq, None, 0), dq != 0)
+    np.testing.assert_array_equal(known_bad_pixels(dq, static, "64"),
+                                  (dq == 4) | ~static)
+    np.testing.assert_array_equal(known_bad_pixels(None, static), ~static)
 
 
 def test_products_and_helpers():

@@ -64,7 +64,8 @@ Non-finite values and untested pixels (not in drizzlepac, whose inputs are alway
 pixels flagged in ``untested`` (DQ-bad pixels, when the caller asks) and pixels whose ``sci`` or
 ``blot`` is not finite are never flagged and never make a neighbour a cosmic ray (they pass
 both tests); non-finite blot values are left out of their neighbours' derivative (like a missing
-neighbour).
+neighbour).  Pixels flagged in ``noseed`` (known bad: the pipeline passes DQ-bad and statically
+masked pixels) are tested and flagged as usual, but do not make a good neighbour a cosmic ray.
 """
 
 from __future__ import annotations
@@ -203,8 +204,9 @@ def _passes(sci, blot, deriv, untested, use_untested, cf, g, rn, bg, snr1, snr2,
 
 
 @njit(nogil=True, cache=True)
-def _combine(flags, out):
-    """good = pass2 | (pass1 on the whole 3x3 box, pixels outside the image left out)."""
+def _combine(flags, noseed, use_noseed, out):
+    """good = pass2 | (pass1 on the whole 3x3 box, pixels outside the image left out); for a
+    pixel not marked in ``noseed``, the neighbours marked in it do not count."""
     ny, nx = flags.shape
     for j in range(ny):
         j0 = j - 1 if j > 0 else 0
@@ -219,7 +221,8 @@ def _combine(flags, out):
             for jj in range(j0, j1 + 1):
                 for ii in range(i0, i1 + 1):
                     if (flags[jj, ii] & 1) == 0:
-                        ok = 0
+                        if not (use_noseed and noseed[jj, ii] != 0 and noseed[j, i] == 0):
+                            ok = 0
             out[j, i] = ok
 
 
@@ -348,7 +351,7 @@ def cte_grow_mask(good, ctegrow, cte_dir, *, legacy_edges=False):
 
 def cr_test(sci, blot, deriv, *, cf=1.0, gain=1.0, rdnoise=0.0, background=0.0,
             snr=(3.5, 3.0), scale=(1.2, 0.7), grow=1, ctegrow=0, cte_dir=0, untested=None,
-            legacy_edges=False):
+            legacy_edges=False, noseed=None):
     """The complete ``driz_cr`` test of one chip; returns the good mask (uint8: 1 good, 0 CR).
 
     Parameters
@@ -374,6 +377,12 @@ def cr_test(sci, blot, deriv, *, cf=1.0, gain=1.0, rdnoise=0.0, background=0.0,
     legacy_edges : bool
         Reproduce drizzlepac's edge behaviour of the CTE tail (the derivative's edges are set
         by the ``deriv`` passed in).
+    noseed : 2-D bool/uint8 array, optional
+        Nonzero where a pixel is known bad before the test (DQ, static mask): it is tested and
+        flagged like any other (known-bad neighbours included), but its failing pass 1 does not
+        make a good neighbour a cosmic ray (drizzlepac has no such input: a dead column or a
+        flagged hot pixel there lets the pass-2 threshold flag its clean neighbours, star cores
+        included).
     """
     s = _as_2d("sci", sci)
     b = _as_2d("blot", blot)
@@ -396,13 +405,21 @@ def cr_test(sci, blot, deriv, *, cf=1.0, gain=1.0, rdnoise=0.0, background=0.0,
         if unt.shape != s.shape:
             raise ValueError(f"untested {unt.shape} must have the shape of sci {s.shape}")
         use_unt = True
+    if noseed is None:
+        nos = np.zeros((1, 1), np.uint8)
+        use_nos = False
+    else:
+        nos = np.ascontiguousarray(np.asarray(noseed), dtype=np.uint8)
+        if nos.shape != s.shape:
+            raise ValueError(f"noseed {nos.shape} must have the shape of sci {s.shape}")
+        use_nos = True
     good = np.empty(s.shape, np.uint8)
     if s.size == 0:
         return good
     flags = np.empty(s.shape, np.uint8)
     _passes(s, b, d, unt, use_unt, cf, g, float(rdnoise), float(background), snr1, snr2,
             scale1, scale2, flags)
-    _combine(flags, good)
+    _combine(flags, nos, use_nos, good)
     del flags
     if int(grow) > 1:
         grown = grow_mask(good, grow)
