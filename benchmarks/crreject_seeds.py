@@ -32,6 +32,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from crtruth import study  # noqa: E402
 
+from dazzle.params import parse_set_args  # noqa: E402
+
 SHAPES = {"4x1": (4, 1, 384), "4x2": (4, 2, 256), "8x1": (8, 1, 384), "8x2": (8, 2, 256)}
 
 
@@ -43,15 +45,6 @@ def _seeds(text):
     return out
 
 
-def _value(text):
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return {"True": True, "False": False}.get(text, text)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", choices=sorted(SHAPES), action="append",
@@ -60,8 +53,7 @@ def main(argv=None):
     ap.add_argument("--set", dest="params", action="append", default=[], metavar="NAME=VALUE",
                     help="a dazzle.run parameter (repeatable)")
     args = ap.parse_args(argv)
-    params = dict(p.split("=", 1) for p in args.params)
-    params = {k: _value(v) for k, v in params.items()}
+    params = parse_set_args(args.params)
     warnings.simplefilter("ignore")
     print(f"parameters: {params or 'defaults'}")
     for shape in args.shape or sorted(SHAPES):

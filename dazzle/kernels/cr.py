@@ -349,6 +349,17 @@ def cte_grow_mask(good, ctegrow, cte_dir, *, legacy_edges=False):
     return out
 
 
+def _optional_mask(name, mask, shape):
+    """``(uint8 array, True)`` for a given mask of ``shape``; ``(1x1 zeros, False)`` for None
+    (the kernels take an array either way)."""
+    if mask is None:
+        return np.zeros((1, 1), np.uint8), False
+    m = np.ascontiguousarray(np.asarray(mask), dtype=np.uint8)
+    if m.shape != shape:
+        raise ValueError(f"{name} {m.shape} must have the shape of sci {shape}")
+    return m, True
+
+
 def cr_test(sci, blot, deriv, *, cf=1.0, gain=1.0, rdnoise=0.0, background=0.0,
             snr=(3.5, 3.0), scale=(1.2, 0.7), grow=1, ctegrow=0, cte_dir=0, untested=None,
             legacy_edges=False, noseed=None):
@@ -397,22 +408,8 @@ def cr_test(sci, blot, deriv, *, cf=1.0, gain=1.0, rdnoise=0.0, background=0.0,
         raise ValueError(f"cf must be a positive number; got {cf}")
     if not (g > 0 and math.isfinite(g)):
         raise ValueError(f"gain must be a positive number; got {g}")
-    if untested is None:
-        unt = np.zeros((1, 1), np.uint8)
-        use_unt = False
-    else:
-        unt = np.ascontiguousarray(np.asarray(untested), dtype=np.uint8)
-        if unt.shape != s.shape:
-            raise ValueError(f"untested {unt.shape} must have the shape of sci {s.shape}")
-        use_unt = True
-    if noseed is None:
-        nos = np.zeros((1, 1), np.uint8)
-        use_nos = False
-    else:
-        nos = np.ascontiguousarray(np.asarray(noseed), dtype=np.uint8)
-        if nos.shape != s.shape:
-            raise ValueError(f"noseed {nos.shape} must have the shape of sci {s.shape}")
-        use_nos = True
+    unt, use_unt = _optional_mask("untested", untested, s.shape)
+    nos, use_nos = _optional_mask("noseed", noseed, s.shape)
     good = np.empty(s.shape, np.uint8)
     if s.size == 0:
         return good
