@@ -412,15 +412,10 @@ def test_static_mask_in_memory(sim, tmp_path, baseline):
 def test_sky_from_mdrizsky_is_subtracted_on_the_fly(sim, tmp_path, baseline):
     # AstroDrizzle: with skysub=False an MDRIZSKY already in the header is recorded but not
     # subtracted, unless skyuser names it
-    import shutil
-
-    files = []
-    for f in sim.files:
-        dst = tmp_path / os.path.basename(f)
-        shutil.copy(f, dst)
-        with fits.open(dst, mode="update") as h:
+    files = _copy(sim, tmp_path)
+    for f in files:
+        with fits.open(f, mode="update") as h:
             h["SCI", 1].header["MDRIZSKY"] = 40.0
-        files.append(str(dst))
     before = file_digest(files)
     sci0, *_ = final(baseline)
     r = dazzle.run(files, str(tmp_path / "sky0"), **OFF)
@@ -610,15 +605,10 @@ def test_same_answer_as_astrodrizzle_two_chips(sim2, tmp_path):
 def test_resetbits_are_cleared_for_the_drizzle_steps_too(sim, tmp_path, baseline):
     # AstroDrizzle clears `resetbits` (default 4096, the CR flag of an earlier run) from the
     # input DQ before processing; dazzle does it in memory, for every step that reads DQ
-    import shutil
-
-    files = []
-    for f in sim.files:
-        dst = tmp_path / os.path.basename(f)
-        shutil.copy(f, dst)
-        with fits.open(dst, mode="update") as h:
+    files = _copy(sim, tmp_path)
+    for f in files:
+        with fits.open(f, mode="update") as h:
             h["DQ", 1].data[40:80, 50:90] |= 4096
-        files.append(str(dst))
     r = dazzle.run(files, str(tmp_path / "reset" / "syn"), **OFF)
     for a, b in zip(final(r)[:3], final(baseline)[:3]):
         np.testing.assert_array_equal(a, b)
