@@ -203,6 +203,18 @@ class Chip:
     expstart: float | None = None
     expend: float | None = None
     ccdamp: str | None = None
+    pa_v3: float | None = None       # PA_V3 (primary) and the SCI header's IDCV2REF, IDCV3REF,
+    idcv2ref: float | None = None    # IDCTHETA: AstroDrizzle's default orientation (see
+    idcv3ref: float | None = None    # geometry.Aperture)
+    idctheta: float | None = None
+
+    @property
+    def aperture(self):
+        """The chip's :class:`dazzle.geometry.Aperture`, or None without ``IDCV2REF``."""
+        from .geometry import Aperture
+
+        return Aperture.from_keywords(self.pa_v3, self.idcv2ref, self.idcv3ref, self.idctheta,
+                                      self.instrument, self.detector)
 
     # ---- naming ----------------------------------------------------------------------------
     @property
@@ -746,7 +758,18 @@ def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
         expstart=_float_kw("EXPSTART", (primary, hdr), path, sci_ext),
         expend=_float_kw("EXPEND", (primary, hdr), path, sci_ext),
         ccdamp=_str_kw("CCDAMP", (primary, hdr)) or None,
+        pa_v3=_number_or_none(_lookup("PA_V3", (primary,))),
+        **{k.lower(): _number_or_none(_lookup(k, (hdr,)))
+           for k in ("IDCV2REF", "IDCV3REF", "IDCTHETA")},
     )
+
+
+def _number_or_none(value):
+    """A header value as a float; None if absent or not a number (a keyword only some modes use)."""
+    try:
+        return None if isinstance(value, (bool, str)) or value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _chip_wcs(path, sci_ext, hdr, hdul, shape):

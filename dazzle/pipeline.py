@@ -65,7 +65,19 @@ def output_frame(chips, params, prefix: str):
     custom = params.get(prefix + "wcs", False)
     over = {k: params.get(prefix + k) for k in _WCS_KEYS} if custom else {}
     refimage = params.get(prefix + "refimage") if custom else ""
-    if refimage:
+    if params.get("output_frame", "dazzle") == "astrodrizzle":
+        # AstroDrizzle's reference chip: the first (lowest EXTVER) of the first input
+        k = min((i for i, c in enumerate(chips) if c.path == chips[0].path),
+                key=lambda i: chips[i].extver)
+        try:
+            w, shape = geometry.astrodrizzle_output_wcs(
+                pairs, reference=k, idcscale=chips[k].idcscale, aperture=chips[k].aperture,
+                refimage=refimage, prefix=prefix, **over)
+        except ValueError as exc:  # half of a pair (ra without dec, ...)
+            from dazzle.params import ParameterError
+
+            raise ParameterError(str(exc)) from None
+    elif refimage:
         w, shape = geometry.make_output_wcs(refimage=refimage, **{k: over.get(k) for k in
                                                                  ("outnx", "outny", "ra", "dec", "crpix1", "crpix2")})
     elif any(v is not None for v in over.values()):
@@ -76,9 +88,7 @@ def output_frame(chips, params, prefix: str):
             outnx=over["outnx"], outny=over["outny"], ra=over["ra"], dec=over["dec"],
             crpix1=over["crpix1"], crpix2=over["crpix2"])
     else:
-        mode = params.get("output_frame", "dazzle")
-        w, shape = geometry.default_output_wcs(pairs, idcscale=chips[0].idcscale,
-                                               footprint_mode="corners" if mode == "astrodrizzle" else "edges")
+        w, shape = geometry.default_output_wcs(pairs, idcscale=chips[0].idcscale)
     return geometry.Frame.from_wcs(w, shape)
 
 
