@@ -31,6 +31,11 @@ Differences from AstroDrizzle (deliberate)
   chip centre: scale = sqrt(pixel area on the sky), orientation = position angle of the local
   +y axis.  AstroDrizzle uses ``IDCSCALE`` (or ``sqrt|det CD|``) and ``ORIENTAT``.  For a
   nominal-scale output pass ``scale=IDCSCALE`` explicitly.
+* :func:`default_output_wcs` (``footprint_mode="edges"``, dazzle's default frame) orients the
+  frame by the first chip's CD matrix.  AstroDrizzle does so only for chips without
+  ``IDCV2REF``; for calibrated HST chips it uses the telescope roll (:class:`Aperture`).
+  :func:`astrodrizzle_output_wcs` reproduces AstroDrizzle's frame, user parameters included,
+  exactly.
 * :func:`pixel_scale_ratio` returns output / input linear pixel size (2.0 for output pixels twice
   as large).  drizzle 3.0's ``estimate_pixel_scale_ratio`` with default arguments computes the
   inverse.

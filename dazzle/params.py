@@ -201,37 +201,48 @@ _S_DAZZLE = "DAZZLE"
 
 
 def _wcs_params(prefix: str, step: str, section: str, what: str) -> list[Param]:
-    """The custom-output-WCS block shared by driz_sep_* and final_*."""
+    """The custom-output-WCS block shared by driz_sep_* and final_*.
+
+    How each applies depends on ``output_frame``: 'astrodrizzle' changes the default (or
+    reference) frame by drizzlepac's rule (``geometry.merge_user_wcs``); 'dazzle' re-fits the
+    frame to the inputs (``geometry.make_output_wcs``)."""
     return [
         Param(f"{prefix}_refimage", "", step, "str",
               f"Reference image whose WCS defines the {what} frame, e.g. 'ref.fits[sci,1]' "
-              "('' = none)", section=section),
+              "('' = none); output_frame=astrodrizzle applies the other parameters to it, "
+              "dazzle ignores rot and scale with it", section=section),
         Param(f"{prefix}_rot", None, step, "float",
-              f"Position angle of the {what} image's Y axis, degrees east of north "
-              "(None = default orientation)", optional=True, section=section),
+              f"Position angle of the {what} image's Y axis, degrees east of north (None = "
+              "the default frame's); astrodrizzle: the default frame turned, sized to hold it; "
+              "dazzle: the frame re-fitted to the inputs", optional=True, section=section),
         Param(f"{prefix}_scale", None, step, "float",
-              f"Pixel scale of the {what} image, arcsec/pixel (None = scale of the first "
-              "input chip)", optional=True, minimum=0.0, min_exclusive=True, section=section),
+              f"Pixel scale of the {what} image, arcsec/pixel (None = IDCSCALE of the "
+              "first chip, else sqrt|det CD|); astrodrizzle: the default frame rescaled "
+              "about CRPIX; dazzle: re-fitted to the inputs", optional=True, minimum=0.0,
+              min_exclusive=True, section=section),
         Param(f"{prefix}_outnx", None, step, "int",
-              f"Size of the {what} image along X, pixels (None = fit all inputs)",
-              optional=True, minimum=1, section=section),
+              f"Size of the {what} image along X, pixels (None = from the inputs); CRPIX is "
+              "then the image centre unless crpix1/2 are given", optional=True, minimum=1,
+              section=section),
         Param(f"{prefix}_outny", None, step, "int",
-              f"Size of the {what} image along Y, pixels (None = fit all inputs)",
-              optional=True, minimum=1, section=section),
+              f"Size of the {what} image along Y, pixels (None = from the inputs; "
+              "astrodrizzle: give outnx and outny together)", optional=True, minimum=1,
+              section=section),
         Param(f"{prefix}_ra", None, step, "float",
-              f"Right ascension of the {what} frame centre, decimal degrees "
-              "(None = centre of the inputs)", optional=True, minimum=-360.0, maximum=360.0,
-              section=section),
+              f"Right ascension (CRVAL1) of the {what} frame's reference pixel, decimal "
+              "degrees (None = the inputs' centre); astrodrizzle: CRVAL only, CRPIX and size "
+              "stay (inputs may fall off); dazzle: the frame re-fitted around the inputs",
+              optional=True, minimum=-360.0, maximum=360.0, section=section),
         Param(f"{prefix}_dec", None, step, "float",
-              f"Declination of the {what} frame centre, decimal degrees "
-              "(None = centre of the inputs)", optional=True, minimum=-90.0, maximum=90.0,
-              section=section),
+              f"Declination (CRVAL2) of the {what} frame's reference pixel, decimal degrees "
+              "(None = the inputs' centre; astrodrizzle: give ra and dec together)",
+              optional=True, minimum=-90.0, maximum=90.0, section=section),
         Param(f"{prefix}_crpix1", None, step, "float",
-              f"Reference pixel X position (CRPIX1) of the {what} image "
-              "(None = image centre)", optional=True, section=section),
+              f"Reference pixel X position (CRPIX1) of the {what} image (None = by the "
+              "output_frame rule; the image centre with outnx/outny)", optional=True, section=section),
         Param(f"{prefix}_crpix2", None, step, "float",
-              f"Reference pixel Y position (CRPIX2) of the {what} image "
-              "(None = image centre)", optional=True, section=section),
+              f"Reference pixel Y position (CRPIX2) of the {what} image (None = as crpix1; "
+              "astrodrizzle: give crpix1 and crpix2 together)", optional=True, section=section),
     ]
 
 
@@ -497,8 +508,11 @@ _TABLE: list[Param] = [
           "DQ-bad pixels condemning their good neighbours (dazzle's default fixes all three)",
           section=_S_DAZZLE, dazzle_only=True),
     Param("output_frame", "dazzle", "dazzle", "choice",
-          "Default output frame: 'dazzle' contains every input pixel's edges; 'astrodrizzle' "
-          "is drizzlepac's (pixel-centre corners; edge pixels can hang half outside)",
+          "Output frame rule: 'astrodrizzle' is drizzlepac's exactly (4 pixel-centre corners, "
+          "edge pixels can hang half outside; calibrated HST chips oriented by the telescope "
+          "roll PA_V3; final_*/driz_sep_* by drizzlepac's rule); 'dazzle' holds every input "
+          "pixel whole, takes the first chip's CD orientation and re-fits custom frames to "
+          "the inputs (README: Deliberate differences)",
           choices=("dazzle", "astrodrizzle"), section=_S_DAZZLE, dazzle_only=True),
 ]
 

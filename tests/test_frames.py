@@ -146,7 +146,7 @@ RUNS = {   # name: (data set, inputs reversed, driz_sep_* (None = default), fina
     "combined": ("hrc_idc", False,
                  {"rot": 100.0, "ra": RA, "dec": DEC, "scale": 0.02},
                  {"refimage": True, "rot": 30.0, "scale": 0.045}),
-    "combined2": ("wfc_idc", True, {"scale": 0.035, "outnx": 61, "outny": 77},
+    "combined2": ("wfc_idc", True, {"scale": 0.035},
                   {"rot": 200.0, "crpix1": 40.0, "crpix2": 120.0}),
 }
 CASES = [(run, step) for run in RUNS for step in ("driz_sep", "final")]
@@ -277,3 +277,37 @@ def test_half_a_pair_is_refused(tmp_path):
     # dazzle's own frame takes either alone
     p = dict(OFF, final_wcs=True, final_ra=RA)
     assert plan_run(files, str(tmp_path / "dz2" / "syn"), resolve(None, **p)).final_frame
+
+
+def _plan_frame(files, tmp_path, mode, **params):
+    return plan_run(files, str(tmp_path / "dz" / "syn"),
+                    resolve(None, output_frame=mode, **OFF, **params)).final_frame
+
+
+def test_dazzle_frame_differs_as_the_readme_says(tmp_path):
+    # output_frame="dazzle" (the default): oriented by the first chip's CD matrix even on chips
+    # with IDCV2REF and PA_V3, sized to hold every input pixel, and custom frames re-fitted to
+    # the inputs (README, "Deliberate differences")
+    files = make_exposures(tmp_path / "in", chips=2, idc=True)
+    dz = _plan_frame(files, tmp_path, "dazzle")
+    ad = _plan_frame(files, tmp_path, "astrodrizzle")
+    assert math.degrees(math.atan2(*dz.wcs().wcs.cd[:, 1])) == pytest.approx(15.59264, abs=1e-5)
+    assert math.degrees(math.atan2(*ad.wcs().wcs.cd[:, 1])) == pytest.approx(-164.48808, abs=1e-5)
+    assert (dz.shape, ad.shape) == ((188, 97), (187, 96))
+    # final_ra/dec: dazzle re-centres the frame on the inputs, AstroDrizzle moves CRVAL only
+    dz_rd = _plan_frame(files, tmp_path, "dazzle", final_wcs=True, final_ra=RA, final_dec=DEC)
+    ad_rd = _plan_frame(files, tmp_path, "astrodrizzle", final_wcs=True, final_ra=RA,
+                        final_dec=DEC)
+    assert dz_rd.shape == dz.shape
+    for f in (dz, dz_rd):   # every chip whole inside (to 1e-5 px: the default frame's CRVAL
+        # shift, a tangent-plane translation only to first order, leaves 3e-6 px on one side)
+        for c in plan_run(files, str(tmp_path / "c" / "syn"), resolve(None, **OFF)).chips:
+            xo, yo = geometry.transform_points(c.wcs(), f.wcs(), *geometry.edge_points(c.shape))
+            assert min(xo.min(), yo.min()) > -0.5 - 1e-5
+            assert xo.max() < f.nx - 0.5 + 1e-5 and yo.max() < f.ny - 0.5 + 1e-5
+    assert ad_rd.shape == ad.shape
+    np.testing.assert_array_equal(ad_rd.wcs().wcs.crpix, ad.wcs().wcs.crpix)
+    # final_rot=0: re-fitted to the inputs (dazzle) / the turned default frame's box
+    dz_r = _plan_frame(files, tmp_path, "dazzle", final_wcs=True, final_rot=0.0)
+    ad_r = _plan_frame(files, tmp_path, "astrodrizzle", final_wcs=True, final_rot=0.0)
+    assert (dz_r.shape, ad_r.shape) == ((207, 138), (206, 143))
