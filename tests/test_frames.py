@@ -42,8 +42,6 @@ from dazzle.params import ParameterError, resolve
 from dazzle.pipeline import plan_run
 from dazzle.simulate import simulate
 
-pytestmark = pytest.mark.oracle
-
 REAL = Path(__file__).parent / "data" / "j8bt06nyq_sip_flt.fits"   # real ACS/HRC header
 SIZE = (64, 80)                                                     # (ny, nx): not square
 IDC_KEYS = ("IDCV2REF", "IDCV3REF", "IDCTHETA")
@@ -219,6 +217,7 @@ def frame_difference(header, frame):
             float(np.abs(wd.wcs.crpix - wa.wcs.crpix).max()))
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("run,step", CASES, ids=[f"{r}-{s}" for r, s in CASES])
 def test_frame_is_astrodrizzles(frames, run, step):
     ad, dz, _ = frames[run]
@@ -236,6 +235,7 @@ def _orientation(header):
     return math.degrees(math.atan2(w.wcs.cd[0, 1], w.wcs.cd[1, 1]))
 
 
+@pytest.mark.oracle
 def test_the_roll_orients_calibrated_chips(frames):
     # The cases above would not tell the two rules apart if they gave the same frame: they do
     # not.  The HRC chip's CD matrix points its +y axis at 15.593 deg, the roll at 15.512 deg;
@@ -248,6 +248,7 @@ def test_the_roll_orients_calibrated_chips(frames):
     assert (wfc_idc - hrc_idc) % 360 == pytest.approx(180.0, abs=0.01)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("run", ["wfc_idc_hdus", "wfc_idc_extver", "wfc_cd_hdus"])
 def test_the_reference_chip_matters(frames, run, tmp_path):
     # The frame built on the other chip of the first exposure is not AstroDrizzle's: the
@@ -311,3 +312,61 @@ def test_dazzle_frame_differs_as_the_readme_says(tmp_path):
     dz_r = _plan_frame(files, tmp_path, "dazzle", final_wcs=True, final_rot=0.0)
     ad_r = _plan_frame(files, tmp_path, "astrodrizzle", final_wcs=True, final_rot=0.0)
     assert (dz_r.shape, ad_r.shape) == ((207, 138), (206, 143))
+
+
+# ---------------------------------------------------------------------------------------------
+# the rule's pieces, without the oracle
+# ---------------------------------------------------------------------------------------------
+
+def test_aperture_roll():
+    # on the V3 axis, close to V1, the roll at the aperture is the telescope roll (to 1e-5 deg:
+    # asin(~1) of the formula loses half the digits there)
+    for pa, dec in ((15.8, -72.1), (200.0, 10.0), (330.0, 60.0)):
+        assert geometry.aperture_roll(pa, dec, 0.0, 1e-3) == pytest.approx(pa, abs=1e-5)
+    # the real HRC header: AstroDrizzle's frame orientation (measured, tests above), HRC's
+    # parity keeping the angle
+    real = fits.getheader(REAL, 1)
+    roll = geometry.aperture_roll(fits.getheader(REAL, 0)["PA_V3"], real["CRVAL2"],
+                                  real["IDCV2REF"], real["IDCV3REF"])
+    assert roll == pytest.approx(15.51192, abs=1e-5)
+    assert geometry.detector_parity("ACS", "HRC") == ((-1.0, 0.0), (0.0, 1.0))
+    assert geometry.detector_parity("ACS", "WFC") == geometry.detector_parity("NEW", "X")
+    ap = geometry.Aperture.from_keywords(15.0, 207.0, 471.0, None, "ACS", "WFC")
+    assert ap.theta == 0.0 and geometry.Aperture.from_keywords(None, 207.0, 471.0) is None
+
+
+def _perfect(orient=20.0, scale=0.05, shape=(90, 120), crpix=(60.0, 45.0)):
+    w = geometry._tan_wcs((150.0, 2.0), crpix, scale, orient)
+    w.pixel_shape = (shape[1], shape[0])
+    return w
+
+
+def test_merge_user_wcs_rule():
+    w0 = _perfect()
+    # scale alone: same orientation and CRVAL, CRPIX and size scaled by old / new
+    w, shape = geometry.merge_user_wcs(w0, scale=0.1)
+    assert shape == (45, 60)
+    np.testing.assert_allclose(w.wcs.cd, w0.wcs.cd * 2, rtol=1e-15)
+    np.testing.assert_allclose(w.wcs.crpix, [30.5, 23.0])
+    # a scale within 10 ulp of the frame's changes nothing
+    w, shape = geometry.merge_user_wcs(w0, scale=0.05 * (1 + 1e-15))
+    assert shape == (90, 120) and np.array_equal(w.wcs.cd, w0.wcs.cd)
+    # rot: the new orientation, and the old frame's corners inside the new one's edges
+    w, (ny, nx) = geometry.merge_user_wcs(w0, rot=-25.0)
+    assert math.degrees(math.atan2(w.wcs.cd[0, 1], w.wcs.cd[1, 1])) == pytest.approx(-25.0)
+    corners = w0.wcs_pix2world([[-0.5, -0.5], [119.5, -0.5], [-0.5, 89.5], [119.5, 89.5]], 0)
+    x, y = w.wcs_world2pix(corners, 0).T
+    assert x.min() >= -0.5 - 1e-9 and y.min() >= -0.5 - 1e-9
+    assert x.max() <= nx - 0.5 + 1e-9 and y.max() <= ny - 0.5 + 1e-9
+    assert min(x.min(), y.min()) < -0.49    # tight: the box starts at the first pixel's edge
+    # ra/dec: CRVAL only
+    w, shape = geometry.merge_user_wcs(w0, ra=150.01, dec=2.01)
+    assert shape == (90, 120) and list(w.wcs.crpix) == [60.0, 45.0]
+    assert list(w.wcs.crval) == [150.01, 2.01]
+    # outnx/outny: CRPIX at the centre unless given
+    w, shape = geometry.merge_user_wcs(w0, outnx=11, outny=20)
+    assert shape == (20, 11) and list(w.wcs.crpix) == [6.0, 10.5]
+    w, _ = geometry.merge_user_wcs(w0, outnx=11, outny=20, crpix1=1.0, crpix2=2.0)
+    assert list(w.wcs.crpix) == [1.0, 2.0]
+    with pytest.raises(ValueError, match="final_outny is given without final_outnx"):
+        geometry.merge_user_wcs(w0, outny=3, prefix="final_")
