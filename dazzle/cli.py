@@ -7,8 +7,12 @@ Commands:
 * ``dazzle simulate OUTDIR [...]``       -- dithered HST-like exposures with known truth
 * ``dazzle demo [OUTDIR]``               -- simulate a small set and run the pipeline on it
 
-Errors in the inputs or the parameters end the command with one line on stderr naming the
-file and extension (or the parameter) and exit status 2.
+Errors in the inputs, the outputs or the parameters end the command with one line on stderr
+naming the file and extension (or the parameter) and exit status 2; so do a file that cannot
+be read or written (a missing ``--config``, a read-only output folder, a full disk) and a bad
+command line.  Ctrl-C ends with status 130 and SIGTERM with 143, after the run removed its
+temporary files.  Anything else is a bug: one line and status 1 (``-v`` shows the traceback).
+No message quotes a file's contents.
 """
 
 from __future__ import annotations
@@ -175,8 +179,16 @@ def _cmd_report(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (exit status 2, as argparse's own)."""
+
+    def error(self, message):
+        print(f"dazzle: error: {' '.join(str(message).split())} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dazzle", description="Numba-accelerated, distributed AstroDrizzle.")
+    p = _Parser(prog="dazzle", description="Numba-accelerated, distributed AstroDrizzle.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress of each step")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -234,18 +246,47 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as ``path: reason`` (never the file's contents)."""
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or _one_line(exc) or type(exc).__name__
+    return f"{where}: {what}" if where else what
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("dazzle").setLevel(logging.INFO if args.verbose else logging.WARNING)
     from dazzle.io import InputError
     from dazzle.params import ParameterError
+    from dazzle.products import Terminated
 
     try:
         return args.func(args)
     except (InputError, ParameterError) as exc:
-        print(f"dazzle: error: {exc}", file=sys.stderr)
+        print(f"dazzle: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"dazzle: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        what, status = ("terminated (SIGTERM)", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        tail = (": no partial product was left; --set resume=True reuses the finished steps"
+                if args.command == "run" else "")
+        print(f"dazzle: {what}{tail}", file=sys.stderr)
+        return status
+    except Exception as exc:  # noqa: BLE001 -- a bug: one line, the traceback with -v
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"dazzle: internal error: {type(exc).__name__}: {_one_line(exc)} (run with -v for the "
+              "traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
