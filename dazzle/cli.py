@@ -64,10 +64,14 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_simulate(args) -> int:
+    from dazzle.params import ParameterError
     from dazzle.simulate import simulate
 
-    sim = simulate(args.outdir, n_exposures=args.exposures, chips=args.chips, size=args.size,
-                   seed=args.seed, cosmic_rays=not args.no_cosmic_rays)
+    try:
+        sim = simulate(args.outdir, n_exposures=args.exposures, chips=args.chips, size=args.size,
+                       seed=args.seed, cosmic_rays=not args.no_cosmic_rays)
+    except ValueError as exc:   # the simulator's checks of its arguments
+        raise ParameterError(str(exc)) from None
     for f in sim.files:
         print(f)
     print(f"truth: {sim.truth_stars_path}")
@@ -179,6 +183,16 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _positive_int(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} must be >= 1")
+    return n
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors on one line (exit status 2, as argparse's own)."""
 
@@ -201,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scheduler", help="where the graph runs: threads (default), processes, synchronous, "
                     "local (a LocalCluster), tcp://host:port, a scheduler file .json, or a cluster "
                     "profile (profile:NAME, e.g. profile:slurm; see deploy/profiles.yaml)")
-    sp.add_argument("--workers", type=int, metavar="N",
+    sp.add_argument("--workers", type=_positive_int, metavar="N",
                     help="worker processes of --scheduler local (default: one per core), threads of "
                     "threads, processes of processes, or workers of a cluster profile")
     sp.add_argument("--profile", metavar="FILE|NAME",
@@ -274,7 +288,12 @@ def main(argv=None) -> int:
         print(f"dazzle: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        what, status = ("terminated (SIGTERM)", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        if isinstance(exc, Terminated):
+            import signal
+
+            what, status = f"terminated ({signal.Signals(exc.signum).name})", 128 + exc.signum
+        else:
+            what, status = "interrupted", 130
         tail = (": no partial product was left; --set resume=True reuses the finished steps"
                 if args.command == "run" else "")
         print(f"dazzle: {what}{tail}", file=sys.stderr)

@@ -527,6 +527,8 @@ def _open_scan(path):
         raise _err(path, None, "no such file")
     if os.path.isdir(path):
         raise _err(path, None, "is a directory, not a FITS file")
+    if not os.path.isfile(path):   # a FIFO would block, /dev/zero never end
+        raise _err(path, None, "not a regular file (a device, pipe or socket)")
     if not os.access(path, os.R_OK):
         raise _err(path, None, "permission denied (not readable)")
     try:
@@ -883,6 +885,8 @@ def _read_at_file(spec: str) -> list[str]:
     listfile = spec[1:].strip()
     if not listfile:
         raise InputError("'@': missing list file name after '@'", path=spec)
+    if os.path.exists(listfile) and not os.path.isfile(listfile):
+        raise _err(os.path.abspath(listfile), None, "@file is not a regular file")
     try:
         with open(listfile, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -1057,6 +1061,9 @@ def product_name(chips: Sequence[Chip], output: str | None = "") -> str:
     if first.instrument == "WFPC2":
         ext = "_drw.fits"
     out = "" if _is_blank(output) else os.fspath(output).strip()
+    if out.endswith(("/", os.sep)):
+        raise OutputError(f"{out}: output names a folder; give a root name in it, e.g. "
+                          f"{os.path.join(out, 'mosaic')}", path=out)
     if not out:
         paths = {c.path for c in chips}
         name = (first.root if len(paths) == 1 else "final") + ext
@@ -1081,6 +1088,9 @@ def check_overwrites(products, inputs) -> None:
         for key in file_identity(p):
             owner.setdefault(key, p)
     for q in products:
+        if os.path.isdir(q):
+            raise OutputError(f"{q}: a folder has the name of a product of this run; move it or choose "
+                              "another output (-o)", path=q)
         for key in file_identity(q):
             if key in owner:
                 src = owner[key]
@@ -1136,7 +1146,12 @@ def atomic_output(path, *, overwrite: bool = True):
         raise FileExistsError(f"{path}: exists and overwrite=False")
     tmp = _temp_name(path)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:   # a full disk, a quota: name the product, not its temporary file
+            if exc.errno is None or exc.filename not in (None, tmp):
+                raise
+            raise type(exc)(exc.errno, exc.strerror, path) from None
         if not os.path.isfile(tmp):
             raise FileNotFoundError(f"{tmp}: the writer did not create the temporary file")
         _fsync_path(tmp)

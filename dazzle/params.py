@@ -955,6 +955,8 @@ def load_config(path: str | os.PathLike) -> dict:
     file (use :func:`resolve` for a complete set).
     """
     source = os.fspath(path)
+    if os.path.exists(source) and not os.path.isfile(source) and not os.path.isdir(source):
+        raise ParameterError(f"{source}: cannot read the configuration file: not a regular file")
     try:
         with open(source, encoding="utf-8") as fh:
             text = fh.read()

@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dazzle import geometry, io, products
-from dazzle.cluster import compute
-from dazzle.graph import Plan, build
 from dazzle.params import resolve
+
+# dazzle.graph (Numba kernels) and dazzle.cluster (dask) are imported where a run needs them,
+# so that a refused run stops in a second
 
 log = logging.getLogger("dazzle")
 
@@ -187,8 +188,9 @@ def product_paths(plan, *, every=False) -> list:
 
 
 def lock_roots(plan) -> list:
-    """The names a run locks: its output root and the exposure roots (per-exposure products)."""
-    return sorted({os.path.basename(plan.out_root), *(c.root for c in plan.chips)})
+    """The names a run locks: its output root, then the exposure roots (per-exposure products)."""
+    out = os.path.basename(plan.out_root)
+    return [out] + sorted({c.root for c in plan.chips} - {out})
 
 
 def _files_read(plan, ivm, config=None) -> list:
@@ -348,8 +350,9 @@ def _frame(chips, params, prefix, what):
     return frame
 
 
-def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None) -> Plan:
-    """Read the inputs' headers, decide the frames and the chips' boxes; refuse a run that
+def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None):
+    """Read the inputs' headers, decide the frames and the chips' boxes (a
+    :class:`dazzle.graph.Plan`); refuse a run that
     would overwrite an input or plan an absurd frame (nothing is written but the folder)."""
     chips = io.read_inputs(inputs, group=params.get("group") or None, gain=params.get("gain"),
                            rdnoise=params.get("rdnoise"), exptime=params.get("exptime"),
@@ -357,6 +360,8 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
                            rnkeyword=params.get("rnkeyword") or None,
                            expkeyword=params.get("expkeyword") or None,
                            allow_products=bool(params.get("products_as_input", False)))
+    from dazzle.graph import Plan
+
     final_path, out_dir = _output_names(chips, output)
     plan = Plan(chips=chips, params=params, out_dir=out_dir,
                 final_path=final_path if params.get("driz_combine", True) else None)
@@ -540,6 +545,18 @@ def run_lock(out_dir, roots):
             os.close(fd)
 
 
+def _check_scheduler(scheduler, profile):
+    """Refuse a scheduler or cluster profile that cannot be used before anything is written
+    (the cluster itself is started only when the graph runs)."""
+    from dazzle import cluster
+
+    if scheduler in cluster.LOCAL_SCHEDULERS and not profile:
+        return
+    kind, value = cluster.normalize(None if scheduler == "threads" else scheduler, profile)
+    if kind == "profile":
+        cluster._import(value.cls)
+
+
 @contextlib.contextmanager
 def _fault_hook():
     """Tests only: ``DAZZLE_TEST_FAULT=SIGNAL:PREFIX`` (see the module notes)."""
@@ -591,6 +608,7 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
         params["output"] = output
     values = resolve(config, **params)
     t0 = time.perf_counter()
+    _check_scheduler(values.get("scheduler", "threads"), profile)
     plan = plan_run(inputs, values.get("output", ""), values, ivm=ivm, static_mask=static_mask,
                     config=config)
     if report:
@@ -614,6 +632,9 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
 
 def _execute(plan, values, params, t0, *, progress, workers, profile, report) -> RunResult:
     """Lay out the products, build the graph, run it, write the run summary."""
+    from dazzle.cluster import compute
+    from dazzle.graph import build
+
     t_plan = time.perf_counter() - t0
     plan.run_key = run_key(plan)
     if values.get("resume"):

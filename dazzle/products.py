@@ -157,6 +157,18 @@ def create_canvas(path, hdus) -> Canvas:
     from dazzle.io import _temp_name
 
     tmp = _temp_name(path)
+    try:
+        offsets, shapes, dtypes = _lay_out(tmp, hdus)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:   # name the product, not the temporary
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        raise
+    return Canvas(tmp, str(path), tuple(offsets), tuple(shapes), tuple(dtypes))
+
+
+def _lay_out(tmp, hdus):
     offsets, shapes, dtypes = [], [], []
     pos = 0
     with open(tmp, "wb") as f:
@@ -175,7 +187,7 @@ def create_canvas(path, hdus) -> Canvas:
             pos += padded
             f.seek(pos)
         f.truncate(pos)
-    return Canvas(tmp, str(path), tuple(offsets), tuple(shapes), tuple(dtypes))
+    return offsets, shapes, dtypes
 
 
 def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -> None:
@@ -370,15 +382,19 @@ def remove_stale_temps(out_dir, names) -> list:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM received during a run, raised in the main thread so that the run's clean-up
-    (temporary files, the lock) happens as for Ctrl-C."""
+    """SIGTERM (or SIGHUP) received during a run, raised in the main thread so that the run's
+    clean-up (temporary files, the lock) happens as for Ctrl-C.  ``.signum`` is the signal."""
+
+    def __init__(self, signum):
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = int(signum)
 
 
 @contextlib.contextmanager
 def terminate_as_exception():
-    """While the block runs in the main thread, SIGTERM raises :class:`Terminated` there (once;
-    a second SIGTERM during the clean-up is ignored).  The previous handler is restored on
-    exit.  Elsewhere (another thread, no signals) the block runs unchanged."""
+    """While the block runs in the main thread, SIGTERM and SIGHUP raise :class:`Terminated`
+    there (once; another during the clean-up is ignored).  The previous handlers are restored
+    on exit.  Elsewhere (another thread, no signals) the block runs unchanged."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -388,14 +404,14 @@ def terminate_as_exception():
         if fired:
             return
         fired.append(signum)
-        raise Terminated("terminated by SIGTERM")
+        raise Terminated(signum)
 
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):   # no signal support here
-        yield
-        return
-    try:
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                previous[sig] = signal.signal(sig, handler)
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
