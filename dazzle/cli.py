@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,8 +81,6 @@ def _cmd_simulate(args) -> int:
 
 def _cmd_demo(args) -> int:
     """Simulate a small dithered set, run every step on it, write products, PNGs and a report."""
-    import os
-
     import numpy as np
     from astropy.io import fits
 
@@ -176,7 +175,9 @@ def _cmd_demo(args) -> int:
 def _cmd_report(args) -> int:
     """Write the HTML report of a run folder and print a short summary."""
     from dazzle import report
+    from dazzle.io import check_html_target
 
+    check_html_target(args.output)
     path = report.render_report(args.run_dir, args.output, max_chips=args.max_chips)
     print(report.text_summary(report.collect_run(args.run_dir)))
     print(f"report: {path}")
@@ -284,6 +285,9 @@ def main(argv=None) -> int:
     except (InputError, ParameterError) as exc:
         print(f"dazzle: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # `dazzle params | head`: the reader left; end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:
         print(f"dazzle: error: {_os_error(exc)}", file=sys.stderr)
         return 2

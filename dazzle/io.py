@@ -1079,6 +1079,19 @@ def product_name(chips: Sequence[Chip], output: str | None = "") -> str:
     return name
 
 
+def check_html_target(path, products=()) -> None:
+    """Refuse (:class:`OutputError`) an HTML report path that would replace a file that is not
+    an HTML report (an input, a FITS product) or one of ``products``."""
+    if not path:
+        return
+    path = os.fspath(path)
+    if os.path.exists(path) and (not path.lower().endswith((".html", ".htm")) or not os.path.isfile(path)):
+        raise OutputError(f"{path}: exists and is not an HTML report; the report would replace it: "
+                          "choose another name", path=path)
+    if os.path.realpath(path) in {os.path.realpath(p) for p in products}:
+        raise OutputError(f"{path}: is a product of this run; choose another name for the report", path=path)
+
+
 def check_overwrites(products, inputs) -> None:
     """Refuse (:class:`OutputError`) a run in which writing any of ``products`` would replace
     one of ``inputs``: the same name, the same real path (symbolic links resolved) or the

@@ -613,6 +613,7 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
                     config=config)
     if report:
         io.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
+        io.check_html_target(report, product_paths(plan, every=True))
     log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
     names = [os.path.basename(p) for p in product_paths(plan, every=True)]
