@@ -234,21 +234,22 @@ def _chip_geometry(chips):
 
 
 def _groups(centres, radii, link):
-    """Single-linkage groups of chips whose footprints (circles) are within ``link`` rad."""
+    """Single-linkage groups of chips whose footprints (circles) are within ``link`` rad: a
+    group label per chip (the label is the group's first chip)."""
     n = len(centres)
-    parent = list(range(n))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(n):
-        ang = np.arccos(np.clip(centres[i + 1:] @ centres[i], -1.0, 1.0))
-        for j in np.nonzero(ang - radii[i] - radii[i + 1:] <= link)[0]:
-            parent[find(i)] = find(i + 1 + int(j))
-    return [find(i) for i in range(n)]
+    label = np.full(n, -1)
+    for start in range(n):
+        if label[start] >= 0:
+            continue
+        label[start] = start
+        frontier = [start]
+        while frontier:
+            i = frontier.pop()
+            gap = np.arccos(np.clip(centres @ centres[i], -1.0, 1.0)) - radii - radii[i]
+            new = np.nonzero((gap <= link) & (label < 0))[0]
+            label[new] = start
+            frontier.extend(new.tolist())
+    return label.tolist()
 
 
 def check_chip_geometry(chips, params) -> None:
