@@ -514,6 +514,14 @@ _TABLE: list[Param] = [
           "pixel whole, takes the first chip's CD orientation and re-fits custom frames to "
           "the inputs (README: Deliberate differences)",
           choices=("dazzle", "astrodrizzle"), section=_S_DAZZLE, dazzle_only=True),
+    Param("max_frame_pixels", 4_000_000_000, "dazzle", "int",
+          "Largest output frame (pixels) a run may plan; a bigger one, usually a chip with a "
+          "wrong WCS, stops the run before anything is written and names that chip (4e9 = a "
+          "63,000^2 mosaic, 48 GB of SCI+WHT+CTX)", minimum=1, section=_S_DAZZLE, dazzle_only=True),
+    Param("products_as_input", False, "dazzle", "bool",
+          "Accept files that dazzle wrote (header DZPRODCT: single, median, blot, crmask, crclean, "
+          "drz) as inputs; refused by default, so that a glob cannot take an earlier run's products "
+          "for exposures", section=_S_DAZZLE, dazzle_only=True),
 ]
 
 #: Ordered, read-only mapping of parameter name -> :class:`Param`, grouped by step.
@@ -902,10 +910,10 @@ def _split_value(raw: str, where: str) -> str:
         q = s[0]
         end = s.find(q, 1)
         if end < 0:
-            raise ParameterError(f"{where}: unterminated quoted value {raw.strip()!r}")
+            raise ParameterError(f"{where}: unterminated quoted value")
         rest = s[end + 1:].strip()
         if rest and not rest.startswith("#"):
-            raise ParameterError(f"{where}: unexpected text after quoted value: {rest!r}")
+            raise ParameterError(f"{where}: unexpected text after the quoted value")
         return s[1:end]
     hash_at = s.find("#")
     if hash_at >= 0:
@@ -925,17 +933,20 @@ def _read_config_lines(text: str, source: str) -> dict[str, str]:
         if s.startswith("["):
             m = re.fullmatch(r"\[+\s*(.*?)\s*\]+\s*(#.*)?", s)
             if not m:
-                raise ParameterError(f"{where}: malformed section header {s!r}")
+                raise ParameterError(f"{where}: malformed section header")
             section = m.group(1)
             continue
         if section is not None and section.startswith("_") and section.endswith("_"):
             continue  # [_RULES_] and similar TEAL bookkeeping sections
         if "=" not in s:
-            raise ParameterError(f"{where}: expected 'name = value', got {s!r}")
+            # the line is not echoed: a file named by mistake (--config /etc/shadow) may hold secrets
+            raise ParameterError(f"{where}: expected 'name = value' (not a configuration file?)")
         key, _, value = s.partition("=")
         key = _strip_quotes(key).strip().lower()
         if not key:
-            raise ParameterError(f"{where}: missing parameter name in {s!r}")
+            raise ParameterError(f"{where}: missing parameter name")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", key):   # not echoed: it is no parameter name
+            raise ParameterError(f"{where}: not a parameter name (not a configuration file?)")
         if key in seen_at:
             raise ParameterError(
                 f"{where}: parameter '{key}' is set twice (first on line {seen_at[key]})",
@@ -958,8 +969,16 @@ def load_config(path: str | os.PathLike) -> dict:
     file (use :func:`resolve` for a complete set).
     """
     source = os.fspath(path)
-    with open(source, encoding="utf-8") as fh:
-        text = fh.read()
+    if os.path.exists(source) and not os.path.isfile(source) and not os.path.isdir(source):
+        raise ParameterError(f"{source}: cannot read the configuration file: not a regular file")
+    try:
+        with open(source, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        what = "is a folder, not a file" if os.path.isdir(source) else (exc.strerror or type(exc).__name__)
+        raise ParameterError(f"{source}: cannot read the configuration file: {what}") from None
+    except UnicodeDecodeError:
+        raise ParameterError(f"{source}: not a configuration file (not UTF-8 text)") from None
     raw = _read_config_lines(text, source)
     task = raw.get("_task_name_")
     if task is not None and task.strip().lower() not in ("astrodrizzle", "dazzle"):

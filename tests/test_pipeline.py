@@ -452,9 +452,8 @@ def _copy(sim, tmp_path):
     ("dq_shape", r"dzsim02_flt\.fits\[(SCI|DQ),1\].*shape"),
     ("corrupt", r"dzsim02_flt\.fits"),
 ])
-def test_bad_input_errors(sim, tmp_path, breakage, pattern):
-    files = _copy(sim, tmp_path)
-    bad = files[1]
+def break_input(bad, breakage):
+    """Break the file ``bad`` in place: no_sci, no_wcs, zero_exptime, dq_shape or corrupt."""
     with fits.open(bad, mode="update") as h:
         if breakage == "no_sci":
             del h["SCI", 1]
@@ -470,6 +469,11 @@ def test_bad_input_errors(sim, tmp_path, breakage, pattern):
     if breakage == "corrupt":
         with open(bad, "r+b") as f:
             f.truncate(5000)
+
+
+def test_bad_input_errors(sim, tmp_path, breakage, pattern):
+    files = _copy(sim, tmp_path)
+    break_input(files[1], breakage)
     out = tmp_path / "out"
     with pytest.raises(InputError, match=pattern) as info:
         dazzle.run(files, str(out / "syn"), **OFF)
