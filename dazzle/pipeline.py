@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dazzle import geometry, io, products
-from dazzle.params import resolve
+from dazzle.params import ParameterError, resolve
 
 # dazzle.graph (Numba kernels) and dazzle.cluster (dask) are imported where a run needs them,
 # so that a refused run stops in a second
@@ -353,8 +353,8 @@ def _frame(chips, params, prefix, what):
             warnings.simplefilter("ignore", RuntimeWarning)   # chips far off a user's frame: NaN
             frame = output_frame(chips, params, prefix)
     except (ValueError, OverflowError, ZeroDivisionError) as exc:
-        if isinstance(exc, io.InputError):
-            raise
+        if isinstance(exc, (io.InputError, ParameterError)):
+            raise   # already names the file or the parameter
         raise io.InputError(f"cannot build the {what} output frame from the inputs' WCS "
                             f"({io._exc_text(exc)})") from exc
     check_frame_size(frame, chips, params, prefix, what)
