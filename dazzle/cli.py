@@ -238,14 +238,23 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("dazzle").setLevel(logging.INFO if args.verbose else logging.WARNING)
-    from dazzle.io import InputError
-    from dazzle.params import ParameterError
-
     try:
         return args.func(args)
-    except (InputError, ParameterError) as exc:
+    except Exception as exc:
+        if not _user_error(exc):
+            raise
         print(f"dazzle: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _user_error(exc) -> bool:
+    """A bad input or parameter (one line on stderr, status 2), not a bug.  Checked without
+    importing dazzle.io (astropy): an InputError can only come from a loaded dazzle.io, and
+    ``dazzle params`` / ``--help`` then start without astropy."""
+    from dazzle.params import ParameterError
+
+    io = sys.modules.get("dazzle.io")
+    return isinstance(exc, ParameterError) or (io is not None and isinstance(exc, io.InputError))
 
 
 if __name__ == "__main__":
