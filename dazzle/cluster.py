@@ -532,8 +532,8 @@ class TaskProgress(dask.callbacks.Callback):
     joins a thread that sleeps ``dt`` between redraws: up to ``dt`` seconds added to a run).
 
     On a terminal, a bar redrawn in place at most every 0.1 s; otherwise (a log file, a batch
-    job) a line at most every ``every`` seconds.  Nothing is drawn for runs shorter than
-    ``minimum`` seconds; a finished run ends with a ``100% Completed`` line.
+    job) a line at most every ``every`` seconds; nothing during the first ``minimum`` seconds.
+    A finished run ends with a ``100% Completed`` line.
     """
 
     def __init__(self, out=None, *, tty=None, every=10.0, minimum=0.5, width=40):
@@ -562,9 +562,8 @@ class TaskProgress(dask.callbacks.Callback):
         self._draw(done / total if total else 0.0, now - self.t0)
 
     def _finish(self, dsk, state, errored):
-        elapsed = time.perf_counter() - self.t0
-        if elapsed >= self.minimum and not errored:
-            self._draw(1.0, elapsed)
+        if not errored:
+            self._draw(1.0, time.perf_counter() - self.t0)
         if self.drawn and self.tty:
             self._write("\n")
 
