@@ -342,8 +342,14 @@ def _frame(chips, params, prefix, what):
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)   # chips far off a user's frame: NaN
             frame = output_frame(chips, params, prefix)
-    except (ValueError, OverflowError, ZeroDivisionError) as exc:
+    except (ValueError, OverflowError, ZeroDivisionError, KeyError, IndexError, OSError) as exc:
         if isinstance(exc, io.InputError):
+            raise
+        ref = params.get(prefix + "refimage") if params.get(prefix + "wcs") else ""
+        if ref:
+            raise io.InputError(f"{prefix}refimage={ref!r}: cannot take the {what} output frame from it "
+                                f"({io._exc_text(exc)})") from exc
+        if isinstance(exc, OSError):
             raise
         raise io.InputError(f"cannot build the {what} output frame from the inputs' WCS "
                             f"({io._exc_text(exc)})") from exc
