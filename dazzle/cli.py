@@ -10,8 +10,8 @@ Commands:
 Errors in the inputs, the outputs or the parameters end the command with one line on stderr
 naming the file and extension (or the parameter) and exit status 2; so do a file that cannot
 be read or written (a missing ``--config``, a read-only output folder, a full disk) and a bad
-command line.  Ctrl-C ends with status 130 and SIGTERM with 143, after the run removed its
-temporary files.  Anything else is a bug: one line and status 1 (``-v`` shows the traceback).
+command line.  Ctrl-C ends with status 130, SIGTERM with 143 and SIGHUP with 129, after the
+run removed its temporary files.  Anything else is a bug: one line and status 1 (``-v`` shows the traceback).
 No message quotes a file's contents.
 """
 
