@@ -445,13 +445,6 @@ def _copy(sim, tmp_path):
     return out
 
 
-@pytest.mark.parametrize("breakage,pattern", [
-    ("no_sci", r"dzsim02_flt\.fits.*SCI"),
-    ("no_wcs", r"dzsim02_flt\.fits\[SCI,1\].*WCS"),
-    ("zero_exptime", r"dzsim02_flt\.fits.*EXPTIME"),
-    ("dq_shape", r"dzsim02_flt\.fits\[(SCI|DQ),1\].*shape"),
-    ("corrupt", r"dzsim02_flt\.fits"),
-])
 def break_input(bad, breakage):
     """Break the file ``bad`` in place: no_sci, no_wcs, zero_exptime, dq_shape or corrupt."""
     with fits.open(bad, mode="update") as h:
@@ -471,6 +464,13 @@ def break_input(bad, breakage):
             f.truncate(5000)
 
 
+@pytest.mark.parametrize("breakage,pattern", [
+    ("no_sci", r"dzsim02_flt\.fits.*SCI"),
+    ("no_wcs", r"dzsim02_flt\.fits\[SCI,1\].*WCS"),
+    ("zero_exptime", r"dzsim02_flt\.fits.*EXPTIME"),
+    ("dq_shape", r"dzsim02_flt\.fits\[(SCI|DQ),1\].*shape"),
+    ("corrupt", r"dzsim02_flt\.fits"),
+])
 def test_bad_input_errors(sim, tmp_path, breakage, pattern):
     files = _copy(sim, tmp_path)
     break_input(files[1], breakage)
