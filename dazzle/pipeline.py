@@ -475,10 +475,10 @@ def _lay_out_median(plan):
 
 def _lay_out_final(plan):
     c0 = plan.chips[0]
+    primary, sci = products.final_headers(plan.chips, plan.params, plan.final_path, plan.final_frame)
     plan.final_canvas = products.final_product_canvas(
         plan.final_path, plan.final_frame, plan.params, texptime=plan.texptime, ndrizim=len(plan.chips),
-        nplanes=(len(plan.chips) - 1) // 32 + 1, bunit=c0.bunit,
-        primary_cards={"INSTRUME": c0.instrument or "", "DETECTOR": c0.detector or ""})
+        nplanes=(len(plan.chips) - 1) // 32 + 1, bunit=c0.bunit, primary_cards=primary, sci_cards=sci)
 
 
 def _read_ivm(chips, ivm):

@@ -84,14 +84,15 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
 
 
 def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bunit,
-                         primary_cards=None) -> "Canvas":
-    """Lay out the final product (PRIMARY, SCI, WHT, CTX) for the tile tasks to fill."""
+                         primary_cards=None, sci_cards=None) -> "Canvas":
+    """Lay out the final product (PRIMARY, SCI, WHT, CTX) for the tile tasks to fill.
+    ``primary_cards`` / ``sci_cards``: a Header (or dict) of cards first in the primary / SCI
+    header (:func:`final_headers`)."""
     ph = fits.Header()
-    for key, value in (primary_cards or {}).items():
-        ph[key] = value
+    _put(ph, primary_cards)
     ph["EXPTIME"] = (float(texptime), "total exposure time (s)")
     ph["TEXPTIME"] = (float(texptime), "total exposure time (s)")
-    ph["NDRIZIM"] = (int(ndrizim), "number of chips drizzled")
+    ph["NDRIZIM"] = (int(ndrizim), "Drizzle, No. images drizzled onto output")
     _provenance(ph, params, _FINAL_PARAMS, kind="drz")
     hdus = [("PRIMARY", (), np.float32, ph)]
     ny, nx = frame.shape
@@ -102,8 +103,107 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
         h["EXPTIME"] = (float(texptime), "total exposure time (s)")
         if name == "SCI":
             h["BUNIT"] = (_units(bunit, params.get("final_units", "cps")), "units of the data")
+            _put(h, sci_cards)
         hdus.append((name, shape, dtype, h))
     return create_canvas(path, hdus)
+
+
+def _put(header, cards):
+    if isinstance(cards, fits.Header):
+        for card in cards.cards:
+            header[card.keyword] = (card.value, card.comment)
+    else:
+        for key, value in (cards or {}).items():
+            header[key] = value
+
+
+#: primary-header keywords of the first input that describe that file, not the product
+_NOT_COPIED = {"FILENAME", "ROOTNAME", "NEXTEND", "ORIGIN", "DATE", "FILETYPE", "IRAF-TLM", "HISTORY",
+               "COMMENT", "EXPTIME", "TEXPTIME", "EXPSTART", "EXPEND", "NDRIZIM", PRODUCT_KEYWORD}
+#: photometric keywords of the SCI headers, averaged over the chips (AstroDrizzle's header rules)
+_PHOT_MEAN = ("PHOTFLAM", "PHOTPLAM", "PHOTBW", "PHOTZPT")
+
+# The per-chip drizzle record AstroDrizzle writes (drizzlepac outputimage.DRIZ_KEYWORDS), in
+# its order: suffix after ``D<nnn>`` and comment.
+_DRIZ_KEYS = (("VER", "Drizzle, task version"), ("GEOM", "Drizzle, source of geometric information"),
+              ("DATA", "Drizzle, input data image"), ("DEXP", "Drizzle, input image exposure time (s)"),
+              ("OUDA", "Drizzle, output data image"), ("OUWE", "Drizzle, output weighting image"),
+              ("OUCO", "Drizzle, output context image"), ("MASK", "Drizzle, input weighting image"),
+              ("WTSC", "Drizzle, weighting factor for input image"),
+              ("KERN", "Drizzle, form of weight distribution kernel"), ("PIXF", "Drizzle, linear size of drop"),
+              ("COEF", "Drizzle, source of coefficients"),
+              ("OUUN", "Drizzle, units of output image - counts or cps"),
+              ("FVAL", "Drizzle, fill value for zero weight output pix"), ("WKEY", "Input image WCS Version used"),
+              ("SCAL", "Drizzle, pixel size (arcsec) of output image"),
+              ("ISCL", "Drizzle, default IDCTAB pixel size(arcsec)"))
+
+
+def final_headers(chips, params, final_path, frame):
+    """The cards AstroDrizzle puts in its final product beyond the WCS, as two Headers
+    ``(primary, sci)``: the first input's primary header (its non-structural cards, less those
+    describing that file), ``FILENAME``/``ROOTNAME`` of the product, ``EXPSTART`` (min) and
+    ``EXPEND`` (max) over the inputs, ``DRIZPARS`` (the run file), one ``Dnnn*`` block per chip
+    (:data:`_DRIZ_KEYS`); and for SCI the mean ``PHOTFLAM``/``PHOTPLAM``/``PHOTBW``/``PHOTZPT``
+    and the first ``PHOTMODE`` of the chips that carry them, and ``NCOMBINE`` (exposures)."""
+    first = fits.getheader(chips[0].path, 0)
+    ph = fits.Header()
+    for card in first.cards:
+        if card.keyword and card.keyword not in _NOT_COPIED and not _is_structural(card.keyword):
+            ph.append(card, end=True)
+    name = os.path.basename(final_path)
+    root = re.sub(r"_dr[zcw]\.fits$", "", name)
+    ph["FILENAME"] = name
+    ph["ROOTNAME"] = root
+    starts = [c.expstart for c in chips if c.expstart is not None]
+    ends = [c.expend for c in chips if c.expend is not None]
+    if starts and ends:
+        ph["EXPSTART"] = (min(starts), "exposure start time (Modified Julian Date)")
+        ph["EXPEND"] = (max(ends), "exposure end time (Modified Julian Date)")
+    ph["DRIZPARS"] = (str(params.get("runfile") or ""), "Logfile for processing")
+    _drizzle_blocks(ph, chips, params, name, frame)
+    return ph, _sci_cards(chips)
+
+
+def _drizzle_blocks(header, chips, params, name, frame):
+    base = name[:-5]
+    fillval = params.get("final_fillval")
+    wt_scl = params.get("final_wt_scl", "exptime")
+    # AstroDrizzle's imageObject.set_wtscl takes 1 for the exposure time: 'exptime' and
+    # 'expsq' are recorded as 1
+    wtsc = 1 if str(wt_scl).lower() in ("exptime", "expsq") else float(wt_scl)
+    scale = float(frame.wcs().proj_plane_pixel_scales()[0].to_value("arcsec"))
+    for n, c in enumerate(chips, start=1):
+        values = {"VER": f"dazzle {dazzle.__version__}", "GEOM": "wcs",
+                  "DATA": f"{os.path.basename(c.path)}[sci,{c.extver}]", "DEXP": float(c.exptime),
+                  "OUDA": name, "OUWE": base + "_wht.fits",
+                  "OUCO": base + "_ctx.fits" if params.get("context", True) else "",
+                  "MASK": f"{c.root}_sci{c.extver}_final_mask.fits", "WTSC": wtsc,
+                  "KERN": str(params.get("final_kernel", "square")),
+                  "PIXF": float(params.get("final_pixfrac", 1.0)), "COEF": "SIP",
+                  "OUUN": str(params.get("final_units", "cps")),
+                  "FVAL": "INDEF" if fillval is None else fillval,
+                  "WKEY": str(params.get("wcskey") or ""), "SCAL": scale,
+                  "ISCL": float(c.idcscale) if c.idcscale is not None else scale}
+        for key, comment in _DRIZ_KEYS:
+            header[f"D{n:03d}{key}"] = (values[key], comment)
+
+
+def _sci_cards(chips):
+    h = fits.Header()
+    found = {}
+    for path, ext in dict.fromkeys((c.path, c.sci_ext) for c in chips):
+        sh = fits.getheader(path, ext)
+        for key in (*_PHOT_MEAN, "PHOTMODE"):
+            if key in sh and not isinstance(sh[key], bool):
+                found.setdefault(key, []).append(sh[key])
+    if "PHOTMODE" in found:
+        h["PHOTMODE"] = (str(found["PHOTMODE"][0]), "observation configuration")
+    for key in _PHOT_MEAN:
+        values = [float(v) for v in found.get(key, []) if isinstance(v, (int, float))]
+        if values:
+            h[key] = (float(np.mean(values)), f"mean {key} of the inputs")
+    h["NCOMBINE"] = (len({c.path for c in chips}), "number of exposures combined")
+    return h
 
 
 # ---------------------------------------------------------------------------------------------
