@@ -618,3 +618,63 @@ def test_resetbits_are_cleared_for_the_drizzle_steps_too(sim, tmp_path, baseline
         np.testing.assert_array_equal(a, b)
     r = dazzle.run(files, str(tmp_path / "keep" / "syn"), resetbits="0", **OFF)
     assert final(r)[1].sum() < final(baseline)[1].sum()
+
+
+@pytest.fixture(scope="module")
+def sim_hst_keywords(sim2, tmp_path_factory):
+    """sim2's exposures with the keywords of a real ACS header (j8bt06nyq) the final product
+    carries over: TARGNAME/PROPOSID in the primary, PHOT*/NCOMBINE in each SCI, and distinct
+    EXPSTART/EXPEND per exposure."""
+    d = tmp_path_factory.mktemp("hstkw")
+    files = []
+    for k, f in enumerate(sim2.files):
+        dst = d / os.path.basename(f)
+        with fits.open(f) as h:
+            h[0].header["TARGNAME"] = "NGC104"
+            h[0].header["PROPOSID"] = 9019
+            h[0].header["EXPSTART"] = 52377.86137319 + 0.1 * k
+            h[0].header["EXPEND"] = 52377.86137319 + 0.1 * k + 0.005
+            for ext in range(1, len(h)):
+                if h[ext].name == "SCI":
+                    h[ext].header["PHOTMODE"] = "ACS HRC F606W"
+                    h[ext].header["PHOTFLAM"] = 1.2781042e-19 * (1 + 0.01 * k)
+                    h[ext].header["PHOTPLAM"] = 5887.9316
+                    h[ext].header["PHOTBW"] = 664.8866
+                    h[ext].header["PHOTZPT"] = -21.1
+                    h[ext].header["NCOMBINE"] = 1
+            h.writeto(dst)
+        files.append(str(dst))
+    return files
+
+
+@pytest.mark.oracle
+@needs_drizzlepac
+def test_final_header_keywords_as_astrodrizzle(sim_hst_keywords, tmp_path):
+    files = sim_hst_keywords
+    p = dict(OFF, final_pixfrac=0.8, final_kernel="turbo")
+    ad = run_astrodrizzle(files, tmp_path / "ad", output="syn", **p)
+    r = dazzle.run(files, str(tmp_path / "dz" / "syn"), output_frame="astrodrizzle", **p)
+    with fits.open(ad["drz"]) as a, fits.open(r.output) as d:
+        pa, pd = a[0].header, d[0].header
+        for key in ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER1", "FILTER2", "DATE-OBS", "PROPOSID",
+                    "TARGNAME", "EXPTIME", "TEXPTIME", "EXPSTART", "EXPEND", "NDRIZIM", "FILENAME",
+                    "ROOTNAME", "DRIZPARS"):
+            assert pd[key] == pa[key], key
+        assert pd["EXPEND"] - pd["EXPSTART"] > 0.1   # min over the inputs to max over them
+        ndriz = pa["NDRIZIM"]
+        assert ndriz == 4
+        for n in range(1, ndriz + 1):
+            for suffix in ("GEOM", "DATA", "DEXP", "OUDA", "OUWE", "OUCO", "MASK", "WTSC", "KERN", "PIXF",
+                           "COEF", "OUUN", "FVAL", "WKEY", "ISCL"):
+                key = f"D{n:03d}{suffix}"
+                assert pd[key] == pa[key], (key, pd[key], pa[key])
+            assert pd[f"D{n:03d}SCAL"] == pytest.approx(pa[f"D{n:03d}SCAL"], rel=1e-12)
+            assert pd[f"D{n:03d}VER"].startswith("dazzle")
+        assert f"D{ndriz + 1:03d}DATA" not in pd
+        sa, sd = a["SCI"].header, d["SCI"].header
+        assert sd["PHOTMODE"] == sa["PHOTMODE"]
+        for key in ("PHOTFLAM", "PHOTPLAM", "PHOTBW", "PHOTZPT"):
+            assert sd[key] == pytest.approx(sa[key], rel=1e-12), key
+        assert sd["PHOTFLAM"] == pytest.approx(1.2781042e-19 * 1.005, rel=1e-12)   # the mean
+        assert sd["NCOMBINE"] == sa["NCOMBINE"] == 2
+        assert sd["BUNIT"] == sa["BUNIT"]
