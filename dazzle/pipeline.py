@@ -178,6 +178,8 @@ def product_paths(plan, *, every=False) -> list:
     """The files the run writes in ``plan.out_dir`` (``every``: of every step, on or off)."""
     p, d, sums = plan.params, plan.out_dir, products.MANIFEST_SUFFIX
     out = [plan.out_root + "_run.json"]
+    if runfile_path(plan) is not None:
+        out.append(os.path.abspath(runfile_path(plan)))
     if every:
         out += [plan.out_root + x for x in ("_drz.fits", "_drc.fits", "_drw.fits")]
     if plan.final_path is not None:
@@ -195,6 +197,83 @@ def product_paths(plan, *, every=False) -> list:
         if every or p.get("driz_cr"):
             out += [os.path.join(d, f"{c.root}_sci{c.extver}_crmask.fits{x}") for x in ("", sums)]
     return out
+
+
+def intermediate_paths(plan) -> list:
+    """The intermediate products ``clean=True`` removes after a successful run, as AstroDrizzle
+    does: the single-drizzled images, the median, the blotted images and the CR masks (with
+    their manifests).  The final product, ``_crclean`` files and the run summary stay."""
+    sums = products.MANIFEST_SUFFIX
+    out = [plan.out_root + "_med.fits", plan.out_root + "_med.fits" + sums]
+    for root in dict.fromkeys(c.root for c in plan.chips):
+        out += [os.path.join(plan.out_dir, f"{root}_single_{x}") for x in ("sci.fits", "sci.fits" + sums, "wht.fits")]
+    for c in plan.chips:
+        out += [os.path.join(plan.out_dir, f"{c.root}_sci{c.extver}_{x}") for x in ("blt.fits", "crmask.fits",
+                                                                                  "crmask.fits" + sums)]
+    return out
+
+
+def remove_intermediates(plan) -> list:
+    removed = []
+    for path in intermediate_paths(plan):
+        try:
+            os.remove(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def runfile_path(plan) -> str | None:
+    """Where the run's log goes (``runfile``; a relative name is in the output folder)."""
+    name = str(plan.params.get("runfile") or "").strip()
+    return os.path.join(plan.out_dir, name) if name else None
+
+
+class _Forward(logging.Handler):
+    """Passes the records the ``dazzle`` logger let through before ``runfile`` lowered its
+    level on to the parent's handlers, so that a run file does not make the console chattier."""
+
+    def __init__(self, logger, level):
+        super().__init__(level)
+        self.parent = logger.parent
+
+    def emit(self, record):
+        if self.parent is not None:
+            self.parent.handle(record)
+
+
+@contextlib.contextmanager
+def _runfile_log(path):
+    """While the block runs, the ``dazzle`` log (INFO and up) is also written to ``path``
+    (replaced; AstroDrizzle's ``runfile``)."""
+    if path is None:
+        yield
+        return
+    lg = logging.getLogger("dazzle")
+    level, propagate = lg.level, lg.propagate
+    before = lg.getEffectiveLevel()
+    try:
+        fh = logging.FileHandler(path, mode="w", encoding="utf-8")
+    except OSError as exc:
+        raise io.OutputError(f"{path}: cannot write the run file ({exc.strerror})", path=path) from None
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    fh.setLevel(logging.INFO)
+    forward = _Forward(lg, before) if propagate else None
+    lg.addHandler(fh)
+    if forward is not None:
+        lg.addHandler(forward)
+        lg.propagate = False
+    lg.setLevel(min(before, logging.INFO))
+    try:
+        yield
+    finally:
+        lg.setLevel(level)
+        lg.propagate = propagate
+        for h in (fh, forward):
+            if h is not None:
+                lg.removeHandler(h)
+        fh.close()
 
 
 def lock_roots(plan) -> list:
@@ -635,11 +714,14 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
     names = [os.path.basename(p) for p in product_paths(plan, every=True)]
-    with products.terminate_as_exception(), run_lock(plan.out_dir, lock_roots(plan)):
+    with products.terminate_as_exception(), run_lock(plan.out_dir, lock_roots(plan)), \
+            _runfile_log(runfile_path(plan)):
         removed = products.remove_stale_temps(plan.out_dir, names)
         if removed:
             log.warning("dazzle: removed %d temporary file(s) left by an interrupted run: %s", len(removed),
                         ", ".join(os.path.basename(p) for p in removed))
+        if workers is None and values.get("num_cores") is not None:
+            workers = max(1, int(values["num_cores"]))   # AstroDrizzle: < 2 = serial
         try:
             result = _execute(plan, values, params, t0, progress=progress, workers=workers,
                               profile=profile, report=report)
@@ -681,6 +763,10 @@ def _execute(plan, values, params, t0, *, progress, workers, profile, report) ->
             if canvas is not None:
                 products.abort_canvas(canvas)   # no-op once committed
     skies = res["skies"]
+    if values.get("clean"):
+        res["single"], res["median"] = [], None
+        removed = remove_intermediates(plan)
+        log.info("dazzle: clean: removed %d intermediate file(s)", len(removed))
     result = RunResult(output=res["final"], single=list(res["single"]), median=res["median"],
                        skies=[float(s.value) for s in skies] if skies is not None else [],
                        crmasks=res["crmasks"],

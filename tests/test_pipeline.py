@@ -678,3 +678,69 @@ def test_final_header_keywords_as_astrodrizzle(sim_hst_keywords, tmp_path):
         assert sd["PHOTFLAM"] == pytest.approx(1.2781042e-19 * 1.005, rel=1e-12)   # the mean
         assert sd["NCOMBINE"] == sa["NCOMBINE"] == 2
         assert sd["BUNIT"] == sa["BUNIT"]
+
+
+# ---------------------------------------------------------------------------------------------
+# init parameters that act on the run, not on the pixels (issue 12 item 3)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_num_cores_limits_the_workers_of_a_local_run(sim, tmp_path, baseline, monkeypatch):
+    import dazzle.cluster
+
+    seen = []
+    real = dazzle.cluster.compute
+
+    def spy(objs, scheduler=None, **kw):
+        seen.append(kw.get("workers"))
+        return real(objs, scheduler, **kw)
+
+    monkeypatch.setattr(dazzle.cluster, "compute", spy)
+    r1 = run(sim, tmp_path / "one", num_cores=1)
+    run(sim, tmp_path / "three", num_cores=3)
+    run(sim, tmp_path / "zero", num_cores=0)          # AstroDrizzle: < 2 = serial
+    run(sim, tmp_path / "auto")                       # None: all available
+    run(sim, tmp_path / "given", num_cores=1, workers=2)   # the explicit argument wins
+    assert seen == [1, 3, 1, None, 2]
+    for a, b in zip(final(r1)[:3], final(baseline)[:3]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_runfile_gets_the_run_log_without_a_chattier_console(sim, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    r = run(sim, tmp_path)
+    log_path = tmp_path / "astrodrizzle.log"          # the default name, in the output folder
+    text = log_path.read_text()
+    assert "final drizzle" in text and "graph computed" in text
+    assert not [rec for rec in caplog.records if rec.levelno < logging.WARNING]
+    assert logging.getLogger("dazzle").level == logging.NOTSET and logging.getLogger("dazzle").propagate
+    run(sim, tmp_path / "b", runfile="mine.txt")
+    assert "graph computed" in (tmp_path / "b" / "mine.txt").read_text()
+    assert not (tmp_path / "b" / "astrodrizzle.log").exists()
+    run(sim, tmp_path / "c", runfile="")
+    assert not [n for n in os.listdir(tmp_path / "c") if not n.endswith((".fits", ".dzsum", ".json"))]
+    assert r.output
+
+
+def test_clean_removes_the_intermediate_products(sim, tmp_path):
+    p = dict(static=False, skysub=False)
+    keep = dazzle.run(sim.files, str(tmp_path / "keep" / "syn"), **p)
+    gone = dazzle.run(sim.files, str(tmp_path / "clean" / "syn"), clean=True, **p)
+    kept = sorted(os.listdir(tmp_path / "keep"))
+    assert any(n.endswith("_single_sci.fits") for n in kept) and "syn_med.fits" in kept
+    assert any(n.endswith("_blt.fits") for n in kept) and any(n.endswith("_crmask.fits") for n in kept)
+    assert sorted(os.listdir(tmp_path / "clean")) == ["astrodrizzle.log", "syn_drz.fits", "syn_run.json"]
+    assert gone.single == [] and gone.median is None
+    with fits.open(keep.output) as a, fits.open(gone.output) as b:
+        for ext in ("SCI", "WHT", "CTX"):
+            np.testing.assert_array_equal(a[ext].data, b[ext].data)
+
+
+@pytest.mark.parametrize("name, value", [("proc_unit", "electrons"), ("driz_sep_compress", True)])
+def test_unsupported_values_are_refused_naming_the_parameter(sim, tmp_path, name, value):
+    with pytest.raises(ParameterError, match=f"^{name}=.* is not supported") as e:
+        run(sim, tmp_path, **{name: value})
+    assert "\n" not in str(e.value) and e.value.name == name
+    assert not os.listdir(tmp_path)
