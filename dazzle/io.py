@@ -58,7 +58,8 @@ Deliberate differences (documented)
   holds an earlier run's products would otherwise take them as exposures.
 * The default output name for one input is the input's root *without* its directory (products
   go to the current directory, like ``final``); drizzlepac keeps the directory part.
-* ``wcskey`` (alternate WCS) is not supported here: the primary WCS of each SCI header is used.
+* ``wcskey`` selects an alternate WCS of each SCI header (``WCS(header, key=...)``), which then
+  serves as the chip's WCS; with lookup-table distortions (D2IM/NPOL) it is refused.
 """
 
 from __future__ import annotations
@@ -614,7 +615,7 @@ def product_kind(header) -> str | None:
 
 
 def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkeyword=None,
-               rnkeyword=None, expkeyword=None, allow_products=False) -> list[Chip]:
+               rnkeyword=None, expkeyword=None, allow_products=False, wcskey=None) -> list[Chip]:
     """Describe the science chips of one FITS file (headers only; no pixel data is read).
 
     Parameters
@@ -630,12 +631,16 @@ def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkey
         Header keyword(s) to read instead of the defaults (``ATODGNA..D``, ``READNSEA..D``,
         ``EXPTIME``); a comma list is averaged ignoring zeros.  Exclusive with the value.
     allow_products : accept a file that dazzle wrote (:func:`product_kind`); refused by default.
+    wcskey : an alternate WCS of the SCI headers ('A'..'Z'; None/'' = the primary WCS).
 
     Returns a list of :class:`Chip` in file order, all with ``index=0`` (see
     :func:`read_inputs`).  Raises :class:`InputError` for a bad file and ``ValueError`` for
     bad parameters.
     """
     pars = _check_instr_params(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword)
+    pars["wcskey"] = (wcskey or "").strip().upper() or None
+    if pars["wcskey"] is not None and not (len(pars["wcskey"]) == 1 and "A" <= pars["wcskey"] <= "Z"):
+        raise ValueError(f"wcskey={wcskey!r}: expected one letter A-Z ('' = the primary WCS)")
     groups = _parse_group(group)
     apath = os.path.abspath(os.fspath(path))
     hdul, file_size = _open_scan(apath)
@@ -783,7 +788,7 @@ def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
     in_units = "cps" if "/s" in effective.lower() else "counts"
 
     # --- WCS ----------------------------------------------------------------------------
-    wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape)
+    wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape, pars.get("wcskey"))
 
     sky = _float_kw("MDRIZSKY", (hdr,), path, sci_ext)
     return Chip(
@@ -824,15 +829,19 @@ def _number_or_none(value):
         return None
 
 
-def _chip_wcs(path, sci_ext, hdr, hdul, shape):
-    """Validate the chip's celestial WCS; return (header text, has_lookup_distortion)."""
+def _chip_wcs(path, sci_ext, hdr, hdul, shape, key=None):
+    """Validate the chip's celestial WCS (the alternate ``key`` if given); return (header
+    text of it as the primary WCS, has_lookup_distortion)."""
+    what = f"alternate WCS {key!r} (wcskey)" if key else "celestial WCS"
     for k in ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2"):
-        if k not in hdr:
-            raise _err(path, sci_ext, f"no celestial WCS ({k} missing)")
+        if k + (key or "") not in hdr:
+            raise _err(path, sci_ext, f"no {what} ({k}{key or ''} missing)")
     try:
-        w = wcs_from_header(hdr, hdul)
+        w = wcs_from_header(hdr, hdul, key=key)
     except Exception as exc:  # noqa: BLE001
         raise _err(path, sci_ext, f"invalid WCS ({_exc_text(exc)})") from exc
+    if key and any(t is not None for t in (w.det2im1, w.det2im2, w.cpdis1, w.cpdis2)):
+        raise _err(path, sci_ext, "wcskey with lookup-table distortions (D2IM/NPOL) is not supported")
     if not w.has_celestial or w.wcs.lng < 0 or w.wcs.lat < 0:
         raise _err(path, sci_ext, f"no celestial WCS (CTYPE = {hdr['CTYPE1']!r}, "
                                   f"{hdr['CTYPE2']!r})")

@@ -455,7 +455,8 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
                            gnkeyword=params.get("gnkeyword") or None,
                            rnkeyword=params.get("rnkeyword") or None,
                            expkeyword=params.get("expkeyword") or None,
-                           allow_products=bool(params.get("products_as_input", False)))
+                           allow_products=bool(params.get("products_as_input", False)),
+                           wcskey=params.get("wcskey") or None)
     from dazzle.graph import Plan
 
     final_path, out_dir = _output_names(chips, output)

@@ -744,3 +744,32 @@ def test_unsupported_values_are_refused_naming_the_parameter(sim, tmp_path, name
         run(sim, tmp_path, **{name: value})
     assert "\n" not in str(e.value) and e.value.name == name
     assert not os.listdir(tmp_path)
+
+
+_LINEAR_WCS = ("CTYPE1", "CTYPE2", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CD1_1", "CD1_2", "CD2_1", "CD2_2")
+
+
+def test_wcskey_selects_the_alternate_wcs(sim, tmp_path, baseline):
+    # each chip's WCS copied as alternate 'A' and the primary moved by 2" in RA and rotated:
+    # with wcskey='A' the run gives the baseline's products bit for bit
+    d = tmp_path / "in"
+    d.mkdir()
+    files = []
+    for f in sim.files:
+        dst = d / os.path.basename(f)
+        with fits.open(f) as h:
+            for hdu in h[1:]:
+                for k in _LINEAR_WCS:
+                    hdu.header[k + "A"] = hdu.header[k]
+                hdu.header["CRVAL1"] += 2.0 / 3600
+                hdu.header["CD1_2"] *= 1.1
+            h.writeto(dst)
+        files.append(str(dst))
+    r = dazzle.run(files, str(tmp_path / "a" / "syn"), wcskey="A", **OFF)
+    for a, b in zip(final(r)[:3], final(baseline)[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert final(r)[4]["D001WKEY"] == "A"
+    moved = dazzle.run(files, str(tmp_path / "p" / "syn"), **OFF)
+    assert not np.array_equal(final(moved)[0], final(baseline)[0])
+    with pytest.raises(InputError, match=r"dzsim01_flt.fits\[SCI,1\].*alternate WCS 'B'"):
+        dazzle.run(files, str(tmp_path / "b" / "syn"), wcskey="B", **OFF)
