@@ -266,8 +266,10 @@ _TABLE: list[Param] = [
           "Create the context image (which chips contributed to each output pixel)"),
     Param("group", "", "init", "str",
           "Process only these chips/extensions, e.g. '1,4' or 'sci,1' ('' = all)"),
-    Param("build", False, "init", "bool",
-          "Write the final products as one multi-extension FITS file (SCI, WHT, CTX)"),
+    Param("build", True, "init", "bool",
+          "Write the final product as one multi-extension FITS file <output>_drz.fits (SCI, WHT, "
+          "CTX); False: AstroDrizzle's separate _drz_sci/_wht/_ctx.fits (AstroDrizzle's default: "
+          "False; README: Deliberate differences)"),
     Param("crbit", 4096, "init", "int",
           "DQ bit value used to flag cosmic rays in the input DQ arrays",
           minimum=0),

@@ -183,7 +183,9 @@ def product_paths(plan, *, every=False) -> list:
     if every:
         out += [plan.out_root + x for x in ("_drz.fits", "_drc.fits", "_drw.fits")]
     if plan.final_path is not None:
-        out.append(os.path.abspath(plan.final_path))
+        final = os.path.abspath(plan.final_path)
+        out += ([final] if p.get("build", True) else []) + (products.split_names(final)
+                                                             if every or not p.get("build", True) else [])
     if every or p.get("median"):
         out += [plan.out_root + "_med.fits", plan.out_root + "_med.fits" + sums]
     for root in dict.fromkeys(c.root for c in plan.chips):

@@ -84,10 +84,12 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
 
 
 def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bunit,
-                         primary_cards=None, sci_cards=None) -> "Canvas":
+                         primary_cards=None, sci_cards=None):
     """Lay out the final product (PRIMARY, SCI, WHT, CTX) for the tile tasks to fill.
     ``primary_cards`` / ``sci_cards``: a Header (or dict) of cards first in the primary / SCI
-    header (:func:`final_headers`)."""
+    header (:func:`final_headers`).  With ``build=False`` (AstroDrizzle's separate files) a
+    :class:`SplitCanvas` of ``<output>_drz_sci.fits``, ``_wht.fits`` and ``_ctx.fits``, each
+    a simple FITS image whose header is the primary's plus its extension's cards."""
     ph = fits.Header()
     _put(ph, primary_cards)
     ph["EXPTIME"] = (float(texptime), "total exposure time (s)")
@@ -105,7 +107,34 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
             h["BUNIT"] = (_units(bunit, params.get("final_units", "cps")), "units of the data")
             _put(h, sci_cards)
         hdus.append((name, shape, dtype, h))
-    return create_canvas(path, hdus)
+    if params.get("build", True):
+        return create_canvas(path, hdus)
+    return _split_canvas(path, hdus)
+
+
+def split_names(path) -> list:
+    """The files of a ``build=False`` final product: ``<path less .fits>_sci/_wht/_ctx.fits``."""
+    base = str(path)[:-5] if str(path).endswith(".fits") else str(path)
+    return [f"{base}_{x}.fits" for x in ("sci", "wht", "ctx")]
+
+
+def _split_canvas(path, hdus):
+    primary = hdus[0][3]
+    parts = []
+    try:
+        for target, (name, shape, dtype, h) in zip(split_names(path), hdus[1:]):
+            ph = primary.copy()
+            for card in h.cards:
+                if card.keyword not in ph:
+                    ph.append(card)
+            ph["FILENAME"] = os.path.basename(target)
+            ph.insert(0, ("FILETYPE", name, "Type of data in array"))
+            parts.append(create_canvas(target, [("PRIMARY", shape, dtype, ph)]))
+    except BaseException:
+        for part in parts:
+            abort_canvas(part)
+        raise
+    return SplitCanvas(tuple(parts))
 
 
 def _put(header, cards):
@@ -167,17 +196,17 @@ def final_headers(chips, params, final_path, frame):
 def _drizzle_blocks(header, chips, params, name, frame):
     base = name[:-5]
     fillval = params.get("final_fillval")
+    from dazzle.steps.common import resolve_wt_scl
+
     wt_scl = params.get("final_wt_scl", "exptime")
-    # AstroDrizzle's imageObject.set_wtscl takes 1 for the exposure time: 'exptime' and
-    # 'expsq' are recorded as 1
-    wtsc = 1 if str(wt_scl).lower() in ("exptime", "expsq") else float(wt_scl)
     scale = float(frame.wcs().proj_plane_pixel_scales()[0].to_value("arcsec"))
     for n, c in enumerate(chips, start=1):
         values = {"VER": f"dazzle {dazzle.__version__}", "GEOM": "wcs",
                   "DATA": f"{os.path.basename(c.path)}[sci,{c.extver}]", "DEXP": float(c.exptime),
                   "OUDA": name, "OUWE": base + "_wht.fits",
                   "OUCO": base + "_ctx.fits" if params.get("context", True) else "",
-                  "MASK": f"{c.root}_sci{c.extver}_final_mask.fits", "WTSC": wtsc,
+                  "MASK": f"{c.root}_sci{c.extver}_final_mask.fits",
+                  "WTSC": resolve_wt_scl(wt_scl, c.exptime),
                   "KERN": str(params.get("final_kernel", "square")),
                   "PIXF": float(params.get("final_pixfrac", 1.0)), "COEF": "SIP",
                   "OUUN": str(params.get("final_units", "cps")),
@@ -290,9 +319,25 @@ def _lay_out(tmp, hdus):
     return offsets, shapes, dtypes
 
 
+@dataclass(frozen=True)
+class SplitCanvas:
+    """The final product as separate files (``build=False``): extension ``k`` (1 SCI, 2 WHT,
+    3 CTX) of the one-file layout is the primary HDU of ``parts[k - 1]``.  The functions
+    below take either kind; committing renames every part and returns the SCI file's path."""
+
+    parts: tuple
+
+    @property
+    def path(self):
+        return self.parts[0].path
+
+
 def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -> None:
     """Write ``block`` (2-D) at rows ``y0..``, columns ``x0..`` of extension ``hdu`` (of
     ``plane`` for a 3-D extension)."""
+    if isinstance(canvas, SplitCanvas):
+        write_block(canvas.parts[hdu - 1], 0, block, y0, x0, plane)
+        return
     shape = canvas.shapes[hdu]
     dt = np.dtype(canvas.dtypes[hdu])
     ny, nx = shape[-2], shape[-1]
@@ -320,6 +365,8 @@ def canvas_committed(canvas: Canvas) -> bool:
     temporary file's name is unique to the run and only ``commit_canvas`` (or, after the run,
     ``abort_canvas``) removes it, so during a run its absence next to the product means
     committed.  Tasks recomputed after a lost worker use this to do nothing twice."""
+    if isinstance(canvas, SplitCanvas):
+        return all(canvas_committed(part) for part in canvas.parts)
     return not os.path.exists(canvas.tmp_path) and os.path.exists(canvas.path)
 
 
@@ -328,6 +375,10 @@ def commit_canvas(canvas: Canvas) -> str:
     Idempotent: committing an already committed canvas returns the path."""
     from dazzle.io import _fsync_path
 
+    if isinstance(canvas, SplitCanvas):
+        for part in canvas.parts:
+            commit_canvas(part)
+        return canvas.path
     if canvas_committed(canvas):
         return canvas.path
     try:
@@ -342,6 +393,10 @@ def commit_canvas(canvas: Canvas) -> str:
 
 
 def abort_canvas(canvas: Canvas) -> None:
+    if isinstance(canvas, SplitCanvas):
+        for part in canvas.parts:
+            abort_canvas(part)
+        return
     try:
         os.remove(canvas.tmp_path)
     except FileNotFoundError:

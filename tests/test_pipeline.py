@@ -773,3 +773,42 @@ def test_wcskey_selects_the_alternate_wcs(sim, tmp_path, baseline):
     assert not np.array_equal(final(moved)[0], final(baseline)[0])
     with pytest.raises(InputError, match=r"dzsim01_flt.fits\[SCI,1\].*alternate WCS 'B'"):
         dazzle.run(files, str(tmp_path / "b" / "syn"), wcskey="B", **OFF)
+
+
+def test_build_false_writes_astrodrizzle_separate_files(sim, tmp_path, baseline):
+    r = run(sim, tmp_path, build=False)
+    names = sorted(n for n in os.listdir(tmp_path) if n.startswith("syn_drz"))
+    assert names == ["syn_drz_ctx.fits", "syn_drz_sci.fits", "syn_drz_wht.fits"]
+    assert r.output == str(tmp_path / "syn_drz_sci.fits")
+    with fits.open(baseline.output) as b:
+        for ext, name in (("SCI", "sci"), ("WHT", "wht"), ("CTX", "ctx")):
+            with fits.open(tmp_path / f"syn_drz_{name}.fits") as h:
+                assert len(h) == 1
+                np.testing.assert_array_equal(h[0].data, b[ext].data)
+                hd = h[0].header
+                assert hd["FILETYPE"] == ext and hd["FILENAME"] == f"syn_drz_{name}.fits"
+                wa, wb = WCS(hd).wcs, WCS(b[ext].header).wcs
+                for attr in ("crval", "crpix", "cd", "ctype"):
+                    assert np.array_equal(getattr(wa, attr), getattr(wb, attr)), attr
+                for key in ("INSTRUME", "EXPTIME", "NDRIZIM", "D001DATA", "D004KERN"):
+                    assert hd[key] == b[0].header[key]
+        assert fits.getheader(r.output)["BUNIT"] == b["SCI"].header["BUNIT"]
+
+
+@pytest.mark.oracle
+@needs_drizzlepac
+def test_build_false_file_names_as_astrodrizzle(sim2, tmp_path):
+    ad = run_astrodrizzle(sim2.files, tmp_path / "ad", output="syn", build=False, **OFF)
+    dazzle.run(sim2.files, str(tmp_path / "dz" / "syn"), build=False, output_frame="astrodrizzle", **OFF)
+    want = sorted(n for n in os.listdir(tmp_path / "ad") if n.startswith("syn_drz"))
+    assert want == ["syn_drz_ctx.fits", "syn_drz_sci.fits", "syn_drz_wht.fits"]
+    assert sorted(n for n in os.listdir(tmp_path / "dz") if n.startswith("syn_drz")) == want
+    for name in want:
+        a, d = fits.getheader(tmp_path / "ad" / name), fits.getheader(tmp_path / "dz" / name)
+        assert d["FILENAME"] == a["FILENAME"] == name
+        assert d["FILETYPE"] == a["FILETYPE"]
+        da, dd = fits.getdata(tmp_path / "ad" / name), fits.getdata(tmp_path / "dz" / name)
+        assert da.shape == dd.shape and da.dtype == dd.dtype
+        both = np.isfinite(da) & np.isfinite(dd)
+        # the same image (pixels are compared closely in test_same_answer_as_astrodrizzle*)
+        assert np.mean(np.isclose(dd[both], da[both], rtol=1e-3, atol=1e-3 * np.abs(da[both]).max())) > 0.99
