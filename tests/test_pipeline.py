@@ -710,12 +710,14 @@ def test_runfile_gets_the_run_log_without_a_chattier_console(sim, tmp_path, capl
     import logging
 
     caplog.set_level(logging.WARNING)
+    lg = logging.getLogger("dazzle")
+    before = (lg.level, lg.propagate, list(lg.handlers))
     r = run(sim, tmp_path)
     log_path = tmp_path / "astrodrizzle.log"          # the default name, in the output folder
     text = log_path.read_text()
     assert "final drizzle" in text and "graph computed" in text
     assert not [rec for rec in caplog.records if rec.levelno < logging.WARNING]
-    assert logging.getLogger("dazzle").level == logging.NOTSET and logging.getLogger("dazzle").propagate
+    assert (lg.level, lg.propagate, list(lg.handlers)) == before   # restored
     run(sim, tmp_path / "b", runfile="mine.txt")
     assert "graph computed" in (tmp_path / "b" / "mine.txt").read_text()
     assert not (tmp_path / "b" / "astrodrizzle.log").exists()
