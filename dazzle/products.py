@@ -149,6 +149,9 @@ def _put(header, cards):
 #: primary-header keywords of the first input that describe that file, not the product
 _NOT_COPIED = {"FILENAME", "ROOTNAME", "NEXTEND", "ORIGIN", "DATE", "FILETYPE", "IRAF-TLM", "HISTORY",
                "COMMENT", "EXPTIME", "TEXPTIME", "EXPSTART", "EXPEND", "NDRIZIM", PRODUCT_KEYWORD}
+#: WCS cards (any alternate key): a simple-image input's primary header holds its chip's WCS
+_WCS_CARD = re.compile(r"^(WCSAXES|WCSNAME|CTYPE\d|CRVAL\d|CRPIX\d|CDELT\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|"
+                       r"PV\d_\d+|LONPOLE|LATPOLE|RADESYS|EQUINOX|[AB]P?_(\d+_\d+|ORDER|DMAX))[A-Z]?$")
 #: photometric keywords of the SCI headers, averaged over the chips (AstroDrizzle's header rules)
 _PHOT_MEAN = ("PHOTFLAM", "PHOTPLAM", "PHOTBW", "PHOTZPT")
 
@@ -177,7 +180,8 @@ def final_headers(chips, params, final_path, frame):
     first = fits.getheader(chips[0].path, 0)
     ph = fits.Header()
     for card in first.cards:
-        if card.keyword and card.keyword not in _NOT_COPIED and not _is_structural(card.keyword):
+        key = card.keyword
+        if key and key not in _NOT_COPIED and not _is_structural(key) and not _WCS_CARD.match(key):
             ph.append(card, end=True)
     name = os.path.basename(final_path)
     root = re.sub(r"_dr[zcw]\.fits$", "", name)

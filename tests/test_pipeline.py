@@ -814,3 +814,23 @@ def test_build_false_file_names_as_astrodrizzle(sim2, tmp_path):
         both = np.isfinite(da) & np.isfinite(dd)
         # the same image (pixels are compared closely in test_same_answer_as_astrodrizzle*)
         assert np.mean(np.isclose(dd[both], da[both], rtol=1e-3, atol=1e-3 * np.abs(da[both]).max())) > 0.99
+
+
+def test_simple_image_input_lends_no_wcs_to_the_primary_header(sim, tmp_path):
+    # a simple FITS image carries its (distorted) WCS in the primary header: the final
+    # product's primary copies the rest of that header, not the WCS
+    paths = []
+    for f in sim.files[:2]:
+        with fits.open(f) as h:
+            hdr = h[0].header.copy()
+            for card in h["SCI"].header.cards:
+                if card.keyword not in ("XTENSION", "PCOUNT", "GCOUNT", "EXTNAME", "EXTVER", "INHERIT"):
+                    hdr[card.keyword] = (card.value, card.comment)
+            hdr.pop("NEXTEND", None)
+            p = tmp_path / os.path.basename(f).replace("_flt", "_img")
+            fits.PrimaryHDU(h["SCI"].data, hdr).writeto(p)
+            paths.append(str(p))
+    r = dazzle.run(paths, str(tmp_path / "out" / "syn"), **OFF)
+    ph = final(r)[4]
+    assert ph["INSTRUME"] == "ACS" and ph["D002DATA"].startswith("dzsim02_img.fits")
+    assert not [k for k in ph if k.startswith(("CTYPE", "CRVAL", "CD1_", "A_", "B_", "WCS"))]
