@@ -21,6 +21,7 @@ import numpy as np
 
 from dazzle import geometry, io, products
 from dazzle.cluster import compute
+from dazzle.facts import context_planes
 from dazzle.graph import Plan, build
 from dazzle.params import resolve
 
@@ -226,7 +227,7 @@ def _lay_out_final(plan):
     c0 = plan.chips[0]
     plan.final_canvas = products.final_product_canvas(
         plan.final_path, plan.final_frame, plan.params, texptime=plan.texptime, ndrizim=len(plan.chips),
-        nplanes=(len(plan.chips) - 1) // 32 + 1, bunit=c0.bunit,
+        nplanes=context_planes(len(plan.chips)), bunit=c0.bunit,
         primary_cards={"INSTRUME": c0.instrument or "", "DETECTOR": c0.detector or ""})
 
 
@@ -252,7 +253,7 @@ def _read_ivm(chips, ivm):
 
 
 def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=False,
-        workers=None, profile=None, report=None, **params) -> RunResult:
+        workers=None, profile=None, report=None, summary=True, **params) -> RunResult:
     """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated): every
     AstroDrizzle step whose switch is on (``static``, ``skysub``, ``driz_separate``, ``median``,
     ``blot``, ``driz_cr``, ``driz_combine``).
@@ -263,6 +264,7 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     (True = good; one array, or a dict by chip number, ``(root, extver)`` or chip label) that is
     ANDed into every drizzle's weights.  ``workers``, ``profile`` and ``report`` go to
     :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance report).
+    ``summary=False`` leaves the run summary (``<output>_run.json``) to the caller.
     When ``scheduler`` is not given and a ``distributed`` Client is active in the caller's
     process, the run uses that client.  Returns a :class:`RunResult`.
     """
@@ -306,6 +308,8 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
                        nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=values,
                        chips=plan.chips, reused=sorted(str(k) for k in plan.reuse), steps=steps)
     # what `dazzle report` reads; a run is not failed by its summary
+    if not summary:
+        return result
     try:
         from dazzle.report import save_run_summary
 
@@ -320,7 +324,7 @@ def drizzle(input, outdata="", config=None, **params) -> RunResult:
     separate drizzle only, else the final drizzle only."""
     values = resolve(config, **{k: v for k, v in params.items()
                                 if k not in ("ivm", "progress", "static_mask", "workers", "profile",
-                                             "report")})
+                                             "report", "summary")})
     separate = values.get("driz_separate", True)
     params = dict(params)
     params["driz_separate"] = bool(separate)

@@ -15,9 +15,9 @@ What a report shows, and where it comes from:
 its CR mask as inline (base64) PNG images (:mod:`dazzle.preview`), and tables of the time per
 step, sky and cosmic rays per chip, and the parameters (changed ones marked).
 
-:class:`StepTimer` is a Dask local-scheduler callback that adds up task time per AstroDrizzle
-step from the graph's task names (``static-*``, ``sky-*``, ``single-*``, ``median-*``,
-``blot-cr-*``, ``final-*``); it sees nothing on a ``distributed`` cluster.
+Time per step comes from the run itself (``RunResult.steps``, timed by
+:class:`dazzle.cluster.StepTimer` or the cluster's task stream, named by
+:data:`dazzle.facts.LAYERS`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ import html
 import json
 import os
 import re
-import threading
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,8 +38,6 @@ from dazzle.io import InputError
 
 __all__ = [
     "ReportError",
-    "StepTimer",
-    "step_of",
     "normalize_steps",
     "save_run_summary",
     "find_run",
@@ -56,93 +52,8 @@ RUN_SUMMARY_SUFFIX = "_run.json"
 REPORT_NAME = "report.html"
 SCHEMA = "dazzle-run/1"
 
-#: Pipeline steps in order (the names dazzle.cluster logs), and the first word of the graph's
-#: task names that belong to them.
-STEP_NAMES = (
-    ("static mask", ("static",)),
-    ("sky", ("sky", "skies")),
-    ("driz_separate", ("single",)),
-    ("median", ("median",)),
-    ("blot+driz_cr", ("blot", "crmask", "crclean")),
-    ("final drizzle", ("final",)),
-    ("update_input_dq", ("update",)),
-)
-
-
 class ReportError(InputError):
     """Nothing to report on in the run folder, or a run summary that cannot be read."""
-
-
-# ---------------------------------------------------------------------------------------------
-# time per step
-# ---------------------------------------------------------------------------------------------
-
-def step_of(key) -> str:
-    """The AstroDrizzle step of a graph task key (``"other"`` if unknown)."""
-    name = key[0] if isinstance(key, tuple) and key else key
-    name = str(name)
-    for step, prefixes in STEP_NAMES:
-        if name.startswith(prefixes):
-            return step
-    return "other"
-
-
-def _callback_base():
-    from dask.callbacks import Callback
-
-    return Callback
-
-
-class StepTimer(_callback_base()):
-    """Time per step of a local (threads / processes / synchronous) Dask run::
-
-        with StepTimer() as timer:
-            result = dazzle.run(files, "out")
-        timer.summary()   # {"1 static mask": {"tasks": 4, "seconds": 0.31, "start": .., "end": ..}, ...}
-
-    ``seconds`` adds up the tasks' run times (from the moment the scheduler hands a task to a
-    worker to its result); ``start``/``end`` are the first start and the last end of the
-    step's tasks, in seconds from the start of the computation.  Numba compilation on a first
-    run is counted in the step that triggers it.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._lock = threading.Lock()
-        self._t0 = None
-        self._running: dict = {}
-        self._steps: dict = {}
-
-    def _start(self, dsk):
-        if self._t0 is None:
-            self._t0 = time.perf_counter()
-
-    def _pretask(self, key, dsk, state):
-        with self._lock:
-            self._running[key] = time.perf_counter()
-
-    def _posttask(self, key, result, dsk, state, worker_id):
-        t = time.perf_counter()
-        with self._lock:
-            t_start = self._running.pop(key, t)
-            step = step_of(key)
-            s = self._steps.setdefault(step, {"tasks": 0, "seconds": 0.0, "start": t_start, "end": t})
-            s["tasks"] += 1
-            s["seconds"] += t - t_start
-            s["start"] = min(s["start"], t_start)
-            s["end"] = max(s["end"], t)
-
-    def summary(self) -> dict:
-        """Steps in pipeline order: ``{step: {"tasks", "seconds", "start", "end"}}``."""
-        order = [s for s, _ in STEP_NAMES] + ["other"]
-        t0 = self._t0 or 0.0
-        out = {}
-        for step in order:
-            if step in self._steps:
-                s = self._steps[step]
-                out[step] = {"tasks": int(s["tasks"]), "seconds": float(s["seconds"]),
-                             "start": float(s["start"] - t0), "end": float(s["end"] - t0)}
-        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,8 +99,8 @@ def _jsonable(v):
 
 
 def normalize_steps(steps) -> dict:
-    """Time per step as ``{step: {"tasks", "seconds", "start", "end"}}`` from
-    :meth:`StepTimer.summary`, from a ``dazzle.cluster.StepTimes`` (or its ``steps()`` rows
+    """Time per step as ``{step: {"tasks", "seconds", "start", "end"}}`` from such a dict (e.g.
+    ``RunResult.steps``), from a :class:`dazzle.cluster.StepTimes` (or its ``steps()`` rows
     ``(step, n, first_start, last_stop, busy, parts)``), or None."""
     if not steps:
         return {}
@@ -216,8 +127,7 @@ def save_run_summary(result, path=None, *, steps: dict | None = None, wall_time:
     """Write what ``dazzle report`` needs of a ``RunResult`` as ``<output>_run.json``.
 
     ``path`` defaults to ``<output root>_run.json`` beside the final product (or the median,
-    or the first single image).  ``steps`` is :meth:`StepTimer.summary` or anything
-    :func:`normalize_steps` takes (default: the result's ``steps`` attribute if it has one);
+    or the first single image).  ``steps`` is anything :func:`normalize_steps` takes (default: the result's ``steps`` attribute if it has one);
     ``wall_time`` the whole command's seconds.
     ``chip_columns`` (``[[key, title], ...]``) with ``chip_extra`` (one dict per chip) add
     columns to the report's chip table (the demo adds the cosmic-ray truth).  Paths are stored

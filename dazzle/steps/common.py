@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dazzle import geometry
+from dazzle.facts import context_bit, context_plane, context_planes
 from dazzle.kernels import drizzle_sums
 from dazzle.params import bits_to_mask, good_pixel_mask
 
@@ -200,7 +201,7 @@ def add_sums(parts, box, *, nplanes=None, bits_of=None):
     num = np.zeros(shape)
     den = np.zeros(shape)
     if nplanes is None:
-        nplanes = max([(n - 1) // 32 + 1 for n, _ in parts] or [1])
+        nplanes = context_planes(max((n for n, _ in parts), default=1))
     ctx = np.zeros((nplanes,) + shape, np.int32)
     for n, s in parts:
         if s is None:
@@ -216,9 +217,8 @@ def add_sums(parts, box, *, nplanes=None, bits_of=None):
         den[dst] += s.den[src]
         if s.ctx is not None:
             hit = s.ctx[src] != 0
-            bit = np.array([1 << ((n - 1) % 32)], dtype=np.uint32).view(np.int32)[0]
-            plane = ctx[(n - 1) // 32][dst]
-            plane[hit] |= bit
+            plane = ctx[context_plane(n)][dst]
+            plane[hit] |= context_bit(n)
     return num, den, ctx
 
 

@@ -6,11 +6,13 @@ the chips' sums are added in chip order (:func:`final_combine`) and divided once
 SCI (count rate, or counts with ``final_units=counts``), WHT and CTX arrays of
 ``<output>_drz.fits`` (``_drc.fits`` for ``_flc`` inputs).
 
-Context: chip ``n`` (1-based, in input order) sets bit ``(n-1) % 32`` of plane ``(n-1) // 32``.
+Context: chip ``n`` (1-based, in input order) sets bit ``(n-1) % 32`` of plane ``(n-1) // 32``
+(:func:`dazzle.facts.context_bit`).
 """
 
 from __future__ import annotations
 
+from dazzle.facts import context_planes
 from dazzle.steps.common import DrizzleSettings, Sums, add_sums, chip_sums, finish
 
 
@@ -23,7 +25,6 @@ def final_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_
 
 def final_combine(parts, box, settings: DrizzleSettings, *, nchips, texptime):
     """Add ``parts`` = [(chip_number, Sums), ...] over ``box`` in chip order; (sci, wht, ctx)."""
-    nplanes = (nchips - 1) // 32 + 1
-    num, den, ctx = add_sums(sorted(parts, key=lambda p: p[0]), box, nplanes=nplanes)
+    num, den, ctx = add_sums(sorted(parts, key=lambda p: p[0]), box, nplanes=context_planes(nchips))
     sci, wht = finish(num, den, settings, texptime=texptime)
     return sci, wht, ctx
