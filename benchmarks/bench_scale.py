@@ -136,7 +136,7 @@ def make_data(outdir: Path, seed=1) -> list[str]:
 
 def graph_stats(files, out, tile_size, params):
     """Task counts of the pipeline's graph for ``files`` (no pixel is read)."""
-    from dazzle.cluster import prefix_of
+    from dazzle.cluster import task_prefix as prefix_of
     from dazzle.graph import build, overlaps, tiles
     from dazzle.params import resolve
     from dazzle.pipeline import plan_run

@@ -405,7 +405,7 @@ def connect(scheduler=None, *, workers=None, profile=None):
 # per-step timing
 # ---------------------------------------------------------------------------------------------
 
-def _prefix(key) -> str:
+def task_prefix(key) -> str:
     """A task key's layer prefix (:func:`dazzle.facts.prefix_of`), else dask's ``key_split``."""
     p = facts.prefix_of(key)
     return p if p is not None else key_split(key)
@@ -420,7 +420,7 @@ class StepTimes:
         self.t0 = time.time()
 
     def add(self, key, start, stop):
-        p = _prefix(key)
+        p = task_prefix(key)
         r = self.rows.get(p)
         if r is None:
             self.rows[p] = [1, start, stop, stop - start]

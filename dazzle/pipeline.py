@@ -24,6 +24,7 @@ from dazzle.cluster import compute
 from dazzle.facts import context_planes
 from dazzle.graph import Plan, build
 from dazzle.params import resolve
+from dazzle.steps import Settings
 
 log = logging.getLogger("dazzle")
 
@@ -63,9 +64,9 @@ def _kernel_pad(kernel: str, pixfrac: float) -> float:
 def output_frame(chips, params, prefix: str):
     """The output frame of one drizzle step (``prefix`` "driz_sep_" or "final_")."""
     pairs = [(c.wcs(), c.shape) for c in chips]
-    custom = params.get(prefix + "wcs", False)
-    over = {k: params.get(prefix + k) for k in _WCS_KEYS} if custom else {}
-    refimage = params.get(prefix + "refimage") if custom else ""
+    custom = params[prefix + "wcs"]
+    over = {k: params[prefix + k] for k in _WCS_KEYS} if custom else {}
+    refimage = params[prefix + "refimage"] if custom else ""
     if refimage:
         w, shape = geometry.make_output_wcs(refimage=refimage, **{k: over.get(k) for k in
                                                                  ("outnx", "outny", "ra", "dec", "crpix1", "crpix2")})
@@ -77,7 +78,7 @@ def output_frame(chips, params, prefix: str):
             outnx=over["outnx"], outny=over["outny"], ra=over["ra"], dec=over["dec"],
             crpix1=over["crpix1"], crpix2=over["crpix2"])
     else:
-        mode = params.get("output_frame", "dazzle")
+        mode = params["output_frame"]
         w, shape = geometry.default_output_wcs(pairs, idcscale=chips[0].idcscale,
                                                footprint_mode="corners" if mode == "astrodrizzle" else "edges")
     return geometry.Frame.from_wcs(w, shape)
@@ -129,35 +130,44 @@ def _static_masks(chips, static_mask):
     return out
 
 
+def _switches(chips, params) -> dict:
+    """``params`` with the steps that cannot run switched off (as AstroDrizzle): with one input
+    there is nothing to compare, so no median, blot or driz_cr; nor without driz_separate."""
+    params = dict(params)
+    if len({c.path for c in chips}) < 2:
+        why, level = "one input only: %s switched off (as AstroDrizzle)", logging.INFO
+    elif not params["driz_separate"]:
+        why, level = "%s needs driz_separate; switched off", logging.WARNING
+    else:
+        return params
+    for name in ("median", "blot", "driz_cr"):
+        if params[name]:
+            log.log(level, "dazzle: " + why, name)
+        params[name] = False
+    return params
+
+
 def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
-    """Read the inputs' headers, decide the frames and the chips' boxes."""
-    chips = io.read_inputs(inputs, group=params.get("group") or None, gain=params.get("gain"),
-                           rdnoise=params.get("rdnoise"), exptime=params.get("exptime"),
-                           gnkeyword=params.get("gnkeyword") or None,
-                           rnkeyword=params.get("rnkeyword") or None,
-                           expkeyword=params.get("expkeyword") or None)
+    """Read the inputs' headers, decide the frames and the chips' boxes.  ``params`` (validated,
+    :func:`dazzle.params.resolve`) is not changed: the plan holds a copy with the steps that
+    cannot run switched off, and the steps' settings built from it."""
+    chips = io.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
+                           rdnoise=params["rdnoise"], exptime=params["exptime"],
+                           gnkeyword=params["gnkeyword"] or None,
+                           rnkeyword=params["rnkeyword"] or None,
+                           expkeyword=params["expkeyword"] or None)
     final_path, out_dir = _output_names(chips, output)
     os.makedirs(out_dir, exist_ok=True)
-    plan = Plan(chips=chips, params=params, out_dir=out_dir,
-                final_path=final_path if params.get("driz_combine", True) else None)
+    params = _switches(chips, params)
+    plan = Plan(chips=chips, params=params, out_dir=out_dir, settings=Settings.from_params(params),
+                final_path=final_path if params["driz_combine"] else None)
     plan.user_static = _static_masks(chips, static_mask)
     base = os.path.basename(final_path)
     for suffix in ("_drz.fits", "_drc.fits", "_drw.fits"):
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     plan.out_root = os.path.join(out_dir, base)
-    if len({c.path for c in chips}) < 2:
-        # AstroDrizzle: with one input there is nothing to compare, so no median/blot/CR
-        for name in ("median", "blot", "driz_cr"):
-            if params.get(name):
-                log.info("dazzle: one input only: %s switched off (as AstroDrizzle)", name)
-            params[name] = False
-    if not params.get("driz_separate", True):
-        for name in ("median", "blot", "driz_cr"):
-            if params.get(name):
-                log.warning("dazzle: %s needs driz_separate; switched off", name)
-            params[name] = False
-    if params.get("driz_separate", True):
+    if params["driz_separate"]:
         plan.single_frame = output_frame(chips, params, "driz_sep_")
         plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
                                    params["driz_sep_pixfrac"], "single-drizzle")
@@ -165,13 +175,13 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
         plan.final_frame = output_frame(chips, params, "final_")
         plan.final_boxes = _boxes(chips, plan.final_frame, params["final_kernel"], params["final_pixfrac"],
                                   "final")
-        if params.get("final_wht_type") == "IVM":
+        if params["final_wht_type"] == "IVM":
             plan.ivm = _read_ivm(chips, ivm)
     seen = {}
     for c in chips:
         seen.setdefault(c.path, c.exptime)
     plan.texptime = float(sum(seen.values()))
-    plan.tile_size = int(params.get("tile_size", 2048))
+    plan.tile_size = params["tile_size"]
     return plan
 
 
@@ -209,9 +219,9 @@ def find_reusable(plan) -> dict:
         if plan.single_frame is not None and products.manifest_valid(paths, key):
             reuse[("single", root)] = paths
     med = plan.out_root + "_med.fits"
-    if plan.params.get("median") and products.manifest_valid(med, key):
+    if plan.params["median"] and products.manifest_valid(med, key):
         reuse["median"] = med
-    if plan.params.get("driz_cr"):
+    if plan.params["driz_cr"]:
         for k, c in enumerate(plan.chips):
             p = os.path.join(plan.out_dir, f"{c.root}_sci{c.extver}_crmask.fits")
             if products.manifest_valid(p, key):
@@ -272,23 +282,23 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
         params["output"] = output
     values = resolve(config, **params)
     t0 = time.perf_counter()
-    plan = plan_run(inputs, values.get("output", ""), values, ivm=ivm, static_mask=static_mask)
+    plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask)
     t_plan = time.perf_counter() - t0
     log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
     plan.run_key = run_key(plan)
-    if values.get("resume"):
+    if values["resume"]:
         plan.reuse = find_reusable(plan)
         log.info("dazzle: resuming, %d intermediate product(s) reused", len(plan.reuse))
     try:
         if plan.final_path is not None:
             _lay_out_final(plan)
-        if values.get("median", True) and "median" not in plan.reuse:
+        if plan.params["median"] and "median" not in plan.reuse:
             _lay_out_median(plan)
         graph = build(plan)
         t1 = time.perf_counter()
         keys = ["single", "median", "final", "skies", "crmasks", "updated", "other"]
-        scheduler = values.get("scheduler", "threads")
+        scheduler = values["scheduler"]
         if scheduler == "threads" and not any(str(k).lower() == "scheduler" for k in params):
             scheduler = None   # the default: the caller's active Client if any, else threads
         steps: dict = {}
@@ -305,7 +315,7 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
                        skies=[float(s.value) for s in skies] if skies is not None else [],
                        crmasks=res["crmasks"],
                        frame_shape=None if plan.final_frame is None else plan.final_frame.shape,
-                       nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=values,
+                       nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=plan.params,
                        chips=plan.chips, reused=sorted(str(k) for k in plan.reuse), steps=steps)
     # what `dazzle report` reads; a run is not failed by its summary
     if not summary:
@@ -325,7 +335,7 @@ def drizzle(input, outdata="", config=None, **params) -> RunResult:
     values = resolve(config, **{k: v for k, v in params.items()
                                 if k not in ("ivm", "progress", "static_mask", "workers", "profile",
                                              "report", "summary")})
-    separate = values.get("driz_separate", True)
+    separate = values["driz_separate"]
     params = dict(params)
     params["driz_separate"] = bool(separate)
     params["driz_combine"] = not separate

@@ -172,7 +172,7 @@ def test_tiled_result_equals_an_untiled_drizzle(sim, tmp_path, extra):
     wht = np.zeros((ny, nx), np.float32)
     ctx = np.zeros((ny, nx), np.int32)
     for k, chip in enumerate(plan.chips):
-        data = load_chip(chip, values)
+        data = load_chip(chip, values["resetbits"])
         pixmap = calc_pixmap(chip.wcs(), frame_wcs, data.sci.shape, stepsize=settings.stepsize,
                              exact=settings.exact)
         ratio = chip_pix_ratio(chip, frame_wcs)

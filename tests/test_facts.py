@@ -32,9 +32,13 @@ def test_steps_layers_and_switches_agree():
     assert params.SWITCHES == {s.key: s.switch for s in facts.STEPS}
     assert all(params.PARAMETERS[s.switch].kind == "bool" for s in facts.STEPS)
     assert all(s.key in params.STEPS for s in facts.STEPS)
-    # every step runs in exactly one layer
+    # every step runs in exactly one layer; every layer is one function of dazzle.graph
+    from dazzle import graph
+
     ran = [k for layer in facts.LAYERS for k in layer.steps]
     assert sorted(ran) == sorted(s.key for s in facts.STEPS)
+    for layer in facts.LAYERS:
+        assert callable(getattr(graph, layer.function)), layer.function
     for s in facts.STEPS:
         __import__(s.module)
 

@@ -31,6 +31,7 @@ documentation says.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ import numpy as np
 from dazzle import geometry
 from dazzle.facts import context_bit, context_plane, context_planes
 from dazzle.kernels import drizzle_sums
-from dazzle.params import bits_to_mask, good_pixel_mask
+from dazzle.params import bits_to_mask, good_pixel_mask, resolve
 
 
 def load_chip(chip, resetbits=None):
@@ -50,6 +51,28 @@ def load_chip(chip, resetbits=None):
     if data.dq is not None and reset:
         data.dq = data.dq & ~np.asarray(reset, dtype=np.int64).astype(data.dq.dtype)
     return data
+
+
+class StepSettings:
+    """Base of the steps' frozen settings objects.
+
+    Each step's settings are built once, by :meth:`from_params`, from the *validated* parameters
+    (:func:`dazzle.params.resolve`, which holds every default and every check): the settings
+    classes have no defaults of their own and check nothing again.  :meth:`of` is the short way
+    to AstroDrizzle's defaults with a few values changed.
+    """
+
+    @classmethod
+    def from_params(cls, params: Mapping):
+        """The settings from validated parameters (every name present)."""
+        raise NotImplementedError
+
+    @classmethod
+    def of(cls, **overrides):
+        """The settings for AstroDrizzle's defaults with ``overrides`` (AstroDrizzle names,
+        validated by :func:`dazzle.params.resolve`; raises
+        :class:`~dazzle.params.ParameterError`)."""
+        return cls.from_params(resolve(**overrides))
 
 
 @dataclass(frozen=True)
@@ -67,24 +90,25 @@ class DrizzleSettings:
     maskval: float           # value of output pixels no input reaches (when fillval is INDEF)
     stepsize: int
     exact: bool
-    resetbits: str | None = None   # DQ flags cleared before use (AstroDrizzle's resetbits)
+    resetbits: str | None    # DQ flags cleared before use (AstroDrizzle's resetbits)
 
     @classmethod
-    def from_params(cls, params: dict, step: str) -> "DrizzleSettings":
-        exact = str(params.get("pixmap_mode", "fast")).lower() == "exact"
-        stepsize = int(params.get("stepsize", 10))
+    def from_params(cls, params: Mapping, step: str) -> "DrizzleSettings":
+        """``step`` ``"single"`` (the ``driz_sep_*`` parameters) or ``"final"`` (``final_*``)
+        from validated parameters."""
+        common = dict(stepsize=params["stepsize"], exact=params["pixmap_mode"] == "exact",
+                      resetbits=params["resetbits"])
         if step == "single":
             return cls(step="single", kernel=params["driz_sep_kernel"], pixfrac=float(params["driz_sep_pixfrac"]),
                        fillval=params["driz_sep_fillval"], bits=params["driz_sep_bits"],
-                       wt_scl=params["driz_sep_wt_scl"], wht_type=None, units="cps", maskval=0.0,
-                       stepsize=stepsize, exact=exact, resetbits=params.get("resetbits"))
+                       wt_scl=params["driz_sep_wt_scl"], wht_type=None, units="cps", maskval=0.0, **common)
         if step == "final":
-            maskval = params.get("final_maskval")
+            maskval = params["final_maskval"]
             return cls(step="final", kernel=params["final_kernel"], pixfrac=float(params["final_pixfrac"]),
                        fillval=params["final_fillval"], bits=params["final_bits"],
                        wt_scl=params["final_wt_scl"], wht_type=params["final_wht_type"],
                        units=params["final_units"], maskval=np.nan if maskval is None else float(maskval),
-                       stepsize=stepsize, exact=exact, resetbits=params.get("resetbits"))
+                       **common)
         raise ValueError(f"step must be 'single' or 'final'; got {step!r}")
 
 

@@ -30,18 +30,32 @@ clipped stddev becomes 0 and the step fails with "Not enough data points".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dazzle.stats import imagestats
+from dazzle.steps.common import StepSettings
 
-__all__ = ["STATIC_BINWIDTH", "STATIC_NCLIP", "STATIC_SIGMA_CLIP", "chip_signature", "combine",
-           "mask_key", "signature_stats"]
+__all__ = ["STATIC_BINWIDTH", "STATIC_NCLIP", "STATIC_SIGMA_CLIP", "StaticSettings", "chip_signature",
+           "combine", "mask_key", "signature_stats"]
 
 #: ImageStats settings drizzlepac uses for the static mask (``nclip=3``, default lsig/usig 3,
 #: default binwidth 0.1).
 STATIC_NCLIP = 3
 STATIC_SIGMA_CLIP = 3.0
 STATIC_BINWIDTH = 0.1
+
+
+@dataclass(frozen=True)
+class StaticSettings(StepSettings):
+    """The static mask step's parameter (``static_sig``), from validated parameters."""
+
+    static_sig: float
+
+    @classmethod
+    def from_params(cls, params) -> "StaticSettings":
+        return cls(static_sig=params["static_sig"])
 
 
 def mask_key(chip):
