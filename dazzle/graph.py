@@ -17,7 +17,8 @@ exposure)::
 A task is given only what it needs: a chip task its chip's small picklable description (never
 its pixels, which it reads itself), an exposure task its own chips, a tile task the pieces that
 reach the tile.  So the number of tasks and the size of the graph grow with chips plus tiles
-touched, never chips times chips or chips times tiles.
+touched, never chips times chips or chips times tiles.  The graph is written as one dict
+(:class:`Graph`), so adding a task costs the same however large the graph already is.
 
 The final drizzle is a tiled reduction: each chip is drizzled once (Numba kernel) into float64
 sums over the box of output pixels it touches, the box is cut into the tiles it overlaps, and
@@ -32,9 +33,9 @@ arithmetic on pixels: that is the steps' (:mod:`dazzle.steps`) and the kernels' 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
-from dask import delayed
 
 from dazzle import products
 from dazzle.geometry import sub_frame
@@ -49,8 +50,8 @@ from dazzle.steps.common import load_chip as common_load_chip
 from dazzle.steps.driz_separate import exposure_box, single_chip, single_exposure
 from dazzle.steps.final_drizzle import final_chip, final_combine
 
-__all__ = ["Plan", "build", "tiles", "tiles_touching", "overlaps", "cut_sums", "add_static_mask",
-           "add_sky", "add_single_drizzle", "add_median", "add_blot_cr", "add_final_drizzle",
+__all__ = ["Plan", "Graph", "Handle", "build", "tiles", "tiles_touching", "overlaps", "cut_sums",
+           "add_static_mask", "add_sky", "add_single_drizzle", "add_median", "add_blot_cr", "add_final_drizzle",
            "add_input_dq_update"]
 
 
@@ -157,15 +158,15 @@ def _sky_stat(chip, static, settings, resetbits):
     return sky_step.chip_sky_stat(load_chip(chip, resetbits), static, settings)
 
 
-def _skies(chips, stats, settings):
+def _skies(chips, settings, *stats):
     user = sky_step.user_skies(chips, settings)
     if user is not None:
         return user
-    return sky_step.skies_from_stats(chips, stats, settings)
+    return sky_step.skies_from_stats(chips, list(stats), settings)
 
 
-def _skies_all_at_once(chips, statics, settings, resetbits):
-    return sky_step.compute_skies(chips, [load_chip(c, resetbits) for c in chips], statics, settings)
+def _skies_all_at_once(chips, settings, resetbits, *statics):
+    return sky_step.compute_skies(chips, [load_chip(c, resetbits) for c in chips], list(statics), settings)
 
 
 def _chip_sky(skies, k):
@@ -176,7 +177,15 @@ def _single_chip(chip, frame, box, settings, sky, static):
     return single_chip(chip, frame, box, settings, sky=sky.drizzle_sky, static_mask=static)
 
 
-def _write_single(parts, box, frame, settings, out_dir, root, params, exptime, bunit, skies, key):
+def _halves(values):
+    """The two halves of a task's ``*values`` (the results of earlier tasks come as positional
+    arguments: :meth:`Graph.add` puts results in place of handles there, not inside lists)."""
+    n = len(values) // 2
+    return list(values[:n]), list(values[n:])
+
+
+def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, *parts_and_skies):
+    parts, skies = _halves(parts_and_skies)
     sci, wht = single_exposure(parts, box, settings)
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
     paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params,
@@ -185,7 +194,7 @@ def _write_single(parts, box, frame, settings, out_dir, root, params, exptime, b
     return paths
 
 
-def _median_piece(single_paths, chips, skies):
+def _median_piece(single_paths, chips, *skies):
     """The median's description of one exposure (``chips`` and ``skies`` its own): sky in e-
     (lowest over its chips), read noise squared (mean over its chips), exposure time."""
     sky_e = min(sky.drizzle_sky * cr_step.conversion_factor(
@@ -195,7 +204,7 @@ def _median_piece(single_paths, chips, skies):
                                       exptime=chips[0].exptime)
 
 
-def _median_tile(pieces, box, settings, canvas, nimages):
+def _median_tile(box, settings, canvas, nimages, *pieces):
     if products.canvas_committed(canvas):
         return box   # recomputed after a lost worker, after the commit: nothing to write
     block = median_step.median_block(pieces, box, settings, nimages=nimages)
@@ -236,8 +245,8 @@ def _blot_cr(chip, median_path, frame, box, sky, static, blot_settings, cr_setti
     return good, (cr_step.crclean(data.sci, blotted, good) if cr_settings.corr else None)
 
 
-def _write_crclean(chip_path, root, chips_and_results, out_dir, params):
-    return products.write_crclean(out_dir, root, chip_path, chips_and_results, params)
+def _write_crclean(chip_path, root, chips, out_dir, params, *results):
+    return products.write_crclean(out_dir, root, chip_path, list(zip(chips, results)), params)
 
 
 def _read_crmask(path):
@@ -255,10 +264,10 @@ def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm):
                       ivm=ivm)
 
 
-def _final_tile(parts, box, settings, canvas, nchips, texptime):
+def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
     if products.canvas_committed(canvas):
         return box   # recomputed after a lost worker, after the commit: nothing to write
-    sci, wht, ctx = final_combine(parts, box, settings, nchips=nchips, texptime=texptime)
+    sci, wht, ctx = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips, texptime=texptime)
     x0, _, y0, _ = box
     products.write_block(canvas, 1, sci, y0, x0)
     products.write_block(canvas, 2, wht, y0, x0)
@@ -284,17 +293,84 @@ def _after(*done):
     return None
 
 
-def _update_dq(path, chips, crmasks, crbit, after):
+def _update_dq(path, chips, crbit, after, *crmasks):
     from dazzle.io import update_input_dq
 
-    return update_input_dq(path, chips, crmasks, crbit=crbit)
+    return update_input_dq(path, chips, list(crmasks), crbit=crbit)
+
+
+# ---------------------------------------------------------------------------------------------
+# the graph under construction
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Handle:
+    """A task of the graph being built: as an argument of a later task, its result."""
+
+    key: str
+
+
+def _call(func, args, holes, *results):
+    """Run a task: ``func(*args)`` with the results of its dependencies put into the places
+    ``holes`` (their positions in ``args``)."""
+    args = list(args)
+    for pos, value in zip(holes, results):
+        args[pos] = value
+    return func(*args)
+
+
+class Graph:
+    """A Dask task graph written directly as a dict (key -> task): adding a task costs the same
+    whatever the size of the graph (``dask.delayed`` merges every dependency's whole graph into
+    each new task's, which is quadratic in chips).
+
+    A task's function gets its plain arguments through a ``functools.partial`` (so no value is
+    ever mistaken for a task key) and the results of its dependencies -- the :class:`Handle`
+    arguments, given as positional arguments, never inside a list -- put back in place.
+    """
+
+    NAME = "dazzle"
+
+    def __init__(self):
+        self.tasks: dict = {}
+
+    def add(self, key: str, func, *args) -> Handle:
+        """Task ``key``: ``func(*args)``; returns its handle."""
+        holes = tuple(i for i, a in enumerate(args) if isinstance(a, Handle))
+        plain = tuple(None if isinstance(a, Handle) else a for a in args)
+        self.tasks[key] = (partial(_call, func, plain, holes), *(args[i].key for i in holes))
+        return Handle(key)
+
+    def outputs(self, outputs: dict):
+        """One ``dask.delayed`` object whose value is ``outputs`` (a dict of handles, other
+        values and lists of them) with every handle replaced by its task's result: a last task
+        gathers them, so the whole run is one collection (computing many collections of one
+        graph costs a pass over the graph for each)."""
+        from dask.delayed import Delayed
+        from dask.highlevelgraph import HighLevelGraph
+
+        layout, values = [], []
+        for name, v in outputs.items():
+            items = v if isinstance(v, list) else [v]
+            layout.append((name, isinstance(v, list), len(items)))
+            values += items
+        self.add("outputs", _gather, layout, *values)
+        return Delayed("outputs", HighLevelGraph({self.NAME: self.tasks}, {self.NAME: set()}), layer=self.NAME)
+
+
+def _gather(layout, *values):
+    out, i = {}, 0
+    for name, is_list, n in layout:
+        out[name] = list(values[i:i + n]) if is_list else values[i]
+        i += n
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # the layers, one per step
 # ---------------------------------------------------------------------------------------------
 
-def add_static_mask(plan: Plan) -> list:
+def add_static_mask(g: Graph, plan: Plan) -> list:
     """Step 1: per chip, its static mask (True = good) ANDed with the user's in-memory mask --
     a handle, the user's mask or None.  The chips' signatures are ANDed per mask key (shape,
     chip number) in a tree of pairs: no task holds more than two of them."""
@@ -308,37 +384,36 @@ def add_static_mask(plan: Plan) -> list:
         by_key.setdefault(static_step.mask_key(chip), []).append(k)
     combined = {}
     for key, ks in by_key.items():
-        sigs = [delayed(_static_signature, pure=True)(plan.chips[k], settings, dask_key_name=f"static-sig-{k}")
-                for k in ks]
+        sigs = [g.add(f"static-sig-{k}", _static_signature, plan.chips[k], settings) for k in ks]
         name = f"static-{key[0][0]}x{key[0][1]}-{key[1]}"
         level = 0
         while len(sigs) > 1:
-            sigs = [delayed(_static_and, pure=True)(*sigs[i:i + 2], dask_key_name=f"{name}-l{level}-{i // 2}")
+            sigs = [g.add(f"{name}-l{level}-{i // 2}", _static_and, *sigs[i:i + 2])
                     if i + 1 < len(sigs) else sigs[i] for i in range(0, len(sigs), 2)]
             level += 1
         combined[key] = sigs[0]
-    return [delayed(_and_masks, pure=True)(user[k], combined[static_step.mask_key(c)],
-                                           dask_key_name=f"static-chip-{k}") for k, c in enumerate(plan.chips)]
+    return [g.add(f"static-chip-{k}", _and_masks, user[k], combined[static_step.mask_key(c)])
+            for k, c in enumerate(plan.chips)]
 
 
-def add_sky(plan: Plan, statics) -> tuple:
+def add_sky(g: Graph, plan: Plan, statics) -> tuple:
     """Step 2: the skies -- ``(skies, per_chip)``: a handle on every chip's
     :class:`~dazzle.steps.sky.ChipSky` and one handle per chip (``sky-<k>``).  One statistic per
     chip, then one task combining them (localmin, globalmin); the match methods need every chip
     at once; user skies need no pixels."""
     chips, settings, resetbits = plan.chips, plan.settings.sky, plan.settings.resetbits
     if settings.needs_pixels and "match" in settings.skymethod:
-        skies = delayed(_skies_all_at_once, pure=True)(chips, statics, settings, resetbits, dask_key_name="skies")
+        skies = g.add("skies", _skies_all_at_once, chips, settings, resetbits, *statics)
     else:
         stats = [None] * len(chips)
         if settings.needs_pixels:
-            stats = [delayed(_sky_stat, pure=True)(c, statics[k], settings, resetbits, dask_key_name=f"sky-stat-{k}")
+            stats = [g.add(f"sky-stat-{k}", _sky_stat, c, statics[k], settings, resetbits)
                      for k, c in enumerate(chips)]
-        skies = delayed(_skies, pure=True)(chips, stats, settings, dask_key_name="skies")
-    return skies, [delayed(_chip_sky, pure=True)(skies, k, dask_key_name=f"sky-{k}") for k in range(len(chips))]
+        skies = g.add("skies", _skies, chips, settings, *stats)
+    return skies, [g.add(f"sky-{k}", _chip_sky, skies, k) for k in range(len(chips))]
 
 
-def add_single_drizzle(plan: Plan, statics, skies) -> dict:
+def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
     """Step 3: each exposure drizzled on its own -- ``{root: handle of (sci path, wht path)}``
     (or the paths a resumed run reuses).  One task per chip, one per exposure adding its chips
     and writing the pair."""
@@ -353,17 +428,15 @@ def add_single_drizzle(plan: Plan, statics, skies) -> dict:
         if ("single", root) in plan.reuse:
             singles[root] = plan.reuse[("single", root)]
             continue
-        parts = [delayed(_single_chip, pure=True)(plan.chips[k], frame, plan.single_boxes[k], settings, skies[k],
-                                                  statics[k], dask_key_name=f"single-chip-{k}")
-                 for k in ks]
+        parts = [g.add(f"single-chip-{k}", _single_chip, plan.chips[k], frame, plan.single_boxes[k], settings,
+                       skies[k], statics[k]) for k in ks]
         first = plan.chips[ks[0]]
-        singles[root] = delayed(_write_single, pure=True)(
-            parts, box, frame, settings, plan.out_dir, root, plan.params, first.exptime, first.bunit,
-            [skies[k] for k in ks], plan.run_key, dask_key_name=f"single-exposure-{root}")
+        singles[root] = g.add(f"single-exposure-{root}", _write_single, box, frame, settings, plan.out_dir, root,
+                              plan.params, first.exptime, first.bunit, plan.run_key, *parts, *[skies[k] for k in ks])
     return singles
 
 
-def add_median(plan: Plan, singles, skies):
+def add_median(g: Graph, plan: Plan, singles, skies):
     """Step 4: the median, tile by tile -- a handle on ``<output>_med.fits`` (or the path a
     resumed run reuses, or None).  One task per exposure describes its single-drizzled pair;
     each tile task gets the exposures that reach it, in stack order."""
@@ -379,20 +452,18 @@ def add_median(plan: Plan, singles, skies):
     for root, ks in plan.exposures().items():
         if root not in singles:
             continue
-        piece = delayed(_median_piece, pure=True)(singles[root], [plan.chips[k] for k in ks], [skies[k] for k in ks],
-                                                  dask_key_name=f"median-piece-{root}")
+        piece = g.add(f"median-piece-{root}", _median_piece, singles[root], [plan.chips[k] for k in ks],
+                      *[skies[k] for k in ks])
         box = exposure_box([plan.single_boxes[k] for k in ks])
         for t in tiles_touching(box, shape, ts, halo=settings.halo):
             per_tile[t].append(piece)
         pieces += 1
-    done = [delayed(_median_tile, pure=True)(per_tile[t], tb, settings, plan.median_canvas, pieces,
-                                             dask_key_name=f"median-tile-{t}")
+    done = [g.add(f"median-tile-{t}", _median_tile, tb, settings, plan.median_canvas, pieces, *per_tile[t])
             for t, tb in enumerate(tile_list)]
-    return delayed(_commit_with_manifest, pure=True)(plan.median_canvas, plan.run_key, *done,
-                                                     dask_key_name="median-commit")
+    return g.add("median-commit", _commit_with_manifest, plan.median_canvas, plan.run_key, *done)
 
 
-def add_blot_cr(plan: Plan, median, statics, skies) -> tuple:
+def add_blot_cr(g: Graph, plan: Plan, median, statics, skies) -> tuple:
     """Steps 5 and 6: one task per chip blots the median onto it and, with driz_cr on, finds
     its cosmic rays -- ``(crmasks, other)``: per chip a handle on its CR mask (True = good), or
     None when no CR masks are made, and the handles of the other products (crclean files;
@@ -401,26 +472,25 @@ def add_blot_cr(plan: Plan, median, statics, skies) -> tuple:
     if median is None or blot_settings is None:
         return None, []
     results = [None if ("crmask", k) in plan.reuse else
-               delayed(_blot_cr, pure=True)(chip, median, plan.single_frame, plan.single_boxes[k], skies[k],
-                                            statics[k], blot_settings, cr_settings, plan.settings.resetbits,
-                                            plan.params, plan.out_dir, plan.run_key, dask_key_name=f"blot-cr-{k}")
+               g.add(f"blot-cr-{k}", _blot_cr, chip, median, plan.single_frame, plan.single_boxes[k], skies[k],
+                     statics[k], blot_settings, cr_settings, plan.settings.resetbits, plan.params, plan.out_dir,
+                     plan.run_key)
                for k, chip in enumerate(plan.chips)]
     if cr_settings is None:
         return None, [r for r in results if r is not None]
-    crmasks = [delayed(_read_crmask, pure=True)(plan.reuse[("crmask", k)], dask_key_name=f"crmask-{k}")
+    crmasks = [g.add(f"crmask-{k}", _read_crmask, plan.reuse[("crmask", k)])
                if ("crmask", k) in plan.reuse else
-               delayed(_cr_only, pure=True)(r, dask_key_name=f"crmask-{k}") for k, r in enumerate(results)]
+               g.add(f"crmask-{k}", _cr_only, r) for k, r in enumerate(results)]
     other = []
     if cr_settings.corr:
         # (a resumed run keeps the crclean files of chips whose masks it reuses)
-        other = [delayed(_write_crclean, pure=True)(plan.chips[ks[0]].path, root,
-                                                    [(plan.chips[k], results[k]) for k in ks], plan.out_dir,
-                                                    plan.params, dask_key_name=f"crclean-{root}")
+        other = [g.add(f"crclean-{root}", _write_crclean, plan.chips[ks[0]].path, root, [plan.chips[k] for k in ks],
+                       plan.out_dir, plan.params, *[results[k] for k in ks])
                  for root, ks in plan.exposures().items() if all(results[k] is not None for k in ks)]
     return crmasks, other
 
 
-def add_final_drizzle(plan: Plan, statics, skies, crmasks):
+def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
     """Step 7: the final drizzle, a tiled reduction -- a handle on ``<output>_drz.fits`` (or
     None).  One task per chip drizzles it into sums over its box; each piece of a box in a tile
     is cut out by its own task; each tile task adds its pieces in chip order and writes."""
@@ -431,31 +501,27 @@ def add_final_drizzle(plan: Plan, statics, skies, crmasks):
     per_tile = [[] for _ in tile_list]
     for k, chip in enumerate(plan.chips):
         box = plan.final_boxes[k]
-        s = delayed(_final_chip, pure=True)(chip, frame, box, settings, skies[k], statics[k],
-                                            None if crmasks is None else crmasks[k],
-                                            None if plan.ivm is None else plan.ivm[k],
-                                            dask_key_name=f"final-chip-{k}")
+        s = g.add(f"final-chip-{k}", _final_chip, chip, frame, box, settings, skies[k], statics[k],
+                  None if crmasks is None else crmasks[k], None if plan.ivm is None else plan.ivm[k])
         for t in tiles_touching(box, frame.shape, plan.tile_size):
-            per_tile[t].append((k + 1, delayed(cut_sums, pure=True)(s, tile_list[t],
-                                                                    dask_key_name=f"final-part-{k}-{t}")))
-    done = [delayed(_final_tile, pure=True)(per_tile[t], tb, settings, plan.final_canvas, len(plan.chips),
-                                            plan.texptime, dask_key_name=f"final-tile-{t}")
-            for t, tb in enumerate(tile_list)]
-    return delayed(_commit, pure=True)(plan.final_canvas, *done, dask_key_name="final-commit")
+            per_tile[t].append((k + 1, g.add(f"final-part-{k}-{t}", cut_sums, s, tile_list[t])))
+    done = [g.add(f"final-tile-{t}", _final_tile, tb, settings, plan.final_canvas, len(plan.chips), plan.texptime,
+                  [n for n, _ in per_tile[t]], *[p for _, p in per_tile[t]]) for t, tb in enumerate(tile_list)]
+    return g.add("final-commit", _commit, plan.final_canvas, *done)
 
 
-def add_input_dq_update(plan: Plan, crmasks, after) -> list:
+def add_input_dq_update(g: Graph, plan: Plan, crmasks, after) -> list:
     """dazzle's optional last layer: the CR flags ORed into the inputs' DQ (each input backed
     up first), one task per input file, after every product is written (``after``)."""
     crbit = plan.settings.crbit
     if crbit is None or crmasks is None:
         return []
-    wait = delayed(_after, pure=True)(*[x for x in after if x is not None], dask_key_name="update-dq-after")
+    wait = g.add("update-dq-after", _after, *[x for x in after if x is not None])
     by_path: dict = {}
     for k, c in enumerate(plan.chips):
         by_path.setdefault(c.path, []).append(k)
-    return [delayed(_update_dq, pure=True)(path, [plan.chips[k] for k in ks], [crmasks[k] for k in ks], crbit,
-                                           wait, dask_key_name=f"update-dq-{i}")
+    return [g.add(f"update-dq-{i}", _update_dq, path, [plan.chips[k] for k in ks], crbit, wait,
+                  *[crmasks[k] for k in ks])
             for i, (path, ks) in enumerate(by_path.items())]
 
 
@@ -463,19 +529,21 @@ def add_input_dq_update(plan: Plan, crmasks, after) -> list:
 # the graph
 # ---------------------------------------------------------------------------------------------
 
-def build(plan: Plan) -> dict:
+def build(plan: Plan):
     """The pipeline: each step adds its layer from the plan and the layers before it.
 
-    Returns the handles (Dask delayed objects, paths, or None) of what the run produces:
-    ``{"single": [...], "median", "final", "skies", "crmasks" (None without driz_cr),
-    "updated": [...], "other": [...]}``.
+    Returns one ``dask.delayed`` object; its value is what the run produces:
+    ``{"single": [(sci, wht) paths per exposure], "median": path, "final": path, "skies":
+    [ChipSky per chip], "crmasks": [per chip] or None (no driz_cr), "updated": [...],
+    "other": [...]}`` (None for a product not made).
     """
-    statics = add_static_mask(plan)
-    skies, chip_skies = add_sky(plan, statics)
-    singles = add_single_drizzle(plan, statics, chip_skies)
-    median = add_median(plan, singles, chip_skies)
-    crmasks, other = add_blot_cr(plan, median, statics, chip_skies)
-    final = add_final_drizzle(plan, statics, chip_skies, crmasks)
-    updated = add_input_dq_update(plan, crmasks, [final, median, *singles.values()])
-    return {"single": list(singles.values()), "median": median, "final": final, "skies": skies,
-            "crmasks": crmasks, "updated": updated, "other": other}
+    g = Graph()
+    statics = add_static_mask(g, plan)
+    skies, chip_skies = add_sky(g, plan, statics)
+    singles = add_single_drizzle(g, plan, statics, chip_skies)
+    median = add_median(g, plan, singles, chip_skies)
+    crmasks, other = add_blot_cr(g, plan, median, statics, chip_skies)
+    final = add_final_drizzle(g, plan, statics, chip_skies, crmasks)
+    updated = add_input_dq_update(g, plan, crmasks, [final, median, *singles.values()])
+    return g.outputs({"single": list(singles.values()), "median": median, "final": final, "skies": skies,
+                      "crmasks": crmasks, "updated": updated, "other": other})

@@ -61,17 +61,24 @@ def _kernel_pad(kernel: str, pixfrac: float) -> float:
     return 1.0
 
 
-def output_frame(chips, params, prefix: str):
-    """The output frame of one drizzle step (``prefix`` "driz_sep_" or "final_")."""
-    pairs = [(c.wcs(), c.shape) for c in chips]
+def _frame_spec(params, prefix: str):
+    """What defines a drizzle step's output frame: (custom, refimage, custom values)."""
     custom = params[prefix + "wcs"]
     over = {k: params[prefix + k] for k in _WCS_KEYS} if custom else {}
-    refimage = params[prefix + "refimage"] if custom else ""
+    return custom, params[prefix + "refimage"] if custom else "", over
+
+
+def output_frame(chips, params, prefix: str, wcss=None):
+    """The output frame of one drizzle step (``prefix`` "driz_sep_" or "final_"); ``wcss``:
+    the chips' WCSs, if already built (planning builds each chip's WCS once)."""
+    wcss = [c.wcs() for c in chips] if wcss is None else wcss
+    pairs = [(w, c.shape) for w, c in zip(wcss, chips)]
+    _, refimage, over = _frame_spec(params, prefix)
     if refimage:
         w, shape = geometry.make_output_wcs(refimage=refimage, **{k: over.get(k) for k in
                                                                  ("outnx", "outny", "ra", "dec", "crpix1", "crpix2")})
     elif any(v is not None for v in over.values()):
-        scale, orient, _ = geometry.nominal_scale_orientation(chips[0].wcs(), chips[0].idcscale)
+        scale, orient, _ = geometry.nominal_scale_orientation(wcss[0], chips[0].idcscale)
         w, shape = geometry.make_output_wcs(
             pairs, rot=over["rot"] if over["rot"] is not None else orient,
             scale=over["scale"] if over["scale"] is not None else scale,
@@ -84,11 +91,11 @@ def output_frame(chips, params, prefix: str):
     return geometry.Frame.from_wcs(w, shape)
 
 
-def _boxes(chips, frame, kernel, pixfrac, what):
+def _boxes(chips, frame, kernel, pixfrac, what, wcss):
     boxes = []
     wf = frame.wcs()
-    for chip in chips:
-        box = geometry.chip_bounding_box(chip.wcs(), chip.shape, wf, frame.shape,
+    for chip, w in zip(chips, wcss):
+        box = geometry.chip_bounding_box(w, chip.shape, wf, frame.shape,
                                          pad=_kernel_pad(kernel, pixfrac))
         if box is None:
             raise io.InputError(f"{chip.label}: does not overlap the {what} output frame "
@@ -147,6 +154,28 @@ def _switches(chips, params) -> dict:
     return params
 
 
+def _plan_frames(plan, wcss):
+    """The single-drizzle and final frames and every chip's box in them; a frame (and the
+    boxes, when the kernels reach as far) computed once when both steps use the same."""
+    chips, params = plan.chips, plan.params
+    sep_pad = _kernel_pad(params["driz_sep_kernel"], params["driz_sep_pixfrac"])
+    if params["driz_separate"]:
+        plan.single_frame = output_frame(chips, params, "driz_sep_", wcss)
+        plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
+                                   params["driz_sep_pixfrac"], "single-drizzle", wcss)
+    if plan.final_path is None:
+        return
+    if plan.single_frame is not None and _frame_spec(params, "final_") == _frame_spec(params, "driz_sep_"):
+        plan.final_frame = plan.single_frame
+        if _kernel_pad(params["final_kernel"], params["final_pixfrac"]) == sep_pad:
+            plan.final_boxes = list(plan.single_boxes)
+            return
+    else:
+        plan.final_frame = output_frame(chips, params, "final_", wcss)
+    plan.final_boxes = _boxes(chips, plan.final_frame, params["final_kernel"], params["final_pixfrac"],
+                              "final", wcss)
+
+
 def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
     """Read the inputs' headers, decide the frames and the chips' boxes.  ``params`` (validated,
     :func:`dazzle.params.resolve`) is not changed: the plan holds a copy with the steps that
@@ -167,16 +196,9 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     plan.out_root = os.path.join(out_dir, base)
-    if params["driz_separate"]:
-        plan.single_frame = output_frame(chips, params, "driz_sep_")
-        plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
-                                   params["driz_sep_pixfrac"], "single-drizzle")
-    if plan.final_path is not None:
-        plan.final_frame = output_frame(chips, params, "final_")
-        plan.final_boxes = _boxes(chips, plan.final_frame, params["final_kernel"], params["final_pixfrac"],
-                                  "final")
-        if params["final_wht_type"] == "IVM":
-            plan.ivm = _read_ivm(chips, ivm)
+    _plan_frames(plan, wcss=[c.wcs() for c in chips])
+    if plan.final_path is not None and params["final_wht_type"] == "IVM":
+        plan.ivm = _read_ivm(chips, ivm)
     seen = {}
     for c in chips:
         seen.setdefault(c.path, c.exptime)
@@ -297,14 +319,12 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
             _lay_out_median(plan)
         graph = build(plan)
         t1 = time.perf_counter()
-        keys = ["single", "median", "final", "skies", "crmasks", "updated", "other"]
         scheduler = values["scheduler"]
         if scheduler == "threads" and not any(str(k).lower() == "scheduler" for k in params):
             scheduler = None   # the default: the caller's active Client if any, else threads
         steps: dict = {}
-        got = compute([graph[k] for k in keys], scheduler, progress=progress, workers=workers,
-                      profile=profile, report=report, steps=steps)
-        res = dict(zip(keys, got))
+        res = compute([graph], scheduler, progress=progress, workers=workers, profile=profile, report=report,
+                      steps=steps)[0]
         t_run = time.perf_counter() - t1
     finally:
         for canvas in (plan.final_canvas, plan.median_canvas):
