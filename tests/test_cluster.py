@@ -28,7 +28,6 @@ import dazzle
 import dazzle.pipeline
 from dazzle import cluster
 from dazzle.params import ParameterError, parse_value
-from dazzle.simulate import simulate
 
 distributed = pytest.importorskip("distributed")
 from distributed import Client, LocalCluster  # noqa: E402
@@ -53,10 +52,9 @@ def _cluster_kw():
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory):
+def sim(simulated):
     """4 dithered exposures of one 200x200 chip (no cosmic rays: the CR steps still run)."""
-    return simulate(tmp_path_factory.mktemp("sim"), n_exposures=4, chips=1, size=200, seed=11,
-                    cosmic_rays=False)
+    return simulated(n_exposures=4, chips=1, size=200, seed=11, cosmic_rays=False)
 
 
 def products(result):

@@ -255,18 +255,15 @@ def test_star_peaks_with_matching_blot_never_flagged():
 
 
 @pytest.fixture(scope="module")
-def simulated_pair(tmp_path_factory):
+def simulated_pair(simulated):
     """dazzle.simulate: 4 exposures of 256^2 with cosmic rays, and the same seed without noise
     and cosmic rays.  The noiseless files hold the expected electrons per pixel: sky*EXPTIME +
     stars.  Hot pixels and dead columns are left out of the truth blot (a median never has
     them: they are DQ-flagged and excluded before the median) and tested as ``dq_good``.
     Sky 0.1 e-/s * 400 s = 40 e-: AstroDrizzle's reference noise level (~8 e- per pixel)."""
-    from dazzle.simulate import simulate
-    base = tmp_path_factory.mktemp("crsim")
     kw = dict(size=256, n_exposures=4, seed=0, sky=0.1, exptime=400.0, read_noise=RN)
-    noisy = simulate(base / "noisy", **kw)
-    clean = simulate(base / "clean", noise=False, cosmic_rays=False, hot_pixels=False,
-                     bad_columns=0, **kw)
+    noisy = simulated(**kw)
+    clean = simulated(noise=False, cosmic_rays=False, hot_pixels=False, bad_columns=0, **kw)
     return noisy, clean
 
 
@@ -784,12 +781,11 @@ def test_oracle_drizcr_core(oracle_arrays):
 
 @pytest.mark.oracle
 @needs_drizzlepac
-def test_oracle_full_astrodrizzle_run(tmp_path):
+def test_oracle_full_astrodrizzle_run(simulated, tmp_path):
     """AstroDrizzle end to end on simulated exposures; dazzle (legacy) recomputes every
     _crmask from AstroDrizzle's own inputs (MDRIZSKY in the headers) and _blt images."""
     from astrodrizzle_oracle import run_astrodrizzle
-    from dazzle.simulate import simulate
-    sim = simulate(tmp_path / "sim", size=256, n_exposures=4, seed=3)
+    sim = simulated(size=256, n_exposures=4, seed=3)
     ad = run_astrodrizzle(sim.files, tmp_path / "ad", output="syn")
     lines = []
     for k, root in enumerate(sim.roots):

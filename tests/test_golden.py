@@ -23,7 +23,6 @@ import pytest
 from astropy.io import fits
 
 import dazzle
-from dazzle.simulate import simulate
 
 VARIANTS = {
     "defaults": {},
@@ -189,9 +188,8 @@ def product_digests(out_dir) -> dict:
 
 
 @pytest.fixture(scope="module")
-def golden_inputs(tmp_path_factory):
-    return simulate(tmp_path_factory.mktemp("golden_in"), n_exposures=4, chips=2, size=128, seed=15,
-                    n_stars=12, min_separation=12.0)
+def golden_inputs(simulated):
+    return simulated(n_exposures=4, chips=2, size=128, seed=15, n_stars=12, min_separation=12.0)
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,12 +19,13 @@ from astropy.io import fits
 from astrodrizzle_oracle import have_drizzlepac, needs_drizzlepac, run_astrodrizzle
 from dazzle.io import InputError, read_inputs
 from dazzle.params import defaults, resolve
-from dazzle.simulate import DQ_BAD_DETECTOR, DQ_HOT, simulate
+from dazzle.simulate import DQ_BAD_DETECTOR, DQ_HOT
 from dazzle.stats import imagestats
 from dazzle.steps.sky import (ChipSky, SkySettings, brightness_factor, chip_sky_statistic,
                               compute_skies, exposure_skies, match_skies, overlap_mask,
                               sky_pixel_mask, sky_statistic, solve_sky_deltas)
 from dazzle.steps.static_mask import chip_signature, combine, mask_key, signature_stats
+from helpers import copy_files
 
 SKY_E = 120.0          # 0.3 e-/s * 400 s
 SKIES2 = (0.3, 0.35, 0.28)
@@ -61,26 +61,15 @@ class Loaded:
 
 
 @pytest.fixture(scope="module")
-def sim1(tmp_path_factory):
+def sim1(simulated):
     """4 dithered exposures of one 256x256 chip, sky 120 e-, stars, CRs, hot pixels."""
-    return Loaded(simulate(tmp_path_factory.mktemp("ss1"), n_exposures=4, chips=1, size=256,
-                           seed=11))
+    return Loaded(simulated(n_exposures=4, chips=1, size=256, seed=11))
 
 
 @pytest.fixture(scope="module")
-def sim2(tmp_path_factory):
+def sim2(simulated):
     """3 exposures of two 256x256 chips, skies 120, 140 and 112 e-."""
-    return Loaded(simulate(tmp_path_factory.mktemp("ss2"), n_exposures=3, chips=2, size=256,
-                           seed=2, sky=list(SKIES2)))
-
-
-def copy_files(files, dest):
-    dest.mkdir(parents=True, exist_ok=True)
-    out = []
-    for f in files:
-        shutil.copyfile(f, dest / os.path.basename(f))
-        out.append(str(dest / os.path.basename(f)))
-    return out
+    return Loaded(simulated(n_exposures=3, chips=2, size=256, seed=2, sky=list(SKIES2)))
 
 
 def gaussian_chip(seed=0, shape=(512, 512), sky=100.0, sigma=5.0):
