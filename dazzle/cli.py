@@ -7,14 +7,19 @@ Commands:
 * ``dazzle simulate OUTDIR [...]``       -- dithered HST-like exposures with known truth
 * ``dazzle demo [OUTDIR]``               -- simulate a small set and run the pipeline on it
 
-Errors in the inputs or the parameters end the command with one line on stderr naming the
-file and extension (or the parameter) and exit status 2.
+Errors in the inputs, the outputs or the parameters end the command with one line on stderr
+naming the file and extension (or the parameter) and exit status 2; so do a file that cannot
+be read or written (a missing ``--config``, a read-only output folder, a full disk) and a bad
+command line.  Ctrl-C ends with status 130 and SIGTERM with 143, after the run removed its
+temporary files.  Anything else is a bug: one line and status 1 (``-v`` shows the traceback).
+No message quotes a file's contents.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -60,10 +65,14 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_simulate(args) -> int:
+    from dazzle.params import ParameterError
     from dazzle.simulate import simulate
 
-    sim = simulate(args.outdir, n_exposures=args.exposures, chips=args.chips, size=args.size,
-                   seed=args.seed, cosmic_rays=not args.no_cosmic_rays)
+    try:
+        sim = simulate(args.outdir, n_exposures=args.exposures, chips=args.chips, size=args.size,
+                       seed=args.seed, cosmic_rays=not args.no_cosmic_rays)
+    except ValueError as exc:   # the simulator's checks of its arguments
+        raise ParameterError(str(exc)) from None
     for f in sim.files:
         print(f)
     print(f"truth: {sim.truth_stars_path}")
@@ -72,8 +81,6 @@ def _cmd_simulate(args) -> int:
 
 def _cmd_demo(args) -> int:
     """Simulate a small dithered set, run every step on it, write products, PNGs and a report."""
-    import os
-
     import numpy as np
     from astropy.io import fits
 
@@ -167,15 +174,35 @@ def _cmd_demo(args) -> int:
 def _cmd_report(args) -> int:
     """Write the HTML report of a run folder and print a short summary."""
     from dazzle import report
+    from dazzle.io import check_html_target
 
+    check_html_target(args.output)
     path = report.render_report(args.run_dir, args.output, max_chips=args.max_chips)
     print(report.text_summary(report.collect_run(args.run_dir)))
     print(f"report: {path}")
     return 0
 
 
+def _positive_int(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} must be >= 1")
+    return n
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (exit status 2, as argparse's own)."""
+
+    def error(self, message):
+        print(f"dazzle: error: {' '.join(str(message).split())} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dazzle", description="Numba-accelerated, distributed AstroDrizzle.")
+    p = _Parser(prog="dazzle", description="Numba-accelerated, distributed AstroDrizzle.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress of each step")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -188,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scheduler", help="where the graph runs: threads (default), processes, synchronous, "
                     "local (a LocalCluster), tcp://host:port, a scheduler file .json, or a cluster "
                     "profile (profile:NAME, e.g. profile:slurm; see deploy/profiles.yaml)")
-    sp.add_argument("--workers", type=int, metavar="N",
+    sp.add_argument("--workers", type=_positive_int, metavar="N",
                     help="worker processes of --scheduler local (default: one per core), threads of "
                     "threads, processes of processes, or workers of a cluster profile")
     sp.add_argument("--profile", metavar="FILE|NAME",
@@ -233,18 +260,55 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as ``path: reason`` (never the file's contents)."""
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or _one_line(exc) or type(exc).__name__
+    return f"{where}: {what}" if where else what
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("dazzle").setLevel(logging.INFO if args.verbose else logging.WARNING)
     from dazzle.io import InputError
     from dazzle.params import ParameterError
+    from dazzle.products import Terminated
 
     try:
         return args.func(args)
     except (InputError, ParameterError) as exc:
-        print(f"dazzle: error: {exc}", file=sys.stderr)
+        print(f"dazzle: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # `dazzle params | head`: the reader left; end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        print(f"dazzle: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            import signal
+
+            what, status = f"terminated ({signal.Signals(exc.signum).name})", 128 + exc.signum
+        else:
+            what, status = "interrupted", 130
+        tail = (": no partial product was left; --set resume=True reuses the finished steps"
+                if args.command == "run" else "")
+        print(f"dazzle: {what}{tail}", file=sys.stderr)
+        return status
+    except Exception as exc:  # noqa: BLE001 -- a bug: one line, the traceback with -v
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"dazzle: internal error: {type(exc).__name__}: {_one_line(exc)} (run with -v for the "
+              "traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -28,12 +28,17 @@ to clusters::
 
     profiles:
       slurm:
-        class: dask_jobqueue.SLURMCluster   # any importable cluster class
+        class: dask_jobqueue.SLURMCluster   # a dask_jobqueue or distributed cluster class
         options: {cores: 8, processes: 4, memory: 32GB, queue: normal, walltime: "02:00:00"}
         jobs: 4                             # cluster.scale(jobs=4)   (or workers: N)
         # adaptive: {minimum_jobs: 1, maximum_jobs: 20}    # cluster.adapt(**adaptive) instead
         wait_for_workers: 4                 # wait for this many workers before computing
         wait_timeout: 600                   # seconds (default 300)
+
+A profiles file is trusted like a script: its class is imported and called with its options.
+Only ``dask_jobqueue`` and ``distributed`` cluster classes are accepted; another class (e.g.
+``dask_kubernetes.KubeCluster``) must be listed in ``$DAZZLE_CLUSTER_CLASSES``
+(comma-separated), which a profiles file cannot set for itself.
 
 String options may use ``${VAR}`` and ``${VAR:-default}`` (a string that expands to nothing
 becomes None: the class's own default); ``~`` is expanded.  ``workers=``
@@ -180,7 +185,10 @@ def load_profiles(path=None) -> dict[str, Profile]:
     except OSError as exc:
         raise _error(f"cannot read the cluster profiles file {path}: {exc}") from exc
     if path.suffix.lower() == ".json":
-        doc = json.loads(text)
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise _error(f"{path}: not valid JSON (line {getattr(exc, 'lineno', '?')})") from None
     else:
         try:
             import yaml
@@ -189,8 +197,10 @@ def load_profiles(path=None) -> dict[str, Profile]:
                          "(pip install 'dazzle[cluster]' or pip install pyyaml)") from None
         try:
             doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise _error(f"{path}: not valid YAML: {exc}") from exc
+        except yaml.YAMLError as exc:   # its text quotes the file: only the place is reported
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise _error(f"{path}: not valid YAML{where}") from None
     doc = doc or {}
     table = doc.get("profiles", doc) if isinstance(doc, dict) else None
     if not isinstance(table, dict):
@@ -236,17 +246,32 @@ def get_profile(name, profile=None) -> Profile:
     return table[name]
 
 
+#: packages whose cluster classes a profile may name; any other class must be listed in the
+#: environment variable $DAZZLE_CLUSTER_CLASSES (comma-separated), an opt-in a profile file
+#: cannot grant itself
+TRUSTED_CLUSTER_PACKAGES = ("dask_jobqueue", "distributed")
+
+
 def _import(dotted: str):
     mod, _, attr = dotted.rpartition(".")
     if not mod:
         raise _error(f"cluster class {dotted!r}: give the module too, e.g. dask_jobqueue.SLURMCluster")
+    opted_in = dotted in {c.strip() for c in os.environ.get("DAZZLE_CLUSTER_CLASSES", "").split(",")}
+    if not opted_in and mod.split(".")[0] not in TRUSTED_CLUSTER_PACKAGES:
+        raise _error(f"cluster class {dotted}: a profile may name only dask_jobqueue and distributed cluster "
+                     f"classes; to trust another, set DAZZLE_CLUSTER_CLASSES={dotted}")
     try:
-        return getattr(importlib.import_module(mod), attr)
+        cls = getattr(importlib.import_module(mod), attr)
     except ImportError as exc:
         extra = " (pip install 'dazzle[hpc]' or pip install dask-jobqueue)" if mod.startswith("dask_jobqueue") else ""
         raise _error(f"cluster class {dotted}: cannot import {mod}{extra}: {exc}") from exc
     except AttributeError:
         raise _error(f"cluster class {dotted}: {mod} has no {attr}") from None
+    from distributed.deploy import Cluster
+
+    if not isinstance(cls, type) or not (opted_in or issubclass(cls, Cluster)):
+        raise _error(f"cluster class {dotted}: not a cluster class (a distributed.deploy.Cluster)")
+    return cls
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,11 @@ Differences from AstroDrizzle (deliberate)
   chip centre: scale = sqrt(pixel area on the sky), orientation = position angle of the local
   +y axis.  AstroDrizzle uses ``IDCSCALE`` (or ``sqrt|det CD|``) and ``ORIENTAT``.  For a
   nominal-scale output pass ``scale=IDCSCALE`` explicitly.
+* :func:`default_output_wcs` (``footprint_mode="edges"``, dazzle's default frame) orients the
+  frame by the first chip's CD matrix.  AstroDrizzle does so only for chips without
+  ``IDCV2REF``; for calibrated HST chips it uses the telescope roll (:class:`Aperture`).
+  :func:`astrodrizzle_output_wcs` reproduces AstroDrizzle's frame, user parameters included,
+  exactly.
 * :func:`pixel_scale_ratio` returns output / input linear pixel size (2.0 for output pixels twice
   as large).  drizzle 3.0's ``estimate_pixel_scale_ratio`` with default arguments computes the
   inverse.
@@ -816,18 +821,99 @@ def chip_bounding_box(wcs_in, shape_in, frame, frame_shape=None, *, pad=0.0):
 # AstroDrizzle's default output frame
 # --------------------------------------------------------------------------------------------
 
-def nominal_scale_orientation(wcs, idcscale=None):
-    """AstroDrizzle's nominal pixel scale (arcsec) and ``ORIENTAT`` (degrees) of a chip.
+#: Parity matrices of the HST detectors (stwcs ``wcsutil/instruments.py``): the sign flip that
+#: takes detector axes to the V2/V3 frame.  Keys are INSTRUME or (INSTRUME, DETECTOR); any
+#: detector not listed gets stwcs's default, :data:`_FLIP_Y`.
+_FLIP_X = ((-1.0, 0.0), (0.0, 1.0))
+_FLIP_Y = ((1.0, 0.0), (0.0, -1.0))
+_PARITY = {("ACS", "WFC"): _FLIP_Y, ("ACS", "HRC"): _FLIP_X, ("ACS", "SBC"): _FLIP_X,
+           ("WFC3", "UVIS"): _FLIP_X, ("WFC3", "IR"): _FLIP_X,
+           "WFPC2": _FLIP_X, "NICMOS": _FLIP_X, "STIS": _FLIP_X}
 
-    As stwcs does for a chip without V2/V3 aperture keywords: the scale is ``IDCSCALE`` when
-    known, else ``sqrt|det CD|``; the orientation is ``atan2(CD1_2, CD2_2)`` (the position angle
-    of the chip's +y axis from its linear WCS).  Also returns the parity (sign of ``det CD``).
+
+def detector_parity(instrument, detector):
+    """The parity matrix stwcs gives a chip of ``instrument``/``detector`` (2x2 tuple)."""
+    inst, det = str(instrument or "").upper(), str(detector or "").upper()
+    return _PARITY.get((inst, det), _PARITY.get(inst, _FLIP_Y))
+
+
+@dataclass(frozen=True)
+class Aperture:
+    """The pointing keywords of a calibrated HST chip that fix AstroDrizzle's default orientation.
+
+    ``pa_v3`` is the telescope roll (``PA_V3`` of the primary header, degrees); ``v2ref``,
+    ``v3ref`` (arcsec) and ``theta`` (degrees) the chip's ``IDCV2REF``, ``IDCV3REF`` and
+    ``IDCTHETA`` (written by ``updatewcs`` into each SCI header); ``parity`` the detector's
+    parity matrix (:func:`detector_parity`).
     """
-    cd = np.asarray(_fresh(wcs).pixel_scale_matrix, dtype=np.float64)
+
+    pa_v3: float
+    v2ref: float
+    v3ref: float
+    theta: float = 0.0
+    parity: tuple = _FLIP_Y
+
+    @classmethod
+    def from_keywords(cls, pa_v3, v2ref, v3ref, theta=None, instrument="", detector=""):
+        """The aperture of a chip, or None without ``IDCV2REF`` (then AstroDrizzle orients the
+        frame by the CD matrix).  With ``IDCV2REF`` but no ``PA_V3`` or ``IDCV3REF``
+        AstroDrizzle stops with an error; dazzle falls back to the CD matrix."""
+        if v2ref is None or v3ref is None or pa_v3 is None:
+            return None
+        return cls(float(pa_v3), float(v2ref), float(v3ref), float(theta or 0.0),
+                   detector_parity(instrument, detector))
+
+
+def aperture_roll(pa_v3, dec, v2ref, v3ref):
+    """Roll angle (degrees) at an aperture whose V2/V3 position is ``(v2ref, v3ref)`` arcsec,
+    for a telescope roll ``pa_v3`` (position angle of V3 at the V1 axis) and the aperture's
+    declination ``dec``: the spherical-triangle formula of C. Cox used by STScI's Generic
+    Conversion (stwcs ``updatewcs.makewcs.troll``).  Not reduced to a range."""
+    v2, v3 = math.radians(v2ref / 3600.0), math.radians(v3ref / 3600.0)
+    d = math.radians(dec)
+    s2, s3 = math.sin(v2), math.sin(v3)
+    # rho: angular distance of the aperture from V1; beta, gamma: its direction from V1,
+    # measured from V2 and from V3 (quadrant from the signs of v2, v3)
+    sin_rho = math.sqrt(s2 * s2 + s3 * s3 - s2 * s2 * s3 * s3)
+    rho = math.asin(sin_rho)
+    beta = math.asin(s3 / sin_rho)
+    if v2 < 0:
+        beta = math.pi - beta
+    gamma = math.asin(s2 / sin_rho)
+    if v3 < 0:
+        gamma = math.pi - gamma
+    a = math.pi / 2.0 + math.radians(pa_v3) - beta
+    b = math.atan2(math.sin(a) * math.cos(d),
+                   math.sin(d) * sin_rho - math.cos(d) * math.cos(rho) * math.cos(a))
+    return math.degrees(math.pi - (gamma + b))
+
+
+def nominal_scale_orientation(wcs, idcscale=None, aperture=None):
+    """AstroDrizzle's nominal pixel scale (arcsec), orientation (degrees) and parity of a chip.
+
+    As stwcs ``distortion.utils.make_orthogonal_cd``.  With an :class:`Aperture` (a chip with
+    ``IDCV2REF`` and ``PA_V3``): the orientation is that of the telescope roll at the aperture,
+    :func:`aperture_roll` at the chip's ``CRVAL2`` plus ``IDCTHETA``, through the detector's
+    parity matrix (for ACS/WFC this is the roll + 180 deg), and the parity is that of the
+    matrix.  Without: the orientation is ``atan2(CD1_2, CD2_2)`` (the position angle of the
+    chip's +y axis from its linear WCS, HST's ``ORIENTAT``) and the parity the sign of
+    ``det CD``.  The scale is ``IDCSCALE`` when known, else ``sqrt|det CD|``.
+    """
+    w = _fresh(wcs)
+    cd = np.asarray(w.pixel_scale_matrix, dtype=np.float64)
     det = float(np.linalg.det(cd))
     scale = float(idcscale) if idcscale else math.sqrt(abs(det)) * 3600.0
-    orient = math.degrees(math.atan2(cd[0, 1], cd[1, 1]))
-    return scale, orient, (-1.0 if det < 0 else 1.0)
+    if aperture is None:
+        orient = math.degrees(math.atan2(cd[0, 1], cd[1, 1]))
+        return scale, orient, (-1.0 if det < 0 else 1.0)
+    pv = aperture_roll(aperture.pa_v3, float(w.wcs.crval[1]), aperture.v2ref, aperture.v3ref)
+    if aperture.theta:
+        pv += aperture.theta
+    t = math.radians(pv)
+    par = np.asarray(aperture.parity, dtype=np.float64)
+    m = np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]]) @ par
+    orient = math.degrees(math.atan2(m[0, 1], m[1, 1]))
+    return scale, orient, (-1.0 if np.linalg.det(par) < 0 else 1.0)
 
 
 def _geographic_midpoint(ra, dec):
@@ -839,16 +925,19 @@ def _geographic_midpoint(ra, dec):
             math.degrees(math.atan2(z, math.sqrt(x * x + y * y))))
 
 
-def default_output_wcs(wcss_and_shapes, *, idcscale=None, footprint_mode="edges"):
+def default_output_wcs(wcss_and_shapes, *, idcscale=None, footprint_mode="edges", aperture=None,
+                       reference=0):
     """The default output frame, built the way AstroDrizzle builds it.
 
     ``footprint_mode="corners"`` reproduces drizzlepac 3.11 (stwcs ``output_wcs`` followed by
     ``make_perfect_cd``): the footprint is the 4 pixel-centre corners of every chip (distortion
     included); CRVAL starts at their geographic midpoint; scale and orientation come from the
-    first chip (:func:`nominal_scale_orientation`, ``idcscale`` = its ``IDCSCALE``); the size is
-    ``ceil(max - min)`` of the corners on the tangent plane; CRPIX is ``n/2`` and CRVAL is moved
-    so that the lowest corners land on pixel 0.  Pixels on the far edges can then hang half
-    outside the frame.
+    reference chip, ``wcss_and_shapes[reference]`` (:func:`nominal_scale_orientation` with
+    ``idcscale`` = its ``IDCSCALE`` and ``aperture`` = its :class:`Aperture`, or None without
+    ``IDCV2REF``); the size is ``ceil(max - min)`` of the corners on the tangent plane; CRPIX is
+    ``n/2`` and CRVAL is moved so that the lowest corners land on pixel 0.  Pixels on the far
+    edges can then hang half outside the frame.  AstroDrizzle's reference chip is the first
+    chip (lowest ``EXTVER``) of the first input.
 
     ``footprint_mode="edges"`` (dazzle's default) does the same with points along every chip's
     outer pixel *edges* (corners at -0.5 and n-0.5, distortion bends followed), and places the
@@ -877,7 +966,7 @@ def default_output_wcs(wcss_and_shapes, *, idcscale=None, footprint_mode="edges"
     world = np.column_stack([ra, dec])
     crval = _geographic_midpoint(ra, dec)
 
-    scale, orient, par = nominal_scale_orientation(fresh[0][0], idcscale)
+    scale, orient, par = nominal_scale_orientation(fresh[reference][0], idcscale, aperture)
     rot = math.radians(orient)
     sn, cs = math.sin(rot), math.cos(rot)
     out = WCS(naxis=2)
@@ -916,3 +1005,127 @@ def default_output_wcs(wcss_and_shapes, *, idcscale=None, footprint_mode="edges"
         n2 = max(n2, int(math.ceil(tp[:, 1].max() + 0.5 - _SIZE_TOL)))
     out.pixel_shape = (n1, n2)
     return out, (n2, n1)
+
+
+# --------------------------------------------------------------------------------------------
+# AstroDrizzle's user-defined frames (final_* / driz_sep_* parameters)
+# --------------------------------------------------------------------------------------------
+
+def _rotation(theta):
+    """``[[cos t, sin t], [-sin t, cos t]]`` for ``theta`` degrees: a "perfect" CD matrix times
+    this has its orientation (position angle of +y) lowered by ``theta``."""
+    t = theta * np.pi / 180.0
+    return np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+
+
+def _pair_given(values, a, b, prefix):
+    """True if both of ``values[a]``, ``values[b]`` are given; ValueError if only one is."""
+    va, vb = values[a] is not None, values[b] is not None
+    if va != vb:
+        given, missing = (a, b) if va else (b, a)
+        raise ValueError(f"{prefix}{given} is given without {prefix}{missing}: AstroDrizzle "
+                         "needs both")
+    return va
+
+
+def merge_user_wcs(wcs, shape=None, *, rot=None, scale=None, outnx=None, outny=None, ra=None,
+                   dec=None, crpix1=None, crpix2=None, prefix=""):
+    """A frame with AstroDrizzle's ``final_*`` / ``driz_sep_*`` parameters applied to it, by
+    AstroDrizzle's rule (drizzlepac ``wcs_functions.mergeWCS``).
+
+    ``wcs`` (with ``shape`` ``(ny, nx)`` or its ``pixel_shape``) is the default frame or the
+    reference image's.  Its pixel scale and orientation are read from its CD matrix; then:
+
+    * ``scale`` (arcsec; ignored within 10 ulp of the frame's): the CD matrix is multiplied by
+      ``scale / old``; without ``rot`` and ``outnx/outny`` the size becomes
+      ``ceil(n * old / scale)`` and ``CRPIX`` ``1 + (CRPIX - 1) * old / scale``.
+    * ``rot`` (degrees East of North of the +y axis): the CD matrix is rotated by
+      ``orientation - rot``; without ``outnx/outny`` the size is the bounding box of the old
+      frame's outer pixel edges turned (and scaled) about ``CRPIX``, and ``CRPIX`` is put so
+      that box starts at the frame's edge.
+    * ``outnx, outny`` (both or neither): the size; ``CRPIX`` then defaults to the centre,
+      ``((n + 1) / 2)``, so the old ``CRVAL`` is the new centre.
+    * ``crpix1, crpix2`` (both or neither): ``CRPIX``.
+    * ``ra, dec`` (both or neither): ``CRVAL`` only -- ``CRPIX`` and the size stay, so part of
+      the inputs can fall outside the frame.
+
+    Half a pair raises ValueError (its message names ``prefix`` + the parameter).  Returns
+    ``(wcs, (ny, nx))``.
+    """
+    w = _fresh(wcs)
+    shape = _shape_of(wcs, shape)
+    if shape is None:
+        raise ValueError("merge_user_wcs needs the frame's shape")
+    values = dict(rot=rot, scale=scale, outnx=outnx, outny=outny, ra=ra, dec=dec,
+                  crpix1=crpix1, crpix2=crpix2)
+    if all(v is None for v in values.values()):
+        w.pixel_shape = (shape[1], shape[0])
+        return w, (int(shape[0]), int(shape[1]))
+    new_crval = _pair_given(values, "ra", "dec", prefix)
+    new_crpix = _pair_given(values, "crpix1", "crpix2", prefix)
+    new_size = _pair_given(values, "outnx", "outny", prefix)
+
+    cd = np.array(w.wcs.cd if w.wcs.has_cd() else w.pixel_scale_matrix, dtype=np.float64)
+    pscale = math.sqrt(cd[0, 0] ** 2 + cd[1, 0] ** 2) * 3600.0
+    orientat = math.degrees(math.atan2(cd[0, 1], cd[1, 1]))
+    ratio = None
+    if scale is not None and not np.isclose(scale, pscale, rtol=10.0 * np.finfo(float).eps,
+                                            atol=100.0 * np.finfo(float).tiny):
+        ratio = pscale / float(scale)
+    turn = None if rot is None or orientat - float(rot) == 0.0 else orientat - float(rot)
+
+    ny, nx = int(shape[0]), int(shape[1])
+    crpix = np.array([crpix1, crpix2], dtype=np.float64) if new_crpix else None
+    if new_size:
+        # AstroDrizzle rounds half away from zero
+        nx, ny = (int(math.copysign(math.floor(abs(v) + 0.5), v)) for v in (outnx, outny))
+        if nx < 1 or ny < 1:
+            raise ValueError(f"{prefix}outnx/{prefix}outny: the frame must be at least 1x1")
+        if crpix is None:
+            crpix = np.array([(nx + 1.0) / 2.0, (ny + 1.0) / 2.0])
+    elif turn is not None:
+        corners = np.array([[0.5, 0.5], [nx + 0.5, 0.5], [0.5, ny + 0.5],
+                            [nx + 0.5, ny + 0.5]]) - w.wcs.crpix
+        if ratio is not None:
+            corners *= ratio
+        turned = np.dot(corners, _rotation(turn))
+        lo, hi = turned.min(axis=0), turned.max(axis=0)
+        nx, ny = (max(1, int(np.ceil(h - lo_))) for h, lo_ in zip(hi, lo))
+        if crpix is None:
+            crpix = 0.5 - lo
+    elif ratio is not None:
+        nx, ny = max(1, int(np.ceil(ratio * nx))), max(1, int(np.ceil(ratio * ny)))
+        if crpix is None:
+            crpix = 1.0 + ratio * (w.wcs.crpix - 1.0)
+
+    if ratio is not None:
+        cd = cd / ratio
+    if turn is not None:
+        cd = np.dot(cd, _rotation(turn))
+    if not w.wcs.has_cd():
+        w.wcs.pc, w.wcs.cdelt = np.eye(2), [1.0, 1.0]
+    w.wcs.cd = cd
+    if crpix is not None:
+        w.wcs.crpix = crpix
+    if new_crval:
+        w.wcs.crval = [float(ra), float(dec)]
+    w.wcs.set()
+    w.pixel_shape = (nx, ny)
+    return w, (ny, nx)
+
+
+def astrodrizzle_output_wcs(wcss_and_shapes=(), *, reference=0, idcscale=None, aperture=None,
+                            refimage=None, prefix="", **user):
+    """AstroDrizzle's output frame for one drizzle step, exactly (drizzlepac
+    ``wcs_functions.make_outputwcs``): the default frame (:func:`default_output_wcs` with
+    ``footprint_mode="corners"``, oriented by the reference chip ``wcss_and_shapes[reference]``
+    with its ``idcscale`` and ``aperture``), or the ``refimage``'s frame, with the ``user``
+    parameters (``rot, scale, outnx, outny, ra, dec, crpix1, crpix2``; None = not given)
+    applied by :func:`merge_user_wcs`.  Returns ``(wcs, (ny, nx))``."""
+    if refimage:
+        w, shape = _from_refimage(refimage, rot=None, scale=None, outnx=None, outny=None,
+                                  ra=None, dec=None, crpix1=None, crpix2=None)
+    else:
+        w, shape = default_output_wcs(wcss_and_shapes, idcscale=idcscale, aperture=aperture,
+                                      reference=reference, footprint_mode="corners")
+    return merge_user_wcs(w, shape, prefix=prefix, **user)

@@ -50,8 +50,12 @@ Deliberate differences (documented)
   silent ``None``.  Default keywords that are absent give ``None``; the gain falls back to
   ``ATODGAIN`` and the read noise to ``READNSE`` (STIS/WFPC2-style headers).
 * A literal input name that does not exist is an error (drizzlepac's glob drops it silently);
-  so is a glob pattern matching nothing, the same file listed twice, or two files with the
-  same exposure root (their intermediate products would overwrite each other).
+  so is a glob pattern matching nothing, the same file listed twice (also through a symbolic
+  or hard link, or as a byte-for-byte copy), or two files with the same exposure root (their
+  intermediate products would overwrite each other).
+* A file that dazzle wrote (its primary header carries :data:`PRODUCT_KEYWORD`) is refused as
+  an input unless ``allow_products=True``: a glob such as ``'dzsim0*.fits'`` in a folder that
+  holds an earlier run's products would otherwise take them as exposures.
 * The default output name for one input is the input's root *without* its directory (products
   go to the current directory, like ``final``); drizzlepac keeps the directory part.
 * ``wcskey`` (alternate WCS) is not supported here: the primary WCS of each SCI header is used.
@@ -79,9 +83,15 @@ __all__ = [
     "Chip",
     "ChipData",
     "InputError",
+    "OutputError",
+    "PRODUCT_KEYWORD",
     "ROOT_SUFFIXES",
     "atomic_output",
+    "check_html_target",
+    "check_overwrites",
     "exposure_root",
+    "file_identity",
+    "product_kind",
     "product_name",
     "read_chips",
     "read_inputs",
@@ -113,6 +123,12 @@ class InputError(ValueError):
         super().__init__(message)
         self.path = path
         self.ext = ext
+
+
+class OutputError(InputError):
+    """An output that cannot be written where the user asked (a read-only folder, a product
+    that would replace an input, another run writing the same products).  One line, like
+    :class:`InputError`."""
 
 
 def _one_line(text: Any) -> str:
@@ -203,6 +219,18 @@ class Chip:
     expstart: float | None = None
     expend: float | None = None
     ccdamp: str | None = None
+    pa_v3: float | None = None       # PA_V3 (primary) and the SCI header's IDCV2REF, IDCV3REF,
+    idcv2ref: float | None = None    # IDCTHETA: AstroDrizzle's default orientation (see
+    idcv3ref: float | None = None    # geometry.Aperture)
+    idctheta: float | None = None
+
+    @property
+    def aperture(self):
+        """The chip's :class:`dazzle.geometry.Aperture`, or None without ``IDCV2REF``."""
+        from .geometry import Aperture
+
+        return Aperture.from_keywords(self.pa_v3, self.idcv2ref, self.idcv3ref, self.idctheta,
+                                      self.instrument, self.detector)
 
     # ---- naming ----------------------------------------------------------------------------
     @property
@@ -515,6 +543,8 @@ def _open_scan(path):
         raise _err(path, None, "no such file")
     if os.path.isdir(path):
         raise _err(path, None, "is a directory, not a FITS file")
+    if not os.path.isfile(path):   # a FIFO would block, /dev/zero never end
+        raise _err(path, None, "not a regular file (a device, pipe or socket)")
     if not os.access(path, os.R_OK):
         raise _err(path, None, "permission denied (not readable)")
     try:
@@ -555,8 +585,27 @@ def _open_scan(path):
     return hdul, file_size
 
 
+#: Primary-header keyword that every product dazzle writes carries: the product's kind
+#: (``drz``, ``single_sci``, ``single_wht``, ``median``, ``blot``, ``crmask``, ``crclean``).
+PRODUCT_KEYWORD = "DZPRODCT"
+
+
+def product_kind(header) -> str | None:
+    """The kind of dazzle product a primary header belongs to, or None for any other file.
+
+    Files written before :data:`PRODUCT_KEYWORD` existed are recognised by ``ORIGIN =
+    'dazzle'`` with a ``DAZZLEV`` card (kind ``"product"``).
+    """
+    kind = header.get(PRODUCT_KEYWORD)
+    if kind is not None:
+        return str(kind).strip() or "product"
+    if str(header.get("ORIGIN", "")).strip() == "dazzle" and "DAZZLEV" in header:
+        return "product"
+    return None
+
+
 def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkeyword=None,
-               rnkeyword=None, expkeyword=None) -> list[Chip]:
+               rnkeyword=None, expkeyword=None, allow_products=False) -> list[Chip]:
     """Describe the science chips of one FITS file (headers only; no pixel data is read).
 
     Parameters
@@ -571,6 +620,7 @@ def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkey
     gnkeyword, rnkeyword, expkeyword : str, optional
         Header keyword(s) to read instead of the defaults (``ATODGNA..D``, ``READNSEA..D``,
         ``EXPTIME``); a comma list is averaged ignoring zeros.  Exclusive with the value.
+    allow_products : accept a file that dazzle wrote (:func:`product_kind`); refused by default.
 
     Returns a list of :class:`Chip` in file order, all with ``index=0`` (see
     :func:`read_inputs`).  Raises :class:`InputError` for a bad file and ``ValueError`` for
@@ -581,6 +631,11 @@ def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkey
     apath = os.path.abspath(os.fspath(path))
     hdul, file_size = _open_scan(apath)
     try:
+        kind = None if allow_products else product_kind(hdul[0].header)
+        if kind is not None:
+            raise _err(apath, None, f"is a dazzle product ({PRODUCT_KEYWORD} = {kind!r}, written by an "
+                                    "earlier run), not an exposure: give the exposures only (e.g. "
+                                    "'*_flt.fits'), or --set products_as_input=True to drizzle it")
         return _scan_chips(apath, hdul, file_size, groups, group, pars)
     except InputError:
         raise
@@ -746,7 +801,18 @@ def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
         expstart=_float_kw("EXPSTART", (primary, hdr), path, sci_ext),
         expend=_float_kw("EXPEND", (primary, hdr), path, sci_ext),
         ccdamp=_str_kw("CCDAMP", (primary, hdr)) or None,
+        pa_v3=_number_or_none(_lookup("PA_V3", (primary,))),
+        **{k.lower(): _number_or_none(_lookup(k, (hdr,)))
+           for k in ("IDCV2REF", "IDCV3REF", "IDCTHETA")},
     )
+
+
+def _number_or_none(value):
+    """A header value as a float; None if absent or not a number (a keyword only some modes use)."""
+    try:
+        return None if isinstance(value, (bool, str)) or value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _chip_wcs(path, sci_ext, hdr, hdul, shape):
@@ -769,6 +835,8 @@ def _chip_wcs(path, sci_ext, hdr, hdul, shape):
         raise _err(path, sci_ext, f"invalid WCS ({_exc_text(exc)})") from exc
     if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
         raise _err(path, sci_ext, "invalid WCS (non-finite sky position at the chip centre)")
+    check_pixel_geometry(path, sci_ext, hdr, w, shape,
+                         _float_kw("IDCSCALE", (hdr, hdul[0].header), path, sci_ext))
     try:
         h = wcs_to_header(w)
     except Exception as exc:  # noqa: BLE001
@@ -778,30 +846,94 @@ def _chip_wcs(path, sci_ext, hdr, hdul, shape):
     return h.tostring(sep="\n", padding=False), lookup
 
 
+#: a pixel whose short side on the sky is below this fraction of its long side is degenerate
+MIN_PIXEL_AXIS_RATIO = 0.05
+#: the WCS pixel area may differ from IDCSCALE**2 by at most this factor
+MAX_PIXEL_AREA_FACTOR = 10.0
+
+
+def _singular_values(m):
+    m = np.asarray(m, dtype=np.float64)
+    if not np.all(np.isfinite(m)):
+        return None
+    return np.linalg.svd(m, compute_uv=False)
+
+
+def check_pixel_geometry(path, sci_ext, hdr, w, shape, idcscale=None) -> None:
+    """Refuse a singular or degenerate CD matrix, or a pixel area far from the nominal.
+
+    The header's CD matrix (when given) and the full WCS's local Jacobian at the chip centre
+    (distortion included) must map a pixel to a parallelogram whose short side is at least
+    :data:`MIN_PIXEL_AXIS_RATIO` of its long side; with ``IDCSCALE`` known, the pixel area
+    must be within :data:`MAX_PIXEL_AREA_FACTOR` of ``IDCSCALE**2``.  (An all-zero CD is
+    replaced by astropy with 1-degree pixels: the header check catches it.)
+    """
+    from .geometry import _local_jacobian
+
+    cards = ("CD1_1", "CD1_2", "CD2_1", "CD2_2")
+    if any(k in hdr for k in cards):
+        try:
+            cd = [[float(hdr.get(a, 0.0)), float(hdr.get(b, 0.0))] for a, b in (cards[:2], cards[2:])]
+        except (TypeError, ValueError):
+            raise _err(path, sci_ext, "invalid WCS (a CD card is not a number)") from None
+        sv = _singular_values(cd)
+        if sv is None or not sv[0] > 0 or sv[1] < MIN_PIXEL_AXIS_RATIO * sv[0]:
+            what = "all zero" if sv is not None and not sv[0] > 0 else "singular or nearly"
+            raise _err(path, sci_ext, f"degenerate WCS: the CD matrix is {what} (CD1_1 CD1_2 / "
+                                      f"CD2_1 CD2_2 = {cd[0][0]:.4g} {cd[0][1]:.4g} / {cd[1][0]:.4g} "
+                                      f"{cd[1][1]:.4g}); its pixels would land on a line or a point")
+    try:
+        with _quiet():
+            j = _local_jacobian(w, (shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0)
+    except Exception as exc:  # noqa: BLE001
+        raise _err(path, sci_ext, f"invalid WCS ({_exc_text(exc)})") from exc
+    sv = _singular_values(j)
+    if sv is None or not sv[0] > 0 or sv[1] < MIN_PIXEL_AXIS_RATIO * sv[0]:
+        size = "non-finite" if sv is None else f'{sv[0]:.3g}" x {sv[1]:.3g}"'
+        raise _err(path, sci_ext, f"degenerate WCS: a pixel at the chip centre covers {size} of sky "
+                                  "(singular CD matrix or distortion)")
+    if idcscale is not None and idcscale > 0:
+        ratio = sv[0] * sv[1] / idcscale ** 2
+        if not 1.0 / MAX_PIXEL_AREA_FACTOR <= ratio <= MAX_PIXEL_AREA_FACTOR:
+            raise _err(path, sci_ext, f"WCS pixel area {sv[0] * sv[1]:.3g} arcsec^2 is {ratio:.3g} "
+                                      f"times IDCSCALE^2 = {idcscale ** 2:.3g}: check the CD matrix")
+
+
 # --------------------------------------------------------------------------------------------
 # Reading the input list
 # --------------------------------------------------------------------------------------------
 
 _GLOB_CHARS = set("*?[")
+#: what an entry of an @file must end with (case-insensitive)
+_FITS_ENDINGS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 
 
 def _read_at_file(spec: str) -> list[str]:
     listfile = spec[1:].strip()
     if not listfile:
         raise InputError("'@': missing list file name after '@'", path=spec)
+    if os.path.exists(listfile) and not os.path.isfile(listfile):
+        raise _err(os.path.abspath(listfile), None, "@file is not a regular file")
     try:
         with open(listfile, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except OSError as exc:
         raise _err(os.path.abspath(listfile), None,
                    f"cannot read @file ({exc.strerror or _exc_text(exc)})") from exc
+    except UnicodeDecodeError:
+        raise _err(os.path.abspath(listfile), None, "not a text @file (not UTF-8)") from None
     names = []
-    for line in lines:
+    for lineno, line in enumerate(lines, start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         # AstroDrizzle: first column = science file (a second column names an IVM file).
-        names.extend(_expand(line.split()[0], sort=False))
+        first = line.split()[0]
+        if not first.lower().endswith(_FITS_ENDINGS):
+            # the line is not echoed: a list file named by mistake may hold anything
+            raise _err(os.path.abspath(listfile), None, f"line {lineno}: not a FITS file name (an "
+                       "@file lists one input per line, e.g. j8bt06nyq_flt.fits)")
+        names.extend(_expand(first, sort=False))
     return names
 
 
@@ -864,6 +996,7 @@ def read_inputs(inputs, **kw) -> list[Chip]:
         raise InputError(f"{inputs!r}: no input files given", path=None)
     seen_paths: dict[str, str] = {}
     seen_roots: dict[str, str] = {}
+    seen_files: dict = {}
     chips: list[Chip] = []
     for name in names:
         apath = os.path.abspath(name)
@@ -875,10 +1008,62 @@ def read_inputs(inputs, **kw) -> list[Chip]:
             raise _err(apath, None, f"same exposure root {root!r} as {seen_roots[root]} (their "
                                     "intermediate products would collide)")
         seen_roots[root] = apath
+        for key in file_identity(apath):
+            if key in seen_files:
+                raise _err(apath, None, f"is the same file as {seen_files[key]} (a symbolic or hard "
+                                        "link): each exposure would count twice; give it once")
+            seen_files[key] = apath
         chips.extend(read_chips(apath, **kw))
     if not chips:
         raise InputError(f"{inputs!r}: no science chips selected", path=None)
+    copy = _first_copy(list(seen_paths))
+    if copy is not None:
+        raise _err(copy[1], None, f"has the same content as {copy[0]} (a copy of the same exposure): "
+                                  "it would count twice; give it once")
     return [replace(c, index=i) for i, c in enumerate(chips)]
+
+
+def file_identity(path) -> list:
+    """What makes two names the same file: the real path (symbolic links resolved) and, when
+    the file exists, ``(device, inode)`` (hard links)."""
+    keys: list = [("path", os.path.realpath(path))]
+    try:
+        st = os.stat(path)
+    except OSError:
+        return keys
+    return keys + [("inode", st.st_dev, st.st_ino)]
+
+
+def _sample_digest(path, size, block=1 << 16) -> str:
+    """SHA-256 of the first, middle and last ``block`` bytes (headers differ between
+    exposures, so this separates distinct files of equal size without reading them)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for start in sorted({0, max(0, size // 2 - block // 2), max(0, size - block)}):
+            f.seek(start)
+            h.update(f.read(block))
+    return h.hexdigest()
+
+
+def _first_copy(paths):
+    """The first pair ``(earlier, later)`` of files with identical bytes, or None.  Only files
+    of equal size and equal samples are compared in full."""
+    import filecmp
+
+    by_key: dict = {}
+    for p in paths:
+        try:
+            size = os.path.getsize(p)
+            key = (size, _sample_digest(p, size))
+        except OSError:
+            continue
+        for q in by_key.get(key, []):
+            if filecmp.cmp(q, p, shallow=False):
+                return q, p
+        by_key.setdefault(key, []).append(p)
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -893,7 +1078,7 @@ def product_name(chips: Sequence[Chip], output: str | None = "") -> str:
     else ``final``.  ``output`` containing ``.fits`` is used as is; one already containing the
     suffix (``xyz_drz``) gets ``.fits``; otherwise the suffix is appended.
 
-    Raises ``ValueError`` if the name would be one of the input files.
+    Raises :class:`OutputError` (a ``ValueError``) if the name would be one of the input files.
     """
     chips = list(chips)
     if not chips:
@@ -903,6 +1088,9 @@ def product_name(chips: Sequence[Chip], output: str | None = "") -> str:
     if first.instrument == "WFPC2":
         ext = "_drw.fits"
     out = "" if _is_blank(output) else os.fspath(output).strip()
+    if out.endswith(("/", os.sep)):
+        raise OutputError(f"{out}: output names a folder; give a root name in it, e.g. "
+                          f"{os.path.join(out, 'mosaic')}", path=out)
     if not out:
         paths = {c.path for c in chips}
         name = (first.root if len(paths) == 1 else "final") + ext
@@ -913,8 +1101,42 @@ def product_name(chips: Sequence[Chip], output: str | None = "") -> str:
     else:
         name = out + ext
     if os.path.abspath(name) in {c.path for c in chips}:
-        raise ValueError(f"output name {name!r} is an input file; choose another 'output'")
+        raise OutputError(f"{os.path.abspath(name)}: output name {name!r} is an input file; "
+                          "choose another output (-o)", path=os.path.abspath(name))
     return name
+
+
+def check_html_target(path, products=()) -> None:
+    """Refuse (:class:`OutputError`) an HTML report path that would replace a file that is not
+    an HTML report (an input, a FITS product) or one of ``products``."""
+    if not path:
+        return
+    path = os.fspath(path)
+    if os.path.exists(path) and (not path.lower().endswith((".html", ".htm")) or not os.path.isfile(path)):
+        raise OutputError(f"{path}: exists and is not an HTML report; the report would replace it: "
+                          "choose another name", path=path)
+    if os.path.realpath(path) in {os.path.realpath(p) for p in products}:
+        raise OutputError(f"{path}: is a product of this run; choose another name for the report", path=path)
+
+
+def check_overwrites(products, inputs) -> None:
+    """Refuse (:class:`OutputError`) a run in which writing any of ``products`` would replace
+    one of ``inputs``: the same name, the same real path (symbolic links resolved) or the
+    same file (device and inode: hard links, case-insensitive file systems)."""
+    owner: dict = {}
+    for p in inputs:
+        for key in file_identity(p):
+            owner.setdefault(key, p)
+    for q in products:
+        if os.path.isdir(q):
+            raise OutputError(f"{q}: a folder has the name of a product of this run; move it or choose "
+                              "another output (-o)", path=q)
+        for key in file_identity(q):
+            if key in owner:
+                src = owner[key]
+                raise OutputError(f"{src}: is an input, and the run would write its product "
+                                  f"{os.path.basename(q)} over it; rename the input or choose "
+                                  "another output (-o)", path=src)
 
 
 # --------------------------------------------------------------------------------------------
@@ -964,7 +1186,12 @@ def atomic_output(path, *, overwrite: bool = True):
         raise FileExistsError(f"{path}: exists and overwrite=False")
     tmp = _temp_name(path)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:   # a full disk, a quota: name the product, not its temporary file
+            if exc.errno is None or exc.filename not in (None, tmp):
+                raise
+            raise type(exc)(exc.errno, exc.strerror, path) from None
         if not os.path.isfile(tmp):
             raise FileNotFoundError(f"{tmp}: the writer did not create the temporary file")
         _fsync_path(tmp)

@@ -185,37 +185,48 @@ _S_DAZZLE = "DAZZLE"
 
 
 def _wcs_params(prefix: str, step: str, section: str, what: str) -> list[Param]:
-    """The custom-output-WCS block shared by driz_sep_* and final_*."""
+    """The custom-output-WCS block shared by driz_sep_* and final_*.
+
+    How each applies depends on ``output_frame``: 'astrodrizzle' changes the default (or
+    reference) frame by drizzlepac's rule (``geometry.merge_user_wcs``); 'dazzle' re-fits the
+    frame to the inputs (``geometry.make_output_wcs``)."""
     return [
         Param(f"{prefix}_refimage", "", step, "str",
               f"Reference image whose WCS defines the {what} frame, e.g. 'ref.fits[sci,1]' "
-              "('' = none)", section=section),
+              "('' = none); output_frame=astrodrizzle applies the other parameters to it, "
+              "dazzle ignores rot and scale with it", section=section),
         Param(f"{prefix}_rot", None, step, "float",
-              f"Position angle of the {what} image's Y axis, degrees east of north "
-              "(None = default orientation)", optional=True, section=section),
+              f"Position angle of the {what} image's Y axis, degrees east of north (None = "
+              "the default frame's); astrodrizzle: the default frame turned, sized to hold it; "
+              "dazzle: the frame re-fitted to the inputs", optional=True, section=section),
         Param(f"{prefix}_scale", None, step, "float",
-              f"Pixel scale of the {what} image, arcsec/pixel (None = scale of the first "
-              "input chip)", optional=True, minimum=0.0, min_exclusive=True, section=section),
+              f"Pixel scale of the {what} image, arcsec/pixel (None = IDCSCALE of the "
+              "first chip, else sqrt|det CD|); astrodrizzle: the default frame rescaled "
+              "about CRPIX; dazzle: re-fitted to the inputs", optional=True, minimum=0.0,
+              min_exclusive=True, section=section),
         Param(f"{prefix}_outnx", None, step, "int",
-              f"Size of the {what} image along X, pixels (None = fit all inputs)",
-              optional=True, minimum=1, section=section),
+              f"Size of the {what} image along X, pixels (None = from the inputs); CRPIX is "
+              "then the image centre unless crpix1/2 are given", optional=True, minimum=1,
+              section=section),
         Param(f"{prefix}_outny", None, step, "int",
-              f"Size of the {what} image along Y, pixels (None = fit all inputs)",
-              optional=True, minimum=1, section=section),
+              f"Size of the {what} image along Y, pixels (None = from the inputs; "
+              "astrodrizzle: give outnx and outny together)", optional=True, minimum=1,
+              section=section),
         Param(f"{prefix}_ra", None, step, "float",
-              f"Right ascension of the {what} frame centre, decimal degrees "
-              "(None = centre of the inputs)", optional=True, minimum=-360.0, maximum=360.0,
-              section=section),
+              f"Right ascension (CRVAL1) of the {what} frame's reference pixel, decimal "
+              "degrees (None = the inputs' centre); astrodrizzle: CRVAL only, CRPIX and size "
+              "stay (inputs may fall off); dazzle: the frame re-fitted around the inputs",
+              optional=True, minimum=-360.0, maximum=360.0, section=section),
         Param(f"{prefix}_dec", None, step, "float",
-              f"Declination of the {what} frame centre, decimal degrees "
-              "(None = centre of the inputs)", optional=True, minimum=-90.0, maximum=90.0,
-              section=section),
+              f"Declination (CRVAL2) of the {what} frame's reference pixel, decimal degrees "
+              "(None = the inputs' centre; astrodrizzle: give ra and dec together)",
+              optional=True, minimum=-90.0, maximum=90.0, section=section),
         Param(f"{prefix}_crpix1", None, step, "float",
-              f"Reference pixel X position (CRPIX1) of the {what} image "
-              "(None = image centre)", optional=True, section=section),
+              f"Reference pixel X position (CRPIX1) of the {what} image (None = by the "
+              "output_frame rule; the image centre with outnx/outny)", optional=True, section=section),
         Param(f"{prefix}_crpix2", None, step, "float",
-              f"Reference pixel Y position (CRPIX2) of the {what} image "
-              "(None = image centre)", optional=True, section=section),
+              f"Reference pixel Y position (CRPIX2) of the {what} image (None = as crpix1; "
+              "astrodrizzle: give crpix1 and crpix2 together)", optional=True, section=section),
     ]
 
 
@@ -481,9 +492,20 @@ _TABLE: list[Param] = [
           "DQ-bad pixels condemning their good neighbours (dazzle's default fixes all three)",
           section=_S_DAZZLE, dazzle_only=True),
     Param("output_frame", "dazzle", "dazzle", "choice",
-          "Default output frame: 'dazzle' contains every input pixel's edges; 'astrodrizzle' "
-          "is drizzlepac's (pixel-centre corners; edge pixels can hang half outside)",
+          "Output frame rule: 'astrodrizzle' is drizzlepac's exactly (4 pixel-centre corners, "
+          "edge pixels can hang half outside; calibrated HST chips oriented by the telescope "
+          "roll PA_V3; final_*/driz_sep_* by drizzlepac's rule); 'dazzle' holds every input "
+          "pixel whole, takes the first chip's CD orientation and re-fits custom frames to "
+          "the inputs (README: Deliberate differences)",
           choices=("dazzle", "astrodrizzle"), section=_S_DAZZLE, dazzle_only=True),
+    Param("max_frame_pixels", 4_000_000_000, "dazzle", "int",
+          "Largest output frame (pixels) a run may plan; a bigger one, usually a chip with a "
+          "wrong WCS, stops the run before anything is written and names that chip (4e9 = a "
+          "63,000^2 mosaic, 48 GB of SCI+WHT+CTX)", minimum=1, section=_S_DAZZLE, dazzle_only=True),
+    Param("products_as_input", False, "dazzle", "bool",
+          "Accept files that dazzle wrote (header DZPRODCT: single, median, blot, crmask, crclean, "
+          "drz) as inputs; refused by default, so that a glob cannot take an earlier run's products "
+          "for exposures", section=_S_DAZZLE, dazzle_only=True),
 ]
 
 #: Ordered, read-only mapping of parameter name -> :class:`Param`, grouped by step.
@@ -873,10 +895,10 @@ def _split_value(raw: str, where: str) -> str:
         q = s[0]
         end = s.find(q, 1)
         if end < 0:
-            raise ParameterError(f"{where}: unterminated quoted value {raw.strip()!r}")
+            raise ParameterError(f"{where}: unterminated quoted value")
         rest = s[end + 1:].strip()
         if rest and not rest.startswith("#"):
-            raise ParameterError(f"{where}: unexpected text after quoted value: {rest!r}")
+            raise ParameterError(f"{where}: unexpected text after the quoted value")
         return s[1:end]
     hash_at = s.find("#")
     if hash_at >= 0:
@@ -896,17 +918,20 @@ def _read_config_lines(text: str, source: str) -> dict[str, str]:
         if s.startswith("["):
             m = re.fullmatch(r"\[+\s*(.*?)\s*\]+\s*(#.*)?", s)
             if not m:
-                raise ParameterError(f"{where}: malformed section header {s!r}")
+                raise ParameterError(f"{where}: malformed section header")
             section = m.group(1)
             continue
         if section is not None and section.startswith("_") and section.endswith("_"):
             continue  # [_RULES_] and similar TEAL bookkeeping sections
         if "=" not in s:
-            raise ParameterError(f"{where}: expected 'name = value', got {s!r}")
+            # the line is not echoed: a file named by mistake (--config /etc/shadow) may hold secrets
+            raise ParameterError(f"{where}: expected 'name = value' (not a configuration file?)")
         key, _, value = s.partition("=")
         key = _strip_quotes(key).strip().lower()
         if not key:
-            raise ParameterError(f"{where}: missing parameter name in {s!r}")
+            raise ParameterError(f"{where}: missing parameter name")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", key):   # not echoed: it is no parameter name
+            raise ParameterError(f"{where}: not a parameter name (not a configuration file?)")
         if key in seen_at:
             raise ParameterError(
                 f"{where}: parameter '{key}' is set twice (first on line {seen_at[key]})",
@@ -929,8 +954,16 @@ def load_config(path: str | os.PathLike) -> dict:
     file (use :func:`resolve` for a complete set).
     """
     source = os.fspath(path)
-    with open(source, encoding="utf-8") as fh:
-        text = fh.read()
+    if os.path.exists(source) and not os.path.isfile(source) and not os.path.isdir(source):
+        raise ParameterError(f"{source}: cannot read the configuration file: not a regular file")
+    try:
+        with open(source, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        what = "is a folder, not a file" if os.path.isdir(source) else (exc.strerror or type(exc).__name__)
+        raise ParameterError(f"{source}: cannot read the configuration file: {what}") from None
+    except UnicodeDecodeError:
+        raise ParameterError(f"{source}: not a configuration file (not UTF-8 text)") from None
     raw = _read_config_lines(text, source)
     task = raw.get("_task_name_")
     if task is not None and task.strip().lower() not in ("astrodrizzle", "dazzle"):

@@ -8,23 +8,45 @@ parameter); ``dazzle.drizzle(input, outdata, **params)`` is AstroDrizzle's
 The driver reads only headers: it decides the output frames, the chips' boxes and the
 intermediate products a resumed run can reuse, lays out the tiled products, builds the graph
 (:mod:`dazzle.graph`) and runs it where the ``scheduler`` says (:mod:`dazzle.cluster`).
+
+Before anything is written it refuses (one line, :class:`dazzle.io.InputError`):
+
+* a product that would replace an input (same name, real path or inode; the IVM, sky, config
+  and reference-image files count as inputs too), and inputs that are dazzle's own products
+  (``products_as_input``) or the same file twice (link or copy) -- :mod:`dazzle.io`;
+* a chip whose footprint lies far from all the others (a wrong CRVAL), chips whose pixel
+  areas differ by more than :data:`MAX_PIXEL_AREA_RATIO`, and an output frame larger than
+  ``max_frame_pixels`` (the message names the chip that stretches it most);
+* a second run writing the same products: a run holds a lock per output root and per exposure
+  root (``.<root>.dzlock`` in the output folder) while it runs.
+
+Temporary files of an interrupted run (``kill -9``) are removed and reported by the next run
+of the same products; a run's own are removed on every exit Python sees (SIGTERM included).
+For tests only, ``DAZZLE_TEST_FAULT=FAULT:PREFIX`` delivers a fault the moment the first task
+whose key starts with ``PREFIX`` is started by a local scheduler: ``KILL``, ``TERM`` or ``INT``
+(that signal), ``RAISE`` (an exception), or ``WAIT`` (wait, at most 120 s, until the file named
+by ``DAZZLE_TEST_FAULT_FILE`` exists: a run held in the middle).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
+import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dazzle import geometry, io, products
-from dazzle.cluster import compute
 from dazzle.facts import context_planes
-from dazzle.graph import Plan, build
-from dazzle.params import resolve
-from dazzle.steps import Settings
+from dazzle.params import ParameterError, resolve
+
+# dazzle.graph (Numba kernels) and dazzle.cluster (dask) are imported where a run needs them,
+# so that a refused run stops in a second
 
 log = logging.getLogger("dazzle")
 
@@ -48,6 +70,7 @@ class RunResult:
     nchips: int = 0
     timings: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
+    removed_temps: list = field(default_factory=list)   # stale temporary files removed at the start
 
 
 def _kernel_pad(kernel: str, pixfrac: float) -> float:
@@ -74,7 +97,19 @@ def output_frame(chips, params, prefix: str, wcss=None):
     wcss = [c.wcs() for c in chips] if wcss is None else wcss
     pairs = [(w, c.shape) for w, c in zip(wcss, chips)]
     _, refimage, over = _frame_spec(params, prefix)
-    if refimage:
+    if params["output_frame"] == "astrodrizzle":
+        # AstroDrizzle's reference chip: the first (lowest EXTVER) of the first input
+        k = min((i for i, c in enumerate(chips) if c.path == chips[0].path),
+                key=lambda i: chips[i].extver)
+        try:
+            w, shape = geometry.astrodrizzle_output_wcs(
+                pairs, reference=k, idcscale=chips[k].idcscale, aperture=chips[k].aperture,
+                refimage=refimage, prefix=prefix, **over)
+        except ValueError as exc:  # half of a pair (ra without dec, ...)
+            from dazzle.params import ParameterError
+
+            raise ParameterError(str(exc)) from None
+    elif refimage:
         w, shape = geometry.make_output_wcs(refimage=refimage, **{k: over.get(k) for k in
                                                                  ("outnx", "outny", "ra", "dec", "crpix1", "crpix2")})
     elif any(v is not None for v in over.values()):
@@ -85,9 +120,7 @@ def output_frame(chips, params, prefix: str, wcss=None):
             outnx=over["outnx"], outny=over["outny"], ra=over["ra"], dec=over["dec"],
             crpix1=over["crpix1"], crpix2=over["crpix2"])
     else:
-        mode = params["output_frame"]
-        w, shape = geometry.default_output_wcs(pairs, idcscale=chips[0].idcscale,
-                                               footprint_mode="corners" if mode == "astrodrizzle" else "edges")
+        w, shape = geometry.default_output_wcs(pairs, idcscale=chips[0].idcscale)
     return geometry.Frame.from_wcs(w, shape)
 
 
@@ -137,6 +170,204 @@ def _static_masks(chips, static_mask):
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# planning-time checks: nothing is written before they pass
+# ---------------------------------------------------------------------------------------------
+
+#: chips whose pixel areas differ by more than this factor are refused (a wrong CD matrix)
+MAX_PIXEL_AREA_RATIO = 100.0
+#: a group of chips is "far" from the others when the gap between their footprints exceeds
+#: this many times the largest chip's diameter, and at least FAR_GAP_MIN_ARCSEC
+FAR_GAP_DIAMETERS = 10.0
+FAR_GAP_MIN_ARCSEC = 300.0
+
+
+def product_paths(plan, *, every=False) -> list:
+    """The files the run writes in ``plan.out_dir`` (``every``: of every step, on or off)."""
+    p, d, sums = plan.params, plan.out_dir, products.MANIFEST_SUFFIX
+    out = [plan.out_root + "_run.json"]
+    if every:
+        out += [plan.out_root + x for x in ("_drz.fits", "_drc.fits", "_drw.fits")]
+    if plan.final_path is not None:
+        out.append(os.path.abspath(plan.final_path))
+    if every or p["median"]:
+        out += [plan.out_root + "_med.fits", plan.out_root + "_med.fits" + sums]
+    for root in dict.fromkeys(c.root for c in plan.chips):
+        if every or p["driz_separate"]:
+            out += [os.path.join(d, f"{root}_single_{x}") for x in ("sci.fits", "sci.fits" + sums, "wht.fits")]
+        if every or (p["driz_cr"] and p["driz_cr_corr"]):
+            out.append(os.path.join(d, f"{root}_crclean.fits"))
+    for c in plan.chips:
+        if every or p["blot"]:
+            out.append(os.path.join(d, f"{c.root}_sci{c.extver}_blt.fits"))
+        if every or p["driz_cr"]:
+            out += [os.path.join(d, f"{c.root}_sci{c.extver}_crmask.fits{x}") for x in ("", sums)]
+    return out
+
+
+def lock_roots(plan) -> list:
+    """The names a run locks: its output root, then the exposure roots (per-exposure products)."""
+    out = os.path.basename(plan.out_root)
+    return [out] + sorted({c.root for c in plan.chips} - {out})
+
+
+def _files_read(plan, ivm, config=None) -> list:
+    """Every file the run reads: the inputs, IVM images, sky file, reference images, config."""
+    files = [c.path for c in plan.chips]
+    files += [ivm] if isinstance(ivm, (str, os.PathLike)) else list(ivm or [])
+    for name in ("skyfile", "skymask_cat", "driz_sep_refimage", "final_refimage"):
+        value = plan.params[name]
+        if isinstance(value, str) and value.strip():
+            files.append(value.strip().split("[")[0])
+    if isinstance(config, (str, os.PathLike)):
+        files.append(config)
+    return [os.path.abspath(os.fspath(f)) for f in files]
+
+
+def _explicit_frame(params, prefix) -> bool:
+    """Whether the user fixed the frame of a drizzle step (size and place)."""
+    if not params[prefix + "wcs"]:
+        return False
+    return bool(params[prefix + "refimage"]) or (params[prefix + "outnx"] is not None
+                                                 and params[prefix + "outny"] is not None)
+
+
+def _chip_geometry(chips, wcss=None):
+    """Per chip: the unit vector of its centre, its radius (rad) and its pixel area (arcsec^2)."""
+    centres, radii, areas = [], [], []
+    for c, w in zip(chips, [c.wcs() for c in chips] if wcss is None else wcss):
+        ny, nx = c.shape
+        x = np.array([(nx - 1) / 2.0, -0.5, nx - 0.5, nx - 0.5, -0.5])
+        y = np.array([(ny - 1) / 2.0, -0.5, -0.5, ny - 0.5, ny - 0.5])
+        with io._quiet():
+            ra, dec = w.all_pix2world(x, y, 0)
+        v = geometry._unit(ra, dec)
+        ok = np.all(np.isfinite(v), axis=1)
+        cos = np.clip(v[1:][ok[1:]] @ v[0], -1.0, 1.0)
+        centres.append(v[0])
+        radii.append(float(np.arccos(cos).max()) if cos.size else 0.0)
+        areas.append(geometry.pixel_scale(w, c.shape) ** 2)
+    return np.array(centres), np.array(radii), np.array(areas)
+
+
+def _groups(centres, radii, link):
+    """Single-linkage groups of chips whose footprints (circles) are within ``link`` rad: a
+    group label per chip (the label is the group's first chip)."""
+    n = len(centres)
+    label = np.full(n, -1)
+    for start in range(n):
+        if label[start] >= 0:
+            continue
+        label[start] = start
+        frontier = [start]
+        while frontier:
+            i = frontier.pop()
+            gap = np.arccos(np.clip(centres @ centres[i], -1.0, 1.0)) - radii - radii[i]
+            new = np.nonzero((gap <= link) & (label < 0))[0]
+            label[new] = start
+            frontier.extend(new.tolist())
+    return label.tolist()
+
+
+def check_chip_geometry(chips, params, wcss=None) -> None:
+    """Refuse chips whose pixel area is far from the others' and footprints far from the rest
+    (a wrong CRVAL would blow the output frame up to the whole distance)."""
+    if len(chips) < 2:
+        return
+    centres, radii, areas = _chip_geometry(chips, wcss)
+    median_area = float(np.median(areas))
+    for c, a in zip(chips, areas):
+        if not (median_area / MAX_PIXEL_AREA_RATIO <= a <= median_area * MAX_PIXEL_AREA_RATIO):
+            raise io.InputError(f"{c.label}: pixel area {a:.3g} arcsec^2 is {a / median_area:.3g} times the "
+                                f"other chips' ({median_area:.3g}): check its CD matrix", path=c.path)
+    if all(_explicit_frame(params, pre) for pre, on in (("driz_sep_", params["driz_separate"]),
+                                                         ("final_", params["driz_combine"])) if on):
+        return   # the user placed the frames: a chip outside them is reported as not overlapping
+    link = max(math.radians(FAR_GAP_MIN_ARCSEC / 3600.0), FAR_GAP_DIAMETERS * 2.0 * float(radii.max()))
+    group = _groups(centres, radii, link)
+    if len(set(group)) == 1:
+        return
+    sizes = {g: group.count(g) for g in group}
+    main = max(sizes, key=lambda g: (sizes[g], g == group[0]))
+    k = next(i for i, g in enumerate(group) if g != main)
+    others = [i for i, g in enumerate(group) if g == main]
+    ang = np.degrees(np.arccos(np.clip(centres[others] @ centres[k], -1.0, 1.0)))
+    m = others[int(np.argmin(ang))]
+    raise io.InputError(f"{chips[k].label}: footprint is {ang.min():.3g} deg from the nearest other input "
+                        f"({chips[m].label}), far outside the mosaic: a wrong WCS (CRVAL)? Drizzle "
+                        "far-apart fields separately", path=chips[k].path)
+
+
+def _frame_culprit(chips, frame):
+    """The chip without which the frame shrinks most, and the frame's size without it."""
+    wf = frame.wcs()
+    ext = []
+    for c in chips:
+        x, y = geometry.edge_points(c.shape, max(c.shape) / 4.0)
+        with io._quiet(), np.errstate(all="ignore"):
+            ra, dec = c.wcs().all_pix2world(x, y, 0)
+            fx, fy = wf.wcs_world2pix(ra, dec, 0)
+        fx, fy = fx[np.isfinite(fx) & np.isfinite(fy)], fy[np.isfinite(fx) & np.isfinite(fy)]
+        ext.append((fx.min(), fx.max(), fy.min(), fy.max()) if fx.size else (np.inf, -np.inf, np.inf, -np.inf))
+    ext = np.array(ext)
+    if len(chips) == 1:
+        return chips[0], None
+    lo = [np.sort(ext[:, i])[:2] for i in (0, 2)]
+    hi = [np.sort(ext[:, i])[-2:] for i in (1, 3)]
+    best = (chips[0], None, math.inf)
+    for k in range(len(chips)):
+        size = []
+        for (a, b), (c, d), col_lo, col_hi in ((lo[0], hi[0], 0, 1), (lo[1], hi[1], 2, 3)):
+            low = b if ext[k, col_lo] == a else a
+            high = c if ext[k, col_hi] == d else d
+            size.append(max(0.0, float(high - low)))
+        area = size[0] * size[1]
+        if np.isfinite(area) and area < best[2]:
+            best = (chips[k], tuple(int(math.ceil(v)) for v in size), area)
+    return best[:2]
+
+
+def _size(n, unit):
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.3g} {prefix}{unit}"
+    return f"{n} {unit}"
+
+
+def check_frame_size(frame, chips, params, prefix, what) -> None:
+    """Refuse an output frame of more than ``max_frame_pixels`` pixels, naming the chip that
+    stretches it most (or the parameters that set its size)."""
+    limit = int(params["max_frame_pixels"] or 0)
+    ny, nx = frame.shape
+    if not limit or nx * ny <= limit:
+        return
+    size = f"{nx} x {ny} pixels ({_size(nx * ny, 'pix')}, {_size(nx * ny * 12, 'B')} of SCI+WHT+CTX)"
+    if params[prefix + "wcs"] and (params[prefix + "outnx"] is not None
+                                   or params[prefix + "scale"] is not None):
+        raise io.InputError(f"the {what} output frame set by {prefix}outnx/{prefix}outny/{prefix}scale would "
+                            f"be {size} > max_frame_pixels = {limit}; raise max_frame_pixels if this is meant")
+    chip, rest = _frame_culprit(chips, frame)
+    without = f"; without it about {rest[0]} x {rest[1]}" if rest else ""
+    raise io.InputError(f"{chip.label}: stretches the {what} output frame to {size} > max_frame_pixels = "
+                        f"{limit}{without}: check that chip's WCS (CRVAL, CD), or raise max_frame_pixels",
+                        path=chip.path)
+
+
+def _frame(chips, params, prefix, what, wcss=None):
+    """The output frame of a drizzle step, checked against ``max_frame_pixels``."""
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # chips far off a user's frame: NaN
+            frame = output_frame(chips, params, prefix, wcss)
+    except (ValueError, OverflowError, ZeroDivisionError) as exc:
+        if isinstance(exc, (io.InputError, ParameterError)):
+            raise   # already names the file or the parameter
+        raise io.InputError(f"cannot build the {what} output frame from the inputs' WCS "
+                            f"({io._exc_text(exc)})") from exc
+    check_frame_size(frame, chips, params, prefix, what)
+    return frame
+
+
 def _switches(chips, params) -> dict:
     """``params`` with the steps that cannot run switched off (as AstroDrizzle): with one input
     there is nothing to compare, so no median, blot or driz_cr; nor without driz_separate."""
@@ -160,7 +391,7 @@ def _plan_frames(plan, wcss):
     chips, params = plan.chips, plan.params
     sep_pad = _kernel_pad(params["driz_sep_kernel"], params["driz_sep_pixfrac"])
     if params["driz_separate"]:
-        plan.single_frame = output_frame(chips, params, "driz_sep_", wcss)
+        plan.single_frame = _frame(chips, params, "driz_sep_", "single-drizzle", wcss)
         plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
                                    params["driz_sep_pixfrac"], "single-drizzle", wcss)
     if plan.final_path is None:
@@ -171,22 +402,27 @@ def _plan_frames(plan, wcss):
             plan.final_boxes = list(plan.single_boxes)
             return
     else:
-        plan.final_frame = output_frame(chips, params, "final_", wcss)
+        plan.final_frame = _frame(chips, params, "final_", "final", wcss)
     plan.final_boxes = _boxes(chips, plan.final_frame, params["final_kernel"], params["final_pixfrac"],
                               "final", wcss)
 
 
-def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
-    """Read the inputs' headers, decide the frames and the chips' boxes.  ``params`` (validated,
-    :func:`dazzle.params.resolve`) is not changed: the plan holds a copy with the steps that
-    cannot run switched off, and the steps' settings built from it."""
+def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None):
+    """Read the inputs' headers, decide the frames and the chips' boxes (a
+    :class:`dazzle.graph.Plan`); refuse a run that
+    would overwrite an input or plan an absurd frame (nothing is written but the folder).
+    ``params`` (validated, :func:`dazzle.params.resolve`) is not changed: the plan holds a copy
+    with the steps that cannot run switched off, and the steps' settings built from it."""
     chips = io.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
                            rdnoise=params["rdnoise"], exptime=params["exptime"],
                            gnkeyword=params["gnkeyword"] or None,
                            rnkeyword=params["rnkeyword"] or None,
-                           expkeyword=params["expkeyword"] or None)
+                           expkeyword=params["expkeyword"] or None,
+                           allow_products=params["products_as_input"])
+    from dazzle.graph import Plan
+    from dazzle.steps import Settings
+
     final_path, out_dir = _output_names(chips, output)
-    os.makedirs(out_dir, exist_ok=True)
     params = _switches(chips, params)
     plan = Plan(chips=chips, params=params, out_dir=out_dir, settings=Settings.from_params(params),
                 final_path=final_path if params["driz_combine"] else None)
@@ -196,7 +432,11 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     plan.out_root = os.path.join(out_dir, base)
-    _plan_frames(plan, wcss=[c.wcs() for c in chips])
+    io.check_overwrites(product_paths(plan) + [os.path.join(out_dir, f".{r}.dzlock") for r in lock_roots(plan)],
+                        _files_read(plan, ivm, config))
+    wcss = [c.wcs() for c in chips]          # each chip's WCS built once for the whole planning
+    check_chip_geometry(chips, params, wcss)
+    _plan_frames(plan, wcss)
     if plan.final_path is not None and params["final_wht_type"] == "IVM":
         plan.ivm = _read_ivm(chips, ivm)
     seen = {}
@@ -204,12 +444,17 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None) -> Plan:
         seen.setdefault(c.path, c.exptime)
     plan.texptime = float(sum(seen.values()))
     plan.tile_size = params["tile_size"]
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise io.OutputError(f"{out_dir}: cannot create the output folder ({exc.strerror})",
+                             path=out_dir) from None
     return plan
 
 
 # parameters that do not change any product's pixels
 _NOT_IN_KEY = {"scheduler", "resume", "tile_size", "update_input_dq", "runfile", "num_cores", "clean",
-               "preserve", "in_memory"}
+               "preserve", "in_memory", "max_frame_pixels", "products_as_input"}
 
 
 def run_key(plan) -> str:
@@ -284,6 +529,106 @@ def _read_ivm(chips, ivm):
     return arrays
 
 
+def _lock_holder(fd) -> str:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").split()
+    except OSError:
+        return ""
+    return f" (pid {int(text[0])})" if text and text[0].isdigit() else ""
+
+
+def _acquire(path, root, out_dir):
+    """Open and lock ``path`` (exclusive, not waiting); returns its descriptor."""
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise io.OutputError(f"{out_dir}: cannot write in the output folder ({exc.strerror})",
+                                 path=out_dir) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise io.OutputError(f"{out_dir}: another dazzle run{holder} is writing the products of "
+                                 f"'{root}' here; wait for it to finish or choose another output (-o)",
+                                 path=out_dir) from None
+        except OSError as exc:   # a file system without locks: run, unprotected
+            log.warning("dazzle: cannot lock %s (%s): a concurrent run into this folder would go "
+                        "undetected", path, exc.strerror)
+            return fd
+        try:   # the previous holder may have removed the file between our open and flock
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+@contextlib.contextmanager
+def run_lock(out_dir, roots):
+    """Hold ``.<root>.dzlock`` in ``out_dir`` for every root while the block runs: a second run
+    writing any of the same products is refused with :class:`dazzle.io.OutputError`.  The
+    locks (``flock``) die with the process, so a killed run leaves no lock behind."""
+    held = []
+    try:
+        if os.name == "posix":
+            for root in roots:
+                path = os.path.join(out_dir, f".{root}.dzlock")
+                held.append((path, _acquire(path, root, out_dir)))
+        yield
+    finally:
+        for path, fd in reversed(held):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            os.close(fd)
+
+
+def _check_scheduler(scheduler, profile):
+    """Refuse a scheduler or cluster profile that cannot be used before anything is written
+    (the cluster itself is started only when the graph runs)."""
+    from dazzle import cluster
+
+    if scheduler in cluster.LOCAL_SCHEDULERS and not profile:
+        return
+    kind, value = cluster.normalize(None if scheduler == "threads" else scheduler, profile)
+    if kind == "profile":
+        cluster._import(value.cls)
+
+
+@contextlib.contextmanager
+def _fault_hook():
+    """Tests only: ``DAZZLE_TEST_FAULT=SIGNAL:PREFIX`` (see the module notes)."""
+    spec = os.environ.get("DAZZLE_TEST_FAULT", "")
+    if not spec:
+        yield
+        return
+    from dask.callbacks import Callback
+
+    kind, _, prefix = spec.partition(":")
+
+    def pretask(key, dsk, state):
+        name = str(key[0] if isinstance(key, tuple) else key)
+        if not name.startswith(prefix):
+            return
+        if kind == "RAISE":
+            raise RuntimeError(f"DAZZLE_TEST_FAULT at task {name}")
+        if kind == "WAIT":
+            until = time.monotonic() + 120.0
+            while not os.path.exists(os.environ.get("DAZZLE_TEST_FAULT_FILE", "")) and time.monotonic() < until:
+                time.sleep(0.05)
+            return
+        os.kill(os.getpid(), getattr(signal, "SIG" + kind))
+
+    with Callback(pretask=pretask):
+        yield
+
+
 def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=False,
         workers=None, profile=None, report=None, summary=True, **params) -> RunResult:
     """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated): every
@@ -296,18 +641,46 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     (True = good; one array, or a dict by chip number, ``(root, extver)`` or chip label) that is
     ANDed into every drizzle's weights.  ``workers``, ``profile`` and ``report`` go to
     :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance report).
-    ``summary=False`` leaves the run summary (``<output>_run.json``) to the caller.
     When ``scheduler`` is not given and a ``distributed`` Client is active in the caller's
-    process, the run uses that client.  Returns a :class:`RunResult`.
+    process, the run uses that client.  ``summary=False`` leaves the run summary
+    (``<output>_run.json``) to the caller.  Returns a :class:`RunResult`.
+
+    The run holds the lock of its products (:func:`run_lock`) and, in the main thread, turns
+    SIGTERM into :class:`dazzle.products.Terminated`; whatever ends it, its temporary files
+    are removed.
     """
     if output:
         params["output"] = output
     values = resolve(config, **params)
     t0 = time.perf_counter()
-    plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask)
-    t_plan = time.perf_counter() - t0
+    _check_scheduler(values["scheduler"], profile)
+    plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask, config=config)
+    if report:
+        io.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
+        io.check_html_target(report, product_paths(plan, every=True))
     log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
+    names = [os.path.basename(p) for p in product_paths(plan, every=True)]
+    with products.terminate_as_exception(), run_lock(plan.out_dir, lock_roots(plan)):
+        removed = products.remove_stale_temps(plan.out_dir, names)
+        if removed:
+            log.warning("dazzle: removed %d temporary file(s) left by an interrupted run: %s", len(removed),
+                        ", ".join(os.path.basename(p) for p in removed))
+        try:
+            result = _execute(plan, values, params, t0, progress=progress, workers=workers,
+                              profile=profile, report=report, summary=summary)
+        finally:
+            products.remove_stale_temps(plan.out_dir, names)   # this run's own, however it ended
+    result.removed_temps = removed
+    return result
+
+
+def _execute(plan, values, params, t0, *, progress, workers, profile, report, summary) -> RunResult:
+    """Lay out the products, build the graph, run it, write the run summary (``summary``)."""
+    from dazzle.cluster import compute
+    from dazzle.graph import build
+
+    t_plan = time.perf_counter() - t0
     plan.run_key = run_key(plan)
     if values["resume"]:
         plan.reuse = find_reusable(plan)
@@ -323,8 +696,9 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
         if scheduler == "threads" and not any(str(k).lower() == "scheduler" for k in params):
             scheduler = None   # the default: the caller's active Client if any, else threads
         steps: dict = {}
-        res = compute([graph], scheduler, progress=progress, workers=workers, profile=profile, report=report,
-                      steps=steps)[0]
+        with _fault_hook():
+            res = compute([graph], scheduler, progress=progress, workers=workers, profile=profile,
+                          report=report, steps=steps)[0]
         t_run = time.perf_counter() - t1
     finally:
         for canvas in (plan.final_canvas, plan.median_canvas):

@@ -1,20 +1,31 @@
 """Products out: FITS images of the drizzle steps, with their WCS and the parameters used.
 
 Every product is written atomically (a temporary file in the same folder, then a rename), so a
-failed run never leaves a partial file under a product's name.
+failed run never leaves a partial file under a product's name.  Every product's primary header
+carries ``DZPRODCT`` (:data:`dazzle.io.PRODUCT_KEYWORD`), its kind, so that a later run does
+not take it for an exposure.
+
+Temporary files: the driver removes its own on every exit Python sees (errors,
+KeyboardInterrupt, and SIGTERM, which :func:`terminate_as_exception` turns into an exception in
+the main thread); those a killed run (``kill -9``) left behind are removed, and reported, by
+the next run of the same products (:func:`remove_stale_temps`, under the run's lock).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from dataclasses import dataclass
 import os
+import re
+import signal
+import threading
 
 import numpy as np
 from astropy.io import fits
 
 import dazzle
-from dazzle.io import _is_structural, simple_image_hdu, write_fits_atomic
+from dazzle.io import PRODUCT_KEYWORD, _is_structural, simple_image_hdu, write_fits_atomic
 from dazzle.params import PARAMETERS, format_value
 
 # Parameters recorded in each product's header, by step.
@@ -26,7 +37,9 @@ _FINAL_PARAMS = ["final_wht_type", "final_kernel", "final_wt_scl", "final_pixfra
                  "final_crpix1", "final_crpix2"]
 
 
-def _provenance(header, params, names):
+def _provenance(header, params, names, kind=None):
+    if kind is not None:
+        header[PRODUCT_KEYWORD] = (kind, "dazzle product kind (not an exposure)")
     header["ORIGIN"] = ("dazzle", "software that wrote this file")
     header["DAZZLEV"] = (dazzle.__version__, "dazzle version")
     header["DATE"] = (_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "file written (UTC)")
@@ -63,7 +76,7 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
             h[f"MDRIZSK{n}"] = (float(sky), f"sky of chip {n} (chip units)")
         if suffix == "sci":
             h["BUNIT"] = (_units(bunit, "cps"), "units of the data")
-        _provenance(h, params, _SINGLE_PARAMS)
+        _provenance(h, params, _SINGLE_PARAMS, kind=f"single_{suffix}")
         path = os.path.join(out_dir, f"{root}_single_{suffix}.fits")
         write_fits_atomic(path, fits.HDUList([hdu]))
         paths.append(path)
@@ -79,7 +92,7 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
     ph["EXPTIME"] = (float(texptime), "total exposure time (s)")
     ph["TEXPTIME"] = (float(texptime), "total exposure time (s)")
     ph["NDRIZIM"] = (int(ndrizim), "number of chips drizzled")
-    _provenance(ph, params, _FINAL_PARAMS)
+    _provenance(ph, params, _FINAL_PARAMS, kind="drz")
     hdus = [("PRIMARY", (), np.float32, ph)]
     ny, nx = frame.shape
     for name, dtype, shape in (("SCI", np.float32, (ny, nx)), ("WHT", np.float32, (ny, nx)),
@@ -144,6 +157,18 @@ def create_canvas(path, hdus) -> Canvas:
     from dazzle.io import _temp_name
 
     tmp = _temp_name(path)
+    try:
+        offsets, shapes, dtypes = _lay_out(tmp, hdus)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:   # name the product, not the temporary
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        raise
+    return Canvas(tmp, str(path), tuple(offsets), tuple(shapes), tuple(dtypes))
+
+
+def _lay_out(tmp, hdus):
     offsets, shapes, dtypes = [], [], []
     pos = 0
     with open(tmp, "wb") as f:
@@ -162,7 +187,7 @@ def create_canvas(path, hdus) -> Canvas:
             pos += padded
             f.seek(pos)
         f.truncate(pos)
-    return Canvas(tmp, str(path), tuple(offsets), tuple(shapes), tuple(dtypes))
+    return offsets, shapes, dtypes
 
 
 def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -> None:
@@ -232,10 +257,17 @@ def write_chip_image(out_dir, name, data, chip, params, cards):
                            DZ_INPUT=(os.path.basename(chip.path), "input file"),
                            DZ_EXTV=(int(chip.extver), "SCI extension version of the chip"), **cards)
     h = hdu.header
-    _provenance(h, params, [])
+    _provenance(h, params, [], kind=_chip_image_kind(name))
     path = os.path.join(out_dir, name)
     write_fits_atomic(path, fits.HDUList([hdu]))
     return path
+
+
+def _chip_image_kind(name):
+    for suffix, kind in (("_blt.fits", "blot"), ("_crmask.fits", "crmask")):
+        if name.endswith(suffix):
+            return kind
+    return "chip_image"
 
 
 def write_crclean(out_dir, root, input_path, chips_and_results, params):
@@ -248,7 +280,7 @@ def write_crclean(out_dir, root, input_path, chips_and_results, params):
         if result is None or result[1] is None:
             continue
         hdul[chip.sci_ext].data = np.asarray(result[1], dtype=np.float32)
-    _provenance(hdul[0].header, params, ["driz_cr_snr", "driz_cr_scale", "driz_cr_grow"])
+    _provenance(hdul[0].header, params, ["driz_cr_snr", "driz_cr_scale", "driz_cr_grow"], kind="crclean")
     path = os.path.join(out_dir, f"{root}_crclean.fits")
     write_fits_atomic(path, hdul)
     return path
@@ -261,7 +293,7 @@ def median_canvas(path, frame, params):
     h["BUNIT"] = ("ELECTRONS/S", "units of the data")
     h["COMBTYPE"] = (params["combine_type"], "combine_type")
     _provenance(h, params, ["combine_type", "combine_nsigma", "combine_maskpt", "combine_nlow",
-                            "combine_nhigh", "combine_grow", "median_newmasks"])
+                            "combine_nhigh", "combine_grow", "median_newmasks"], kind="median")
     return create_canvas(path, [("PRIMARY", frame.shape, np.float32, h)])
 
 
@@ -315,3 +347,71 @@ def manifest_valid(paths, key: str) -> bool:
         return all(files.get(os.path.basename(p)) == file_sha256(p) for p in paths)
     except (OSError, ValueError):
         return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Temporary files and signals
+# ---------------------------------------------------------------------------------------------
+
+#: temporary names next to a product ``NAME``: ``.NAME.<12 hex>.tmp`` (:func:`dazzle.io.atomic_output`,
+#: canvases) and ``NAME.<pid>.tmp`` (the run summary)
+_TEMP_NAME = re.compile(r"^\.(?P<a>.+)\.[0-9a-f]{12}\.tmp$|^(?P<b>.+)\.[0-9]+\.tmp$")
+
+
+def remove_stale_temps(out_dir, names) -> list:
+    """Remove the temporary files of the products ``names`` (base names) in ``out_dir`` and
+    return their paths.  Call it only while holding the lock of those products: then every
+    such file is a leftover of an interrupted run (or of this run, once it has finished)."""
+    names = set(names)
+    removed = []
+    try:
+        entries = list(os.scandir(out_dir))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_NAME.match(entry.name)
+        if m is None or (m.group("a") or m.group("b")) not in names:
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.remove(entry.path)
+                removed.append(entry.path)
+        except FileNotFoundError:
+            pass
+    return sorted(removed)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) received during a run, raised in the main thread so that the run's
+    clean-up (temporary files, the lock) happens as for Ctrl-C.  ``.signum`` is the signal."""
+
+    def __init__(self, signum):
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = int(signum)
+
+
+@contextlib.contextmanager
+def terminate_as_exception():
+    """While the block runs in the main thread, SIGTERM and SIGHUP raise :class:`Terminated`
+    there (once; another during the clean-up is ignored).  The previous handlers are restored
+    on exit.  Elsewhere (another thread, no signals) the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum, frame):
+        if fired:
+            return
+        fired.append(signum)
+        raise Terminated(signum)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                previous[sig] = signal.signal(sig, handler)
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

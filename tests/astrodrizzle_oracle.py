@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["AstroDrizzleError", "DEFAULTS", "have_drizzlepac", "needs_drizzlepac", "run_astrodrizzle"]
+__all__ = ["AstroDrizzleError", "DEFAULTS", "have_drizzlepac", "needs_drizzlepac", "run_astrodrizzle",
+           "run_astrodrizzle_batch"]
 
 #: Parameters always passed (overridable through ``**params``): offline (no ``updatewcs``, no
 #: MDRIZTAB), serial, keep the intermediate products, one ``_drz.fits`` with SCI/WHT/CTX.
@@ -36,15 +37,19 @@ DEFAULTS = dict(mdriztab=False, updatewcs=False, preserve=False, num_cores=1, bu
                 context=True, clean=False)
 
 _DRIVER = r"""
-import json, sys, traceback
-args = json.loads(sys.argv[1])
-try:
-    from drizzlepac import astrodrizzle
-    astrodrizzle.AstroDrizzle(input=",".join(args["inputs"]), output=args["output"],
-                              **args["params"])
-except BaseException:
-    traceback.print_exc()
-    sys.exit(3)
+import json, os, sys, traceback
+jobs = json.loads(sys.argv[1])
+from drizzlepac import astrodrizzle
+status = 0
+for job in jobs:
+    os.chdir(job["workdir"])
+    try:
+        inputs = job["inputs"] if job["as_list"] else ",".join(job["inputs"])
+        astrodrizzle.AstroDrizzle(input=inputs, output=job["output"], **job["params"])
+    except BaseException:
+        traceback.print_exc()
+        status = 3
+sys.exit(status)
 """
 
 _SUFFIXES = ("_flt.fits", "_flc.fits")
@@ -124,7 +129,54 @@ def run_astrodrizzle(inputs, workdir, output="syn", *, timeout=600, **params):
     AstroDrizzleError
         With the tail of AstroDrizzle's log and of the subprocess output.
     """
-    workdir = Path(workdir)
+    job = dict(inputs=inputs, workdir=workdir, output=output, params=params)
+    return run_astrodrizzle_batch([job], timeout=timeout)[0]
+
+
+def run_astrodrizzle_batch(jobs, *, timeout=600):
+    """Several AstroDrizzle runs, one after the other in one subprocess (drizzlepac's import,
+    about 4 s, paid once).  ``jobs``: dicts with the arguments of :func:`run_astrodrizzle`
+    (``inputs``, ``workdir``, optional ``output`` and ``params``), and optionally
+    ``as_list=True``: pass the inputs as a Python list, whose order AstroDrizzle keeps (a
+    comma-separated string, the default, it sorts by name).  Returns their products, in order;
+    raises :class:`AstroDrizzleError` if any run fails or the batch times out."""
+    prepared = []
+    for job in jobs:
+        workdir = Path(job["workdir"])
+        names = _copy_inputs(job["inputs"], workdir)
+        kw = dict(DEFAULTS)
+        kw.update(job.get("params") or {})
+        kw.setdefault("runfile", "astrodrizzle.log")
+        prepared.append(dict(workdir=str(workdir), inputs=names, output=job.get("output", "syn"),
+                             params=kw, as_list=bool(job.get("as_list"))))
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMEXPR_NUM_THREADS"):
+        env[var] = "1"
+    env.setdefault("jref", prepared[0]["workdir"] + os.sep)  # never resolved: IDCTAB is N/A
+    logs = [Path(j["workdir"]) / j["params"]["runfile"] for j in prepared]
+    try:
+        proc = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(prepared)],
+                              cwd=prepared[0]["workdir"], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"")
+        out = out.decode(errors="replace") if isinstance(out, bytes) else out
+        raise AstroDrizzleError(f"AstroDrizzle timed out after {timeout} s\n--- log tail ---\n"
+                                f"{_tail(logs[-1])}\n--- output tail ---\n{_tail(out)}") from None
+    outputs = proc.stdout + "\n" + proc.stderr
+    results = [_products(j, log, outputs) for j, log in zip(prepared, logs)]
+    for res, log in zip(results, logs):
+        final = res["drz"] or res["drz_sci"]
+        if proc.returncode != 0 or final is None:
+            raise AstroDrizzleError(
+                f"AstroDrizzle failed (exit code {proc.returncode}, final product in "
+                f"{res['workdir']} {'present' if final else 'missing'})\n--- log tail ---\n"
+                f"{_tail(log)}\n--- output tail ---\n{_tail(outputs)}")
+    return results
+
+
+def _copy_inputs(inputs, workdir):
     if workdir.exists() and any(workdir.iterdir()):
         raise ValueError(f"{workdir} is not empty; run_astrodrizzle needs a fresh directory")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -136,28 +188,11 @@ def run_astrodrizzle(inputs, workdir, output="syn", *, timeout=600, **params):
             raise ValueError(f"two inputs named {src.name}")
         shutil.copyfile(src, dst)
         names.append(src.name)
-    roots = [_root(n) for n in names]
+    return names
 
-    kw = dict(DEFAULTS)
-    kw.update(params)
-    kw.setdefault("runfile", "astrodrizzle.log")
-    args = json.dumps({"inputs": names, "output": output, "params": kw})
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMEXPR_NUM_THREADS"):
-        env[var] = "1"
-    env.setdefault("jref", str(workdir) + os.sep)  # never resolved: IDCTAB etc. are N/A
-    log = workdir / kw["runfile"]
-    try:
-        proc = subprocess.run([sys.executable, "-c", _DRIVER, args], cwd=workdir, env=env,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"")
-        out = out.decode(errors="replace") if isinstance(out, bytes) else out
-        raise AstroDrizzleError(f"AstroDrizzle timed out after {timeout} s\n--- log tail ---\n"
-                                f"{_tail(log)}\n--- output tail ---\n{_tail(out)}") from None
-    outputs = proc.stdout + "\n" + proc.stderr
 
+def _products(job, log, outputs):
+    workdir, names, output = Path(job["workdir"]), job["inputs"], job["output"]
     ext = "_drc" if names and names[0].endswith("_flc.fits") else "_drz"
     products = {
         "workdir": workdir,
@@ -175,7 +210,7 @@ def run_astrodrizzle(inputs, workdir, output="syn", *, timeout=600, **params):
         "crmask": {},
         "stdout": outputs,
     }
-    for r in roots:
+    for r in (_root(n) for n in names):
         for key in ("single_sci", "single_wht"):
             p = workdir / f"{r}_{key}.fits"
             if p.exists():
@@ -185,11 +220,4 @@ def run_astrodrizzle(inputs, workdir, output="syn", *, timeout=600, **params):
                 chip = p.name[len(r) + 4: -len(f"_{suffix}.fits")]
                 if chip.isdigit():
                     products[key][(r, int(chip))] = p
-
-    final = products["drz"] or products["drz_sci"]
-    if proc.returncode != 0 or final is None:
-        raise AstroDrizzleError(
-            f"AstroDrizzle failed (exit code {proc.returncode}, final product "
-            f"{'present' if final else 'missing'})\n--- log tail ---\n{_tail(log)}\n"
-            f"--- output tail ---\n{_tail(outputs)}")
     return products

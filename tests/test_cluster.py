@@ -336,6 +336,9 @@ def test_bad_schedulers_and_profiles_are_refused(tmp_path, monkeypatch):
     with pytest.raises(ParameterError, match="unknown key"):
         cluster.compute([], "a")
     f.write_text('{"profiles": {"b": {"class": "nosuchmodule.Cluster"}}}')
+    with pytest.raises(ParameterError, match="only dask_jobqueue and distributed"):
+        cluster.compute([], "b")
+    monkeypatch.setenv("DAZZLE_CLUSTER_CLASSES", "nosuchmodule.Cluster")   # the opt-in
     with pytest.raises(ParameterError, match="cannot import nosuchmodule"):
         cluster.compute([], "b")
     with pytest.raises(ParameterError, match=r"unknown scheduler or cluster profile 'thread'.*\bb\b"):

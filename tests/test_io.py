@@ -459,7 +459,7 @@ def test_file_level_errors(tmp_path, mef):
 def three(tmp_path):
     names = ["b_flt.fits", "a_flt.fits", "c_flt.fits"]
     for i, n in enumerate(names):
-        make_mef(tmp_path / n, nchips=1 + (i == 0))
+        make_mef(tmp_path / n, nchips=1 + (i == 0), extra_primary={"ROOTNAME": n[0]})  # not copies
     return tmp_path, names
 
 

@@ -428,16 +428,8 @@ def test_sky_from_mdrizsky_is_subtracted_on_the_fly(sim, tmp_path, baseline):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("breakage,pattern", [
-    ("no_sci", r"dzsim02_flt\.fits.*SCI"),
-    ("no_wcs", r"dzsim02_flt\.fits\[SCI,1\].*WCS"),
-    ("zero_exptime", r"dzsim02_flt\.fits.*EXPTIME"),
-    ("dq_shape", r"dzsim02_flt\.fits\[(SCI|DQ),1\].*shape"),
-    ("corrupt", r"dzsim02_flt\.fits"),
-])
-def test_bad_input_errors(sim, tmp_path, breakage, pattern):
-    files = copy_files(sim.files, tmp_path)
-    bad = files[1]
+def break_input(bad, breakage):
+    """Break the file ``bad`` in place: no_sci, no_wcs, zero_exptime, dq_shape or corrupt."""
     with fits.open(bad, mode="update") as h:
         if breakage == "no_sci":
             del h["SCI", 1]
@@ -453,6 +445,18 @@ def test_bad_input_errors(sim, tmp_path, breakage, pattern):
     if breakage == "corrupt":
         with open(bad, "r+b") as f:
             f.truncate(5000)
+
+
+@pytest.mark.parametrize("breakage,pattern", [
+    ("no_sci", r"dzsim02_flt\.fits.*SCI"),
+    ("no_wcs", r"dzsim02_flt\.fits\[SCI,1\].*WCS"),
+    ("zero_exptime", r"dzsim02_flt\.fits.*EXPTIME"),
+    ("dq_shape", r"dzsim02_flt\.fits\[(SCI|DQ),1\].*shape"),
+    ("corrupt", r"dzsim02_flt\.fits"),
+])
+def test_bad_input_errors(sim, tmp_path, breakage, pattern):
+    files = copy_files(sim.files, tmp_path)
+    break_input(files[1], breakage)
     out = tmp_path / "out"
     with pytest.raises(InputError, match=pattern) as info:
         dazzle.run(files, str(out / "syn"), **OFF)
