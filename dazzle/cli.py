@@ -275,33 +275,31 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("dazzle").setLevel(logging.INFO if args.verbose else logging.WARNING)
-    from dazzle.io import InputError
-    from dazzle.params import ParameterError
-    from dazzle.products import Terminated
-
     try:
         return args.func(args)
-    except (InputError, ParameterError) as exc:
-        print(f"dazzle: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
     except BrokenPipeError:   # `dazzle params | head`: the reader left; end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except OSError as exc:
-        print(f"dazzle: error: {_os_error(exc)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as exc:
-        if isinstance(exc, Terminated):
+        signum = getattr(exc, "signum", None)   # products.Terminated: SIGTERM during a run
+        if signum is not None:
             import signal
 
-            what, status = f"terminated ({signal.Signals(exc.signum).name})", 128 + exc.signum
+            what, status = f"terminated ({signal.Signals(signum).name})", 128 + signum
         else:
             what, status = "interrupted", 130
         tail = (": no partial product was left; --set resume=True reuses the finished steps"
                 if args.command == "run" else "")
         print(f"dazzle: {what}{tail}", file=sys.stderr)
         return status
-    except Exception as exc:  # noqa: BLE001 -- a bug: one line, the traceback with -v
+    except Exception as exc:  # noqa: BLE001
+        if _user_error(exc):
+            print(f"dazzle: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        if isinstance(exc, OSError):
+            print(f"dazzle: error: {_os_error(exc)}", file=sys.stderr)
+            return 2
+        # a bug: one line, the traceback with -v
         if args.verbose:
             import traceback
 
@@ -309,6 +307,16 @@ def main(argv=None) -> int:
         print(f"dazzle: internal error: {type(exc).__name__}: {_one_line(exc)} (run with -v for the "
               "traceback, and please report it)", file=sys.stderr)
         return 1
+
+
+def _user_error(exc) -> bool:
+    """A bad input or parameter (one line on stderr, status 2), not a bug.  Checked without
+    importing dazzle.io (astropy): an InputError can only come from a loaded dazzle.io, and
+    ``dazzle params`` / ``--help`` then start without astropy."""
+    from dazzle.params import ParameterError
+
+    io = sys.modules.get("dazzle.io")
+    return isinstance(exc, ParameterError) or (io is not None and isinstance(exc, io.InputError))
 
 
 if __name__ == "__main__":

@@ -46,8 +46,8 @@ overrides the scaling (``cluster.scale(n=workers)``: workers, not jobs).  The cl
 started for the run and closed after it.  PyYAML (``profiles``) and dask-jobqueue (the HPC
 classes) are needed only when a profile uses them; a ``.json`` profiles file needs neither.
 
-**Progress and diagnostics.**  ``progress=True``: local schedulers show dask's
-``ProgressBar`` on stderr; distributed runs print the dashboard link (stderr) and
+**Progress and diagnostics.**  ``progress=True``: local schedulers show a progress bar
+on stderr (:class:`TaskProgress`; in a log file a line at most every 10 s); distributed runs print the dashboard link (stderr) and
 ``distributed.progress``.  ``report=FILE`` writes Dask's ``performance_report`` (HTML); it
 needs a distributed scheduler, so a local scheduler is replaced for that run by a temporary
 in-process ``LocalCluster`` (threads: one worker with the same number of threads; processes:
@@ -536,18 +536,85 @@ def _stream_times(records, t0) -> StepTimes:
 # compute
 # ---------------------------------------------------------------------------------------------
 
+class TaskProgress(dask.callbacks.Callback):
+    """Progress of a local run on ``out`` (default stderr), drawn from dask's task callbacks:
+    no thread of its own, so nothing to wait for when the run ends (dask's ``ProgressBar``
+    joins a thread that sleeps ``dt`` between redraws: up to ``dt`` seconds added to a run).
+
+    On a terminal, a bar redrawn in place at most every 0.1 s; otherwise (a log file, a batch
+    job) a line at most every ``every`` seconds; nothing during the first ``minimum`` seconds.
+    A finished run ends with a ``100% Completed`` line.
+    """
+
+    def __init__(self, out=None, *, tty=None, every=10.0, minimum=0.5, width=40):
+        super().__init__()
+        self.out = out if out is not None else sys.stderr
+        if tty is None:
+            tty = hasattr(self.out, "isatty") and self.out.isatty()
+        self.tty = bool(tty)
+        self.every = 0.1 if self.tty else float(every)
+        self.minimum = float(minimum)
+        self.width = int(width)
+        self.t0 = self.last = time.perf_counter()
+        self.drawn = False
+
+    def _start(self, dsk):
+        self.t0 = self.last = time.perf_counter()
+        self.drawn = False
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        now = time.perf_counter()
+        if now - self.t0 < self.minimum or now - self.last < self.every:
+            return
+        self.last = now
+        done = len(state["finished"])
+        total = done + sum(len(state[k]) for k in ("ready", "waiting", "running"))
+        self._draw(done / total if total else 0.0, now - self.t0)
+
+    def _finish(self, dsk, state, errored):
+        if not errored:
+            self._draw(1.0, time.perf_counter() - self.t0)
+        if self.drawn and self.tty:
+            self._write("\n")
+
+    def _draw(self, frac, elapsed):
+        from dask.utils import format_time
+
+        bar = "#" * int(self.width * frac)
+        line = f"[{bar:<{self.width}}] | {int(100 * frac)}% Completed | {format_time(elapsed)}"
+        self._write("\r" + line if self.tty else line + "\n")
+        self.drawn = True
+
+    def _write(self, text):
+        with contextlib.suppress(ValueError, OSError):   # a closed stream ends the display only
+            self.out.write(text)
+            self.out.flush()
+
+
+def _local_get(scheduler):
+    """dask's get function of a local scheduler.  Handing dask.compute the function, not its
+    name, keeps dask from importing ``distributed`` (about 1 s) to look for a Client."""
+    if scheduler == "synchronous":
+        from dask.local import get_sync
+
+        return get_sync
+    if scheduler == "processes":
+        from dask.multiprocessing import get
+
+        return get
+    from dask.threaded import get
+
+    return get
+
+
 def _compute_local(objs, scheduler, progress, workers, times):
     ctx = contextlib.ExitStack()
     ctx.enter_context(StepTimer(times))
     if progress:
-        from dask.diagnostics import ProgressBar
-
-        # a live bar on a terminal; in a log file (not a tty) a line every 10 s, not every 0.1 s
-        tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
-        ctx.enter_context(ProgressBar(out=sys.stderr, minimum=0.5, dt=0.1 if tty else 10.0))
+        ctx.enter_context(TaskProgress(sys.stderr))
     kw = {"num_workers": int(workers)} if workers and scheduler != "synchronous" else {}
     with ctx:
-        return list(dask.compute(*objs, scheduler=scheduler, **kw))
+        return list(dask.compute(*objs, scheduler=_local_get(scheduler), **kw))
 
 
 def _compute_client(client, objs, progress, report, times):

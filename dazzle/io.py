@@ -77,7 +77,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from .geometry import Frame, wcs_from_header, wcs_to_header
+from .geometry import Frame, cached_wcs, wcs_from_header, wcs_to_header
 
 __all__ = [
     "Chip",
@@ -253,20 +253,29 @@ class Chip:
     def wcs(self):
         """A new ``astropy.wcs.WCS`` with the chip's full distortion, ``pixel_shape`` set.
 
-        Built from :attr:`wcs_header`, or -- for lookup-table distortions -- from the file.
+        Built from :attr:`wcs_header`, or -- for lookup-table distortions -- from the file;
+        parsed once per header (per file version) and handed out as private copies
+        (:func:`geometry.cached_wcs`).
         """
         try:
             if self.has_lookup_distortion:
-                with _quiet(), fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
-                    w = wcs_from_header(hdul[self.sci_ext].header, hdul)
+                st = os.stat(self.path)
+                key = ("file", self.path, repr(self.sci_ext), st.st_mtime_ns, st.st_size)
             else:
-                w = wcs_from_header(self.wcs_header)
+                key = ("chip", self.wcs_header)
+            w = cached_wcs(key, self._parse_wcs)
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure becomes a one-line InputError
             raise self._error(self.sci_ext, f"cannot build the WCS ({_exc_text(exc)})") from exc
         w.pixel_shape = (self.nx, self.ny)
         return w
+
+    def _parse_wcs(self):
+        if self.has_lookup_distortion:
+            with _quiet(), fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
+                return wcs_from_header(hdul[self.sci_ext].header, hdul)
+        return wcs_from_header(self.wcs_header)
 
     def frame(self) -> Frame:
         """The chip as a :class:`geometry.Frame` (linear + SIP part only)."""

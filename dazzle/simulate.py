@@ -19,6 +19,9 @@ Geometry
   SIP is defined relative to ``CRPIX``, so cropping only shifts ``CRPIX`` by the crop offset
   ``(x0, y0)`` and records it as ``LTV1 = -x0``, ``LTV2 = -y0`` (the HST subarray convention);
   a pixel of the crop sees exactly the sky the same detector pixel of the full chip sees.
+* **Larger chips** (up to 2048 x 4096, ACS/WFC's size, for benchmarks): along an axis longer
+  than 1024 the SIP distortion is stretched over the chip (coefficients and CRPIX rescaled, CD
+  unchanged: the pixel scale and pixel-area ratios stay those of the HRC chip).
 * **Dithers**: exposure ``k`` gets a deterministic offset ``(dx, dy)`` in pixels (default: a
   4-point box of ~5 px with half-pixel steps, ``(0,0) (5.5,1) (1,5.5) (6.5,6.5)``, repeated with a
   ``(2.25, 3.75)`` shift per further cycle of 4).  Its ``CRVAL`` is the sky position (full
@@ -130,6 +133,7 @@ from dazzle.geometry import wcs_from_header
 __all__ = [
     "DEFAULT_DITHER",
     "FULL_SHAPE",
+    "MAX_SHAPE",
     "SimulatedSet",
     "dither_offsets",
     "pixel_area",
@@ -141,6 +145,8 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 REFERENCE_FILE = "j8bt06nyq_sip_flt.fits"
 #: Shape (ny, nx) of the full ACS/HRC chip the SIP solution belongs to.
 FULL_SHAPE = (1024, 1024)
+#: Largest chip shape (ny, nx): ACS/WFC's; chips larger than FULL_SHAPE stretch its distortion.
+MAX_SHAPE = (2048, 4096)
 #: Default dither pattern (pixels): a ~5 px box with half-pixel steps.
 DEFAULT_DITHER = ((0.0, 0.0), (5.5, 1.0), (1.0, 5.5), (6.5, 6.5))
 _DITHER_CYCLE_SHIFT = (2.25, 3.75)
@@ -215,12 +221,32 @@ def dither_offsets(n, dither=None):
 
 def _crop_origin(shape):
     ny, nx = shape
-    return (FULL_SHAPE[1] - nx) // 2, (FULL_SHAPE[0] - ny) // 2
+    return max(0, (FULL_SHAPE[1] - nx) // 2), max(0, (FULL_SHAPE[0] - ny) // 2)
+
+
+def _stretch_distortion(h, shape):
+    """Stretch the reference distortion over a chip larger than the HRC chip (e.g. ACS/WFC's
+    2048 x 4096), in place: by ``sx = nx / 1024`` along x and ``sy = ny / 1024`` along y (each
+    at least 1).  The SIP displacement field becomes ``(sx f(u / sx, v / sy), sy g(u / sx,
+    v / sy))``, i.e. ``A_p_q * sx / (sx**p sy**q)`` and ``B_p_q * sy / (sx**p sy**q)``, and
+    CRPIX moves to the same relative place; CD (the pixel scale) is unchanged, so the on-sky
+    pixel-area ratios stay those of the HRC chip and the displacements grow by ``sx, sy``."""
+    sx, sy = max(1.0, shape[1] / FULL_SHAPE[1]), max(1.0, shape[0] / FULL_SHAPE[0])
+    if sx == 1.0 and sy == 1.0:
+        return
+    for k in list(h.keys()):
+        if k[:2] in ("A_", "B_") and k[2:3].isdigit():
+            p, q = (int(n) for n in k[2:].split("_"))
+            h[k] = float(h[k]) * (sx if k[0] == "A" else sy) / (sx ** p * sy ** q)
+    h["CRPIX1"] = (float(h["CRPIX1"]) - 0.5) * sx + 0.5
+    h["CRPIX2"] = (float(h["CRPIX2"]) - 0.5) * sy + 0.5
 
 
 def _chip_header(shape, crval):
-    """WCS cards of a (cropped) chip with the given CRVAL."""
+    """WCS cards of a (cropped, or for a chip larger than 1024 stretched) chip with the given
+    CRVAL."""
     h = reference_header()
+    _stretch_distortion(h, shape)
     x0, y0 = _crop_origin(shape)
     h["CRPIX1"] = float(h["CRPIX1"]) - x0
     h["CRPIX2"] = float(h["CRPIX2"]) - y0
@@ -552,8 +578,8 @@ def _setup(n_exposures, chips, size, seed, n_stars, flux_range, min_separation, 
     else:
         shape = (int(size[0]), int(size[1]))
     ny, nx = shape
-    if not (8 <= ny <= FULL_SHAPE[0] and 8 <= nx <= FULL_SHAPE[1]):
-        raise ValueError(f"size must be between 8 and {FULL_SHAPE[0]} pixels, got {shape}")
+    if not (8 <= ny <= MAX_SHAPE[0] and 8 <= nx <= MAX_SHAPE[1]):
+        raise ValueError(f"size must be between 8 and {MAX_SHAPE} pixels (ny, nx), got {shape}")
     if n_stars is None:
         n_stars = max(5, int(round(150 * nx * ny / (FULL_SHAPE[0] * FULL_SHAPE[1]) * chips)))
     exptimes = _per_exposure(exptime, n_exposures, "exptime")
@@ -700,7 +726,8 @@ def _primary_header(s: _Setup, k, root, t, expstart, expend):
             ("NEXTEND", (3 * s.chips, "number of standard extensions")),
             ("OBSTYPE", ("IMAGING", "observation type")),
             ("APERTURE", (s.detector, "aperture name")),
-            ("SUBARRAY", (bool(s.shape != FULL_SHAPE), "data from a subarray (cropped chip)")),
+            ("SUBARRAY", (bool(s.shape[0] < FULL_SHAPE[0] or s.shape[1] < FULL_SHAPE[1]),
+                          "data from a subarray (cropped chip)")),
             ("DATE-OBS", (iso[:10], "UT date of start of observation (yyyy-mm-dd)")),
             ("TIME-OBS", (iso[11:19], "UT time of start of observation (hh:mm:ss)")),
             ("EXPSTART", (expstart, "exposure start time (Modified Julian Date)")),
@@ -876,7 +903,9 @@ def simulate(outdir, *, n_exposures=4, chips=1, size=None, seed=0, n_stars=None,
     chips : 1 or 2
         Chips per exposure (1: ACS ``DETECTOR='HRC'``; 2: ``'WFC'``).
     size : None, int or (ny, nx)
-        Chip shape; a centred crop of the 1024 x 1024 chip (None = full chip).
+        Chip shape; a centred crop of the 1024 x 1024 chip (None = full chip).  Up to
+        :data:`MAX_SHAPE` (ACS/WFC's 2048 x 4096): a larger axis stretches the distortion
+        over the chip (see ``_stretch_distortion``; ``LTV`` is then 0).
     seed : int
         Seed of every random stream.
     n_stars : int, optional

@@ -10,12 +10,14 @@ cluster a failure rather than a skip) and dask-jobqueue.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -369,9 +371,68 @@ def test_progress_and_step_logs(capsys, caplog, local_cluster):
         assert cluster.compute(objs, "threads", progress=True) == [3, None]
         assert cluster.compute(objs, local_cluster.scheduler_address, progress=True) == [3, None]
     err = capsys.readouterr().err
-    assert "Completed" in err                       # dask's ProgressBar
+    assert "Completed" in err                       # the progress bar
     assert "dashboard at http" in err               # distributed: the link
     assert caplog.text.count("step median: 1 task(s) (median-tile 1)") == 2
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class _TimedProgress(cluster.TaskProgress):
+    """TaskProgress that times its own ``_finish`` (what a run waits for at its end)."""
+
+    finish_seconds = None
+
+    def _finish(self, *args):
+        t0 = time.perf_counter()
+        super()._finish(*args)
+        self.finish_seconds = time.perf_counter() - t0
+
+
+def _progress_graph(n=6):
+    """n tasks that each report how many threads the process has while they run."""
+    parts = [dask.delayed(threading.active_count, pure=False)(dask_key_name=f"final-part-{i}")
+             for i in range(n)]
+    return dask.delayed(list)(parts, dask_key_name="final-commit")
+
+
+def test_progress_off_a_terminal_has_no_thread_and_no_wait_at_the_end():
+    """Regression (issue 11): with stderr not a terminal the bar was dask's ProgressBar(dt=10),
+    whose end joins a thread that sleeps 10 s between lines: up to 10 s added to every batch
+    run (3.7 s of an 11 s run measured).  The progress now draws from the task callbacks."""
+    before = threading.active_count()
+    out = io.StringIO()
+    prog = _TimedProgress(out, every=10.0, minimum=0.0)
+    with prog:
+        counts = dask.compute(_progress_graph(), scheduler="synchronous")[0]
+    assert counts == [before] * 6                   # no progress thread while the tasks ran
+    assert prog.finish_seconds < 0.05               # dask's bar: up to dt = 10 s here
+    assert out.getvalue().startswith("[" + "#" * 40 + "] | 100% Completed | ")
+    assert out.getvalue().count("\n") == 1 and "\r" not in out.getvalue()   # one line, no redraws
+
+    out = io.StringIO()                              # every=0: a line per finished task
+    with cluster.TaskProgress(out, every=0.0, minimum=0.0):
+        dask.compute(_progress_graph(), scheduler="threads")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 7 + 1 and lines[-1].startswith("[" + "#" * 40 + "] | 100% Completed")
+    assert all("% Completed" in line for line in lines)
+
+
+def test_progress_on_a_terminal_redraws_in_place():
+    out = _Terminal()
+    with cluster.TaskProgress(out, every=10.0, minimum=0.0) as prog:
+        dask.compute(_progress_graph(), scheduler="threads")
+    assert prog.tty and prog.every == 0.1
+    text = out.getvalue()
+    assert text.startswith("\r[") and text.endswith("\n") and text.count("\n") == 1
+    assert "100% Completed" in text
+    out = io.StringIO()                              # nothing but the end before ``minimum``
+    with cluster.TaskProgress(out, every=0.0, minimum=60.0):
+        dask.compute(_progress_graph(), scheduler="threads")
+    assert out.getvalue().count("\n") == 1 and "100% Completed" in out.getvalue()
 
 
 def test_cli_scheduler_workers_and_report(sim, reference, tmp_path, capsys):

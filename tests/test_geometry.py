@@ -214,6 +214,104 @@ def test_concurrent_pixmaps_share_one_wcs(sip_chip, default_frame):
         np.testing.assert_array_equal(a, b)
 
 
+def _transforms(w, n=64):
+    """Forward and inverse transforms of a few pixels (exact bits to compare)."""
+    x = np.linspace(-20.0, 1040.0, n)
+    y = np.linspace(1030.0, -10.0, n)
+    ra, dec = w.all_pix2world(x, y, 0)
+    return np.concatenate([ra, dec, *w.all_world2pix(ra, dec, 0, tolerance=1e-10, maxiter=50)])
+
+
+def test_each_wcs_is_parsed_once_and_handed_out_as_private_copies(sip_chip, default_frame, monkeypatch):
+    """Issue 11: a run built ~256 WCSs from header text for 8 chips (12 ms each); now each
+    header is parsed once and every caller gets its own deep copy, with the same bits."""
+    from dazzle import io
+
+    with fits.open(SIP_FILE) as f:
+        text = f[1].header.tostring(sep="\n")
+    chip = io.Chip(path=str(SIP_FILE), root="j8bt06nyq", extver=1, sci_ext=("SCI", 1), err_ext=None,
+                   dq_ext=None, shape=(1024, 1024), exptime=1.0, bunit="", in_units="counts", gain=None,
+                   rdnoise=None, mdrizsky=None, idcscale=None, wcs_header=text, instrument="",
+                   detector="", flc=False)
+    frame = geo.Frame.from_wcs(*default_frame)
+    parsed = []
+    real = geo.wcs_from_header
+    monkeypatch.setattr(io, "wcs_from_header", lambda *a: parsed.append(1) or real(*a))
+    monkeypatch.setattr(geo, "_WCS_CACHE", type(geo._WCS_CACHE)())
+    fresh_chip, fresh_frame = real(text), geo.WCS(frame.fits_header())
+    copies = [chip.wcs() for _ in range(5)]
+    frames = [frame.wcs() for _ in range(5)]
+    assert len(parsed) == 1 and len(geo._WCS_CACHE) == 2
+    assert len({id(w) for w in copies + frames + list(geo._WCS_CACHE.values())}) == 12
+    for w in copies:
+        assert w.pixel_shape == (1024, 1024) and w.sip is not None
+        np.testing.assert_array_equal(_transforms(w), _transforms(fresh_chip))
+    for w in frames:
+        assert w.pixel_shape == (frame.nx, frame.ny)
+        np.testing.assert_array_equal(_transforms(w), _transforms(fresh_frame))
+    # a caller changing its copy changes nobody else's
+    copies[0].wcs.crval = [10.0, 20.0]
+    assert not np.array_equal(_transforms(copies[0]), _transforms(fresh_chip))
+    np.testing.assert_array_equal(_transforms(chip.wcs()), _transforms(fresh_chip))
+    np.testing.assert_array_equal(_transforms(copies[1]), _transforms(fresh_chip))
+
+
+def test_cached_wcs_copies_are_safe_across_threads(sip_chip):
+    """Threads taking copies of one cached WCS and transforming with them concurrently get
+    the serial answer (the original is never used for transforms)."""
+    w, _ = sip_chip
+    text = w.to_header(relax=True).tostring()
+    key = ("test-threads", text)
+    serial = _transforms(geo.cached_wcs(key, lambda: geo.wcs_from_header(text)))
+
+    def work(_):
+        return _transforms(geo.cached_wcs(key, lambda: geo.wcs_from_header(text)))
+
+    with ThreadPoolExecutor(4) as ex:
+        for got in ex.map(work, range(32)):
+            np.testing.assert_array_equal(got, serial)
+
+
+def test_a_chip_whose_lookup_tables_changed_on_disk_is_parsed_again(tmp_path):
+    """Lookup-table WCSs are read from the file: cached per file version (mtime, size)."""
+    import os
+
+    from dazzle import io
+
+    path = tmp_path / "lut_flt.fits"
+
+    def write(shift):
+        w = tan_wcs()
+        tab = np.full((5, 5), shift, dtype=np.float32)
+        w.cpdis1 = DistortionLookupTable(tab, (1.0, 1.0), (1.0, 1.0), (30.0, 30.0))
+        w.cpdis2 = DistortionLookupTable(-tab, (1.0, 1.0), (1.0, 1.0), (30.0, 30.0))
+        hdul = w.to_fits(relax=True)            # a simple image: WCS and tables in the file
+        hdul[0].data = np.zeros((80, 100), np.float32)
+        hdul[0].header["EXPTIME"] = 10.0
+        hdul.writeto(path, overwrite=True)
+
+    write(0.25)
+    (chip,) = io.read_chips(path)
+    assert chip.has_lookup_distortion
+    first = chip.wcs().all_pix2world([10.0], [10.0], 0)
+    assert chip.wcs().all_pix2world([10.0], [10.0], 0) == first
+    t = os.stat(path).st_mtime_ns
+    write(0.5)
+    os.utime(path, ns=(t + 10**9, t + 10**9))
+    second = chip.wcs().all_pix2world([10.0], [10.0], 0)
+    np.testing.assert_allclose(second[0] - first[0], -0.25 * 0.05 / 3600 / math.cos(math.radians(2.0)),
+                               rtol=1e-3)
+
+
+def test_cached_wcs_is_bounded(monkeypatch):
+    monkeypatch.setattr(geo, "_WCS_CACHE", type(geo._WCS_CACHE)())
+    monkeypatch.setattr(geo, "WCS_CACHE_SIZE", 3)
+    for i in range(5):
+        w = geo.cached_wcs(("bounded", i), lambda i=i: tan_wcs(crval=(150.0 + i, 2.0)))
+        assert w.wcs.crval[0] == 150.0 + i
+    assert list(geo._WCS_CACHE) == [("bounded", 2), ("bounded", 3), ("bounded", 4)]
+
+
 # ------------------------------------------------------------------------------------------
 # Scales and orientation
 # ------------------------------------------------------------------------------------------

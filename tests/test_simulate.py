@@ -222,6 +222,31 @@ def test_crop_keeps_the_wcs(tmp_path):
             assert abs(dec[0] - st["dec"]) * 3600 < 1e-6
 
 
+def test_chips_larger_than_the_hrc_chip_stretch_its_distortion(tmp_path):
+    """ACS/WFC-sized chips (benchmarks): along an axis longer than 1024 the SIP field is the
+    HRC one stretched over the chip; along a shorter one the chip is still a crop."""
+    s = simulate(tmp_path, n_exposures=1, chips=2, size=(64, 2048), seed=5, n_stars=12, **_clean())
+    ref = reference_header()
+    with fits.open(s.files[0]) as h:
+        hdr = h["SCI", 1].header
+        assert h["SCI", 2].data.shape == (64, 2048) and h[0].header["SUBARRAY"]
+    assert hdr["LTV1"] == 0 and hdr["LTV2"] == -(1024 - 64) // 2
+    assert hdr["CRPIX1"] == (ref["CRPIX1"] - 0.5) * 2 + 0.5
+    assert hdr["CRPIX2"] == ref["CRPIX2"] - (1024 - 64) // 2
+    w, shape = read_wcs(f"{s.files[0]}[SCI,1]")
+    wref = WCS(ref)
+    # the displacement at pixel u (from CRPIX) is twice the HRC one at u / 2 along x
+    u = np.array([[-1000.0, -20.0], [900.0, 25.0], [37.0, -30.0], [1020.0, 30.0]])
+    got = w.sip_pix2foc(u + w.wcs.crpix, 1) - u          # (focal-plane offsets from CRPIX)
+    want = wref.sip_pix2foc(u / [2.0, 1.0] + wref.wcs.crpix, 1) - u / [2.0, 1.0]
+    np.testing.assert_allclose(got, want * [2.0, 1.0], rtol=1e-12, atol=1e-12)
+    assert np.abs(got).max() > 1.0                       # (a real distortion is being compared)
+    ratios = np.concatenate([t["area_ratio"] for t in s.star_pixels])
+    assert len(ratios) >= 6 and 0.86 < ratios.min() and ratios.max() < 0.92   # the HRC range
+    with pytest.raises(ValueError, match="size must be between"):
+        simulate(tmp_path / "big", n_exposures=1, size=(2049, 64))
+
+
 # --------------------------------------------------------------------------------------------
 # Cosmic rays and hot pixels
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""What a command imports before it works (issue 11): ``dazzle --help`` and ``dazzle params``
+start without astropy, Numba or dask, and ``distributed`` is imported only by distributed
+schedulers (a local run used to import it -- about 1 s -- for dask to look for a Client).
+
+Each check runs in a fresh interpreter: this test process has imported everything already.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("distributed", "dask", "numba", "astropy")
+
+
+def _modules_after(code: str) -> dict:
+    """Which of HEAVY ``code`` leaves imported, run in a fresh interpreter."""
+    script = (code + "\nimport sys, json\n"
+              f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))")
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    got = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                         timeout=120, cwd=REPO)
+    assert got.returncode == 0, got.stderr[-2000:]
+    return json.loads(got.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_cli_imports_nothing_heavy():
+    assert _modules_after("import dazzle.cli") == {m: False for m in HEAVY}
+
+
+def test_dazzle_params_and_help_need_no_numba_astropy_or_dask():
+    code = ("import contextlib, io\nfrom dazzle.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    assert main(['params']) == 0\n"
+            "assert 'final_pixfrac' in out.getvalue()\n"
+            "try:\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        main(['--help'])\n"
+            "except SystemExit as e:\n"
+            "    assert e.code == 0\n")
+    assert _modules_after(code) == {m: False for m in HEAVY}
+
+
+def test_a_bad_input_is_still_one_line_without_astropy_loaded_first(tmp_path):
+    """The command line tells a user error from a bug without importing dazzle.io up front."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    missing = tmp_path / "nothere_flt.fits"
+    got = subprocess.run([sys.executable, "-m", "dazzle", "run", str(missing), "-o", str(tmp_path / "o")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert got.returncode == 2
+    assert got.stderr.strip().splitlines() == [f"dazzle: error: {missing}: no such file"]
+    from dazzle.cli import _user_error
+    from dazzle.io import InputError
+    from dazzle.params import ParameterError
+
+    assert _user_error(InputError("x")) and _user_error(ParameterError("y"))
+    assert not _user_error(ValueError("a bug")) and not _user_error(KeyError("k"))
+
+
+def test_local_schedulers_do_not_import_distributed():
+    code = ("import dask\nfrom dazzle import cluster\n"
+            "for s in ('threads', 'synchronous'):\n"
+            "    assert cluster.compute([dask.delayed(sum)([1, 2])], s, progress=True) == [3]\n"
+            "import sys\nassert 'distributed' not in sys.modules\n")
+    got = _modules_after(code)
+    assert got["dask"] and not got["distributed"]
