@@ -31,8 +31,27 @@ STENCIL_MARGIN = 8
 
 
 def read_section(path, box, shape, *, ext=0, margin=STENCIL_MARGIN):
-    """Rows/columns ``box`` (x0, x1, y0, y1) of a frame-sized image, widened by ``margin`` and
-    clipped to ``shape``; returns (array, x0, y0) of what was read."""
+    """Read the part of a frame-sized image a chip needs.
+
+    Parameters
+    ----------
+    path : str
+        The image (``<output>_med.fits``).
+    box : (x0, x1, y0, y1)
+        The chip's box in the frame.
+    shape : (ny, nx)
+        The frame's shape.
+    ext : int
+        The HDU.
+    margin : int
+        Pixels read beyond ``box`` on each side (interpolation stencils), clipped to ``shape``.
+
+    Returns
+    -------
+    data : 2-D float32 array
+    x0, y0 : int
+        Frame pixel of ``data[0, 0]``.
+    """
     x0, x1, y0, y1 = box
     ny, nx = shape
     x0, x1 = max(0, x0 - margin), min(nx, x1 + margin)
@@ -62,11 +81,27 @@ class BlotSettings(StepSettings):
 
 
 def blot_chip(median, chip, frame, settings: BlotSettings, *, offset=(0, 0), sky=0.0):
-    """The blotted median for one chip (float32, chip shape, chip units, sky added back).
+    """The median blotted onto one chip.
 
-    ``median`` is the part of the median image read for this chip, whose pixel (0, 0) is
-    pixel ``offset`` = (x0, y0) of ``frame`` (a :class:`dazzle.geometry.Frame`); ``sky`` the
-    chip's sky (added back when ``settings.addsky``, else ``settings.skyval``).
+    Parameters
+    ----------
+    median : 2-D float32 array
+        The part of the median image read for this chip (:func:`read_section`).
+    chip : dazzle.io.Chip
+    frame : dazzle.geometry.Frame
+        The median's (single-drizzle) frame.
+    settings : BlotSettings
+        Interpolation, sky handling and pixel map.
+    offset : (int, int)
+        Frame pixel ``(x0, y0)`` of ``median[0, 0]``.
+    sky : float
+        The chip's sky, chip units: added back when ``settings.addsky`` (else
+        ``settings.skyval`` is).
+
+    Returns
+    -------
+    2-D float32 array
+        The chip's shape, in its units, sky added back.
     """
     frame_wcs = frame.wcs()
     pixmap = geometry.calc_pixmap(chip.wcs(), frame_wcs, tuple(chip.shape), stepsize=settings.stepsize,

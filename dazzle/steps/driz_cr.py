@@ -281,10 +281,29 @@ def cr_mask(sci, blot, settings: CRSettings, chip: CRChip = CRChip(), *, dq_good
 
 
 def chip_cr_mask(chip, data, blot, sky, static, settings: CRSettings):
-    """The step for one input chip: its cosmic-ray mask (True = good) from its pixels ``data``
-    (:class:`dazzle.io.ChipData`, ``resetbits`` cleared), its blotted median ``blot``, its sky
-    (chip units) and its static mask (True = good, or None).  Known-bad pixels (DQ flags outside
-    ``driz_sep_bits``, the static mask) are passed on as ``known_bad`` unless ``legacy``."""
+    """The step for one input chip: its cosmic-ray mask.
+
+    Known-bad pixels (DQ flags outside ``driz_sep_bits``, the static mask) are passed on to
+    :func:`cr_mask` as ``known_bad``, unless ``settings.legacy``.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    data : dazzle.io.ChipData
+        The chip's pixels, ``resetbits`` cleared.
+    blot : 2-D array
+        The median blotted onto the chip (chip units, sky added back).
+    sky : float
+        The chip's sky (``MDRIZSKY``), chip units.
+    static : 2-D bool array or None
+        The chip's static mask (True = good).
+    settings : CRSettings
+
+    Returns
+    -------
+    2-D bool array
+        True = good, False = cosmic ray.
+    """
     known_bad = None if settings.legacy else known_bad_pixels(data.dq, static, settings.sep_bits)
     return cr_mask(data.sci, blot, settings, CRChip.of(chip, sky), known_bad=known_bad)
 

@@ -253,13 +253,25 @@ def reaches(box, block, halo=0) -> bool:
 
 
 def median_block(pieces, block, settings: MedianSettings, *, nimages=None) -> np.ndarray:
-    """The combined image over ``block = (x0, x1, y0, y1)`` (half-open, frame pixels).
+    """The combined (median) image over one block of the frame.
 
-    ``pieces``: the :class:`Piece` of the association, in stack order (only those that
-    overlap the block, widened by ``combine_grow`` for minmed, are read: the caller may pass
-    just those, see :func:`reaches`).  ``nimages``: the number of images of the whole
-    association (default ``len(pieces)``).  Returns a float32 array of shape
-    ``(y1 - y0, x1 - x0)``.
+    Parameters
+    ----------
+    pieces : sequence of Piece
+        The association's single-drizzled images, in stack order.  Only those that overlap
+        the block, widened by ``combine_grow`` for minmed, are read: the caller may pass just
+        those (:func:`reaches`).
+    block : (x0, x1, y0, y1)
+        Half-open, frame pixels.
+    settings : MedianSettings
+    nimages : int, optional
+        Images of the whole association (default ``len(pieces)``): minmed's two-image rule and
+        the ``combine_nlow + combine_nhigh`` check count them all.
+
+    Returns
+    -------
+    2-D float32 array
+        Shape ``(y1 - y0, x1 - x0)``.
     """
     s = settings
     pieces = list(pieces)

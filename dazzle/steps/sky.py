@@ -567,9 +567,19 @@ def _from_skyfile(chips, path, *, apply_sky):
 
 
 def user_skies(chips, settings: SkySettings):
-    """Skies that do not need pixels: every case except computing them (see the module notes).
-    Returns a list of :class:`ChipSky`, or None when the skies must be computed
-    (``settings.needs_pixels``)."""
+    """The skies that need no pixels: a skyfile, a header keyword, or nothing subtracted (see
+    the module notes).
+
+    Parameters
+    ----------
+    chips : list of dazzle.io.Chip
+    settings : SkySettings
+
+    Returns
+    -------
+    list of ChipSky or None
+        None when the skies must be computed from the pixels (``settings.needs_pixels``).
+    """
     if settings.skysub:
         if settings.skyfile:
             return _from_skyfile(chips, settings.skyfile, apply_sky=None)
@@ -600,13 +610,27 @@ def _static_for(static_masks, k, chip):
 
 def compute_skies(chips, datas, static_masks, settings: SkySettings, *, user_masks=None,
                   stepsize=10) -> list[ChipSky]:
-    """AstroDrizzle's sky step for ``chips``: one :class:`ChipSky` per chip.
+    """AstroDrizzle's sky step for ``chips``, all at once.
 
-    ``datas``: per chip a :class:`dazzle.io.ChipData` (None, or a None entry: read it with
-    ``chip.load()``); ``static_masks``: a list aligned with ``chips``, a dict keyed by
-    :func:`dazzle.steps.static_mask.mask_key`, or None (no static mask); ``settings``: the sky
-    step's :class:`SkySettings`; ``user_masks``: optional per chip bool arrays (True = use)
-    ANDed into the sky mask.
+    Parameters
+    ----------
+    chips : list of dazzle.io.Chip
+    datas : list of dazzle.io.ChipData or None
+        Per chip its pixels (None, or a None entry: read with ``chip.load()``).
+    static_masks : list, dict or None
+        Per chip (aligned with ``chips``) or per :func:`dazzle.steps.static_mask.mask_key` the
+        static mask (True = good); None: no static mask.
+    settings : SkySettings
+        The step's settings.
+    user_masks : list of 2-D bool arrays, optional
+        Per chip, True = use; ANDed into the sky mask.
+    stepsize : int
+        Grid step of the pixel maps that find the overlaps (``match``).
+
+    Returns
+    -------
+    list of ChipSky
+        One per chip.
     """
     if settings.skymask_cat:
         raise NotImplementedError("skymask_cat (user sky masks from a catalog) is not supported "
@@ -670,15 +694,40 @@ def compute_skies(chips, datas, static_masks, settings: SkySettings, *, user_mas
 # --------------------------------------------------------------------------------------------
 
 def chip_sky_stat(data, static_mask, settings: SkySettings) -> float:
-    """The sky statistic of one chip (chip units; NaN when no pixel is usable) from its pixels
-    ``data`` (:class:`dazzle.io.ChipData`): the per-chip half of :func:`compute_skies` for
-    ``localmin``/``globalmin``."""
+    """The sky statistic of one chip: the per-chip half of :func:`compute_skies` for
+    ``localmin``/``globalmin``.
+
+    Parameters
+    ----------
+    data : dazzle.io.ChipData
+        The chip's pixels (``resetbits`` cleared).
+    static_mask : 2-D bool array or None
+        True = good (used when ``settings.use_static``).
+    settings : SkySettings
+
+    Returns
+    -------
+    float
+        Chip units; NaN when no pixel is usable.
+    """
     m = sky_pixel_mask(data.dq, settings.sky_bits, static_mask, settings.use_static, data.sci)
     return float(_chip_stat(data.sci, m, settings.stat_kwargs())[0])
 
 
 def skies_from_stats(chips, stats, settings: SkySettings) -> list[ChipSky]:
-    """The other half: the skies of every chip from their statistics (``localmin`` or
-    ``globalmin``)."""
+    """The other half of :func:`compute_skies` for ``localmin``/``globalmin``: every chip's
+    sky from the chips' statistics.
+
+    Parameters
+    ----------
+    chips : list of dazzle.io.Chip
+    stats : list of float
+        Per chip :func:`chip_sky_stat` (NaN = none).
+    settings : SkySettings
+
+    Returns
+    -------
+    list of ChipSky
+    """
     vals = exposure_skies(chips, stats, skymethod=settings.skymethod)
     return [ChipSky(float(v), True, "computed") for v in vals]

@@ -88,12 +88,23 @@ def signature_stats(sci, good=None):
 
 
 def chip_signature(sci, good=None, static_sig=4.0):
-    """One chip's static-mask signature: bool array, True = good.
+    """One chip's static-mask signature.
 
-    Pixels with ``sci < mode - static_sig * rms`` are False (mode and rms from
-    :func:`signature_stats`); non-finite pixels are True.  ``good`` optionally restricts the
-    pixels used for the statistics (default None: all, as AstroDrizzle); it does not mask
-    anything by itself.
+    Parameters
+    ----------
+    sci : 2-D array
+        The chip's SCI data.
+    good : 2-D bool array, optional
+        Restricts the pixels the statistics use (default None: all, as AstroDrizzle); it masks
+        nothing by itself.
+    static_sig : float
+        ``StaticSettings.static_sig``.
+
+    Returns
+    -------
+    2-D bool array
+        True = good; False where ``sci < mode - static_sig * rms`` (mode and rms from
+        :func:`signature_stats`); non-finite pixels are True.
     """
     a = np.asarray(sci)
     s = signature_stats(a, good)
