@@ -5,7 +5,9 @@
 * :data:`LAYERS` -- the layers of the task graph (:mod:`dazzle.graph`), in order: the name a
   layer is logged, timed and reported under, the steps it runs, the prefixes of its task keys
   and the ``graph`` function that adds it.  :func:`step_of` maps a task key to its layer.
-* :data:`KERNELS` -- the drizzle kernels' names (``driz_sep_kernel``, ``final_kernel``).
+* :data:`KERNELS` -- the drizzle kernels' names (``driz_sep_kernel``, ``final_kernel``); the
+  sky methods and statistics, driz_cr's noise terms: the choices the parameter table and the
+  steps share.
 * Context bits: chip ``n`` (1-based, input order) sets bit ``(n-1) % 32`` of context plane
   ``(n-1) // 32`` (:func:`context_plane`, :func:`context_bit`, :func:`context_planes`).
 """
@@ -16,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Step", "Layer", "STEPS", "LAYERS", "OTHER", "KERNELS", "step_of", "prefix_of",
-           "context_planes", "context_plane", "context_bit"]
+__all__ = ["Step", "Layer", "STEPS", "LAYERS", "OTHER", "KERNELS", "SKY_METHODS", "SKY_STATS",
+           "NOISE_MODELS", "step_of", "prefix_of", "context_planes", "context_plane", "context_bit"]
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,15 @@ def step_of(key) -> str:
 
 
 #: Drizzle kernels accepted by ``driz_sep_kernel`` and ``final_kernel`` (the Numba kernels of
-#: :mod:`dazzle.kernels.drizzle` implement these; ``tests/test_drizzle_kernels.py`` checks it).
+#: :mod:`dazzle.kernels.drizzle` implement these; ``tests/test_facts.py`` checks it).
 KERNELS = ("square", "point", "turbo", "gaussian", "lanczos2", "lanczos3", "tophat")
+
+#: The sky step's methods (``skymethod``) and statistics (``skystat``).
+SKY_METHODS = ("localmin", "globalmin", "match", "globalmin+match")
+SKY_STATS = ("median", "mode", "mean")
+
+#: driz_cr's noise terms (``driz_cr_noise``; :mod:`dazzle.steps.driz_cr`).
+NOISE_MODELS = ("astrodrizzle", "sky_once")
 
 _CONTEXT_BITS = 32
 

@@ -299,11 +299,11 @@ _TABLE: list[Param] = [
           section=_S_SKY),
     Param("skymethod", "localmin", "sky", "choice",
           "Sky method: per-exposure minimum over chips, global minimum, matching of "
-          "overlaps, or both", choices=("localmin", "globalmin", "match", "globalmin+match"),
+          "overlaps, or both", choices=facts.SKY_METHODS,
           section=_S_SKY),
     Param("skystat", "median", "sky", "choice",
           "Statistic of the clipped pixel values used as the sky value",
-          choices=("median", "mode", "mean"), section=_S_SKY),
+          choices=facts.SKY_STATS, section=_S_SKY),
     Param("skywidth", 0.1, "sky", "float",
           "Histogram bin width for the sky statistics, in units of sigma",
           optional=True, minimum=0.0, min_exclusive=True, section=_S_SKY),
@@ -485,7 +485,7 @@ _TABLE: list[Param] = [
           "driz_cr_snr's values are calibrated against; 'sky_once' is sqrt(|blot| + RN^2), "
           "the Poisson noise alone: more faint cosmic rays found, but ~3e-4 of the clean "
           "pixels flagged at snr 3.5 (use a higher driz_cr_snr with it, e.g. '4.5 3.5')",
-          choices=("astrodrizzle", "sky_once"), section=_S_DAZZLE, dazzle_only=True),
+          choices=facts.NOISE_MODELS, section=_S_DAZZLE, dazzle_only=True),
     Param("driz_cr_legacy", False, "dazzle", "bool",
           "driz_cr exactly as drizzlepac 3.11: derivative zero-filled at the image edges (CRs "
           "in the outer rows and columns missed), gain mixed into the noise of DN data, and "

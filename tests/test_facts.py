@@ -44,10 +44,21 @@ def test_steps_layers_and_switches_agree():
 
 
 def test_kernel_names_are_the_kernels():
-    from dazzle.kernels import KERNELS
+    from dazzle.kernels import COMBINE_TYPES, INTERPOLATORS, KERNELS
 
     assert facts.KERNELS == KERNELS == params.KERNELS
     assert params.PARAMETERS["final_kernel"].choices == facts.KERNELS
+    # the parameter table cannot import the Numba kernels: their choices are checked here
+    assert set(params.PARAMETERS["blot_interp"].choices) == set(INTERPOLATORS)
+    assert set(params.PARAMETERS["combine_type"].choices) == set(COMBINE_TYPES)
+
+
+def test_shared_choices():
+    from dazzle.steps import driz_cr, sky
+
+    assert params.PARAMETERS["skymethod"].choices == facts.SKY_METHODS == sky.SKY_METHODS
+    assert params.PARAMETERS["skystat"].choices == facts.SKY_STATS == sky.SKY_STATS
+    assert params.PARAMETERS["driz_cr_noise"].choices == facts.NOISE_MODELS == driz_cr.NOISE_MODELS
 
 
 def test_context_bits():

@@ -101,6 +101,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dazzle import facts
 from dazzle.kernels.cr import cr_test, derivative
 from dazzle.params import good_pixel_mask
 from dazzle.steps.common import StepSettings
@@ -122,7 +123,7 @@ __all__ = [
 
 #: The noise terms of the test (:func:`cr_mask`'s ``settings.noise``; the pipeline's
 #: ``driz_cr_noise``).
-NOISE_MODELS = ("astrodrizzle", "sky_once")
+NOISE_MODELS = facts.NOISE_MODELS
 
 
 @dataclass(frozen=True)

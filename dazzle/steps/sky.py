@@ -108,7 +108,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from dazzle import geometry
+from dazzle import facts, geometry
 from dazzle.params import good_pixel_mask
 from dazzle.steps.common import StepSettings
 from dazzle.stats import imagestats
@@ -133,8 +133,8 @@ __all__ = [
     "user_skies",
 ]
 
-SKY_METHODS = ("localmin", "globalmin", "match", "globalmin+match")
-SKY_STATS = ("median", "mode", "mean")
+SKY_METHODS = facts.SKY_METHODS
+SKY_STATS = facts.SKY_STATS
 
 
 # --------------------------------------------------------------------------------------------
