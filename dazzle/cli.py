@@ -107,7 +107,7 @@ def _cmd_demo(args) -> int:
     values = resolve(args.config, **params)
     on = [step.title for step in STEPS if values[step.switch]]
     count = f"all {len(STEPS)} steps" if len(on) == len(STEPS) else f"{len(on)} of the {len(STEPS)} steps"
-    print(f"running {count} ({', '.join(on)}) on the {values.get('scheduler')} scheduler; "
+    print(f"running {count} ({', '.join(on)}) on the {values['scheduler']} scheduler; "
           "a first run compiles the Numba kernels ...", flush=True)
     t1 = time.perf_counter()
     result = run(sim.files, str(outdir / "products" / "demo"), args.config, progress=True, summary=False,
