@@ -10,8 +10,8 @@ Commands:
 Errors in the inputs, the outputs or the parameters end the command with one line on stderr
 naming the file and extension (or the parameter) and exit status 2; so do a file that cannot
 be read or written (a missing ``--config``, a read-only output folder, a full disk) and a bad
-command line.  Ctrl-C ends with status 130 and SIGTERM with 143, after the run removed its
-temporary files.  Anything else is a bug: one line and status 1 (``-v`` shows the traceback).
+command line.  Ctrl-C ends with status 130, SIGTERM with 143 and SIGHUP with 129, after the
+run removed its temporary files.  Anything else is a bug: one line and status 1 (``-v`` shows the traceback).
 No message quotes a file's contents.
 """
 
@@ -64,15 +64,20 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _cmd_simulate(args) -> int:
+def _simulate(outdir, **kw):
+    """:func:`dazzle.simulate.simulate`, its checks of the arguments as parameter errors."""
     from dazzle.params import ParameterError
     from dazzle.simulate import simulate
 
     try:
-        sim = simulate(args.outdir, n_exposures=args.exposures, chips=args.chips, size=args.size,
-                       seed=args.seed, cosmic_rays=not args.no_cosmic_rays)
-    except ValueError as exc:   # the simulator's checks of its arguments
+        return simulate(outdir, **kw)
+    except ValueError as exc:
         raise ParameterError(str(exc)) from None
+
+
+def _cmd_simulate(args) -> int:
+    sim = _simulate(args.outdir, n_exposures=args.exposures, chips=args.chips, size=args.size,
+                    seed=args.seed, cosmic_rays=not args.no_cosmic_rays)
     for f in sim.files:
         print(f)
     print(f"truth: {sim.truth_stars_path}")
@@ -88,7 +93,6 @@ def _cmd_demo(args) -> int:
     from dazzle.facts import STEPS
     from dazzle.params import parse_set_args, resolve
     from dazzle.pipeline import run
-    from dazzle.simulate import simulate
 
     def show(p):
         rel = os.path.relpath(p)
@@ -99,8 +103,8 @@ def _cmd_demo(args) -> int:
     t0 = time.perf_counter()
     print(f"dazzle demo: {args.exposures} dithered exposures of one {args.size}x{args.size} HST ACS/HRC-like "
           f"chip (real SIP distortion, stars, sky, noise, cosmic rays, hot pixels) in {show(outdir)}/")
-    sim = simulate(outdir / "inputs", n_exposures=args.exposures, chips=1, size=args.size, seed=args.seed,
-                   cosmic_rays=True, hot_pixels=True)
+    sim = _simulate(outdir / "inputs", n_exposures=args.exposures, chips=1, size=args.size, seed=args.seed,
+                    cosmic_rays=True, hot_pixels=True)
     t_sim = time.perf_counter() - t0
     print(f"  inputs : {show(sim.files[0])} ... {os.path.basename(sim.files[-1])}  ({len(sim.files)} files, "
           f"{len(sim.stars)} stars, truth in {show(sim.truth_stars_path)}; {t_sim:.1f} s)")
@@ -231,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("simulate", help="write dithered HST-like exposures with known truth")
     sp.add_argument("outdir")
-    sp.add_argument("--exposures", type=int, default=4)
+    sp.add_argument("--exposures", type=_positive_int, default=4)
     sp.add_argument("--chips", type=int, choices=(1, 2), default=1)
     sp.add_argument("--size", type=int, default=None, help="chip size in pixels (default 1024)")
     sp.add_argument("--seed", type=int, default=0)
@@ -242,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="simulate a small data set, run the whole pipeline, write PNGs and a report")
     sp.add_argument("outdir", nargs="?", default="demo_output",
                     help="where to write everything (default demo_output)")
-    sp.add_argument("--exposures", type=int, default=4)
+    sp.add_argument("--exposures", type=_positive_int, default=4)
     sp.add_argument("--size", type=int, default=512, help="chip size in pixels (default 512)")
     sp.add_argument("--seed", type=int, default=1)
     sp.add_argument("--config", help="dazzle or AstroDrizzle .cfg file (e.g. workflows/demo.cfg)")
@@ -255,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run_dir", help="folder of the run (its *_run.json or *_drz.fits, up to two levels down), "
                                     "or the file")
     sp.add_argument("-o", "--output", help="HTML file to write (default RUN_DIR/report.html)")
-    sp.add_argument("--max-chips", type=int, default=16, help="picture at most this many chips (default 16)")
+    sp.add_argument("--max-chips", type=_positive_int, default=16, help="picture at most this many chips (default 16)")
     sp.set_defaults(func=_cmd_report)
     return p
 

@@ -180,10 +180,12 @@ def load_profiles(path=None) -> dict[str, Profile]:
     if path is None:
         raise _error("no cluster profiles file: pass profile=FILE (--profile FILE), set "
                      "$DAZZLE_PROFILES, or create ~/.config/dazzle/profiles.yaml")
+    if path.exists() and not path.is_file():   # a folder, or a device that never ends
+        raise _error(f"cannot read the cluster profiles file {path}: not a regular file")
     try:
         text = path.read_text()
-    except OSError as exc:
-        raise _error(f"cannot read the cluster profiles file {path}: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _error(f"cannot read the cluster profiles file {path}: {getattr(exc, 'strerror', None) or 'not text'}") from None
     if path.suffix.lower() == ".json":
         try:
             doc = json.loads(text)

@@ -359,9 +359,15 @@ def _frame(chips, params, prefix, what, wcss=None):
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)   # chips far off a user's frame: NaN
             frame = output_frame(chips, params, prefix, wcss)
-    except (ValueError, OverflowError, ZeroDivisionError) as exc:
+    except (ValueError, OverflowError, ZeroDivisionError, KeyError, IndexError, OSError) as exc:
         if isinstance(exc, (io.InputError, ParameterError)):
             raise   # already names the file or the parameter
+        ref = params[prefix + "refimage"] if params[prefix + "wcs"] else ""
+        if ref:
+            raise io.InputError(f"{prefix}refimage={ref!r}: cannot take the {what} output frame from it "
+                                f"({io._exc_text(exc)})") from exc
+        if isinstance(exc, OSError):
+            raise
         raise io.InputError(f"cannot build the {what} output frame from the inputs' WCS "
                             f"({io._exc_text(exc)})") from exc
     check_frame_size(frame, chips, params, prefix, what)
@@ -409,10 +415,10 @@ def _plan_frames(plan, wcss):
 
 def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None):
     """Read the inputs' headers, decide the frames and the chips' boxes (a
-    :class:`dazzle.graph.Plan`); refuse a run that
-    would overwrite an input or plan an absurd frame (nothing is written but the folder).
-    ``params`` (validated, :func:`dazzle.params.resolve`) is not changed: the plan holds a copy
-    with the steps that cannot run switched off, and the steps' settings built from it."""
+    :class:`dazzle.graph.Plan`).  Refuses a run that would overwrite an input or plan an absurd
+    frame; nothing is written but the output folder, created last.  ``params`` (validated,
+    :func:`dazzle.params.resolve`) is not changed: the plan holds a copy with the steps that
+    cannot run switched off, and the steps' settings built from it."""
     chips = io.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
                            rdnoise=params["rdnoise"], exptime=params["exptime"],
                            gnkeyword=params["gnkeyword"] or None,
@@ -574,7 +580,8 @@ def _acquire(path, root, out_dir):
 def run_lock(out_dir, roots):
     """Hold ``.<root>.dzlock`` in ``out_dir`` for every root while the block runs: a second run
     writing any of the same products is refused with :class:`dazzle.io.OutputError`.  The
-    locks (``flock``) die with the process, so a killed run leaves no lock behind."""
+    locks (``flock``) die with the process: the file a killed run leaves is taken over by the
+    next run."""
     held = []
     try:
         if os.name == "posix":
@@ -603,7 +610,7 @@ def _check_scheduler(scheduler, profile):
 
 @contextlib.contextmanager
 def _fault_hook():
-    """Tests only: ``DAZZLE_TEST_FAULT=SIGNAL:PREFIX`` (see the module notes)."""
+    """Tests only: ``DAZZLE_TEST_FAULT=FAULT:PREFIX`` (see the module notes)."""
     spec = os.environ.get("DAZZLE_TEST_FAULT", "")
     if not spec:
         yield
