@@ -104,10 +104,10 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
         _wcs_cards(frame, h)
         h["EXPTIME"] = (float(texptime), "total exposure time (s)")
         if name == "SCI":
-            h["BUNIT"] = (_units(bunit, params.get("final_units", "cps")), "units of the data")
+            h["BUNIT"] = (_units(bunit, params["final_units"]), "units of the data")
             _put(h, sci_cards)
         hdus.append((name, shape, dtype, h))
-    if params.get("build", True):
+    if params["build"]:
         return create_canvas(path, hdus)
     return _split_canvas(path, hdus)
 
@@ -192,30 +192,30 @@ def final_headers(chips, params, final_path, frame):
     if starts and ends:
         ph["EXPSTART"] = (min(starts), "exposure start time (Modified Julian Date)")
         ph["EXPEND"] = (max(ends), "exposure end time (Modified Julian Date)")
-    ph["DRIZPARS"] = (str(params.get("runfile") or ""), "Logfile for processing")
+    ph["DRIZPARS"] = (params["runfile"], "Logfile for processing")
     _drizzle_blocks(ph, chips, params, name, frame)
     return ph, _sci_cards(chips)
 
 
 def _drizzle_blocks(header, chips, params, name, frame):
     base = name[:-5]
-    fillval = params.get("final_fillval")
+    fillval = params["final_fillval"]
     from dazzle.steps.common import resolve_wt_scl
 
-    wt_scl = params.get("final_wt_scl", "exptime")
+    wt_scl = params["final_wt_scl"]
     scale = float(frame.wcs().proj_plane_pixel_scales()[0].to_value("arcsec"))
     for n, c in enumerate(chips, start=1):
         values = {"VER": f"dazzle {dazzle.__version__}", "GEOM": "wcs",
                   "DATA": f"{os.path.basename(c.path)}[sci,{c.extver}]", "DEXP": float(c.exptime),
                   "OUDA": name, "OUWE": base + "_wht.fits",
-                  "OUCO": base + "_ctx.fits" if params.get("context", True) else "",
+                  "OUCO": base + "_ctx.fits" if params["context"] else "",
                   "MASK": f"{c.root}_sci{c.extver}_final_mask.fits",
                   "WTSC": resolve_wt_scl(wt_scl, c.exptime),
-                  "KERN": str(params.get("final_kernel", "square")),
-                  "PIXF": float(params.get("final_pixfrac", 1.0)), "COEF": "SIP",
-                  "OUUN": str(params.get("final_units", "cps")),
+                  "KERN": params["final_kernel"],
+                  "PIXF": float(params["final_pixfrac"]), "COEF": "SIP",
+                  "OUUN": params["final_units"],
                   "FVAL": "INDEF" if fillval is None else fillval,
-                  "WKEY": str(params.get("wcskey") or ""), "SCAL": scale,
+                  "WKEY": params["wcskey"], "SCAL": scale,
                   "ISCL": float(c.idcscale) if c.idcscale is not None else scale}
         for key, comment in _DRIZ_KEYS:
             header[f"D{n:03d}{key}"] = (values[key], comment)
@@ -450,7 +450,7 @@ def median_canvas(path, frame, params):
     h = fits.Header()
     _wcs_cards(frame, h)
     h["BUNIT"] = ("ELECTRONS/S", "units of the data")
-    h["COMBTYPE"] = (str(params.get("combine_type", "minmed")), "combine_type")
+    h["COMBTYPE"] = (params["combine_type"], "combine_type")
     _provenance(h, params, ["combine_type", "combine_nsigma", "combine_maskpt", "combine_nlow",
                             "combine_nhigh", "combine_grow", "median_newmasks"], kind="median")
     return create_canvas(path, [("PRIMARY", frame.shape, np.float32, h)])
