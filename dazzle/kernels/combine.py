@@ -72,7 +72,7 @@ import numbers
 import numpy as np
 from numba import njit
 
-COMBINE_TYPES = ("median", "imedian", "minmed", "iminmed", "mean", "imean", "sum")
+from .catalog import COMBINE_TYPES
 
 _OP_MEDIAN = 0
 _OP_MEAN = 1

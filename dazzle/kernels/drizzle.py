@@ -63,14 +63,17 @@ Deliberate differences from drizzle 3.0 (each pinned by a test):
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
 
-KERNELS = ("square", "point", "turbo", "gaussian", "lanczos2", "lanczos3", "tophat")
+from .catalog import KERNELS, kernel_reach
 
-_KERNEL_CODE = {name: k for k, name in enumerate(KERNELS)}
+__all__ = ["drizzle_add", "drizzle_sums", "grow_context", "context_planes_needed",
+           "estimate_pixel_scale_ratio", "KERNELS"]
 
 # Lanczos look-up table spacing, as in drizzle 3.0.
 _LANCZOS_DEL = 0.003
@@ -83,14 +86,22 @@ def _lanczos_lut(order: int) -> np.ndarray:
     px = np.pi * x[1:]
     lut[1:] = np.sin(px) * np.sin(px / order) / (px * (px / order))
     lut[x > order] = 0.0
-    return lut.astype(np.float32)
+    lut = lut.astype(np.float32)
+    lut.setflags(write=False)
+    return lut
 
 
 _LANCZOS_LUTS = {2: _lanczos_lut(2), 3: _lanczos_lut(3)}
 
+#: What every kernel is told besides the arrays: where its sums sit in the
+#: output frame (output pixel (bx0, by0) is num[0, 0]), whether a weight map
+#: and a context plane are given, the context bit, and the scalings.
+_Drop = namedtuple("_Drop", "bx0 by0 use_weights use_ctx bit iscale wtscale pixfrac psr")
+
 
 # ---------------------------------------------------------------------------
-# Scalar helpers (scalars only: Numba calls with array arguments are slow)
+# Shared helpers.  inline="always": Numba pastes them into each kernel, so a
+# kernel's loops compile as if written out in full.
 # ---------------------------------------------------------------------------
 
 
@@ -103,18 +114,48 @@ def _nint(x):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _above(t, ylo, yhi, length):
-    """Integral over a straight segment of ``max(y(x) - t, 0) dx``.
+def _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, centres):
+    """Input row ``j`` as the kernels use it: ``w_row`` the weight, ``d_row`` the value
+    (``data * iscale``) and, with ``centres``, ``x_row``/``y_row`` the mapped pixel centres.
 
-    The segment has horizontal length ``length`` and its y runs linearly
-    between ``ylo`` and ``yhi`` (``ylo <= yhi``).
+    A pixel not to drizzle gets weight 0: zero weight, a value that is not finite or
+    (with ``centres``) a centre that is not finite.
     """
-    if t <= ylo:
-        return length * (0.5 * (ylo + yhi) - t)
-    if t >= yhi:
-        return 0.0
-    h = yhi - t
-    return length * h * h / (2.0 * (yhi - ylo))
+    for i in range(data.shape[1]):
+        w = weights[j, i] * p.wtscale if p.use_weights else p.wtscale
+        d = data[j, i] * p.iscale
+        ok = w != 0.0 and math.isfinite(d)
+        if centres:
+            x = pixmap[j, i, 0]
+            y = pixmap[j, i, 1]
+            ok = ok and math.isfinite(x) and math.isfinite(y)
+            x_row[i] = x
+            y_row[i] = y
+        w_row[i] = w if ok else 0.0
+        d_row[i] = d
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit(num, den, ctx, r, c, dow, d, p):
+    """Add weight ``dow`` of value ``d`` to cell (r, c) of the sums; set the context bit
+    there when the weight is positive."""
+    num[r, c] += dow * d
+    den[r, c] += dow
+    if p.use_ctx and dow > 0.0:
+        ctx[r, c] |= p.bit
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _bilinear_cell(t, n):
+    """The cell [k, k+1] of samples 0..n-1 that interpolates at ``t`` (the nearest one
+    beyond the ends: extrapolation) and the weights (f, 1 - f) of samples k+1 and k."""
+    k = int(math.floor(t))
+    if k < 0:
+        k = 0
+    elif k > n - 2:
+        k = n - 2
+    f = t - k
+    return k, f, 1.0 - f
 
 
 # ---------------------------------------------------------------------------
@@ -157,91 +198,261 @@ def _pixmap_extent(pixmap):
 
 
 # ---------------------------------------------------------------------------
-# The kernels.  Each adds sum(dow*d) into ``num`` and sum(dow) into ``den``;
-# ``num``/``den`` cover output pixels [bx0, bx0+nbx) x [by0, by0+nby) of the
-# output frame (the pixmap's coordinates).  Context bits go into ``ctx``
-# (int32, same shape and placement as ``num``) when ``use_ctx``.
+# The square kernel's overlap of a drop (a quadrilateral, corners xo/yo
+# counter-clockwise or clockwise) with output cells.  The overlap of a polygon
+# with cell (ii, jj) is the sum over its edges of the signed integral
+# ``int clip(y(x) - (jj - 0.5), 0, 1) dx`` over the part of the edge inside
+# column ii.  For one straight piece of edge that is a difference of
+# ``G(t) = int max(y - t, 0) dx`` at the cell's bottom and top, closed-form:
+# ``(y_hi - t)^2 / (2 |slope|)`` where the piece crosses level t.  All areas
+# carry the sign of the drop's orientation (that of ``jac``).
 # ---------------------------------------------------------------------------
 
 
-_MAXBOX = 8  # output cells per axis handled by the square kernel's fast path
+_MAXBOX = 8  # output cells per axis handled by the column sweep
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _below(length, ya, yb, cut):
+    """``int min(y, cut) dx`` over a straight piece of horizontal length ``length``
+    whose y runs linearly from ``ya`` to ``yb``."""
+    lo = min(ya, yb)
+    hi = max(ya, yb)
+    if hi <= cut:
+        return length * 0.5 * (ya + yb)
+    if lo >= cut:
+        return length * cut
+    return length * 0.5 * (ya + yb) - (hi - cut) * (hi - cut) * length / (2.0 * (hi - lo))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _edge_2x2(xa, ya, xb, yb, cx, cy):
+    """One edge's signed shares of the three integrals of :func:`_overlap_2x2`:
+    ``int y dx`` and ``int min(y, cy) dx`` over its part left of ``cx``, and
+    ``int min(y, cy) dx`` over all of it."""
+    if xb == xa:
+        return 0.0, 0.0, 0.0
+    if xb > xa:
+        sg = 1.0
+        x0 = xa
+        y0 = ya
+        x1 = xb
+        y1 = yb
+    else:
+        sg = -1.0
+        x0 = xb
+        y0 = yb
+        x1 = xa
+        y1 = ya
+    length = x1 - x0
+    fy = sg * _below(length, y0, y1, cy)
+    if x0 >= cx:
+        return 0.0, 0.0, fy
+    if x1 > cx:
+        yc = y0 + (y1 - y0) * ((cx - x0) / length)
+        lc = cx - x0
+    else:
+        yc = y1
+        lc = length
+    return sg * lc * 0.5 * (y0 + yc), sg * _below(lc, y0, yc, cy), fy
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _overlap_2x2(x0, y0, x1, y1, x2, y2, x3, y3, cx, cy, jac):
+    """Areas of a drop that lies inside the 2x2 cells around the point (cx, cy),
+    in the order (lower left, lower right, upper left, upper right).
+
+    With cut lines X = cx (between the columns) and Y = cy (between the rows),
+    every cell follows from three integrals over the edges:
+    ``fx = area(x < X)``, ``fy = area(y < Y)``, ``fxy = area(x < X, y < Y)``.
+    """
+    fx0, fxy0, fy0 = _edge_2x2(x0, y0, x1, y1, cx, cy)
+    fx1, fxy1, fy1 = _edge_2x2(x1, y1, x2, y2, cx, cy)
+    fx2, fxy2, fy2 = _edge_2x2(x2, y2, x3, y3, cx, cy)
+    fx3, fxy3, fy3 = _edge_2x2(x3, y3, x0, y0, cx, cy)
+    fx = fx0 + fx1 + fx2 + fx3
+    fy = fy0 + fy1 + fy2 + fy3
+    fxy = fxy0 + fxy1 + fxy2 + fxy3
+    return fxy, fy - fxy, fx - fxy, jac - fx - fy + fxy
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _edge(xo, yo, k):
+    """Edge k of the drop: from corner k to corner k+1 (mod 4)."""
+    k1 = (k + 1) & 3
+    return xo[k], yo[k], xo[k1], yo[k1]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _column_piece(xl, xr, xa, ya, m, ii):
+    """The piece of an edge (x from xl to xr, y = ya + m (x - xa)) inside column ii:
+    its length (<= 0: none) and its lowest and highest y."""
+    x0 = max(xl, ii - 0.5)
+    x1 = min(xr, ii + 0.5)
+    y0 = ya + m * (x0 - xa)
+    y1 = ya + m * (x1 - xa)
+    if y0 > y1:
+        return x1 - x0, y1, y0
+    return x1 - x0, y0, y1
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _above_piece(t, y0, y1, length, h2m):
+    """``G(t) = int max(y - t, 0) dx`` over a piece from y0 to y1 (y0 <= y1) of horizontal
+    length ``length``; ``h2m`` is ``1 / (2 |slope|)``."""
+    if t <= y0:
+        return length * (0.5 * (y0 + y1) - t)
+    if t >= y1:
+        return 0.0
+    return (y1 - t) * (y1 - t) * h2m
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _overlap_columns(xo, yo, ilo, ihi, jlo, mj, acc):
+    """Areas of a drop in the cells ``ilo..ihi`` x ``jlo..jlo+mj-1`` into
+    ``acc[(ii - ilo) * mj + (jj - jlo)]``: each edge walked column by column,
+    adding to every cell of the column at once (no per-cell clipping)."""
+    for q in range((ihi - ilo + 1) * mj):
+        acc[q] = 0.0
+    for k in range(4):
+        xa, ya, xb, yb = _edge(xo, yo, k)
+        if xb == xa:
+            continue
+        if xb > xa:
+            sg = 1.0
+            xl = xa
+            xr = xb
+        else:
+            sg = -1.0
+            xl = xb
+            xr = xa
+        dxe = xb - xa
+        dye = yb - ya
+        if dye != 0.0:
+            rr = 1.0 / (dxe * dye)
+            m = dye * dye * rr
+            h2m = 0.5 * abs(dxe * dxe * rr)
+        else:
+            m = 0.0
+            h2m = 0.0
+        c0 = max(_nint(xl), ilo)
+        c1 = min(_nint(xr), ihi)
+        for ii in range(c0, c1 + 1):
+            length, y0, y1 = _column_piece(xl, xr, xa, ya, m, ii)
+            if length <= 0.0:
+                continue
+            base = (ii - ilo) * mj
+            # G at the bottom of the first row
+            t = jlo - 0.5
+            g_lo = _above_piece(t, y0, y1, length, h2m)
+            for r in range(mj):
+                if g_lo == 0.0:
+                    break
+                t += 1.0
+                g_hi = _above_piece(t, y0, y1, length, h2m)
+                acc[base + r] += sg * (g_lo - g_hi)
+                g_lo = g_hi
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _above(t, ylo, yhi, length):
+    """``int max(y - t, 0) dx`` over a straight piece of horizontal length
+    ``length`` whose y runs linearly between ``ylo`` and ``yhi`` (``ylo <= yhi``)."""
+    if t <= ylo:
+        return length * (0.5 * (ylo + yhi) - t)
+    if t >= yhi:
+        return 0.0
+    h = yhi - t
+    return length * h * h / (2.0 * (yhi - ylo))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _overlap_cell(xo, yo, ii, jj):
+    """Area of a drop inside the one cell (ii, jj): the same integrals, clipped to it
+    (for drops far larger than the output pixels)."""
+    b0 = jj - 0.5
+    b1 = jj + 0.5
+    area = 0.0
+    for k in range(4):
+        xa, ya, xb, yb = _edge(xo, yo, k)
+        if xb == xa:
+            continue
+        sg = 1.0 if xb > xa else -1.0
+        m = (yb - ya) / (xb - xa)
+        length, y0, y1 = _column_piece(min(xa, xb), max(xa, xb), xa, ya, m, ii)
+        if length <= 0.0:
+            continue
+        if y0 >= b1:
+            area += sg * length
+        elif y1 > b0:
+            area += sg * (_above(b0, y0, y1, length) - _above(b1, y0, y1, length))
+    return area
+
+
+# ---------------------------------------------------------------------------
+# The kernels.  Each adds sum(dow*d) into ``num`` and sum(dow) into ``den``;
+# ``num``/``den`` cover output pixels [bx0, bx0+nbx) x [by0, by0+nby) of the
+# output frame (the pixmap's coordinates).  Context bits go into ``ctx``
+# (int32, same shape and placement as ``num``) when ``p.use_ctx``.
+# All take (data, weights, pixmap, num, den, ctx, p), p a _Drop.
+# ---------------------------------------------------------------------------
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit_area(num, den, ctx, p, ii, jj, area, scale, d, ilo, ihi, jlo, jhi):
+    """Deposit a drop's overlap ``area`` with cell (ii, jj) if the cell is in the block.
+    An |area| below 1e-12 of a pixel is rounding noise of a cell the drop does not reach."""
+    if ii < ilo or ii > ihi or jj < jlo or jj > jhi or abs(area) < 1e-12:
+        return
+    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, area * scale, d, p)
 
 
 @njit(nogil=True, cache=True)
-def _kernel_square(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                   ctx, use_ctx, bit, pixfrac, iscale, wtscale):
+def _kernel_square(data, weights, pixmap, num, den, ctx, p):
     """Exact overlap of each mapped drop (a quadrilateral) with the output cells.
 
-    The overlap of a polygon with cell (ii, jj) is the sum over its edges of
-    the signed integral ``int clip(y(x) - (jj - 0.5), 0, 1) dx`` over the
-    part of the edge inside column ii.  For one straight piece of edge the
-    integral is a difference of ``G(t) = int max(y - t, 0) dx`` at the cell's
-    bottom and top, which is closed-form: ``(y_hi - t)^2 / (2 |slope|)`` where
-    the piece crosses level t.  Each edge is walked column by column, adding
-    to every cell of the column at once (no per-cell clipping).
+    The drop is the input pixel shrunk by pixfrac about its centre; its four
+    corners are the pixmap interpolated bilinearly, as drizzle does (the nearest
+    2x2 cell of pixmap samples, extrapolating at the input's edges).  The
+    overlaps come from :func:`_overlap_2x2` when the drop lies within 2x2 cells
+    (the usual case near unit scale), :func:`_overlap_columns` up to
+    ``_MAXBOX`` cells a side, :func:`_overlap_cell` beyond.
     """
     ny, nx = data.shape
     nby, nbx = num.shape
-    bx1 = bx0 + nbx - 1
-    by1 = by0 + nby - 1
-    h = 0.5 * pixfrac
+    bx1 = p.bx0 + nbx - 1
+    by1 = p.by0 + nby - 1
+    h = 0.5 * p.pixfrac
     xo = np.empty(4)
     yo = np.empty(4)
     acc = np.zeros(_MAXBOX * _MAXBOX)
+    w_row = np.empty(nx)
+    d_row = np.empty(nx)
     # The pixmap interpolated (linearly in y) at the drop's bottom (y = j-h)
     # and top (y = j+h) edges, for every input column: the four corners are
-    # then one interpolation in x each.  Same bilinear interpolation as
-    # drizzle, whose corners use the nearest 2x2 cell of pixmap samples
-    # (extrapolating at the input's edges).
+    # then one interpolation in x each.
     bot_x = np.empty(nx)
     bot_y = np.empty(nx)
     top_x = np.empty(nx)
     top_y = np.empty(nx)
     for j in range(ny):
-        for side in range(2):
-            yc = j - h if side == 0 else j + h
-            iy = int(math.floor(yc))
-            if iy < 0:
-                iy = 0
-            elif iy > ny - 2:
-                iy = ny - 2
-            fy = yc - iy
-            gy = 1.0 - fy
-            if side == 0:
-                for c in range(nx):
-                    bot_x[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
-                    bot_y[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
-            else:
-                for c in range(nx):
-                    top_x[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
-                    top_y[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, w_row, w_row, False)
+        iy, fy, gy = _bilinear_cell(j - h, ny)
+        for c in range(nx):
+            bot_x[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
+            bot_y[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
+        iy, fy, gy = _bilinear_cell(j + h, ny)
+        for c in range(nx):
+            top_x[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
+            top_y[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
         for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
+            w = w_row[i]
             if w == 0.0:
                 continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            # --- corners, counter-clockwise: (-h,-h) (+h,-h) (+h,+h) (-h,+h)
-            xl = i - h
-            il = int(math.floor(xl))
-            if il < 0:
-                il = 0
-            elif il > nx - 2:
-                il = nx - 2
-            fl = xl - il
-            gl = 1.0 - fl
-            xr = i + h
-            ir = int(math.floor(xr))
-            if ir < 0:
-                ir = 0
-            elif ir > nx - 2:
-                ir = nx - 2
-            fr = xr - ir
-            gr = 1.0 - fr
+            d = d_row[i]
+            # corners (-h,-h) (+h,-h) (+h,+h) (-h,+h)
+            il, fl, gl = _bilinear_cell(i - h, nx)
+            ir, fr, gr = _bilinear_cell(i + h, nx)
             xo[0] = gl * bot_x[il] + fl * bot_x[il + 1]
             yo[0] = gl * bot_y[il] + fl * bot_y[il + 1]
             xo[1] = gr * bot_x[ir] + fr * bot_x[ir + 1]
@@ -258,14 +469,14 @@ def _kernel_square(data, weights, use_weights, pixmap, num, den, bx0, by0,
             xmx = max(max(xo[0], xo[1]), max(xo[2], xo[3]))
             ymn = min(min(yo[0], yo[1]), min(yo[2], yo[3]))
             ymx = max(max(yo[0], yo[1]), max(yo[2], yo[3]))
-            ilo = max(_nint(xmn), bx0)
+            ilo = max(_nint(xmn), p.bx0)
             ihi = min(_nint(xmx), bx1)
-            jlo = max(_nint(ymn), by0)
+            jlo = max(_nint(ymn), p.by0)
             jhi = min(_nint(ymx), by1)
             if ilo > ihi or jlo > jhi:
                 continue
             # the drop's area as the integral of y dx around it (same sign
-            # convention as the cell areas below, so the ratio is positive)
+            # convention as the cell areas, so the ratio is positive)
             jac = 0.0
             for k in range(4):
                 k1 = (k + 1) & 3
@@ -274,8 +485,6 @@ def _kernel_square(data, weights, use_weights, pixmap, num, den, bx0, by0,
             if jac == 0.0:
                 continue
             scale = w / jac
-            mi = ihi - ilo + 1
-            mj = jhi - jlo + 1
             # the path is chosen from the drop's own box, not the part inside
             # this block, so that any tiling of the frame gives the same bits
             ilo0 = _nint(xmn)
@@ -283,273 +492,78 @@ def _kernel_square(data, weights, use_weights, pixmap, num, den, bx0, by0,
             ni0 = _nint(xmx) - ilo0 + 1
             nj0 = _nint(ymx) - jlo0 + 1
             if ni0 <= 2 and nj0 <= 2:
-                # Fast path: the drop lies inside a 2x2 block of cells (the
-                # usual case near unit scale).  With cut lines X (between the
-                # columns) and Y (between the rows), every cell area follows
-                # from three signed integrals over the edges:
-                #   fx = area(x < X), fy = area(y < Y), fxy = area(x < X, y < Y)
-                cx = ilo0 + 0.5
-                cy = jlo0 + 0.5
-                fx = 0.0
-                fy = 0.0
-                fxy = 0.0
-                for k in range(4):
-                    k1 = (k + 1) & 3
-                    xa = xo[k]
-                    ya = yo[k]
-                    xb = xo[k1]
-                    yb = yo[k1]
-                    if xb == xa:
-                        continue
-                    if xb > xa:
-                        sg = 1.0
-                        x0 = xa
-                        y0 = ya
-                        x1 = xb
-                        y1 = yb
-                    else:
-                        sg = -1.0
-                        x0 = xb
-                        y0 = yb
-                        x1 = xa
-                        y1 = ya
-                    # whole edge: integral of min(y, Y) dx
-                    length = x1 - x0
-                    lo = min(y0, y1)
-                    hi = max(y0, y1)
-                    if hi <= cy:
-                        g = length * 0.5 * (y0 + y1)
-                    elif lo >= cy:
-                        g = length * cy
-                    else:
-                        g = length * 0.5 * (y0 + y1) - (hi - cy) * (hi - cy) * length / (2.0 * (hi - lo))
-                    fy += sg * g
-                    # the part left of X: integrals of y dx and min(y, Y) dx
-                    if x0 < cx:
-                        if x1 > cx:
-                            yc = y0 + (y1 - y0) * ((cx - x0) / length)
-                            lc = cx - x0
-                        else:
-                            yc = y1
-                            lc = length
-                        fx += sg * lc * 0.5 * (y0 + yc)
-                        lo = min(y0, yc)
-                        hi = max(y0, yc)
-                        if hi <= cy:
-                            g = lc * 0.5 * (y0 + yc)
-                        elif lo >= cy:
-                            g = lc * cy
-                        else:
-                            g = lc * 0.5 * (y0 + yc) - (hi - cy) * (hi - cy) * lc / (2.0 * (hi - lo))
-                        fxy += sg * g
-                # (integrals of min(y, Y) give areas below Y directly: the
-                # upper and lower chains of the drop enter with opposite
-                # signs.  All areas carry the sign convention of jac.)
-                a00 = fxy
-                a10 = fy - fxy
-                a01 = fx - fxy
-                a11 = jac - fx - fy + fxy
-                for q in range(4):
-                    if q == 0:
-                        area = a00
-                        ii = ilo0
-                        jj = jlo0
-                    elif q == 1:
-                        area = a10
-                        ii = ilo0 + 1
-                        jj = jlo0
-                    elif q == 2:
-                        area = a01
-                        ii = ilo0
-                        jj = jlo0 + 1
-                    else:
-                        area = a11
-                        ii = ilo0 + 1
-                        jj = jlo0 + 1
-                    if ii < ilo or ii > ihi or jj < jlo or jj > jhi or abs(area) < 1e-12:
-                        continue
-                    dow = area * scale
-                    num[jj - by0, ii - bx0] += dow * d
-                    den[jj - by0, ii - bx0] += dow
-                    if use_ctx and dow > 0.0:
-                        ctx[jj - by0, ii - bx0] |= bit
+                a00, a10, a01, a11 = _overlap_2x2(xo[0], yo[0], xo[1], yo[1], xo[2], yo[2],
+                                                  xo[3], yo[3], ilo0 + 0.5, jlo0 + 0.5, jac)
+                _deposit_area(num, den, ctx, p, ilo0, jlo0, a00, scale, d, ilo, ihi, jlo, jhi)
+                _deposit_area(num, den, ctx, p, ilo0 + 1, jlo0, a10, scale, d, ilo, ihi, jlo, jhi)
+                _deposit_area(num, den, ctx, p, ilo0, jlo0 + 1, a01, scale, d, ilo, ihi, jlo, jhi)
+                _deposit_area(num, den, ctx, p, ilo0 + 1, jlo0 + 1, a11, scale, d, ilo, ihi, jlo, jhi)
             elif ni0 <= _MAXBOX and nj0 <= _MAXBOX:
-                for q in range(mi * mj):
-                    acc[q] = 0.0
-                for k in range(4):
-                    k1 = (k + 1) & 3
-                    xa = xo[k]
-                    ya = yo[k]
-                    xb = xo[k1]
-                    yb = yo[k1]
-                    if xb == xa:
-                        continue
-                    if xb > xa:
-                        sg = 1.0
-                        xl = xa
-                        xr = xb
-                    else:
-                        sg = -1.0
-                        xl = xb
-                        xr = xa
-                    dxe = xb - xa
-                    dye = yb - ya
-                    if dye != 0.0:
-                        rr = 1.0 / (dxe * dye)
-                        m = dye * dye * rr
-                        h2m = 0.5 * abs(dxe * dxe * rr)
-                    else:
-                        m = 0.0
-                        h2m = 0.0
-                    c0 = max(_nint(xl), ilo)
-                    c1 = min(_nint(xr), ihi)
-                    for ii in range(c0, c1 + 1):
-                        x0 = max(xl, ii - 0.5)
-                        x1 = min(xr, ii + 0.5)
-                        length = x1 - x0
-                        if length <= 0.0:
-                            continue
-                        y0 = ya + m * (x0 - xa)
-                        y1 = ya + m * (x1 - xa)
-                        if y0 > y1:
-                            y0, y1 = y1, y0
-                        base = (ii - ilo) * mj
-                        # G at the bottom of the first row
-                        t = jlo - 0.5
-                        if t <= y0:
-                            g_lo = length * (0.5 * (y0 + y1) - t)
-                        elif t >= y1:
-                            g_lo = 0.0
-                        else:
-                            g_lo = (y1 - t) * (y1 - t) * h2m
-                        for r in range(mj):
-                            if g_lo == 0.0:
-                                break
-                            t += 1.0
-                            if t <= y0:
-                                g_hi = length * (0.5 * (y0 + y1) - t)
-                            elif t >= y1:
-                                g_hi = 0.0
-                            else:
-                                g_hi = (y1 - t) * (y1 - t) * h2m
-                            acc[base + r] += sg * (g_lo - g_hi)
-                            g_lo = g_hi
+                mj = jhi - jlo + 1
+                _overlap_columns(xo, yo, ilo, ihi, jlo, mj, acc)
                 for ii in range(ilo, ihi + 1):
                     base = (ii - ilo) * mj
                     for r in range(mj):
-                        area = acc[base + r]
-                        # |area| below 1e-12 of a pixel is rounding noise of
-                        # a cell the drop does not reach.
-                        if abs(area) < 1e-12:
-                            continue
-                        dow = area * scale
-                        jj = jlo + r
-                        num[jj - by0, ii - bx0] += dow * d
-                        den[jj - by0, ii - bx0] += dow
-                        if use_ctx and dow > 0.0:
-                            ctx[jj - by0, ii - bx0] |= bit
+                        _deposit_area(num, den, ctx, p, ii, jlo + r, acc[base + r], scale, d,
+                                      ilo, ihi, jlo, jhi)
             else:
-                # very large drops (output pixels much finer than input
-                # pixels): the same integrals, one cell at a time
                 for jj in range(jlo, jhi + 1):
-                    b0 = jj - 0.5
-                    b1 = jj + 0.5
                     for ii in range(ilo, ihi + 1):
-                        area = 0.0
-                        for k in range(4):
-                            k1 = (k + 1) & 3
-                            xa = xo[k]
-                            ya = yo[k]
-                            xb = xo[k1]
-                            yb = yo[k1]
-                            if xb == xa:
-                                continue
-                            sg = 1.0 if xb > xa else -1.0
-                            m = (yb - ya) / (xb - xa)
-                            x0 = max(min(xa, xb), ii - 0.5)
-                            x1 = min(max(xa, xb), ii + 0.5)
-                            length = x1 - x0
-                            if length <= 0.0:
-                                continue
-                            y0 = ya + m * (x0 - xa)
-                            y1 = ya + m * (x1 - xa)
-                            if y0 > y1:
-                                y0, y1 = y1, y0
-                            if y0 >= b1:
-                                area += sg * length
-                            elif y1 > b0:
-                                area += sg * (_above(b0, y0, y1, length)
-                                              - _above(b1, y0, y1, length))
-                        if abs(area) < 1e-12:
-                            continue
-                        dow = area * scale
-                        num[jj - by0, ii - bx0] += dow * d
-                        den[jj - by0, ii - bx0] += dow
-                        if use_ctx and dow > 0.0:
-                            ctx[jj - by0, ii - bx0] |= bit
+                        _deposit_area(num, den, ctx, p, ii, jj, _overlap_cell(xo, yo, ii, jj), scale, d,
+                                      ilo, ihi, jlo, jhi)
 
 
 @njit(nogil=True, cache=True)
-def _kernel_point(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                  ctx, use_ctx, bit, iscale, wtscale):
+def _kernel_point(data, weights, pixmap, num, den, ctx, p):
+    """All of the weight to the output pixel nearest the mapped centre."""
     ny, nx = data.shape
     nby, nbx = num.shape
+    w_row = np.empty(nx)
+    d_row = np.empty(nx)
+    x_row = np.empty(nx)
+    y_row = np.empty(nx)
     for j in range(ny):
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
+            w = w_row[i]
             if w == 0.0:
                 continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            if not (math.isfinite(x) and math.isfinite(y)):
-                continue
-            ii = _nint(x) - bx0
-            jj = _nint(y) - by0
+            ii = _nint(x_row[i]) - p.bx0
+            jj = _nint(y_row[i]) - p.by0
             if ii < 0 or ii >= nbx or jj < 0 or jj >= nby:
                 continue
-            num[jj, ii] += w * d
-            den[jj, ii] += w
-            if use_ctx and w > 0.0:
-                ctx[jj, ii] |= bit
+            _deposit(num, den, ctx, jj, ii, w, d_row[i], p)
 
 
 @njit(nogil=True, cache=True)
-def _kernel_turbo(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                  ctx, use_ctx, bit, pixfrac, psr, iscale, wtscale):
+def _kernel_turbo(data, weights, pixmap, num, den, ctx, p):
+    """An axis-aligned square of side pixfrac/psr centred on the mapped centre."""
     ny, nx = data.shape
     nby, nbx = num.shape
-    bx1 = bx0 + nbx - 1
-    by1 = by0 + nby - 1
-    pfo = pixfrac / psr / 2.0
-    ac = psr * psr / (pixfrac * pixfrac)
+    bx1 = p.bx0 + nbx - 1
+    by1 = p.by0 + nby - 1
+    pfo = p.pixfrac / p.psr / 2.0
+    ac = p.psr * p.psr / (p.pixfrac * p.pixfrac)
+    w_row = np.empty(nx)
+    d_row = np.empty(nx)
+    x_row = np.empty(nx)
+    y_row = np.empty(nx)
     for j in range(ny):
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
+            w = w_row[i]
             if w == 0.0:
                 continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            if not (math.isfinite(x) and math.isfinite(y)):
-                continue
+            d = d_row[i]
+            x = x_row[i]
+            y = y_row[i]
             xxi = x - pfo
             xxa = x + pfo
             yyi = y - pfo
             yya = y + pfo
-            ilo = max(_nint(xxi), bx0)
+            ilo = max(_nint(xxi), p.bx0)
             ihi = min(_nint(xxa), bx1)
-            jlo = max(_nint(yyi), by0)
+            jlo = max(_nint(yyi), p.by0)
             jhi = min(_nint(yya), by1)
             wa = w * ac
             for jj in range(jlo, jhi + 1):
@@ -560,43 +574,37 @@ def _kernel_turbo(data, weights, use_weights, pixmap, num, den, bx0, by0,
                     dx = min(xxa, ii + 0.5) - max(xxi, ii - 0.5)
                     if dx <= 0.0:
                         continue
-                    dow = dx * dy * wa
-                    num[jj - by0, ii - bx0] += dow * d
-                    den[jj - by0, ii - bx0] += dow
-                    if use_ctx and dow > 0.0:
-                        ctx[jj - by0, ii - bx0] |= bit
+                    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dx * dy * wa, d, p)
 
 
 @njit(nogil=True, cache=True)
-def _kernel_gaussian(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                     ctx, use_ctx, bit, pixfrac, psr, iscale, wtscale):
+def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p):
+    """Gaussian weights sampled at output pixel centres (drizzle's, not normalised)."""
     ny, nx = data.shape
     nby, nbx = num.shape
-    bx1 = bx0 + nbx - 1
-    by1 = by0 + nby - 1
-    pfo = 2.5 * pixfrac / 2.3548 / psr
-    if pfo < 1.2 / psr:
-        pfo = 1.2 / psr
-    efac = 2.3548 * 2.3548 * psr * psr / (2.0 * pixfrac * pixfrac)
+    bx1 = p.bx0 + nbx - 1
+    by1 = p.by0 + nby - 1
+    pfo = 2.5 * p.pixfrac / 2.3548 / p.psr
+    if pfo < 1.2 / p.psr:
+        pfo = 1.2 / p.psr
+    efac = 2.3548 * 2.3548 * p.psr * p.psr / (2.0 * p.pixfrac * p.pixfrac)
     es = efac / math.pi
+    w_row = np.empty(nx)
+    d_row = np.empty(nx)
+    x_row = np.empty(nx)
+    y_row = np.empty(nx)
     for j in range(ny):
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
+            w = w_row[i]
             if w == 0.0:
                 continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            if not (math.isfinite(x) and math.isfinite(y)):
-                continue
-            ilo = max(_nint(x - pfo), bx0)
+            d = d_row[i]
+            x = x_row[i]
+            y = y_row[i]
+            ilo = max(_nint(x - pfo), p.bx0)
             ihi = min(_nint(x + pfo), bx1)
-            jlo = max(_nint(y - pfo), by0)
+            jlo = max(_nint(y - pfo), p.by0)
             jhi = min(_nint(y + pfo), by1)
             for jj in range(jlo, jhi + 1):
                 ddy = y - jj
@@ -605,42 +613,37 @@ def _kernel_gaussian(data, weights, use_weights, pixmap, num, den, bx0, by0,
                     dow = es * math.exp(-(ddx * ddx + ddy * ddy) * efac) * w
                     if dow == 0.0:
                         continue
-                    num[jj - by0, ii - bx0] += dow * d
-                    den[jj - by0, ii - bx0] += dow
-                    if use_ctx and dow > 0.0:
-                        ctx[jj - by0, ii - bx0] |= bit
+                    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dow, d, p)
 
 
 @njit(nogil=True, cache=True)
-def _kernel_lanczos(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                    ctx, use_ctx, bit, order, lut, psr, iscale, wtscale):
+def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
+    """Separable Lanczos weights from a 0.003-spaced table (drizzle's, not normalised)."""
     ny, nx = data.shape
     nby, nbx = num.shape
-    bx1 = bx0 + nbx - 1
-    by1 = by0 + nby - 1
+    bx1 = p.bx0 + nbx - 1
+    by1 = p.by0 + nby - 1
     nlut = lut.shape[0]
-    pfo = order / psr
+    pfo = order / p.psr
     # drizzle forms the table step psr / 0.003 in single precision; a
     # double-precision step moves indices that sit within ~1e-5 of a half.
-    sdp = np.float64(np.float32(psr) / np.float32(0.003))
+    sdp = np.float64(np.float32(p.psr) / np.float32(0.003))
+    w_row = np.empty(nx)
+    d_row = np.empty(nx)
+    x_row = np.empty(nx)
+    y_row = np.empty(nx)
     for j in range(ny):
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
+            w = w_row[i]
             if w == 0.0:
                 continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            if not (math.isfinite(x) and math.isfinite(y)):
-                continue
-            ilo = max(int(math.floor(x - pfo)) + 1, bx0)
+            d = d_row[i]
+            x = x_row[i]
+            y = y_row[i]
+            ilo = max(int(math.floor(x - pfo)) + 1, p.bx0)
             ihi = min(int(math.floor(x + pfo)), bx1)
-            jlo = max(int(math.floor(y - pfo)) + 1, by0)
+            jlo = max(int(math.floor(y - pfo)) + 1, p.by0)
             jhi = min(int(math.floor(y + pfo)), by1)
             for jj in range(jlo, jhi + 1):
                 iy = _nint(abs(y - jj) * sdp)
@@ -654,36 +657,31 @@ def _kernel_lanczos(data, weights, use_weights, pixmap, num, den, bx0, by0,
                     dow = lut[ix] * ly * w
                     if dow == 0.0:
                         continue
-                    num[jj - by0, ii - bx0] += dow * d
-                    den[jj - by0, ii - bx0] += dow
-                    if use_ctx and dow > 0.0:
-                        ctx[jj - by0, ii - bx0] |= bit
+                    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dow, d, p)
 
 
 @njit(nogil=True, cache=True)
-def _kernel_tophat(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                   ctx, use_ctx, bit, pixfrac, psr, iscale, wtscale):
+def _kernel_tophat(data, weights, pixmap, num, den, ctx, p):
+    """Equal shares of the weight to the output centres within pixfrac/(2 psr)."""
     ny, nx = data.shape
     nby, nbx = num.shape
-    bx1 = bx0 + nbx - 1
-    by1 = by0 + nby - 1
-    pfo = pixfrac / psr / 2.0
+    bx1 = p.bx0 + nbx - 1
+    by1 = p.by0 + nby - 1
+    pfo = p.pixfrac / p.psr / 2.0
     pfo2 = pfo * pfo
+    w_row = np.empty(nx)
+    d_row = np.empty(nx)
+    x_row = np.empty(nx)
+    y_row = np.empty(nx)
     for j in range(ny):
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
+            w = w_row[i]
             if w == 0.0:
                 continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            if not (math.isfinite(x) and math.isfinite(y)):
-                continue
+            d = d_row[i]
+            x = x_row[i]
+            y = y_row[i]
             # count every output centre inside the circle (on or off the
             # frame) so that clipping at the frame edge does not change the
             # weight given to the pixels that remain
@@ -701,15 +699,25 @@ def _kernel_tophat(data, weights, use_weights, pixmap, num, den, bx0, by0,
             if nhit == 0:
                 continue
             dow = w / nhit
-            for jj in range(max(mlo, by0), min(mhi, by1) + 1):
+            for jj in range(max(mlo, p.by0), min(mhi, by1) + 1):
                 ddy = y - jj
-                for ii in range(max(nlo, bx0), min(nhi, bx1) + 1):
+                for ii in range(max(nlo, p.bx0), min(nhi, bx1) + 1):
                     ddx = x - ii
                     if ddx * ddx + ddy * ddy <= pfo2:
-                        num[jj - by0, ii - bx0] += dow * d
-                        den[jj - by0, ii - bx0] += dow
-                        if use_ctx and dow > 0.0:
-                            ctx[jj - by0, ii - bx0] |= bit
+                        _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dow, d, p)
+
+
+#: kernel name -> Numba function(data, weights, pixmap, num, den, ctx, p)
+_KERNEL_FUNCS = {
+    "square": _kernel_square,
+    "point": _kernel_point,
+    "turbo": _kernel_turbo,
+    "gaussian": _kernel_gaussian,
+    "lanczos2": functools.partial(_kernel_lanczos, order=2, lut=_LANCZOS_LUTS[2]),
+    "lanczos3": functools.partial(_kernel_lanczos, order=3, lut=_LANCZOS_LUTS[3]),
+    "tophat": _kernel_tophat,
+}
+assert tuple(_KERNEL_FUNCS) == KERNELS
 
 
 # ---------------------------------------------------------------------------
@@ -803,26 +811,23 @@ def estimate_pixel_scale_ratio(pixmap: np.ndarray) -> float:
     return float(1.0 / math.sqrt(det))
 
 
-def _kernel_margin(kernel: str, pixfrac: float, psr: float, step: float) -> int:
-    """Output pixels a drop can reach beyond the extent of the pixel centres."""
-    if kernel == "square":
-        reach = step  # corners lie within half a pixel of the centre (<= one step)
-    elif kernel in ("turbo", "tophat"):
-        reach = pixfrac / psr / 2.0
-    elif kernel == "gaussian":
-        reach = max(2.5 * pixfrac / 2.3548 / psr, 1.2 / psr)
-    elif kernel in ("lanczos2", "lanczos3"):
-        reach = int(kernel[-1]) / psr
-    else:
-        reach = 0.0
-    return int(math.ceil(reach)) + 2
+def _centre_margin(kernel: str, pixfrac: float, psr: float, step: float) -> int:
+    """Output pixels a deposit can lie beyond the extent of the mapped pixel centres.
+
+    Half an input pixel (at most ``step``, the largest distance between
+    neighbouring centres, for the square kernel whose drop the pixmap sizes;
+    ``0.5 / psr`` for the others, which psr sizes) plus the kernel's reach,
+    and one pixel to spare.
+    """
+    scale = 0.5 / step if kernel == "square" and step > 0.0 else psr
+    return int(math.ceil(0.5 / scale + kernel_reach(kernel, pixfrac, scale))) + 1
 
 
 def _prepare(data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl,
              exptime, in_units):
     """Validate and normalise the arguments shared by drizzle_add and drizzle_sums."""
     kernel = str(kernel).lower()
-    if kernel not in _KERNEL_CODE:
+    if kernel not in _KERNEL_FUNCS:
         raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
     in_units = str(in_units).lower()
     if in_units not in ("cps", "counts"):
@@ -869,20 +874,9 @@ def _prepare(data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, 
 
 def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit,
                 pixfrac, psr, iscale, wt_scl):
-    common = (data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit)
-    if kernel == "square":
-        _kernel_square(*common, pixfrac, iscale, wt_scl)
-    elif kernel == "point":
-        _kernel_point(*common, iscale, wt_scl)
-    elif kernel == "turbo":
-        _kernel_turbo(*common, pixfrac, psr, iscale, wt_scl)
-    elif kernel == "gaussian":
-        _kernel_gaussian(*common, pixfrac, psr, iscale, wt_scl)
-    elif kernel == "tophat":
-        _kernel_tophat(*common, pixfrac, psr, iscale, wt_scl)
-    else:
-        order = int(kernel[-1])
-        _kernel_lanczos(*common, order, _LANCZOS_LUTS[order], psr, iscale, wt_scl)
+    p = _Drop(int(bx0), int(by0), bool(use_weights), bool(use_ctx), np.int32(bit), float(iscale),
+              float(wt_scl), float(pixfrac), float(psr))
+    _KERNEL_FUNCS[kernel](data, weights, pixmap, num, den, ctx, p)
 
 
 def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, kernel="square",
@@ -1000,7 +994,7 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
     else:
         xmin, xmax, ymin, ymax, step = _pixmap_extent(pixmap)
         if math.isfinite(xmin):
-            margin = _kernel_margin(kernel, pixfrac, psr, step)
+            margin = _centre_margin(kernel, pixfrac, psr, step)
             bx0 = max(int(math.floor(xmin)) - margin, 0)
             bx1 = min(int(math.ceil(xmax)) + margin, onx - 1)
             by0 = max(int(math.floor(ymin)) - margin, 0)
