@@ -107,10 +107,10 @@ _Drop = namedtuple("_Drop", "bx0 by0 use_weights use_ctx bit iscale wtscale pixf
 
 @njit(nogil=True, cache=True, inline="always")
 def _nint(x):
-    """C ``round()``: half away from zero (numpy rounds half to even)."""
-    if x >= 0.0:
-        return int(math.floor(x + 0.5))
-    return -int(math.floor(-x + 0.5))
+    """C ``round()``: half away from zero (numpy rounds half to even).  Branch-free."""
+    up = int(math.floor(x + 0.5))
+    down = -int(math.floor(-x + 0.5))
+    return up if x >= 0.0 else down
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -143,6 +143,31 @@ def _deposit(num, den, ctx, r, c, dow, d, p):
     den[r, c] += dow
     if p.use_ctx and dow > 0.0:
         ctx[r, c] |= p.bit
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit_flat(num, den, ctx, q, dow, d, positive, bit):
+    """:func:`_deposit` into flat views of the sums: cell ``q``; the context bit when
+    ``positive`` (the caller's test of ``use_ctx and dow > 0``)."""
+    num[q] += dow * d
+    den[q] += dow
+    if positive:
+        ctx[q] |= bit
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit_2x2(num, den, ctx, key, q, nbx, d, dow0, dow1, dow2, dow3, bit):
+    """Deposit into the 2x2 cells whose lower left cell is ``q`` of the flat sums (rows
+    ``nbx`` long) as ``key`` says: bits 0-3 which cells (lower left, lower right, upper
+    left, upper right) get weight, bits 4-7 which of them get the context bit."""
+    if key & 1:
+        _deposit_flat(num, den, ctx, q, dow0, d, key & 16, bit)
+    if key & 2:
+        _deposit_flat(num, den, ctx, q + 1, dow1, d, key & 32, bit)
+    if key & 4:
+        _deposit_flat(num, den, ctx, q + nbx, dow2, d, key & 64, bit)
+    if key & 8:
+        _deposit_flat(num, den, ctx, q + nbx + 1, dow3, d, key & 128, bit)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -212,52 +237,46 @@ def _pixmap_extent(pixmap):
 _MAXBOX = 8  # output cells per axis handled by the column sweep
 
 
-@njit(nogil=True, cache=True, inline="always")
+# The 2x2 helpers are branch-free (every case computed, the right one selected)
+# so that the row loop that calls them compiles to SIMD code; the selected
+# values are the very operations of the case-by-case form.
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _below(length, ya, yb, cut):
     """``int min(y, cut) dx`` over a straight piece of horizontal length ``length``
     whose y runs linearly from ``ya`` to ``yb``."""
     lo = min(ya, yb)
     hi = max(ya, yb)
-    if hi <= cut:
-        return length * 0.5 * (ya + yb)
-    if lo >= cut:
-        return length * cut
-    return length * 0.5 * (ya + yb) - (hi - cut) * (hi - cut) * length / (2.0 * (hi - lo))
+    full = length * 0.5 * (ya + yb)
+    crossing = full - (hi - cut) * (hi - cut) * length / (2.0 * (hi - lo))
+    above = length * cut if lo >= cut else crossing
+    return full if hi <= cut else above
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _edge_2x2(xa, ya, xb, yb, cx, cy):
     """One edge's signed shares of the three integrals of :func:`_overlap_2x2`:
     ``int y dx`` and ``int min(y, cy) dx`` over its part left of ``cx``, and
-    ``int min(y, cy) dx`` over all of it."""
-    if xb == xa:
-        return 0.0, 0.0, 0.0
-    if xb > xa:
-        sg = 1.0
-        x0 = xa
-        y0 = ya
-        x1 = xb
-        y1 = yb
-    else:
-        sg = -1.0
-        x0 = xb
-        y0 = yb
-        x1 = xa
-        y1 = ya
+    ``int min(y, cy) dx`` over all of it.  Vertical edges add nothing."""
+    right = xb > xa
+    sg = 1.0 if right else -1.0
+    x0 = xa if right else xb
+    y0 = ya if right else yb
+    x1 = xb if right else xa
+    y1 = yb if right else ya
     length = x1 - x0
     fy = sg * _below(length, y0, y1, cy)
-    if x0 >= cx:
-        return 0.0, 0.0, fy
-    if x1 > cx:
-        yc = y0 + (y1 - y0) * ((cx - x0) / length)
-        lc = cx - x0
-    else:
-        yc = y1
-        lc = length
-    return sg * lc * 0.5 * (y0 + yc), sg * _below(lc, y0, yc, cy), fy
+    cut = x1 > cx
+    yc = y0 + (y1 - y0) * ((cx - x0) / length) if cut else y1
+    lc = cx - x0 if cut else length
+    fx = sg * lc * 0.5 * (y0 + yc)
+    fxy = sg * _below(lc, y0, yc, cy)
+    left = (x0 < cx) & (xb != xa)
+    return (fx if left else 0.0), (fxy if left else 0.0), (fy if xb != xa else 0.0)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _overlap_2x2(x0, y0, x1, y1, x2, y2, x3, y3, cx, cy, jac):
     """Areas of a drop that lies inside the 2x2 cells around the point (cx, cy),
     in the order (lower left, lower right, upper left, upper right).
@@ -407,7 +426,179 @@ def _deposit_area(num, den, ctx, p, ii, jj, area, scale, d, ilo, ihi, jlo, jhi):
     _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, area * scale, d, p)
 
 
+# What the square kernel's row pass leaves for each input pixel (its "key"):
+# bits 0-3 say which of the 2x2 cells around the drop get weight (lower left,
+# lower right, upper left, upper right), bits 4-7 which of them get a positive
+# weight (their context bit); _KEY_LARGE marks a drop larger than 2x2 cells.
+_KEY_LARGE = 256
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _drop_2x2(w, x0, y0, x1, y1, x2, y2, x3, y3, block, use_ctx):
+    """One drop (corners counter-clockwise or clockwise) against the output block
+    ``(bx0, bx1, by0, by1)``: ``(key, q, dow0, dow1, dow2, dow3)`` with ``q`` the flat
+    index in the block of its lower left cell and ``dow`` the weights of the 2x2 cells.
+    Key 0: nothing to deposit (zero weight, a corner not finite, off the block)."""
+    bx0, bx1, by0, by1 = block
+    finite = math.isfinite(x0 + x1 + x2 + x3) & math.isfinite(y0 + y1 + y2 + y3)
+    xmn = min(min(x0, x1), min(x2, x3))
+    xmx = max(max(x0, x1), max(x2, x3))
+    ymn = min(min(y0, y1), min(y2, y3))
+    ymx = max(max(y0, y1), max(y2, y3))
+    ilo0 = _nint(xmn)
+    ihi0 = _nint(xmx)
+    jlo0 = _nint(ymn)
+    jhi0 = _nint(ymx)
+    ilo = max(ilo0, bx0)
+    ihi = min(ihi0, bx1)
+    jlo = max(jlo0, by0)
+    jhi = min(jhi0, by1)
+    # the drop's area as the integral of y dx around it (same sign convention
+    # as the cell areas, so the ratio is positive)
+    jac = 0.0
+    jac += (x1 - x0) * (y0 + y1)
+    jac += (x2 - x1) * (y1 + y2)
+    jac += (x3 - x2) * (y2 + y3)
+    jac += (x0 - x3) * (y3 + y0)
+    jac *= 0.5
+    scale = w / jac
+    used = (w != 0.0) & finite & (ilo <= ihi) & (jlo <= jhi) & (jac != 0.0)
+    # the path is chosen from the drop's own box, not the part inside this
+    # block, so that any tiling of the frame gives the same bits
+    small = (ihi0 - ilo0 <= 1) & (jhi0 - jlo0 <= 1)
+    a00, a10, a01, a11 = _overlap_2x2(x0, y0, x1, y1, x2, y2, x3, y3, ilo0 + 0.5, jlo0 + 0.5, jac)
+    d0 = a00 * scale
+    d1 = a10 * scale
+    d2 = a01 * scale
+    d3 = a11 * scale
+    in_x0 = ilo0 >= ilo
+    in_x1 = ilo0 + 1 <= ihi
+    in_y0 = jlo0 >= jlo
+    in_y1 = jlo0 + 1 <= jhi
+    key = 0
+    key += 1 if (in_x0 & in_y0 & (abs(a00) >= 1e-12)) else 0
+    key += 2 if (in_x1 & in_y0 & (abs(a10) >= 1e-12)) else 0
+    key += 4 if (in_x0 & in_y1 & (abs(a01) >= 1e-12)) else 0
+    key += 8 if (in_x1 & in_y1 & (abs(a11) >= 1e-12)) else 0
+    pos = 0
+    pos += 16 if d0 > 0.0 else 0
+    pos += 32 if d1 > 0.0 else 0
+    pos += 64 if d2 > 0.0 else 0
+    pos += 128 if d3 > 0.0 else 0
+    key += pos if use_ctx else 0
+    key = (key if small else _KEY_LARGE) if used else 0
+    q = (jlo0 - by0) * (bx1 - bx0 + 1) + (ilo0 - bx0)
+    return key, q, d0, d1, d2, d3
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _square_row(n, c0, h, offl, offr, w, left, right, block, use_ctx, out):
+    """The row pass of the square kernel over input pixels c0..c0+n-1 of one row.
+
+    ``w`` (from pixel c0) holds their weights; ``left`` and ``right`` the pixmap
+    interpolated at the drops' bottom and top edges, ``(bot_x, bot_y, top_x,
+    top_y)``, from the columns ``c0 + offl`` and ``c0 + offr`` that interpolate
+    their left and right corners (``offl``/``offr`` the same for every pixel of
+    the run).  Writes ``out = (key, q, dow0..dow3)`` of :func:`_drop_2x2` from
+    pixel c0 on.  Branch-free and over plain 1-D arrays: Numba compiles the loop
+    to SIMD code.
+    """
+    bxl, byl, txl, tyl = left
+    bxr, byr, txr, tyr = right
+    key, qq, dw0, dw1, dw2, dw3 = out
+    for i in range(n):
+        c = i + c0
+        fl = (c - h) - (c + offl)   # as _bilinear_cell(c - h)
+        gl = 1.0 - fl
+        fr = (c + h) - (c + offr)
+        gr = 1.0 - fr
+        # corners (-h,-h) (+h,-h) (+h,+h) (-h,+h)
+        k, q, d0, d1, d2, d3 = _drop_2x2(
+            w[i], gl * bxl[i] + fl * bxl[i + 1], gl * byl[i] + fl * byl[i + 1],
+            gr * bxr[i] + fr * bxr[i + 1], gr * byr[i] + fr * byr[i + 1],
+            gr * txr[i] + fr * txr[i + 1], gr * tyr[i] + fr * tyr[i + 1],
+            gl * txl[i] + fl * txl[i + 1], gl * tyl[i] + fl * tyl[i + 1], block, use_ctx)
+        key[i] = k
+        qq[i] = q
+        dw0[i] = d0
+        dw1[i] = d1
+        dw2[i] = d2
+        dw3[i] = d3
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _square_run(c, n, h, il, ir, w_row, edges, block, use_ctx, out):
+    """:func:`_square_row` over pixels c..c+n-1, whose corner columns are il[c] + k and ir[c] + k."""
+    a = il[c]
+    b = ir[c]
+    bot_x, bot_y, top_x, top_y = edges
+    key, qq, dw0, dw1, dw2, dw3 = out
+    _square_row(n, c, h, a - c, b - c, w_row[c:], (bot_x[a:], bot_y[a:], top_x[a:], top_y[a:]),
+                (bot_x[b:], bot_y[b:], top_x[b:], top_y[b:]), block, use_ctx,
+                (key[c:], qq[c:], dw0[c:], dw1[c:], dw2[c:], dw3[c:]))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _edge_row(pixmap, t, x_row, y_row):
+    """The pixmap interpolated linearly in y at input row position ``t``, every column."""
+    iy, fy, gy = _bilinear_cell(t, pixmap.shape[0])
+    for c in range(pixmap.shape[1]):
+        x_row[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
+        y_row[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
+
+
 @njit(nogil=True, cache=True)
+def _square_large(num, den, ctx, p, i, d, w, h, il, ir, edges, xo, yo, acc):
+    """Deposit the drop of pixel i of the row when it spans more than 2x2 cells:
+    :func:`_overlap_columns` up to ``_MAXBOX`` cells a side, :func:`_overlap_cell` beyond.
+    (Called, not inlined: rare near unit scale, and the row's deposit loop stays small.)"""
+    nby, nbx = num.shape
+    bx1 = p.bx0 + nbx - 1
+    by1 = p.by0 + nby - 1
+    bot_x, bot_y, top_x, top_y = edges
+    a = il[i]
+    b = ir[i]
+    fl = (i - h) - a
+    gl = 1.0 - fl
+    fr = (i + h) - b
+    gr = 1.0 - fr
+    xo[0] = gl * bot_x[a] + fl * bot_x[a + 1]
+    yo[0] = gl * bot_y[a] + fl * bot_y[a + 1]
+    xo[1] = gr * bot_x[b] + fr * bot_x[b + 1]
+    yo[1] = gr * bot_y[b] + fr * bot_y[b + 1]
+    xo[2] = gr * top_x[b] + fr * top_x[b + 1]
+    yo[2] = gr * top_y[b] + fr * top_y[b + 1]
+    xo[3] = gl * top_x[a] + fl * top_x[a + 1]
+    yo[3] = gl * top_y[a] + fl * top_y[a + 1]
+    xmn = min(min(xo[0], xo[1]), min(xo[2], xo[3]))
+    xmx = max(max(xo[0], xo[1]), max(xo[2], xo[3]))
+    ymn = min(min(yo[0], yo[1]), min(yo[2], yo[3]))
+    ymx = max(max(yo[0], yo[1]), max(yo[2], yo[3]))
+    ilo = max(_nint(xmn), p.bx0)
+    ihi = min(_nint(xmx), bx1)
+    jlo = max(_nint(ymn), p.by0)
+    jhi = min(_nint(ymx), by1)
+    jac = 0.0
+    for k in range(4):
+        x0, y0, x1, y1 = _edge(xo, yo, k)
+        jac += (x1 - x0) * (y0 + y1)
+    jac *= 0.5
+    scale = w / jac
+    if _nint(xmx) - _nint(xmn) < _MAXBOX and _nint(ymx) - _nint(ymn) < _MAXBOX:
+        mj = jhi - jlo + 1
+        _overlap_columns(xo, yo, ilo, ihi, jlo, mj, acc)
+        for ii in range(ilo, ihi + 1):
+            base = (ii - ilo) * mj
+            for r in range(mj):
+                _deposit_area(num, den, ctx, p, ii, jlo + r, acc[base + r], scale, d, ilo, ihi, jlo, jhi)
+    else:
+        for jj in range(jlo, jhi + 1):
+            for ii in range(ilo, ihi + 1):
+                _deposit_area(num, den, ctx, p, ii, jj, _overlap_cell(xo, yo, ii, jj), scale, d,
+                              ilo, ihi, jlo, jhi)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_square(data, weights, pixmap, num, den, ctx, p):
     """Exact overlap of each mapped drop (a quadrilateral) with the output cells.
 
@@ -417,100 +608,62 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p):
     overlaps come from :func:`_overlap_2x2` when the drop lies within 2x2 cells
     (the usual case near unit scale), :func:`_overlap_columns` up to
     ``_MAXBOX`` cells a side, :func:`_overlap_cell` beyond.
+
+    Each input row is done in two passes: :func:`_square_row` works out every
+    drop's 2x2 weights at once (SIMD code), then the weights are added to the
+    sums pixel by pixel, in the same order as one pass would.
     """
     ny, nx = data.shape
     nby, nbx = num.shape
-    bx1 = p.bx0 + nbx - 1
-    by1 = p.by0 + nby - 1
+    block = (p.bx0, p.bx0 + nbx - 1, p.by0, p.by0 + nby - 1)
     h = 0.5 * p.pixfrac
+    numf = num.reshape(-1)
+    denf = den.reshape(-1)
+    ctxf = ctx.reshape(-1)
     xo = np.empty(4)
     yo = np.empty(4)
     acc = np.zeros(_MAXBOX * _MAXBOX)
     w_row = np.empty(nx)
     d_row = np.empty(nx)
-    # The pixmap interpolated (linearly in y) at the drop's bottom (y = j-h)
-    # and top (y = j+h) edges, for every input column: the four corners are
-    # then one interpolation in x each.
-    bot_x = np.empty(nx)
-    bot_y = np.empty(nx)
-    top_x = np.empty(nx)
-    top_y = np.empty(nx)
+    # the pixmap interpolated at the drops' bottom (y = j-h) and top (y = j+h)
+    # edges, every input column: the corners are then one interpolation in x
+    edges = (np.empty(nx), np.empty(nx), np.empty(nx), np.empty(nx))
+    bot_x, bot_y, top_x, top_y = edges
+    out = (np.empty(nx, np.int64), np.empty(nx, np.int64), np.empty(nx), np.empty(nx),
+           np.empty(nx), np.empty(nx))
+    key, qq, dw0, dw1, dw2, dw3 = out
+    # the columns that interpolate each pixel's left and right corners, and the
+    # run of pixels [i0, i1) where they are i + offl and i + offr
+    il = np.empty(nx, np.int64)
+    ir = np.empty(nx, np.int64)
+    for i in range(nx):
+        il[i] = _bilinear_cell(i - h, nx)[0]
+        ir[i] = _bilinear_cell(i + h, nx)[0]
+    i0 = nx // 2
+    offl = il[i0] - i0
+    offr = ir[i0] - i0
+    while i0 > 0 and il[i0 - 1] == i0 - 1 + offl and ir[i0 - 1] == i0 - 1 + offr:
+        i0 -= 1
+    i1 = nx // 2
+    while i1 < nx and il[i1] == i1 + offl and ir[i1] == i1 + offr:
+        i1 += 1
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, w_row, w_row, False)
-        iy, fy, gy = _bilinear_cell(j - h, ny)
-        for c in range(nx):
-            bot_x[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
-            bot_y[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
-        iy, fy, gy = _bilinear_cell(j + h, ny)
-        for c in range(nx):
-            top_x[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
-            top_y[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
+        _edge_row(pixmap, j - h, bot_x, bot_y)
+        _edge_row(pixmap, j + h, top_x, top_y)
+        _square_run(i0, i1 - i0, h, il, ir, w_row, edges, block, p.use_ctx, out)
         for i in range(nx):
-            w = w_row[i]
-            if w == 0.0:
+            if i < i0 or i >= i1:
+                _square_run(i, 1, h, il, ir, w_row, edges, block, p.use_ctx, out)
+        for i in range(nx):
+            k = key[i]
+            if k == 0:
                 continue
             d = d_row[i]
-            # corners (-h,-h) (+h,-h) (+h,+h) (-h,+h)
-            il, fl, gl = _bilinear_cell(i - h, nx)
-            ir, fr, gr = _bilinear_cell(i + h, nx)
-            xo[0] = gl * bot_x[il] + fl * bot_x[il + 1]
-            yo[0] = gl * bot_y[il] + fl * bot_y[il + 1]
-            xo[1] = gr * bot_x[ir] + fr * bot_x[ir + 1]
-            yo[1] = gr * bot_y[ir] + fr * bot_y[ir + 1]
-            xo[2] = gr * top_x[ir] + fr * top_x[ir + 1]
-            yo[2] = gr * top_y[ir] + fr * top_y[ir + 1]
-            xo[3] = gl * top_x[il] + fl * top_x[il + 1]
-            yo[3] = gl * top_y[il] + fl * top_y[il + 1]
-            if not (math.isfinite(xo[0] + xo[1] + xo[2] + xo[3])
-                    and math.isfinite(yo[0] + yo[1] + yo[2] + yo[3])):
+            if k == _KEY_LARGE:
+                _square_large(num, den, ctx, p, i, d, w_row[i], h, il, ir, edges, xo, yo, acc)
                 continue
-            # --- output box touched by the drop
-            xmn = min(min(xo[0], xo[1]), min(xo[2], xo[3]))
-            xmx = max(max(xo[0], xo[1]), max(xo[2], xo[3]))
-            ymn = min(min(yo[0], yo[1]), min(yo[2], yo[3]))
-            ymx = max(max(yo[0], yo[1]), max(yo[2], yo[3]))
-            ilo = max(_nint(xmn), p.bx0)
-            ihi = min(_nint(xmx), bx1)
-            jlo = max(_nint(ymn), p.by0)
-            jhi = min(_nint(ymx), by1)
-            if ilo > ihi or jlo > jhi:
-                continue
-            # the drop's area as the integral of y dx around it (same sign
-            # convention as the cell areas, so the ratio is positive)
-            jac = 0.0
-            for k in range(4):
-                k1 = (k + 1) & 3
-                jac += (xo[k1] - xo[k]) * (yo[k] + yo[k1])
-            jac *= 0.5
-            if jac == 0.0:
-                continue
-            scale = w / jac
-            # the path is chosen from the drop's own box, not the part inside
-            # this block, so that any tiling of the frame gives the same bits
-            ilo0 = _nint(xmn)
-            jlo0 = _nint(ymn)
-            ni0 = _nint(xmx) - ilo0 + 1
-            nj0 = _nint(ymx) - jlo0 + 1
-            if ni0 <= 2 and nj0 <= 2:
-                a00, a10, a01, a11 = _overlap_2x2(xo[0], yo[0], xo[1], yo[1], xo[2], yo[2],
-                                                  xo[3], yo[3], ilo0 + 0.5, jlo0 + 0.5, jac)
-                _deposit_area(num, den, ctx, p, ilo0, jlo0, a00, scale, d, ilo, ihi, jlo, jhi)
-                _deposit_area(num, den, ctx, p, ilo0 + 1, jlo0, a10, scale, d, ilo, ihi, jlo, jhi)
-                _deposit_area(num, den, ctx, p, ilo0, jlo0 + 1, a01, scale, d, ilo, ihi, jlo, jhi)
-                _deposit_area(num, den, ctx, p, ilo0 + 1, jlo0 + 1, a11, scale, d, ilo, ihi, jlo, jhi)
-            elif ni0 <= _MAXBOX and nj0 <= _MAXBOX:
-                mj = jhi - jlo + 1
-                _overlap_columns(xo, yo, ilo, ihi, jlo, mj, acc)
-                for ii in range(ilo, ihi + 1):
-                    base = (ii - ilo) * mj
-                    for r in range(mj):
-                        _deposit_area(num, den, ctx, p, ii, jlo + r, acc[base + r], scale, d,
-                                      ilo, ihi, jlo, jhi)
-            else:
-                for jj in range(jlo, jhi + 1):
-                    for ii in range(ilo, ihi + 1):
-                        _deposit_area(num, den, ctx, p, ii, jj, _overlap_cell(xo, yo, ii, jj), scale, d,
-                                      ilo, ihi, jlo, jhi)
+            _deposit_2x2(numf, denf, ctxf, k, qq[i], nbx, d, dw0[i], dw1[i], dw2[i], dw3[i], p.bit)
 
 
 @njit(nogil=True, cache=True)
@@ -876,7 +1029,14 @@ def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, 
                 pixfrac, psr, iscale, wt_scl):
     p = _Drop(int(bx0), int(by0), bool(use_weights), bool(use_ctx), np.int32(bit), float(iscale),
               float(wt_scl), float(pixfrac), float(psr))
-    _KERNEL_FUNCS[kernel](data, weights, pixmap, num, den, ctx, p)
+    # the kernels index the sums as flat C-contiguous arrays: a strided view is
+    # worked on as a copy and copied back
+    arrays = [num, den, ctx]
+    work = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in arrays]
+    _KERNEL_FUNCS[kernel](data, weights, pixmap, work[0], work[1], work[2], p)
+    for a, w in zip(arrays, work):
+        if w is not a:
+            a[...] = w
 
 
 def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, kernel="square",
