@@ -115,7 +115,7 @@ def _coords(xd, yd, nx, ny):
     x = np.float64(np.float32(xd))
     y = np.float64(np.float32(yd))
     # NaN fails every comparison, so it is reported as off the frame.
-    ok = (x >= 0.0) and (x < nx) and (y >= 0.0) and (y < ny)
+    ok = (x >= 0.0) & (x < nx) & (y >= 0.0) & (y < ny)
     return x, y, ok
 
 

@@ -121,14 +121,19 @@ def _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, centres):
     A pixel not to drizzle gets weight 0: zero weight, a value that is not finite or
     (with ``centres``) a centre that is not finite.
     """
-    for i in range(data.shape[1]):
-        w = weights[j, i] * p.wtscale if p.use_weights else p.wtscale
-        d = data[j, i] * p.iscale
-        ok = w != 0.0 and math.isfinite(d)
+    values = data[j]
+    wts = weights[j] if p.use_weights else weights[0]
+    centre = pixmap[j]
+    wtscale = p.wtscale
+    iscale = p.iscale
+    for i in range(data.shape[1]):   # branch-free: SIMD code
+        w = wts[i] * wtscale if p.use_weights else wtscale
+        d = values[i] * iscale
+        ok = (w != 0.0) & math.isfinite(d)
         if centres:
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            ok = ok and math.isfinite(x) and math.isfinite(y)
+            x = centre[i, 0]
+            y = centre[i, 1]
+            ok = ok & math.isfinite(x) & math.isfinite(y)
             x_row[i] = x
             y_row[i] = y
         w_row[i] = w if ok else 0.0
@@ -168,6 +173,20 @@ def _deposit_2x2(num, den, ctx, key, q, nbx, d, dow0, dow1, dow2, dow3, bit):
         _deposit_flat(num, den, ctx, q + nbx, dow2, d, key & 64, bit)
     if key & 8:
         _deposit_flat(num, den, ctx, q + nbx + 1, dow3, d, key & 128, bit)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _scratch(nx, num, den, ctx, p):
+    """What a kernel works with: its block of the output ``(bx0, bx1, by0, by1)``, flat
+    views of the sums ``(num, den, ctx)``, the row buffers ``(w, d, x, y)`` of
+    :func:`_load_row` and the row pass's results ``(key, q, dow0, dow1, dow2, dow3)``."""
+    nby, nbx = num.shape
+    block = (p.bx0, p.bx0 + nbx - 1, p.by0, p.by0 + nby - 1)
+    flat = (num.reshape(-1), den.reshape(-1), ctx.reshape(-1))
+    rows = (np.empty(nx), np.empty(nx), np.empty(nx), np.empty(nx))
+    out = (np.empty(nx, np.int64), np.empty(nx, np.int64), np.empty(nx), np.empty(nx),
+           np.empty(nx), np.empty(nx))
+    return block, flat, rows, out
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -434,6 +453,31 @@ _KEY_LARGE = 256
 
 
 @njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _key_2x2(ilo0, ihi, jlo0, jhi, block, ok0, ok1, ok2, ok3, d0, d1, d2, d3, use_ctx):
+    """The key (see ``_KEY_LARGE``) and flat block index ``q`` of the 2x2 cells from
+    (ilo0, jlo0): a cell gets weight if it is in the block (at most ``ihi``, ``jhi``, which
+    are clipped to it) and its ``ok``; the context bit if also its weight ``d`` > 0."""
+    bx0, bx1, by0, by1 = block
+    in_x0 = (ilo0 >= bx0) & (ilo0 <= ihi)
+    in_x1 = (ilo0 + 1 >= bx0) & (ilo0 + 1 <= ihi)
+    in_y0 = (jlo0 >= by0) & (jlo0 <= jhi)
+    in_y1 = (jlo0 + 1 >= by0) & (jlo0 + 1 <= jhi)
+    key = 0
+    key += 1 if (in_x0 & in_y0 & ok0) else 0
+    key += 2 if (in_x1 & in_y0 & ok1) else 0
+    key += 4 if (in_x0 & in_y1 & ok2) else 0
+    key += 8 if (in_x1 & in_y1 & ok3) else 0
+    pos = 0
+    pos += 16 if d0 > 0.0 else 0
+    pos += 32 if d1 > 0.0 else 0
+    pos += 64 if d2 > 0.0 else 0
+    pos += 128 if d3 > 0.0 else 0
+    key += (key * 16) & pos if use_ctx else 0
+    q = (jlo0 - by0) * (bx1 - bx0 + 1) + (ilo0 - bx0)
+    return key, q
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _drop_2x2(w, x0, y0, x1, y1, x2, y2, x3, y3, block, use_ctx):
     """One drop (corners counter-clockwise or clockwise) against the output block
     ``(bx0, bx1, by0, by1)``: ``(key, q, dow0, dow1, dow2, dow3)`` with ``q`` the flat
@@ -471,24 +515,10 @@ def _drop_2x2(w, x0, y0, x1, y1, x2, y2, x3, y3, block, use_ctx):
     d1 = a10 * scale
     d2 = a01 * scale
     d3 = a11 * scale
-    in_x0 = ilo0 >= ilo
-    in_x1 = ilo0 + 1 <= ihi
-    in_y0 = jlo0 >= jlo
-    in_y1 = jlo0 + 1 <= jhi
-    key = 0
-    key += 1 if (in_x0 & in_y0 & (abs(a00) >= 1e-12)) else 0
-    key += 2 if (in_x1 & in_y0 & (abs(a10) >= 1e-12)) else 0
-    key += 4 if (in_x0 & in_y1 & (abs(a01) >= 1e-12)) else 0
-    key += 8 if (in_x1 & in_y1 & (abs(a11) >= 1e-12)) else 0
-    pos = 0
-    pos += 16 if d0 > 0.0 else 0
-    pos += 32 if d1 > 0.0 else 0
-    pos += 64 if d2 > 0.0 else 0
-    pos += 128 if d3 > 0.0 else 0
-    key += pos if use_ctx else 0
-    key = (key if small else _KEY_LARGE) if used else 0
-    q = (jlo0 - by0) * (bx1 - bx0 + 1) + (ilo0 - bx0)
-    return key, q, d0, d1, d2, d3
+    # |area| below 1e-12 of a pixel is rounding noise of a cell the drop does not reach
+    key, q = _key_2x2(ilo0, ihi, jlo0, jhi, block, abs(a00) >= 1e-12, abs(a10) >= 1e-12,
+                      abs(a01) >= 1e-12, abs(a11) >= 1e-12, d0, d1, d2, d3, use_ctx)
+    return (key if small else _KEY_LARGE) if used else 0, q, d0, d1, d2, d3
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -614,24 +644,17 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p):
     sums pixel by pixel, in the same order as one pass would.
     """
     ny, nx = data.shape
-    nby, nbx = num.shape
-    block = (p.bx0, p.bx0 + nbx - 1, p.by0, p.by0 + nby - 1)
+    nbx = num.shape[1]
     h = 0.5 * p.pixfrac
-    numf = num.reshape(-1)
-    denf = den.reshape(-1)
-    ctxf = ctx.reshape(-1)
+    block, (numf, denf, ctxf), (w_row, d_row, _, _), out = _scratch(nx, num, den, ctx, p)
+    key, qq, dw0, dw1, dw2, dw3 = out
     xo = np.empty(4)
     yo = np.empty(4)
     acc = np.zeros(_MAXBOX * _MAXBOX)
-    w_row = np.empty(nx)
-    d_row = np.empty(nx)
     # the pixmap interpolated at the drops' bottom (y = j-h) and top (y = j+h)
     # edges, every input column: the corners are then one interpolation in x
     edges = (np.empty(nx), np.empty(nx), np.empty(nx), np.empty(nx))
     bot_x, bot_y, top_x, top_y = edges
-    out = (np.empty(nx, np.int64), np.empty(nx, np.int64), np.empty(nx), np.empty(nx),
-           np.empty(nx), np.empty(nx))
-    key, qq, dw0, dw1, dw2, dw3 = out
     # the columns that interpolate each pixel's left and right corners, and the
     # run of pixels [i0, i1) where they are i + offl and i + offr
     il = np.empty(nx, np.int64)
@@ -666,71 +689,120 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p):
             _deposit_2x2(numf, denf, ctxf, k, qq[i], nbx, d, dw0[i], dw1[i], dw2[i], dw3[i], p.bit)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
+def _point_row(n, w, x, y, block, use_ctx, out):
+    """Row pass of the point kernel: ``out = (key, q, dow0, ...)`` as the square
+    kernel's (only the lower left cell: the output pixel nearest the centre)."""
+    key, qq, dw0, dw1, dw2, dw3 = out
+    for i in range(n):
+        ii = _nint(x[i])
+        jj = _nint(y[i])
+        k, q = _key_2x2(ii, min(ii, block[1]), jj, min(jj, block[3]), block, w[i] != 0.0, False, False,
+                        False, w[i], 0.0, 0.0, 0.0, use_ctx)
+        key[i] = k
+        qq[i] = q
+        dw0[i] = w[i]
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_point(data, weights, pixmap, num, den, ctx, p):
     """All of the weight to the output pixel nearest the mapped centre."""
     ny, nx = data.shape
-    nby, nbx = num.shape
-    w_row = np.empty(nx)
-    d_row = np.empty(nx)
-    x_row = np.empty(nx)
-    y_row = np.empty(nx)
+    nbx = num.shape[1]
+    block, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), out = _scratch(nx, num, den, ctx, p)
+    key, qq, dw0, dw1, dw2, dw3 = out
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
+        _point_row(nx, w_row, x_row, y_row, block, p.use_ctx, out)
         for i in range(nx):
-            w = w_row[i]
-            if w == 0.0:
-                continue
-            ii = _nint(x_row[i]) - p.bx0
-            jj = _nint(y_row[i]) - p.by0
-            if ii < 0 or ii >= nbx or jj < 0 or jj >= nby:
-                continue
-            _deposit(num, den, ctx, jj, ii, w, d_row[i], p)
+            k = key[i]
+            if k != 0:
+                _deposit_flat(numf, denf, ctxf, qq[i], dw0[i], d_row[i], k & 16, p.bit)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _turbo_box(x, y, pfo, block):
+    """The turbo drop's edges and the block's cells it reaches, as the unclipped
+    ``(xxi, xxa, yyi, yya, ilo0, ihi0, jlo0, jhi0)`` and the clipped ``(ilo, ihi, jlo, jhi)``."""
+    bx0, bx1, by0, by1 = block
+    xxi = x - pfo
+    xxa = x + pfo
+    yyi = y - pfo
+    yya = y + pfo
+    ilo0 = _nint(xxi)
+    ihi0 = _nint(xxa)
+    jlo0 = _nint(yyi)
+    jhi0 = _nint(yya)
+    return ((xxi, xxa, yyi, yya, ilo0, ihi0, jlo0, jhi0),
+            (max(ilo0, bx0), min(ihi0, bx1), max(jlo0, by0), min(jhi0, by1)))
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _turbo_row(n, pfo, ac, w, x, y, block, use_ctx, out):
+    """Row pass of the turbo kernel: ``out = (key, q, dow0..dow3)`` as the square
+    kernel's; drops reaching more than 2x2 cells get ``_KEY_LARGE``."""
+    key, qq, dw0, dw1, dw2, dw3 = out
+    for i in range(n):
+        (xxi, xxa, yyi, yya, ilo0, ihi0, jlo0, jhi0), (ilo, ihi, jlo, jhi) = _turbo_box(x[i], y[i], pfo, block)
+        wa = w[i] * ac
+        dx0 = min(xxa, ilo0 + 0.5) - max(xxi, ilo0 - 0.5)
+        dx1 = min(xxa, (ilo0 + 1) + 0.5) - max(xxi, (ilo0 + 1) - 0.5)
+        dy0 = min(yya, jlo0 + 0.5) - max(yyi, jlo0 - 0.5)
+        dy1 = min(yya, (jlo0 + 1) + 0.5) - max(yyi, (jlo0 + 1) - 0.5)
+        d0 = dx0 * dy0 * wa
+        d1 = dx1 * dy0 * wa
+        d2 = dx0 * dy1 * wa
+        d3 = dx1 * dy1 * wa
+        k, q = _key_2x2(ilo0, ihi, jlo0, jhi, block, (dx0 > 0.0) & (dy0 > 0.0), (dx1 > 0.0) & (dy0 > 0.0),
+                        (dx0 > 0.0) & (dy1 > 0.0), (dx1 > 0.0) & (dy1 > 0.0), d0, d1, d2, d3, use_ctx)
+        small = (ihi0 - ilo0 <= 1) & (jhi0 - jlo0 <= 1)
+        key[i] = (k if small else _KEY_LARGE) if w[i] != 0.0 else 0
+        qq[i] = q
+        dw0[i] = d0
+        dw1[i] = d1
+        dw2[i] = d2
+        dw3[i] = d3
 
 
 @njit(nogil=True, cache=True)
+def _turbo_large(num, den, ctx, p, x, y, wa, d, pfo, block):
+    """Deposit one turbo drop that reaches more than 2x2 cells, cell by cell."""
+    (xxi, xxa, yyi, yya, _, _, _, _), (ilo, ihi, jlo, jhi) = _turbo_box(x, y, pfo, block)
+    for jj in range(jlo, jhi + 1):
+        dy = min(yya, jj + 0.5) - max(yyi, jj - 0.5)
+        if dy <= 0.0:
+            continue
+        for ii in range(ilo, ihi + 1):
+            dx = min(xxa, ii + 0.5) - max(xxi, ii - 0.5)
+            if dx <= 0.0:
+                continue
+            _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dx * dy * wa, d, p)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_turbo(data, weights, pixmap, num, den, ctx, p):
-    """An axis-aligned square of side pixfrac/psr centred on the mapped centre."""
+    """An axis-aligned square of side pixfrac/psr centred on the mapped centre.
+    Two passes per input row, as the square kernel."""
     ny, nx = data.shape
-    nby, nbx = num.shape
-    bx1 = p.bx0 + nbx - 1
-    by1 = p.by0 + nby - 1
+    nbx = num.shape[1]
     pfo = p.pixfrac / p.psr / 2.0
     ac = p.psr * p.psr / (p.pixfrac * p.pixfrac)
-    w_row = np.empty(nx)
-    d_row = np.empty(nx)
-    x_row = np.empty(nx)
-    y_row = np.empty(nx)
+    block, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), out = _scratch(nx, num, den, ctx, p)
+    key, qq, dw0, dw1, dw2, dw3 = out
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
+        _turbo_row(nx, pfo, ac, w_row, x_row, y_row, block, p.use_ctx, out)
         for i in range(nx):
-            w = w_row[i]
-            if w == 0.0:
+            k = key[i]
+            if k == 0:
                 continue
-            d = d_row[i]
-            x = x_row[i]
-            y = y_row[i]
-            xxi = x - pfo
-            xxa = x + pfo
-            yyi = y - pfo
-            yya = y + pfo
-            ilo = max(_nint(xxi), p.bx0)
-            ihi = min(_nint(xxa), bx1)
-            jlo = max(_nint(yyi), p.by0)
-            jhi = min(_nint(yya), by1)
-            wa = w * ac
-            for jj in range(jlo, jhi + 1):
-                dy = min(yya, jj + 0.5) - max(yyi, jj - 0.5)
-                if dy <= 0.0:
-                    continue
-                for ii in range(ilo, ihi + 1):
-                    dx = min(xxa, ii + 0.5) - max(xxi, ii - 0.5)
-                    if dx <= 0.0:
-                        continue
-                    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dx * dy * wa, d, p)
+            if k == _KEY_LARGE:
+                _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block)
+                continue
+            _deposit_2x2(numf, denf, ctxf, k, qq[i], nbx, d_row[i], dw0[i], dw1[i], dw2[i], dw3[i], p.bit)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p):
     """Gaussian weights sampled at output pixel centres (drizzle's, not normalised)."""
     ny, nx = data.shape
@@ -742,10 +814,8 @@ def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p):
         pfo = 1.2 / p.psr
     efac = 2.3548 * 2.3548 * p.psr * p.psr / (2.0 * p.pixfrac * p.pixfrac)
     es = efac / math.pi
-    w_row = np.empty(nx)
-    d_row = np.empty(nx)
-    x_row = np.empty(nx)
-    y_row = np.empty(nx)
+    _, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), _ = _scratch(nx, num, den, ctx, p)
+    dx2 = np.empty(int(2.0 * pfo) + 3)   # (x - ii)^2 over the window's columns
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         for i in range(nx):
@@ -759,17 +829,20 @@ def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p):
             ihi = min(_nint(x + pfo), bx1)
             jlo = max(_nint(y - pfo), p.by0)
             jhi = min(_nint(y + pfo), by1)
+            for ii in range(ilo, ihi + 1):
+                ddx = x - ii
+                dx2[ii - ilo] = ddx * ddx
             for jj in range(jlo, jhi + 1):
                 ddy = y - jj
+                dy2 = ddy * ddy
+                base = (jj - p.by0) * nbx - p.bx0
                 for ii in range(ilo, ihi + 1):
-                    ddx = x - ii
-                    dow = es * math.exp(-(ddx * ddx + ddy * ddy) * efac) * w
-                    if dow == 0.0:
-                        continue
-                    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dow, d, p)
+                    dow = es * math.exp(-(dx2[ii - ilo] + dy2) * efac) * w
+                    if dow != 0.0:
+                        _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
     """Separable Lanczos weights from a 0.003-spaced table (drizzle's, not normalised)."""
     ny, nx = data.shape
@@ -781,10 +854,10 @@ def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
     # drizzle forms the table step psr / 0.003 in single precision; a
     # double-precision step moves indices that sit within ~1e-5 of a half.
     sdp = np.float64(np.float32(p.psr) / np.float32(0.003))
-    w_row = np.empty(nx)
-    d_row = np.empty(nx)
-    x_row = np.empty(nx)
-    y_row = np.empty(nx)
+    _, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), _ = _scratch(nx, num, den, ctx, p)
+    # the table's weights of the window's columns (and whether the table reaches them)
+    lx = np.empty(int(2.0 * pfo) + 3, lut.dtype)
+    in_lut = np.empty(lx.shape[0], np.bool_)
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         for i in range(nx):
@@ -798,19 +871,20 @@ def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
             ihi = min(int(math.floor(x + pfo)), bx1)
             jlo = max(int(math.floor(y - pfo)) + 1, p.by0)
             jhi = min(int(math.floor(y + pfo)), by1)
+            for ii in range(ilo, ihi + 1):
+                ix = int(math.floor(abs(x - ii) * sdp + 0.5))   # nint of a value >= 0
+                in_lut[ii - ilo] = ix < nlut
+                lx[ii - ilo] = lut[min(ix, nlut - 1)]
             for jj in range(jlo, jhi + 1):
-                iy = _nint(abs(y - jj) * sdp)
+                iy = int(math.floor(abs(y - jj) * sdp + 0.5))
                 if iy >= nlut:
                     continue
                 ly = lut[iy]
+                base = (jj - p.by0) * nbx - p.bx0
                 for ii in range(ilo, ihi + 1):
-                    ix = _nint(abs(x - ii) * sdp)
-                    if ix >= nlut:
-                        continue
-                    dow = lut[ix] * ly * w
-                    if dow == 0.0:
-                        continue
-                    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dow, d, p)
+                    dow = lx[ii - ilo] * ly * w
+                    if in_lut[ii - ilo] and dow != 0.0:
+                        _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit)
 
 
 @njit(nogil=True, cache=True)
@@ -881,9 +955,12 @@ assert tuple(_KERNEL_FUNCS) == KERNELS
 @njit(nogil=True, cache=True)
 def _all_zero(arr, x0, y0, nx, ny):
     for jj in range(y0, y0 + ny):
-        for ii in range(x0, x0 + nx):
-            if arr[jj, ii] != 0.0:
-                return False
+        row = arr[jj, x0:x0 + nx]
+        nonzero = 0
+        for ii in range(nx):   # no early exit within a row: SIMD code
+            nonzero |= row[ii] != 0.0
+        if nonzero:
+            return False
     return True
 
 
@@ -900,16 +977,24 @@ def _load_sums(out_sci, out_wht, num, den, bx0, by0):
                 num[jj, ii] = 0.0
 
 
+@njit(nogil=True, cache=True, error_model="numpy")
+def _store_row(sci, wht, num, den, n):
+    """One row of :func:`_store_sums` (1-D arrays; branch-free, so SIMD code)."""
+    for i in range(n):
+        wv = den[i]
+        old = wht[i]
+        changed = wv != old
+        q = num[i] / wv
+        wht[i] = np.float32(wv) if changed else old
+        sci[i] = np.float32(q) if changed & (wv != 0.0) else sci[i]
+
+
 @njit(nogil=True, cache=True)
 def _store_sums(out_sci, out_wht, num, den, bx0, by0):
+    """Where the summed weight changed, the new weight and the science num / den."""
     nby, nbx = num.shape
     for jj in range(nby):
-        for ii in range(nbx):
-            wv = den[jj, ii]
-            if wv != out_wht[jj + by0, ii + bx0]:
-                out_wht[jj + by0, ii + bx0] = wv
-                if wv != 0.0:
-                    out_sci[jj + by0, ii + bx0] = num[jj, ii] / wv
+        _store_row(out_sci[jj + by0, bx0:], out_wht[jj + by0, bx0:], num[jj], den[jj], nbx)
 
 
 def _bit_for(uniqid: int) -> tuple[int, np.int32]:
