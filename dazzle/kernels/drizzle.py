@@ -176,6 +176,23 @@ def _deposit_2x2(num, den, ctx, key, q, nbx, d, dow0, dow1, dow2, dow3, bit):
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _deposit_run(i, n, out, d_row, nbx, flat, bit):
+    """Deposit the row pass's 2x2 results ``out = (key, q, dow0..dow3)`` of pixels i..n-1
+    into the flat sums, in pixel order, up to the first ``_KEY_LARGE`` pixel; returns
+    its index (n: none)."""
+    key, qq, dw0, dw1, dw2, dw3 = out
+    num, den, ctx = flat
+    while i < n:
+        k = key[i]
+        if k == _KEY_LARGE:
+            break
+        if k != 0:
+            _deposit_2x2(num, den, ctx, k, qq[i], nbx, d_row[i], dw0[i], dw1[i], dw2[i], dw3[i], bit)
+        i += 1
+    return i
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _scratch(nx, num, den, ctx, p):
     """What a kernel works with: its block of the output ``(bx0, bx1, by0, by1)``, flat
     views of the sums ``(num, den, ctx)``, the row buffers ``(w, d, x, y)`` of
@@ -646,8 +663,7 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p):
     ny, nx = data.shape
     nbx = num.shape[1]
     h = 0.5 * p.pixfrac
-    block, (numf, denf, ctxf), (w_row, d_row, _, _), out = _scratch(nx, num, den, ctx, p)
-    key, qq, dw0, dw1, dw2, dw3 = out
+    block, flat, (w_row, d_row, _, _), out = _scratch(nx, num, den, ctx, p)
     xo = np.empty(4)
     yo = np.empty(4)
     acc = np.zeros(_MAXBOX * _MAXBOX)
@@ -678,15 +694,10 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p):
         for i in range(nx):
             if i < i0 or i >= i1:
                 _square_run(i, 1, h, il, ir, w_row, edges, block, p.use_ctx, out)
-        for i in range(nx):
-            k = key[i]
-            if k == 0:
-                continue
-            d = d_row[i]
-            if k == _KEY_LARGE:
-                _square_large(num, den, ctx, p, i, d, w_row[i], h, il, ir, edges, xo, yo, acc)
-                continue
-            _deposit_2x2(numf, denf, ctxf, k, qq[i], nbx, d, dw0[i], dw1[i], dw2[i], dw3[i], p.bit)
+        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit)
+        while i < nx:   # at a drop larger than 2x2 cells
+            _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc)
+            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -787,19 +798,14 @@ def _kernel_turbo(data, weights, pixmap, num, den, ctx, p):
     nbx = num.shape[1]
     pfo = p.pixfrac / p.psr / 2.0
     ac = p.psr * p.psr / (p.pixfrac * p.pixfrac)
-    block, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), out = _scratch(nx, num, den, ctx, p)
-    key, qq, dw0, dw1, dw2, dw3 = out
+    block, flat, (w_row, d_row, x_row, y_row), out = _scratch(nx, num, den, ctx, p)
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         _turbo_row(nx, pfo, ac, w_row, x_row, y_row, block, p.use_ctx, out)
-        for i in range(nx):
-            k = key[i]
-            if k == 0:
-                continue
-            if k == _KEY_LARGE:
-                _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block)
-                continue
-            _deposit_2x2(numf, denf, ctxf, k, qq[i], nbx, d_row[i], dw0[i], dw1[i], dw2[i], dw3[i], p.bit)
+        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit)
+        while i < nx:   # at a drop larger than 2x2 cells
+            _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block)
+            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
