@@ -25,6 +25,12 @@ the input can touch, then divide once.  drizzle 3.0 keeps a running float32
 weighted mean instead; the results agree to float32 rounding (tests pin
 1e-5) and the sum form is what the tiled reduction of the pipeline needs.
 
+Each cell's contributions are added in input order (rows j ascending, then
+i), so any tiling of the output into blocks gives the same bits.  The square,
+turbo and point kernels do each input row in two passes: a branch-free pass
+over plain 1-D arrays (which Numba compiles to SIMD code) works out every
+drop's cells and weights, then a scalar pass adds them in that same order.
+
 Kernels (``pixfrac < 0.001`` switches any kernel to ``point``):
 
 ``square``   exact overlap of the drop (the input pixel shrunk by ``pixfrac``
@@ -36,7 +42,9 @@ Kernels (``pixfrac < 0.001`` switches any kernel to ``point``):
 ``gaussian`` ``dow = (efac/pi) exp(-r^2 efac) w`` with
              ``efac = 2.3548^2 psr^2 / (2 pixfrac^2)`` sampled at output pixel
              centres (FWHM ``pixfrac/psr`` output pixels); not normalised,
-             exactly as drizzle does (not flux conserving).
+             exactly as drizzle does (not flux conserving).  Evaluated as
+             ``exp(-dx^2 efac) exp(-dy^2 efac)`` (one exp per column and row of
+             the window), which rounds differently by a few 1e-16.
 ``lanczos2``, ``lanczos3``
              separable Lanczos weights ``L(dx psr) L(dy psr)`` from a
              0.003-spaced table; pixfrac is ignored; weights may be negative;
@@ -158,6 +166,13 @@ def _deposit_flat(num, den, ctx, q, dow, d, positive, bit):
     den[q] += dow
     if positive:
         ctx[q] |= bit
+
+
+# What a kernel's row pass leaves for each input pixel (its "key"): bits 0-3
+# say which of the 2x2 cells around the drop get weight (lower left, lower
+# right, upper left, upper right), bits 4-7 which of them get the context bit
+# (a positive weight); _KEY_LARGE marks a drop larger than 2x2 cells, 0 none.
+_KEY_LARGE = 256
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -460,13 +475,6 @@ def _deposit_area(num, den, ctx, p, ii, jj, area, scale, d, ilo, ihi, jlo, jhi):
     if ii < ilo or ii > ihi or jj < jlo or jj > jhi or abs(area) < 1e-12:
         return
     _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, area * scale, d, p)
-
-
-# What the square kernel's row pass leaves for each input pixel (its "key"):
-# bits 0-3 say which of the 2x2 cells around the drop get weight (lower left,
-# lower right, upper left, upper right), bits 4-7 which of them get a positive
-# weight (their context bit); _KEY_LARGE marks a drop larger than 2x2 cells.
-_KEY_LARGE = 256
 
 
 @njit(nogil=True, cache=True, inline="always", error_model="numpy")
@@ -1138,15 +1146,28 @@ def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, 
                  in_units="cps", bit=1):
     """Add one input's weighted sums to a block of the output frame, in place.
 
-    The building block of the pipeline's reductions: ``num`` (float64) gains
-    ``sum(dow * d)`` and ``den`` (float64) gains ``sum(dow)`` for output
-    pixels ``[y0:y0+ny, x0:x0+nx]`` of the frame in which ``pixmap`` is
-    expressed (``(ny, nx) = num.shape``).  Drops partly outside the block add
-    only their part inside it, so blocks that tile a frame add up exactly to
-    the untiled result.  ``ctx`` (optional int32, same shape as ``num``) gets
-    ``bit`` OR-ed in where the weight added is positive.  The science of the
-    block is ``num / den`` where ``den != 0``.  Other arguments as
-    :func:`drizzle_add`.
+    The building block of the pipeline's reductions.  Drops partly outside the
+    block add only their part inside it, and each output pixel gets its
+    contributions in input order, so blocks that tile a frame add up exactly
+    (bit for bit) to the untiled result.
+
+    Parameters
+    ----------
+    data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units
+        As :func:`drizzle_add`.
+    num, den : 2-D float64 arrays (ny, nx)
+        Gain ``sum(dow * d)`` and ``sum(dow)`` for output pixels
+        ``[y0:y0+ny, x0:x0+nx]`` of the frame in which ``pixmap`` is expressed.
+    ctx : 2-D int32 array (ny, nx), optional
+        Gets ``bit`` OR-ed in where the weight added is positive.
+    x0, y0 : int
+        Output pixel of ``num[0, 0]``.
+    bit : int
+        The context bit (bit 31 may be given as ``1 << 31``).
+
+    Notes
+    -----
+    The science of the block is ``num / den`` where ``den != 0``.
     """
     data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl = _prepare(
         data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units)
@@ -1208,6 +1229,11 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
     fillval : float or None
         ``None`` (INDEF): output pixels with zero weight keep their value.
         A number: after adding, every output pixel with zero weight is set to it.
+
+    Returns
+    -------
+    None
+        ``out_sci``, ``out_wht`` and ``out_ctx`` are updated in place.
     """
     data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl = _prepare(
         data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units)
