@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -114,7 +115,10 @@ def test_dead_column_through_a_star_does_not_flag_its_core(tmp_path):
     sim = simulate(tmp_path / "sim", n_exposures=4, chips=2, size=256, seed=110, sky=0.1)
     default = dazzle.run(sim.files, str(tmp_path / "dz" / "syn"))
     legacy = dazzle.run(sim.files, str(tmp_path / "ad" / "syn"), driz_cr_legacy=True)
-    assert star_core_flags(sim, legacy)[0] >= 3      # measured 3
+    # AstroDrizzle itself flags 1 clean core pixel on these exposures, and so does its rule in
+    # dazzle on AstroDrizzle's frame (test_dead_column_case_in_astrodrizzle); on dazzle's frame
+    # the rule flags 3 (measured)
+    assert star_core_flags(sim, legacy)[0] >= 1
     assert star_core_flags(sim, default)[0] == 0
     # the column itself stays flagged, as in drizzlepac
     k, chip = 0, 2
@@ -123,6 +127,23 @@ def test_dead_column_through_a_star_does_not_flag_its_core(tmp_path):
     assert len(col) == 1
     assert np.array_equal(default.crmasks[k * 2 + chip - 1][:, col],
                           legacy.crmasks[k * 2 + chip - 1][:, col])
+
+
+@pytest.mark.oracle
+@needs_drizzlepac
+def test_dead_column_case_in_astrodrizzle(tmp_path):
+    """AstroDrizzle's own figure for the case above: its masks flag clean star-core pixels
+    beside the dead column too, as dazzle's ``driz_cr_legacy`` does."""
+    sim = simulate(tmp_path / "sim", n_exposures=4, chips=2, size=256, seed=110, sky=0.1)
+    ad = run_astrodrizzle(sim.files, tmp_path / "ad", output="syn")
+    masks = [fits.getdata(ad["crmask"][(root, c + 1)]).astype(bool)
+             for root in sim.roots for c in range(sim.chips)]
+    legacy = dazzle.run(sim.files, str(tmp_path / "dzl" / "syn"), output_frame="astrodrizzle",
+                        driz_cr_legacy=True)
+    n_ad = star_core_flags(sim, SimpleNamespace(crmasks=masks))[0]
+    n_legacy = star_core_flags(sim, legacy)[0]
+    print(f"\nstar-core flags beside the dead column: AstroDrizzle {n_ad}, driz_cr_legacy {n_legacy}")
+    assert n_ad >= 1 and n_legacy == n_ad
 
 
 def test_final_photometry_matches_truth(sims, runs):
@@ -176,7 +197,10 @@ def test_cosmic_ray_residual(which, sims, runs, twins, tmp_path):
     if which.startswith("8"):
         assert n_over == 0 and z.max() < 5.0, (n_over, z.max())
     else:
-        assert n_over <= 2 and z.max() < 7.5, (n_over, z.max())
+        # measured here: 1 pixel (5.2 sigma, 4x1), 1 (6.9, 4x2).  The bound is not this set's
+        # figure: it is the worst of 60 random sets never used to tune anything (3 pixels,
+        # 7.4 sigma), where AstroDrizzle's own masks (driz_cr_legacy) leave more
+        assert n_over <= 3 and z.max() < 7.5, (n_over, z.max())
 
 
 #: Seeds never used to tune anything: the rates over several random data sets, so that no
@@ -204,7 +228,10 @@ def test_rates_over_random_sets(which, tmp_path):
     assert all(abs(r.photometry - 1) < 0.003 for r in res)
     if n == 8:
         assert all(r.n_over5 == 0 for r in res)     # measured max 3.9 sigma
-    else:                                           # measured: 2 and 3 pixels, max 6.2
+    else:
+        # measured: 2 and 3 pixels, max 6.2.  The bound is AstroDrizzle's rate: its masks
+        # (driz_cr_legacy) leave 30 pixels on 30 random 4x1 sets, 1 a set, 6 for these 6
+        # (README, the 30-set table; dazzle's leave 26)
         assert sum(r.n_over5 for r in res) <= 6 and max(r.z_max for r in res) < 7.5
 
 

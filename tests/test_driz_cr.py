@@ -42,7 +42,7 @@ from dazzle.steps.driz_cr import (DEFAULTS, conversion_factor, cr_mask, crclean,
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from astrodrizzle_oracle import have_drizzlepac, needs_drizzlepac  # noqa: E402
+from astrodrizzle_oracle import have_drizzlepac, needs_drizzlepac, skip_or_fail  # noqa: E402
 
 RN = 4.7
 #: 2 Q(3.5) + the small pass-2-next-to-pass-1 term: the false-flag floor with a perfect blot.
@@ -675,7 +675,7 @@ _T, _G = 350.0, 7.0
 def oracle_arrays(tmp_path_factory):
     """One subprocess runs drizzlepac's drizCR._driz_cr on every case."""
     if not have_drizzlepac():
-        pytest.skip("drizzlepac (==3.11, the AstroDrizzle reference oracle) is not installed")
+        skip_or_fail("drizzlepac (==3.11, the AstroDrizzle reference oracle) is not installed")
     d = tmp_path_factory.mktemp("cr_oracle")
     rng = np.random.default_rng(21)
     shape = (160, 144)
