@@ -177,7 +177,7 @@ def main(argv=None):
         t_desc = time.perf_counter() - t0
 
         sampler.phase("median")
-        settings = MedianSettings.from_params({})          # AstroDrizzle defaults
+        settings = MedianSettings.of()                     # AstroDrizzle defaults
         blocks = frame_blocks((args.frame, args.frame), args.block)
         out = np.zeros((args.frame, args.frame), np.float32)
         max_stack = [0, 0]

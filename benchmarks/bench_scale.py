@@ -136,7 +136,7 @@ def make_data(outdir: Path, seed=1) -> list[str]:
 
 def graph_stats(files, out, tile_size, params):
     """Task counts of the pipeline's graph for ``files`` (no pixel is read)."""
-    from dazzle.cluster import prefix_of
+    from dazzle.cluster import task_prefix as prefix_of
     from dazzle.graph import build, overlaps, tiles
     from dazzle.params import resolve
     from dazzle.pipeline import plan_run
@@ -146,11 +146,7 @@ def graph_stats(files, out, tile_size, params):
     plan.final_canvas = "final-canvas"             # stand-ins: nothing is written
     if values.get("median", True):
         plan.median_canvas = "median-canvas"
-    g = build(plan)
-    objs = [g[k] for k in ("single", "median", "final", "skies", "crmasks", "updated", "other")]
-    dsk = {}
-    for o in _flatten(objs):
-        dsk.update(dict(o.__dask_graph__()))
+    dsk = dict(build(plan).__dask_graph__())
     by = {}
     for k in dsk:
         p = prefix_of(k)
@@ -163,14 +159,6 @@ def graph_stats(files, out, tile_size, params):
             "tiles": len(final_tiles), "tiles_touched": touched, "chip_tile_pairs": pairs,
             "median_tiles": med_tiles, "tasks": len(dsk), "by_prefix": by,
             "chips_x_tiles": len(plan.chips) * len(final_tiles)}
-
-
-def _flatten(x):
-    if isinstance(x, (list, tuple)):
-        for y in x:
-            yield from _flatten(y)
-    elif x is not None:
-        yield x
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,16 +1,28 @@
 """dazzle: a distributed, Numba-accelerated reimplementation of HST's AstroDrizzle.
 
-Layers (each AstroDrizzle step lives in one obvious file):
+Layers, each importing only the ones before it (each AstroDrizzle step lives in one obvious
+file, and its graph layer in one obvious function)::
 
-* ``dazzle.kernels``  -- Numba kernels over plain arrays (drizzle, blot, ...).
-* ``dazzle.steps``    -- AstroDrizzle's steps as plain functions over arrays and WCSs.
-* ``dazzle.geometry`` -- pixmaps between WCSs and the output frame.
-* ``dazzle.graph``    -- the Dask graph; ``dazzle.cluster`` -- where it runs.
-* ``dazzle.io`` / ``dazzle.products`` -- chips in, products out.
-* ``dazzle.params``   -- the parameter table (AstroDrizzle names and defaults).
+    kernels  ->  steps  ->  graph  ->  pipeline  ->  cli
 
-Entry points: :func:`run` (the whole pipeline) and :func:`drizzle`
-(AstroDrizzle's ``adrizzle.drizzle``).
+* ``dazzle.kernels``  -- Numba kernels over plain arrays (drizzle, blot, median, CR test).
+* ``dazzle.steps``    -- AstroDrizzle's steps as plain functions over arrays and WCSs, one
+  module each, with one frozen settings object per step (:class:`dazzle.steps.Settings`).
+* ``dazzle.graph``    -- the Dask graph, one ``add_<step>`` function per step;
+  ``dazzle.cluster`` -- where it runs, and the step timer.
+* ``dazzle.pipeline`` -- planning (headers, frames, boxes) and the run; ``dazzle.cli``.
+
+Beside them: ``dazzle.params`` (the parameter table: AstroDrizzle names, defaults, checks),
+``dazzle.facts`` (the steps, task names, kernel names and context bits, once),
+``dazzle.geometry`` (pixmaps, output frames), ``dazzle.io`` / ``dazzle.products`` (chips in,
+products out), ``dazzle.simulate`` (test data with truth), ``dazzle.report``.
+
+Entry points
+------------
+run(inputs, output="", config=None, **params)
+    The whole pipeline (:func:`dazzle.pipeline.run`); returns a ``RunResult``.
+drizzle(input, outdata="", config=None, **params)
+    AstroDrizzle's ``adrizzle.drizzle`` (:func:`dazzle.pipeline.drizzle`).
 """
 
 __version__ = "0.1.0.dev0"

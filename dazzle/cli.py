@@ -90,6 +90,7 @@ def _cmd_demo(args) -> int:
     from astropy.io import fits
 
     from dazzle import report
+    from dazzle.facts import STEPS
     from dazzle.params import parse_set_args, resolve
     from dazzle.pipeline import run
 
@@ -108,15 +109,13 @@ def _cmd_demo(args) -> int:
     print(f"  inputs : {show(sim.files[0])} ... {os.path.basename(sim.files[-1])}  ({len(sim.files)} files, "
           f"{len(sim.stars)} stars, truth in {show(sim.truth_stars_path)}; {t_sim:.1f} s)")
     values = resolve(args.config, **params)
-    names = {"static": "static mask", "skysub": "sky", "driz_separate": "drizzle separate", "median": "median",
-             "blot": "blot", "driz_cr": "driz_cr", "driz_combine": "final drizzle"}
-    on = [label for switch, label in names.items() if values.get(switch)]
-    count = "all 7 steps" if len(on) == 7 else f"{len(on)} of the 7 steps"
-    print(f"running {count} ({', '.join(on)}) on the {values.get('scheduler')} scheduler; "
+    on = [step.title for step in STEPS if values[step.switch]]
+    count = f"all {len(STEPS)} steps" if len(on) == len(STEPS) else f"{len(on)} of the {len(STEPS)} steps"
+    print(f"running {count} ({', '.join(on)}) on the {values['scheduler']} scheduler; "
           "a first run compiles the Numba kernels ...", flush=True)
     t1 = time.perf_counter()
-    with report.StepTimer() as timer:
-        result = run(sim.files, str(outdir / "products" / "demo"), args.config, progress=True, **params)
+    result = run(sim.files, str(outdir / "products" / "demo"), args.config, progress=True, summary=False,
+                 **params)
     t_run = time.perf_counter() - t1
 
     # cosmic rays found against the simulator's truth (pixels with more than 50 e- of CR charge)
@@ -136,7 +135,7 @@ def _cmd_demo(args) -> int:
                              "clean_flagged": int((flagged & (charge <= 0) & (dq == 0)).sum())})
     command = " ".join(["dazzle demo", str(args.outdir)] + ([f"--config {args.config}"] if args.config else [])
                        + [f"--set {x}" for x in (args.set or [])])
-    summary = report.save_run_summary(result, steps=timer.summary(), wall_time=t_sim + t_run,
+    summary = report.save_run_summary(result, wall_time=t_sim + t_run,
                                       chip_columns=columns, chip_extra=per_chip, command=command)
     t2 = time.perf_counter()
     info = report.collect_run(summary)

@@ -78,7 +78,8 @@ from pathlib import Path
 import dask
 from dask.utils import key_split
 
-from dazzle.params import ParameterError
+from dazzle import facts
+from dazzle.errors import ParameterError
 
 log = logging.getLogger("dazzle")
 
@@ -89,18 +90,7 @@ _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://|^[\w.\-]+:\d+$")
 #: where the profiles file is looked for when neither ``profile=`` nor $DAZZLE_PROFILES says
 DEFAULT_PROFILES = (Path("~/.config/dazzle/profiles.yaml"),
                     Path(__file__).resolve().parent.parent / "deploy" / "profiles.yaml")
-
-#: the pipeline's task-key prefixes (dazzle.graph) and their steps
-PREFIXES = {"static-sig": "static mask", "static-chip": "static mask", "static": "static mask",
-            "sky-stat": "sky", "skies": "sky", "sky": "sky",
-            "single-chip": "driz_separate", "single-exposure": "driz_separate",
-            "median-piece": "median", "median-tile": "median", "median-commit": "median",
-            "blot-cr": "blot+driz_cr", "crmask": "blot+driz_cr", "crclean": "blot+driz_cr",
-            "final-chip": "final drizzle", "final-part": "final drizzle",
-            "final-tile": "final drizzle", "final-commit": "final drizzle",
-            "update-dq": "update_input_dq"}
-_BY_LENGTH = sorted(PREFIXES, key=len, reverse=True)
-GLUE = "glue"   # dask's own small tasks (getitem, finalize, list ...): counted, not logged
+GLUE = facts.OTHER   # dask's own small tasks (getitem, finalize, list ...): counted, not logged
 
 
 class SchedulerError(ParameterError):
@@ -442,31 +432,22 @@ def connect(scheduler=None, *, workers=None, profile=None):
 # per-step timing
 # ---------------------------------------------------------------------------------------------
 
-def prefix_of(key) -> str:
-    """The prefix of a task key: ``final-part-3-7`` -> ``final-part``, ``single-exposure-j8bt06nyq``
-    -> ``single-exposure``; other keys by dask's ``key_split``."""
-    k = key[0] if isinstance(key, tuple) else key
-    k = k.decode() if isinstance(k, bytes) else str(k)
-    for p in _BY_LENGTH:
-        if k == p or k.startswith(p + "-"):
-            return p
-    return key_split(k)
-
-
-def step_of(key) -> str:
-    """The pipeline step of a task key (``final-chip-3`` -> ``final drizzle``)."""
-    return PREFIXES.get(prefix_of(key), GLUE)
+def task_prefix(key) -> str:
+    """A task key's layer prefix (:func:`dazzle.facts.prefix_of`), else dask's ``key_split``."""
+    p = facts.prefix_of(key)
+    return p if p is not None else key_split(key)
 
 
 class StepTimes:
-    """Per key prefix: task count, first start, last stop, summed task time."""
+    """Per key prefix: task count, first start, last stop, summed task time; rolled up per graph
+    layer (:data:`dazzle.facts.LAYERS`) by :meth:`steps`."""
 
     def __init__(self):
         self.rows = {}   # prefix -> [n, first_start, last_stop, busy]
         self.t0 = time.time()
 
     def add(self, key, start, stop):
-        p = prefix_of(key)
+        p = task_prefix(key)
         r = self.rows.get(p)
         if r is None:
             self.rows[p] = [1, start, stop, stop - start]
@@ -477,17 +458,19 @@ class StepTimes:
             r[3] += stop - start
 
     def steps(self):
-        """[(step, n, first_start, last_stop, busy, {prefix: n})] in order of first start."""
+        """[(step, n, first_start, last_stop, busy, {prefix: n})] in the pipeline's order (dask's
+        glue last)."""
         by = {}
         for p, (n, a, b, busy) in self.rows.items():
-            s = PREFIXES.get(p, GLUE)
+            s = facts.step_of(p)
             e = by.setdefault(s, [0, a, b, 0.0, {}])
             e[0] += n
             e[1] = min(e[1], a)
             e[2] = max(e[2], b)
             e[3] += busy
             e[4][p] = n
-        return sorted(((s, *v) for s, v in by.items()), key=lambda r: r[2])
+        order = [layer.name for layer in facts.LAYERS] + [GLUE]
+        return [(s, *by[s]) for s in order if s in by]
 
     def line(self, step, n, a, b, busy, parts):
         detail = ", ".join(f"{p} {k}" for p, k in parts.items())
@@ -496,7 +479,7 @@ class StepTimes:
 
     def as_dict(self) -> dict:
         """``{step: {"tasks", "seconds" (summed task time), "start", "end" (s from the start),
-        "prefixes": {prefix: tasks}}}`` in order of first start (dask glue left out)."""
+        "prefixes": {prefix: tasks}}}`` in the pipeline's order (dask glue left out)."""
         return {s: {"tasks": n, "seconds": busy, "start": a - self.t0, "end": b - self.t0,
                     "prefixes": parts}
                 for s, n, a, b, busy, parts in self.steps() if s != GLUE}
@@ -507,12 +490,14 @@ class StepTimes:
                 log.info(self.line(*row))
 
 
-class _LocalStepTimer(dask.callbacks.Callback):
-    """Dask callbacks of the local schedulers: time every task, log each step when done."""
+class StepTimer(dask.callbacks.Callback):
+    """The step timer of the local (threads / processes / synchronous) schedulers: a Dask
+    callback that times every task into a :class:`StepTimes` and logs each step when its last
+    task is done.  (On a distributed cluster the scheduler's task stream is used instead.)"""
 
-    def __init__(self, times: StepTimes):
+    def __init__(self, times: StepTimes | None = None):
         super().__init__()
-        self.times = times
+        self.times = StepTimes() if times is None else times
         self.started = {}
         self.left = {}
         self.lock = threading.Lock()
@@ -520,7 +505,7 @@ class _LocalStepTimer(dask.callbacks.Callback):
     def _start(self, dsk):
         counts = {}
         for k in dsk:
-            s = step_of(k)
+            s = facts.step_of(k)
             counts[s] = counts.get(s, 0) + 1
         self.left = counts
 
@@ -531,7 +516,7 @@ class _LocalStepTimer(dask.callbacks.Callback):
         stop = time.time()
         with self.lock:
             self.times.add(key, self.started.pop(key, stop), stop)
-            s = step_of(key)
+            s = facts.step_of(key)
             self.left[s] = self.left.get(s, 1) - 1
             if self.left[s] == 0 and s != GLUE:
                 for row in self.times.steps():
@@ -626,7 +611,7 @@ def _local_get(scheduler):
 
 def _compute_local(objs, scheduler, progress, workers, times):
     ctx = contextlib.ExitStack()
-    ctx.enter_context(_LocalStepTimer(times))
+    ctx.enter_context(StepTimer(times))
     if progress:
         ctx.enter_context(TaskProgress(sys.stderr))
     kw = {"num_workers": int(workers)} if workers and scheduler != "synchronous" else {}

@@ -1,45 +1,58 @@
-"""The Dask graph: chips in, products out.
+"""The Dask graph: chips in, products out -- the pipeline's outline.
 
-Shape of the graph (``k`` a chip, ``t`` a tile of the output frame)::
+:func:`build` adds one layer per step, in AstroDrizzle's order, each from the :class:`Plan` and
+the handles of the layers before it (``k`` a chip, ``t`` a tile of an output frame, ``root`` an
+exposure)::
 
-    static-sig-<k>  -> static-<shape>-<extver>        static mask per chip number (in memory)
-    sky-stat-<k>    -> skies                          one sky per chip (never written to inputs)
-    single-chip-<k> -> single-exposure-<root>         <root>_single_sci/wht.fits
-    median-piece-<root> -> median-tile-<t> -> median-commit        <output>_med.fits
-    blot-cr-<k>                                       <root>_sci<N>_blt.fits, _crmask.fits
-    final-chip-<k>  -> final-part-<k>-<t> -> final-tile-<t> -> final-commit   <output>_drz.fits
+    add_static_mask     static-sig-<k> -> static-<shape>-<extver>-l<n>-<i> -> static-chip-<k>
+    add_sky             sky-stat-<k> -> skies -> sky-<k>                       (in memory)
+    add_single_drizzle  single-chip-<k> -> single-exposure-<root>             <root>_single_sci/wht.fits
+    add_median          median-piece-<root> -> median-tile-<t> -> median-commit    <output>_med.fits
+    add_blot_cr         blot-cr-<k> -> crmask-<k>, crclean-<root>             <root>_sci<N>_blt.fits,
+                                                                               _crmask.fits, _crclean.fits
+    add_final_drizzle   final-chip-<k> -> final-part-<k>-<t> -> final-tile-<t> -> final-commit
+                                                                               <output>_drz.fits
+    add_input_dq_update update-dq-after -> update-dq-<i>                      (the inputs' DQ, if asked)
 
-A chip task receives the chip's small picklable description (never its pixels) and reads the
-pixels itself.  The final drizzle is a tiled reduction: each chip is drizzled once (Numba
-kernel) into float64 sums over the box of output pixels it touches, the box is cut into the
-tiles it overlaps, and each tile task adds the pieces of the chips that touch it *in chip
-order*, divides, and writes its rectangle of SCI, WHT and CTX straight into the product file
-(laid out beforehand).  The median is computed the same way, tile by tile, from only the
-single-drizzled images that overlap each tile.  No task ever holds an array of the whole
-output frame; the number of tasks grows with chips plus tiles touched, not chips times tiles;
-the products are the same bits whatever the scheduler, the number of workers or the tile
-size.  Nothing here does arithmetic on pixels: that is the steps' (:mod:`dazzle.steps`) and the
-kernels' work.
+A task is given only what it needs: a chip task its chip's small picklable description (never
+its pixels, which it reads itself), an exposure task its own chips, a tile task the pieces that
+reach the tile.  So the number of tasks and the size of the graph grow with chips plus tiles
+touched, never chips times chips or chips times tiles.  The graph is written as one dict
+(:class:`Graph`), so adding a task costs the same however large the graph already is.
+
+The final drizzle is a tiled reduction: each chip is drizzled once (Numba kernel) into float64
+sums over the box of output pixels it touches, the box is cut into the tiles it overlaps, and
+each tile task adds the pieces of the chips that touch it *in chip order*, divides, and writes
+its rectangle of SCI, WHT and CTX straight into the product file (laid out beforehand).  The
+median is computed the same way, tile by tile, from only the single-drizzled images that reach
+each tile.  No task ever holds an array of the whole output frame; the products are the same
+bits whatever the scheduler, the number of workers or the tile size.  Nothing here does
+arithmetic on pixels: that is the steps' (:mod:`dazzle.steps`) and the kernels' work.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
-from dask import delayed
 
 from dazzle import products
 from dazzle.geometry import sub_frame
+from dazzle.steps import Settings
 from dazzle.steps import blot as blot_step
 from dazzle.steps import driz_cr as cr_step
 from dazzle.steps import median as median_step
 from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
-from dazzle.steps.common import DrizzleSettings, Sums
+from dazzle.steps.common import Sums
 from dazzle.steps.common import load_chip as common_load_chip
 from dazzle.steps.driz_separate import exposure_box, single_chip, single_exposure
 from dazzle.steps.final_drizzle import final_chip, final_combine
+
+__all__ = ["Plan", "Graph", "Handle", "build", "tiles", "tiles_touching", "overlaps", "cut_sums",
+           "add_static_mask", "add_sky", "add_single_drizzle", "add_median", "add_blot_cr", "add_final_drizzle",
+           "add_input_dq_update"]
 
 
 @dataclass
@@ -47,9 +60,10 @@ class Plan:
     """Everything the graph needs, decided by the driver before any pixel is read."""
 
     chips: list                       # dazzle.io.Chip, in input order
-    params: dict                      # resolved parameters
+    params: dict                      # resolved parameters (for the products' provenance)
     out_dir: str
     final_path: str | None            # None: no final drizzle
+    settings: Settings | None = None  # every step's settings, from ``params``
     out_root: str = "final"           # <output> of <output>_med.fits, ...
     single_frame: object = None       # geometry.Frame for driz_separate (None: step off)
     final_frame: object = None        # geometry.Frame for the final drizzle
@@ -64,6 +78,17 @@ class Plan:
     run_key: str = ""                 # identifies inputs + parameters, for resumed runs
     reuse: dict = field(default_factory=dict)   # products a resumed run takes as they are
 
+    def exposures(self) -> dict:
+        """``{root: [chip indices]}``, exposures in order of first appearance."""
+        by_root: dict = {}
+        for k, chip in enumerate(self.chips):
+            by_root.setdefault(chip.root, []).append(k)
+        return by_root
+
+
+# ---------------------------------------------------------------------------------------------
+# tiles
+# ---------------------------------------------------------------------------------------------
 
 def tiles(shape, tile_size):
     """The tiles (x0, x1, y0, y1) of a frame, row by row."""
@@ -74,6 +99,21 @@ def tiles(shape, tile_size):
 
 def overlaps(a, b):
     return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+def tiles_touching(box, shape, tile_size, halo=0):
+    """The indices (into :func:`tiles`) of the tiles that ``box`` (x0, x1, y0, y1), widened by
+    ``halo`` pixels, overlaps -- found from the grid, not by testing every tile."""
+    if box is None:
+        return []
+    ny, nx = shape
+    x0, x1 = max(0, box[0] - halo), min(nx, box[1] + halo)
+    y0, y1 = max(0, box[2] - halo), min(ny, box[3] + halo)
+    if x0 >= x1 or y0 >= y1:
+        return []
+    ntx = -(-nx // tile_size)
+    return [ty * ntx + tx for ty in range(y0 // tile_size, (y1 - 1) // tile_size + 1)
+            for tx in range(x0 // tile_size, (x1 - 1) // tile_size + 1)]
 
 
 def cut_sums(s: Sums | None, box) -> Sums | None:
@@ -93,14 +133,13 @@ def cut_sums(s: Sums | None, box) -> Sums | None:
 # task bodies: wiring only (load, call a step, hand on or write)
 # ---------------------------------------------------------------------------------------------
 
-def load_chip(chip, params):
+def load_chip(chip, resetbits):
     """The chip's pixels, ``resetbits`` cleared (:func:`dazzle.steps.common.load_chip`)."""
-    return common_load_chip(chip, params.get("resetbits"))
+    return common_load_chip(chip, resetbits)
 
 
-def _static_signature(chip, params):
-    return static_step.chip_signature(chip.load(err=False, dq=False).sci,
-                                      static_sig=params.get("static_sig", 4.0))
+def _static_signature(chip, settings):
+    return static_step.chip_signature(chip.load(err=False, dq=False).sci, static_sig=settings.static_sig)
 
 
 def _static_and(*signatures):
@@ -115,26 +154,38 @@ def _and_masks(a, b):
     return np.asarray(a, bool) & np.asarray(b, bool)
 
 
-def _sky_stat(chip, static, params):
-    return sky_step.chip_sky_stat(chip, load_chip(chip, params), static, params)
+def _sky_stat(chip, static, settings, resetbits):
+    return sky_step.chip_sky_stat(load_chip(chip, resetbits), static, settings)
 
 
-def _skies(chips, stats, params):
-    user = sky_step.user_skies(chips, params)
+def _skies(chips, settings, *stats):
+    user = sky_step.user_skies(chips, settings)
     if user is not None:
         return user
-    return sky_step.skies_from_stats(chips, stats, params)
+    return sky_step.skies_from_stats(chips, list(stats), settings)
 
 
-def _skies_all_at_once(chips, statics, params):
-    return sky_step.compute_skies(chips, [load_chip(c, params) for c in chips], statics, params)
+def _skies_all_at_once(chips, settings, resetbits, *statics):
+    return sky_step.compute_skies(chips, [load_chip(c, resetbits) for c in chips], list(statics), settings)
 
 
-def _drizzle_sky(skies, k):
-    return skies[k].drizzle_sky
+def _chip_sky(skies, k):
+    return skies[k]
 
 
-def _write_single(parts, box, frame, settings, out_dir, root, params, exptime, bunit, skies, key):
+def _single_chip(chip, frame, box, settings, sky, static):
+    return single_chip(chip, frame, box, settings, sky=sky.drizzle_sky, static_mask=static)
+
+
+def _halves(values):
+    """The two halves of a task's ``*values`` (the results of earlier tasks come as positional
+    arguments: :meth:`Graph.add` puts results in place of handles there, not inside lists)."""
+    n = len(values) // 2
+    return list(values[:n]), list(values[n:])
+
+
+def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, *parts_and_skies):
+    parts, skies = _halves(parts_and_skies)
     sci, wht = single_exposure(parts, box, settings)
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
     paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params,
@@ -143,71 +194,80 @@ def _write_single(parts, box, frame, settings, out_dir, root, params, exptime, b
     return paths
 
 
-def _median_piece(single_paths, chips, ks, skies):
-    """The median's description of one exposure: sky in e- (lowest over its chips), read
-    noise squared (mean over its chips), exposure time."""
-    sky_e = min(skies[k].drizzle_sky * cr_step.conversion_factor(
-        in_units="counts", exptime=chips[k].exptime, gain=chips[k].gain, bunit=chips[k].bunit)
-        for k in ks)
-    rn2 = float(np.mean([(chips[k].rdnoise or 0.0) ** 2 for k in ks]))
+def _median_piece(single_paths, chips, *skies):
+    """The median's description of one exposure (``chips`` and ``skies`` its own): sky in e-
+    (lowest over its chips), read noise squared (mean over its chips), exposure time."""
+    sky_e = min(sky.drizzle_sky * cr_step.conversion_factor(
+        in_units="counts", exptime=c.exptime, gain=c.gain, bunit=c.bunit) for c, sky in zip(chips, skies))
+    rn2 = float(np.mean([(c.rdnoise or 0.0) ** 2 for c in chips]))
     return median_step.describe_piece(single_paths[0], single_paths[1], sky=sky_e, rn2=rn2,
-                                      exptime=chips[ks[0]].exptime)
+                                      exptime=chips[0].exptime)
 
 
-def _median_tile(pieces, box, params, canvas):
+def _median_tile(box, settings, canvas, nimages, *pieces):
     if products.canvas_committed(canvas):
         return box   # recomputed after a lost worker, after the commit: nothing to write
-    block = median_step.median_block(pieces, box, params)
+    block = median_step.median_block(pieces, box, settings, nimages=nimages)
     products.write_block(canvas, 0, block, box[2], box[0])
     return box
 
 
-def _blot_cr(chip, k, median_path, frame, box, skies, static, params, out_dir, key=""):
-    """Blot the median onto chip ``k`` and find its cosmic rays: returns the CR mask (True =
-    good) and writes the blot / crmask (/ crclean) products."""
-    sky = skies[k]
+def _blot(chip, median_path, frame, box, sky, settings):
+    """Step 5 for one chip: the median, read over the chip's box, blotted onto the chip."""
     median, mx0, my0 = blot_step.read_section(median_path, box, frame.shape)
-    blotted = blot_step.blot_chip(median, chip, frame, offset=(mx0, my0),
-                                  interp=params.get("blot_interp", "poly5"),
-                                  sinscl=params.get("blot_sinscl", 1.0), sky=sky.drizzle_sky,
-                                  addsky=params.get("blot_addsky", True),
-                                  skyval=params.get("blot_skyval", 0.0) or 0.0,
-                                  stepsize=int(params.get("stepsize", 10)),
-                                  exact=str(params.get("pixmap_mode", "fast")) == "exact")
-    products.write_chip_image(out_dir, f"{chip.root}_sci{chip.extver}_blt.fits", blotted, chip,
-                              params, {"MDRIZSKY": (float(sky.value), "sky (chip units)")})
-    if not params.get("driz_cr", True):
+    return blot_step.blot_chip(median, chip, frame, settings, offset=(mx0, my0), sky=sky.drizzle_sky)
+
+
+def _write_blot(out_dir, chip, blotted, sky, params):
+    return products.write_chip_image(out_dir, f"{chip.root}_sci{chip.extver}_blt.fits", blotted, chip,
+                                     params, {"MDRIZSKY": (float(sky.value), "sky (chip units)")})
+
+
+def _write_crmask(out_dir, chip, good, params, key):
+    path = products.write_chip_image(out_dir, f"{chip.root}_sci{chip.extver}_crmask.fits",
+                                     cr_step.crmask_product(good), chip, params, {})
+    products.write_manifest(path, key)
+    return path
+
+
+def _blot_cr(chip, median_path, frame, box, sky, static, blot_settings, cr_settings, resetbits,
+             params, out_dir, key=""):
+    """Blot the median onto a chip (written as its ``_blt`` product) and, when driz_cr is on,
+    find its cosmic rays (written as its ``_crmask`` product).  Returns None (no driz_cr) or
+    (CR mask (True = good), CR-cleaned SCI or None)."""
+    blotted = _blot(chip, median_path, frame, box, sky, blot_settings)
+    _write_blot(out_dir, chip, blotted, sky, params)
+    if cr_settings is None:
         return None
-    data = load_chip(chip, params)
-    legacy = bool(params.get("driz_cr_legacy", False))
-    known_bad = None if legacy else cr_step.known_bad_pixels(data.dq, static,
-                                                             params.get("driz_sep_bits", 0))
-    good = cr_step.cr_mask(data.sci, blotted, sky=float(sky.value), gain=chip.gain, rdnoise=chip.rdnoise,
-                           exptime=chip.exptime, in_units=chip.in_units, bunit=chip.bunit,
-                           driz_cr_snr=params.get("driz_cr_snr", (3.5, 3.0)),
-                           driz_cr_scale=params.get("driz_cr_scale", (1.2, 0.7)),
-                           driz_cr_grow=params.get("driz_cr_grow", 1),
-                           driz_cr_ctegrow=params.get("driz_cr_ctegrow", 0),
-                           cte_direction=cr_step.cte_direction(chip.instrument, chip.detector,
-                                                               chip.extver, getattr(chip, "ccdamp", None)),
-                           noise=params.get("driz_cr_noise", "astrodrizzle"),
-                           legacy=legacy, known_bad=known_bad)
-    crmask_path = products.write_chip_image(out_dir, f"{chip.root}_sci{chip.extver}_crmask.fits",
-                                            cr_step.crmask_product(good), chip, params, {})
-    products.write_manifest(crmask_path, key)
-    if params.get("driz_cr_corr", False):
-        return good, cr_step.crclean(data.sci, blotted, good)
-    return good, None
+    data = load_chip(chip, resetbits)
+    good = cr_step.chip_cr_mask(chip, data, blotted, sky.value, static, cr_settings)
+    _write_crmask(out_dir, chip, good, params, key)
+    return good, (cr_step.crclean(data.sci, blotted, good) if cr_settings.corr else None)
 
 
-def _write_crclean(chip_path, root, chips_and_results, out_dir, params):
-    return products.write_crclean(out_dir, root, chip_path, chips_and_results, params)
+def _write_crclean(chip_path, root, chips, out_dir, params, *results):
+    return products.write_crclean(out_dir, root, chip_path, list(zip(chips, results)), params)
 
 
-def _final_tile(parts, box, settings, canvas, nchips, texptime):
+def _read_crmask(path):
+    from astropy.io import fits
+
+    return fits.getdata(path).astype(bool)
+
+
+def _cr_only(result):
+    return None if result is None else result[0]
+
+
+def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm):
+    return final_chip(chip, frame, box, settings, sky=sky.drizzle_sky, static_mask=static, cr_mask=crmask,
+                      ivm=ivm)
+
+
+def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
     if products.canvas_committed(canvas):
         return box   # recomputed after a lost worker, after the commit: nothing to write
-    sci, wht, ctx = final_combine(parts, box, settings, nchips=nchips, texptime=texptime)
+    sci, wht, ctx = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips, texptime=texptime)
     x0, _, y0, _ = box
     products.write_block(canvas, 1, sci, y0, x0)
     products.write_block(canvas, 2, wht, y0, x0)
@@ -229,150 +289,261 @@ def _commit_with_manifest(canvas, key, *done):
     return path
 
 
-def _read_crmask(path):
-    from astropy.io import fits
-
-    return fits.getdata(path).astype(bool)
+def _after(*done):
+    return None
 
 
-def _cr_only(result):
-    return None if result is None else result[0]
-
-
-def _update_dq(path, chips, crmasks, params, *after):
+def _update_dq(path, chips, crbit, after, *crmasks):
     from dazzle.io import update_input_dq
 
-    return update_input_dq(path, chips, crmasks, crbit=int(params.get("crbit", 4096)))
+    return update_input_dq(path, chips, list(crmasks), crbit=crbit)
+
+
+# ---------------------------------------------------------------------------------------------
+# the graph under construction
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Handle:
+    """A task of the graph being built: as an argument of a later task, its result."""
+
+    key: str
+
+
+def _call(func, args, holes, *results):
+    """Run a task: ``func(*args)`` with the results of its dependencies put into the places
+    ``holes`` (their positions in ``args``)."""
+    args = list(args)
+    for pos, value in zip(holes, results):
+        args[pos] = value
+    return func(*args)
+
+
+class Graph:
+    """A Dask task graph written directly as a dict (key -> task): adding a task costs the same
+    whatever the size of the graph (``dask.delayed`` merges every dependency's whole graph into
+    each new task's, which is quadratic in chips).
+
+    A task's function gets its plain arguments through a ``functools.partial`` (so no value is
+    ever mistaken for a task key) and the results of its dependencies -- the :class:`Handle`
+    arguments, given as positional arguments, never inside a list -- put back in place.
+    """
+
+    NAME = "dazzle"
+
+    def __init__(self):
+        self.tasks: dict = {}
+
+    def add(self, key: str, func, *args) -> Handle:
+        """Task ``key``: ``func(*args)``; returns its handle."""
+        holes = tuple(i for i, a in enumerate(args) if isinstance(a, Handle))
+        plain = tuple(None if isinstance(a, Handle) else a for a in args)
+        self.tasks[key] = (partial(_call, func, plain, holes), *(args[i].key for i in holes))
+        return Handle(key)
+
+    def outputs(self, outputs: dict):
+        """One ``dask.delayed`` object whose value is ``outputs`` (a dict of handles, other
+        values and lists of them) with every handle replaced by its task's result: a last task
+        gathers them, so the whole run is one collection (computing many collections of one
+        graph costs a pass over the graph for each)."""
+        from dask.delayed import Delayed
+        from dask.highlevelgraph import HighLevelGraph
+
+        layout, values = [], []
+        for name, v in outputs.items():
+            items = v if isinstance(v, list) else [v]
+            layout.append((name, isinstance(v, list), len(items)))
+            values += items
+        self.add("outputs", _gather, layout, *values)
+        return Delayed("outputs", HighLevelGraph({self.NAME: self.tasks}, {self.NAME: set()}), layer=self.NAME)
+
+
+def _gather(layout, *values):
+    out, i = {}, 0
+    for name, is_list, n in layout:
+        out[name] = list(values[i:i + n]) if is_list else values[i]
+        i += n
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the layers, one per step
+# ---------------------------------------------------------------------------------------------
+
+def add_static_mask(g: Graph, plan: Plan) -> list:
+    """Step 1: per chip, its static mask (True = good) ANDed with the user's in-memory mask --
+    a handle, the user's mask or None.  The chips' signatures are ANDed per mask key (shape,
+    chip number) in a tree of pairs: no task holds more than two of them."""
+    n = len(plan.chips)
+    user = list(plan.user_static) if plan.user_static else [None] * n
+    settings = plan.settings.static
+    if settings is None:
+        return user
+    by_key: dict = {}
+    for k, chip in enumerate(plan.chips):
+        by_key.setdefault(static_step.mask_key(chip), []).append(k)
+    combined = {}
+    for key, ks in by_key.items():
+        sigs = [g.add(f"static-sig-{k}", _static_signature, plan.chips[k], settings) for k in ks]
+        name = f"static-{key[0][0]}x{key[0][1]}-{key[1]}"
+        level = 0
+        while len(sigs) > 1:
+            sigs = [g.add(f"{name}-l{level}-{i // 2}", _static_and, *sigs[i:i + 2])
+                    if i + 1 < len(sigs) else sigs[i] for i in range(0, len(sigs), 2)]
+            level += 1
+        combined[key] = sigs[0]
+    return [g.add(f"static-chip-{k}", _and_masks, user[k], combined[static_step.mask_key(c)])
+            for k, c in enumerate(plan.chips)]
+
+
+def add_sky(g: Graph, plan: Plan, statics) -> tuple:
+    """Step 2: the skies -- ``(skies, per_chip)``: a handle on every chip's
+    :class:`~dazzle.steps.sky.ChipSky` and one handle per chip (``sky-<k>``).  One statistic per
+    chip, then one task combining them (localmin, globalmin); the match methods need every chip
+    at once; user skies need no pixels."""
+    chips, settings, resetbits = plan.chips, plan.settings.sky, plan.settings.resetbits
+    if settings.needs_pixels and "match" in settings.skymethod:
+        skies = g.add("skies", _skies_all_at_once, chips, settings, resetbits, *statics)
+    else:
+        stats = [None] * len(chips)
+        if settings.needs_pixels:
+            stats = [g.add(f"sky-stat-{k}", _sky_stat, c, statics[k], settings, resetbits)
+                     for k, c in enumerate(chips)]
+        skies = g.add("skies", _skies, chips, settings, *stats)
+    return skies, [g.add(f"sky-{k}", _chip_sky, skies, k) for k in range(len(chips))]
+
+
+def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
+    """Step 3: each exposure drizzled on its own -- ``{root: handle of (sci path, wht path)}``
+    (or the paths a resumed run reuses).  One task per chip, one per exposure adding its chips
+    and writing the pair."""
+    settings, frame = plan.settings.single, plan.single_frame
+    singles = {}
+    if settings is None or frame is None:
+        return singles
+    for root, ks in plan.exposures().items():
+        box = exposure_box([plan.single_boxes[k] for k in ks])
+        if box is None:
+            continue
+        if ("single", root) in plan.reuse:
+            singles[root] = plan.reuse[("single", root)]
+            continue
+        parts = [g.add(f"single-chip-{k}", _single_chip, plan.chips[k], frame, plan.single_boxes[k], settings,
+                       skies[k], statics[k]) for k in ks]
+        first = plan.chips[ks[0]]
+        singles[root] = g.add(f"single-exposure-{root}", _write_single, box, frame, settings, plan.out_dir, root,
+                              plan.params, first.exptime, first.bunit, plan.run_key, *parts, *[skies[k] for k in ks])
+    return singles
+
+
+def add_median(g: Graph, plan: Plan, singles, skies):
+    """Step 4: the median, tile by tile -- a handle on ``<output>_med.fits`` (or the path a
+    resumed run reuses, or None).  One task per exposure describes its single-drizzled pair;
+    each tile task gets the exposures that reach it, in stack order."""
+    if "median" in plan.reuse:
+        return plan.reuse["median"]
+    settings = plan.settings.median
+    if settings is None or plan.median_canvas is None:
+        return None
+    shape, ts = plan.single_frame.shape, plan.tile_size
+    tile_list = tiles(shape, ts)
+    per_tile = [[] for _ in tile_list]
+    pieces = 0
+    for root, ks in plan.exposures().items():
+        if root not in singles:
+            continue
+        piece = g.add(f"median-piece-{root}", _median_piece, singles[root], [plan.chips[k] for k in ks],
+                      *[skies[k] for k in ks])
+        box = exposure_box([plan.single_boxes[k] for k in ks])
+        for t in tiles_touching(box, shape, ts, halo=settings.halo):
+            per_tile[t].append(piece)
+        pieces += 1
+    done = [g.add(f"median-tile-{t}", _median_tile, tb, settings, plan.median_canvas, pieces, *per_tile[t])
+            for t, tb in enumerate(tile_list)]
+    return g.add("median-commit", _commit_with_manifest, plan.median_canvas, plan.run_key, *done)
+
+
+def add_blot_cr(g: Graph, plan: Plan, median, statics, skies) -> tuple:
+    """Steps 5 and 6: one task per chip blots the median onto it and, with driz_cr on, finds
+    its cosmic rays -- ``(crmasks, other)``: per chip a handle on its CR mask (True = good), or
+    None when no CR masks are made, and the handles of the other products (crclean files;
+    blot-only tasks)."""
+    blot_settings, cr_settings = plan.settings.blot, plan.settings.cr
+    if median is None or blot_settings is None:
+        return None, []
+    results = [None if ("crmask", k) in plan.reuse else
+               g.add(f"blot-cr-{k}", _blot_cr, chip, median, plan.single_frame, plan.single_boxes[k], skies[k],
+                     statics[k], blot_settings, cr_settings, plan.settings.resetbits, plan.params, plan.out_dir,
+                     plan.run_key)
+               for k, chip in enumerate(plan.chips)]
+    if cr_settings is None:
+        return None, [r for r in results if r is not None]
+    crmasks = [g.add(f"crmask-{k}", _read_crmask, plan.reuse[("crmask", k)])
+               if ("crmask", k) in plan.reuse else
+               g.add(f"crmask-{k}", _cr_only, r) for k, r in enumerate(results)]
+    other = []
+    if cr_settings.corr:
+        # (a resumed run keeps the crclean files of chips whose masks it reuses)
+        other = [g.add(f"crclean-{root}", _write_crclean, plan.chips[ks[0]].path, root, [plan.chips[k] for k in ks],
+                       plan.out_dir, plan.params, *[results[k] for k in ks])
+                 for root, ks in plan.exposures().items() if all(results[k] is not None for k in ks)]
+    return crmasks, other
+
+
+def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
+    """Step 7: the final drizzle, a tiled reduction -- a handle on ``<output>_drz.fits`` (or
+    None).  One task per chip drizzles it into sums over its box; each piece of a box in a tile
+    is cut out by its own task; each tile task adds its pieces in chip order and writes."""
+    settings, frame = plan.settings.final, plan.final_frame
+    if settings is None or plan.final_path is None:
+        return None
+    tile_list = tiles(frame.shape, plan.tile_size)
+    per_tile = [[] for _ in tile_list]
+    for k, chip in enumerate(plan.chips):
+        box = plan.final_boxes[k]
+        s = g.add(f"final-chip-{k}", _final_chip, chip, frame, box, settings, skies[k], statics[k],
+                  None if crmasks is None else crmasks[k], None if plan.ivm is None else plan.ivm[k])
+        for t in tiles_touching(box, frame.shape, plan.tile_size):
+            per_tile[t].append((k + 1, g.add(f"final-part-{k}-{t}", cut_sums, s, tile_list[t])))
+    done = [g.add(f"final-tile-{t}", _final_tile, tb, settings, plan.final_canvas, len(plan.chips), plan.texptime,
+                  [n for n, _ in per_tile[t]], *[p for _, p in per_tile[t]]) for t, tb in enumerate(tile_list)]
+    return g.add("final-commit", _commit, plan.final_canvas, *done)
+
+
+def add_input_dq_update(g: Graph, plan: Plan, crmasks, after) -> list:
+    """dazzle's optional last layer: the CR flags ORed into the inputs' DQ (each input backed
+    up first), one task per input file, after every product is written (``after``)."""
+    crbit = plan.settings.crbit
+    if crbit is None or crmasks is None:
+        return []
+    wait = g.add("update-dq-after", _after, *[x for x in after if x is not None])
+    by_path: dict = {}
+    for k, c in enumerate(plan.chips):
+        by_path.setdefault(c.path, []).append(k)
+    return [g.add(f"update-dq-{i}", _update_dq, path, [plan.chips[k] for k in ks], crbit, wait,
+                  *[crmasks[k] for k in ks])
+            for i, (path, ks) in enumerate(by_path.items())]
 
 
 # ---------------------------------------------------------------------------------------------
 # the graph
 # ---------------------------------------------------------------------------------------------
 
-def build(plan: Plan) -> dict:
-    """The delayed objects of the run: {"single": [...], "median": path, "final": path, ...}."""
-    d = delayed
-    out = {"single": [], "median": None, "final": None, "crmasks": None, "updated": [], "other": []}
-    chips, params = plan.chips, plan.params
-    n = len(chips)
-    by_root: dict[str, list[int]] = {}
-    for k, chip in enumerate(chips):
-        by_root.setdefault(chip.root, []).append(k)
+def build(plan: Plan):
+    """The pipeline: each step adds its layer from the plan and the layers before it.
 
-    # -- step 1: static mask (in memory), ANDed with the user's in-memory mask ----------------
-    statics = list(plan.user_static) if plan.user_static else [None] * n
-    if params.get("static", True):
-        by_key: dict = {}
-        for k, chip in enumerate(chips):
-            by_key.setdefault(static_step.mask_key(chip), []).append(k)
-        combined = {}
-        for key, ks in by_key.items():
-            sigs = [d(_static_signature, pure=True)(chips[k], params, dask_key_name=f"static-sig-{k}")
-                    for k in ks]
-            # AND the signatures in a tree of pairs: no task holds more than two of them
-            name = f"static-{key[0][0]}x{key[0][1]}-{key[1]}"
-            level = 0
-            while len(sigs) > 1:
-                sigs = [d(_static_and, pure=True)(*sigs[i:i + 2], dask_key_name=f"{name}-l{level}-{i // 2}")
-                        if i + 1 < len(sigs) else sigs[i] for i in range(0, len(sigs), 2)]
-                level += 1
-            combined[key] = sigs[0]
-        statics = [d(_and_masks, pure=True)(statics[k], combined[static_step.mask_key(c)],
-                                            dask_key_name=f"static-chip-{k}") for k, c in enumerate(chips)]
-
-    # -- step 2: sky ---------------------------------------------------------------------------
-    method = str(params.get("skymethod", "localmin")).lower()
-    if params.get("skysub", True) and "match" in method:
-        skies = d(_skies_all_at_once, pure=True)(chips, statics, params, dask_key_name="skies")
-    else:
-        stats = [None] * n
-        if params.get("skysub", True) and sky_step.user_skies(chips, params) is None:
-            stats = [d(_sky_stat, pure=True)(c, statics[k], params, dask_key_name=f"sky-stat-{k}")
-                     for k, c in enumerate(chips)]
-        skies = d(_skies, pure=True)(chips, stats, params, dask_key_name="skies")
-    out["skies"] = skies
-    drizzle_sky = [d(_drizzle_sky, pure=True)(skies, k, dask_key_name=f"sky-{k}") for k in range(n)]
-
-    # -- step 3: drizzle separate ----------------------------------------------------------------
-    singles = {}
-    if plan.single_frame is not None:
-        settings = DrizzleSettings.from_params(params, "single")
-        for root, ks in by_root.items():
-            box = exposure_box([plan.single_boxes[k] for k in ks])
-            if box is None:
-                continue
-            if ("single", root) in plan.reuse:
-                singles[root] = plan.reuse[("single", root)]
-                continue
-            parts = [d(single_chip, pure=True)(chips[k], plan.single_frame, plan.single_boxes[k], settings,
-                                              sky=drizzle_sky[k], static_mask=statics[k],
-                                              dask_key_name=f"single-chip-{k}")
-                     for k in ks]
-            first = chips[ks[0]]
-            singles[root] = d(_write_single, pure=True)(
-                parts, box, plan.single_frame, settings, plan.out_dir, root, params, first.exptime,
-                first.bunit, [skies[k] for k in ks], plan.run_key, dask_key_name=f"single-exposure-{root}")
-        out["single"] = list(singles.values())
-
-    # -- step 4: median, tile by tile -------------------------------------------------------------
-    median_path = plan.reuse.get("median")
-    if median_path is None and plan.median_canvas is not None:
-        pieces = [d(_median_piece, pure=True)(singles[root], chips, by_root[root], skies,
-                                              dask_key_name=f"median-piece-{root}")
-                  for root in by_root if root in singles]
-        done = [d(_median_tile, pure=True)(pieces, tb, params, plan.median_canvas, dask_key_name=f"median-tile-{t}")
-                for t, tb in enumerate(tiles(plan.single_frame.shape, plan.tile_size))]
-        median_path = d(_commit_with_manifest, pure=True)(plan.median_canvas, plan.run_key, *done,
-                                                          dask_key_name="median-commit")
-    out["median"] = median_path
-
-    # -- steps 5 and 6: blot and driz_cr, one task per chip ---------------------------------------
-    crmasks = [None] * n
-    if median_path is not None and params.get("blot", True):
-        results = [None if ("crmask", k) in plan.reuse else
-                   d(_blot_cr, pure=True)(chip, k, median_path, plan.single_frame, plan.single_boxes[k], skies,
-                                          statics[k], params, plan.out_dir, plan.run_key,
-                                          dask_key_name=f"blot-cr-{k}")
-                   for k, chip in enumerate(chips)]
-        if params.get("driz_cr", True):
-            crmasks = [d(_read_crmask, pure=True)(plan.reuse[("crmask", k)], dask_key_name=f"crmask-{k}")
-                       if ("crmask", k) in plan.reuse else
-                       d(_cr_only, pure=True)(r, dask_key_name=f"crmask-{k}") for k, r in enumerate(results)]
-            out["crmasks"] = crmasks
-            if params.get("driz_cr_corr", False):
-                # (a resumed run keeps the crclean files of chips whose masks it reuses)
-                out["other"] += [d(_write_crclean, pure=True)(chips[ks[0]].path, root,
-                                                              [(chips[k], results[k]) for k in ks],
-                                                              plan.out_dir, params, dask_key_name=f"crclean-{root}")
-                                  for root, ks in by_root.items() if all(results[k] is not None for k in ks)]
-        else:
-            out["other"] += [r for r in results if r is not None]
-
-    # -- step 7: final drizzle, a tiled reduction ---------------------------------------------
-    if plan.final_path is not None:
-        settings = DrizzleSettings.from_params(params, "final")
-        frame = plan.final_frame
-        tile_list = tiles(frame.shape, plan.tile_size)
-        per_tile = [[] for _ in tile_list]
-        for k, chip in enumerate(chips):
-            s = d(final_chip, pure=True)(chip, frame, plan.final_boxes[k], settings,
-                                          sky=drizzle_sky[k], static_mask=statics[k], cr_mask=crmasks[k],
-                                          ivm=None if plan.ivm is None else plan.ivm[k],
-                                          dask_key_name=f"final-chip-{k}")
-            for t, tb in enumerate(tile_list):
-                if plan.final_boxes[k] is not None and overlaps(plan.final_boxes[k], tb):
-                    per_tile[t].append((k + 1, d(cut_sums, pure=True)(s, tb, dask_key_name=f"final-part-{k}-{t}")))
-        done = [d(_final_tile, pure=True)(per_tile[t], tb, settings, plan.final_canvas, n,
-                                         plan.texptime, dask_key_name=f"final-tile-{t}")
-                for t, tb in enumerate(tile_list)]
-        out["final"] = d(_commit, pure=True)(plan.final_canvas, *done, dask_key_name="final-commit")
-
-    # -- optional: CR flags into the inputs' DQ (backed up first), after everything else ------
-    if params.get("update_input_dq", False) and out["crmasks"] is not None:
-        after = [x for x in (out["final"], median_path) if x is not None] + out["single"]
-        paths = list(dict.fromkeys(c.path for c in chips))
-        out["updated"] = [d(_update_dq, pure=True)(p, [c for c in chips if c.path == p],
-                                                   [crmasks[k] for k, c in enumerate(chips) if c.path == p],
-                                                   params, *after, dask_key_name=f"update-dq-{i}")
-                          for i, p in enumerate(paths)]
-    return out
+    Returns one ``dask.delayed`` object; its value is what the run produces:
+    ``{"single": [(sci, wht) paths per exposure], "median": path, "final": path, "skies":
+    [ChipSky per chip], "crmasks": [per chip] or None (no driz_cr), "updated": [...],
+    "other": [...]}`` (None for a product not made).
+    """
+    g = Graph()
+    statics = add_static_mask(g, plan)
+    skies, chip_skies = add_sky(g, plan, statics)
+    singles = add_single_drizzle(g, plan, statics, chip_skies)
+    median = add_median(g, plan, singles, chip_skies)
+    crmasks, other = add_blot_cr(g, plan, median, statics, chip_skies)
+    final = add_final_drizzle(g, plan, statics, chip_skies, crmasks)
+    updated = add_input_dq_update(g, plan, crmasks, [final, median, *singles.values()])
+    return g.outputs({"single": list(singles.values()), "median": median, "final": final, "skies": skies,
+                      "crmasks": crmasks, "updated": updated, "other": other})

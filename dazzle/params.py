@@ -20,7 +20,7 @@ Value conventions (what :func:`parse_value` returns -- "normalised" values):
   with :func:`astropy.nddata.bitmask.interpret_bit_flags`; turn it into an integer with
   :func:`bits_to_mask` and into a good-pixel array with :func:`good_pixel_mask`.
 * two-number parameters (``combine_nsigma``, ``driz_cr_snr``, ``driz_cr_scale``): a tuple of
-  two floats, from ``"4 3"``, ``"4,3"`` or a 2-sequence.
+  two floats, from ``"4 3"``, ``"4,3"``, ``"4;3"`` or a 2-sequence (the one parser of such pairs).
 * ``*_wt_scl``: ``"exptime"``, ``"expsq"`` or a float.
 
 Public API: :data:`PARAMETERS`, :data:`STEPS`, :data:`SWITCHES`, :data:`IGNORED_PARAMETERS`,
@@ -44,6 +44,9 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from dazzle import facts
+from dazzle.errors import ParameterError
+
 __all__ = [
     "Param",
     "PARAMETERS",
@@ -64,15 +67,6 @@ __all__ = [
     "bits_to_mask",
     "good_pixel_mask",
 ]
-
-
-class ParameterError(ValueError):
-    """An unknown parameter name or an invalid parameter value."""
-
-    def __init__(self, message: str, name: str | None = None, value: Any = None):
-        super().__init__(message)
-        self.name = name
-        self.value = value
 
 
 class IgnoredParameterWarning(UserWarning):
@@ -99,21 +93,11 @@ STEPS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-#: Step key -> the boolean parameter that switches the step on or off.
-SWITCHES: Mapping[str, str] = MappingProxyType(
-    {
-        "static": "static",
-        "sky": "skysub",
-        "driz_sep": "driz_separate",
-        "median": "median",
-        "blot": "blot",
-        "driz_cr": "driz_cr",
-        "final": "driz_combine",
-    }
-)
+#: Step key -> the boolean parameter that switches the step on or off (:data:`dazzle.facts.STEPS`).
+SWITCHES: Mapping[str, str] = MappingProxyType({s.key: s.switch for s in facts.STEPS})
 
-#: Drizzle kernels accepted by ``driz_sep_kernel`` and ``final_kernel``.
-KERNELS = ("square", "point", "turbo", "gaussian", "lanczos2", "lanczos3", "tophat")
+#: Drizzle kernels accepted by ``driz_sep_kernel`` and ``final_kernel`` (:data:`dazzle.facts.KERNELS`).
+KERNELS = facts.KERNELS
 
 _KINDS = ("bool", "int", "float", "str", "choice", "bits", "pair", "wt_scl", "scheduler")
 
@@ -315,11 +299,11 @@ _TABLE: list[Param] = [
           section=_S_SKY),
     Param("skymethod", "localmin", "sky", "choice",
           "Sky method: per-exposure minimum over chips, global minimum, matching of "
-          "overlaps, or both", choices=("localmin", "globalmin", "match", "globalmin+match"),
+          "overlaps, or both", choices=facts.SKY_METHODS,
           section=_S_SKY),
     Param("skystat", "median", "sky", "choice",
           "Statistic of the clipped pixel values used as the sky value",
-          choices=("median", "mode", "mean"), section=_S_SKY),
+          choices=facts.SKY_STATS, section=_S_SKY),
     Param("skywidth", 0.1, "sky", "float",
           "Histogram bin width for the sky statistics, in units of sigma",
           optional=True, minimum=0.0, min_exclusive=True, section=_S_SKY),
@@ -501,7 +485,7 @@ _TABLE: list[Param] = [
           "driz_cr_snr's values are calibrated against; 'sky_once' is sqrt(|blot| + RN^2), "
           "the Poisson noise alone: more faint cosmic rays found, but ~3e-4 of the clean "
           "pixels flagged at snr 3.5 (use a higher driz_cr_snr with it, e.g. '4.5 3.5')",
-          choices=("astrodrizzle", "sky_once"), section=_S_DAZZLE, dazzle_only=True),
+          choices=facts.NOISE_MODELS, section=_S_DAZZLE, dazzle_only=True),
     Param("driz_cr_legacy", False, "dazzle", "bool",
           "driz_cr exactly as drizzlepac 3.11: derivative zero-filled at the image edges (CRs "
           "in the outer rows and columns missed), gain mixed into the noise of DN data, and "
@@ -689,7 +673,8 @@ def _parse_bits(p: Param, value: Any) -> str | None:
     return spec
 
 
-_PAIR_SPLIT = re.compile(r"[\s,]+")
+#: separators of a pair's two numbers: spaces, commas, semicolons (drizzlepac splits ``[,;\s]+``)
+_PAIR_SPLIT = re.compile(r"[,;\s]+")
 
 
 def _parse_pair(p: Param, value: Any) -> tuple[float, float]:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dazzle import geometry, io, products
+from dazzle.facts import context_planes
 from dazzle.params import ParameterError, resolve
 
 # dazzle.graph (Numba kernels) and dazzle.cluster (dask) are imported where a run needs them,
@@ -83,13 +84,20 @@ def _kernel_pad(kernel: str, pixfrac: float) -> float:
     return 1.0
 
 
-def output_frame(chips, params, prefix: str):
-    """The output frame of one drizzle step (``prefix`` "driz_sep_" or "final_")."""
-    pairs = [(c.wcs(), c.shape) for c in chips]
-    custom = params.get(prefix + "wcs", False)
-    over = {k: params.get(prefix + k) for k in _WCS_KEYS} if custom else {}
-    refimage = params.get(prefix + "refimage") if custom else ""
-    if params.get("output_frame", "dazzle") == "astrodrizzle":
+def _frame_spec(params, prefix: str):
+    """What defines a drizzle step's output frame: (custom, refimage, custom values)."""
+    custom = params[prefix + "wcs"]
+    over = {k: params[prefix + k] for k in _WCS_KEYS} if custom else {}
+    return custom, params[prefix + "refimage"] if custom else "", over
+
+
+def output_frame(chips, params, prefix: str, wcss=None):
+    """The output frame of one drizzle step (``prefix`` "driz_sep_" or "final_"); ``wcss``:
+    the chips' WCSs, if already built (planning builds each chip's WCS once)."""
+    wcss = [c.wcs() for c in chips] if wcss is None else wcss
+    pairs = [(w, c.shape) for w, c in zip(wcss, chips)]
+    _, refimage, over = _frame_spec(params, prefix)
+    if params["output_frame"] == "astrodrizzle":
         # AstroDrizzle's reference chip: the first (lowest EXTVER) of the first input
         k = min((i for i, c in enumerate(chips) if c.path == chips[0].path),
                 key=lambda i: chips[i].extver)
@@ -105,7 +113,7 @@ def output_frame(chips, params, prefix: str):
         w, shape = geometry.make_output_wcs(refimage=refimage, **{k: over.get(k) for k in
                                                                  ("outnx", "outny", "ra", "dec", "crpix1", "crpix2")})
     elif any(v is not None for v in over.values()):
-        scale, orient, _ = geometry.nominal_scale_orientation(chips[0].wcs(), chips[0].idcscale)
+        scale, orient, _ = geometry.nominal_scale_orientation(wcss[0], chips[0].idcscale)
         w, shape = geometry.make_output_wcs(
             pairs, rot=over["rot"] if over["rot"] is not None else orient,
             scale=over["scale"] if over["scale"] is not None else scale,
@@ -116,11 +124,11 @@ def output_frame(chips, params, prefix: str):
     return geometry.Frame.from_wcs(w, shape)
 
 
-def _boxes(chips, frame, kernel, pixfrac, what):
+def _boxes(chips, frame, kernel, pixfrac, what, wcss):
     boxes = []
     wf = frame.wcs()
-    for chip in chips:
-        box = geometry.chip_bounding_box(chip.wcs(), chip.shape, wf, frame.shape,
+    for chip, w in zip(chips, wcss):
+        box = geometry.chip_bounding_box(w, chip.shape, wf, frame.shape,
                                          pad=_kernel_pad(kernel, pixfrac))
         if box is None:
             raise io.InputError(f"{chip.label}: does not overlap the {what} output frame "
@@ -182,17 +190,17 @@ def product_paths(plan, *, every=False) -> list:
         out += [plan.out_root + x for x in ("_drz.fits", "_drc.fits", "_drw.fits")]
     if plan.final_path is not None:
         out.append(os.path.abspath(plan.final_path))
-    if every or p.get("median"):
+    if every or p["median"]:
         out += [plan.out_root + "_med.fits", plan.out_root + "_med.fits" + sums]
     for root in dict.fromkeys(c.root for c in plan.chips):
-        if every or p.get("driz_separate", True):
+        if every or p["driz_separate"]:
             out += [os.path.join(d, f"{root}_single_{x}") for x in ("sci.fits", "sci.fits" + sums, "wht.fits")]
-        if every or (p.get("driz_cr") and p.get("driz_cr_corr")):
+        if every or (p["driz_cr"] and p["driz_cr_corr"]):
             out.append(os.path.join(d, f"{root}_crclean.fits"))
     for c in plan.chips:
-        if every or p.get("blot"):
+        if every or p["blot"]:
             out.append(os.path.join(d, f"{c.root}_sci{c.extver}_blt.fits"))
-        if every or p.get("driz_cr"):
+        if every or p["driz_cr"]:
             out += [os.path.join(d, f"{c.root}_sci{c.extver}_crmask.fits{x}") for x in ("", sums)]
     return out
 
@@ -208,7 +216,7 @@ def _files_read(plan, ivm, config=None) -> list:
     files = [c.path for c in plan.chips]
     files += [ivm] if isinstance(ivm, (str, os.PathLike)) else list(ivm or [])
     for name in ("skyfile", "skymask_cat", "driz_sep_refimage", "final_refimage"):
-        value = plan.params.get(name)
+        value = plan.params[name]
         if isinstance(value, str) and value.strip():
             files.append(value.strip().split("[")[0])
     if isinstance(config, (str, os.PathLike)):
@@ -218,17 +226,16 @@ def _files_read(plan, ivm, config=None) -> list:
 
 def _explicit_frame(params, prefix) -> bool:
     """Whether the user fixed the frame of a drizzle step (size and place)."""
-    if not params.get(prefix + "wcs"):
+    if not params[prefix + "wcs"]:
         return False
-    return bool(params.get(prefix + "refimage")) or (params.get(prefix + "outnx") is not None
-                                                     and params.get(prefix + "outny") is not None)
+    return bool(params[prefix + "refimage"]) or (params[prefix + "outnx"] is not None
+                                                 and params[prefix + "outny"] is not None)
 
 
-def _chip_geometry(chips):
+def _chip_geometry(chips, wcss=None):
     """Per chip: the unit vector of its centre, its radius (rad) and its pixel area (arcsec^2)."""
     centres, radii, areas = [], [], []
-    for c in chips:
-        w = c.wcs()
+    for c, w in zip(chips, [c.wcs() for c in chips] if wcss is None else wcss):
         ny, nx = c.shape
         x = np.array([(nx - 1) / 2.0, -0.5, nx - 0.5, nx - 0.5, -0.5])
         y = np.array([(ny - 1) / 2.0, -0.5, -0.5, ny - 0.5, ny - 0.5])
@@ -262,19 +269,19 @@ def _groups(centres, radii, link):
     return label.tolist()
 
 
-def check_chip_geometry(chips, params) -> None:
+def check_chip_geometry(chips, params, wcss=None) -> None:
     """Refuse chips whose pixel area is far from the others' and footprints far from the rest
     (a wrong CRVAL would blow the output frame up to the whole distance)."""
     if len(chips) < 2:
         return
-    centres, radii, areas = _chip_geometry(chips)
+    centres, radii, areas = _chip_geometry(chips, wcss)
     median_area = float(np.median(areas))
     for c, a in zip(chips, areas):
         if not (median_area / MAX_PIXEL_AREA_RATIO <= a <= median_area * MAX_PIXEL_AREA_RATIO):
             raise io.InputError(f"{c.label}: pixel area {a:.3g} arcsec^2 is {a / median_area:.3g} times the "
                                 f"other chips' ({median_area:.3g}): check its CD matrix", path=c.path)
-    if all(_explicit_frame(params, pre) for pre, on in (("driz_sep_", params.get("driz_separate", True)),
-                                                         ("final_", params.get("driz_combine", True))) if on):
+    if all(_explicit_frame(params, pre) for pre, on in (("driz_sep_", params["driz_separate"]),
+                                                         ("final_", params["driz_combine"])) if on):
         return   # the user placed the frames: a chip outside them is reported as not overlapping
     link = max(math.radians(FAR_GAP_MIN_ARCSEC / 3600.0), FAR_GAP_DIAMETERS * 2.0 * float(radii.max()))
     group = _groups(centres, radii, link)
@@ -330,13 +337,13 @@ def _size(n, unit):
 def check_frame_size(frame, chips, params, prefix, what) -> None:
     """Refuse an output frame of more than ``max_frame_pixels`` pixels, naming the chip that
     stretches it most (or the parameters that set its size)."""
-    limit = int(params.get("max_frame_pixels") or 0)
+    limit = int(params["max_frame_pixels"] or 0)
     ny, nx = frame.shape
     if not limit or nx * ny <= limit:
         return
     size = f"{nx} x {ny} pixels ({_size(nx * ny, 'pix')}, {_size(nx * ny * 12, 'B')} of SCI+WHT+CTX)"
-    if params.get(prefix + "wcs") and (params.get(prefix + "outnx") is not None
-                                       or params.get(prefix + "scale") is not None):
+    if params[prefix + "wcs"] and (params[prefix + "outnx"] is not None
+                                   or params[prefix + "scale"] is not None):
         raise io.InputError(f"the {what} output frame set by {prefix}outnx/{prefix}outny/{prefix}scale would "
                             f"be {size} > max_frame_pixels = {limit}; raise max_frame_pixels if this is meant")
     chip, rest = _frame_culprit(chips, frame)
@@ -346,16 +353,16 @@ def check_frame_size(frame, chips, params, prefix, what) -> None:
                         path=chip.path)
 
 
-def _frame(chips, params, prefix, what):
+def _frame(chips, params, prefix, what, wcss=None):
     """The output frame of a drizzle step, checked against ``max_frame_pixels``."""
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)   # chips far off a user's frame: NaN
-            frame = output_frame(chips, params, prefix)
+            frame = output_frame(chips, params, prefix, wcss)
     except (ValueError, OverflowError, ZeroDivisionError, KeyError, IndexError, OSError) as exc:
         if isinstance(exc, (io.InputError, ParameterError)):
             raise   # already names the file or the parameter
-        ref = params.get(prefix + "refimage") if params.get(prefix + "wcs") else ""
+        ref = params[prefix + "refimage"] if params[prefix + "wcs"] else ""
         if ref:
             raise io.InputError(f"{prefix}refimage={ref!r}: cannot take the {what} output frame from it "
                                 f"({io._exc_text(exc)})") from exc
@@ -394,57 +401,83 @@ def resolve_inputs(inputs, output, ivm, params):
     return listing, output, ivm
 
 
+def _switches(chips, params) -> dict:
+    """``params`` with the steps that cannot run switched off (as AstroDrizzle): with one input
+    there is nothing to compare, so no median, blot or driz_cr; nor without driz_separate."""
+    params = dict(params)
+    if len({c.path for c in chips}) < 2:
+        why, level = "one input only: %s switched off (as AstroDrizzle)", logging.INFO
+    elif not params["driz_separate"]:
+        why, level = "%s needs driz_separate; switched off", logging.WARNING
+    else:
+        return params
+    for name in ("median", "blot", "driz_cr"):
+        if params[name]:
+            log.log(level, "dazzle: " + why, name)
+        params[name] = False
+    return params
+
+
+def _plan_frames(plan, wcss):
+    """The single-drizzle and final frames and every chip's box in them; a frame (and the
+    boxes, when the kernels reach as far) computed once when both steps use the same."""
+    chips, params = plan.chips, plan.params
+    sep_pad = _kernel_pad(params["driz_sep_kernel"], params["driz_sep_pixfrac"])
+    if params["driz_separate"]:
+        plan.single_frame = _frame(chips, params, "driz_sep_", "single-drizzle", wcss)
+        plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
+                                   params["driz_sep_pixfrac"], "single-drizzle", wcss)
+    if plan.final_path is None:
+        return
+    if plan.single_frame is not None and _frame_spec(params, "final_") == _frame_spec(params, "driz_sep_"):
+        plan.final_frame = plan.single_frame
+        if _kernel_pad(params["final_kernel"], params["final_pixfrac"]) == sep_pad:
+            plan.final_boxes = list(plan.single_boxes)
+            return
+    else:
+        plan.final_frame = _frame(chips, params, "final_", "final", wcss)
+    plan.final_boxes = _boxes(chips, plan.final_frame, params["final_kernel"], params["final_pixfrac"],
+                              "final", wcss)
+
+
 def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None):
     """Read the inputs' headers, decide the frames and the chips' boxes (a
     :class:`dazzle.graph.Plan`).  Refuses a run that would overwrite an input or plan an absurd
-    frame; nothing is written but the output folder, created last."""
+    frame; nothing is written but the output folder, created last.  ``params`` (validated,
+    :func:`dazzle.params.resolve`) is not changed: the plan holds a copy with the steps that
+    cannot run switched off, and the steps' settings built from it."""
     inputs, output, ivm = resolve_inputs(inputs, output, ivm, params)
-    chips = io.read_inputs(inputs, group=params.get("group") or None, gain=params.get("gain"),
-                           rdnoise=params.get("rdnoise"), exptime=params.get("exptime"),
-                           gnkeyword=params.get("gnkeyword") or None,
-                           rnkeyword=params.get("rnkeyword") or None,
-                           expkeyword=params.get("expkeyword") or None,
-                           allow_products=bool(params.get("products_as_input", False)))
+    chips = io.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
+                           rdnoise=params["rdnoise"], exptime=params["exptime"],
+                           gnkeyword=params["gnkeyword"] or None,
+                           rnkeyword=params["rnkeyword"] or None,
+                           expkeyword=params["expkeyword"] or None,
+                           allow_products=params["products_as_input"])
     from dazzle.graph import Plan
+    from dazzle.steps import Settings
 
     final_path, out_dir = _output_names(chips, output)
-    plan = Plan(chips=chips, params=params, out_dir=out_dir,
-                final_path=final_path if params.get("driz_combine", True) else None)
+    params = _switches(chips, params)
+    plan = Plan(chips=chips, params=params, out_dir=out_dir, settings=Settings.from_params(params),
+                final_path=final_path if params["driz_combine"] else None)
     plan.user_static = _static_masks(chips, static_mask)
     base = os.path.basename(final_path)
     for suffix in ("_drz.fits", "_drc.fits", "_drw.fits"):
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     plan.out_root = os.path.join(out_dir, base)
-    if len({c.path for c in chips}) < 2:
-        # AstroDrizzle: with one input there is nothing to compare, so no median/blot/CR
-        for name in ("median", "blot", "driz_cr"):
-            if params.get(name):
-                log.info("dazzle: one input only: %s switched off (as AstroDrizzle)", name)
-            params[name] = False
-    if not params.get("driz_separate", True):
-        for name in ("median", "blot", "driz_cr"):
-            if params.get(name):
-                log.warning("dazzle: %s needs driz_separate; switched off", name)
-            params[name] = False
     io.check_overwrites(product_paths(plan) + [os.path.join(out_dir, f".{r}.dzlock") for r in lock_roots(plan)],
                         _files_read(plan, ivm, config))
-    check_chip_geometry(chips, params)
-    if params.get("driz_separate", True):
-        plan.single_frame = _frame(chips, params, "driz_sep_", "single-drizzle")
-        plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
-                                   params["driz_sep_pixfrac"], "single-drizzle")
-    if plan.final_path is not None:
-        plan.final_frame = _frame(chips, params, "final_", "final")
-        plan.final_boxes = _boxes(chips, plan.final_frame, params["final_kernel"], params["final_pixfrac"],
-                                  "final")
-        if params.get("final_wht_type") == "IVM":
-            plan.ivm = _read_ivm(chips, ivm)
+    wcss = [c.wcs() for c in chips]          # each chip's WCS built once for the whole planning
+    check_chip_geometry(chips, params, wcss)
+    _plan_frames(plan, wcss)
+    if plan.final_path is not None and params["final_wht_type"] == "IVM":
+        plan.ivm = _read_ivm(chips, ivm)
     seen = {}
     for c in chips:
         seen.setdefault(c.path, c.exptime)
     plan.texptime = float(sum(seen.values()))
-    plan.tile_size = int(params.get("tile_size", 2048))
+    plan.tile_size = params["tile_size"]
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
@@ -487,9 +520,9 @@ def find_reusable(plan) -> dict:
         if plan.single_frame is not None and products.manifest_valid(paths, key):
             reuse[("single", root)] = paths
     med = plan.out_root + "_med.fits"
-    if plan.params.get("median") and products.manifest_valid(med, key):
+    if plan.params["median"] and products.manifest_valid(med, key):
         reuse["median"] = med
-    if plan.params.get("driz_cr"):
+    if plan.params["driz_cr"]:
         for k, c in enumerate(plan.chips):
             p = os.path.join(plan.out_dir, f"{c.root}_sci{c.extver}_crmask.fits")
             if products.manifest_valid(p, key):
@@ -505,7 +538,7 @@ def _lay_out_final(plan):
     c0 = plan.chips[0]
     plan.final_canvas = products.final_product_canvas(
         plan.final_path, plan.final_frame, plan.params, texptime=plan.texptime, ndrizim=len(plan.chips),
-        nplanes=(len(plan.chips) - 1) // 32 + 1, bunit=c0.bunit,
+        nplanes=context_planes(len(plan.chips)), bunit=c0.bunit,
         primary_cards={"INSTRUME": c0.instrument or "", "DETECTOR": c0.detector or ""})
 
 
@@ -635,7 +668,7 @@ def _fault_hook():
 
 
 def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=False,
-        workers=None, profile=None, report=None, **params) -> RunResult:
+        workers=None, profile=None, report=None, summary=True, **params) -> RunResult:
     """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated): every
     AstroDrizzle step whose switch is on (``static``, ``skysub``, ``driz_separate``, ``median``,
     ``blot``, ``driz_cr``, ``driz_combine``).
@@ -649,7 +682,8 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     ANDed into every drizzle's weights.  ``workers``, ``profile`` and ``report`` go to
     :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance report).
     When ``scheduler`` is not given and a ``distributed`` Client is active in the caller's
-    process, the run uses that client.  Returns a :class:`RunResult`.
+    process, the run uses that client.  ``summary=False`` leaves the run summary
+    (``<output>_run.json``) to the caller.  Returns a :class:`RunResult`.
 
     The run holds the lock of its products (:func:`run_lock`) and, in the main thread, turns
     SIGTERM into :class:`dazzle.products.Terminated`; whatever ends it, its temporary files
@@ -660,10 +694,9 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     config = _configobj(config, params)
     values = resolve(config, **params)
     t0 = time.perf_counter()
-    _check_scheduler(values.get("scheduler", "threads"), profile)
-    inputs, values["output"], ivm = resolve_inputs(inputs, values.get("output", ""), ivm, values)
-    plan = plan_run(inputs, values.get("output", ""), values, ivm=ivm, static_mask=static_mask,
-                    config=config)
+    _check_scheduler(values["scheduler"], profile)
+    inputs, values["output"], ivm = resolve_inputs(inputs, values["output"], ivm, values)
+    plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask, config=config)
     if report:
         io.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
         io.check_html_target(report, product_paths(plan, every=True))
@@ -677,39 +710,37 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
                         ", ".join(os.path.basename(p) for p in removed))
         try:
             result = _execute(plan, values, params, t0, progress=progress, workers=workers,
-                              profile=profile, report=report)
+                              profile=profile, report=report, summary=summary)
         finally:
             products.remove_stale_temps(plan.out_dir, names)   # this run's own, however it ended
     result.removed_temps = removed
     return result
 
 
-def _execute(plan, values, params, t0, *, progress, workers, profile, report) -> RunResult:
-    """Lay out the products, build the graph, run it, write the run summary."""
+def _execute(plan, values, params, t0, *, progress, workers, profile, report, summary) -> RunResult:
+    """Lay out the products, build the graph, run it, write the run summary (``summary``)."""
     from dazzle.cluster import compute
     from dazzle.graph import build
 
     t_plan = time.perf_counter() - t0
     plan.run_key = run_key(plan)
-    if values.get("resume"):
+    if values["resume"]:
         plan.reuse = find_reusable(plan)
         log.info("dazzle: resuming, %d intermediate product(s) reused", len(plan.reuse))
     try:
         if plan.final_path is not None:
             _lay_out_final(plan)
-        if values.get("median", True) and "median" not in plan.reuse:
+        if plan.params["median"] and "median" not in plan.reuse:
             _lay_out_median(plan)
         graph = build(plan)
         t1 = time.perf_counter()
-        keys = ["single", "median", "final", "skies", "crmasks", "updated", "other"]
-        scheduler = values.get("scheduler", "threads")
+        scheduler = values["scheduler"]
         if scheduler == "threads" and not any(str(k).lower() == "scheduler" for k in params):
             scheduler = None   # the default: the caller's active Client if any, else threads
         steps: dict = {}
         with _fault_hook():
-            got = compute([graph[k] for k in keys], scheduler, progress=progress, workers=workers,
-                          profile=profile, report=report, steps=steps)
-        res = dict(zip(keys, got))
+            res = compute([graph], scheduler, progress=progress, workers=workers, profile=profile,
+                          report=report, steps=steps)[0]
         t_run = time.perf_counter() - t1
     finally:
         for canvas in (plan.final_canvas, plan.median_canvas):
@@ -720,9 +751,11 @@ def _execute(plan, values, params, t0, *, progress, workers, profile, report) ->
                        skies=[float(s.value) for s in skies] if skies is not None else [],
                        crmasks=res["crmasks"],
                        frame_shape=None if plan.final_frame is None else plan.final_frame.shape,
-                       nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=values,
+                       nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=plan.params,
                        chips=plan.chips, reused=sorted(str(k) for k in plan.reuse), steps=steps)
     # what `dazzle report` reads; a run is not failed by its summary
+    if not summary:
+        return result
     try:
         from dazzle.report import save_run_summary
 
@@ -754,8 +787,8 @@ def drizzle(input, outdata="", config=None, **params) -> RunResult:
     config = _configobj(config, params)
     values = resolve(config, **{k: v for k, v in params.items()
                                 if k not in ("ivm", "progress", "static_mask", "workers", "profile",
-                                             "report")})
-    separate = values.get("driz_separate", True)
+                                             "report", "summary")})
+    separate = values["driz_separate"]
     params = dict(params)
     params["driz_separate"] = bool(separate)
     params["driz_combine"] = not separate

@@ -101,7 +101,7 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
         _wcs_cards(frame, h)
         h["EXPTIME"] = (float(texptime), "total exposure time (s)")
         if name == "SCI":
-            h["BUNIT"] = (_units(bunit, params.get("final_units", "cps")), "units of the data")
+            h["BUNIT"] = (_units(bunit, params["final_units"]), "units of the data")
         hdus.append((name, shape, dtype, h))
     return create_canvas(path, hdus)
 
@@ -291,7 +291,7 @@ def median_canvas(path, frame, params):
     h = fits.Header()
     _wcs_cards(frame, h)
     h["BUNIT"] = ("ELECTRONS/S", "units of the data")
-    h["COMBTYPE"] = (str(params.get("combine_type", "minmed")), "combine_type")
+    h["COMBTYPE"] = (params["combine_type"], "combine_type")
     _provenance(h, params, ["combine_type", "combine_nsigma", "combine_maskpt", "combine_nlow",
                             "combine_nhigh", "combine_grow", "median_newmasks"], kind="median")
     return create_canvas(path, [("PRIMARY", frame.shape, np.float32, h)])

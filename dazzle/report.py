@@ -15,9 +15,9 @@ What a report shows, and where it comes from:
 its CR mask as inline (base64) PNG images (:mod:`dazzle.preview`), and tables of the time per
 step, sky and cosmic rays per chip, and the parameters (changed ones marked).
 
-:class:`StepTimer` is a Dask local-scheduler callback that adds up task time per AstroDrizzle
-step from the graph's task names (``static-*``, ``sky-*``, ``single-*``, ``median-*``,
-``blot-cr-*``, ``final-*``); it sees nothing on a ``distributed`` cluster.
+Time per step comes from the run itself (``RunResult.steps``, timed by
+:class:`dazzle.cluster.StepTimer` or the cluster's task stream, named by
+:data:`dazzle.facts.LAYERS`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ import html
 import json
 import os
 import re
-import threading
-import time
+import string
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,8 +39,6 @@ from dazzle.io import InputError
 
 __all__ = [
     "ReportError",
-    "StepTimer",
-    "step_of",
     "normalize_steps",
     "save_run_summary",
     "find_run",
@@ -49,6 +46,8 @@ __all__ = [
     "RunInfo",
     "write_previews",
     "render_report",
+    "report_data",
+    "render_html",
     "text_summary",
 ]
 
@@ -56,93 +55,8 @@ RUN_SUMMARY_SUFFIX = "_run.json"
 REPORT_NAME = "report.html"
 SCHEMA = "dazzle-run/1"
 
-#: Pipeline steps in order (the names dazzle.cluster logs), and the first word of the graph's
-#: task names that belong to them.
-STEP_NAMES = (
-    ("static mask", ("static",)),
-    ("sky", ("sky", "skies")),
-    ("driz_separate", ("single",)),
-    ("median", ("median",)),
-    ("blot+driz_cr", ("blot", "crmask", "crclean")),
-    ("final drizzle", ("final",)),
-    ("update_input_dq", ("update",)),
-)
-
-
 class ReportError(InputError):
     """Nothing to report on in the run folder, or a run summary that cannot be read."""
-
-
-# ---------------------------------------------------------------------------------------------
-# time per step
-# ---------------------------------------------------------------------------------------------
-
-def step_of(key) -> str:
-    """The AstroDrizzle step of a graph task key (``"other"`` if unknown)."""
-    name = key[0] if isinstance(key, tuple) and key else key
-    name = str(name)
-    for step, prefixes in STEP_NAMES:
-        if name.startswith(prefixes):
-            return step
-    return "other"
-
-
-def _callback_base():
-    from dask.callbacks import Callback
-
-    return Callback
-
-
-class StepTimer(_callback_base()):
-    """Time per step of a local (threads / processes / synchronous) Dask run::
-
-        with StepTimer() as timer:
-            result = dazzle.run(files, "out")
-        timer.summary()   # {"1 static mask": {"tasks": 4, "seconds": 0.31, "start": .., "end": ..}, ...}
-
-    ``seconds`` adds up the tasks' run times (from the moment the scheduler hands a task to a
-    worker to its result); ``start``/``end`` are the first start and the last end of the
-    step's tasks, in seconds from the start of the computation.  Numba compilation on a first
-    run is counted in the step that triggers it.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._lock = threading.Lock()
-        self._t0 = None
-        self._running: dict = {}
-        self._steps: dict = {}
-
-    def _start(self, dsk):
-        if self._t0 is None:
-            self._t0 = time.perf_counter()
-
-    def _pretask(self, key, dsk, state):
-        with self._lock:
-            self._running[key] = time.perf_counter()
-
-    def _posttask(self, key, result, dsk, state, worker_id):
-        t = time.perf_counter()
-        with self._lock:
-            t_start = self._running.pop(key, t)
-            step = step_of(key)
-            s = self._steps.setdefault(step, {"tasks": 0, "seconds": 0.0, "start": t_start, "end": t})
-            s["tasks"] += 1
-            s["seconds"] += t - t_start
-            s["start"] = min(s["start"], t_start)
-            s["end"] = max(s["end"], t)
-
-    def summary(self) -> dict:
-        """Steps in pipeline order: ``{step: {"tasks", "seconds", "start", "end"}}``."""
-        order = [s for s, _ in STEP_NAMES] + ["other"]
-        t0 = self._t0 or 0.0
-        out = {}
-        for step in order:
-            if step in self._steps:
-                s = self._steps[step]
-                out[step] = {"tasks": int(s["tasks"]), "seconds": float(s["seconds"]),
-                             "start": float(s["start"] - t0), "end": float(s["end"] - t0)}
-        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,8 +102,8 @@ def _jsonable(v):
 
 
 def normalize_steps(steps) -> dict:
-    """Time per step as ``{step: {"tasks", "seconds", "start", "end"}}`` from
-    :meth:`StepTimer.summary`, from a ``dazzle.cluster.StepTimes`` (or its ``steps()`` rows
+    """Time per step as ``{step: {"tasks", "seconds", "start", "end"}}`` from such a dict (e.g.
+    ``RunResult.steps``), from a :class:`dazzle.cluster.StepTimes` (or its ``steps()`` rows
     ``(step, n, first_start, last_stop, busy, parts)``), or None."""
     if not steps:
         return {}
@@ -216,8 +130,7 @@ def save_run_summary(result, path=None, *, steps: dict | None = None, wall_time:
     """Write what ``dazzle report`` needs of a ``RunResult`` as ``<output>_run.json``.
 
     ``path`` defaults to ``<output root>_run.json`` beside the final product (or the median,
-    or the first single image).  ``steps`` is :meth:`StepTimer.summary` or anything
-    :func:`normalize_steps` takes (default: the result's ``steps`` attribute if it has one);
+    or the first single image).  ``steps`` is anything :func:`normalize_steps` takes (default: the result's ``steps`` attribute if it has one);
     ``wall_time`` the whole command's seconds.
     ``chip_columns`` (``[[key, title], ...]``) with ``chip_extra`` (one dict per chip) add
     columns to the report's chip table (the demo adds the cosmic-ray truth).  Paths are stored
@@ -665,6 +578,168 @@ def _param_rows(params: dict) -> list[str]:
     return rows
 
 
+_PAGE = string.Template("""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>$title</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>$css</style>
+</head>
+<body>
+<h1>$title</h1>
+$body
+<footer>Written by dazzle report on $written; self-contained (images inline).</footer>
+</body>
+</html>
+""")
+
+_STEPS_NOTE = ("Task time adds up the step's tasks (they run in parallel, so it can exceed the elapsed time); "
+               "from/to are the first start and last end after the graph started. A first run includes Numba "
+               "compilation.")
+
+
+def report_data(info: RunInfo, base, *, max_side: int = preview.MAX_SIDE, chip_max_side: int = 1024,
+                max_chips: int = 16) -> dict:
+    """What the report of ``info`` shows, as plain values (text, numbers, PNG bytes; no HTML):
+    the summary rows, the mosaic, the time per step, the chips with their pictures and the
+    parameters.  Paths are shown relative to ``base`` (the report's folder)."""
+    rows = []
+    if info.output:
+        scale = _pixel_scale(info.output) if os.path.isfile(info.output) else None
+        shape = f"{info.frame_shape[1]} x {info.frame_shape[0]} pixels" if info.frame_shape else ""
+        rows.append(("final product", _rel_display(info.output, base)))
+        rows.append(("output frame", shape + (f', {scale:.4f}"/pixel' if scale else "")))
+    if info.median:
+        rows.append(("median", _rel_display(info.median, base)))
+    if info.single:
+        rows.append(("single-drizzled", f"{len(info.single)} exposure(s), e.g. {_rel_display(info.single[0][0], base)}"))
+    crm = [c.get("crmask") for c in info.chips if c.get("crmask")]
+    if crm:
+        rows.append(("CR masks", f"{len(crm)}, e.g. {_rel_display(crm[0], base)}"))
+    rows.append(("inputs", ", ".join(os.path.basename(p or "?") for p in info.inputs[:6])
+                 + (f" ... ({len(info.inputs)} in all)" if len(info.inputs) > 6 else "")))
+    if info.command:
+        rows.append(("command", info.command))
+    if info.wall_time is not None:
+        rows.append(("wall time", f"{info.wall_time:.1f} s"))
+    rows.append(("run summary" if info.from_summary else "rebuilt from", _rel_display(info.source, base)))
+    units = sorted({c.get("bunit") for c in info.chips if c.get("bunit")})
+    shown = info.chips[:max_chips]
+    return {"info": info, "title": f"dazzle report: {info.root}", "summary": rows,
+            "final_png": final_png(info, max_side=max_side), "steps": info.steps, "timings": info.timings,
+            "wall_time": info.wall_time, "sky_unit": units[0].lower() if len(units) == 1 else None,
+            "chip_pictures": [chip_png(c, max_side=chip_max_side) for c in shown],
+            "more_chips": len(info.chips) - len(shown), "max_chips": max_chips, "params": info.params}
+
+
+def render_html(data: dict) -> str:
+    """The report page: :func:`report_data`'s values put into the page template."""
+    info = data["info"]
+    sections = [_subtitle_html(info), *[f'<p class="note">{_e(n)}</p>' for n in info.notes],
+                '<table id="summary">' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
+                                                 for k, v in data["summary"]) + "</table>",
+                "<h2>Final image</h2>", _final_html(info, data["final_png"]),
+                "<h2>Time per step</h2>", *_timing_html(data),
+                "<h2>Chips: sky and cosmic rays</h2>", *_chips_html(data),
+                "<h2>Parameters</h2>", *_params_html(data["params"])]
+    return _PAGE.substitute(title=_e(data["title"]), css=_CSS, body="\n".join(s for s in sections if s),
+                            written=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
+
+
+def _subtitle_html(info) -> str:
+    when = info.written or ""
+    return (f'<p class="sub">{len(info.inputs)} input file(s), {len(info.chips)} chip(s)'
+            + (f"; written {_e(when)}" if when else "")
+            + (f"; dazzle {_e(info.dazzle_version)}" if info.dazzle_version else "") + "</p>")
+
+
+def _final_html(info, png) -> str:
+    if png is None:
+        return '<p class="note">No final product to show.</p>'
+    w, h = _png_size(png)
+    fy = info.frame_shape[0] / h if info.frame_shape else 1
+    return ("<figure>" + _img(png, "img-final", f"final drizzled image {info.root}")
+            + f"<figcaption>{_e(os.path.basename(info.output))} SCI, asinh stretch (0.5 to 99.8 "
+            f"percentile of covered pixels); in the output frame's orientation, row 0 at the bottom; "
+            f"uncovered pixels at the sky level"
+            + (f"; shown {max(1, round(fy))}x{max(1, round(fy))} block-averaged" if fy > 1.01 else "")
+            + ".</figcaption></figure>")
+
+
+def _timing_html(data) -> list:
+    parts = []
+    if data["steps"]:
+        trs = ["<tr><th>step</th><th>tasks</th><th>task time (s)</th><th>from (s)</th><th>to (s)</th></tr>"]
+        for step, s in data["steps"].items():
+            trs.append(f'<tr data-step="{_e(step)}"><td>{_e(step)}</td>' + _num(s.get("tasks"), "{:d}")
+                       + _num(s.get("seconds")) + _num(s.get("start")) + _num(s.get("end")) + "</tr>")
+        parts += ['<table id="steps">' + "".join(trs) + "</table>", f'<p class="sub">{_STEPS_NOTE}</p>']
+    if data["timings"] or data["wall_time"] is not None:
+        trs = ["<tr><th>phase</th><th>seconds</th></tr>"]
+        trs += [f'<tr data-phase="{_e(k)}"><td>{_e(k)}</td>' + _num(v) + "</tr>" for k, v in data["timings"].items()]
+        if data["wall_time"] is not None:
+            trs.append('<tr data-phase="wall"><td>whole command</td>' + _num(data["wall_time"]) + "</tr>")
+        parts.append('<table id="timings">' + "".join(trs) + "</table>")
+    if not data["steps"] and not data["timings"]:
+        parts.append('<p class="note">No timings recorded for this run.</p>')
+    return parts
+
+
+def _chips_html(data) -> list:
+    info = data["info"]
+    extra_cols = [(k, t) for k, t in info.chip_columns]
+    sky_unit = f" ({_e(data['sky_unit'])})" if data["sky_unit"] else ""
+    trs = ["<tr><th>#</th><th>chip</th><th>exptime (s)</th><th>sky MDRIZSKY" + sky_unit + "</th>"
+           "<th>CR pixels flagged</th><th>% of chip</th>" + "".join(f"<th>{_e(t)}</th>" for _, t in extra_cols)
+           + "</tr>"]
+    for k, c in enumerate(info.chips):
+        npix = int(np.prod(c["shape"])) if c.get("shape") else None
+        frac = 100.0 * c["cr_pixels"] / npix if npix and c.get("cr_pixels") is not None else None
+        trs.append(f'<tr data-chip="{k}"><td class="num">{k + 1}</td><td>{_e(c.get("label"))}</td>'
+                   + _num(c.get("exptime"), "{:.1f}") + _num(c.get("sky"), "{:.3f}")
+                   + _num(c.get("cr_pixels"), "{:,d}") + _num(frac, "{:.3f}")
+                   + "".join(_num(c.get(key), "{:.4g}" if isinstance(c.get(key), float) else "{}")
+                             for key, _ in extra_cols) + "</tr>")
+    parts = ['<table id="chips">' + "".join(trs) + "</table>", _CHIPS_NOTE.substitute(
+        cr=_swatch(preview.CR_COLOUR), dq=_swatch(preview.DQ_COLOUR))]
+    for k, (c, (png, what)) in enumerate(zip(info.chips, data["chip_pictures"])):
+        if png is None:
+            parts.append(f'<p class="note">{_e(c.get("label"))}: {_e(what)}</p>')
+            continue
+        n = c.get("cr_pixels")
+        parts.append("<figure>" + _img(png, f"img-chip-{k}", f"chip {c.get('label')} with its CR mask")
+                     + f"<figcaption>{k + 1}. {_e(c.get('label'))}: {_e(what)}"
+                     + (f", {n:,d} CR pixels" if n is not None else "") + "</figcaption></figure>")
+    if data["more_chips"]:
+        parts.append(f'<p class="sub">{data["more_chips"]} more chip(s) not pictured '
+                     f"(max_chips={data['max_chips']}).</p>")
+    return parts
+
+
+def _swatch(rgb) -> str:
+    r, g, b = rgb
+    return f'<span class="swatch" style="background: rgb({r},{g},{b})"></span>'
+
+
+_CHIPS_NOTE = string.Template(
+    '<p class="sub">Each chip as read from its input (asinh stretch), with the pixels its CR mask '
+    '(the <code>_crmask.fits</code> products: 1 good, 0 cosmic ray) flags in $cr red, or in $dq blue where '
+    "the input's DQ already marks the pixel bad (hot pixels, dead columns: they differ from the median too, so "
+    "driz_cr flags them, as AstroDrizzle does). Larger chips are block-averaged; a block is coloured if any of "
+    "its pixels is flagged.</p>")
+
+
+def _params_html(params) -> list:
+    if not params:
+        return ['<p class="note">No parameters recorded.</p>']
+    return ['<p class="sub">AstroDrizzle names; rows differing from the default are highlighted. '
+            "Pass them back with <code>--set name=value</code> or a <code>.cfg</code> file "
+            "(<code>workflows/</code>).</p>",
+            '<table id="params"><tr><th>parameter</th><th>value</th><th>default</th><th>meaning</th></tr>'
+            + "".join(_param_rows(params)) + "</table>"]
+
+
 def render_report(run_dir, out=None, *, max_side: int = preview.MAX_SIDE, chip_max_side: int = 1024,
                   max_chips: int = 16) -> str:
     """Write the self-contained HTML report of the run in ``run_dir`` (see :func:`collect_run`)
@@ -676,132 +751,7 @@ def render_report(run_dir, out=None, *, max_side: int = preview.MAX_SIDE, chip_m
         out = os.path.join(folder, REPORT_NAME)
     out = os.path.abspath(os.fspath(out))
     base = os.path.dirname(out)
-    title = f"dazzle report: {info.root}"
-    parts = [f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{_e(title)}</title>\n'
-             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-             f'<style>{_CSS}</style>\n</head>\n<body>\n<h1>{_e(title)}</h1>']
-    when = info.written or ""
-    parts.append(f'<p class="sub">{len(info.inputs)} input file(s), {len(info.chips)} chip(s)'
-                 + (f"; written {_e(when)}" if when else "") + (f"; dazzle {_e(info.dazzle_version)}"
-                                                                if info.dazzle_version else "") + "</p>")
-    for n in info.notes:
-        parts.append(f'<p class="note">{_e(n)}</p>')
-
-    # -- summary -------------------------------------------------------------------------------
-    rows = []
-    if info.output:
-        scale = _pixel_scale(info.output) if os.path.isfile(info.output) else None
-        shape = f"{info.frame_shape[1]} x {info.frame_shape[0]} pixels" if info.frame_shape else ""
-        rows.append(("final product", _rel_display(info.output, base)))
-        rows.append(("output frame", shape + (f', {scale:.4f}"/pixel' if scale else "")))
-    if info.median:
-        rows.append(("median", _rel_display(info.median, base)))
-    if info.single:
-        rows.append(("single-drizzled", f"{len(info.single)} exposure(s), e.g. "
-                     f"{_rel_display(info.single[0][0], base)}"))
-    crm = [c.get("crmask") for c in info.chips if c.get("crmask")]
-    if crm:
-        rows.append(("CR masks", f"{len(crm)}, e.g. {_rel_display(crm[0], base)}"))
-    rows.append(("inputs", ", ".join(os.path.basename(p or "?") for p in info.inputs[:6])
-                 + (f" ... ({len(info.inputs)} in all)" if len(info.inputs) > 6 else "")))
-    if info.command:
-        rows.append(("command", info.command))
-    if info.wall_time is not None:
-        rows.append(("wall time", f"{info.wall_time:.1f} s"))
-    rows.append(("run summary" if info.from_summary else "rebuilt from", _rel_display(info.source, base)))
-    parts.append('<table id="summary">' + "".join(
-        f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>")
-
-    # -- the mosaic ------------------------------------------------------------------------------
-    parts.append("<h2>Final image</h2>")
-    png = final_png(info, max_side=max_side)
-    if png is not None:
-        w, h = _png_size(png)
-        fy = info.frame_shape[0] / h if info.frame_shape else 1
-        parts.append("<figure>" + _img(png, "img-final", f"final drizzled image {info.root}")
-                     + f"<figcaption>{_e(os.path.basename(info.output))} SCI, asinh stretch (0.5 to 99.8 "
-                     f"percentile of covered pixels); in the output frame's orientation, row 0 at the bottom; "
-                     f"uncovered pixels at the sky level"
-                     + (f"; shown {max(1, round(fy))}x{max(1, round(fy))} block-averaged" if fy > 1.01 else "")
-                     + ".</figcaption></figure>")
-    else:
-        parts.append('<p class="note">No final product to show.</p>')
-
-    # -- timings -------------------------------------------------------------------------------
-    parts.append("<h2>Time per step</h2>")
-    if info.steps:
-        trs = ["<tr><th>step</th><th>tasks</th><th>task time (s)</th><th>from (s)</th><th>to (s)</th></tr>"]
-        for step, s in info.steps.items():
-            trs.append(f'<tr data-step="{_e(step)}"><td>{_e(step)}</td>' + _num(s.get("tasks"), "{:d}")
-                       + _num(s.get("seconds")) + _num(s.get("start")) + _num(s.get("end")) + "</tr>")
-        parts.append('<table id="steps">' + "".join(trs) + "</table>")
-        parts.append('<p class="sub">Task time adds up the step\'s tasks (they run in parallel, so it can '
-                     "exceed the elapsed time); from/to are the first start and last end after the graph "
-                     "started. A first run includes Numba compilation.</p>")
-    if info.timings or info.wall_time is not None:
-        trs = ["<tr><th>phase</th><th>seconds</th></tr>"]
-        for k, v in info.timings.items():
-            trs.append(f'<tr data-phase="{_e(k)}"><td>{_e(k)}</td>' + _num(v) + "</tr>")
-        if info.wall_time is not None:
-            trs.append('<tr data-phase="wall"><td>whole command</td>' + _num(info.wall_time) + "</tr>")
-        parts.append('<table id="timings">' + "".join(trs) + "</table>")
-    if not info.steps and not info.timings:
-        parts.append('<p class="note">No timings recorded for this run.</p>')
-
-    # -- chips ---------------------------------------------------------------------------------
-    parts.append("<h2>Chips: sky and cosmic rays</h2>")
-    extra_cols = [(k, t) for k, t in info.chip_columns]
-    units = sorted({c.get("bunit") for c in info.chips if c.get("bunit")})
-    sky_unit = f" ({_e(units[0].lower())})" if len(units) == 1 else ""
-    head = ("<tr><th>#</th><th>chip</th><th>exptime (s)</th><th>sky MDRIZSKY" + sky_unit + "</th>"
-            "<th>CR pixels flagged</th><th>% of chip</th>" + "".join(f"<th>{_e(t)}</th>" for _, t in extra_cols)
-            + "</tr>")
-    trs = [head]
-    for k, c in enumerate(info.chips):
-        npix = int(np.prod(c["shape"])) if c.get("shape") else None
-        frac = 100.0 * c["cr_pixels"] / npix if npix and c.get("cr_pixels") is not None else None
-        trs.append(f'<tr data-chip="{k}"><td class="num">{k + 1}</td><td>{_e(c.get("label"))}</td>'
-                   + _num(c.get("exptime"), "{:.1f}") + _num(c.get("sky"), "{:.3f}")
-                   + _num(c.get("cr_pixels"), "{:,d}") + _num(frac, "{:.3f}")
-                   + "".join(_num(c.get(key), "{:.4g}" if isinstance(c.get(key), float) else "{}")
-                             for key, _ in extra_cols) + "</tr>")
-    parts.append('<table id="chips">' + "".join(trs) + "</table>")
-    r, g, b = preview.CR_COLOUR
-    r2, g2, b2 = preview.DQ_COLOUR
-    parts.append(f'<p class="sub">Each chip as read from its input (asinh stretch), with the pixels its CR mask '
-                 f'(the <code>_crmask.fits</code> products: 1 good, 0 cosmic ray) flags in '
-                 f'<span class="swatch" style="background: rgb({r},{g},{b})"></span> red, or in '
-                 f'<span class="swatch" style="background: rgb({r2},{g2},{b2})"></span> blue where the input\'s DQ '
-                 f"already marks the pixel bad (hot pixels, dead columns: they differ from the median too, so "
-                 f"driz_cr flags them, as AstroDrizzle does). Larger chips are block-averaged; a block is "
-                 f"coloured if any of its pixels is flagged.</p>")
-    shown = info.chips[:max_chips]
-    for k, c in enumerate(shown):
-        png, what = chip_png(c, max_side=chip_max_side)
-        if png is None:
-            parts.append(f'<p class="note">{_e(c.get("label"))}: {_e(what)}</p>')
-            continue
-        n = c.get("cr_pixels")
-        parts.append("<figure>" + _img(png, f"img-chip-{k}", f"chip {c.get('label')} with its CR mask")
-                     + f"<figcaption>{k + 1}. {_e(c.get('label'))}: {_e(what)}"
-                     + (f", {n:,d} CR pixels" if n is not None else "") + "</figcaption></figure>")
-    if len(info.chips) > len(shown):
-        parts.append(f'<p class="sub">{len(info.chips) - len(shown)} more chip(s) not pictured '
-                     f"(max_chips={max_chips}).</p>")
-
-    # -- parameters ----------------------------------------------------------------------------
-    parts.append("<h2>Parameters</h2>")
-    if info.params:
-        parts.append('<p class="sub">AstroDrizzle names; rows differing from the default are highlighted. '
-                     "Pass them back with <code>--set name=value</code> or a <code>.cfg</code> file "
-                     "(<code>workflows/</code>).</p>")
-        parts.append('<table id="params"><tr><th>parameter</th><th>value</th><th>default</th><th>meaning</th></tr>'
-                     + "".join(_param_rows(info.params)) + "</table>")
-    else:
-        parts.append('<p class="note">No parameters recorded.</p>')
-    parts.append(f"<footer>Written by dazzle report on {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}; "
-                 f"self-contained (images inline).</footer>\n</body>\n</html>\n")
-    doc = "\n".join(parts)
+    doc = render_html(report_data(info, base, max_side=max_side, chip_max_side=chip_max_side, max_chips=max_chips))
     os.makedirs(base, exist_ok=True)
     tmp = out + f".{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:

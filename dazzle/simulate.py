@@ -514,6 +514,374 @@ def _place_stars(rng, ref_wcs, shape, n_stars, min_sep_arcsec, flux_range, crval
     return ra[keep], dec[keep], flux
 
 
+@dataclass
+class _Setup:
+    """The validated parameters of one :func:`simulate` call, and what follows from them."""
+
+    shape: tuple
+    n_exposures: int
+    chips: int
+    seed: int
+    n_stars: int
+    flux_range: tuple
+    min_separation: float
+    psf_sigma: float
+    skies: np.ndarray
+    exptimes: np.ndarray
+    read_noise: float
+    gain: float
+    noise: bool
+    cosmic_rays: bool
+    cr_rate: float
+    hot_pixels: bool
+    hot_fraction: float
+    bad_columns: int
+    offsets: np.ndarray
+    chip_gap: float
+    crval: tuple
+    rootname: str
+    filter1: str
+    idcscale: float
+    pa_v3: float
+
+    @property
+    def roots(self):
+        return [f"{self.rootname}{k + 1:02d}" for k in range(self.n_exposures)]
+
+    @property
+    def detector(self):
+        return "HRC" if self.chips == 1 else "WFC"
+
+    @property
+    def amps(self):
+        return "C" if self.chips == 1 else "ABCD"
+
+    @property
+    def star_halfwidth(self):
+        return int(math.ceil(6.0 * self.psf_sigma)) + 1
+
+
+def _setup(n_exposures, chips, size, seed, n_stars, flux_range, min_separation, psf_sigma, sky,
+           exptime, read_noise, gain, noise, cosmic_rays, cr_rate, hot_pixels, hot_fraction,
+           bad_columns, dither, chip_gap, crval, rootname, filter1) -> _Setup:
+    """Check the parameters and derive the rest (shape, per-exposure values, dithers, the
+    reference header's scale and PA_V3)."""
+    if chips not in (1, 2):
+        raise ValueError("chips must be 1 or 2")
+    n_exposures = int(n_exposures)
+    if n_exposures < 1:
+        raise ValueError("n_exposures must be >= 1")
+    if size is None:
+        shape = FULL_SHAPE
+    elif np.ndim(size) == 0:
+        shape = (int(size), int(size))
+    else:
+        shape = (int(size[0]), int(size[1]))
+    ny, nx = shape
+    if not (8 <= ny <= MAX_SHAPE[0] and 8 <= nx <= MAX_SHAPE[1]):
+        raise ValueError(f"size must be between 8 and {MAX_SHAPE} pixels (ny, nx), got {shape}")
+    if n_stars is None:
+        n_stars = max(5, int(round(150 * nx * ny / (FULL_SHAPE[0] * FULL_SHAPE[1]) * chips)))
+    exptimes = _per_exposure(exptime, n_exposures, "exptime")
+    skies = _per_exposure(sky, n_exposures, "sky")
+    if np.any(exptimes <= 0):
+        raise ValueError("exptime must be > 0")
+    offsets = dither_offsets(n_exposures, dither)
+    _, pa_v3 = _reference_cards()
+    ref = reference_header()
+    if crval is None:
+        crval = (float(ref["CRVAL1"]), float(ref["CRVAL2"]))
+    return _Setup(shape=shape, n_exposures=n_exposures, chips=chips, seed=int(seed), n_stars=int(n_stars),
+                  flux_range=flux_range, min_separation=min_separation, psf_sigma=psf_sigma, skies=skies,
+                  exptimes=exptimes, read_noise=read_noise, gain=gain, noise=noise, cosmic_rays=cosmic_rays,
+                  cr_rate=cr_rate, hot_pixels=hot_pixels, hot_fraction=hot_fraction, bad_columns=bad_columns,
+                  offsets=offsets, chip_gap=chip_gap, crval=(float(crval[0]), float(crval[1])),
+                  rootname=rootname, filter1=filter1, idcscale=float(ref["IDCSCALE"]), pa_v3=pa_v3)
+
+
+# -- stage 1: pointing ------------------------------------------------------------------------
+
+def _reference_pointing(s: _Setup):
+    """The undithered pointing: chip 1 at ``crval``, chip 2 above it; (WCS per chip, CRPIX)."""
+    ny = s.shape[0]
+    ref_wcs = [_make_wcs(_chip_header(s.shape, s.crval), s.shape)]
+    crpix = np.array([ref_wcs[0].wcs.crpix[0], ref_wcs[0].wcs.crpix[1]])  # 1-based
+    for c in range(2, s.chips + 1):
+        ra2, dec2 = ref_wcs[0].wcs_pix2world([crpix[0]], [crpix[1] + (c - 1) * (ny + s.chip_gap)], 1)
+        ref_wcs.append(_make_wcs(_chip_header(s.shape, (float(ra2[0]), float(dec2[0]))), s.shape))
+    return ref_wcs, crpix
+
+
+def _dithered_chip(s: _Setup, ref_wcs, crpix, k, c):
+    """Chip ``c`` of exposure ``k``: CRVAL = sky position of CRPIX + the dither offset in the
+    undithered chip; returns (WCS header, WCS, metadata)."""
+    rk, dk = ref_wcs[c - 1].all_pix2world([crpix[0] + s.offsets[k, 0]], [crpix[1] + s.offsets[k, 1]], 1)
+    wh = _chip_header(s.shape, (float(rk[0]), float(dk[0])))
+    meta = {"chip": c, "crval": [float(rk[0]), float(dk[0])], "crpix": [float(wh["CRPIX1"]), float(wh["CRPIX2"])]}
+    return wh, _make_wcs(wh, s.shape), meta
+
+
+# -- stage 2: sky and stars -------------------------------------------------------------------
+
+def _scene(s: _Setup, ref_wcs) -> np.ndarray:
+    """The stars (``id, ra, dec, flux_eps``) at fixed sky positions."""
+    nominal_scale = math.sqrt(abs(np.linalg.det(ref_wcs[0].wcs.cd))) * 3600.0
+    ra, dec, flux = _place_stars(_rng(s.seed, _S_SCENE), ref_wcs, s.shape, s.n_stars,
+                                 s.min_separation * nominal_scale, s.flux_range, s.crval)
+    stars = np.zeros(len(ra), dtype=[("id", "i4"), ("ra", "f8"), ("dec", "f8"), ("flux_eps", "f8")])
+    stars["id"] = np.arange(1, len(ra) + 1)
+    stars["ra"], stars["dec"], stars["flux_eps"] = ra, dec, flux
+    return stars
+
+
+def _sky_and_stars(s: _Setup, stars, w, c, sky_e, t):
+    """The expected electrons of one chip from the sky and the stars; and the rows
+    ``(id, chip, x, y, counts, area_ratio)`` of the stars centred on it."""
+    ny, nx = s.shape
+    hw = s.star_halfwidth
+    model = np.full(s.shape, sky_e * t, dtype=np.float64)
+    rows = []
+    sx, sy = _world2pix(w, stars["ra"], stars["dec"], nx, ny, margin=hw + 1)
+    vis = np.isfinite(sx) & (sx > -hw - 1) & (sx < nx + hw) & (sy > -hw - 1) & (sy < ny + hw)
+    idx = np.nonzero(vis)[0]
+    if idx.size:
+        ratio = s.idcscale ** 2 / pixel_area(w, sx[idx], sy[idx])
+        counts = stars["flux_eps"][idx] * t * ratio
+        for i, j in enumerate(idx):
+            _add_star(model, sx[j], sy[j], counts[i], s.psf_sigma, hw)
+        on = (sx[idx] >= -0.5) & (sx[idx] < nx - 0.5) & (sy[idx] >= -0.5) & (sy[idx] < ny - 0.5)
+        for i in np.nonzero(on)[0]:
+            j = idx[i]
+            rows.append((int(stars["id"][j]), c, float(sx[j]), float(sy[j]), float(counts[i]), float(ratio[i])))
+    return model, rows
+
+
+# -- stage 3: detector ------------------------------------------------------------------------
+
+@dataclass
+class _Defects:
+    """One chip's fixed defects (the same in every exposure)."""
+
+    hot_rate: np.ndarray      # extra dark current, e-/s
+    dq: np.ndarray            # DQ flags (hot pixels, dead columns)
+    dead_columns: list
+
+
+def _defects(s: _Setup, c) -> _Defects:
+    ny, nx = s.shape
+    rng = _rng(s.seed, _S_DETECTOR, c)
+    rate = np.zeros(s.shape)
+    dq = np.zeros(s.shape, dtype=np.int16)
+    cols = []
+    if s.hot_pixels:
+        n_hot = int(round(s.hot_fraction * nx * ny))
+        idx = rng.choice(nx * ny, size=n_hot, replace=False)
+        rate.flat[idx] = np.exp(rng.uniform(math.log(0.05), math.log(2.0), n_hot))
+        dq.flat[idx] |= DQ_HOT
+    rng_cols = _rng(s.seed, _S_DETECTOR, c, 1)
+    for _ in range(int(s.bad_columns)):
+        col = int(rng_cols.integers(nx // 8, max(nx // 8 + 1, nx - nx // 8)))
+        cols.append(col)
+        dq[:, col] |= DQ_BAD_DETECTOR
+    return _Defects(rate, dq, cols)
+
+
+def _read_out(s: _Setup, model, defects: _Defects, k, c, t):
+    """The detector: dark current of the hot pixels, dead columns, Poisson and read noise.
+    Returns (data, expected electrons) -- ERR is computed from the latter."""
+    model = model + defects.hot_rate * t
+    for col in defects.dead_columns:
+        model[:, col] = 0.0
+    if not s.noise:
+        return model.copy(), model
+    rng = _rng(s.seed, _S_NOISE, k, c)
+    data = rng.poisson(model).astype(np.float64)
+    data += rng.normal(0.0, s.read_noise, s.shape)
+    return data, model
+
+
+# -- stage 4: cosmic rays ---------------------------------------------------------------------
+
+def _cosmic_ray_charge(s: _Setup, k, c, t):
+    """The cosmic-ray charge (e-) of chip ``c`` in exposure ``k`` (its own random stream, so
+    ``cosmic_rays=False`` changes nothing else)."""
+    if not s.cosmic_rays:
+        return np.zeros(s.shape)
+    return _cosmic_rays(_rng(s.seed, _S_CR, k, c), s.shape, t, s.cr_rate)
+
+
+# -- stage 5: writing -------------------------------------------------------------------------
+
+def _primary_header(s: _Setup, k, root, t, expstart, expend):
+    iso = Time(expstart, format="mjd", scale="utc").isot
+    prim = fits.Header()
+    for key, value in (
+            ("TELESCOP", ("HST", "telescope used to acquire data")),
+            ("INSTRUME", ("ACS", "identifier for instrument used to acquire data")),
+            ("DETECTOR", (s.detector, "detector in use: WFC, HRC, or SBC")),
+            ("ROOTNAME", (root, "rootname of the observation set")),
+            ("FILENAME", (f"{root}_flt.fits", "name of file")),
+            ("FILETYPE", ("SCI", "type of data found in data file")),
+            ("ORIGIN", ("dazzle.simulate", "synthetic data, not an observation")),
+            ("NEXTEND", (3 * s.chips, "number of standard extensions")),
+            ("OBSTYPE", ("IMAGING", "observation type")),
+            ("APERTURE", (s.detector, "aperture name")),
+            ("SUBARRAY", (bool(s.shape[0] < FULL_SHAPE[0] or s.shape[1] < FULL_SHAPE[1]),
+                          "data from a subarray (cropped chip)")),
+            ("DATE-OBS", (iso[:10], "UT date of start of observation (yyyy-mm-dd)")),
+            ("TIME-OBS", (iso[11:19], "UT time of start of observation (hh:mm:ss)")),
+            ("EXPSTART", (expstart, "exposure start time (Modified Julian Date)")),
+            ("EXPEND", (expend, "exposure end time (Modified Julian Date)")),
+            ("EXPTIME", (t, "exposure duration (seconds)")),
+            ("RA_TARG", (s.crval[0], "right ascension of the target (deg) (J2000)")),
+            ("DEC_TARG", (s.crval[1], "declination of the target (deg) (J2000)")),
+            ("PA_V3", (s.pa_v3, "position angle of V3-axis of HST (deg)")),
+            ("FILTER1", (s.filter1, "element selected from filter wheel 1")),
+            ("FILTER2", ("CLEAR2S" if s.chips == 1 else "CLEAR2L", "element selected from filter wheel 2")),
+            ("CCDAMP", (s.amps, "CCD Amplifier Readout Configuration")),
+            ("CCDGAIN", (int(round(s.gain)), "commanded gain of CCD"))):
+        prim[key] = value
+    for a in "ABCD":
+        prim[f"ATODGN{a}"] = (float(s.gain) if a in s.amps else 0.0, f"calibrated gain for amplifier {a}")
+    for a in "ABCD":
+        prim[f"READNSE{a}"] = (float(s.read_noise) if a in s.amps else 0.0, f"calibrated read noise for amplifier {a}")
+    for key in ("IDCTAB", "DGEOFILE", "NPOLFILE", "D2IMFILE", "PFLTFILE"):
+        prim[key] = "N/A"
+    prim["DZSEED"] = (int(s.seed), "dazzle.simulate random seed")
+    prim["DZDITHX"] = (float(s.offsets[k, 0]), "dither offset x (pixels)")
+    prim["DZDITHY"] = (float(s.offsets[k, 1]), "dither offset y (pixels)")
+    prim["DZSKY"] = (float(s.skies[k]), "simulated sky (e-/s/pixel)")
+    return prim
+
+
+def _chip_hdus(s: _Setup, root, c, wh, data, err, dq):
+    """SCI, ERR and DQ of one chip, with the WCS and HST keywords."""
+    sci_h = fits.Header()
+    sci_h["INHERIT"] = (True, "inherit the primary header")
+    sci_h["EXPNAME"] = (root, "exposure identifier")
+    sci_h["BUNIT"] = ("ELECTRONS", "brightness units")
+    wcs_h = fits.Header()
+    for card in wh.cards:
+        wcs_h.append(card)
+    wcs_h["WCSNAME"] = "IDC_n721640fj"
+    wcs_h["LTV1"] = (float(-_crop_origin(s.shape)[0]), "offset in X to subsection start")
+    wcs_h["LTV2"] = (float(-_crop_origin(s.shape)[1]), "offset in Y to subsection start")
+    wcs_h["LTM1_1"] = (1.0, "reciprocal of sampling rate in X")
+    wcs_h["LTM2_2"] = (1.0, "reciprocal of sampling rate in Y")
+    wcs_h["ORIENTAT"] = (math.degrees(math.atan2(wh["CD1_2"], wh["CD2_2"])),
+                         "position angle of image y axis (deg. e of n)")
+    wcs_h["CCDCHIP"] = (c, "CCD chip (1 or 2)")
+    sci_h.extend(wcs_h)
+    sci_h["NGOODPIX"] = (int(np.count_nonzero(dq == 0)), "number of good pixels")
+    sci_h["MEANDARK"] = (0.0, "average of the dark values subtracted")
+    err_h = fits.Header()
+    err_h["INHERIT"] = True
+    err_h["BUNIT"] = "ELECTRONS"
+    err_h.extend(wcs_h)
+    dq_h = fits.Header()
+    dq_h["INHERIT"] = True
+    dq_h["BUNIT"] = "UNITLESS"
+    dq_h.extend(wcs_h)
+    return [fits.ImageHDU(data.astype(np.float32), header=sci_h, name="SCI", ver=c),
+            fits.ImageHDU(err.astype(np.float32), header=err_h, name="ERR", ver=c),
+            fits.ImageHDU(dq, header=dq_h, name="DQ", ver=c)]
+
+
+def _write_star_table(outdir, root, rows, t):
+    spix = np.array(rows, dtype=[("id", "i4"), ("chip", "i2"), ("x", "f8"), ("y", "f8"),
+                                 ("counts", "f8"), ("area_ratio", "f8")])
+    tab = Table(spix)
+    tab.meta["comment"] = ["x, y: 0-based pixel position of the star centre",
+                           "counts: expected total e- = flux_eps * EXPTIME * area_ratio",
+                           "area_ratio: IDCSCALE**2 / on-sky pixel area at the star"]
+    tab.meta["exptime"] = t
+    path = outdir / f"{root}_stars.ecsv"
+    tab.write(path, overwrite=True)
+    return spix, path
+
+
+def _write_crtruth(outdir, root, masks, charges):
+    hdus = [fits.PrimaryHDU()]
+    hdus[0].header["ROOTNAME"] = root
+    hdus[0].header["COMMENT"] = "CRMASK: 1 where cosmic-ray charge > 0; CRCHARGE: e-"
+    for c, (m, q) in enumerate(zip(masks, charges), start=1):
+        hdus.append(fits.ImageHDU(m.astype(np.uint8), name="CRMASK", ver=c))
+        hdus.append(fits.ImageHDU(q, name="CRCHARGE", ver=c))
+    path = outdir / f"{root}_crtruth.fits"
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    return path
+
+
+def _write_truth(outdir, s: _Setup, stars):
+    truth = Table(stars)
+    truth["flux_eps"].unit = "electron / s"
+    truth.meta["comment"] = [
+        "Stars of dazzle.simulate: sky positions (deg) and fluxes (e-/s).",
+        "A star's flux measured in an image drizzled at IDCSCALE (AstroDrizzle default) "
+        "equals flux_eps.",
+    ]
+    truth.meta["seed"] = int(s.seed)
+    truth.meta["idcscale"] = s.idcscale
+    path = outdir / "truth_stars.ecsv"
+    truth.write(path, overwrite=True)
+    return path
+
+
+def _params_doc(s: _Setup, dead_cols, exposure_meta) -> dict:
+    ny, nx = s.shape
+    return {
+        "generator": "dazzle.simulate",
+        "n_exposures": s.n_exposures, "chips": s.chips, "shape": [ny, nx], "seed": int(s.seed),
+        "n_stars": int(s.n_stars), "flux_range": [float(v) for v in s.flux_range],
+        "min_separation": float(s.min_separation), "psf_sigma": float(s.psf_sigma),
+        "sky": [float(v) for v in s.skies], "exptime": [float(v) for v in s.exptimes],
+        "read_noise": float(s.read_noise), "gain": float(s.gain), "noise": bool(s.noise),
+        "cosmic_rays": bool(s.cosmic_rays), "cr_rate": float(s.cr_rate),
+        "hot_pixels": bool(s.hot_pixels), "hot_fraction": float(s.hot_fraction),
+        "bad_columns": int(s.bad_columns), "dead_columns": dead_cols,
+        "dither": [[float(a), float(b)] for a, b in s.offsets], "chip_gap": float(s.chip_gap),
+        "crval": list(s.crval), "crop_origin": list(_crop_origin(s.shape)),
+        "rootname": s.rootname, "roots": s.roots, "filter1": s.filter1,
+        "detector": s.detector, "idcscale": s.idcscale, "pa_v3": s.pa_v3,
+        "reference_header": f"dazzle/data/{REFERENCE_FILE} [SCI,1] (HST ACS/HRC j8bt06nyq, "
+                            "IDCTAB n721640fj)",
+        "flux_convention": "FLT counts of a star = flux_eps * EXPTIME * IDCSCALE**2 / "
+                           "local pixel area (arcsec^2)",
+        "exposures": exposure_meta,
+    }
+
+
+# -- the stages together ----------------------------------------------------------------------
+
+def _expose(s: _Setup, outdir, k, start_mjd, ref_wcs, crpix, stars, defects):
+    """Exposure ``k``: every chip through the stages; writes its FLT, star table and CR truth.
+    Returns what :class:`SimulatedSet` keeps of it, and its metadata."""
+    t, root = float(s.exptimes[k]), s.roots[k]
+    expstart, expend = start_mjd, start_mjd + t / 86400.0
+    hdus = [fits.PrimaryHDU(header=_primary_header(s, k, root, t, expstart, expend))]
+    rows, masks, charges, chip_meta = [], [], [], []
+    for c in range(1, s.chips + 1):
+        wh, w, meta = _dithered_chip(s, ref_wcs, crpix, k, c)
+        chip_meta.append(meta)
+        model, star_rows = _sky_and_stars(s, stars, w, c, s.skies[k], t)
+        rows += star_rows
+        data, expected = _read_out(s, model, defects[c - 1], k, c, t)
+        charge = _cosmic_ray_charge(s, k, c, t)
+        if s.cosmic_rays:
+            data += charge
+        err = np.sqrt(expected + s.read_noise ** 2)
+        masks.append(charge > 0)
+        charges.append(charge.astype(np.float32))
+        hdus += _chip_hdus(s, root, c, wh, data, err, defects[c - 1].dq.copy())
+    path = outdir / f"{root}_flt.fits"
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    spix, star_path = _write_star_table(outdir, root, rows, t)
+    cr_path = _write_crtruth(outdir, root, masks, charges)
+    meta = {"root": root, "offset": [float(v) for v in s.offsets[k]], "exptime": t, "sky": float(s.skies[k]),
+            "expstart": expstart, "chips": chip_meta}
+    return (path, spix, star_path, masks, charges, cr_path), meta, expend
+
+
 def simulate(outdir, *, n_exposures=4, chips=1, size=None, seed=0, n_stars=None,
              flux_range=(30.0, 3000.0), min_separation=20.0, psf_sigma=1.2,
              sky=0.3, exptime=400.0, read_noise=4.7, gain=2.0, noise=True,
@@ -521,6 +889,10 @@ def simulate(outdir, *, n_exposures=4, chips=1, size=None, seed=0, n_stars=None,
              bad_columns=1, dither=None, chip_gap=50, crval=None, rootname="dzsim",
              filter1="F606W"):
     """Write ``n_exposures`` dithered HST-like exposures with known truth into ``outdir``.
+
+    The stages: pointing (the reference chips' WCSs, each exposure's dithered WCS), sky and
+    stars (the expected electrons), detector (hot pixels, dead columns, noise), cosmic rays
+    (their own random stream), writing (FLT files, truth tables, ``simulation.json``).
 
     Parameters
     ----------
@@ -567,6 +939,8 @@ def simulate(outdir, *, n_exposures=4, chips=1, size=None, seed=0, n_stars=None,
         j8bt06nyq, RA 6.027, Dec -72.084).
     rootname : str
         Prefix of the exposure root names.
+    filter1 : str
+        ``FILTER1`` of the primary headers.
 
     Returns
     -------
@@ -574,275 +948,26 @@ def simulate(outdir, *, n_exposures=4, chips=1, size=None, seed=0, n_stars=None,
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    if chips not in (1, 2):
-        raise ValueError("chips must be 1 or 2")
-    n_exposures = int(n_exposures)
-    if n_exposures < 1:
-        raise ValueError("n_exposures must be >= 1")
-    if size is None:
-        shape = FULL_SHAPE
-    elif np.ndim(size) == 0:
-        shape = (int(size), int(size))
-    else:
-        shape = (int(size[0]), int(size[1]))
-    ny, nx = shape
-    if not (8 <= ny <= MAX_SHAPE[0] and 8 <= nx <= MAX_SHAPE[1]):
-        raise ValueError(f"size must be between 8 and {MAX_SHAPE} pixels (ny, nx), got {shape}")
-    if n_stars is None:
-        n_stars = max(5, int(round(150 * nx * ny / (FULL_SHAPE[0] * FULL_SHAPE[1]) * chips)))
-    exptimes = _per_exposure(exptime, n_exposures, "exptime")
-    skies = _per_exposure(sky, n_exposures, "sky")
-    if np.any(exptimes <= 0):
-        raise ValueError("exptime must be > 0")
-    offsets = dither_offsets(n_exposures, dither)
-
-    _, pa_v3 = _reference_cards()
-    ref = reference_header()
-    idcscale = float(ref["IDCSCALE"])
-    nominal_area = idcscale ** 2
-    if crval is None:
-        crval = (float(ref["CRVAL1"]), float(ref["CRVAL2"]))
-    crval = (float(crval[0]), float(crval[1]))
-
-    # Reference (undithered) pointing: chip 1 at crval; chip 2 above it.
-    ref_wcs = [_make_wcs(_chip_header(shape, crval), shape)]
-    crpix = np.array([ref_wcs[0].wcs.crpix[0], ref_wcs[0].wcs.crpix[1]])  # 1-based
-    for c in range(2, chips + 1):
-        ra2, dec2 = ref_wcs[0].wcs_pix2world([crpix[0]], [crpix[1] + (c - 1) * (ny + chip_gap)], 1)
-        ref_wcs.append(_make_wcs(_chip_header(shape, (float(ra2[0]), float(dec2[0]))), shape))
-
-    # Scene.
-    nominal_scale = math.sqrt(abs(np.linalg.det(ref_wcs[0].wcs.cd))) * 3600.0
-    ra, dec, flux = _place_stars(_rng(seed, _S_SCENE), ref_wcs, shape, int(n_stars),
-                                 min_separation * nominal_scale, flux_range, crval)
-    stars = np.zeros(len(ra), dtype=[("id", "i4"), ("ra", "f8"), ("dec", "f8"),
-                                     ("flux_eps", "f8")])
-    stars["id"] = np.arange(1, len(ra) + 1)
-    stars["ra"], stars["dec"], stars["flux_eps"] = ra, dec, flux
-
-    # Detector defects (fixed per chip).
-    hot_rate, dq_fixed, dead_cols = [], [], []
-    for c in range(1, chips + 1):
-        rng = _rng(seed, _S_DETECTOR, c)
-        rate = np.zeros(shape)
-        dq = np.zeros(shape, dtype=np.int16)
-        cols = []
-        if hot_pixels:
-            n_hot = int(round(hot_fraction * nx * ny))
-            idx = rng.choice(nx * ny, size=n_hot, replace=False)
-            rate.flat[idx] = np.exp(rng.uniform(math.log(0.05), math.log(2.0), n_hot))
-            dq.flat[idx] |= DQ_HOT
-        rng_cols = _rng(seed, _S_DETECTOR, c, 1)
-        for _ in range(int(bad_columns)):
-            col = int(rng_cols.integers(nx // 8, max(nx // 8 + 1, nx - nx // 8)))
-            cols.append(col)
-            dq[:, col] |= DQ_BAD_DETECTOR
-        hot_rate.append(rate)
-        dq_fixed.append(dq)
-        dead_cols.append(cols)
-
-    hw = int(math.ceil(6.0 * psf_sigma)) + 1
-    roots = [f"{rootname}{k + 1:02d}" for k in range(n_exposures)]
-    files, star_paths, cr_paths = [], [], []
-    star_pixels, cr_masks, cr_charges = [], [], []
-    detector = "HRC" if chips == 1 else "WFC"
-    amps = "C" if chips == 1 else "ABCD"
-    mjd = _MJD0
-    exposure_meta = []
-    for k in range(n_exposures):
-        t = float(exptimes[k])
-        root = roots[k]
-        expstart, expend = mjd, mjd + t / 86400.0
+    s = _setup(n_exposures, chips, size, seed, n_stars, flux_range, min_separation, psf_sigma, sky,
+               exptime, read_noise, gain, noise, cosmic_rays, cr_rate, hot_pixels, hot_fraction,
+               bad_columns, dither, chip_gap, crval, rootname, filter1)
+    ref_wcs, crpix = _reference_pointing(s)
+    stars = _scene(s, ref_wcs)
+    defects = [_defects(s, c) for c in range(1, s.chips + 1)]
+    made, exposure_meta, mjd = [], [], _MJD0
+    for k in range(s.n_exposures):
+        got, meta, expend = _expose(s, outdir, k, mjd, ref_wcs, crpix, stars, defects)
         mjd = expend + _OVERHEAD_S / 86400.0
-        iso = Time(expstart, format="mjd", scale="utc").isot
-        prim = fits.Header()
-        prim["TELESCOP"] = ("HST", "telescope used to acquire data")
-        prim["INSTRUME"] = ("ACS", "identifier for instrument used to acquire data")
-        prim["DETECTOR"] = (detector, "detector in use: WFC, HRC, or SBC")
-        prim["ROOTNAME"] = (root, "rootname of the observation set")
-        prim["FILENAME"] = (f"{root}_flt.fits", "name of file")
-        prim["FILETYPE"] = ("SCI", "type of data found in data file")
-        prim["ORIGIN"] = ("dazzle.simulate", "synthetic data, not an observation")
-        prim["NEXTEND"] = (3 * chips, "number of standard extensions")
-        prim["OBSTYPE"] = ("IMAGING", "observation type")
-        prim["APERTURE"] = (detector, "aperture name")
-        prim["SUBARRAY"] = (bool(ny < FULL_SHAPE[0] or nx < FULL_SHAPE[1]), "data from a subarray (cropped chip)")
-        prim["DATE-OBS"] = (iso[:10], "UT date of start of observation (yyyy-mm-dd)")
-        prim["TIME-OBS"] = (iso[11:19], "UT time of start of observation (hh:mm:ss)")
-        prim["EXPSTART"] = (expstart, "exposure start time (Modified Julian Date)")
-        prim["EXPEND"] = (expend, "exposure end time (Modified Julian Date)")
-        prim["EXPTIME"] = (t, "exposure duration (seconds)")
-        prim["RA_TARG"] = (crval[0], "right ascension of the target (deg) (J2000)")
-        prim["DEC_TARG"] = (crval[1], "declination of the target (deg) (J2000)")
-        prim["PA_V3"] = (pa_v3, "position angle of V3-axis of HST (deg)")
-        prim["FILTER1"] = (filter1, "element selected from filter wheel 1")
-        prim["FILTER2"] = ("CLEAR2S" if chips == 1 else "CLEAR2L",
-                           "element selected from filter wheel 2")
-        prim["CCDAMP"] = (amps, "CCD Amplifier Readout Configuration")
-        prim["CCDGAIN"] = (int(round(gain)), "commanded gain of CCD")
-        for a in "ABCD":
-            prim[f"ATODGN{a}"] = (float(gain) if a in amps else 0.0,
-                                  f"calibrated gain for amplifier {a}")
-        for a in "ABCD":
-            prim[f"READNSE{a}"] = (float(read_noise) if a in amps else 0.0,
-                                   f"calibrated read noise for amplifier {a}")
-        for key in ("IDCTAB", "DGEOFILE", "NPOLFILE", "D2IMFILE", "PFLTFILE"):
-            prim[key] = "N/A"
-        prim["DZSEED"] = (int(seed), "dazzle.simulate random seed")
-        prim["DZDITHX"] = (float(offsets[k, 0]), "dither offset x (pixels)")
-        prim["DZDITHY"] = (float(offsets[k, 1]), "dither offset y (pixels)")
-        prim["DZSKY"] = (float(skies[k]), "simulated sky (e-/s/pixel)")
-
-        hdus = [fits.PrimaryHDU(header=prim)]
-        spix_rows = []
-        masks_k, charge_k = [], []
-        chip_meta = []
-        for c in range(1, chips + 1):
-            # Pointing: CRVAL = sky position of CRPIX + offset in the undithered chip.
-            rk, dk = ref_wcs[c - 1].all_pix2world([crpix[0] + offsets[k, 0]],
-                                                  [crpix[1] + offsets[k, 1]], 1)
-            wh = _chip_header(shape, (float(rk[0]), float(dk[0])))
-            w = _make_wcs(wh, shape)
-            chip_meta.append({"chip": c, "crval": [float(rk[0]), float(dk[0])],
-                              "crpix": [float(wh["CRPIX1"]), float(wh["CRPIX2"])]})
-
-            # Stars.
-            model = np.full(shape, skies[k] * t, dtype=np.float64)
-            sx, sy = _world2pix(w, stars["ra"], stars["dec"], nx, ny, margin=hw + 1)
-            vis = (np.isfinite(sx) & (sx > -hw - 1) & (sx < nx + hw)
-                   & (sy > -hw - 1) & (sy < ny + hw))
-            idx = np.nonzero(vis)[0]
-            if idx.size:
-                area = pixel_area(w, sx[idx], sy[idx])
-                ratio = nominal_area / area
-                counts = stars["flux_eps"][idx] * t * ratio
-                for i, s in enumerate(idx):
-                    _add_star(model, sx[s], sy[s], counts[i], psf_sigma, hw)
-                on = ((sx[idx] >= -0.5) & (sx[idx] < nx - 0.5)
-                      & (sy[idx] >= -0.5) & (sy[idx] < ny - 0.5))
-                for i in np.nonzero(on)[0]:
-                    s = idx[i]
-                    spix_rows.append((int(stars["id"][s]), c, float(sx[s]), float(sy[s]),
-                                      float(counts[i]), float(ratio[i])))
-
-            model += hot_rate[c - 1] * t
-            for col in dead_cols[c - 1]:
-                model[:, col] = 0.0
-            if noise:
-                rng = _rng(seed, _S_NOISE, k, c)
-                data = rng.poisson(model).astype(np.float64)
-                data += rng.normal(0.0, read_noise, shape)
-            else:
-                data = model.copy()
-            if cosmic_rays:
-                charge = _cosmic_rays(_rng(seed, _S_CR, k, c), shape, t, cr_rate)
-                data += charge
-            else:
-                charge = np.zeros(shape)
-            err = np.sqrt(model + read_noise ** 2)
-            dq = dq_fixed[c - 1].copy()
-            masks_k.append(charge > 0)
-            charge_k.append(charge.astype(np.float32))
-
-            sci_h = fits.Header()
-            sci_h["INHERIT"] = (True, "inherit the primary header")
-            sci_h["EXPNAME"] = (root, "exposure identifier")
-            sci_h["BUNIT"] = ("ELECTRONS", "brightness units")
-            wcs_h = fits.Header()
-            for card in wh.cards:
-                wcs_h.append(card)
-            wcs_h["WCSNAME"] = "IDC_n721640fj"
-            wcs_h["LTV1"] = (float(-_crop_origin(shape)[0]), "offset in X to subsection start")
-            wcs_h["LTV2"] = (float(-_crop_origin(shape)[1]), "offset in Y to subsection start")
-            wcs_h["LTM1_1"] = (1.0, "reciprocal of sampling rate in X")
-            wcs_h["LTM2_2"] = (1.0, "reciprocal of sampling rate in Y")
-            wcs_h["ORIENTAT"] = (math.degrees(math.atan2(wh["CD1_2"], wh["CD2_2"])),
-                                 "position angle of image y axis (deg. e of n)")
-            wcs_h["CCDCHIP"] = (c, "CCD chip (1 or 2)")
-            sci_h.extend(wcs_h)
-            sci_h["NGOODPIX"] = (int(np.count_nonzero(dq == 0)), "number of good pixels")
-            sci_h["MEANDARK"] = (0.0, "average of the dark values subtracted")
-            err_h = fits.Header()
-            err_h["INHERIT"] = True
-            err_h["BUNIT"] = "ELECTRONS"
-            err_h.extend(wcs_h)
-            dq_h = fits.Header()
-            dq_h["INHERIT"] = True
-            dq_h["BUNIT"] = "UNITLESS"
-            dq_h.extend(wcs_h)
-            hdus.append(fits.ImageHDU(data.astype(np.float32), header=sci_h, name="SCI", ver=c))
-            hdus.append(fits.ImageHDU(err.astype(np.float32), header=err_h, name="ERR", ver=c))
-            hdus.append(fits.ImageHDU(dq, header=dq_h, name="DQ", ver=c))
-
-        path = outdir / f"{root}_flt.fits"
-        fits.HDUList(hdus).writeto(path, overwrite=True)
-        files.append(path)
-
-        spix = np.array(spix_rows, dtype=[("id", "i4"), ("chip", "i2"), ("x", "f8"), ("y", "f8"),
-                                          ("counts", "f8"), ("area_ratio", "f8")])
-        star_pixels.append(spix)
-        tab = Table(spix)
-        tab.meta["comment"] = ["x, y: 0-based pixel position of the star centre",
-                               "counts: expected total e- = flux_eps * EXPTIME * area_ratio",
-                               "area_ratio: IDCSCALE**2 / on-sky pixel area at the star"]
-        tab.meta["exptime"] = t
-        sp = outdir / f"{root}_stars.ecsv"
-        tab.write(sp, overwrite=True)
-        star_paths.append(sp)
-
-        cr_hdus = [fits.PrimaryHDU()]
-        cr_hdus[0].header["ROOTNAME"] = root
-        cr_hdus[0].header["COMMENT"] = "CRMASK: 1 where cosmic-ray charge > 0; CRCHARGE: e-"
-        for c in range(1, chips + 1):
-            cr_hdus.append(fits.ImageHDU(masks_k[c - 1].astype(np.uint8), name="CRMASK", ver=c))
-            cr_hdus.append(fits.ImageHDU(charge_k[c - 1], name="CRCHARGE", ver=c))
-        cp = outdir / f"{root}_crtruth.fits"
-        fits.HDUList(cr_hdus).writeto(cp, overwrite=True)
-        cr_paths.append(cp)
-        cr_masks.append(masks_k)
-        cr_charges.append(charge_k)
-        exposure_meta.append({"root": root, "offset": [float(v) for v in offsets[k]],
-                              "exptime": t, "sky": float(skies[k]), "expstart": expstart,
-                              "chips": chip_meta})
-
-    truth = Table(stars)
-    truth["flux_eps"].unit = "electron / s"
-    truth.meta["comment"] = [
-        "Stars of dazzle.simulate: sky positions (deg) and fluxes (e-/s).",
-        "A star's flux measured in an image drizzled at IDCSCALE (AstroDrizzle default) "
-        "equals flux_eps.",
-    ]
-    truth.meta["seed"] = int(seed)
-    truth.meta["idcscale"] = idcscale
-    truth_path = outdir / "truth_stars.ecsv"
-    truth.write(truth_path, overwrite=True)
-
-    params = {
-        "generator": "dazzle.simulate",
-        "n_exposures": n_exposures, "chips": chips, "shape": [ny, nx], "seed": int(seed),
-        "n_stars": int(n_stars), "flux_range": [float(v) for v in flux_range],
-        "min_separation": float(min_separation), "psf_sigma": float(psf_sigma),
-        "sky": [float(v) for v in skies], "exptime": [float(v) for v in exptimes],
-        "read_noise": float(read_noise), "gain": float(gain), "noise": bool(noise),
-        "cosmic_rays": bool(cosmic_rays), "cr_rate": float(cr_rate),
-        "hot_pixels": bool(hot_pixels), "hot_fraction": float(hot_fraction),
-        "bad_columns": int(bad_columns), "dead_columns": dead_cols,
-        "dither": [[float(a), float(b)] for a, b in offsets], "chip_gap": float(chip_gap),
-        "crval": list(crval), "crop_origin": list(_crop_origin(shape)),
-        "rootname": rootname, "roots": roots, "filter1": filter1,
-        "detector": detector, "idcscale": idcscale, "pa_v3": pa_v3,
-        "reference_header": f"dazzle/data/{REFERENCE_FILE} [SCI,1] (HST ACS/HRC j8bt06nyq, "
-                            "IDCTAB n721640fj)",
-        "flux_convention": "FLT counts of a star = flux_eps * EXPTIME * IDCSCALE**2 / "
-                           "local pixel area (arcsec^2)",
-        "exposures": exposure_meta,
-    }
+        made.append(got)
+        exposure_meta.append(meta)
+    files, star_pixels, star_paths, cr_masks, cr_charges, cr_paths = (list(v) for v in zip(*made))
+    truth_path = _write_truth(outdir, s, stars)
+    params = _params_doc(s, [d.dead_columns for d in defects], exposure_meta)
     params_path = outdir / "simulation.json"
     params_path.write_text(json.dumps(params, indent=1))
-
     return SimulatedSet(
-        outdir=outdir, files=files, roots=roots, truth_stars_path=truth_path,
+        outdir=outdir, files=files, roots=s.roots, truth_stars_path=truth_path,
         star_table_paths=star_paths, crtruth_paths=cr_paths, params_path=params_path,
         stars=stars, star_pixels=star_pixels, cr_masks=cr_masks, cr_charge=cr_charges,
-        hot_masks=[(d & DQ_HOT) != 0 for d in dq_fixed], params=params,
+        hot_masks=[(d.dq & DQ_HOT) != 0 for d in defects], params=params,
     )

@@ -8,7 +8,6 @@ AstroDrizzle.  The comparison with the real AstroDrizzle is at the end (skipped 
 from __future__ import annotations
 
 import os
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,8 +18,7 @@ from astropy.wcs import WCS
 import dazzle
 from astrodrizzle_oracle import needs_drizzlepac, run_astrodrizzle
 from crtruth import cr_residual, cr_stats, purity_dq_good, star_core_flags, study
-from dazzle.products import file_sha256
-from dazzle.simulate import simulate
+from helpers import copy_files, file_digests
 from photometry import aperture_fluxes
 
 
@@ -29,14 +27,14 @@ from photometry import aperture_fluxes
 SETS = {"4x1": (4, 1, 384, 11), "4x2": (4, 2, 256, 21), "8x1": (8, 1, 384, 14), "8x2": (8, 2, 256, 12)}
 
 
-def _simulate(path, which, **kw):
+def _simulate(simulated, which, **kw):
     n, chips, size, seed = SETS[which]
-    return simulate(path, n_exposures=n, chips=chips, size=size, seed=seed, sky=0.1, **kw)
+    return simulated(n_exposures=n, chips=chips, size=size, seed=seed, sky=0.1, **kw)
 
 
 @pytest.fixture(scope="module")
-def sims(tmp_path_factory):
-    return {w: _simulate(tmp_path_factory.mktemp(f"cr{w}"), w) for w in SETS}
+def sims(simulated):
+    return {w: _simulate(simulated, w) for w in SETS}
 
 
 @pytest.fixture(scope="module")
@@ -106,13 +104,13 @@ def test_no_star_core_is_flagged(sims, runs):
     assert n_checked > 200
 
 
-def test_dead_column_through_a_star_does_not_flag_its_core(tmp_path):
+def test_dead_column_through_a_star_does_not_flag_its_core(simulated, tmp_path):
     """Regression, found on random sets: in this one a dead column (DQ 4) crosses a bright
     star's core.  The column fails pass 1, and drizzlepac's test then flags the clean core
     pixels beside it, where the blot misses the peak by more than the pass-2 allowance.  dazzle
     keeps known-bad pixels from condemning good neighbours (``driz_cr.known_bad_pixels``);
     ``driz_cr_legacy`` shows drizzlepac's result."""
-    sim = simulate(tmp_path / "sim", n_exposures=4, chips=2, size=256, seed=110, sky=0.1)
+    sim = simulated(n_exposures=4, chips=2, size=256, seed=110, sky=0.1)
     default = dazzle.run(sim.files, str(tmp_path / "dz" / "syn"))
     legacy = dazzle.run(sim.files, str(tmp_path / "ad" / "syn"), driz_cr_legacy=True)
     # AstroDrizzle itself flags 1 clean core pixel on these exposures, and so does its rule in
@@ -131,10 +129,10 @@ def test_dead_column_through_a_star_does_not_flag_its_core(tmp_path):
 
 @pytest.mark.oracle
 @needs_drizzlepac
-def test_dead_column_case_in_astrodrizzle(tmp_path):
+def test_dead_column_case_in_astrodrizzle(simulated, tmp_path):
     """AstroDrizzle's own figure for the case above: its masks flag clean star-core pixels
     beside the dead column too, as dazzle's ``driz_cr_legacy`` does."""
-    sim = simulate(tmp_path / "sim", n_exposures=4, chips=2, size=256, seed=110, sky=0.1)
+    sim = simulated(n_exposures=4, chips=2, size=256, seed=110, sky=0.1)
     ad = run_astrodrizzle(sim.files, tmp_path / "ad", output="syn")
     masks = [fits.getdata(ad["crmask"][(root, c + 1)]).astype(bool)
              for root in sim.roots for c in range(sim.chips)]
@@ -155,14 +153,14 @@ def test_final_photometry_matches_truth(sims, runs):
 
 
 @pytest.fixture(scope="module")
-def twins(sims, tmp_path_factory):
+def twins(sims, simulated, tmp_path_factory):
     """Per set: (the pipeline on the same exposures without cosmic rays, the final drizzle of
     the noiseless truth) -- what :func:`crtruth.cr_residual` compares the runs with."""
     out = {}
     for w in SETS:
         d = tmp_path_factory.mktemp(f"twin{w}")
-        nocr = _simulate(d / "nocr", w, cosmic_rays=False)
-        truth = _simulate(d / "truth", w, noise=False, cosmic_rays=False, hot_pixels=False)
+        nocr = _simulate(simulated, w, cosmic_rays=False)
+        truth = _simulate(simulated, w, noise=False, cosmic_rays=False, hot_pixels=False)
         out[w] = (dazzle.run(nocr.files, str(d / "o0" / "syn")),
                   dazzle.run(truth.files, str(d / "ot" / "syn"), static=False, skysub=False,
                              median=False, blot=False, driz_cr=False))
@@ -259,26 +257,17 @@ def test_products(sim4, run4):
     assert not os.path.exists(os.path.join(out, f"{sim4.roots[0]}_crclean.fits"))
 
 
-def _digest(paths):
-    """SHA-256 of each file, in order."""
-    return [file_sha256(p) for p in paths]
-
-
 def test_inputs_untouched_unless_asked(sim4, run4, tmp_path):
-    files = []
-    for f in sim4.files:
-        dst = tmp_path / os.path.basename(f)
-        shutil.copy(f, dst)
-        files.append(str(dst))
-    before = _digest(files)
+    files = copy_files(sim4.files, tmp_path)
+    before = file_digests(files)
     dazzle.run(files, str(tmp_path / "a" / "syn"))
-    assert _digest(files) == before
+    assert file_digests(files) == before
     assert not os.path.exists(tmp_path / "OrIg")
     # asked: originals backed up to OrIg/ first, then crbit ORed in where CRs were found
     r = dazzle.run(files, str(tmp_path / "b" / "syn"), update_input_dq=True, crbit=8192)
     for k, f in enumerate(files):
         backup = tmp_path / "OrIg" / os.path.basename(f)
-        assert _digest([backup]) == _digest([sim4.files[k]])
+        assert file_digests([backup]) == file_digests([sim4.files[k]])
         dq_old = fits.getdata(backup, ("DQ", 1))
         dq_new = fits.getdata(f, ("DQ", 1))
         cr = ~r.crmasks[k]

@@ -29,25 +29,42 @@ import subprocess
 import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
+from astrodrizzle_oracle import have_drizzlepac, needs_drizzlepac, skip_or_fail
 from dazzle.kernels.cr import cr_test, cte_grow_mask, derivative, grow_mask
-from dazzle.steps.driz_cr import (DEFAULTS, conversion_factor, cr_mask, crclean, crclean_dq,
-                                  crmask_product, cte_direction, flag_dq, known_bad_pixels,
-                                  parse_pair)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from astrodrizzle_oracle import have_drizzlepac, needs_drizzlepac, skip_or_fail  # noqa: E402
+from dazzle.params import defaults, parse_value
+from dazzle.steps.driz_cr import (CRChip, CRSettings, chip_cr_mask, conversion_factor, cr_mask, crclean,
+                                  crclean_dq, crmask_product, cte_direction, flag_dq, known_bad_pixels)
 
 RN = 4.7
 #: 2 Q(3.5) + the small pass-2-next-to-pass-1 term: the false-flag floor with a perfect blot.
 _Q35 = math.erfc(3.5 / math.sqrt(2))
 FLOOR = _Q35 + math.erfc(3.0 / math.sqrt(2)) * 8 * _Q35
+
+
+def mask_of(sci, blot, *, noise=None, legacy=None, legacy_edges=None, legacy_gain=None, dq_good=None,
+            known_bad=None, **kw):
+    """:func:`cr_mask` with everything as keywords: AstroDrizzle's parameters (``driz_cr_snr=``
+    ...; ``noise``/``legacy`` for ``driz_cr_noise``/``driz_cr_legacy``; the rest defaults),
+    ``legacy_edges``/``legacy_gain`` apart, and the chip's fields (:class:`CRChip`: ``sky``,
+    ``gain``, ``rdnoise`` ...)."""
+    chip = CRChip(**{k: kw.pop(k) for k in list(kw) if k in CRChip.__dataclass_fields__})
+    if noise is not None:
+        kw["driz_cr_noise"] = noise
+    if legacy is not None:
+        kw["driz_cr_legacy"] = legacy
+    settings = CRSettings.of(**kw)
+    if legacy_edges is not None:
+        settings = replace(settings, legacy_edges=legacy_edges)
+    if legacy_gain is not None:
+        settings = replace(settings, legacy_gain=legacy_gain)
+    return cr_mask(sci, blot, settings, chip, dq_good=dq_good, known_bad=known_bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,7 +223,7 @@ def perfect_blot_case():
 
 def test_detection_and_purity_perfect_blot(perfect_blot_case):
     sci, blot, charge, core = perfect_blot_case
-    flag = ~cr_mask(sci, blot, sky=40.0, rdnoise=RN, noise="sky_once")
+    flag = ~mask_of(sci, blot, sky=40.0, rdnoise=RN, noise="sky_once")
     det, pur, false = _stats(flag, charge)
     print(f"\nperfect blot, sky once: detection(>50 e-) {det:.4f}  purity {pur:.4f}  "
           f"false-flag rate {false:.2e} (floor {FLOOR:.2e})")
@@ -215,7 +232,7 @@ def test_detection_and_purity_perfect_blot(perfect_blot_case):
     assert pur >= 0.93
     assert not np.any(flag & core & (charge == 0)), "a star core was flagged"
     # the default, drizzlepac's noise term (sky twice): the AstroDrizzle operating point
-    flag_l = ~cr_mask(sci, blot, sky=40.0, rdnoise=RN)
+    flag_l = ~mask_of(sci, blot, sky=40.0, rdnoise=RN)
     det_l, pur_l, false_l = _stats(flag_l, charge)
     print(f"perfect blot, default noise (sky twice): detection {det_l:.4f}  purity {pur_l:.4f}  "
           f"false-flag rate {false_l:.2e}")
@@ -231,25 +248,22 @@ def test_star_peaks_with_matching_blot_never_flagged():
     for trial in range(3):
         sci = (rng.poisson(truth) + rng.normal(0.0, RN, shape)).astype(np.float32)
         for legacy in (False, True):
-            flag = ~cr_mask(sci, truth, sky=30.0, rdnoise=RN, legacy=legacy)
+            flag = ~mask_of(sci, truth, sky=30.0, rdnoise=RN, legacy=legacy)
             assert not np.any(flag & core)
     # noiseless identical images: nothing at all is flagged
-    assert cr_mask(truth, truth, sky=30.0, rdnoise=0.0).all()
+    assert mask_of(truth, truth, sky=30.0, rdnoise=0.0).all()
 
 
 @pytest.fixture(scope="module")
-def simulated_pair(tmp_path_factory):
+def simulated_pair(simulated):
     """dazzle.simulate: 4 exposures of 256^2 with cosmic rays, and the same seed without noise
     and cosmic rays.  The noiseless files hold the expected electrons per pixel: sky*EXPTIME +
     stars.  Hot pixels and dead columns are left out of the truth blot (a median never has
     them: they are DQ-flagged and excluded before the median) and tested as ``dq_good``.
     Sky 0.1 e-/s * 400 s = 40 e-: AstroDrizzle's reference noise level (~8 e- per pixel)."""
-    from dazzle.simulate import simulate
-    base = tmp_path_factory.mktemp("crsim")
     kw = dict(size=256, n_exposures=4, seed=0, sky=0.1, exptime=400.0, read_noise=RN)
-    noisy = simulate(base / "noisy", **kw)
-    clean = simulate(base / "clean", noise=False, cosmic_rays=False, hot_pixels=False,
-                     bad_columns=0, **kw)
+    noisy = simulated(**kw)
+    clean = simulated(noise=False, cosmic_rays=False, hot_pixels=False, bad_columns=0, **kw)
     return noisy, clean
 
 
@@ -274,7 +288,7 @@ def test_detection_and_purity_simulated(simulated_pair):
                 core |= _core_mask(sci.shape, [(s["x"], s["y"])], radius=1)
         for legacy in (False, True):
             # gain (ATODGN = 2) must not matter: the data are electrons (effective gain 1)
-            flag = ~cr_mask(sci, blot, sky=sky, gain=gain, rdnoise=RN, exptime=400.0,
+            flag = ~mask_of(sci, blot, sky=sky, gain=gain, rdnoise=RN, exptime=400.0,
                             in_units="counts", bunit="ELECTRONS", dq_good=ok,
                             noise="astrodrizzle" if legacy else "sky_once")
             assert not np.any(flag & ~ok), "untested (DQ-flagged) pixels are never flagged"
@@ -312,26 +326,26 @@ def test_threshold_is_exact_and_snr_scale_effects():
                            (40.0, (4.5, 3.0), True)):
         sci = blot.copy()
         sci[10, 10] += amp
-        m = cr_mask(sci, blot, rdnoise=0.0, driz_cr_snr=snr)
+        m = mask_of(sci, blot, rdnoise=0.0, driz_cr_snr=snr)
         assert bool(m[10, 10]) is good, (amp, snr)
         assert m.sum() == m.size - (0 if good else 1)
     # a pixel between the pass-2 and pass-1 thresholds is a CR only next to a pass-1 failure
     sci = blot.copy()
     sci[10, 10] += 32.0     # fails pass 2 (30), passes pass 1 (35)
-    assert cr_mask(sci, blot, rdnoise=0.0).all()
+    assert mask_of(sci, blot, rdnoise=0.0).all()
     sci[10, 11] += 80.0     # fails pass 1: both are cosmic rays now
-    m = cr_mask(sci, blot, rdnoise=0.0)
+    m = mask_of(sci, blot, rdnoise=0.0)
     assert not m[10, 10] and not m[10, 11] and m.sum() == m.size - 2
     sci[10, 13] += 32.0     # two pixels away from the pass-1 failure: stays good
-    assert cr_mask(sci, blot, rdnoise=0.0)[10, 13]
+    assert mask_of(sci, blot, rdnoise=0.0)[10, 13]
     # scale: a blot with structure raises the threshold by scale*D
     blot2 = blot.copy()
     blot2[:, 11:] += 50.0   # an edge: D = 50 on columns 10 and 11
     sci = blot2.copy()
     sci[5, 10] += 50.0      # +50 e-: > 3.5 N = 35 but < 1.2*50 + 35 ...
-    assert cr_mask(sci, blot2, rdnoise=0.0)[5, 10]
-    assert not cr_mask(sci, blot2, rdnoise=0.0, driz_cr_scale="0 0")[5, 10]
-    assert not cr_mask(sci, blot2, rdnoise=0.0, driz_cr_scale=(0.2, 0.1))[5, 10]
+    assert mask_of(sci, blot2, rdnoise=0.0)[5, 10]
+    assert not mask_of(sci, blot2, rdnoise=0.0, driz_cr_scale="0 0")[5, 10]
+    assert not mask_of(sci, blot2, rdnoise=0.0, driz_cr_scale=(0.2, 0.1))[5, 10]
 
 
 def test_scale_absorbs_subpixel_misregistration():
@@ -342,8 +356,8 @@ def test_scale_absorbs_subpixel_misregistration():
                         shift=(0.12, -0.08))
     sci = (rng.poisson(shifted) + rng.normal(0, RN, shape)).astype(np.float32)
     core = _core_mask(shape, centres, 3)
-    assert not np.any(~cr_mask(sci, truth, sky=40.0, rdnoise=RN) & core)
-    assert np.count_nonzero(~cr_mask(sci, truth, sky=40.0, rdnoise=RN,
+    assert not np.any(~mask_of(sci, truth, sky=40.0, rdnoise=RN) & core)
+    assert np.count_nonzero(~mask_of(sci, truth, sky=40.0, rdnoise=RN,
                                      driz_cr_scale="0 0") & core) > 10
 
 
@@ -375,7 +389,7 @@ def test_grow():
     blot = _flat()
     sci = blot.copy()
     sci[10, 10] += 500
-    m = cr_mask(sci, blot, rdnoise=0.0, driz_cr_grow=3)
+    m = mask_of(sci, blot, rdnoise=0.0, driz_cr_grow=3)
     assert np.count_nonzero(~m) == 9 and not m[9:12, 9:12].any()
 
 
@@ -401,12 +415,12 @@ def test_ctegrow_direction_and_edges():
     blot = _flat()
     sci = blot.copy()
     sci[10, 10] += 500
-    m = cr_mask(sci, blot, rdnoise=0.0, driz_cr_ctegrow=4, cte_direction=-1)
+    m = mask_of(sci, blot, rdnoise=0.0, driz_cr_ctegrow=4, cte_direction=-1)
     assert sorted(zip(*np.nonzero(~m))) == [(r, 10) for r in range(10, 15)]
-    m = cr_mask(sci, blot, rdnoise=0.0, driz_cr_ctegrow=4, cte_direction=1)
+    m = mask_of(sci, blot, rdnoise=0.0, driz_cr_ctegrow=4, cte_direction=1)
     assert sorted(zip(*np.nonzero(~m))) == [(r, 10) for r in range(6, 11)]
     # no CTE direction (SBC, IR, ...): no tail (drizzlepac would mask the whole chip)
-    m = cr_mask(sci, blot, rdnoise=0.0, driz_cr_ctegrow=4, cte_direction=0)
+    m = mask_of(sci, blot, rdnoise=0.0, driz_cr_ctegrow=4, cte_direction=0)
     assert np.count_nonzero(~m) == 1
 
 
@@ -426,14 +440,14 @@ def test_edges_correct_vs_legacy():
     hits = [(0, 20), (39, 20), (38, 25), (20, 0), (20, 49), (20, 48), (0, 0), (39, 49)]
     for y, x in hits:
         sci[y, x] += 400.0
-    m = cr_mask(sci, blot, rdnoise=3.0)
+    m = mask_of(sci, blot, rdnoise=3.0)
     assert all(not m[y, x] for y, x in hits) and np.count_nonzero(~m) == len(hits)
     # drizzlepac: D >= |b| = 1000 on rows 0, ny-2, ny-1 and columns 0, nx-2, nx-1: the
     # thresholds rise by 1200 / 700 e- there -> missed
-    ml = cr_mask(sci, blot, rdnoise=3.0, legacy_edges=True)
+    ml = mask_of(sci, blot, rdnoise=3.0, legacy_edges=True)
     assert all(ml[y, x] for y, x in hits)
     sci[20, 25] += 400.0   # an interior CR is found either way
-    assert not cr_mask(sci, blot, rdnoise=3.0, legacy=True)[20, 25]
+    assert not mask_of(sci, blot, rdnoise=3.0, legacy=True)[20, 25]
 
 
 def test_sky_counted_once_or_twice():
@@ -441,18 +455,18 @@ def test_sky_counted_once_or_twice():
     sci = blot.copy()
     sci[10, 10] += 45.0              # N = 10 (once) or sqrt(200) = 14.1 (twice)
     # default, drizzlepac's term: 45 < 3.5 * 14.1 -> not a cosmic ray
-    assert cr_mask(sci, blot, sky=100.0, rdnoise=0.0)[10, 10]
-    assert cr_mask(sci, blot, sky=100.0, rdnoise=0.0, noise="astrodrizzle")[10, 10]
-    assert cr_mask(sci, blot, sky=100.0, rdnoise=0.0, legacy=True)[10, 10]
+    assert mask_of(sci, blot, sky=100.0, rdnoise=0.0)[10, 10]
+    assert mask_of(sci, blot, sky=100.0, rdnoise=0.0, noise="astrodrizzle")[10, 10]
+    assert mask_of(sci, blot, sky=100.0, rdnoise=0.0, legacy=True)[10, 10]
     # sky once: 45 > 3.5 * 10 -> a cosmic ray, whatever the legacy flags
-    assert not cr_mask(sci, blot, sky=100.0, rdnoise=0.0, noise="sky_once")[10, 10]
-    assert not cr_mask(sci, blot, sky=100.0, rdnoise=0.0, noise="sky_once", legacy=True)[10, 10]
+    assert not mask_of(sci, blot, sky=100.0, rdnoise=0.0, noise="sky_once")[10, 10]
+    assert not mask_of(sci, blot, sky=100.0, rdnoise=0.0, noise="sky_once", legacy=True)[10, 10]
     # with sky once the sky value is irrelevant; with drizzlepac's term it raises N
-    assert not cr_mask(sci, blot, sky=1e6, rdnoise=0.0, noise="sky_once")[10, 10]
+    assert not mask_of(sci, blot, sky=1e6, rdnoise=0.0, noise="sky_once")[10, 10]
     sci[10, 10] += 1000.0
-    assert cr_mask(sci, blot, sky=1e6, rdnoise=0.0)[10, 10]
+    assert mask_of(sci, blot, sky=1e6, rdnoise=0.0)[10, 10]
     with pytest.raises(ValueError, match="noise"):
-        cr_mask(sci, blot, noise="twice")
+        mask_of(sci, blot, noise="twice")
 
 
 def test_units_are_converted_to_electrons():
@@ -461,14 +475,14 @@ def test_units_are_converted_to_electrons():
     truth, _ = _scene(rng, shape, 60.0, 8)
     charge = _cosmic_rays(rng, shape, 80)
     sci = (rng.poisson(truth) + rng.normal(0, RN, shape) + charge)
-    ref = cr_mask(sci.astype(np.float32), truth.astype(np.float32), sky=60.0, rdnoise=RN)
+    ref = mask_of(sci.astype(np.float32), truth.astype(np.float32), sky=60.0, rdnoise=RN)
     assert np.count_nonzero(~ref) > 50
     t, g = 500.0, 2.5
     for kw, scale in ((dict(in_units="cps", exptime=t, bunit="ELECTRONS/S"), 1 / t),
                       (dict(in_units="counts", gain=g, bunit="COUNTS"), 1 / g),
                       (dict(in_units="cps", exptime=t, gain=g, bunit="DN/S"), 1 / (g * t)),
                       (dict(in_units="counts", gain=7.0, bunit="ELECTRONS"), 1.0)):
-        m = cr_mask((sci * scale).astype(np.float32), (truth * scale).astype(np.float32),
+        m = mask_of((sci * scale).astype(np.float32), (truth * scale).astype(np.float32),
                     sky=60.0 * scale, rdnoise=RN, **kw)
         assert np.count_nonzero(m != ref) <= 2, kw
     assert conversion_factor(in_units="counts", exptime=400, bunit="ELECTRONS") == 1.0
@@ -485,9 +499,9 @@ def test_units_are_converted_to_electrons():
     sci = blot.copy()
     sci[10, 10] += 14.0              # 56 e-: < 3*20 by default, > 3.5*10 in legacy
     kw = dict(in_units="counts", gain=4.0, bunit="COUNTS", rdnoise=0.0, sky=0.0)
-    assert cr_mask(sci, blot, **kw)[10, 10]
-    assert not cr_mask(sci, blot, legacy_gain=True, **kw)[10, 10]
-    assert not cr_mask(sci, blot, legacy=True, **kw)[10, 10]
+    assert mask_of(sci, blot, **kw)[10, 10]
+    assert not mask_of(sci, blot, legacy_gain=True, **kw)[10, 10]
+    assert not mask_of(sci, blot, legacy=True, **kw)[10, 10]
 
 
 def test_untested_pixels_and_nonfinite():
@@ -495,20 +509,20 @@ def test_untested_pixels_and_nonfinite():
     sci = blot.copy()
     sci[10, 10] += 1000.0            # e.g. a hot pixel missing from the median
     sci[10, 11] += 32.0              # between the thresholds, next to it
-    m = cr_mask(sci, blot, rdnoise=0.0)
+    m = mask_of(sci, blot, rdnoise=0.0)
     assert not m[10, 10] and not m[10, 11]
     dq_good = np.ones(sci.shape, bool)
     dq_good[10, 10] = False
-    m = cr_mask(sci, blot, rdnoise=0.0, dq_good=dq_good)
+    m = mask_of(sci, blot, rdnoise=0.0, dq_good=dq_good)
     assert m.all()                   # untested, and it no longer condemns its neighbour
     sci2 = sci.copy()
     sci2[10, 10] = np.nan
-    assert cr_mask(sci2, blot, rdnoise=0.0).all()
+    assert mask_of(sci2, blot, rdnoise=0.0).all()
     blot2 = blot.copy()
     blot2[3, 3] = np.inf
     sci3 = blot.copy()
     sci3[3, 4] += 500
-    m = cr_mask(sci3, blot2, rdnoise=0.0)
+    m = mask_of(sci3, blot2, rdnoise=0.0)
     assert m[3, 3] and not m[3, 4]
 
 
@@ -522,11 +536,11 @@ def test_known_bad_pixels_do_not_condemn_good_neighbours():
     sci[9, 11] += 32.0               # between the thresholds, beside it: e.g. a star peak
     sci[3, 3] += 1000.0              # a cosmic ray
     sci[3, 4] += 32.0                # its tail, between the thresholds
-    m = cr_mask(sci, blot, rdnoise=0.0)
+    m = mask_of(sci, blot, rdnoise=0.0)
     assert not m[5:15, 10].any() and not m[9, 11] and not m[3, 3] and not m[3, 4]
     bad = np.zeros(sci.shape, bool)
     bad[5:15, 10] = True
-    k = cr_mask(sci, blot, rdnoise=0.0, known_bad=bad)
+    k = mask_of(sci, blot, rdnoise=0.0, known_bad=bad)
     assert k[9, 11]                  # no longer condemned by the column
     assert not k[5:15, 10].any()     # the column itself is flagged as before (drizzlepac too)
     assert not k[3, 3] and not k[3, 4]
@@ -536,9 +550,20 @@ def test_known_bad_pixels_do_not_condemn_good_neighbours():
     sci2 = blot.copy()
     sci2[5:15, 10] -= 1000.0
     sci2[9, 10] = blot[9, 10] - 32.0
-    assert not cr_mask(sci2, blot, rdnoise=0.0, known_bad=bad)[9, 10]
+    assert not mask_of(sci2, blot, rdnoise=0.0, known_bad=bad)[9, 10]
     with pytest.raises(ValueError, match="known_bad"):
-        cr_mask(sci, blot, known_bad=bad[:5])
+        mask_of(sci, blot, known_bad=bad[:5])
+    # the step for one chip: its DQ flags outside driz_sep_bits, and its static mask, are the
+    # known-bad pixels -- not with driz_cr_legacy
+    chip = SimpleNamespace(gain=None, rdnoise=0.0, exptime=1.0, in_units="counts", bunit="ELECTRONS",
+                           instrument="", detector="", extver=1, ccdamp=None)
+    data = SimpleNamespace(sci=sci, dq=np.where(bad, 4, 0).astype(np.int16))
+    np.testing.assert_array_equal(chip_cr_mask(chip, data, blot, 0.0, None, CRSettings.of()), k)
+    np.testing.assert_array_equal(chip_cr_mask(chip, SimpleNamespace(sci=sci, dq=None), blot, 0.0, ~bad,
+                                               CRSettings.of()), k)
+    np.testing.assert_array_equal(chip_cr_mask(chip, data, blot, 0.0, None, CRSettings.of(driz_sep_bits="4")), m)
+    np.testing.assert_array_equal(chip_cr_mask(chip, data, blot, 0.0, None, CRSettings.of(driz_cr_legacy=True)),
+                                  mask_of(sci, blot, rdnoise=0.0, legacy=True))
     # which pixels are known bad: DQ outside the bits, and the static mask
     dq = np.zeros((3, 3), np.int16)
     dq[0, 0], dq[1, 1] = 4, 64
@@ -565,17 +590,25 @@ def test_products_and_helpers():
     dq = np.full((3, 4), 16, np.int16)
     f = flag_dq(dq, mask, 4096)
     assert f.dtype == np.int16 and f[1, 2] == 16 | 4096 and f[0, 0] == 16 and dq[1, 2] == 16
-    assert parse_pair("3.5 3.0") == (3.5, 3.0) == parse_pair("3.5,3.0") == parse_pair((3.5, 3))
+    # the pairs are parsed once, by dazzle.params (drizzlepac's separators)
+    pair = parse_value
+    assert (pair("driz_cr_snr", "3.5 3.0") == (3.5, 3.0) == pair("driz_cr_snr", "3.5,3.0")
+            == pair("driz_cr_snr", "3.5;3.0") == pair("driz_cr_scale", (3.5, 3)))
     with pytest.raises(ValueError):
-        parse_pair("3.5")
+        pair("driz_cr_snr", "3.5")
     with pytest.raises(ValueError):
-        cr_mask(np.zeros((3, 3)), np.zeros((3, 4)))
+        mask_of(np.zeros((3, 3)), np.zeros((3, 4)))
     with pytest.raises(ValueError):
-        cr_mask(np.zeros((3, 3)), np.zeros((3, 3)), driz_cr_grow=-1)
-    assert DEFAULTS == {"driz_cr": True, "driz_cr_corr": False, "driz_cr_snr": "3.5 3.0",
-                        "driz_cr_scale": "1.2 0.7", "driz_cr_grow": 1, "driz_cr_ctegrow": 0,
-                        "crbit": 4096}
-    m = cr_mask(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32), rdnoise=1.0)
+        mask_of(np.zeros((3, 3)), np.zeros((3, 3)), driz_cr_grow=-1)
+    step6 = ("driz_cr", "driz_cr_corr", "driz_cr_snr", "driz_cr_scale", "driz_cr_grow", "driz_cr_ctegrow",
+             "crbit")
+    assert {k: defaults()[k] for k in step6} == {
+        "driz_cr": True, "driz_cr_corr": False, "driz_cr_snr": (3.5, 3.0), "driz_cr_scale": (1.2, 0.7),
+        "driz_cr_grow": 1, "driz_cr_ctegrow": 0, "crbit": 4096}
+    s = CRSettings.of()
+    assert (s.snr, s.scale, s.grow, s.ctegrow, s.noise, s.legacy, s.corr) == (
+        (3.5, 3.0), (1.2, 0.7), 1, 0, "astrodrizzle", False, False)
+    m = mask_of(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32), rdnoise=1.0)
     assert m.dtype == bool and m.all()
 
 
@@ -710,7 +743,7 @@ def _dazzle_for_case(case, **kw):
     units = {"e": dict(in_units="counts", bunit="ELECTRONS"),
              "cps": dict(in_units="cps", exptime=_T, bunit="ELECTRONS/S"),
              "dn": dict(in_units="counts", gain=_G, bunit="COUNTS")}[case["kind"]]
-    return cr_mask(sci, blot, sky=case["sky"], rdnoise=case["rn"], driz_cr_snr=case["snr"],
+    return mask_of(sci, blot, sky=case["sky"], rdnoise=case["rn"], driz_cr_snr=case["snr"],
                    driz_cr_scale=case["scale"], driz_cr_grow=case["grow"],
                    driz_cr_ctegrow=case["ctegrow"], cte_direction=case["cte_dir"],
                    **units, **kw)
@@ -748,12 +781,11 @@ def test_oracle_drizcr_core(oracle_arrays):
 
 @pytest.mark.oracle
 @needs_drizzlepac
-def test_oracle_full_astrodrizzle_run(tmp_path):
+def test_oracle_full_astrodrizzle_run(simulated, tmp_path):
     """AstroDrizzle end to end on simulated exposures; dazzle (legacy) recomputes every
     _crmask from AstroDrizzle's own inputs (MDRIZSKY in the headers) and _blt images."""
     from astrodrizzle_oracle import run_astrodrizzle
-    from dazzle.simulate import simulate
-    sim = simulate(tmp_path / "sim", size=256, n_exposures=4, seed=3)
+    sim = simulated(size=256, n_exposures=4, seed=3)
     ad = run_astrodrizzle(sim.files, tmp_path / "ad", output="syn")
     lines = []
     for k, root in enumerate(sim.roots):
@@ -767,8 +799,8 @@ def test_oracle_full_astrodrizzle_run(tmp_path):
         ref = fits.getdata(ad["crmask"][(root, 1)]).astype(bool)
         kw = dict(sky=sky, rdnoise=rn, gain=2.0, exptime=400.0, in_units="counts",
                   bunit="ELECTRONS", cte_direction=cte_direction("ACS", "HRC", 1, "C"))
-        legacy = cr_mask(sci, blot, legacy=True, **kw)
-        default = cr_mask(sci, blot, **kw)
+        legacy = mask_of(sci, blot, legacy=True, **kw)
+        default = mask_of(sci, blot, **kw)
         agree = np.mean(legacy == ref)
         charge = sim.cr_charge[k][0]
         ok = dq == 0

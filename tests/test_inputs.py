@@ -17,16 +17,15 @@ from dazzle import io
 from dazzle.cli import main as cli_main
 from dazzle.io import InputError
 from dazzle.params import ParameterError
-from dazzle.simulate import simulate
 
 OFF = dict(static=False, skysub=False, median=False, blot=False, driz_cr=False)
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory):
+def sim(simulated):
     """3 dithered exposures of one 96x96 chip, no cosmic rays."""
-    return simulate(tmp_path_factory.mktemp("inputs"), n_exposures=3, chips=1, size=96, seed=11,
-                    n_stars=12, min_separation=12.0, cosmic_rays=False)
+    return simulated(n_exposures=3, chips=1, size=96, seed=11, n_stars=12, min_separation=12.0,
+                     cosmic_rays=False)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from astropy.io import fits
 
 from astrodrizzle_oracle import needs_drizzlepac
 from dazzle.kernels.combine import COMBINE_TYPES, combine_stack, parse_nsigma
+from dazzle.params import ParameterError, defaults
 from dazzle.steps.median import (MedianSettings, Piece, block_bytes, choose_block_size,
                                  describe_piece, frame_blocks, median_block, median_image,
                                  weight_mean)
@@ -416,9 +417,15 @@ def make_pieces(tmp_path, rng, *, boxes=PIECE_BOXES, frame=FRAME, tag="p"):
     return pieces, sci_full, wht_full
 
 
+def med(params=None):
+    """The median step's settings: AstroDrizzle's defaults with ``params`` (names as in
+    AstroDrizzle, validated by dazzle.params)."""
+    return MedianSettings.of(**(params or {}))
+
+
 def whole_stack(pieces, sci_full, wht_full, params):
     """The step's definition applied to the whole frame at once, with numpy masks."""
-    s = MedianSettings.from_params(params)
+    s = med(params)
     present = wht_full != 0
     if s.newmasks:
         thr = np.array([s.maskpt * p.wht_mean for p in pieces])[:, None, None]
@@ -481,25 +488,25 @@ def test_median_block_equals_whole_stack_and_tiles_exactly(stack, params):
     pieces, sci_full, wht_full = stack
     want = whole_stack(pieces, sci_full, wht_full, params)
     ny, nx = FRAME
-    whole = median_block(pieces, (0, nx, 0, ny), params)
+    whole = median_block(pieces, (0, nx, 0, ny), med(params))
     np.testing.assert_array_equal(whole, want)
     for bs in (7, 16, (10, 33), 64):
-        tiled = median_image(pieces, FRAME, params, block_size=bs)
+        tiled = median_image(pieces, FRAME, med(params), block_size=bs)
         np.testing.assert_array_equal(tiled, want, err_msg=f"block size {bs}")
     # an odd block read on its own
-    np.testing.assert_array_equal(median_block(pieces, (13, 51, 3, 29), params), want[3:29, 13:51])
+    np.testing.assert_array_equal(median_block(pieces, (13, 51, 3, 29), med(params)), want[3:29, 13:51])
 
 
 def test_median_image_threads_and_uncovered_pixels(stack):
     pieces, _, _ = stack
-    a = median_image(pieces, FRAME, {}, block_size=16, threads=1)
-    b = median_image(pieces, FRAME, {}, block_size=16, threads=2)
+    a = median_image(pieces, FRAME, med(), block_size=16, threads=1)
+    b = median_image(pieces, FRAME, med(), block_size=16, threads=2)
     np.testing.assert_array_equal(a, b)
     # frame pixels outside every piece (x >= 50 for y < 5) are 0; and a block there is zeros
     assert np.all(a[:5, 50:] == 0)
-    assert np.all(median_block(pieces, (60, 90, 0, 5), {}) == 0)
+    assert np.all(median_block(pieces, (60, 90, 0, 5), med()) == 0)
     # a block partly outside the frame is fine (pieces only exist inside it)
-    assert median_block(pieces, (85, 95, 65, 75), {}).shape == (10, 10)
+    assert median_block(pieces, (85, 95, 65, 75), med()).shape == (10, 10)
 
 
 def test_block_memory_helpers():
@@ -540,13 +547,13 @@ def test_param_maskpt_and_newmasks(tmp_path):
     w_low[0, 0] = 20.0                  # 20 < 0.3 * mean(~94): masked by maskpt=0.3
     pieces = _three_pieces(tmp_path, [1.0, 2.0, 30.0], [100.0, 100.0, w_low])
     blk = (0, 4, 0, 3)
-    med = {"combine_type": "median"}
-    assert median_block(pieces, blk, med)[0, 0] == 1.5                   # 30 masked
-    assert median_block(pieces, blk, med)[1, 1] == 2.0
-    assert median_block(pieces, blk, {**med, "combine_maskpt": 0.1})[0, 0] == 2.0
-    assert median_block(pieces, blk, {**med, "median_newmasks": False})[0, 0] == 2.0
+    plain = {"combine_type": "median"}
+    assert median_block(pieces, blk, med(plain))[0, 0] == 1.5                   # 30 masked
+    assert median_block(pieces, blk, med(plain))[1, 1] == 2.0
+    assert median_block(pieces, blk, med({**plain, "combine_maskpt": 0.1}))[0, 0] == 2.0
+    assert median_block(pieces, blk, med({**plain, "median_newmasks": False}))[0, 0] == 2.0
     # maskpt is relative to the image's mean weight: 0.3 * 93.3 = 28 > 20 (masked), 0.2 -> 18.7
-    assert median_block(pieces, blk, {**med, "combine_maskpt": 0.2})[0, 0] == 2.0
+    assert median_block(pieces, blk, med({**plain, "combine_maskpt": 0.2}))[0, 0] == 2.0
 
 
 def test_param_zero_weight_is_never_data(tmp_path):
@@ -554,19 +561,19 @@ def test_param_zero_weight_is_never_data(tmp_path):
     w[0, 0] = 0.0
     pieces = _three_pieces(tmp_path, [1.0, 2.0, 30.0], [100.0, 100.0, w])
     for extra in ({"median_newmasks": False}, {"combine_maskpt": 0.0}):
-        assert median_block(pieces, (0, 4, 0, 3), {"combine_type": "median", **extra})[0, 0] == 1.5
+        assert median_block(pieces, (0, 4, 0, 3), med({"combine_type": "median", **extra}))[0, 0] == 1.5
 
 
 def test_param_nsigma(tmp_path):
     pieces = _three_pieces(tmp_path, [79.8, 120.2, 130.0], [1.0, 1.0, 1.0])
     blk = (0, 4, 0, 3)
-    assert np.all(median_block(pieces, blk, {"combine_nsigma": "4 3"}) == np.float32(100.0))
-    assert np.all(median_block(pieces, blk, {"combine_nsigma": "3 3"}) == np.float32(79.8))
-    assert np.all(median_block(pieces, blk, {"combine_nsigma": "3"}) == np.float32(79.8))
-    assert np.all(median_block(pieces, blk, {"combine_nsigma": (3.4, 3.0)}) == np.float32(79.8))
-    assert np.all(median_block(pieces, blk, {"combine_nsigma": (3.6, 3.0)}) == np.float32(100.0))
+    assert np.all(median_block(pieces, blk, med({"combine_nsigma": "4 3"})) == np.float32(100.0))
+    assert np.all(median_block(pieces, blk, med({"combine_nsigma": "3 3"})) == np.float32(79.8))
+    assert np.all(median_block(pieces, blk, med({"combine_nsigma": "3"})) == np.float32(79.8))
+    assert np.all(median_block(pieces, blk, med({"combine_nsigma": (3.4, 3.0)})) == np.float32(79.8))
+    assert np.all(median_block(pieces, blk, med({"combine_nsigma": (3.6, 3.0)})) == np.float32(100.0))
     # nsigma2 alone acts only next to a flagged pixel: none here
-    assert np.all(median_block(pieces, blk, {"combine_nsigma": "4 1"}) == np.float32(100.0))
+    assert np.all(median_block(pieces, blk, med({"combine_nsigma": "4 1"})) == np.float32(100.0))
 
 
 def test_param_nlow_nhigh_thresholds_types(tmp_path):
@@ -574,7 +581,7 @@ def test_param_nlow_nhigh_thresholds_types(tmp_path):
     blk = (0, 4, 0, 3)
 
     def at(**p):
-        return median_block(pieces, blk, {"combine_type": "median", **p})[0, 0]
+        return median_block(pieces, blk, med({"combine_type": "median", **p}))[0, 0]
 
     assert at() == 4.0
     assert at(combine_nhigh=1) == 3.0
@@ -592,15 +599,15 @@ def test_param_nlow_nhigh_thresholds_types(tmp_path):
         at(combine_nlow=3, combine_nhigh=2)
     # the nlow/nhigh check counts every image of the association, not the block's stack
     with pytest.raises(ValueError, match="Rejecting all pixels"):
-        median_block(pieces, (10, 12, 10, 12), {"combine_type": "median", "combine_nlow": 5})
+        median_block(pieces, (10, 12, 10, 12), med({"combine_type": "median", "combine_nlow": 5}))
     two = np.ones((2, 1, 1), np.float32)
     assert combine_stack(two, two > 0, combine_type="median", nlow=2, nhigh=1, nimages=5)[0, 0] == 1
     # minmed ignores nlow/nhigh/thresholds (as drizzlepac)
-    mm = median_block(pieces, blk, {"combine_nlow": 2, "combine_lthresh": 100})
-    np.testing.assert_array_equal(mm, median_block(pieces, blk, {}))
+    mm = median_block(pieces, blk, med({"combine_nlow": 2, "combine_lthresh": 100}))
+    np.testing.assert_array_equal(mm, median_block(pieces, blk, med({})))
     # combine_bufsize is accepted and has no effect
-    np.testing.assert_array_equal(median_block(pieces, blk, {"combine_bufsize": 0.5}),
-                                  median_block(pieces, blk, {}))
+    np.testing.assert_array_equal(median_block(pieces, blk, med({"combine_bufsize": 0.5})),
+                                  median_block(pieces, blk, med({})))
 
 
 def test_param_grow_through_blocks(tmp_path):
@@ -613,24 +620,27 @@ def test_param_grow_through_blocks(tmp_path):
     pieces = _three_pieces(tmp_path, list(vals), [1.0] * 3, box=(0, nx, 0, ny))
     for grow, want in ((0, 100.0), (1, 100.0), (2, 79.8)):
         p = {"combine_grow": grow}
-        full = median_image(pieces, (ny, nx), p, block_size=nx)
+        full = median_image(pieces, (ny, nx), med(p), block_size=nx)
         assert np.all(full[:, 4] == np.float32(want)), grow
-        np.testing.assert_array_equal(median_image(pieces, (ny, nx), p, block_size=(1, 1)), full)
-        np.testing.assert_array_equal(median_image(pieces, (ny, nx), p, block_size=3), full)
+        np.testing.assert_array_equal(median_image(pieces, (ny, nx), med(p), block_size=(1, 1)), full)
+        np.testing.assert_array_equal(median_image(pieces, (ny, nx), med(p), block_size=3), full)
     # grow is ignored for non-minmed types (no halo read)
-    assert MedianSettings.from_params({"combine_type": "median", "combine_grow": 5}).halo == 0
+    assert med({"combine_type": "median", "combine_grow": 5}).halo == 0
 
 
 def test_settings_from_params():
-    s = MedianSettings.from_params({"combine_type": "IMEDIAN", "combine_lthresh": "INDEF",
-                                    "combine_hthresh": "5", "median_newmasks": "no"})
+    s = med({"combine_type": "IMEDIAN", "combine_lthresh": "INDEF", "combine_hthresh": "5",
+             "median_newmasks": "no"})
     assert s.combine_type == "imedian" and s.lthresh is None and s.hthresh == 5.0
     assert s.newmasks is False and s.grow == 0
-    assert MedianSettings.from_params(None) == MedianSettings()
+    assert med() == MedianSettings.from_params(defaults()) == MedianSettings(
+        combine_type="minmed", newmasks=True, maskpt=0.3, nsigma=(4.0, 3.0), nlow=0, nhigh=0, lthresh=None,
+        hthresh=None, grow=1, bufsize=None)
+    # the values are checked once, by dazzle.params
     for bad in ({"combine_type": "avg"}, {"combine_maskpt": -1}, {"combine_grow": -1},
                 {"combine_nsigma": "1 2 3"}):
-        with pytest.raises(ValueError):
-            MedianSettings.from_params(bad)
+        with pytest.raises(ParameterError):
+            med(bad)
 
 
 # ---------------------------------------------------------------------------
@@ -755,7 +765,7 @@ def test_oracle_drizzlepac_functions(tmp_path, stack):
     np.savez(npz, data=sci_full, wht=wht_full)
     for params in ({}, {"combine_grow": 2, "combine_maskpt": 0.5}, {"combine_type": "median",
                                                                    "combine_nhigh": 1}):
-        s = MedianSettings.from_params(params)
+        s = med(params)
         if "minmed" in s.combine_type:
             c = dict(kind="minmed", rn=[float(np.sqrt(p.rn2)) for p in pieces],
                      t=[p.exptime for p in pieces], sky=[p.sky for p in pieces], grow=s.grow,
@@ -768,7 +778,7 @@ def test_oracle_drizzlepac_functions(tmp_path, stack):
         cases.append(c)
         # dazzle's rn2 is the caller's; drizzlepac squares sqrt(rn2) again: give it that value
         rp = [Piece(**{**p.__dict__, "rn2": float(np.sqrt(p.rn2)) ** 2}) for p in pieces]
-        ours.append(median_image(rp, FRAME, params, block_size=32))
+        ours.append(median_image(rp, FRAME, med(params), block_size=32))
         thr = np.array([s.maskpt * p.wht_mean for p in pieces])[:, None, None]
         none_usable = ~((wht_full != 0) & ~(wht_full.astype(np.float64) < thr)).any(axis=0)
         col0 = np.zeros(FRAME, bool)

@@ -19,8 +19,8 @@ from astrodrizzle_oracle import needs_drizzlepac, run_astrodrizzle
 from dazzle.cli import main as cli_main
 from dazzle.io import InputError
 from dazzle.params import ParameterError
-from dazzle.products import file_sha256
-from dazzle.simulate import DQ_HOT, simulate
+from dazzle.simulate import DQ_HOT
+from helpers import copy_files, file_digests
 from photometry import aperture_fluxes
 
 # the steps this issue does not build yet are off in every run here and in the oracle's
@@ -28,17 +28,16 @@ OFF = dict(static=False, skysub=False, median=False, blot=False, driz_cr=False)
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory):
+def sim(simulated):
     """4 dithered exposures of one 192x192 HRC-like chip, no cosmic rays."""
-    return simulate(tmp_path_factory.mktemp("sim1"), n_exposures=4, chips=1, size=192, seed=3,
-                    cosmic_rays=False)
+    return simulated(n_exposures=4, chips=1, size=192, seed=3, cosmic_rays=False)
 
 
 @pytest.fixture(scope="module")
-def sim2(tmp_path_factory):
+def sim2(simulated):
     """2 exposures of two 128x128 chips each."""
-    return simulate(tmp_path_factory.mktemp("sim2"), n_exposures=2, chips=2, size=128, seed=5,
-                    n_stars=16, min_separation=14.0, cosmic_rays=False)
+    return simulated(n_exposures=2, chips=2, size=128, seed=5, n_stars=16, min_separation=14.0,
+                     cosmic_rays=False)
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +62,6 @@ def single(result, k=0):
     sci_path, wht_path = result.single[k]
     return fits.getdata(sci_path).astype(np.float64), fits.getdata(wht_path).astype(np.float64), \
         fits.getheader(sci_path)
-
-
-def file_digest(paths):
-    """SHA-256 of each file, in order."""
-    return [file_sha256(p) for p in paths]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,11 +156,11 @@ def test_tile_size_does_not_change_the_bits(sim, tmp_path, baseline):
 
 
 def test_inputs_are_never_modified(sim, tmp_path):
-    before = file_digest(sim.files)
+    before = file_digests(sim.files)
     with fits.open(sim.files[0]) as h:
         h.info(output=False)
     run(sim, tmp_path, "nomod", final_kernel="turbo")
-    assert file_digest(sim.files) == before
+    assert file_digests(sim.files) == before
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,11 +406,11 @@ def test_static_mask_in_memory(sim, tmp_path, baseline):
 def test_sky_from_mdrizsky_is_subtracted_on_the_fly(sim, tmp_path, baseline):
     # AstroDrizzle: with skysub=False an MDRIZSKY already in the header is recorded but not
     # subtracted, unless skyuser names it
-    files = _copy(sim, tmp_path)
+    files = copy_files(sim.files, tmp_path)
     for f in files:
         with fits.open(f, mode="update") as h:
             h["SCI", 1].header["MDRIZSKY"] = 40.0
-    before = file_digest(files)
+    before = file_digests(files)
     sci0, *_ = final(baseline)
     r = dazzle.run(files, str(tmp_path / "sky0"), **OFF)
     np.testing.assert_array_equal(final(r)[0], sci0)
@@ -426,23 +420,12 @@ def test_sky_from_mdrizsky_is_subtracted_on_the_fly(sim, tmp_path, baseline):
     exptime = fits.getval(files[0], "EXPTIME")
     good = wht > 0
     np.testing.assert_allclose(sci0[good] - sci[good], 40.0 / exptime, rtol=1e-4, atol=1e-5)
-    assert file_digest(files) == before
+    assert file_digests(files) == before
 
 
 # ---------------------------------------------------------------------------------------------
 # bad inputs: one clear line naming the file and extension; no partial product
 # ---------------------------------------------------------------------------------------------
-
-
-def _copy(sim, tmp_path):
-    import shutil
-
-    out = []
-    for f in sim.files:
-        dst = tmp_path / os.path.basename(f)
-        shutil.copy(f, dst)
-        out.append(str(dst))
-    return out
 
 
 def break_input(bad, breakage):
@@ -472,7 +455,7 @@ def break_input(bad, breakage):
     ("corrupt", r"dzsim02_flt\.fits"),
 ])
 def test_bad_input_errors(sim, tmp_path, breakage, pattern):
-    files = _copy(sim, tmp_path)
+    files = copy_files(sim.files, tmp_path)
     break_input(files[1], breakage)
     out = tmp_path / "out"
     with pytest.raises(InputError, match=pattern) as info:
@@ -496,7 +479,7 @@ def test_a_failure_mid_run_leaves_no_partial_product(sim, tmp_path, monkeypatch,
     out = tmp_path / "keep"
     out.mkdir()
     shutil.copy(baseline.output, out / "syn_drz.fits")
-    before = file_digest([out / "syn_drz.fits"])
+    before = file_digests([out / "syn_drz.fits"])
     real_write = products.write_block
 
     def exploding(canvas, hdu, *a, **kw):
@@ -507,7 +490,7 @@ def test_a_failure_mid_run_leaves_no_partial_product(sim, tmp_path, monkeypatch,
     monkeypatch.setattr(products, "write_block", exploding)
     with pytest.raises(RuntimeError, match="disk full"):
         dazzle.run(sim.files, str(out / "syn"), scheduler="synchronous", driz_separate=False, **OFF)
-    assert file_digest([out / "syn_drz.fits"]) == before
+    assert file_digests([out / "syn_drz.fits"]) == before
     assert [p for p in os.listdir(out) if p.endswith(".tmp")] == []
 
 
@@ -609,7 +592,7 @@ def test_same_answer_as_astrodrizzle_two_chips(sim2, tmp_path):
 def test_resetbits_are_cleared_for_the_drizzle_steps_too(sim, tmp_path, baseline):
     # AstroDrizzle clears `resetbits` (default 4096, the CR flag of an earlier run) from the
     # input DQ before processing; dazzle does it in memory, for every step that reads DQ
-    files = _copy(sim, tmp_path)
+    files = copy_files(sim.files, tmp_path)
     for f in files:
         with fits.open(f, mode="update") as h:
             h["DQ", 1].data[40:80, 50:90] |= 4096

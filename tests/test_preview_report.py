@@ -456,13 +456,8 @@ def test_report_errors(tmp_path, capsys):
         report.render_report(tmp_path / "missing")
 
 
-def test_step_timer_names():
-    assert report.step_of("static-sig-3") == "static mask"
-    assert report.step_of("skies") == report.step_of("sky-stat-0") == "sky"
-    assert report.step_of("single-exposure-dz01") == "driz_separate"
-    assert report.step_of("blot-cr-2") == report.step_of("crmask-2") == "blot+driz_cr"
-    assert report.step_of(("final-tile-0", 1)) == "final drizzle"
-    assert report.step_of("getitem-abc") == "other"
+def test_normalize_steps():
+    # (the task-name -> step table: tests/test_facts.py)
     rows = [("sky", 4, 100.0, 101.0, 2.5, {}), ("median", 2, 101.0, 101.5, 0.7, {})]
     n = report.normalize_steps(rows)
     assert n["sky"] == {"tasks": 4, "seconds": 2.5, "start": 0.0, "end": 1.0}

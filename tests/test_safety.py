@@ -35,7 +35,7 @@ from astropy.io import fits
 
 import dazzle
 from dazzle.products import file_sha256
-from dazzle.simulate import simulate
+from helpers import copy_files
 from test_pipeline import break_input
 
 INPUTS = ["dzsim01_flt.fits", "dzsim02_flt.fits", "dzsim03_flt.fits"]
@@ -360,14 +360,12 @@ def _run_case(case, root):
 
 
 @pytest.fixture(scope="module")
-def battery(tmp_path_factory):
+def battery(simulated, tmp_path_factory):
     """Every case and fault at once (3 processes at a time), plus the uninterrupted reference."""
     root = tmp_path_factory.mktemp("safety")
-    sim = simulate(root / "sim", n_exposures=3, chips=1, size=64, seed=11)
+    sim = simulated(n_exposures=3, chips=1, size=64, seed=11)
     for name in [c.name for c in CASES + FAULTS] + ["reference", "concurrent"]:
-        (root / name).mkdir()
-        for f in sim.files:
-            shutil.copy(f, root / name / os.path.basename(f))
+        copy_files(sim.files, root / name)
     jobs = {c.name: c for c in CASES + FAULTS}
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         ref = pool.submit(dz, _args(), root / "reference")

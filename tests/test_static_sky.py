@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,13 +18,14 @@ from astropy.io import fits
 
 from astrodrizzle_oracle import have_drizzlepac, import_oracle, needs_drizzlepac, run_astrodrizzle, skip_or_fail
 from dazzle.io import InputError, read_inputs
-from dazzle.params import defaults
-from dazzle.simulate import DQ_BAD_DETECTOR, DQ_HOT, simulate
+from dazzle.params import defaults, resolve
+from dazzle.simulate import DQ_BAD_DETECTOR, DQ_HOT
 from dazzle.stats import imagestats
 from dazzle.steps.sky import (ChipSky, SkySettings, brightness_factor, chip_sky_statistic,
                               compute_skies, exposure_skies, match_skies, overlap_mask,
                               sky_pixel_mask, sky_statistic, solve_sky_deltas)
 from dazzle.steps.static_mask import chip_signature, combine, mask_key, signature_stats
+from helpers import copy_files
 
 SKY_E = 120.0          # 0.3 e-/s * 400 s
 SKIES2 = (0.3, 0.35, 0.28)
@@ -34,6 +34,12 @@ SKIES2 = (0.3, 0.35, 0.28)
 # ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
+
+
+def sky(params):
+    """The sky step's settings for a full set of AstroDrizzle parameters (validated)."""
+    return SkySettings.from_params(resolve(params))
+
 
 class Loaded:
     def __init__(self, sim):
@@ -51,30 +57,19 @@ class Loaded:
     def skies(self, static=True, **params):
         p = defaults()
         p.update(params)
-        return compute_skies(self.chips, self.datas, self.static_masks() if static else None, p)
+        return compute_skies(self.chips, self.datas, self.static_masks() if static else None, sky(p))
 
 
 @pytest.fixture(scope="module")
-def sim1(tmp_path_factory):
+def sim1(simulated):
     """4 dithered exposures of one 256x256 chip, sky 120 e-, stars, CRs, hot pixels."""
-    return Loaded(simulate(tmp_path_factory.mktemp("ss1"), n_exposures=4, chips=1, size=256,
-                           seed=11))
+    return Loaded(simulated(n_exposures=4, chips=1, size=256, seed=11))
 
 
 @pytest.fixture(scope="module")
-def sim2(tmp_path_factory):
+def sim2(simulated):
     """3 exposures of two 256x256 chips, skies 120, 140 and 112 e-."""
-    return Loaded(simulate(tmp_path_factory.mktemp("ss2"), n_exposures=3, chips=2, size=256,
-                           seed=2, sky=list(SKIES2)))
-
-
-def copy_files(files, dest):
-    dest.mkdir(parents=True, exist_ok=True)
-    out = []
-    for f in files:
-        shutil.copyfile(f, dest / os.path.basename(f))
-        out.append(str(dest / os.path.basename(f)))
-    return out
+    return Loaded(simulated(n_exposures=3, chips=2, size=256, seed=2, sky=list(SKIES2)))
 
 
 def gaussian_chip(seed=0, shape=(512, 512), sky=100.0, sigma=5.0):
@@ -358,7 +353,11 @@ def test_nonfinite_pixels_are_left_out(sim1):
 
 def test_settings_from_params():
     s = SkySettings.from_params(defaults())
-    assert s == SkySettings()
+    assert s == SkySettings.of() == sky(defaults())
+    assert (s.skysub, s.skymethod, s.use_static, s.sky_bits, s.skyfile, s.skyuser) == (
+        True, "localmin", True, "0", "", "")
+    assert s.needs_pixels and not SkySettings.of(skyfile="sky.txt").needs_pixels
+    assert not SkySettings.of(skysub=False).needs_pixels
     assert s.stat_kwargs() == dict(skystat="median", skywidth=0.1, skylower=None,
                                    skyupper=None, skyclip=5, skylsigma=4.0, skyusigma=4.0)
     with pytest.raises(ValueError):
@@ -421,7 +420,7 @@ def test_localmin_per_chip_skies(sim2, tmp_path):
         h["SCI", 1].data = h["SCI", 1].data + np.float32(30.0)
     chips = read_inputs(files)
     datas = [c.load() for c in chips]
-    skies = compute_skies(chips, datas, None, defaults())
+    skies = compute_skies(chips, datas, None, sky(defaults()))
     vals = np.array([s.value for s in skies]).reshape(3, 2)
     truth = np.array(SKIES2) * 400.0
     assert np.all(np.abs(vals - truth[:, None]) < 0.5), vals   # the fainter chip wins
@@ -440,7 +439,7 @@ def test_match_recovers_relative_offsets(sim2):
 def test_match_skies_layer_gives_offsets_and_brightness_deltas(sim2):
     masks = [sky_pixel_mask(d.dq, "0", sci=d.sci) for d in sim2.datas]
     offsets, deltas = match_skies(sim2.chips, sim2.datas, masks,
-                                  **SkySettings().stat_kwargs())
+                                  **SkySettings.of().stat_kwargs())
     conv = brightness_factor(sim2.chips[0])
     assert conv == pytest.approx(1 / 0.025 ** 2 / 400.0)
     assert np.allclose(np.array(offsets)[::2] * conv, deltas)
@@ -481,27 +480,27 @@ def test_match_needs_two_exposures(sim1):
     p = defaults()
     p["skymethod"] = "globalmin+match"
     with pytest.warns(UserWarning, match="at least 2 exposures"):
-        skies = compute_skies(chips, datas, None, p)
+        skies = compute_skies(chips, datas, None, sky(p))
     assert skies == [ChipSky(0.0, False, "header")]       # AstroDrizzle: nothing done
 
 
 def test_static_masks_as_list_or_dict(sim2):
     sm = sim2.static_masks()
     as_list = [sm[mask_key(c)] for c in sim2.chips]
-    a = compute_skies(sim2.chips, sim2.datas, sm, defaults())
-    b = compute_skies(sim2.chips, sim2.datas, as_list, defaults())
+    a = compute_skies(sim2.chips, sim2.datas, sm, sky(defaults()))
+    b = compute_skies(sim2.chips, sim2.datas, as_list, sky(defaults()))
     assert a == b
     p = defaults()
     p["skymask_cat"] = "masks.cat"
     with pytest.raises(NotImplementedError):
-        compute_skies(sim2.chips, sim2.datas, sm, p)
+        compute_skies(sim2.chips, sim2.datas, sm, sky(p))
     with pytest.raises(ValueError):
-        compute_skies(sim2.chips, sim2.datas, sm, dict(defaults(), skymethod="lowest"))
+        compute_skies(sim2.chips, sim2.datas, sm, sky(dict(defaults(), skymethod="lowest")))
 
 
 def test_chips_are_loaded_when_no_data_given(sim1):
-    a = compute_skies(sim1.chips, None, None, defaults())
-    b = compute_skies(sim1.chips, sim1.datas, None, defaults())
+    a = compute_skies(sim1.chips, None, None, sky(defaults()))
+    b = compute_skies(sim1.chips, sim1.datas, None, sky(defaults()))
     assert a == b
 
 
@@ -515,25 +514,25 @@ def test_skyuser_keyword(sim1, tmp_path):
     fits.setval(files[1], "MYSKY", value=118.25, ext=("SCI", 1))
     chips = read_inputs(files)
     p = dict(defaults(), skysub=False, skyuser="MYSKY")
-    skies = compute_skies(chips, None, None, p)
+    skies = compute_skies(chips, None, None, sky(p))
     assert skies == [ChipSky(117.5, False, "skyuser"), ChipSky(118.25, False, "skyuser")]
     assert skies[0].drizzle_sky == 0.0 and float(skies[0]) == 117.5   # recorded, not subtracted
     # ignored when skysub=True
     p["skysub"] = True
     assert all(s.source == "computed" and abs(s.value - SKY_E) < 0.5
-               for s in compute_skies(chips, None, None, p))
+               for s in compute_skies(chips, None, None, sky(p)))
     p = dict(defaults(), skysub=False, skyuser="NOSUCHKW")
     with pytest.raises(InputError, match="NOSUCHKW"):
-        compute_skies(chips, None, None, p)
+        compute_skies(chips, None, None, sky(p))
 
 
 def test_skysub_false_uses_the_header_mdrizsky(sim1, tmp_path):
     files = copy_files(sim1.files[:2], tmp_path)
     fits.setval(files[0], "MDRIZSKY", value=50.0, ext=("SCI", 1))
     chips = read_inputs(files)
-    none = compute_skies(chips, None, None, dict(defaults(), skysub=False))
+    none = compute_skies(chips, None, None, sky(dict(defaults(), skysub=False)))
     assert none == [ChipSky(50.0, False, "header"), ChipSky(0.0, False, "header")]
-    kw = compute_skies(chips, None, None, dict(defaults(), skysub=False, skyuser="MDRIZSKY"))
+    kw = compute_skies(chips, None, None, sky(dict(defaults(), skysub=False, skyuser="MDRIZSKY")))
     assert kw == [ChipSky(50.0, True, "header"), ChipSky(0.0, False, "header")]
     assert kw[0].drizzle_sky == 50.0
 
@@ -545,21 +544,21 @@ def test_skyfile(sim2, tmp_path):
     sf.write_text(f"# user skies\n{names[0]} 10.5\n{sim2.files[1]}  11.0 12.0\n\n")
     p = dict(defaults(), skyfile=str(sf))
     with pytest.warns(UserWarning, match="no sky value"):
-        skies = compute_skies(chips, None, None, p)
+        skies = compute_skies(chips, None, None, sky(p))
     assert [s.value for s in skies] == [10.5, 10.5, 11.0, 12.0, 0.0, 0.0]
     assert [s.subtract for s in skies] == [True] * 4 + [False] * 2
     assert skies[0].source == "skyfile" and skies[4].source == "header"
     # already applied by the user: recorded, not subtracted
     sf.write_text(f"# sky applied = yes\n{names[0]} 1\n{names[1]} 2\n{names[2]} 3\n")
-    skies = compute_skies(chips, None, None, p)
+    skies = compute_skies(chips, None, None, sky(p))
     assert [s.value for s in skies] == [1, 1, 2, 2, 3, 3]
     assert not any(s.subtract for s in skies)
     # skyuser='@file' with skysub=False: read the same way, subtracted (AstroDrizzle)
-    skies = compute_skies(chips, None, None, dict(defaults(), skysub=False, skyuser=f"@{sf}"))
+    skies = compute_skies(chips, None, None, sky(dict(defaults(), skysub=False, skyuser=f"@{sf}")))
     assert [s.value for s in skies] == [1, 1, 2, 2, 3, 3] and all(s.subtract for s in skies)
     sf.write_text(f"{names[0]} 1 2 3\n{names[1]} x\n")
     with pytest.raises(ValueError, match="must be numbers"):
-        compute_skies(chips, None, None, p)
+        compute_skies(chips, None, None, sky(p))
 
 
 # ---------------------------------------------------------------------------------------------

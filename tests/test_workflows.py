@@ -23,7 +23,6 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 import dazzle
 from dazzle.params import (PARAMETERS, ParameterError, bits_to_mask, defaults, load_config, parse_value,
                            resolve)
-from dazzle.simulate import simulate
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.cfg"))
@@ -173,8 +172,8 @@ def _history(path):
 
 
 @pytest.mark.parametrize("name,chips", [("demo.cfg", 1), ("acs_wfc.cfg", 2), ("wfc3_ir.cfg", 1)])
-def test_workflow_runs(name, chips, tmp_path):
-    sim = simulate(tmp_path / "in", n_exposures=3, chips=chips, size=160, seed=5)
+def test_workflow_runs(name, chips, simulated, tmp_path):
+    sim = simulated(n_exposures=3, chips=chips, size=160, seed=5)
     cfg = WORKFLOWS / name
     with warnings.catch_warnings():
         warnings.simplefilter("error")

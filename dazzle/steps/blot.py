@@ -15,20 +15,43 @@ Parameters: ``blot_interp`` (nearest, linear, poly3, poly5, sinc; lanczos3/5 too
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from astropy.io import fits
 
 from dazzle import geometry
 from dazzle.kernels import blot as blot_kernel
-from dazzle.steps.common import chip_pix_ratio
+from dazzle.steps.common import StepSettings, chip_pix_ratio
+
+__all__ = ["STENCIL_MARGIN", "BlotSettings", "blot_chip", "read_section"]
 
 #: median pixels read beyond the chip's box, for the interpolation stencils (sinc: 7)
 STENCIL_MARGIN = 8
 
 
 def read_section(path, box, shape, *, ext=0, margin=STENCIL_MARGIN):
-    """Rows/columns ``box`` (x0, x1, y0, y1) of a frame-sized image, widened by ``margin`` and
-    clipped to ``shape``; returns (array, x0, y0) of what was read."""
+    """Read the part of a frame-sized image a chip needs.
+
+    Parameters
+    ----------
+    path : str
+        The image (``<output>_med.fits``).
+    box : (x0, x1, y0, y1)
+        The chip's box in the frame.
+    shape : (ny, nx)
+        The frame's shape.
+    ext : int
+        The HDU.
+    margin : int
+        Pixels read beyond ``box`` on each side (interpolation stencils), clipped to ``shape``.
+
+    Returns
+    -------
+    data : 2-D float32 array
+    x0, y0 : int
+        Frame pixel of ``data[0, 0]``.
+    """
     x0, x1, y0, y1 = box
     ny, nx = shape
     x0, x1 = max(0, x0 - margin), min(nx, x1 + margin)
@@ -38,22 +61,58 @@ def read_section(path, box, shape, *, ext=0, margin=STENCIL_MARGIN):
     return data, x0, y0
 
 
-def blot_chip(median, chip, frame, *, offset=(0, 0), interp="poly5", sinscl=1.0, sky=0.0,
-              addsky=True, skyval=0.0, stepsize=10, exact=False):
-    """The blotted median for one chip (float32, chip shape, chip units, sky added back).
+@dataclass(frozen=True)
+class BlotSettings(StepSettings):
+    """The blot step's parameters (``blot_*``; ``stepsize`` and ``pixmap_mode`` for the pixel
+    map), from validated parameters."""
 
-    ``median`` is the part of the median image read for this chip, whose pixel (0, 0) is
-    pixel ``offset`` = (x0, y0) of ``frame`` (a :class:`dazzle.geometry.Frame`).
+    interp: str
+    sinscl: float
+    addsky: bool
+    skyval: float
+    stepsize: int
+    exact: bool
+
+    @classmethod
+    def from_params(cls, params) -> "BlotSettings":
+        return cls(interp=params["blot_interp"], sinscl=params["blot_sinscl"], addsky=params["blot_addsky"],
+                   skyval=params["blot_skyval"], stepsize=params["stepsize"],
+                   exact=params["pixmap_mode"] == "exact")
+
+
+def blot_chip(median, chip, frame, settings: BlotSettings, *, offset=(0, 0), sky=0.0):
+    """The median blotted onto one chip.
+
+    Parameters
+    ----------
+    median : 2-D float32 array
+        The part of the median image read for this chip (:func:`read_section`).
+    chip : dazzle.io.Chip
+    frame : dazzle.geometry.Frame
+        The median's (single-drizzle) frame.
+    settings : BlotSettings
+        Interpolation, sky handling and pixel map.
+    offset : (int, int)
+        Frame pixel ``(x0, y0)`` of ``median[0, 0]``.
+    sky : float
+        The chip's sky, chip units: added back when ``settings.addsky`` (else
+        ``settings.skyval`` is).
+
+    Returns
+    -------
+    2-D float32 array
+        The chip's shape, in its units, sky added back.
     """
     frame_wcs = frame.wcs()
-    pixmap = geometry.calc_pixmap(chip.wcs(), frame_wcs, tuple(chip.shape), stepsize=stepsize, exact=exact)
+    pixmap = geometry.calc_pixmap(chip.wcs(), frame_wcs, tuple(chip.shape), stepsize=settings.stepsize,
+                                  exact=settings.exact)
     pixmap[..., 0] -= offset[0]
     pixmap[..., 1] -= offset[1]
     pix_ratio = chip_pix_ratio(chip, frame_wcs)
     scale = float(chip.exptime) if chip.in_units == "counts" else 1.0
-    out = blot_kernel(median, pixmap, interp=interp, iscale=scale / pix_ratio ** 2, sinscl=sinscl,
-                      fillval=0.0)
-    add = sky if addsky else skyval
+    out = blot_kernel(median, pixmap, interp=settings.interp, iscale=scale / pix_ratio ** 2,
+                      sinscl=settings.sinscl, fillval=0.0)
+    add = sky if settings.addsky else settings.skyval
     if add:
         out += np.float32(add)
     return out

@@ -31,24 +31,65 @@ documentation says.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from dazzle import geometry
+from dazzle.facts import context_bit, context_plane, context_planes
 from dazzle.kernels import drizzle_sums
-from dazzle.params import bits_to_mask, good_pixel_mask
+from dazzle.params import bits_to_mask, good_pixel_mask, resolve
+
+__all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", "chip_pix_ratio",
+           "resolve_wt_scl", "chip_weights", "chip_sums", "add_sums", "finish"]
 
 
 def load_chip(chip, resetbits=None):
-    """The chip's pixels, with the ``resetbits`` flags cleared from its DQ (in memory only:
-    AstroDrizzle clears them in the input file, dazzle never touches it).  Every step that
-    reads DQ loads its chip through this."""
+    """The chip's pixels, with the ``resetbits`` flags cleared from its DQ.
+
+    AstroDrizzle clears them in the input file; dazzle only in memory.  Every step that reads
+    DQ loads its chip through this.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+        The chip (its pixels are read here).
+    resetbits : str, int or None
+        DQ bit specification (:func:`dazzle.params.bits_to_mask`); None or 0: nothing cleared.
+
+    Returns
+    -------
+    dazzle.io.ChipData
+        SCI (float32), ERR and DQ (or None when absent).
+    """
     data = chip.load()
     reset = bits_to_mask(resetbits)
     if data.dq is not None and reset:
         data.dq = data.dq & ~np.asarray(reset, dtype=np.int64).astype(data.dq.dtype)
     return data
+
+
+class StepSettings:
+    """Base of the steps' frozen settings objects.
+
+    Each step's settings are built once, by :meth:`from_params`, from the *validated* parameters
+    (:func:`dazzle.params.resolve`, which holds every default and every check): the settings
+    classes have no defaults of their own and check nothing again.  :meth:`of` is the short way
+    to AstroDrizzle's defaults with a few values changed.
+    """
+
+    @classmethod
+    def from_params(cls, params: Mapping):
+        """The settings from validated parameters (every name present)."""
+        raise NotImplementedError
+
+    @classmethod
+    def of(cls, **overrides):
+        """The settings for AstroDrizzle's defaults with ``overrides`` (AstroDrizzle names,
+        validated by :func:`dazzle.params.resolve`; raises
+        :class:`~dazzle.params.ParameterError`)."""
+        return cls.from_params(resolve(**overrides))
 
 
 @dataclass(frozen=True)
@@ -66,24 +107,25 @@ class DrizzleSettings:
     maskval: float           # value of output pixels no input reaches (when fillval is INDEF)
     stepsize: int
     exact: bool
-    resetbits: str | None = None   # DQ flags cleared before use (AstroDrizzle's resetbits)
+    resetbits: str | None    # DQ flags cleared before use (AstroDrizzle's resetbits)
 
     @classmethod
-    def from_params(cls, params: dict, step: str) -> "DrizzleSettings":
-        exact = str(params.get("pixmap_mode", "fast")).lower() == "exact"
-        stepsize = int(params.get("stepsize", 10))
+    def from_params(cls, params: Mapping, step: str) -> "DrizzleSettings":
+        """``step`` ``"single"`` (the ``driz_sep_*`` parameters) or ``"final"`` (``final_*``)
+        from validated parameters."""
+        common = dict(stepsize=params["stepsize"], exact=params["pixmap_mode"] == "exact",
+                      resetbits=params["resetbits"])
         if step == "single":
             return cls(step="single", kernel=params["driz_sep_kernel"], pixfrac=float(params["driz_sep_pixfrac"]),
                        fillval=params["driz_sep_fillval"], bits=params["driz_sep_bits"],
-                       wt_scl=params["driz_sep_wt_scl"], wht_type=None, units="cps", maskval=0.0,
-                       stepsize=stepsize, exact=exact, resetbits=params.get("resetbits"))
+                       wt_scl=params["driz_sep_wt_scl"], wht_type=None, units="cps", maskval=0.0, **common)
         if step == "final":
-            maskval = params.get("final_maskval")
+            maskval = params["final_maskval"]
             return cls(step="final", kernel=params["final_kernel"], pixfrac=float(params["final_pixfrac"]),
                        fillval=params["final_fillval"], bits=params["final_bits"],
                        wt_scl=params["final_wt_scl"], wht_type=params["final_wht_type"],
                        units=params["final_units"], maskval=np.nan if maskval is None else float(maskval),
-                       stepsize=stepsize, exact=exact, resetbits=params.get("resetbits"))
+                       **common)
         raise ValueError(f"step must be 'single' or 'final'; got {step!r}")
 
 
@@ -107,12 +149,20 @@ class Sums:
 
 
 def sky_value(chip, sky=None) -> float:
-    """The sky to subtract, in the chip's own units (None: nothing)."""
+    """The sky to subtract from ``chip``, in its own units: ``float(sky)``, 0 for None."""
     return 0.0 if sky is None else float(sky)
 
 
 def chip_pix_ratio(chip, frame_wcs) -> float:
-    """Output nominal pixel scale / chip nominal pixel scale (drizzlepac's ``pix_ratio``)."""
+    """drizzlepac's ``pix_ratio``: the output frame's pixel scale over the chip's nominal scale
+    (``IDCSCALE``, else ``sqrt|det CD|``).
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    frame_wcs : astropy.wcs.WCS
+        The output frame's WCS.
+    """
     chip_scale, _, _ = geometry.nominal_scale_orientation(chip.wcs(), getattr(chip, "idcscale", None))
     out_cd = np.asarray(frame_wcs.pixel_scale_matrix)
     out_scale = math.hypot(out_cd[0, 0], out_cd[1, 0]) * 3600.0
@@ -120,6 +170,8 @@ def chip_pix_ratio(chip, frame_wcs) -> float:
 
 
 def resolve_wt_scl(wt_scl, exptime: float) -> float:
+    """The weight scale of ``wt_scl``: ``"exptime"`` -> 1 (the exposure time is already in the
+    weights), ``"expsq"`` -> ``exptime``, a number -> that number."""
     if isinstance(wt_scl, str):
         key = wt_scl.lower()
         if key == "exptime":
@@ -132,7 +184,29 @@ def resolve_wt_scl(wt_scl, exptime: float) -> float:
 
 def chip_weights(chip, data, settings: DrizzleSettings, pix_ratio: float, *, static_mask=None,
                  cr_mask=None, ivm=None):
-    """Per-pixel weights (float32) and the weight scale for one chip's drizzle."""
+    """Per-pixel weights and the weight scale of one chip's drizzle (see the module notes).
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    data : dazzle.io.ChipData
+        The chip's pixels (:func:`load_chip`).
+    settings : DrizzleSettings
+        ``bits`` select the good DQ flags; ``wht_type`` the weighting (EXP, ERR, IVM).
+    pix_ratio : float
+        :func:`chip_pix_ratio`.
+    static_mask, cr_mask : 2-D bool arrays, optional
+        True = good; ANDed into the mask.
+    ivm : 2-D array, optional
+        The inverse-variance map (``wht_type="IVM"``).
+
+    Returns
+    -------
+    weights : 2-D float32 array
+        Zero where the pixel is masked.
+    wt_scl : float
+        The kernel's weight scale.
+    """
     mask = np.isfinite(data.sci)
     if data.dq is not None:
         mask &= good_pixel_mask(data.dq, settings.bits)
@@ -161,10 +235,32 @@ def chip_weights(chip, data, settings: DrizzleSettings, pix_ratio: float, *, sta
 
 def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, static_mask=None,
               cr_mask=None, ivm=None, data=None) -> Sums | None:
-    """Drizzle one chip into float64 sums over ``box = (x0, x1, y0, y1)`` of ``frame``.
+    """Drizzle one chip into float64 sums over a box of the output frame.
 
-    ``frame`` is a :class:`dazzle.geometry.Frame`; the chip's pixels are read here (unless
-    ``data`` is given).  Returns None when the chip does not reach the box.
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    frame : dazzle.geometry.Frame
+        The output frame.
+    box : (x0, x1, y0, y1) or None
+        Half-open box of output pixels the chip reaches (None: the chip misses the frame).
+    settings : DrizzleSettings
+        The drizzle step's settings.
+    bit : int
+        Context bit set where the chip contributes.
+    sky : float, optional
+        Sky to subtract, chip units.
+    static_mask, cr_mask : 2-D bool arrays, optional
+        True = good.
+    ivm : 2-D array, optional
+        Inverse-variance map (``final_wht_type="IVM"``).
+    data : dazzle.io.ChipData, optional
+        The chip's pixels (default: read here with :func:`load_chip`).
+
+    Returns
+    -------
+    Sums or None
+        Σ w·d, Σ w and context over ``box``; None when ``box`` is None.
     """
     if box is None:
         return None
@@ -191,16 +287,30 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
 
 
 def add_sums(parts, box, *, nplanes=None, bits_of=None):
-    """Add chips' sums into one box, in the order given (fixed order: bit-identical results
-    whatever the scheduler).  ``parts`` is a sequence of (chip_number, Sums or None); context
-    bit ``(n-1) % 32`` of plane ``(n-1) // 32`` is set for chip number ``n`` (1-based) where it
-    contributed.  Returns (num, den, ctx(nplanes, ny, nx))."""
+    """Add chips' sums into one box, in the order given (a fixed order: bit-identical results
+    whatever the scheduler).
+
+    Parameters
+    ----------
+    parts : sequence of (int, Sums or None)
+        ``(chip number n, 1-based; its sums)``.  Context bit ``(n-1) % 32`` of plane
+        ``(n-1) // 32`` is set where chip ``n`` contributed (:func:`dazzle.facts.context_bit`).
+    box : (x0, x1, y0, y1)
+        The output box.
+    nplanes : int, optional
+        Context planes (default: enough for the highest chip number).
+
+    Returns
+    -------
+    num, den : 2-D float64 arrays
+    ctx : int32 array of shape (nplanes, ny, nx)
+    """
     x0, x1, y0, y1 = box
     shape = (y1 - y0, x1 - x0)
     num = np.zeros(shape)
     den = np.zeros(shape)
     if nplanes is None:
-        nplanes = max([(n - 1) // 32 + 1 for n, _ in parts] or [1])
+        nplanes = context_planes(max((n for n, _ in parts), default=1))
     ctx = np.zeros((nplanes,) + shape, np.int32)
     for n, s in parts:
         if s is None:
@@ -216,18 +326,29 @@ def add_sums(parts, box, *, nplanes=None, bits_of=None):
         den[dst] += s.den[src]
         if s.ctx is not None:
             hit = s.ctx[src] != 0
-            bit = np.array([1 << ((n - 1) % 32)], dtype=np.uint32).view(np.int32)[0]
-            plane = ctx[(n - 1) // 32][dst]
-            plane[hit] |= bit
+            plane = ctx[context_plane(n)][dst]
+            plane[hit] |= context_bit(n)
     return num, den, ctx
 
 
 def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
-    """Science (float32) and weight (float32) images from the sums.
+    """Science and weight images from the sums: ``num / den`` and ``den``.
 
     Output pixels with zero weight get ``fillval``, or when it is INDEF the step's ``maskval``
     (NaN for the final image unless ``final_maskval`` is set; 0 for single drizzles), as
-    drizzlepac does.  ``final_units="counts"`` multiplies by ``texptime``.
+    drizzlepac does.
+
+    Parameters
+    ----------
+    num, den : 2-D float64 arrays
+        Σ w·d and Σ w (:func:`add_sums`).
+    settings : DrizzleSettings
+    texptime : float
+        Total exposure time; ``final_units="counts"`` multiplies the science by it.
+
+    Returns
+    -------
+    sci, wht : 2-D float32 arrays
     """
     wht = den.astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):

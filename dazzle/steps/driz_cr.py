@@ -93,25 +93,27 @@ Parameters (AstroDrizzle names and defaults): ``driz_cr`` (step on), ``driz_cr_c
 ``driz_cr_snr="3.5 3.0"``, ``driz_cr_scale="1.2 0.7"``, ``driz_cr_grow=1``,
 ``driz_cr_ctegrow=0``, ``crbit=4096``.
 
-Public API: :func:`cr_mask`, :func:`crclean`, :func:`crclean_dq`, :func:`crmask_product`,
-:func:`flag_dq`, :func:`known_bad_pixels`, :func:`conversion_factor`, :func:`cte_direction`,
-:func:`parse_pair`,
-:data:`DEFAULTS`, :data:`NOISE_MODELS`.
+Public API: :class:`CRSettings`, :class:`CRChip`, :func:`cr_mask`, :func:`chip_cr_mask`,
+:func:`crclean`, :func:`crclean_dq`, :func:`crmask_product`, :func:`flag_dq`,
+:func:`known_bad_pixels`, :func:`conversion_factor`, :func:`cte_direction`, :data:`NOISE_MODELS`.
 """
 
 from __future__ import annotations
 
-import math
-import re
+from dataclasses import dataclass
 
 import numpy as np
 
+from dazzle import facts
 from dazzle.kernels.cr import cr_test, derivative
 from dazzle.params import good_pixel_mask
+from dazzle.steps.common import StepSettings
 
 __all__ = [
-    "DEFAULTS",
+    "CRChip",
+    "CRSettings",
     "NOISE_MODELS",
+    "chip_cr_mask",
     "conversion_factor",
     "cr_mask",
     "crclean",
@@ -120,38 +122,70 @@ __all__ = [
     "cte_direction",
     "flag_dq",
     "known_bad_pixels",
-    "parse_pair",
 ]
 
-#: AstroDrizzle's step-6 parameters and defaults (drizzlepac 3.11).
-DEFAULTS = {
-    "driz_cr": True,
-    "driz_cr_corr": False,
-    "driz_cr_snr": "3.5 3.0",
-    "driz_cr_scale": "1.2 0.7",
-    "driz_cr_grow": 1,
-    "driz_cr_ctegrow": 0,
-    "crbit": 4096,
-}
+#: The noise terms of the test (:func:`cr_mask`'s ``settings.noise``; the pipeline's
+#: ``driz_cr_noise``).
+NOISE_MODELS = facts.NOISE_MODELS
 
 
-#: The noise terms of the test (:func:`cr_mask`'s ``noise``; the pipeline's ``driz_cr_noise``).
-NOISE_MODELS = ("astrodrizzle", "sky_once")
+@dataclass(frozen=True)
+class CRSettings(StepSettings):
+    """The driz_cr step's parameters, from validated parameters (:meth:`from_params`, or
+    :meth:`of` for AstroDrizzle's defaults with a few changed).
+
+    ``snr``, ``scale``: ``driz_cr_snr``, ``driz_cr_scale`` (pairs); ``grow``, ``ctegrow``:
+    ``driz_cr_grow``, ``driz_cr_ctegrow``; ``noise``: ``driz_cr_noise`` (module notes);
+    ``legacy``: ``driz_cr_legacy`` -- drizzlepac 3.11 exactly: its derivative and CTE-tail
+    edges (``legacy_edges``) and its effective gain for DN data (``legacy_gain``), both set
+    from ``legacy`` (change them apart with :func:`dataclasses.replace`), and no
+    ``known_bad`` pixels; ``corr``: ``driz_cr_corr``; ``sep_bits``: ``driz_sep_bits`` (the DQ
+    flags the median was made with: the other flags are known bad, :func:`known_bad_pixels`).
+    """
+
+    snr: tuple[float, float]
+    scale: tuple[float, float]
+    grow: int
+    ctegrow: int
+    noise: str
+    legacy: bool
+    legacy_edges: bool
+    legacy_gain: bool
+    corr: bool
+    sep_bits: str | None
+
+    @classmethod
+    def from_params(cls, params) -> "CRSettings":
+        legacy = params["driz_cr_legacy"]
+        return cls(snr=params["driz_cr_snr"], scale=params["driz_cr_scale"], grow=params["driz_cr_grow"],
+                   ctegrow=params["driz_cr_ctegrow"], noise=params["driz_cr_noise"], legacy=legacy,
+                   legacy_edges=legacy, legacy_gain=legacy, corr=params["driz_cr_corr"],
+                   sep_bits=params["driz_sep_bits"])
 
 
-def parse_pair(value, name="value"):
-    """``"3.5 3.0"``, ``"3.5,3.0"`` or a 2-sequence -> ``(3.5, 3.0)`` (drizzlepac splits on
-    ``[,;\\s]+``)."""
-    if isinstance(value, str):
-        parts = [p for p in re.split(r"[,;\s]+", value.strip()) if p]
-    else:
-        parts = list(value)
-    if len(parts) != 2:
-        raise ValueError(f"{name} must hold two numbers; got {value!r}")
-    out = tuple(float(p) for p in parts)
-    if not all(math.isfinite(v) and v >= 0 for v in out):
-        raise ValueError(f"{name} must hold two numbers >= 0; got {value!r}")
-    return out
+@dataclass(frozen=True)
+class CRChip:
+    """What the test needs to know of one chip: its sky (``MDRIZSKY``, chip units; enters only
+    the ``"astrodrizzle"`` noise term), gain (e-/DN; needed only when ``bunit`` is not
+    electrons), read noise (electrons), EXPTIME, ``in_units`` (``"cps"``/``"counts"``), BUNIT
+    and CTE direction (:func:`cte_direction`).  :meth:`of` reads them from a
+    :class:`dazzle.io.Chip`."""
+
+    sky: float = 0.0
+    gain: float | None = None
+    rdnoise: float | None = 0.0
+    exptime: float = 1.0
+    in_units: str = "counts"
+    bunit: str = "ELECTRONS"
+    cte_direction: int = 0
+
+    @classmethod
+    def of(cls, chip, sky) -> "CRChip":
+        """A :class:`dazzle.io.Chip`'s units and noise, with its sky ``sky`` (chip units)."""
+        return cls(sky=float(sky), gain=chip.gain, rdnoise=chip.rdnoise, exptime=chip.exptime,
+                   in_units=chip.in_units, bunit=chip.bunit,
+                   cte_direction=cte_direction(chip.instrument, chip.detector, chip.extver,
+                                               getattr(chip, "ccdamp", None)))
 
 
 def _electron_units(bunit) -> bool:
@@ -204,11 +238,7 @@ def cte_direction(instrument, detector, chip=1, ccdamp=None) -> int:
     return 0
 
 
-def cr_mask(sci, blot, *, sky=0.0, gain=None, rdnoise=0.0, exptime=1.0, in_units="counts",
-            bunit="ELECTRONS", driz_cr_snr=(3.5, 3.0), driz_cr_scale=(1.2, 0.7),
-            driz_cr_grow=1, driz_cr_ctegrow=0, cte_direction=0, dq_good=None,
-            noise="astrodrizzle", legacy=False, legacy_edges=None, legacy_gain=None,
-            known_bad=None):
+def cr_mask(sci, blot, settings: CRSettings, chip: CRChip = CRChip(), *, dq_good=None, known_bad=None):
     """Cosmic-ray mask of one chip: bool array, **True = good**, False = cosmic ray.
 
     Parameters
@@ -217,29 +247,12 @@ def cr_mask(sci, blot, *, sky=0.0, gain=None, rdnoise=0.0, exptime=1.0, in_units
         The chip's SCI data, chip units, sky *not* subtracted.
     blot : 2-D array
         The median blotted onto the chip, chip units, sky added back (see the module notes).
-    sky : float
-        The chip's sky (``MDRIZSKY``) in chip units; enters only the ``"astrodrizzle"`` noise
-        term.
-    gain : float or None
-        e-/DN; needed only when ``bunit`` is not electrons.
-    rdnoise : float
-        Read noise, electrons (mean of ``READNSEA..D``).
-    exptime, in_units, bunit : the chip's EXPTIME, ``"cps"``/``"counts"`` and BUNIT.
-    driz_cr_snr, driz_cr_scale : "a b" strings or 2-sequences (defaults "3.5 3.0", "1.2 0.7").
-    driz_cr_grow, driz_cr_ctegrow : int (defaults 1, 0).
-    cte_direction : +1, -1 or 0 (:func:`cte_direction`).
+    settings : CRSettings
+        The step's parameters (thresholds, grow, noise term, legacy behaviour).
+    chip : CRChip
+        The chip's sky, units, noise and CTE direction.
     dq_good : 2-D bool array, optional
         Where False the pixel is not tested (never flagged, never flags a neighbour).
-    noise : "astrodrizzle" or "sky_once"
-        The noise term (module notes): drizzlepac's (default; the sky enters once through the
-        blot and once more as ``sky``) or the Poisson noise of the blot alone.
-    legacy : bool
-        With the default ``noise``, reproduce drizzlepac 3.11 exactly (sets both flags below
-        unless they are given).
-    legacy_edges : bool, optional
-        drizzlepac's derivative and CTE-tail edges.
-    legacy_gain : bool, optional
-        drizzlepac's effective gain for DN data (``N/g`` with ``g = gain``).
     known_bad : 2-D bool array, optional
         True where the pixel is known bad before the test (DQ, static mask): flagged as usual,
         but never the reason a good neighbour is flagged (see the module notes).
@@ -248,20 +261,11 @@ def cr_mask(sci, blot, *, sky=0.0, gain=None, rdnoise=0.0, exptime=1.0, in_units
     blot = np.asarray(blot)
     if sci.ndim != 2 or sci.shape != blot.shape:
         raise ValueError(f"sci {sci.shape} and blot {blot.shape} must be 2-D arrays of one shape")
-    legacy_edges = bool(legacy) if legacy_edges is None else bool(legacy_edges)
-    legacy_gain = bool(legacy) if legacy_gain is None else bool(legacy_gain)
-    if noise not in NOISE_MODELS:
-        raise ValueError(f"noise must be one of {NOISE_MODELS}; got {noise!r}")
-    snr = parse_pair(driz_cr_snr, "driz_cr_snr")
-    scale = parse_pair(driz_cr_scale, "driz_cr_scale")
-    grow = int(driz_cr_grow)
-    ctegrow = int(driz_cr_ctegrow)
-    if grow < 0 or ctegrow < 0:
-        raise ValueError(f"driz_cr_grow ({grow}) and driz_cr_ctegrow ({ctegrow}) must be >= 0")
-    rdnoise = 0.0 if rdnoise is None else float(rdnoise)
-    cf = conversion_factor(in_units=in_units, exptime=exptime, gain=gain, bunit=bunit)
-    g = float(gain) if legacy_gain and not _electron_units(bunit) else 1.0
-    background = (0.0 if sky is None else float(sky)) * cf if noise == "astrodrizzle" else 0.0
+    rdnoise = 0.0 if chip.rdnoise is None else float(chip.rdnoise)
+    cf = conversion_factor(in_units=chip.in_units, exptime=chip.exptime, gain=chip.gain, bunit=chip.bunit)
+    g = float(chip.gain) if settings.legacy_gain and not _electron_units(chip.bunit) else 1.0
+    sky = 0.0 if chip.sky is None else float(chip.sky)
+    background = sky * cf if settings.noise == "astrodrizzle" else 0.0
     untested = None
     if dq_good is not None:
         dq_good = np.asarray(dq_good, dtype=bool)
@@ -272,12 +276,40 @@ def cr_mask(sci, blot, *, sky=0.0, gain=None, rdnoise=0.0, exptime=1.0, in_units
         known_bad = np.asarray(known_bad, dtype=bool)
         if known_bad.shape != sci.shape:
             raise ValueError(f"known_bad {known_bad.shape} must have the shape of sci {sci.shape}")
-    deriv = derivative(blot, legacy_edges=legacy_edges)
+    deriv = derivative(blot, legacy_edges=settings.legacy_edges)
     good = cr_test(sci, blot, deriv, cf=cf, gain=g, rdnoise=rdnoise, background=background,
-                   snr=snr, scale=scale, grow=grow, ctegrow=ctegrow,
-                   cte_dir=int(cte_direction), untested=untested, legacy_edges=legacy_edges,
-                   noseed=known_bad)
+                   snr=tuple(settings.snr), scale=tuple(settings.scale), grow=int(settings.grow),
+                   ctegrow=int(settings.ctegrow), cte_dir=int(chip.cte_direction), untested=untested,
+                   legacy_edges=settings.legacy_edges, noseed=known_bad)
     return good.view(bool)
+
+
+def chip_cr_mask(chip, data, blot, sky, static, settings: CRSettings):
+    """The step for one input chip: its cosmic-ray mask.
+
+    Known-bad pixels (DQ flags outside ``driz_sep_bits``, the static mask) are passed on to
+    :func:`cr_mask` as ``known_bad``, unless ``settings.legacy``.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    data : dazzle.io.ChipData
+        The chip's pixels, ``resetbits`` cleared.
+    blot : 2-D array
+        The median blotted onto the chip (chip units, sky added back).
+    sky : float
+        The chip's sky (``MDRIZSKY``), chip units.
+    static : 2-D bool array or None
+        The chip's static mask (True = good).
+    settings : CRSettings
+
+    Returns
+    -------
+    2-D bool array
+        True = good, False = cosmic ray.
+    """
+    known_bad = None if settings.legacy else known_bad_pixels(data.dq, static, settings.sep_bits)
+    return cr_mask(data.sci, blot, settings, CRChip.of(chip, sky), known_bad=known_bad)
 
 
 def known_bad_pixels(dq, static=None, bits=0):

@@ -16,14 +16,38 @@ from __future__ import annotations
 
 from dazzle.steps.common import DrizzleSettings, Sums, add_sums, chip_sums, finish
 
+__all__ = ["single_chip", "exposure_box", "single_exposure"]
+
 
 def single_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None) -> Sums | None:
-    """Sums of one chip over its box of the frame (no CR mask: that is what this step is for)."""
+    """One chip drizzled for its exposure's single image: its sums over its box of the frame.
+
+    No cosmic-ray mask (finding them is what the single images are for).
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    frame : dazzle.geometry.Frame
+        The single-drizzle frame.
+    box : (x0, x1, y0, y1) or None
+        The chip's box in the frame.
+    settings : DrizzleSettings
+        The ``driz_sep_*`` settings.
+    sky : float, optional
+        Sky to subtract, chip units.
+    static_mask : 2-D bool array, optional
+        True = good.
+
+    Returns
+    -------
+    dazzle.steps.common.Sums or None
+    """
     return chip_sums(chip, frame, box, settings, bit=1, sky=sky, static_mask=static_mask)
 
 
 def exposure_box(boxes):
-    """The union of the chips' boxes (x0, x1, y0, y1); None if no chip reaches the frame."""
+    """The union of an exposure's chips' boxes ``(x0, x1, y0, y1)`` (None entries skipped);
+    None if no chip reaches the frame."""
     boxes = [b for b in boxes if b is not None]
     if not boxes:
         return None
@@ -32,6 +56,21 @@ def exposure_box(boxes):
 
 
 def single_exposure(parts, box, settings: DrizzleSettings):
-    """Add the chips of one exposure (in chip order) and finish: (sci, wht) over ``box``."""
+    """One exposure's single-drizzled image and weight over ``box``.
+
+    Parameters
+    ----------
+    parts : sequence of Sums or None
+        The exposure's chips' sums (:func:`single_chip`), in chip order.
+    box : (x0, x1, y0, y1)
+        The exposure's box (:func:`exposure_box`).
+    settings : DrizzleSettings
+        The ``driz_sep_*`` settings.
+
+    Returns
+    -------
+    sci, wht : 2-D float32 arrays
+        Count rate and weight over ``box``.
+    """
     num, den, _ = add_sums([(1, p) for p in parts], box, nplanes=1)
     return finish(num, den, settings)

@@ -6,24 +6,67 @@ the chips' sums are added in chip order (:func:`final_combine`) and divided once
 SCI (count rate, or counts with ``final_units=counts``), WHT and CTX arrays of
 ``<output>_drz.fits`` (``_drc.fits`` for ``_flc`` inputs).
 
-Context: chip ``n`` (1-based, in input order) sets bit ``(n-1) % 32`` of plane ``(n-1) // 32``.
+Context: chip ``n`` (1-based, in input order) sets bit ``(n-1) % 32`` of plane ``(n-1) // 32``
+(:func:`dazzle.facts.context_bit`).
 """
 
 from __future__ import annotations
 
+from dazzle.facts import context_planes
 from dazzle.steps.common import DrizzleSettings, Sums, add_sums, chip_sums, finish
+
+__all__ = ["final_chip", "final_combine"]
 
 
 def final_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None,
                cr_mask=None, ivm=None) -> Sums | None:
-    """Sums of one chip over its box of the frame."""
+    """One chip drizzled for the final image: its sums over its box of the final frame.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    frame : dazzle.geometry.Frame
+        The final frame.
+    box : (x0, x1, y0, y1) or None
+        The chip's box in the frame.
+    settings : DrizzleSettings
+        The ``final_*`` settings.
+    sky : float, optional
+        Sky to subtract, chip units.
+    static_mask, cr_mask : 2-D bool arrays, optional
+        True = good.
+    ivm : 2-D array, optional
+        The chip's inverse-variance map (``final_wht_type="IVM"``).
+
+    Returns
+    -------
+    dazzle.steps.common.Sums or None
+    """
     return chip_sums(chip, frame, box, settings, bit=1, sky=sky, static_mask=static_mask,
                      cr_mask=cr_mask, ivm=ivm)
 
 
 def final_combine(parts, box, settings: DrizzleSettings, *, nchips, texptime):
-    """Add ``parts`` = [(chip_number, Sums), ...] over ``box`` in chip order; (sci, wht, ctx)."""
-    nplanes = (nchips - 1) // 32 + 1
-    num, den, ctx = add_sums(sorted(parts, key=lambda p: p[0]), box, nplanes=nplanes)
+    """One tile of the final image: the chips' sums added in chip order, then divided.
+
+    Parameters
+    ----------
+    parts : sequence of (int, Sums or None)
+        ``(chip number, 1-based in input order; the chip's sums in this tile)``.
+    box : (x0, x1, y0, y1)
+        The tile.
+    settings : DrizzleSettings
+        The ``final_*`` settings.
+    nchips : int
+        Chips of the whole run (sets the number of context planes).
+    texptime : float
+        Total exposure time (``final_units="counts"``).
+
+    Returns
+    -------
+    sci, wht : 2-D float32 arrays
+    ctx : int32 array of shape (planes, ny, nx)
+    """
+    num, den, ctx = add_sums(sorted(parts, key=lambda p: p[0]), box, nplanes=context_planes(nchips))
     sci, wht = finish(num, den, settings, texptime=texptime)
     return sci, wht, ctx

@@ -78,9 +78,10 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.io import fits
 
-from dazzle.kernels.combine import COMBINE_TYPES, combine_stack, parse_nsigma
+from dazzle.kernels.combine import combine_stack
+from dazzle.steps.common import StepSettings
 
-__all__ = ["Piece", "MedianSettings", "describe_piece", "weight_mean", "median_block",
+__all__ = ["Piece", "MedianSettings", "describe_piece", "weight_mean", "median_block", "reaches",
            "median_image", "frame_blocks", "block_bytes", "choose_block_size"]
 
 # stsci.imagestats' computeMean takes its lower limit as a C float
@@ -108,51 +109,28 @@ class Piece:
 
 
 @dataclass(frozen=True)
-class MedianSettings:
-    """The median step's parameters, normalised (from AstroDrizzle-named ``params``)."""
+class MedianSettings(StepSettings):
+    """The median step's parameters (``combine_*``, ``median_newmasks``), from validated
+    parameters (:meth:`from_params`, or :meth:`of` for the defaults with a few changed)."""
 
-    combine_type: str = "minmed"
-    newmasks: bool = True
-    maskpt: float = 0.3
-    nsigma: tuple[float, float] = (4.0, 3.0)
-    nlow: int = 0
-    nhigh: int = 0
-    lthresh: float | None = None
-    hthresh: float | None = None
-    grow: int = 1                      # 0 unless combine_type is (i)minmed
-    bufsize: float | None = None       # accepted, unused
+    combine_type: str
+    newmasks: bool
+    maskpt: float
+    nsigma: tuple[float, float]
+    nlow: int
+    nhigh: int
+    lthresh: float | None
+    hthresh: float | None
+    grow: int                          # 0 unless combine_type is (i)minmed
+    bufsize: float | None              # accepted, unused
 
     @classmethod
-    def from_params(cls, params=None) -> "MedianSettings":
-        if isinstance(params, MedianSettings):
-            return params
-        p = dict(params or {})
-        ctype = str(p.get("combine_type", "minmed")).strip().lower()
-        if ctype not in COMBINE_TYPES:
-            raise ValueError(f"combine_type must be one of {', '.join(COMBINE_TYPES)}; got {ctype!r}")
-        maskpt = float(p.get("combine_maskpt", 0.3))
-        if not maskpt >= 0:
-            raise ValueError(f"combine_maskpt must be >= 0, got {maskpt}")
-        grow = int(p.get("combine_grow", 1)) if "minmed" in ctype else 0
-        if grow < 0:
-            raise ValueError(f"combine_grow must be >= 0, got {grow}")
-        nlow, nhigh = int(p.get("combine_nlow", 0)), int(p.get("combine_nhigh", 0))
-        if nlow < 0 or nhigh < 0:
-            raise ValueError("combine_nlow and combine_nhigh must be >= 0")
-
-        def opt(name):
-            v = p.get(name)
-            if v is None or (isinstance(v, str) and v.strip().upper() in ("", "NONE", "INDEF")):
-                return None
-            return float(v)
-
-        newmasks = p.get("median_newmasks", True)
-        if isinstance(newmasks, str):
-            newmasks = newmasks.strip().lower() in ("true", "yes", "y", "on", "1")
-        return cls(combine_type=ctype, newmasks=bool(newmasks), maskpt=maskpt,
-                   nsigma=parse_nsigma(p.get("combine_nsigma", (4.0, 3.0))), nlow=nlow, nhigh=nhigh,
-                   lthresh=opt("combine_lthresh"), hthresh=opt("combine_hthresh"), grow=grow,
-                   bufsize=opt("combine_bufsize"))
+    def from_params(cls, params) -> "MedianSettings":
+        ctype = params["combine_type"]
+        return cls(combine_type=ctype, newmasks=params["median_newmasks"], maskpt=params["combine_maskpt"],
+                   nsigma=params["combine_nsigma"], nlow=params["combine_nlow"], nhigh=params["combine_nhigh"],
+                   lthresh=params["combine_lthresh"], hthresh=params["combine_hthresh"],
+                   grow=params["combine_grow"] if "minmed" in ctype else 0, bufsize=params["combine_bufsize"])
 
     @property
     def halo(self) -> int:
@@ -267,28 +245,48 @@ def choose_block_size(n_overlap, memory_bytes, *, threads=1, grow=1, lo=64, hi=4
     return int(min(hi, max(lo, side)))
 
 
-def median_block(pieces, block, params=None) -> np.ndarray:
-    """The combined image over ``block = (x0, x1, y0, y1)`` (half-open, frame pixels).
+def reaches(box, block, halo=0) -> bool:
+    """Whether a piece's ``box`` overlaps ``block`` (both ``(x0, x1, y0, y1)``) widened by
+    ``halo`` pixels on each side -- the pieces :func:`median_block` reads."""
+    return (box[0] < block[1] + halo and box[1] > block[0] - halo
+            and box[2] < block[3] + halo and box[3] > block[2] - halo)
 
-    ``pieces``: every :class:`Piece` of the association, in stack order (only those that
-    overlap the block, widened by ``combine_grow`` for minmed, are read).  ``params``: a dict of
-    AstroDrizzle parameter names (defaults as AstroDrizzle) or a :class:`MedianSettings`.
-    Returns a float32 array of shape ``(y1 - y0, x1 - x0)``.
+
+def median_block(pieces, block, settings: MedianSettings, *, nimages=None) -> np.ndarray:
+    """The combined (median) image over one block of the frame.
+
+    Parameters
+    ----------
+    pieces : sequence of Piece
+        The association's single-drizzled images, in stack order.  Only those that overlap
+        the block, widened by ``combine_grow`` for minmed, are read: the caller may pass just
+        those (:func:`reaches`).
+    block : (x0, x1, y0, y1)
+        Half-open, frame pixels.
+    settings : MedianSettings
+    nimages : int, optional
+        Images of the whole association (default ``len(pieces)``): minmed's two-image rule and
+        the ``combine_nlow + combine_nhigh`` check count them all.
+
+    Returns
+    -------
+    2-D float32 array
+        Shape ``(y1 - y0, x1 - x0)``.
     """
-    s = MedianSettings.from_params(params)
+    s = settings
     pieces = list(pieces)
+    nimages = len(pieces) if nimages is None else int(nimages)
     x0, x1, y0, y1 = (int(v) for v in block)
     if x1 <= x0 or y1 <= y0:
         raise ValueError(f"empty block {block}")
     g = s.halo
     ex0, ex1, ey0, ey1 = x0 - g, x1 + g, y0 - g, y1 + g
-    if not pieces:
+    if not nimages:
         raise ValueError("no pieces to combine")
-    if "minmed" not in s.combine_type and len(pieces) - s.nlow - s.nhigh < 1:
+    if "minmed" not in s.combine_type and nimages - s.nlow - s.nhigh < 1:
         raise ValueError(f"Rejecting all pixels: combine_nlow ({s.nlow}) + combine_nhigh ({s.nhigh}) "
-                         f">= number of images ({len(pieces)})")
-    sel = [p for p in pieces
-           if p.box[0] < ex1 and p.box[1] > ex0 and p.box[2] < ey1 and p.box[3] > ey0]
+                         f">= number of images ({nimages})")
+    sel = [p for p in pieces if reaches(p.box, (x0, x1, y0, y1), g)]
     out_shape = (y1 - y0, x1 - x0)
     if not sel:
         return np.zeros(out_shape, dtype=np.float32)
@@ -317,18 +315,19 @@ def median_block(pieces, block, params=None) -> np.ndarray:
     res = combine_stack(data, good, combine_type=s.combine_type, nlow=s.nlow, nhigh=s.nhigh,
                         lthresh=s.lthresh, hthresh=s.hthresh, nsigma=s.nsigma, grow=g,
                         sky=[p.sky for p in sel], rn2=[p.rn2 for p in sel],
-                        exptime=[p.exptime for p in sel], weights=wht, nimages=len(pieces))
+                        exptime=[p.exptime for p in sel], weights=wht, nimages=nimages)
     del data, good, wht
     if g == 0:
         return res
     return np.ascontiguousarray(res[g:g + out_shape[0], g:g + out_shape[1]])
 
 
-def median_image(pieces, shape, params=None, *, block_size=1024, threads=1, out=None) -> np.ndarray:
+def median_image(pieces, shape, settings: MedianSettings, *, block_size=1024, threads=1,
+                 out=None) -> np.ndarray:
     """The whole combined image of a frame of ``shape = (ny, nx)``, block by block (see
     :func:`median_block`), on ``threads`` threads.  Same result for any block size and thread
     count (bit-identical)."""
-    s = MedianSettings.from_params(params)
+    s = settings
     pieces = list(pieces)
     ny, nx = int(shape[0]), int(shape[1])
     if out is None:

@@ -104,12 +104,13 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from dazzle import geometry
+from dazzle import facts, geometry
 from dazzle.params import good_pixel_mask
+from dazzle.steps.common import StepSettings
 from dazzle.stats import imagestats
 
 __all__ = [
@@ -132,8 +133,8 @@ __all__ = [
     "user_skies",
 ]
 
-SKY_METHODS = ("localmin", "globalmin", "match", "globalmin+match")
-SKY_STATS = ("median", "mode", "mean")
+SKY_METHODS = facts.SKY_METHODS
+SKY_STATS = facts.SKY_STATS
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,25 +166,34 @@ class ChipSky:
 
 
 @dataclass(frozen=True)
-class SkySettings:
-    """The statistic's parameters (AstroDrizzle names and defaults)."""
+class SkySettings(StepSettings):
+    """The sky step's parameters (AstroDrizzle's names, from validated parameters:
+    :meth:`from_params`, or :meth:`of` for the defaults with a few changed)."""
 
-    skystat: str = "median"
-    skywidth: float = 0.1
-    skylower: float | None = None
-    skyupper: float | None = None
-    skyclip: int = 5
-    skylsigma: float = 4.0
-    skyusigma: float = 4.0
+    skysub: bool
+    skymethod: str
+    skystat: str
+    skywidth: float
+    skylower: float | None
+    skyupper: float | None
+    skyclip: int
+    skylsigma: float
+    skyusigma: float
+    skymask_cat: str
+    use_static: bool
+    sky_bits: str | None
+    skyfile: str
+    skyuser: str
 
     @classmethod
     def from_params(cls, params: Mapping) -> "SkySettings":
-        d = {}
-        for name in ("skystat", "skywidth", "skylower", "skyupper", "skyclip", "skylsigma",
-                     "skyusigma"):
-            if name in params:
-                d[name] = params[name]
-        return cls(**d)
+        return cls(**{f.name: params[f.name] for f in fields(cls)})
+
+    @property
+    def needs_pixels(self) -> bool:
+        """Whether the skies are computed from the chips' pixels (else :func:`user_skies`
+        gives them: a skyfile, a header keyword, or nothing subtracted)."""
+        return self.skysub and not self.skyfile
 
     def stat_kwargs(self) -> dict:
         return dict(skystat=self.skystat, skywidth=self.skywidth, skylower=self.skylower,
@@ -556,23 +566,27 @@ def _from_skyfile(chips, path, *, apply_sky):
     return out
 
 
-def _blank(v) -> bool:
-    return v is None or (isinstance(v, str) and v.strip().lower() in ("", "none", "indef"))
+def user_skies(chips, settings: SkySettings):
+    """The skies that need no pixels: a skyfile, a header keyword, or nothing subtracted (see
+    the module notes).
 
+    Parameters
+    ----------
+    chips : list of dazzle.io.Chip
+    settings : SkySettings
 
-def user_skies(chips, params: Mapping):
-    """Skies that do not need pixels: every case except computing them (see the module notes).
-    Returns a list of :class:`ChipSky`, or None when the skies must be computed."""
-    skysub = bool(params.get("skysub", True))
-    if skysub:
-        skyfile = params.get("skyfile", "")
-        if not _blank(skyfile):
-            return _from_skyfile(chips, str(skyfile).strip(), apply_sky=None)
+    Returns
+    -------
+    list of ChipSky or None
+        None when the skies must be computed from the pixels (``settings.needs_pixels``).
+    """
+    if settings.skysub:
+        if settings.skyfile:
+            return _from_skyfile(chips, settings.skyfile, apply_sky=None)
         return None
-    skyuser = params.get("skyuser", "")
-    if _blank(skyuser):
+    kwd = settings.skyuser
+    if not kwd:
         return [ChipSky(_header_sky(c)[0], False, "header") for c in chips]
-    kwd = str(skyuser).strip()
     if kwd.startswith("@"):
         return _from_skyfile(chips, kwd[1:], apply_sky=False)
     if kwd.upper() == "MDRIZSKY":
@@ -594,30 +608,39 @@ def _static_for(static_masks, k, chip):
     return static_masks[k]
 
 
-def compute_skies(chips, datas=None, static_masks=None, params: Mapping | None = None, *,
-                  user_masks=None, stepsize=10) -> list[ChipSky]:
-    """AstroDrizzle's sky step for ``chips``: one :class:`ChipSky` per chip.
+def compute_skies(chips, datas, static_masks, settings: SkySettings, *, user_masks=None,
+                  stepsize=10) -> list[ChipSky]:
+    """AstroDrizzle's sky step for ``chips``, all at once.
 
-    ``datas``: per chip a :class:`dazzle.io.ChipData` (or None to read it with
-    ``chip.load()``); ``static_masks``: a list aligned with ``chips``, a dict keyed by
-    :func:`dazzle.steps.static_mask.mask_key`, or None (no static mask); ``params``: the sky
-    parameters (AstroDrizzle names; defaults for those missing); ``user_masks``: optional per
-    chip bool arrays (True = use) ANDed into the sky mask.
+    Parameters
+    ----------
+    chips : list of dazzle.io.Chip
+    datas : list of dazzle.io.ChipData or None
+        Per chip its pixels (None, or a None entry: read with ``chip.load()``).
+    static_masks : list, dict or None
+        Per chip (aligned with ``chips``) or per :func:`dazzle.steps.static_mask.mask_key` the
+        static mask (True = good); None: no static mask.
+    settings : SkySettings
+        The step's settings.
+    user_masks : list of 2-D bool arrays, optional
+        Per chip, True = use; ANDed into the sky mask.
+    stepsize : int
+        Grid step of the pixel maps that find the overlaps (``match``).
+
+    Returns
+    -------
+    list of ChipSky
+        One per chip.
     """
-    params = dict(params or {})
-    if not _blank(params.get("skymask_cat", "")):
+    if settings.skymask_cat:
         raise NotImplementedError("skymask_cat (user sky masks from a catalog) is not supported "
                                   "by dazzle; pass user_masks to compute_skies instead")
-    user = user_skies(chips, params)
+    user = user_skies(chips, settings)
     if user is not None:
         return user
-    method = str(params.get("skymethod", "localmin")).lower()
-    if method not in SKY_METHODS:
-        raise ValueError(f"skymethod must be one of {', '.join(SKY_METHODS)}; got {method!r}")
-    settings = SkySettings.from_params(params)
+    method = settings.skymethod
     stat_kw = settings.stat_kwargs()
-    sky_bits = params.get("sky_bits", "0")
-    use_static = bool(params.get("use_static", True))
+    sky_bits, use_static = settings.sky_bits, settings.use_static
     n = len(chips)
     groups = exposure_groups(chips)
 
@@ -670,18 +693,41 @@ def compute_skies(chips, datas=None, static_masks=None, params: Mapping | None =
 # The step in two layers, for a task graph: one statistic per chip, then the combination
 # --------------------------------------------------------------------------------------------
 
-def chip_sky_stat(chip, data, static_mask, params: Mapping) -> float:
-    """The sky statistic of one chip (chip units; NaN when no pixel is usable): the per-chip
-    half of :func:`compute_skies` for ``localmin``/``globalmin``."""
-    stat_kw = SkySettings.from_params(params).stat_kwargs()
-    m = sky_pixel_mask(data.dq, params.get("sky_bits", "0"), static_mask,
-                       bool(params.get("use_static", True)), data.sci)
-    return float(_chip_stat(data.sci, m, stat_kw)[0])
+def chip_sky_stat(data, static_mask, settings: SkySettings) -> float:
+    """The sky statistic of one chip: the per-chip half of :func:`compute_skies` for
+    ``localmin``/``globalmin``.
+
+    Parameters
+    ----------
+    data : dazzle.io.ChipData
+        The chip's pixels (``resetbits`` cleared).
+    static_mask : 2-D bool array or None
+        True = good (used when ``settings.use_static``).
+    settings : SkySettings
+
+    Returns
+    -------
+    float
+        Chip units; NaN when no pixel is usable.
+    """
+    m = sky_pixel_mask(data.dq, settings.sky_bits, static_mask, settings.use_static, data.sci)
+    return float(_chip_stat(data.sci, m, settings.stat_kwargs())[0])
 
 
-def skies_from_stats(chips, stats, params: Mapping) -> list[ChipSky]:
-    """The other half: the skies of every chip from their statistics (``localmin`` or
-    ``globalmin``)."""
-    method = str(params.get("skymethod", "localmin")).lower()
-    vals = exposure_skies(chips, stats, skymethod=method)
+def skies_from_stats(chips, stats, settings: SkySettings) -> list[ChipSky]:
+    """The other half of :func:`compute_skies` for ``localmin``/``globalmin``: every chip's
+    sky from the chips' statistics.
+
+    Parameters
+    ----------
+    chips : list of dazzle.io.Chip
+    stats : list of float
+        Per chip :func:`chip_sky_stat` (NaN = none).
+    settings : SkySettings
+
+    Returns
+    -------
+    list of ChipSky
+    """
+    vals = exposure_skies(chips, stats, skymethod=settings.skymethod)
     return [ChipSky(float(v), True, "computed") for v in vals]

@@ -30,18 +30,32 @@ clipped stddev becomes 0 and the step fails with "Not enough data points".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dazzle.stats import imagestats
+from dazzle.steps.common import StepSettings
 
-__all__ = ["STATIC_BINWIDTH", "STATIC_NCLIP", "STATIC_SIGMA_CLIP", "chip_signature", "combine",
-           "mask_key", "signature_stats"]
+__all__ = ["STATIC_BINWIDTH", "STATIC_NCLIP", "STATIC_SIGMA_CLIP", "StaticSettings", "chip_signature",
+           "combine", "mask_key", "signature_stats"]
 
 #: ImageStats settings drizzlepac uses for the static mask (``nclip=3``, default lsig/usig 3,
 #: default binwidth 0.1).
 STATIC_NCLIP = 3
 STATIC_SIGMA_CLIP = 3.0
 STATIC_BINWIDTH = 0.1
+
+
+@dataclass(frozen=True)
+class StaticSettings(StepSettings):
+    """The static mask step's parameter (``static_sig``), from validated parameters."""
+
+    static_sig: float
+
+    @classmethod
+    def from_params(cls, params) -> "StaticSettings":
+        return cls(static_sig=params["static_sig"])
 
 
 def mask_key(chip):
@@ -74,12 +88,23 @@ def signature_stats(sci, good=None):
 
 
 def chip_signature(sci, good=None, static_sig=4.0):
-    """One chip's static-mask signature: bool array, True = good.
+    """One chip's static-mask signature.
 
-    Pixels with ``sci < mode - static_sig * rms`` are False (mode and rms from
-    :func:`signature_stats`); non-finite pixels are True.  ``good`` optionally restricts the
-    pixels used for the statistics (default None: all, as AstroDrizzle); it does not mask
-    anything by itself.
+    Parameters
+    ----------
+    sci : 2-D array
+        The chip's SCI data.
+    good : 2-D bool array, optional
+        Restricts the pixels the statistics use (default None: all, as AstroDrizzle); it masks
+        nothing by itself.
+    static_sig : float
+        ``StaticSettings.static_sig``.
+
+    Returns
+    -------
+    2-D bool array
+        True = good; False where ``sci < mode - static_sig * rms`` (mode and rms from
+        :func:`signature_stats`); non-finite pixels are True.
     """
     a = np.asarray(sci)
     s = signature_stats(a, good)
