@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from astrodrizzle_oracle import import_oracle
 from dazzle.kernels import KERNELS, drizzle_add
 from dazzle.kernels.drizzle import _centre_margin, estimate_pixel_scale_ratio, grow_context
 
@@ -495,9 +496,8 @@ def test_concurrent_calls_match_serial_bit_for_bit():
 
 @pytest.fixture(scope="module")
 def oracle():
-    drizzle = pytest.importorskip(
-        "drizzle.resample",
-        reason="the reference implementation drizzle==3.0.0 is not installed (pip install '.[test]')")
+    drizzle = import_oracle(
+        "drizzle.resample", "the reference implementation drizzle==3.0.0 is not installed (pip install '.[test]')")
     return drizzle
 
 
