@@ -528,7 +528,7 @@ IGNORED_PARAMETERS: Mapping[str, str] = MappingProxyType(
         "input": "input files are given on the dazzle command line",
         "mdriztab": "dazzle does not read parameters from MDRIZTAB reference tables",
         "editpars": "there is no interactive (TEAL) parameter editor",
-        "configobj": "pass the configuration file to dazzle directly",
+        "configobj": "inside a .cfg file it means nothing; dazzle.run(configobj=...) reads the file",
         "wcsmap": "custom WCS mapping objects are not supported",
         "updatewcs": "dazzle uses the WCS in the headers as is (run stwcs updatewcs beforehand)",
         "restore": "restoring inputs from the archive directory is not supported",

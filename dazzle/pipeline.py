@@ -454,6 +454,33 @@ def _frame(chips, params, prefix, what, wcss=None):
     return frame
 
 
+def resolve_inputs(inputs, output, ivm, params):
+    """``(inputs, output, ivm)`` with what the input list itself says: an association table's
+    product name when ``output`` is blank, and an @-list's IVM column (AstroDrizzle's
+    ``processFilenames``).  The IVM column is used as ``ivm`` when ``final_wht_type`` is IVM
+    (giving ``ivm`` as well is an error) and is otherwise not used, with a warning, as in
+    AstroDrizzle.  Idempotent: the returned list carries no IVM column."""
+    listing = io.expand_inputs(inputs)
+    if (output is None or not str(output).strip()) and listing.output:
+        output = listing.output
+        log.info("dazzle: output %r from the association table's product row", output)
+    if listing.ivm is not None:
+        missing = [f for f, v in zip(listing.files, listing.ivm) if v is None]
+        if ivm is not None:
+            raise io.InputError("IVM files given twice: ivm= (--ivm) and the @-list's second column")
+        if params.get("final_wht_type") != "IVM":
+            log.warning("dazzle: the @-list names IVM files but final_wht_type=%s: they are not "
+                        "used (set final_wht_type=IVM to use them)", params.get("final_wht_type"))
+        elif missing:
+            raise io.InputError(f"{missing[0]}: no IVM file for this input (the @-list names one "
+                                "for other inputs; final_wht_type=IVM needs one per input)",
+                                path=missing[0])
+        else:
+            ivm = list(listing.ivm)
+        listing = io.InputList(listing.files, None, listing.output)
+    return listing, output, ivm
+
+
 def _switches(chips, params) -> dict:
     """``params`` with the steps that cannot run switched off (as AstroDrizzle): with one input
     there is nothing to compare, so no median, blot or driz_cr; nor without driz_separate."""
@@ -499,6 +526,7 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
     frame; nothing is written but the output folder, created last.  ``params`` (validated,
     :func:`dazzle.params.resolve`) is not changed: the plan holds a copy with the steps that
     cannot run switched off, and the steps' settings built from it."""
+    inputs, output, ivm = resolve_inputs(inputs, output, ivm, params)
     chips = io.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
                            rdnoise=params["rdnoise"], exptime=params["exptime"],
                            gnkeyword=params["gnkeyword"] or None,
@@ -597,7 +625,8 @@ def _lay_out_final(plan):
 
 def _read_ivm(chips, ivm):
     if ivm is None:
-        raise io.InputError("final_wht_type=IVM needs IVM images: pass ivm=[...] (one file per input)")
+        raise io.InputError("final_wht_type=IVM needs IVM images: pass ivm=[...] (one file per input) "
+                            "or name each in the @-list's second column")
     files = [ivm] if isinstance(ivm, str) else list(ivm)
     paths = list(dict.fromkeys(c.path for c in chips))
     if len(files) != len(paths):
@@ -609,7 +638,9 @@ def _read_ivm(chips, ivm):
         f = by_input[c.path]
         try:
             with fits.open(f) as h:
-                ext = ("SCI", c.extver) if ("SCI", c.extver) in h else (c.extver if len(h) > 1 else 0)
+                # drizzlepac reads extension (IVM, chip) (imageObject.buildIVMmask)
+                ext = next((e for e in (("IVM", c.extver), ("SCI", c.extver)) if e in h),
+                           c.extver if len(h) > 1 else 0)
                 arrays.append(np.asarray(h[ext].data, dtype=np.float32))
         except Exception as exc:  # noqa: BLE001
             raise io.InputError(f"{f}: cannot read the IVM image for {c.label}: {exc}") from exc
@@ -723,9 +754,11 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     AstroDrizzle step whose switch is on (``static``, ``skysub``, ``driz_separate``, ``median``,
     ``blot``, ``driz_cr``, ``driz_combine``).
 
-    ``config`` is a dazzle or AstroDrizzle ``.cfg`` file (or a dict); keyword arguments use
-    AstroDrizzle's parameter names and win over the file.  ``ivm`` lists one IVM file per
-    input for ``final_wht_type="IVM"``.  ``static_mask`` is a boolean mask kept in memory
+    ``config`` (or AstroDrizzle's ``configobj=``) is a dazzle or AstroDrizzle ``.cfg`` file
+    (or a dict); keyword arguments use AstroDrizzle's parameter names and win over the file.
+    ``inputs`` may be an association table (``*_asn.fits``; its product row names the output
+    when ``output`` is blank).  ``ivm`` lists one IVM file per input for
+    ``final_wht_type="IVM"`` (or give them in an @-list's second column).  ``static_mask`` is a boolean mask kept in memory
     (True = good; one array, or a dict by chip number, ``(root, extver)`` or chip label) that is
     ANDed into every drizzle's weights.  ``workers``, ``profile`` and ``report`` go to
     :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance report).
@@ -739,9 +772,11 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     """
     if output:
         params["output"] = output
+    config = _configobj(config, params)
     values = resolve(config, **params)
     t0 = time.perf_counter()
     _check_scheduler(values["scheduler"], profile)
+    inputs, values["output"], ivm = resolve_inputs(inputs, values["output"], ivm, values)
     plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask, config=config)
     if report:
         io.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
@@ -818,9 +853,26 @@ def _execute(plan, values, params, t0, *, progress, workers, profile, report, su
     return result
 
 
+def _configobj(config, params):
+    """AstroDrizzle's ``configobj=`` (a ``.cfg`` file or a mapping) is ``config``; giving
+    both is an error.  Removed from ``params``."""
+    if "configobj" not in params:
+        return config
+    value = params.pop("configobj")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return config
+    if config is not None:
+        raise ParameterError("configobj= and config= both given: pass the configuration once")
+    if not isinstance(value, (str, os.PathLike, dict)) and not hasattr(value, "keys"):
+        raise ParameterError(f"configobj must be a .cfg file name or a mapping, not {type(value).__name__}")
+    return value
+
+
 def drizzle(input, outdata="", config=None, **params) -> RunResult:
     """AstroDrizzle's ``adrizzle.drizzle``: with ``driz_separate=True`` (the default) the
     separate drizzle only, else the final drizzle only."""
+    params = dict(params)
+    config = _configobj(config, params)
     values = resolve(config, **{k: v for k, v in params.items()
                                 if k not in ("ivm", "progress", "static_mask", "workers", "profile",
                                              "report", "summary")})
