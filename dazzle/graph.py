@@ -293,10 +293,10 @@ def _after(*done):
     return None
 
 
-def _update_dq(path, chips, crbit, after, *crmasks):
+def _update_dq(path, chips, crbit, preserve, after, *crmasks):
     from dazzle.io import update_input_dq
 
-    return update_input_dq(path, chips, list(crmasks), crbit=crbit)
+    return update_input_dq(path, chips, list(crmasks), crbit=crbit, preserve=preserve)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -512,7 +512,7 @@ def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
 
 def add_input_dq_update(g: Graph, plan: Plan, crmasks, after) -> list:
     """dazzle's optional last layer: the CR flags ORed into the inputs' DQ (each input backed
-    up first), one task per input file, after every product is written (``after``)."""
+    up first unless ``preserve=False``), one task per input file, after every product is written (``after``)."""
     crbit = plan.settings.crbit
     if crbit is None or crmasks is None:
         return []
@@ -520,7 +520,8 @@ def add_input_dq_update(g: Graph, plan: Plan, crmasks, after) -> list:
     by_path: dict = {}
     for k, c in enumerate(plan.chips):
         by_path.setdefault(c.path, []).append(k)
-    return [g.add(f"update-dq-{i}", _update_dq, path, [plan.chips[k] for k in ks], crbit, wait,
+    return [g.add(f"update-dq-{i}", _update_dq, path, [plan.chips[k] for k in ks], crbit,
+                  plan.settings.preserve, wait,
                   *[crmasks[k] for k in ks])
             for i, (path, ks) in enumerate(by_path.items())]
 

@@ -1417,25 +1417,28 @@ def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.Pri
 BACKUP_DIR = "OrIg"
 
 
-def update_input_dq(path, chips, crmasks, *, crbit=4096) -> str:
+def update_input_dq(path, chips, crmasks, *, crbit=4096, preserve=True) -> str | None:
     """OR ``crbit`` into the DQ arrays of input ``path`` where ``crmasks`` (per chip, True =
     good) found cosmic rays -- AstroDrizzle's ``updateInputDQArray``, done only when the user
     asks (``update_input_dq=True``).
 
-    The original is first copied to ``OrIg/`` beside it (AstroDrizzle's convention; an existing
-    backup is kept, so the backup is always the untouched original), then the updated file is
-    written atomically over the input.  Chips without a DQ extension are skipped.  Returns the
-    backup's path.
+    With ``preserve`` (AstroDrizzle's parameter, default True) the original is first copied to
+    ``OrIg/`` beside it (AstroDrizzle's convention; an existing backup is kept, so the backup is
+    always the untouched original); then the updated file is written atomically over the input.
+    Chips without a DQ extension are skipped.  Returns the backup's path (None without
+    ``preserve``).
     """
     import shutil
 
     src = os.path.abspath(path)
-    backup_dir = os.path.join(os.path.dirname(src), BACKUP_DIR)
-    os.makedirs(backup_dir, exist_ok=True)
-    backup = os.path.join(backup_dir, os.path.basename(src))
-    if not os.path.exists(backup):
-        with atomic_output(backup) as tmp:
-            shutil.copy2(src, tmp)
+    backup = None
+    if preserve:
+        backup_dir = os.path.join(os.path.dirname(src), BACKUP_DIR)
+        os.makedirs(backup_dir, exist_ok=True)
+        backup = os.path.join(backup_dir, os.path.basename(src))
+        if not os.path.exists(backup):
+            with atomic_output(backup) as tmp:
+                shutil.copy2(src, tmp)
     with fits.open(src, memmap=False) as h:
         h.readall()
         hdul = fits.HDUList([hdu.copy() for hdu in h])

@@ -245,9 +245,10 @@ _TABLE: list[Param] = [
           "Units used during processing: 'native' (as stored); 'electrons' is refused",
           choices=("native", "electrons")),
     Param("coeffs", True, "init", "bool",
-          "Apply the header-based distortion model when mapping pixels"),
+          "Apply the header-based distortion model when mapping pixels (False is refused)"),
     Param("context", True, "init", "bool",
-          "Create the context image (which chips contributed to each output pixel)"),
+          "Create the context image (which chips contributed to each output pixel; False is "
+          "refused)"),
     Param("group", "", "init", "str",
           "Process only these chips/extensions, e.g. '1,4' or 'sci,1' ('' = all)"),
     Param("build", True, "init", "bool",
@@ -269,8 +270,8 @@ _TABLE: list[Param] = [
     Param("in_memory", False, "init", "bool",
           "Keep intermediate products in memory instead of writing them to disk"),
     Param("preserve", True, "init", "bool",
-          "Copy input files to an archive directory before they are modified, if not "
-          "already archived", section=_S_STATE),
+          "Copy input files to OrIg/ before update_input_dq modifies them, if not already "
+          "archived", section=_S_STATE),
     Param("clean", False, "init", "bool",
           "Delete the intermediate products (single, median, blot, CR masks) after a successful run",
           section=_S_STATE),
@@ -544,6 +545,8 @@ UNSUPPORTED_VALUES: Mapping[str, tuple] = MappingProxyType(
         "proc_unit": ("electrons", "dazzle processes the data in their native units (leave "
                                    "proc_unit=native)"),
         "driz_sep_compress": (True, "the separately drizzled products are written uncompressed"),
+        "coeffs": (False, "dazzle always applies the distortion model of the inputs' headers"),
+        "context": (False, "dazzle always writes the context image (CTX)"),
     }
 )
 

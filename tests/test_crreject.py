@@ -276,6 +276,19 @@ def test_inputs_untouched_unless_asked(sim4, run4, tmp_path):
         np.testing.assert_array_equal(fits.getdata(f, ("SCI", 1)), fits.getdata(backup, ("SCI", 1)))
 
 
+def test_update_input_dq_without_preserve_keeps_no_backup(sim4, run4, tmp_path):
+    # preserve=False (AstroDrizzle's parameter): the DQ is updated as with preserve=True, but
+    # no copy of the original goes to OrIg/
+    files = copy_files(sim4.files, tmp_path)
+    r = dazzle.run(files, str(tmp_path / "b" / "syn"), update_input_dq=True, preserve=False)
+    assert not os.path.exists(tmp_path / "OrIg")
+    for k, f in enumerate(files):
+        cr = ~r.crmasks[k]
+        assert cr.any()
+        dq_old = fits.getdata(sim4.files[k], ("DQ", 1))
+        np.testing.assert_array_equal(fits.getdata(f, ("DQ", 1))[cr], dq_old[cr] | 4096)
+
+
 # ---------------------------------------------------------------------------------------------
 # parameters of the steps (their effect in the whole pipeline; each step's own tests go deeper)
 # ---------------------------------------------------------------------------------------------

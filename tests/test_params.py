@@ -521,7 +521,12 @@ _rule1_ = string_kw(default='', when='entry', code='OUT = VAL')
 
 def test_load_astrodrizzle_cfg(tmp_path):
     path = tmp_path / "m31.cfg"
+    # context=False (no CTX image) is refused in one line naming it: dazzle always writes CTX
     path.write_text(ASTRODRIZZLE_CFG)
+    with pytest.raises(ParameterError, match=r"context=False is not supported") as e:
+        P.load_config(path)
+    assert e.value.name == "context"
+    path.write_text(ASTRODRIZZLE_CFG.replace("context = False", "context = True"))
     with pytest.warns(IgnoredParameterWarning) as rec:
         cfg = P.load_config(path)
     text = " ".join(str(w.message) for w in rec)
@@ -529,7 +534,7 @@ def test_load_astrodrizzle_cfg(tmp_path):
         assert name in text
     assert "_task_name_" not in cfg and "input" not in cfg and "_rule1_" not in cfg
     assert cfg["output"] == "m31_f814w"
-    assert cfg["context"] is False and cfg["build"] is True
+    assert cfg["context"] is True and cfg["build"] is True
     assert cfg["preserve"] is False and cfg["clean"] is True
     assert cfg["skysub"] is True and cfg["skymethod"] == "globalmin+match"
     assert cfg["skystat"] == "mode"

@@ -723,7 +723,8 @@ def test_clean_removes_the_intermediate_products(sim, tmp_path):
             np.testing.assert_array_equal(a[ext].data, b[ext].data)
 
 
-@pytest.mark.parametrize("name, value", [("proc_unit", "electrons"), ("driz_sep_compress", True)])
+@pytest.mark.parametrize("name, value", [("proc_unit", "electrons"), ("driz_sep_compress", True),
+                                         ("coeffs", False), ("context", False)])
 def test_unsupported_values_are_refused_naming_the_parameter(sim, tmp_path, name, value):
     with pytest.raises(ParameterError, match=f"^{name}=.* is not supported") as e:
         run(sim, tmp_path, **{name: value})

@@ -53,6 +53,8 @@ class Settings:
     crbit : int or None
         The DQ bit written into the inputs' DQ where cosmic rays were found
         (``update_input_dq``), or None (inputs left alone).
+    preserve : bool
+        Back an input up to ``OrIg/`` before its DQ is updated (``preserve``).
     """
 
     resetbits: str | None
@@ -64,6 +66,7 @@ class Settings:
     cr: CRSettings | None
     final: DrizzleSettings | None
     crbit: int | None
+    preserve: bool = True
 
     @classmethod
     def from_params(cls, params: Mapping) -> "Settings":
@@ -79,4 +82,5 @@ class Settings:
                    blot=on("blot", lambda: BlotSettings.from_params(params)),
                    cr=on("driz_cr", lambda: CRSettings.from_params(params)),
                    final=on("driz_combine", lambda: DrizzleSettings.from_params(params, "final")),
-                   crbit=params["crbit"] if params["update_input_dq"] else None)
+                   crbit=params["crbit"] if params["update_input_dq"] else None,
+                   preserve=bool(params["preserve"]))
