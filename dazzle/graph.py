@@ -133,9 +133,10 @@ def cut_sums(s: Sums | None, box) -> Sums | None:
 # task bodies: wiring only (load, call a step, hand on or write)
 # ---------------------------------------------------------------------------------------------
 
-def load_chip(chip, resetbits):
-    """The chip's pixels, ``resetbits`` cleared (:func:`dazzle.steps.common.load_chip`)."""
-    return common_load_chip(chip, resetbits)
+def load_chip(chip, resetbits, *, err=True):
+    """The chip's pixels, ``resetbits`` cleared (:func:`dazzle.steps.common.load_chip`).  The
+    sky and CR tasks pass ``err=False``: only the final drizzle's ERR weights use ERR."""
+    return common_load_chip(chip, resetbits, err=err)
 
 
 def _static_signature(chip, settings):
@@ -155,7 +156,7 @@ def _and_masks(a, b):
 
 
 def _sky_stat(chip, static, settings, resetbits):
-    return sky_step.chip_sky_stat(load_chip(chip, resetbits), static, settings)
+    return sky_step.chip_sky_stat(load_chip(chip, resetbits, err=False), static, settings)
 
 
 def _skies(chips, settings, *stats):
@@ -166,7 +167,7 @@ def _skies(chips, settings, *stats):
 
 
 def _skies_all_at_once(chips, settings, resetbits, *statics):
-    return sky_step.compute_skies(chips, [load_chip(c, resetbits) for c in chips], list(statics), settings)
+    return sky_step.compute_skies(chips, [load_chip(c, resetbits, err=False) for c in chips], list(statics), settings)
 
 
 def _chip_sky(skies, k):
@@ -239,7 +240,7 @@ def _blot_cr(chip, median_path, frame, box, sky, static, blot_settings, cr_setti
     _write_blot(out_dir, chip, blotted, sky, params)
     if cr_settings is None:
         return None
-    data = load_chip(chip, resetbits)
+    data = load_chip(chip, resetbits, err=False)
     good = cr_step.chip_cr_mask(chip, data, blotted, sky.value, static, cr_settings)
     _write_crmask(out_dir, chip, good, params, key)
     return good, (cr_step.crclean(data.sci, blotted, good) if cr_settings.corr else None)

@@ -45,7 +45,7 @@ __all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", 
            "resolve_wt_scl", "chip_weights", "chip_sums", "add_sums", "finish"]
 
 
-def load_chip(chip, resetbits=None):
+def load_chip(chip, resetbits=None, *, err=True):
     """The chip's pixels, with the ``resetbits`` flags cleared from its DQ.
 
     AstroDrizzle clears them in the input file; dazzle only in memory.  Every step that reads
@@ -57,13 +57,15 @@ def load_chip(chip, resetbits=None):
         The chip (its pixels are read here).
     resetbits : str, int or None
         DQ bit specification (:func:`dazzle.params.bits_to_mask`); None or 0: nothing cleared.
+    err : bool
+        Read the ERR array too (only ``final_wht_type=ERR`` weights use it).
 
     Returns
     -------
     dazzle.io.ChipData
-        SCI (float32), ERR and DQ (or None when absent).
+        SCI (float32), ERR (None when absent or not asked for) and DQ (or None when absent).
     """
-    data = chip.load()
+    data = chip.load(err=err)
     reset = bits_to_mask(resetbits)
     if data.dq is not None and reset:
         data.dq = data.dq & ~np.asarray(reset, dtype=np.int64).astype(data.dq.dtype)
@@ -266,7 +268,7 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
         return None
     x0, x1, y0, y1 = box
     if data is None:
-        data = load_chip(chip, settings.resetbits)
+        data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR")
     frame_wcs = frame.wcs()
     chip_wcs = chip.wcs()
     pixmap = geometry.calc_pixmap(chip_wcs, frame_wcs, data.sci.shape, stepsize=settings.stepsize,
