@@ -14,6 +14,11 @@ exposure)::
                                                                                <output>_drz.fits
     add_input_dq_update update-dq-after -> update-dq-<i>                      (the inputs' DQ, if asked)
 
+With ``in_memory`` (AstroDrizzle's parameter) the intermediates -- single-drizzled images,
+median tiles, blotted images, CR masks -- are task results instead of files: the median tiles
+go to the blot tasks whose chips reach them, and only the final image (and any ``_crclean``
+images) is written.
+
 A task is given only what it needs: a chip task its chip's small picklable description (never
 its pixels, which it reads itself), an exposure task its own chips, a tile task the pieces that
 reach the tile.  So the number of tasks and the size of the graph grow with chips plus tiles
