@@ -128,13 +128,16 @@ def tiles_touching(box, shape, tile_size, halo=0):
 
 
 def cut_sums(s: Sums | None, box) -> Sums | None:
-    """The part of a chip's sums inside ``box`` (a copy), or None."""
+    """The part of a chip's sums inside ``box`` (a copy; the sums themselves when they lie
+    wholly inside ``box``: no task changes them), or None."""
     if s is None:
         return None
     x0, x1 = max(box[0], s.x0), min(box[1], s.x1)
     y0, y1 = max(box[2], s.y0), min(box[3], s.y1)
     if x0 >= x1 or y0 >= y1:
         return None
+    if (x0, x1, y0, y1) == (s.x0, s.x1, s.y0, s.y1):
+        return s
     src = np.s_[y0 - s.y0:y1 - s.y0, x0 - s.x0:x1 - s.x0]
     return Sums(x0, y0, s.num[src].copy(), s.den[src].copy(),
                 None if s.ctx is None else s.ctx[src].copy())

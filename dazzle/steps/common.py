@@ -231,7 +231,8 @@ def chip_weights(chip, data, settings: DrizzleSettings, pix_ratio: float, *, sta
             raise ValueError(f"{chip.label}: IVM shape {ivm.shape} != SCI shape {data.sci.shape}")
         w = np.where(np.isfinite(ivm), ivm, 0.0) * mask
         return w.astype(np.float32), exptime ** 2 / pix_ratio ** 4
-    w = (exptime * mask).astype(np.float32)
+    w = mask.astype(np.float32)
+    w *= np.float32(exptime)     # the same bits as float32(exptime * mask)
     return w, resolve_wt_scl(settings.wt_scl, exptime)
 
 
@@ -327,9 +328,8 @@ def add_sums(parts, box, *, nplanes=None, bits_of=None):
         num[dst] += s.num[src]
         den[dst] += s.den[src]
         if s.ctx is not None:
-            hit = s.ctx[src] != 0
             plane = ctx[context_plane(n)][dst]
-            plane[hit] |= context_bit(n)
+            np.bitwise_or(plane, context_bit(n), out=plane, where=s.ctx[src] != 0)
     return num, den, ctx
 
 
@@ -353,13 +353,14 @@ def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
     sci, wht : 2-D float32 arrays
     """
     wht = den.astype(np.float32)
+    sci = np.full(den.shape, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sci = np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
+        np.divide(num, den, out=sci, where=den != 0)
     empty = wht == 0
     if settings.fillval is not None:
         sci[empty] = settings.fillval
     else:
         sci[empty] = settings.maskval
     if settings.units == "counts":
-        sci = sci * texptime
+        sci *= texptime
     return sci.astype(np.float32), wht
