@@ -105,7 +105,7 @@ def shape_from_header(header):
     return None
 
 
-def wcs_from_header(header, fobj=None):
+def wcs_from_header(header, fobj=None, key=" "):
     """Build an ``astropy.wcs.WCS`` from a FITS header, with all its distortions.
 
     Parameters
@@ -117,6 +117,9 @@ def wcs_from_header(header, fobj=None):
         CPDIS/NPOL), whose tables live in ``WCSDVARR`` / ``D2IMARR`` extensions; SIP needs only
         the header.
 
+    key : str, optional
+        An alternate WCS (``'A'``..``'Z'``) instead of the primary (AstroDrizzle's ``wcskey``).
+
     The returned WCS has ``pixel_shape`` set when the header gives the image size
     (``NAXISi`` or ``WCSNAXi``).
     """
@@ -124,7 +127,8 @@ def wcs_from_header(header, fobj=None):
         header = fits.Header.fromstring(header, sep="\n" if "\n" in header else "")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
-        w = WCS(header, fobj)
+        w = WCS(header, fobj, key=key or " ")
+    w.wcs.alt = " "   # written back as the primary WCS
     if w.naxis != 2:
         raise ValueError(f"expected a 2-axis celestial WCS, got {w.naxis} axes")
     shape = shape_from_header(header)

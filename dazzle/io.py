@@ -58,7 +58,8 @@ Deliberate differences (documented)
   holds an earlier run's products would otherwise take them as exposures.
 * The default output name for one input is the input's root *without* its directory (products
   go to the current directory, like ``final``); drizzlepac keeps the directory part.
-* ``wcskey`` (alternate WCS) is not supported here: the primary WCS of each SCI header is used.
+* ``wcskey`` selects an alternate WCS of each SCI header (``WCS(header, key=...)``), which then
+  serves as the chip's WCS; with lookup-table distortions (D2IM/NPOL) it is refused.
 """
 
 from __future__ import annotations
@@ -617,7 +618,7 @@ def product_kind(header) -> str | None:
 
 
 def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkeyword=None,
-               rnkeyword=None, expkeyword=None, allow_products=False) -> list[Chip]:
+               rnkeyword=None, expkeyword=None, allow_products=False, wcskey=None) -> list[Chip]:
     """Describe the science chips of one FITS file (headers only; no pixel data is read).
 
     Parameters
@@ -633,12 +634,16 @@ def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkey
         Header keyword(s) to read instead of the defaults (``ATODGNA..D``, ``READNSEA..D``,
         ``EXPTIME``); a comma list is averaged ignoring zeros.  Exclusive with the value.
     allow_products : accept a file that dazzle wrote (:func:`product_kind`); refused by default.
+    wcskey : an alternate WCS of the SCI headers ('A'..'Z'; None/'' = the primary WCS).
 
     Returns a list of :class:`Chip` in file order, all with ``index=0`` (see
     :func:`read_inputs`).  Raises :class:`InputError` for a bad file and ``ValueError`` for
     bad parameters.
     """
     pars = _check_instr_params(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword)
+    pars["wcskey"] = (wcskey or "").strip().upper() or None
+    if pars["wcskey"] is not None and not (len(pars["wcskey"]) == 1 and "A" <= pars["wcskey"] <= "Z"):
+        raise ValueError(f"wcskey={wcskey!r}: expected one letter A-Z ('' = the primary WCS)")
     groups = _parse_group(group)
     apath = os.path.abspath(os.fspath(path))
     hdul, file_size = _open_scan(apath)
@@ -786,7 +791,7 @@ def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
     in_units = "cps" if "/s" in effective.lower() else "counts"
 
     # --- WCS ----------------------------------------------------------------------------
-    wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape)
+    wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape, pars.get("wcskey"))
 
     sky = _float_kw("MDRIZSKY", (hdr,), path, sci_ext)
     return Chip(
@@ -827,15 +832,19 @@ def _number_or_none(value):
         return None
 
 
-def _chip_wcs(path, sci_ext, hdr, hdul, shape):
-    """Validate the chip's celestial WCS; return (header text, has_lookup_distortion)."""
+def _chip_wcs(path, sci_ext, hdr, hdul, shape, key=None):
+    """Validate the chip's celestial WCS (the alternate ``key`` if given); return (header
+    text of it as the primary WCS, has_lookup_distortion)."""
+    what = f"alternate WCS {key!r} (wcskey)" if key else "celestial WCS"
     for k in ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2"):
-        if k not in hdr:
-            raise _err(path, sci_ext, f"no celestial WCS ({k} missing)")
+        if k + (key or "") not in hdr:
+            raise _err(path, sci_ext, f"no {what} ({k}{key or ''} missing)")
     try:
-        w = wcs_from_header(hdr, hdul)
+        w = wcs_from_header(hdr, hdul, key=key)
     except Exception as exc:  # noqa: BLE001
         raise _err(path, sci_ext, f"invalid WCS ({_exc_text(exc)})") from exc
+    if key and any(t is not None for t in (w.det2im1, w.det2im2, w.cpdis1, w.cpdis2)):
+        raise _err(path, sci_ext, "wcskey with lookup-table distortions (D2IM/NPOL) is not supported")
     if not w.has_celestial or w.wcs.lng < 0 or w.wcs.lat < 0:
         raise _err(path, sci_ext, f"no celestial WCS (CTYPE = {hdr['CTYPE1']!r}, "
                                   f"{hdr['CTYPE2']!r})")
@@ -920,71 +929,171 @@ _GLOB_CHARS = set("*?[")
 _FITS_ENDINGS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 
 
-def _read_at_file(spec: str) -> list[str]:
+@dataclass(frozen=True)
+class InputList:
+    """The expanded input list: ``files`` in order; ``ivm`` the IVM file named beside each
+    one in an @-list's second column (None where there is none; ``ivm`` itself is None when no
+    entry has one); ``output`` the product name an association table gives (its ``PROD-*``
+    row, lower case), None otherwise."""
+    files: list
+    ivm: list | None = None
+    output: str | None = None
+
+
+#: association-table members dazzle can take, in drizzlepac's search order
+#: (``stsci.tools.fileutil.EXTLIST``: ``_flt`` before ``_flc``)
+_ASN_SUFFIXES = ("_flt.fits", "_flc.fits")
+#: the product rows an association table's output name comes from, in asnutil's order
+_ASN_PRODUCTS = ("PROD-DTH", "PROD-RPT", "PROD-CRJ")
+
+
+def is_association(name) -> bool:
+    """An association table, by its name (``*_asn.fits``/``*_asc.fits``, as drizzlepac's
+    ``processFilenames`` tells them)."""
+    base = os.path.basename(os.fspath(name)).lower()
+    return base.endswith(("_asn.fits", "_asc.fits"))
+
+
+def _asn_column(data, name, path):
+    if name not in data.names:
+        raise _err(path, 1, f"not an association table: no {name} column")
+    return [str(v).strip() for v in data[name]]
+
+
+def read_association(path) -> InputList:
+    """The exposures of an association table (``stsci.tools.asnutil.readASNTable``): the rows
+    with ``MEMTYPE`` ``EXP-*`` and ``MEMPRSNT`` true, each ``<memname lower case>_flt.fits``
+    (else ``_flc.fits``) beside the table; the output name from the first ``PROD-DTH``, else
+    ``PROD-RPT``, else ``PROD-CRJ`` row (lower case), else the table's name up to its first
+    ``_``.  A member with both an ``_flt`` and an ``_flc`` file is an error, as in drizzlepac
+    (``buildASNList``); so is one with neither."""
+    from astropy.io import fits
+
+    apath = os.path.abspath(os.fspath(path))
+    try:
+        with fits.open(apath, memmap=False) as h:
+            if len(h) < 2 or not isinstance(h[1], fits.BinTableHDU):
+                raise _err(apath, 1, "not an association table (no binary table in extension 1)")
+            data = h[1].data
+            names = _asn_column(data, "MEMNAME", apath)
+            types = [t.upper() for t in _asn_column(data, "MEMTYPE", apath)]
+            present = ([bool(v) for v in data["MEMPRSNT"]] if "MEMPRSNT" in data.names
+                       else [True] * len(names))
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise _err(apath, None, "association table not found") from None
+    except Exception as exc:  # noqa: BLE001
+        raise _err(apath, None, f"cannot read the association table ({_exc_text(exc)})") from exc
+    output = next((names[types.index(t)].lower() for t in _ASN_PRODUCTS if t in types),
+                  os.path.basename(apath).split("_")[0])
+    here = os.path.dirname(apath)
+    files = []
+    for name, kind, ok in zip(names, types, present):
+        if not (kind.startswith("EXP") and ok):
+            continue
+        found = [os.path.join(here, name.lower() + sfx) for sfx in _ASN_SUFFIXES]
+        found = [f for f in found if os.path.isfile(f)]
+        if not found:
+            raise _err(apath, None, f"member {name} ({kind}): no {name.lower()}_flt.fits or "
+                                    f"{name.lower()}_flc.fits beside the table")
+        if len(found) > 1:
+            raise _err(apath, None, f"member {name}: both {os.path.basename(found[0])} and "
+                                    f"{os.path.basename(found[1])} beside the table; give the "
+                                    "files to drizzle instead (e.g. a glob *_flc.fits)")
+        files.append(found[0])
+    if not files:
+        raise _err(apath, None, "association table lists no present exposure (MEMTYPE EXP-*)")
+    return InputList(files, None, output)
+
+
+def _read_at_file(spec: str) -> InputList:
     listfile = spec[1:].strip()
     if not listfile:
         raise InputError("'@': missing list file name after '@'", path=spec)
+    where = os.path.abspath(listfile)
     if os.path.exists(listfile) and not os.path.isfile(listfile):
-        raise _err(os.path.abspath(listfile), None, "@file is not a regular file")
+        raise _err(where, None, "@file is not a regular file")
     try:
         with open(listfile, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except OSError as exc:
-        raise _err(os.path.abspath(listfile), None,
-                   f"cannot read @file ({exc.strerror or _exc_text(exc)})") from exc
+        raise _err(where, None, f"cannot read @file ({exc.strerror or _exc_text(exc)})") from exc
     except UnicodeDecodeError:
-        raise _err(os.path.abspath(listfile), None, "not a text @file (not UTF-8)") from None
-    names = []
+        raise _err(where, None, "not a text @file (not UTF-8)") from None
+    names, ivms = [], []
     for lineno, line in enumerate(lines, start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
+        words = line.split()
+        if not words or words[0].startswith("#"):
             continue
-        # AstroDrizzle: first column = science file (a second column names an IVM file).
-        first = line.split()[0]
+        # AstroDrizzle (processFilenames): first column the science file, an optional second
+        # column its IVM file (util.atfile_ivm)
+        first = words[0]
         if not first.lower().endswith(_FITS_ENDINGS):
             # the line is not echoed: a list file named by mistake may hold anything
-            raise _err(os.path.abspath(listfile), None, f"line {lineno}: not a FITS file name (an "
+            raise _err(where, None, f"line {lineno}: not a FITS file name (an "
                        "@file lists one input per line, e.g. j8bt06nyq_flt.fits)")
-        names.extend(_expand(first, sort=False))
-    return names
+        if len(words) > 2:
+            raise _err(where, None, f"line {lineno}: {len(words)} columns (an @file line is an "
+                                    "input and optionally its IVM file)")
+        got = _expand(first, sort=False).files
+        if len(words) == 2:
+            if len(got) != 1:
+                raise _err(where, None, f"line {lineno}: an IVM file needs one input on its line, "
+                                        f"not a pattern matching {len(got)} files")
+            ivms.append(words[1])
+        else:
+            ivms.extend([None] * len(got))
+        names.extend(got)
+    return InputList(names, ivms if any(v is not None for v in ivms) else None)
 
 
-def _expand(item, *, sort: bool) -> list[str]:
-    """Expand one input item (path, comma list, glob, @file) into file names."""
+def _join(parts) -> InputList:
+    """Concatenate expanded lists: IVM columns aligned (None where an item had none); the
+    output name of the first association table."""
+    files, ivms, output = [], [], None
+    for part in parts:
+        files += part.files
+        ivms += part.ivm if part.ivm is not None else [None] * len(part.files)
+        output = output or part.output
+    return InputList(files, ivms if any(v is not None for v in ivms) else None, output)
+
+
+def _expand(item, *, sort: bool) -> InputList:
+    """Expand one input item (path, comma list, glob, @file, association table)."""
     if isinstance(item, os.PathLike):
-        return [os.fspath(item)]
+        item = os.fspath(item)
+        return read_association(item) if is_association(item) else InputList([item])
     if not isinstance(item, str):
         raise TypeError(f"input must be a path, a list of paths or a string, got "
                         f"{type(item).__name__}")
     s = item.strip()
     if not s:
-        return []
+        return InputList([])
     if s.startswith("@"):
         return _read_at_file(s)
     if "," in s:
-        names = []
-        for part in s.split(","):
-            names.extend(_expand(part, sort=False))
-        return sorted(names) if sort else names
+        got = _join(_expand(part, sort=False) for part in s.split(","))
+        return replace(got, files=sorted(got.files)) if sort and got.ivm is None else got
     if _GLOB_CHARS & set(s) and not os.path.exists(s):
         matches = _glob.glob(s)
         if not matches:
             raise InputError(f"{s}: no files match this pattern", path=s)
-        return sorted(matches)
-    return [s]
+        return InputList(sorted(matches))
+    return read_association(s) if is_association(s) else InputList([s])
 
 
-def _expand_inputs(inputs) -> list[str]:
-    if isinstance(inputs, os.PathLike):
-        return [os.fspath(inputs)]
+def expand_inputs(inputs) -> InputList:
+    """AstroDrizzle's ``input`` expanded (see :func:`read_inputs`) into an :class:`InputList`."""
+    if isinstance(inputs, InputList):
+        return inputs
     if isinstance(inputs, str):
         # A string: AstroDrizzle sorts the expanded list (processFilenames) unless @file.
         return _expand(inputs, sort=not inputs.strip().startswith("@"))
+    if isinstance(inputs, os.PathLike):
+        return _expand(inputs, sort=False)
     if isinstance(inputs, Iterable):
-        names = []
-        for item in inputs:
-            names.extend(_expand(item, sort=False))
-        return names
+        return _join(_expand(item, sort=False) for item in inputs)
     raise TypeError(f"inputs must be a path, a list of paths or a string, got "
                     f"{type(inputs).__name__}")
 
@@ -993,9 +1102,10 @@ def read_inputs(inputs, **kw) -> list[Chip]:
     """Every chip of every input, in order, with ``index`` 0..N-1.
 
     ``inputs``: a path; a list of paths; a comma-separated string; a glob pattern
-    (``"*_flt.fits"``); an ``@file`` (one file per line, first column; ``#`` comments and
-    blank lines ignored; relative names are relative to the current directory as in
-    AstroDrizzle).  Items of a list may themselves be patterns or ``@files``.  A string input
+    (``"*_flt.fits"``); an ``@file`` (one file per line, first column; an optional second
+    column names the file's IVM image, see :func:`expand_inputs`; ``#`` comments and blank
+    lines ignored; relative names are relative to the current directory as in AstroDrizzle);
+    an association table ``*_asn.fits`` (:func:`read_association`); an :class:`InputList`.  Items of a list may themselves be patterns or ``@files``.  A string input
     is sorted by name after expansion (AstroDrizzle); lists and @files keep their order.
     ``kw`` are passed to :func:`read_chips` (``group``, ``gain``, ``rdnoise``, ``exptime``,
     ``gnkeyword``, ``rnkeyword``, ``expkeyword``).
@@ -1003,7 +1113,7 @@ def read_inputs(inputs, **kw) -> list[Chip]:
     Raises :class:`InputError` for an empty input, a pattern matching nothing, a missing or bad
     file, a file listed twice, or two files with the same exposure root.
     """
-    names = _expand_inputs(inputs)
+    names = expand_inputs(inputs).files
     if not names:
         raise InputError(f"{inputs!r}: no input files given", path=None)
     seen_paths: dict[str, str] = {}

@@ -237,11 +237,12 @@ _TABLE: list[Param] = [
     Param("output", "", "init", "str",
           "Rootname for the output drizzled products ('' = derived from the first input)"),
     Param("runfile", "astrodrizzle.log", "init", "str",
-          "File to which the processing log is written"),
+          "File to which the processing log is written (a relative name: in the output folder; "
+          "'' = none)"),
     Param("wcskey", "", "init", "str",
           "Alternate WCS key (A-Z) of the inputs to use ('' = the primary WCS)"),
     Param("proc_unit", "native", "init", "choice",
-          "Units used during processing: 'native' (as stored) or 'electrons'",
+          "Units used during processing: 'native' (as stored); 'electrons' is refused",
           choices=("native", "electrons")),
     Param("coeffs", True, "init", "bool",
           "Apply the header-based distortion model when mapping pixels"),
@@ -249,8 +250,10 @@ _TABLE: list[Param] = [
           "Create the context image (which chips contributed to each output pixel)"),
     Param("group", "", "init", "str",
           "Process only these chips/extensions, e.g. '1,4' or 'sci,1' ('' = all)"),
-    Param("build", False, "init", "bool",
-          "Write the final products as one multi-extension FITS file (SCI, WHT, CTX)"),
+    Param("build", True, "init", "bool",
+          "Write the final product as one multi-extension FITS file <output>_drz.fits (SCI, WHT, "
+          "CTX); False: AstroDrizzle's separate _drz_sci/_wht/_ctx.fits (AstroDrizzle's default: "
+          "False; README: Deliberate differences)"),
     Param("crbit", 4096, "init", "int",
           "DQ bit value used to flag cosmic rays in the input DQ arrays",
           minimum=0),
@@ -260,7 +263,8 @@ _TABLE: list[Param] = [
     Param("resetbits", "4096", "init", "bits",
           "DQ bit values cleared in all input DQ arrays before processing ('0' = none)"),
     Param("num_cores", None, "init", "int",
-          "Maximum number of CPU cores to use (None = all available; < 2 = serial)",
+          "Maximum number of CPU cores of a local run (None = all available; < 2 = serial; the "
+          "workers argument wins)",
           optional=True, minimum=0),
     Param("in_memory", False, "init", "bool",
           "Keep intermediate products in memory instead of writing them to disk"),
@@ -268,7 +272,8 @@ _TABLE: list[Param] = [
           "Copy input files to an archive directory before they are modified, if not "
           "already archived", section=_S_STATE),
     Param("clean", False, "init", "bool",
-          "Delete intermediate files after completion", section=_S_STATE),
+          "Delete the intermediate products (single, median, blot, CR masks) after a successful run",
+          section=_S_STATE),
     # ---- instrument -----------------------------------------------------------------
     Param("gain", None, "instrument", "float",
           "Detector gain in e-/DN overriding the header value (None = from header)",
@@ -356,7 +361,8 @@ _TABLE: list[Param] = [
     Param("driz_sep_bits", "0", "driz_sep", "bits",
           "DQ bit flags treated as good when drizzling separate images", section=_S_SEP),
     Param("driz_sep_compress", False, "driz_sep", "bool",
-          "Compress the separately drizzled products when writing them", section=_S_SEP),
+          "Compress the separately drizzled products (True is refused: written uncompressed)",
+          section=_S_SEP),
     Param("driz_sep_wcs", False, "driz_sep", "bool",
           "Use the custom WCS given by the driz_sep_* WCS parameters for separate drizzling",
           section=_S_SEPWCS),
@@ -522,12 +528,22 @@ IGNORED_PARAMETERS: Mapping[str, str] = MappingProxyType(
         "input": "input files are given on the dazzle command line",
         "mdriztab": "dazzle does not read parameters from MDRIZTAB reference tables",
         "editpars": "there is no interactive (TEAL) parameter editor",
-        "configobj": "pass the configuration file to dazzle directly",
+        "configobj": "inside a .cfg file it means nothing; dazzle.run(configobj=...) reads the file",
         "wcsmap": "custom WCS mapping objects are not supported",
         "updatewcs": "dazzle uses the WCS in the headers as is (run stwcs updatewcs beforehand)",
         "restore": "restoring inputs from the archive directory is not supported",
         "overwrite": "overwriting archived copies of the inputs is not supported",
         "rules_file": "HAP pipeline rules files are not used",
+    }
+)
+
+#: values of dazzle parameters that AstroDrizzle has and dazzle refuses (a ParameterError
+#: naming the parameter) rather than ignore: name -> (value, why)
+UNSUPPORTED_VALUES: Mapping[str, tuple] = MappingProxyType(
+    {
+        "proc_unit": ("electrons", "dazzle processes the data in their native units (leave "
+                                   "proc_unit=native)"),
+        "driz_sep_compress": (True, "the separately drizzled products are written uncompressed"),
     }
 )
 
@@ -778,13 +794,18 @@ def parse_value(name: str, value: Any) -> Any:
     """
     p = _lookup(name)
     try:
-        return _PARSERS[p.kind](p, value)
+        parsed = _PARSERS[p.kind](p, value)
     except _Bad as exc:
         why = f" ({exc})" if str(exc) else ""
         raise ParameterError(
             f"Invalid value {value!r} for parameter '{p.name}'{why}: expected {p.type_desc}",
             name=p.name, value=value,
         ) from None
+    refused = UNSUPPORTED_VALUES.get(p.name)
+    if refused is not None and parsed == refused[0]:
+        raise ParameterError(f"{p.name}={format_value(parsed)} is not supported: {refused[1]}",
+                             name=p.name, value=value)
+    return parsed
 
 
 # --------------------------------------------------------------------------------------

@@ -186,10 +186,13 @@ def product_paths(plan, *, every=False) -> list:
     """The files the run writes in ``plan.out_dir`` (``every``: of every step, on or off)."""
     p, d, sums = plan.params, plan.out_dir, products.MANIFEST_SUFFIX
     out = [plan.out_root + "_run.json"]
+    if runfile_path(plan) is not None:
+        out.append(os.path.abspath(runfile_path(plan)))
     if every:
         out += [plan.out_root + x for x in ("_drz.fits", "_drc.fits", "_drw.fits")]
     if plan.final_path is not None:
-        out.append(os.path.abspath(plan.final_path))
+        final = os.path.abspath(plan.final_path)
+        out += ([final] if p["build"] else []) + (products.split_names(final) if every or not p["build"] else [])
     if every or p["median"]:
         out += [plan.out_root + "_med.fits", plan.out_root + "_med.fits" + sums]
     for root in dict.fromkeys(c.root for c in plan.chips):
@@ -203,6 +206,83 @@ def product_paths(plan, *, every=False) -> list:
         if every or p["driz_cr"]:
             out += [os.path.join(d, f"{c.root}_sci{c.extver}_crmask.fits{x}") for x in ("", sums)]
     return out
+
+
+def intermediate_paths(plan) -> list:
+    """The intermediate products ``clean=True`` removes after a successful run, as AstroDrizzle
+    does: the single-drizzled images, the median, the blotted images and the CR masks (with
+    their manifests).  The final product, ``_crclean`` files and the run summary stay."""
+    sums = products.MANIFEST_SUFFIX
+    out = [plan.out_root + "_med.fits", plan.out_root + "_med.fits" + sums]
+    for root in dict.fromkeys(c.root for c in plan.chips):
+        out += [os.path.join(plan.out_dir, f"{root}_single_{x}") for x in ("sci.fits", "sci.fits" + sums, "wht.fits")]
+    for c in plan.chips:
+        out += [os.path.join(plan.out_dir, f"{c.root}_sci{c.extver}_{x}") for x in ("blt.fits", "crmask.fits",
+                                                                                  "crmask.fits" + sums)]
+    return out
+
+
+def remove_intermediates(plan) -> list:
+    removed = []
+    for path in intermediate_paths(plan):
+        try:
+            os.remove(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def runfile_path(plan) -> str | None:
+    """Where the run's log goes (``runfile``; a relative name is in the output folder)."""
+    name = str(plan.params["runfile"] or "").strip()
+    return os.path.join(plan.out_dir, name) if name else None
+
+
+class _Forward(logging.Handler):
+    """Passes the records the ``dazzle`` logger let through before ``runfile`` lowered its
+    level on to the parent's handlers, so that a run file does not make the console chattier."""
+
+    def __init__(self, logger, level):
+        super().__init__(level)
+        self.parent = logger.parent
+
+    def emit(self, record):
+        if self.parent is not None:
+            self.parent.handle(record)
+
+
+@contextlib.contextmanager
+def _runfile_log(path):
+    """While the block runs, the ``dazzle`` log (INFO and up) is also written to ``path``
+    (replaced; AstroDrizzle's ``runfile``)."""
+    if path is None:
+        yield
+        return
+    lg = logging.getLogger("dazzle")
+    level, propagate = lg.level, lg.propagate
+    before = lg.getEffectiveLevel()
+    try:
+        fh = logging.FileHandler(path, mode="w", encoding="utf-8")
+    except OSError as exc:
+        raise io.OutputError(f"{path}: cannot write the run file ({exc.strerror})", path=path) from None
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    fh.setLevel(logging.INFO)
+    forward = _Forward(lg, before) if propagate else None
+    lg.addHandler(fh)
+    if forward is not None:
+        lg.addHandler(forward)
+        lg.propagate = False
+    lg.setLevel(min(before, logging.INFO))
+    try:
+        yield
+    finally:
+        lg.setLevel(level)
+        lg.propagate = propagate
+        for h in (fh, forward):
+            if h is not None:
+                lg.removeHandler(h)
+        fh.close()
 
 
 def lock_roots(plan) -> list:
@@ -374,6 +454,33 @@ def _frame(chips, params, prefix, what, wcss=None):
     return frame
 
 
+def resolve_inputs(inputs, output, ivm, params):
+    """``(inputs, output, ivm)`` with what the input list itself says: an association table's
+    product name when ``output`` is blank, and an @-list's IVM column (AstroDrizzle's
+    ``processFilenames``).  The IVM column is used as ``ivm`` when ``final_wht_type`` is IVM
+    (giving ``ivm`` as well is an error) and is otherwise not used, with a warning, as in
+    AstroDrizzle.  Idempotent: the returned list carries no IVM column."""
+    listing = io.expand_inputs(inputs)
+    if (output is None or not str(output).strip()) and listing.output:
+        output = listing.output
+        log.info("dazzle: output %r from the association table's product row", output)
+    if listing.ivm is not None:
+        missing = [f for f, v in zip(listing.files, listing.ivm) if v is None]
+        if ivm is not None:
+            raise io.InputError("IVM files given twice: ivm= (--ivm) and the @-list's second column")
+        if params.get("final_wht_type") != "IVM":
+            log.warning("dazzle: the @-list names IVM files but final_wht_type=%s: they are not "
+                        "used (set final_wht_type=IVM to use them)", params.get("final_wht_type"))
+        elif missing:
+            raise io.InputError(f"{missing[0]}: no IVM file for this input (the @-list names one "
+                                "for other inputs; final_wht_type=IVM needs one per input)",
+                                path=missing[0])
+        else:
+            ivm = list(listing.ivm)
+        listing = io.InputList(listing.files, None, listing.output)
+    return listing, output, ivm
+
+
 def _switches(chips, params) -> dict:
     """``params`` with the steps that cannot run switched off (as AstroDrizzle): with one input
     there is nothing to compare, so no median, blot or driz_cr; nor without driz_separate."""
@@ -419,12 +526,14 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
     frame; nothing is written but the output folder, created last.  ``params`` (validated,
     :func:`dazzle.params.resolve`) is not changed: the plan holds a copy with the steps that
     cannot run switched off, and the steps' settings built from it."""
+    inputs, output, ivm = resolve_inputs(inputs, output, ivm, params)
     chips = io.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
                            rdnoise=params["rdnoise"], exptime=params["exptime"],
                            gnkeyword=params["gnkeyword"] or None,
                            rnkeyword=params["rnkeyword"] or None,
                            expkeyword=params["expkeyword"] or None,
-                           allow_products=params["products_as_input"])
+                           allow_products=params["products_as_input"],
+                           wcskey=params["wcskey"] or None)
     from dazzle.graph import Plan
     from dazzle.steps import Settings
 
@@ -508,15 +617,16 @@ def _lay_out_median(plan):
 
 def _lay_out_final(plan):
     c0 = plan.chips[0]
+    primary, sci = products.final_headers(plan.chips, plan.params, plan.final_path, plan.final_frame)
     plan.final_canvas = products.final_product_canvas(
         plan.final_path, plan.final_frame, plan.params, texptime=plan.texptime, ndrizim=len(plan.chips),
-        nplanes=context_planes(len(plan.chips)), bunit=c0.bunit,
-        primary_cards={"INSTRUME": c0.instrument or "", "DETECTOR": c0.detector or ""})
+        nplanes=context_planes(len(plan.chips)), bunit=c0.bunit, primary_cards=primary, sci_cards=sci)
 
 
 def _read_ivm(chips, ivm):
     if ivm is None:
-        raise io.InputError("final_wht_type=IVM needs IVM images: pass ivm=[...] (one file per input)")
+        raise io.InputError("final_wht_type=IVM needs IVM images: pass ivm=[...] (one file per input) "
+                            "or name each in the @-list's second column")
     files = [ivm] if isinstance(ivm, str) else list(ivm)
     paths = list(dict.fromkeys(c.path for c in chips))
     if len(files) != len(paths):
@@ -528,7 +638,9 @@ def _read_ivm(chips, ivm):
         f = by_input[c.path]
         try:
             with fits.open(f) as h:
-                ext = ("SCI", c.extver) if ("SCI", c.extver) in h else (c.extver if len(h) > 1 else 0)
+                # drizzlepac reads extension (IVM, chip) (imageObject.buildIVMmask)
+                ext = next((e for e in (("IVM", c.extver), ("SCI", c.extver)) if e in h),
+                           c.extver if len(h) > 1 else 0)
                 arrays.append(np.asarray(h[ext].data, dtype=np.float32))
         except Exception as exc:  # noqa: BLE001
             raise io.InputError(f"{f}: cannot read the IVM image for {c.label}: {exc}") from exc
@@ -642,9 +754,11 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     AstroDrizzle step whose switch is on (``static``, ``skysub``, ``driz_separate``, ``median``,
     ``blot``, ``driz_cr``, ``driz_combine``).
 
-    ``config`` is a dazzle or AstroDrizzle ``.cfg`` file (or a dict); keyword arguments use
-    AstroDrizzle's parameter names and win over the file.  ``ivm`` lists one IVM file per
-    input for ``final_wht_type="IVM"``.  ``static_mask`` is a boolean mask kept in memory
+    ``config`` (or AstroDrizzle's ``configobj=``) is a dazzle or AstroDrizzle ``.cfg`` file
+    (or a dict); keyword arguments use AstroDrizzle's parameter names and win over the file.
+    ``inputs`` may be an association table (``*_asn.fits``; its product row names the output
+    when ``output`` is blank).  ``ivm`` lists one IVM file per input for
+    ``final_wht_type="IVM"`` (or give them in an @-list's second column).  ``static_mask`` is a boolean mask kept in memory
     (True = good; one array, or a dict by chip number, ``(root, extver)`` or chip label) that is
     ANDed into every drizzle's weights.  ``workers``, ``profile`` and ``report`` go to
     :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance report).
@@ -658,9 +772,11 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     """
     if output:
         params["output"] = output
+    config = _configobj(config, params)
     values = resolve(config, **params)
     t0 = time.perf_counter()
     _check_scheduler(values["scheduler"], profile)
+    inputs, values["output"], ivm = resolve_inputs(inputs, values["output"], ivm, values)
     plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask, config=config)
     if report:
         io.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
@@ -668,11 +784,14 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
     names = [os.path.basename(p) for p in product_paths(plan, every=True)]
-    with products.terminate_as_exception(), run_lock(plan.out_dir, lock_roots(plan)):
+    with products.terminate_as_exception(), run_lock(plan.out_dir, lock_roots(plan)), \
+            _runfile_log(runfile_path(plan)):
         removed = products.remove_stale_temps(plan.out_dir, names)
         if removed:
             log.warning("dazzle: removed %d temporary file(s) left by an interrupted run: %s", len(removed),
                         ", ".join(os.path.basename(p) for p in removed))
+        if workers is None and values["num_cores"] is not None:
+            workers = max(1, int(values["num_cores"]))   # AstroDrizzle: < 2 = serial
         try:
             result = _execute(plan, values, params, t0, progress=progress, workers=workers,
                               profile=profile, report=report, summary=summary)
@@ -712,6 +831,10 @@ def _execute(plan, values, params, t0, *, progress, workers, profile, report, su
             if canvas is not None:
                 products.abort_canvas(canvas)   # no-op once committed
     skies = res["skies"]
+    if values["clean"]:
+        res["single"], res["median"] = [], None
+        removed = remove_intermediates(plan)
+        log.info("dazzle: clean: removed %d intermediate file(s)", len(removed))
     result = RunResult(output=res["final"], single=list(res["single"]), median=res["median"],
                        skies=[float(s.value) for s in skies] if skies is not None else [],
                        crmasks=res["crmasks"],
@@ -730,9 +853,26 @@ def _execute(plan, values, params, t0, *, progress, workers, profile, report, su
     return result
 
 
+def _configobj(config, params):
+    """AstroDrizzle's ``configobj=`` (a ``.cfg`` file or a mapping) is ``config``; giving
+    both is an error.  Removed from ``params``."""
+    if "configobj" not in params:
+        return config
+    value = params.pop("configobj")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return config
+    if config is not None:
+        raise ParameterError("configobj= and config= both given: pass the configuration once")
+    if not isinstance(value, (str, os.PathLike, dict)) and not hasattr(value, "keys"):
+        raise ParameterError(f"configobj must be a .cfg file name or a mapping, not {type(value).__name__}")
+    return value
+
+
 def drizzle(input, outdata="", config=None, **params) -> RunResult:
     """AstroDrizzle's ``adrizzle.drizzle``: with ``driz_separate=True`` (the default) the
     separate drizzle only, else the final drizzle only."""
+    params = dict(params)
+    config = _configobj(config, params)
     values = resolve(config, **{k: v for k, v in params.items()
                                 if k not in ("ivm", "progress", "static_mask", "workers", "profile",
                                              "report", "summary")})

@@ -84,14 +84,17 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
 
 
 def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bunit,
-                         primary_cards=None) -> "Canvas":
-    """Lay out the final product (PRIMARY, SCI, WHT, CTX) for the tile tasks to fill."""
+                         primary_cards=None, sci_cards=None):
+    """Lay out the final product (PRIMARY, SCI, WHT, CTX) for the tile tasks to fill.
+    ``primary_cards`` / ``sci_cards``: a Header (or dict) of cards first in the primary / SCI
+    header (:func:`final_headers`).  With ``build=False`` (AstroDrizzle's separate files) a
+    :class:`SplitCanvas` of ``<output>_drz_sci.fits``, ``_wht.fits`` and ``_ctx.fits``, each
+    a simple FITS image whose header is the primary's plus its extension's cards."""
     ph = fits.Header()
-    for key, value in (primary_cards or {}).items():
-        ph[key] = value
+    _put(ph, primary_cards)
     ph["EXPTIME"] = (float(texptime), "total exposure time (s)")
     ph["TEXPTIME"] = (float(texptime), "total exposure time (s)")
-    ph["NDRIZIM"] = (int(ndrizim), "number of chips drizzled")
+    ph["NDRIZIM"] = (int(ndrizim), "Drizzle, No. images drizzled onto output")
     _provenance(ph, params, _FINAL_PARAMS, kind="drz")
     hdus = [("PRIMARY", (), np.float32, ph)]
     ny, nx = frame.shape
@@ -102,8 +105,138 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
         h["EXPTIME"] = (float(texptime), "total exposure time (s)")
         if name == "SCI":
             h["BUNIT"] = (_units(bunit, params["final_units"]), "units of the data")
+            _put(h, sci_cards)
         hdus.append((name, shape, dtype, h))
-    return create_canvas(path, hdus)
+    if params["build"]:
+        return create_canvas(path, hdus)
+    return _split_canvas(path, hdus)
+
+
+def split_names(path) -> list:
+    """The files of a ``build=False`` final product: ``<path less .fits>_sci/_wht/_ctx.fits``."""
+    base = str(path)[:-5] if str(path).endswith(".fits") else str(path)
+    return [f"{base}_{x}.fits" for x in ("sci", "wht", "ctx")]
+
+
+def _split_canvas(path, hdus):
+    primary = hdus[0][3]
+    parts = []
+    try:
+        for target, (name, shape, dtype, h) in zip(split_names(path), hdus[1:]):
+            ph = primary.copy()
+            for card in h.cards:
+                if card.keyword not in ph:
+                    ph.append(card)
+            ph["FILENAME"] = os.path.basename(target)
+            ph.insert(0, ("FILETYPE", name, "Type of data in array"))
+            parts.append(create_canvas(target, [("PRIMARY", shape, dtype, ph)]))
+    except BaseException:
+        for part in parts:
+            abort_canvas(part)
+        raise
+    return SplitCanvas(tuple(parts))
+
+
+def _put(header, cards):
+    if isinstance(cards, fits.Header):
+        for card in cards.cards:
+            header[card.keyword] = (card.value, card.comment)
+    else:
+        for key, value in (cards or {}).items():
+            header[key] = value
+
+
+#: primary-header keywords of the first input that describe that file, not the product
+_NOT_COPIED = {"FILENAME", "ROOTNAME", "NEXTEND", "ORIGIN", "DATE", "FILETYPE", "IRAF-TLM", "HISTORY",
+               "COMMENT", "EXPTIME", "TEXPTIME", "EXPSTART", "EXPEND", "NDRIZIM", PRODUCT_KEYWORD}
+#: WCS cards (any alternate key): a simple-image input's primary header holds its chip's WCS
+_WCS_CARD = re.compile(r"^(WCSAXES|WCSNAME|CTYPE\d|CRVAL\d|CRPIX\d|CDELT\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|"
+                       r"PV\d_\d+|LONPOLE|LATPOLE|RADESYS|EQUINOX|[AB]P?_(\d+_\d+|ORDER|DMAX))[A-Z]?$")
+#: photometric keywords of the SCI headers, averaged over the chips (AstroDrizzle's header rules)
+_PHOT_MEAN = ("PHOTFLAM", "PHOTPLAM", "PHOTBW", "PHOTZPT")
+
+# The per-chip drizzle record AstroDrizzle writes (drizzlepac outputimage.DRIZ_KEYWORDS), in
+# its order: suffix after ``D<nnn>`` and comment.
+_DRIZ_KEYS = (("VER", "Drizzle, task version"), ("GEOM", "Drizzle, source of geometric information"),
+              ("DATA", "Drizzle, input data image"), ("DEXP", "Drizzle, input image exposure time (s)"),
+              ("OUDA", "Drizzle, output data image"), ("OUWE", "Drizzle, output weighting image"),
+              ("OUCO", "Drizzle, output context image"), ("MASK", "Drizzle, input weighting image"),
+              ("WTSC", "Drizzle, weighting factor for input image"),
+              ("KERN", "Drizzle, form of weight distribution kernel"), ("PIXF", "Drizzle, linear size of drop"),
+              ("COEF", "Drizzle, source of coefficients"),
+              ("OUUN", "Drizzle, units of output image - counts or cps"),
+              ("FVAL", "Drizzle, fill value for zero weight output pix"), ("WKEY", "Input image WCS Version used"),
+              ("SCAL", "Drizzle, pixel size (arcsec) of output image"),
+              ("ISCL", "Drizzle, default IDCTAB pixel size(arcsec)"))
+
+
+def final_headers(chips, params, final_path, frame):
+    """The cards AstroDrizzle puts in its final product beyond the WCS, as two Headers
+    ``(primary, sci)``: the first input's primary header (its non-structural cards, less those
+    describing that file), ``FILENAME``/``ROOTNAME`` of the product, ``EXPSTART`` (min) and
+    ``EXPEND`` (max) over the inputs, ``DRIZPARS`` (the run file), one ``Dnnn*`` block per chip
+    (:data:`_DRIZ_KEYS`); and for SCI the mean ``PHOTFLAM``/``PHOTPLAM``/``PHOTBW``/``PHOTZPT``
+    and the first ``PHOTMODE`` of the chips that carry them, and ``NCOMBINE`` (exposures)."""
+    first = fits.getheader(chips[0].path, 0)
+    ph = fits.Header()
+    for card in first.cards:
+        key = card.keyword
+        if key and key not in _NOT_COPIED and not _is_structural(key) and not _WCS_CARD.match(key):
+            ph.append(card, end=True)
+    name = os.path.basename(final_path)
+    root = re.sub(r"_dr[zcw]\.fits$", "", name)
+    ph["FILENAME"] = name
+    ph["ROOTNAME"] = root
+    starts = [c.expstart for c in chips if c.expstart is not None]
+    ends = [c.expend for c in chips if c.expend is not None]
+    if starts and ends:
+        ph["EXPSTART"] = (min(starts), "exposure start time (Modified Julian Date)")
+        ph["EXPEND"] = (max(ends), "exposure end time (Modified Julian Date)")
+    ph["DRIZPARS"] = (params["runfile"], "Logfile for processing")
+    _drizzle_blocks(ph, chips, params, name, frame)
+    return ph, _sci_cards(chips)
+
+
+def _drizzle_blocks(header, chips, params, name, frame):
+    base = name[:-5]
+    fillval = params["final_fillval"]
+    from dazzle.steps.common import resolve_wt_scl
+
+    wt_scl = params["final_wt_scl"]
+    scale = float(frame.wcs().proj_plane_pixel_scales()[0].to_value("arcsec"))
+    for n, c in enumerate(chips, start=1):
+        values = {"VER": f"dazzle {dazzle.__version__}", "GEOM": "wcs",
+                  "DATA": f"{os.path.basename(c.path)}[sci,{c.extver}]", "DEXP": float(c.exptime),
+                  "OUDA": name, "OUWE": base + "_wht.fits",
+                  "OUCO": base + "_ctx.fits" if params["context"] else "",
+                  "MASK": f"{c.root}_sci{c.extver}_final_mask.fits",
+                  "WTSC": resolve_wt_scl(wt_scl, c.exptime),
+                  "KERN": params["final_kernel"],
+                  "PIXF": float(params["final_pixfrac"]), "COEF": "SIP",
+                  "OUUN": params["final_units"],
+                  "FVAL": "INDEF" if fillval is None else fillval,
+                  "WKEY": params["wcskey"], "SCAL": scale,
+                  "ISCL": float(c.idcscale) if c.idcscale is not None else scale}
+        for key, comment in _DRIZ_KEYS:
+            header[f"D{n:03d}{key}"] = (values[key], comment)
+
+
+def _sci_cards(chips):
+    h = fits.Header()
+    found = {}
+    for path, ext in dict.fromkeys((c.path, c.sci_ext) for c in chips):
+        sh = fits.getheader(path, ext)
+        for key in (*_PHOT_MEAN, "PHOTMODE"):
+            if key in sh and not isinstance(sh[key], bool):
+                found.setdefault(key, []).append(sh[key])
+    if "PHOTMODE" in found:
+        h["PHOTMODE"] = (str(found["PHOTMODE"][0]), "observation configuration")
+    for key in _PHOT_MEAN:
+        values = [float(v) for v in found.get(key, []) if isinstance(v, (int, float))]
+        if values:
+            h[key] = (float(np.mean(values)), f"mean {key} of the inputs")
+    h["NCOMBINE"] = (len({c.path for c in chips}), "number of exposures combined")
+    return h
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,9 +323,25 @@ def _lay_out(tmp, hdus):
     return offsets, shapes, dtypes
 
 
+@dataclass(frozen=True)
+class SplitCanvas:
+    """The final product as separate files (``build=False``): extension ``k`` (1 SCI, 2 WHT,
+    3 CTX) of the one-file layout is the primary HDU of ``parts[k - 1]``.  The functions
+    below take either kind; committing renames every part and returns the SCI file's path."""
+
+    parts: tuple
+
+    @property
+    def path(self):
+        return self.parts[0].path
+
+
 def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -> None:
     """Write ``block`` (2-D) at rows ``y0..``, columns ``x0..`` of extension ``hdu`` (of
     ``plane`` for a 3-D extension)."""
+    if isinstance(canvas, SplitCanvas):
+        write_block(canvas.parts[hdu - 1], 0, block, y0, x0, plane)
+        return
     shape = canvas.shapes[hdu]
     dt = np.dtype(canvas.dtypes[hdu])
     ny, nx = shape[-2], shape[-1]
@@ -220,6 +369,8 @@ def canvas_committed(canvas: Canvas) -> bool:
     temporary file's name is unique to the run and only ``commit_canvas`` (or, after the run,
     ``abort_canvas``) removes it, so during a run its absence next to the product means
     committed.  Tasks recomputed after a lost worker use this to do nothing twice."""
+    if isinstance(canvas, SplitCanvas):
+        return all(canvas_committed(part) for part in canvas.parts)
     return not os.path.exists(canvas.tmp_path) and os.path.exists(canvas.path)
 
 
@@ -228,6 +379,10 @@ def commit_canvas(canvas: Canvas) -> str:
     Idempotent: committing an already committed canvas returns the path."""
     from dazzle.io import _fsync_path
 
+    if isinstance(canvas, SplitCanvas):
+        for part in canvas.parts:
+            commit_canvas(part)
+        return canvas.path
     if canvas_committed(canvas):
         return canvas.path
     try:
@@ -242,6 +397,10 @@ def commit_canvas(canvas: Canvas) -> str:
 
 
 def abort_canvas(canvas: Canvas) -> None:
+    if isinstance(canvas, SplitCanvas):
+        for part in canvas.parts:
+            abort_canvas(part)
+        return
     try:
         os.remove(canvas.tmp_path)
     except FileNotFoundError:

@@ -83,7 +83,8 @@ def _rel(path, base):
 
 def _product_root(path: str) -> str:
     base = os.path.basename(path)
-    for suffix in ("_drz.fits", "_drc.fits", "_drw.fits", "_med.fits"):
+    for suffix in ("_drz.fits", "_drc.fits", "_drw.fits", "_drz_sci.fits", "_drc_sci.fits", "_drw_sci.fits",
+                   "_med.fits"):
         if base.endswith(suffix):
             return base[: -len(suffix)]
     return os.path.splitext(base)[0]

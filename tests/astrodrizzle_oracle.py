@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["AstroDrizzleError", "DEFAULTS", "have_drizzlepac", "needs_drizzlepac", "run_astrodrizzle",
+__all__ = ["AstroDrizzleError", "DEFAULTS", "IN_CI", "have_drizzlepac", "import_oracle", "needs_drizzlepac",
+           "run_astrodrizzle", "skip_or_fail",
            "run_astrodrizzle_batch"]
 
 #: Parameters always passed (overridable through ``**params``): offline (no ``updatewcs``, no
@@ -67,9 +68,30 @@ def have_drizzlepac():
         return False
 
 
-#: pytest mark for tests that need the real AstroDrizzle: skipped, with the reason, without it.
+#: Under CI (the ``CI`` environment variable set and not false/0, as CI services set it) a
+#: missing oracle or tool is a failure, never a skip: ``.ci/run`` installs every one.
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def skip_or_fail(reason):
+    """Skip the test (with ``reason``) outside CI; fail it under CI."""
+    if IN_CI:
+        pytest.fail(f"{reason} (under CI a missing oracle fails the test)", pytrace=False)
+    pytest.skip(reason)
+
+
+def import_oracle(name, reason):
+    """``pytest.importorskip`` for a test oracle, except that under CI a missing one fails."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        skip_or_fail(reason)
+
+
+#: pytest mark for tests that need the real AstroDrizzle: skipped, with the reason, without it
+#: (under CI they run, and fail).
 needs_drizzlepac = pytest.mark.skipif(
-    not have_drizzlepac(),
+    not have_drizzlepac() and not IN_CI,
     reason="drizzlepac (the real AstroDrizzle, test-only oracle) is not installed: "
            "pip install drizzlepac==3.11.0 (or make test)")
 

@@ -46,6 +46,20 @@ def _cr_counts(sim, result):
     return hit, big, true_flags, flags
 
 
+def purity_dq_good(sim, result):
+    """Purity over the pixels DQ leaves good (``DQ == 0``): of the flags there, the fraction
+    on cosmic-ray pixels.  :func:`cr_stats`'s purity also counts a flag on a DQ-bad pixel as
+    correct (the final drizzle leaves those pixels out either way)."""
+    flags = real = 0
+    for k, f in enumerate(sim.files):
+        for c in range(sim.chips):
+            good = fits.getdata(f, ("DQ", c + 1)) == 0
+            flagged = ~result.crmasks[k * sim.chips + c] & good
+            flags += int(flagged.sum())
+            real += int((flagged & (sim.cr_charge[k][c] > 0)).sum())
+    return real / max(flags, 1)
+
+
 def star_core_flags(sim, result):
     """(clean star-core pixels flagged, star cores checked): the 3x3 core of every star on
     every chip, leaving out pixels a cosmic ray hit and pixels DQ already flags."""

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from astrodrizzle_oracle import import_oracle
 from dazzle.kernels.blot import INTERPOLATORS, blot
 
 # dazzle.kernels re-exports the function ``blot``, which shadows the submodule
@@ -108,16 +109,14 @@ def _parity_mask(interp, pixmap, ny, nx):
 
 @pytest.fixture(scope="module")
 def blot_image():
-    resample = pytest.importorskip(
-        "drizzle.resample",
-        reason="drizzle (==3.0.0, the reference oracle for blot) is not installed",
-    )
+    resample = import_oracle(
+        "drizzle.resample", "drizzle (==3.0.0, the reference oracle for blot) is not installed")
     return resample.blot_image
 
 
 @pytest.fixture(scope="module")
 def drizzle_is_300():
-    pytest.importorskip("drizzle", reason="drizzle (reference oracle) not installed")
+    import_oracle("drizzle", "drizzle (reference oracle) not installed")
     from importlib.metadata import version
 
     return version("drizzle") == "3.0.0"

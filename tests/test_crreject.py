@@ -8,6 +8,7 @@ AstroDrizzle.  The comparison with the real AstroDrizzle is at the end (skipped 
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from astropy.wcs import WCS
 
 import dazzle
 from astrodrizzle_oracle import needs_drizzlepac, run_astrodrizzle
-from crtruth import cr_residual, cr_stats, star_core_flags, study
+from crtruth import cr_residual, cr_stats, purity_dq_good, star_core_flags, study
 from helpers import copy_files, file_digests
 from photometry import aperture_fluxes
 
@@ -59,12 +60,17 @@ def run4(runs):
 @pytest.mark.parametrize("which", list(SETS))
 def test_cosmic_rays_are_found(which, sims, runs):
     detection, purity, flags = cr_stats(sims[which], runs[which])
-    print(f"\n{which}: detection (> 50 e-) {detection:.4f}, purity {purity:.4f}, {flags} flags")
+    good = purity_dq_good(sims[which], runs[which])
+    print(f"\n{which}: detection (> 50 e-) {detection:.4f}, purity {purity:.4f} (on DQ-good "
+          f"pixels {good:.4f}), {flags} flags")
     # measured: detection 99.06 / 98.74 / 98.87 / 99.23 %, purity 99.98 / 99.97 / 99.87 /
     # 99.91 % (4x1, 4x2, 8x1, 8x2); AstroDrizzle on the same data 98.98 / 98.68 / 98.76 /
     # 99.08 % and 99.81-99.97 % purity
     assert detection >= 0.985, detection
     assert purity >= 0.995, purity
+    # the same over the pixels DQ leaves good (a flag on a DQ-bad pixel counts as neither):
+    # measured 99.98 / 99.95 / 99.83 / 99.88 %
+    assert good >= 0.995, good
     assert flags > 1000
 
 
@@ -107,7 +113,10 @@ def test_dead_column_through_a_star_does_not_flag_its_core(simulated, tmp_path):
     sim = simulated(n_exposures=4, chips=2, size=256, seed=110, sky=0.1)
     default = dazzle.run(sim.files, str(tmp_path / "dz" / "syn"))
     legacy = dazzle.run(sim.files, str(tmp_path / "ad" / "syn"), driz_cr_legacy=True)
-    assert star_core_flags(sim, legacy)[0] >= 3      # measured 3
+    # AstroDrizzle itself flags 1 clean core pixel on these exposures, and so does its rule in
+    # dazzle on AstroDrizzle's frame (test_dead_column_case_in_astrodrizzle); on dazzle's frame
+    # the rule flags 3 (measured)
+    assert star_core_flags(sim, legacy)[0] >= 1
     assert star_core_flags(sim, default)[0] == 0
     # the column itself stays flagged, as in drizzlepac
     k, chip = 0, 2
@@ -116,6 +125,23 @@ def test_dead_column_through_a_star_does_not_flag_its_core(simulated, tmp_path):
     assert len(col) == 1
     assert np.array_equal(default.crmasks[k * 2 + chip - 1][:, col],
                           legacy.crmasks[k * 2 + chip - 1][:, col])
+
+
+@pytest.mark.oracle
+@needs_drizzlepac
+def test_dead_column_case_in_astrodrizzle(simulated, tmp_path):
+    """AstroDrizzle's own figure for the case above: its masks flag clean star-core pixels
+    beside the dead column too, as dazzle's ``driz_cr_legacy`` does."""
+    sim = simulated(n_exposures=4, chips=2, size=256, seed=110, sky=0.1)
+    ad = run_astrodrizzle(sim.files, tmp_path / "ad", output="syn")
+    masks = [fits.getdata(ad["crmask"][(root, c + 1)]).astype(bool)
+             for root in sim.roots for c in range(sim.chips)]
+    legacy = dazzle.run(sim.files, str(tmp_path / "dzl" / "syn"), output_frame="astrodrizzle",
+                        driz_cr_legacy=True)
+    n_ad = star_core_flags(sim, SimpleNamespace(crmasks=masks))[0]
+    n_legacy = star_core_flags(sim, legacy)[0]
+    print(f"\nstar-core flags beside the dead column: AstroDrizzle {n_ad}, driz_cr_legacy {n_legacy}")
+    assert n_ad >= 1 and n_legacy == n_ad
 
 
 def test_final_photometry_matches_truth(sims, runs):
@@ -169,7 +195,10 @@ def test_cosmic_ray_residual(which, sims, runs, twins, tmp_path):
     if which.startswith("8"):
         assert n_over == 0 and z.max() < 5.0, (n_over, z.max())
     else:
-        assert n_over <= 2 and z.max() < 7.5, (n_over, z.max())
+        # measured here: 1 pixel (5.2 sigma, 4x1), 1 (6.9, 4x2).  The bound is not this set's
+        # figure: it is the worst of 60 random sets never used to tune anything (3 pixels,
+        # 7.4 sigma), where AstroDrizzle's own masks (driz_cr_legacy) leave more
+        assert n_over <= 3 and z.max() < 7.5, (n_over, z.max())
 
 
 #: Seeds never used to tune anything: the rates over several random data sets, so that no
@@ -197,7 +226,10 @@ def test_rates_over_random_sets(which, tmp_path):
     assert all(abs(r.photometry - 1) < 0.003 for r in res)
     if n == 8:
         assert all(r.n_over5 == 0 for r in res)     # measured max 3.9 sigma
-    else:                                           # measured: 2 and 3 pixels, max 6.2
+    else:
+        # measured: 2 and 3 pixels, max 6.2.  The bound is AstroDrizzle's rate: its masks
+        # (driz_cr_legacy) leave 30 pixels on 30 random 4x1 sets, 1 a set, 6 for these 6
+        # (README, the 30-set table; dazzle's leave 26)
         assert sum(r.n_over5 for r in res) <= 6 and max(r.z_max for r in res) < 7.5
 
 
@@ -318,32 +350,69 @@ def test_one_exposure_turns_the_cr_steps_off(sim4, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
+def _rel(a, b):
+    """|a - b| relative to |b| (floored at 1e-3 of b's largest value), over pixels both cover."""
+    cov = (a != 0) & (b != 0) & np.isfinite(a) & np.isfinite(b)
+    return np.abs(a[cov] - b[cov]) / np.maximum(np.abs(b[cov]), 1e-3 * np.abs(b[cov]).max())
+
+
+def _single_in_frame(path, shape):
+    """dazzle's single-drizzle image (the exposure's footprint box, at DZ_X0/DZ_Y0) placed in
+    the whole single frame, as drizzlepac writes it."""
+    with fits.open(path) as h:
+        data, hdr = h[0].data.astype(np.float64), h[0].header
+    out = np.zeros(shape)
+    x0, y0 = int(hdr.get("DZ_X0", 0)), int(hdr.get("DZ_Y0", 0))
+    out[y0:y0 + data.shape[0], x0:x0 + data.shape[1]] = data
+    return out
+
+
 @pytest.mark.oracle
 @needs_drizzlepac
 @pytest.mark.parametrize("which", ["4x1", "4x2"])
-def test_same_sky_median_and_cr_masks_as_astrodrizzle(which, sims, tmp_path):
+def test_same_products_as_astrodrizzle(which, sims, tmp_path):
+    """Every intermediate product against AstroDrizzle's on the same exposures: the skies, the
+    single-drizzle images, the median, the blots and the cosmic-ray masks.  Each bound is about
+    10x what is measured (figures beside it; the two sets' larger one), so a regression of
+    10x fails."""
     sim = sims[which]
     ad = run_astrodrizzle(sim.files, tmp_path / "ad", output="syn")
     r = dazzle.run(sim.files, str(tmp_path / "dz" / "syn"), output_frame="astrodrizzle")
     legacy = dazzle.run(sim.files, str(tmp_path / "dzl" / "syn"), output_frame="astrodrizzle",
                         driz_cr_legacy=True)
-    # sky within 0.1 e-
+    out = os.path.dirname(r.output)
     ad_sky = [fits.getval(f, "MDRIZSKY", ("SCI", c + 1)) for f in ad["inputs"] for c in range(sim.chips)]
-    np.testing.assert_allclose(r.skies, ad_sky, atol=0.1)
-    # median images to 1e-3 relative (median over covered pixels)
+    sky = np.max(np.abs(np.subtract(r.skies, ad_sky)))
     ma, md = fits.getdata(ad["med"]), fits.getdata(r.median)
     assert ma.shape == md.shape
-    cov = (ma != 0) & (md != 0)
-    rel = np.abs(md[cov] - ma[cov]) / np.maximum(np.abs(ma[cov]), 1e-3 * np.abs(ma[cov]).max())
-    assert np.median(rel) < 1e-3
-    # CR masks on >= 99.9 % of every chip's pixels (measured >= 99.988 %: dazzle's default
-    # also finds the cosmic rays in the outer rows and columns, which drizzlepac's derivative
-    # misses); driz_cr_legacy reproduces drizzlepac's masks
+    med = np.median(_rel(md, ma))
+    single = blot = 0.0
+    cr_diff = cr_legacy = 0.0
     for k, root in enumerate(sim.roots):
+        sa = fits.getdata(ad["single_sci"][root]).astype(np.float64)
+        sd = _single_in_frame(os.path.join(out, f"{root}_single_sci.fits"), sa.shape)
+        single = max(single, np.median(_rel(sd, sa)))
         for c in range(sim.chips):
+            ba = fits.getdata(ad["blt"][(root, c + 1)]).astype(np.float64)
+            bd = fits.getdata(os.path.join(out, f"{root}_sci{c + 1}_blt.fits")).astype(np.float64)
+            assert ba.shape == bd.shape
+            inner = np.s_[3:-3, 3:-3]     # the blot's edge rows: kernel cut at the frame's edge
+            blot = max(blot, np.median(np.abs(bd[inner] - ba[inner]) / np.abs(ba[inner])))
             a = fits.getdata(ad["crmask"][(root, c + 1)]).astype(bool)
-            assert (a == r.crmasks[k * sim.chips + c]).mean() >= 0.999
-            assert (a == legacy.crmasks[k * sim.chips + c]).mean() >= 0.9999
+            cr_diff = max(cr_diff, (a != r.crmasks[k * sim.chips + c]).mean())
+            cr_legacy = max(cr_legacy, (a != legacy.crmasks[k * sim.chips + c]).mean())
+    print(f"\n{which}: sky {sky:.2e} e-, single {single:.2e}, median {med:.2e}, blot {blot:.2e} "
+          f"(median relative), CR masks differ on {cr_diff:.2e} (legacy {cr_legacy:.2e}) of a chip")
+    assert sky < 2e-5                 # e-; measured 1.5e-6 (4x1), 1.6e-6 (4x2)
+    assert single < 8e-5              # measured 3.7e-6, 8.4e-6
+    assert med < 8e-5                 # measured 3.5e-6, 8.1e-6
+    assert blot < 9e-5                # measured 8.6e-6, 8.7e-6 (the blot holds the sky)
+    # CR masks (measured 5.4e-5 (4x1) and 1.2e-4 (4x2) of a chip's pixels at most: dazzle also finds the cosmic rays
+    # in the outer rows and columns, which drizzlepac's derivative misses; README "Deliberate
+    # differences"); driz_cr_legacy reproduces drizzlepac's masks (measured 1.4e-5 = 2 pixels
+    # of 384^2 on 4x1, 0 on 4x2)
+    assert cr_diff < 1.2e-3
+    assert cr_legacy < 1.4e-4
 
 
 # ---------------------------------------------------------------------------------------------

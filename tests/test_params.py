@@ -17,7 +17,6 @@ ASTRODRIZZLE_DEFAULTS = {
     "proc_unit": "native",
     "coeffs": True,
     "context": True,
-    "build": False,
     "crbit": 4096,
     "stepsize": 10,
     "resetbits": "4096",
@@ -111,6 +110,13 @@ final_crpix2 update_input_dq scheduler tile_size pixmap_mode
 def test_table_covers_required_names():
     missing = [n for n in REQUIRED_NAMES if n not in P.PARAMETERS]
     assert missing == []
+
+
+def test_build_default_is_a_deliberate_difference():
+    # AstroDrizzle's default is build=False (three files); dazzle's product is one
+    # multi-extension file unless build=False is asked for (README: Deliberate differences)
+    assert P.defaults()["build"] is True
+    assert P.parse_value("build", "no") is False
 
 
 @pytest.mark.parametrize("name,expected", sorted(ASTRODRIZZLE_DEFAULTS.items()))

@@ -601,3 +601,219 @@ def test_resetbits_are_cleared_for_the_drizzle_steps_too(sim, tmp_path, baseline
         np.testing.assert_array_equal(a, b)
     r = dazzle.run(files, str(tmp_path / "keep" / "syn"), resetbits="0", **OFF)
     assert final(r)[1].sum() < final(baseline)[1].sum()
+
+
+@pytest.fixture(scope="module")
+def sim_hst_keywords(sim2, tmp_path_factory):
+    """sim2's exposures with the keywords of a real ACS header (j8bt06nyq) the final product
+    carries over: TARGNAME/PROPOSID in the primary, PHOT*/NCOMBINE in each SCI, and distinct
+    EXPSTART/EXPEND per exposure."""
+    d = tmp_path_factory.mktemp("hstkw")
+    files = []
+    for k, f in enumerate(sim2.files):
+        dst = d / os.path.basename(f)
+        with fits.open(f) as h:
+            h[0].header["TARGNAME"] = "NGC104"
+            h[0].header["PROPOSID"] = 9019
+            h[0].header["EXPSTART"] = 52377.86137319 + 0.1 * k
+            h[0].header["EXPEND"] = 52377.86137319 + 0.1 * k + 0.005
+            for ext in range(1, len(h)):
+                if h[ext].name == "SCI":
+                    h[ext].header["PHOTMODE"] = "ACS HRC F606W"
+                    h[ext].header["PHOTFLAM"] = 1.2781042e-19 * (1 + 0.01 * k)
+                    h[ext].header["PHOTPLAM"] = 5887.9316
+                    h[ext].header["PHOTBW"] = 664.8866
+                    h[ext].header["PHOTZPT"] = -21.1
+                    h[ext].header["NCOMBINE"] = 1
+            h.writeto(dst)
+        files.append(str(dst))
+    return files
+
+
+@pytest.mark.oracle
+@needs_drizzlepac
+def test_final_header_keywords_as_astrodrizzle(sim_hst_keywords, tmp_path):
+    files = sim_hst_keywords
+    p = dict(OFF, final_pixfrac=0.8, final_kernel="turbo")
+    ad = run_astrodrizzle(files, tmp_path / "ad", output="syn", **p)
+    r = dazzle.run(files, str(tmp_path / "dz" / "syn"), output_frame="astrodrizzle", **p)
+    with fits.open(ad["drz"]) as a, fits.open(r.output) as d:
+        pa, pd = a[0].header, d[0].header
+        for key in ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER1", "FILTER2", "DATE-OBS", "PROPOSID",
+                    "TARGNAME", "EXPTIME", "TEXPTIME", "EXPSTART", "EXPEND", "NDRIZIM", "FILENAME",
+                    "ROOTNAME", "DRIZPARS"):
+            assert pd[key] == pa[key], key
+        assert pd["EXPEND"] - pd["EXPSTART"] > 0.1   # min over the inputs to max over them
+        ndriz = pa["NDRIZIM"]
+        assert ndriz == 4
+        for n in range(1, ndriz + 1):
+            for suffix in ("GEOM", "DATA", "DEXP", "OUDA", "OUWE", "OUCO", "MASK", "WTSC", "KERN", "PIXF",
+                           "COEF", "OUUN", "FVAL", "WKEY", "ISCL"):
+                key = f"D{n:03d}{suffix}"
+                assert pd[key] == pa[key], (key, pd[key], pa[key])
+            assert pd[f"D{n:03d}SCAL"] == pytest.approx(pa[f"D{n:03d}SCAL"], rel=1e-12)
+            assert pd[f"D{n:03d}VER"].startswith("dazzle")
+        assert f"D{ndriz + 1:03d}DATA" not in pd
+        sa, sd = a["SCI"].header, d["SCI"].header
+        assert sd["PHOTMODE"] == sa["PHOTMODE"]
+        for key in ("PHOTFLAM", "PHOTPLAM", "PHOTBW", "PHOTZPT"):
+            assert sd[key] == pytest.approx(sa[key], rel=1e-12), key
+        assert sd["PHOTFLAM"] == pytest.approx(1.2781042e-19 * 1.005, rel=1e-12)   # the mean
+        assert sd["NCOMBINE"] == sa["NCOMBINE"] == 2
+        assert sd["BUNIT"] == sa["BUNIT"]
+
+
+# ---------------------------------------------------------------------------------------------
+# init parameters that act on the run, not on the pixels (issue 12 item 3)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_num_cores_limits_the_workers_of_a_local_run(sim, tmp_path, baseline, monkeypatch):
+    import dazzle.cluster
+
+    seen = []
+    real = dazzle.cluster.compute
+
+    def spy(objs, scheduler=None, **kw):
+        seen.append(kw.get("workers"))
+        return real(objs, scheduler, **kw)
+
+    monkeypatch.setattr(dazzle.cluster, "compute", spy)
+    r1 = run(sim, tmp_path / "one", num_cores=1)
+    run(sim, tmp_path / "three", num_cores=3)
+    run(sim, tmp_path / "zero", num_cores=0)          # AstroDrizzle: < 2 = serial
+    run(sim, tmp_path / "auto")                       # None: all available
+    run(sim, tmp_path / "given", num_cores=1, workers=2)   # the explicit argument wins
+    assert seen == [1, 3, 1, None, 2]
+    for a, b in zip(final(r1)[:3], final(baseline)[:3]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_runfile_gets_the_run_log_without_a_chattier_console(sim, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    lg = logging.getLogger("dazzle")
+    before = (lg.level, lg.propagate, list(lg.handlers))
+    r = run(sim, tmp_path)
+    log_path = tmp_path / "astrodrizzle.log"          # the default name, in the output folder
+    text = log_path.read_text()
+    assert "final drizzle" in text and "graph computed" in text
+    assert not [rec for rec in caplog.records if rec.levelno < logging.WARNING]
+    assert (lg.level, lg.propagate, list(lg.handlers)) == before   # restored
+    run(sim, tmp_path / "b", runfile="mine.txt")
+    assert "graph computed" in (tmp_path / "b" / "mine.txt").read_text()
+    assert not (tmp_path / "b" / "astrodrizzle.log").exists()
+    run(sim, tmp_path / "c", runfile="")
+    assert not [n for n in os.listdir(tmp_path / "c") if not n.endswith((".fits", ".dzsum", ".json"))]
+    assert r.output
+
+
+def test_clean_removes_the_intermediate_products(sim, tmp_path):
+    p = dict(static=False, skysub=False)
+    keep = dazzle.run(sim.files, str(tmp_path / "keep" / "syn"), **p)
+    gone = dazzle.run(sim.files, str(tmp_path / "clean" / "syn"), clean=True, **p)
+    kept = sorted(os.listdir(tmp_path / "keep"))
+    assert any(n.endswith("_single_sci.fits") for n in kept) and "syn_med.fits" in kept
+    assert any(n.endswith("_blt.fits") for n in kept) and any(n.endswith("_crmask.fits") for n in kept)
+    assert sorted(os.listdir(tmp_path / "clean")) == ["astrodrizzle.log", "syn_drz.fits", "syn_run.json"]
+    assert gone.single == [] and gone.median is None
+    with fits.open(keep.output) as a, fits.open(gone.output) as b:
+        for ext in ("SCI", "WHT", "CTX"):
+            np.testing.assert_array_equal(a[ext].data, b[ext].data)
+
+
+@pytest.mark.parametrize("name, value", [("proc_unit", "electrons"), ("driz_sep_compress", True)])
+def test_unsupported_values_are_refused_naming_the_parameter(sim, tmp_path, name, value):
+    with pytest.raises(ParameterError, match=f"^{name}=.* is not supported") as e:
+        run(sim, tmp_path, **{name: value})
+    assert "\n" not in str(e.value) and e.value.name == name
+    assert not os.listdir(tmp_path)
+
+
+_LINEAR_WCS = ("CTYPE1", "CTYPE2", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CD1_1", "CD1_2", "CD2_1", "CD2_2")
+
+
+def test_wcskey_selects_the_alternate_wcs(sim, tmp_path, baseline):
+    # each chip's WCS copied as alternate 'A' and the primary moved by 2" in RA and rotated:
+    # with wcskey='A' the run gives the baseline's products bit for bit
+    d = tmp_path / "in"
+    d.mkdir()
+    files = []
+    for f in sim.files:
+        dst = d / os.path.basename(f)
+        with fits.open(f) as h:
+            for hdu in h[1:]:
+                for k in _LINEAR_WCS:
+                    hdu.header[k + "A"] = hdu.header[k]
+                hdu.header["CRVAL1"] += 2.0 / 3600
+                hdu.header["CD1_2"] *= 1.1
+            h.writeto(dst)
+        files.append(str(dst))
+    r = dazzle.run(files, str(tmp_path / "a" / "syn"), wcskey="A", **OFF)
+    for a, b in zip(final(r)[:3], final(baseline)[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert final(r)[4]["D001WKEY"] == "A"
+    moved = dazzle.run(files, str(tmp_path / "p" / "syn"), **OFF)
+    assert not np.array_equal(final(moved)[0], final(baseline)[0])
+    with pytest.raises(InputError, match=r"dzsim01_flt.fits\[SCI,1\].*alternate WCS 'B'"):
+        dazzle.run(files, str(tmp_path / "b" / "syn"), wcskey="B", **OFF)
+
+
+def test_build_false_writes_astrodrizzle_separate_files(sim, tmp_path, baseline):
+    r = run(sim, tmp_path, build=False)
+    names = sorted(n for n in os.listdir(tmp_path) if n.startswith("syn_drz"))
+    assert names == ["syn_drz_ctx.fits", "syn_drz_sci.fits", "syn_drz_wht.fits"]
+    assert r.output == str(tmp_path / "syn_drz_sci.fits")
+    with fits.open(baseline.output) as b:
+        for ext, name in (("SCI", "sci"), ("WHT", "wht"), ("CTX", "ctx")):
+            with fits.open(tmp_path / f"syn_drz_{name}.fits") as h:
+                assert len(h) == 1
+                np.testing.assert_array_equal(h[0].data, b[ext].data)
+                hd = h[0].header
+                assert hd["FILETYPE"] == ext and hd["FILENAME"] == f"syn_drz_{name}.fits"
+                wa, wb = WCS(hd).wcs, WCS(b[ext].header).wcs
+                for attr in ("crval", "crpix", "cd", "ctype"):
+                    assert np.array_equal(getattr(wa, attr), getattr(wb, attr)), attr
+                for key in ("INSTRUME", "EXPTIME", "NDRIZIM", "D001DATA", "D004KERN"):
+                    assert hd[key] == b[0].header[key]
+        assert fits.getheader(r.output)["BUNIT"] == b["SCI"].header["BUNIT"]
+
+
+@pytest.mark.oracle
+@needs_drizzlepac
+def test_build_false_file_names_as_astrodrizzle(sim2, tmp_path):
+    ad = run_astrodrizzle(sim2.files, tmp_path / "ad", output="syn", build=False, **OFF)
+    dazzle.run(sim2.files, str(tmp_path / "dz" / "syn"), build=False, output_frame="astrodrizzle", **OFF)
+    want = sorted(n for n in os.listdir(tmp_path / "ad") if n.startswith("syn_drz"))
+    assert want == ["syn_drz_ctx.fits", "syn_drz_sci.fits", "syn_drz_wht.fits"]
+    assert sorted(n for n in os.listdir(tmp_path / "dz") if n.startswith("syn_drz")) == want
+    for name in want:
+        a, d = fits.getheader(tmp_path / "ad" / name), fits.getheader(tmp_path / "dz" / name)
+        assert d["FILENAME"] == a["FILENAME"] == name
+        assert d["FILETYPE"] == a["FILETYPE"]
+        da, dd = fits.getdata(tmp_path / "ad" / name), fits.getdata(tmp_path / "dz" / name)
+        assert da.shape == dd.shape and da.dtype == dd.dtype
+        both = np.isfinite(da) & np.isfinite(dd)
+        # the same image (pixels are compared closely in test_same_answer_as_astrodrizzle*)
+        assert np.mean(np.isclose(dd[both], da[both], rtol=1e-3, atol=1e-3 * np.abs(da[both]).max())) > 0.99
+
+
+def test_simple_image_input_lends_no_wcs_to_the_primary_header(sim, tmp_path):
+    # a simple FITS image carries its (distorted) WCS in the primary header: the final
+    # product's primary copies the rest of that header, not the WCS
+    paths = []
+    for f in sim.files[:2]:
+        with fits.open(f) as h:
+            hdr = h[0].header.copy()
+            for card in h["SCI"].header.cards:
+                if card.keyword not in ("XTENSION", "PCOUNT", "GCOUNT", "EXTNAME", "EXTVER", "INHERIT"):
+                    hdr[card.keyword] = (card.value, card.comment)
+            hdr.pop("NEXTEND", None)
+            p = tmp_path / os.path.basename(f).replace("_flt", "_img")
+            fits.PrimaryHDU(h["SCI"].data, hdr).writeto(p)
+            paths.append(str(p))
+    r = dazzle.run(paths, str(tmp_path / "out" / "syn"), **OFF)
+    ph = final(r)[4]
+    assert ph["INSTRUME"] == "ACS" and ph["D002DATA"].startswith("dzsim02_img.fits")
+    assert not [k for k in ph if k.startswith(("CTYPE", "CRVAL", "CD1_", "A_", "B_", "WCS"))]

@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from astrodrizzle_oracle import skip_or_fail
 from dazzle import preview, report
 from dazzle.cli import main
 from dazzle.params import format_value, resolve
@@ -507,9 +508,10 @@ def _best_match(shot, x0, y0, ref):
     return best
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian: apt-get install -y chromium): "
-                                             "the report is not checked in a browser")
 def test_report_renders_in_headless_chromium(demo, tmp_path):
+    if CHROMIUM is None:
+        skip_or_fail("Chromium not installed (Debian: apt-get install -y chromium): the report is "
+                     "not checked in a browser")
     html_text = (demo["out"] / "report.html").read_text(encoding="utf-8")
     probe = tmp_path / "probe.html"
     probe.write_text(html_text.replace("</body>", _PROBE + "</body>"), encoding="utf-8")

@@ -64,10 +64,9 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["blot", "INTERPOLATORS"]
+from .catalog import INTERPOLATOR_ALIASES as _ALIASES, INTERPOLATORS
 
-INTERPOLATORS = ("nearest", "linear", "poly3", "poly5", "lanczos3", "lanczos5", "sinc")
-_ALIASES = {"lan3": "lanczos3", "lan5": "lanczos5"}
+__all__ = ["blot", "INTERPOLATORS"]
 
 # --------------------------------------------------------------------------
 # Look-up tables, built once at import and never written afterwards.
@@ -116,7 +115,7 @@ def _coords(xd, yd, nx, ny):
     x = np.float64(np.float32(xd))
     y = np.float64(np.float32(yd))
     # NaN fails every comparison, so it is reported as off the frame.
-    ok = (x >= 0.0) and (x < nx) and (y >= 0.0) and (y < ny)
+    ok = (x >= 0.0) & (x < nx) & (y >= 0.0) & (y < ny)
     return x, y, ok
 
 
@@ -238,18 +237,43 @@ def _blot_linear(data, pixmap, out, iscale, fillval):
             out[j, i] = np.float32(v * iscale)
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _poly_edge(data, r0, c0, wx, wy, tw, ti, legacy_top):
+    """``sum_k wy[k] sum_m wx[m] f[r0 + k, c0 + m]`` over the n x n stencil (n = len(wx)) with
+    rows and columns beyond the image point-reflected (:func:`_reflect`), for stencils that
+    cross an edge.  ``tw``/``ti`` (4, n) are scratch for the reflection tables.
+
+    ``legacy_top=True`` reproduces drizzle 3.0.0's poly5 top-edge rows: when the stencil's last
+    row is beyond the image, data row ny-4 is used there unreflected.
+    """
+    ny, nx = data.shape
+    n = wx.shape[0]
+    for k in range(n):
+        tw[0, k], ti[0, k], tw[1, k], ti[1, k] = _reflect(r0 + k, ny)
+        tw[2, k], ti[2, k], tw[3, k], ti[3, k] = _reflect(c0 + k, nx)
+    if legacy_top and r0 + n - 1 > ny - 1:
+        tw[0, n - 1] = 1.0
+        ti[0, n - 1] = max(ny - 4, 0)
+        tw[1, n - 1] = 0.0
+        ti[1, n - 1] = ti[0, n - 1]
+    v = 0.0
+    for k in range(n):
+        s = 0.0
+        for m in range(n):
+            s += wx[m] * (
+                tw[0, k] * (tw[2, m] * data[ti[0, k], ti[2, m]] + tw[3, m] * data[ti[0, k], ti[3, m]])
+                + tw[1, k] * (tw[2, m] * data[ti[1, k], ti[2, m]] + tw[3, m] * data[ti[1, k], ti[3, m]])
+            )
+        v += wy[k] * s
+    return v
+
+
 @njit(nogil=True, cache=True)
 def _blot_poly3(data, pixmap, out, iscale, fillval):
     ny, nx = data.shape
-    # Per-call scratch for the edge path (stencil index/weight tables).
-    rw1 = np.empty(4)
-    rw2 = np.empty(4)
-    ri1 = np.empty(4, np.int64)
-    ri2 = np.empty(4, np.int64)
-    cw1 = np.empty(4)
-    cw2 = np.empty(4)
-    ci1 = np.empty(4, np.int64)
-    ci2 = np.empty(4, np.int64)
+    # Per-call scratch for the edge path.
+    tw = np.empty((4, 4))
+    ti = np.empty((4, 4), np.int64)
     wx = np.empty(4)
     wy = np.empty(4)
     for j in range(out.shape[0]):
@@ -276,42 +300,19 @@ def _blot_poly3(data, pixmap, out, iscale, fillval):
                              + wx2 * data[r0 + 3, c0 + 2] + wx3 * data[r0 + 3, c0 + 3])
                 )
             else:
-                wx[0] = wx0
-                wx[1] = wx1
-                wx[2] = wx2
-                wx[3] = wx3
-                wy[0] = wy0
-                wy[1] = wy1
-                wy[2] = wy2
-                wy[3] = wy3
-                for k in range(4):
-                    rw1[k], ri1[k], rw2[k], ri2[k] = _reflect(r0 + k, ny)
-                    cw1[k], ci1[k], cw2[k], ci2[k] = _reflect(c0 + k, nx)
-                v = 0.0
-                for k in range(4):
-                    s = 0.0
-                    for m in range(4):
-                        s += wx[m] * (
-                            rw1[k] * (cw1[m] * data[ri1[k], ci1[m]] + cw2[m] * data[ri1[k], ci2[m]])
-                            + rw2[k] * (cw1[m] * data[ri2[k], ci1[m]] + cw2[m] * data[ri2[k], ci2[m]])
-                        )
-                    v += wy[k] * s
+                wx[0], wx[1], wx[2], wx[3] = wx0, wx1, wx2, wx3
+                wy[0], wy[1], wy[2], wy[3] = wy0, wy1, wy2, wy3
+                v = _poly_edge(data, r0, c0, wx, wy, tw, ti, False)
             out[j, i] = np.float32(v * iscale)
 
 
 @njit(nogil=True, cache=True)
 def _blot_poly5(data, pixmap, out, iscale, fillval, legacy_top):
-    """``legacy_top=True`` reproduces drizzle 3.0.0's top-edge rows (row ny-4
-    used unreflected as the 6th stencil row when y >= ny-3); blot() passes False."""
+    """``legacy_top=True`` reproduces drizzle 3.0.0's top-edge rows (see :func:`_poly_edge`);
+    blot() passes False."""
     ny, nx = data.shape
-    rw1 = np.empty(6)
-    rw2 = np.empty(6)
-    ri1 = np.empty(6, np.int64)
-    ri2 = np.empty(6, np.int64)
-    cw1 = np.empty(6)
-    cw2 = np.empty(6)
-    ci1 = np.empty(6, np.int64)
-    ci2 = np.empty(6, np.int64)
+    tw = np.empty((4, 6))
+    ti = np.empty((4, 6), np.int64)
     wx = np.empty(6)
     wy = np.empty(6)
     for j in range(out.shape[0]):
@@ -326,8 +327,8 @@ def _blot_poly5(data, pixmap, out, iscale, fillval, legacy_top):
             wy[0], wy[1], wy[2], wy[3], wy[4], wy[5] = _poly5_weights(y - iy)
             c0 = ix - 2
             r0 = iy - 2
-            v = 0.0
             if c0 >= 0 and ix + 3 <= nx - 1 and r0 >= 0 and iy + 3 <= ny - 1:
+                v = 0.0
                 for k in range(6):
                     r = r0 + k
                     s = (wx[0] * data[r, c0] + wx[1] * data[r, c0 + 1]
@@ -335,22 +336,7 @@ def _blot_poly5(data, pixmap, out, iscale, fillval, legacy_top):
                          + wx[4] * data[r, c0 + 4] + wx[5] * data[r, c0 + 5])
                     v += wy[k] * s
             else:
-                for k in range(6):
-                    rw1[k], ri1[k], rw2[k], ri2[k] = _reflect(r0 + k, ny)
-                    cw1[k], ci1[k], cw2[k], ci2[k] = _reflect(c0 + k, nx)
-                if legacy_top and r0 + 5 > ny - 1:
-                    rw1[5] = 1.0
-                    ri1[5] = max(ny - 4, 0)
-                    rw2[5] = 0.0
-                    ri2[5] = ri1[5]
-                for k in range(6):
-                    s = 0.0
-                    for m in range(6):
-                        s += wx[m] * (
-                            rw1[k] * (cw1[m] * data[ri1[k], ci1[m]] + cw2[m] * data[ri1[k], ci2[m]])
-                            + rw2[k] * (cw1[m] * data[ri2[k], ci1[m]] + cw2[m] * data[ri2[k], ci2[m]])
-                        )
-                    v += wy[k] * s
+                v = _poly_edge(data, r0, c0, wx, wy, tw, ti, legacy_top)
             out[j, i] = np.float32(v * iscale)
 
 

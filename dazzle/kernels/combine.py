@@ -72,7 +72,9 @@ import numbers
 import numpy as np
 from numba import njit
 
-COMBINE_TYPES = ("median", "imedian", "minmed", "iminmed", "mean", "imean", "sum")
+from .catalog import COMBINE_TYPES
+
+__all__ = ["combine_stack", "parse_nsigma", "COMBINE_TYPES"]
 
 _OP_MEDIAN = 0
 _OP_MEAN = 1
@@ -327,17 +329,37 @@ def _per_image(name, v, n, default):
 def combine_stack(data, good, *, combine_type="minmed", nlow=0, nhigh=0, lthresh=None,
                   hthresh=None, nsigma=(4.0, 3.0), grow=1, sky=None, rn2=None, exptime=None,
                   weights=None, nimages=None, out=None) -> np.ndarray:
-    """Combine a stack ``data (n, ny, nx)`` pixel by pixel into ``(ny, nx)`` float32.
+    """Combine a stack pixel by pixel (the formulas are in the module docstring).
 
-    ``good``: same shape, bool/uint8, non-zero = usable.  ``combine_type``: one of
-    :data:`COMBINE_TYPES`.  ``nlow``/``nhigh``/``lthresh``/``hthresh``: rejection for the
-    median/mean/sum types (ignored by minmed).  minmed also needs ``weights (n, ny, nx)``
-    float32 (the single-drizzled weights) and per image ``sky`` (e-, default 0), ``rn2``
-    (read noise squared, e-^2, default 0) and ``exptime`` (s, default 1), ``nsigma`` (one or
-    two numbers) and ``grow`` (>= 0; see the module docstring for the halo the caller must
-    add).  ``nimages``: number of images of the whole association (default ``n``); it selects
-    minmed's N=2 rule and is the count against which ``nlow + nhigh`` is checked.
-    ``out``: optional C-contiguous float32 ``(ny, nx)`` array written in place.
+    Parameters
+    ----------
+    data : array (n, ny, nx)
+        The stack (float32 is used).
+    good : array (n, ny, nx), bool or uint8
+        Non-zero = usable.
+    combine_type : str
+        One of :data:`COMBINE_TYPES`.
+    nlow, nhigh, lthresh, hthresh
+        Rejection for the median/mean/sum types (ignored by minmed).
+    nsigma : number or (number, number)
+        minmed's thresholds.
+    grow : int
+        minmed's flag growth (>= 0; see the module docstring for the halo the caller must add).
+    sky, rn2, exptime : per-image sequences, optional
+        minmed's sky (e-, default 0), read noise squared (e-^2, default 0) and exposure time
+        (s, default 1).
+    weights : array (n, ny, nx), optional
+        float32 single-drizzled weights; minmed needs them.
+    nimages : int, optional
+        Number of images of the whole association (default ``n``); it selects minmed's N=2
+        rule and is the count against which ``nlow + nhigh`` is checked.
+    out : float32 array (ny, nx), optional
+        C-contiguous; written in place and returned.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(ny, nx)``.
     """
     ctype = str(combine_type).strip().lower()
     if ctype not in COMBINE_TYPES:

@@ -158,12 +158,21 @@ def _as_2d(name, a):
 
 def derivative(blot, *, legacy_edges=False):
     """Absolute derivative of an image: ``D[y, x] = max |b[y, x] - b[nbr]|`` over the 4 nearest
-    neighbours (drizzlepac ``quickDeriv.qderiv``), float32.
+    neighbours (drizzlepac ``quickDeriv.qderiv``).
 
-    ``legacy_edges=False`` (default): neighbours outside the image are left out.
-    ``legacy_edges=True``: drizzlepac's behaviour -- rows ``0, ny-2, ny-1`` and columns
-    ``0, nx-2, nx-1`` compare with zeros (see the module notes), so ``D >= |b|`` there.
-    Computed in float64, returned as float32 (as qderiv).
+    Parameters
+    ----------
+    blot : 2-D array
+        The image (the blotted median).
+    legacy_edges : bool
+        False (default): neighbours outside the image are left out.  True: drizzlepac's
+        behaviour -- rows ``0, ny-2, ny-1`` and columns ``0, nx-2, nx-1`` compare with zeros
+        (see the module notes), so ``D >= |b|`` there.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, the image's shape (computed in float64, as qderiv).
     """
     b = _as_2d("blot", blot)
     out = np.empty(b.shape, dtype=np.float32)
@@ -317,7 +326,20 @@ def _cte_legacy(good, ctegrow, cte_dir, out):
 
 def grow_mask(good, grow):
     """``driz_cr_grow``: keep a pixel good only if every pixel of the ``grow x grow`` box around
-    it is good (uint8 in and out, 1 = good).  ``grow <= 1`` returns a copy."""
+    it is good.
+
+    Parameters
+    ----------
+    good : 2-D uint8 array
+        1 = good.
+    grow : int
+        The box size; ``grow <= 1`` returns a copy.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, 1 = good.
+    """
     g = np.ascontiguousarray(np.asarray(good), dtype=np.uint8)
     grow = int(grow)
     if grow <= 1 or g.size == 0:
@@ -329,10 +351,27 @@ def grow_mask(good, grow):
 
 
 def cte_grow_mask(good, ctegrow, cte_dir, *, legacy_edges=False):
-    """``driz_cr_ctegrow`` alone: uint8 mask (1 = good) that is 0 where a cosmic ray of ``good``
-    lies within ``ctegrow`` pixels along the column on the ``cte_dir`` side (see the module
-    notes).  The cosmic-ray pixels themselves are *not* cleared here (AND with ``good``).
-    ``ctegrow <= 0`` or ``cte_dir == 0``: all ones."""
+    """``driz_cr_ctegrow`` alone: the good mask of the CTE tails of the cosmic rays.
+
+    Parameters
+    ----------
+    good : 2-D uint8 array
+        1 = good, 0 = cosmic ray.
+    ctegrow : int
+        Length of the tail, pixels along the column.
+    cte_dir : int
+        Side of the tail: +1, -1, or 0 (none).
+    legacy_edges : bool
+        drizzlepac's edge behaviour (see the module notes).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, 0 where a cosmic ray of ``good`` lies within ``ctegrow`` pixels along the
+        column on the ``cte_dir`` side, 1 elsewhere.  The cosmic-ray pixels themselves are
+        *not* cleared here (AND with ``good``).  ``ctegrow <= 0`` or ``cte_dir == 0``: all
+        ones.
+    """
     g = np.ascontiguousarray(np.asarray(good), dtype=np.uint8)
     ctegrow = int(ctegrow)
     cte_dir = int(cte_dir)
@@ -394,6 +433,11 @@ def cr_test(sci, blot, deriv, *, cf=1.0, gain=1.0, rdnoise=0.0, background=0.0,
         make a good neighbour a cosmic ray (drizzlepac has no such input: a dead column or a
         flagged hot pixel there lets the pass-2 threshold flag its clean neighbours, star cores
         included).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 mask of the chip's shape: 1 good, 0 cosmic ray.
     """
     s = _as_2d("sci", sci)
     b = _as_2d("blot", blot)

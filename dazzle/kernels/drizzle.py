@@ -25,6 +25,12 @@ the input can touch, then divide once.  drizzle 3.0 keeps a running float32
 weighted mean instead; the results agree to float32 rounding (tests pin
 1e-5) and the sum form is what the tiled reduction of the pipeline needs.
 
+Each cell's contributions are added in input order (rows j ascending, then
+i), so any tiling of the output into blocks gives the same bits.  The square,
+turbo and point kernels do each input row in two passes: a branch-free pass
+over plain 1-D arrays (which Numba compiles to SIMD code) works out every
+drop's cells and weights, then a scalar pass adds them in that same order.
+
 Kernels (``pixfrac < 0.001`` switches any kernel to ``point``):
 
 ``square``   exact overlap of the drop (the input pixel shrunk by ``pixfrac``
@@ -36,7 +42,9 @@ Kernels (``pixfrac < 0.001`` switches any kernel to ``point``):
 ``gaussian`` ``dow = (efac/pi) exp(-r^2 efac) w`` with
              ``efac = 2.3548^2 psr^2 / (2 pixfrac^2)`` sampled at output pixel
              centres (FWHM ``pixfrac/psr`` output pixels); not normalised,
-             exactly as drizzle does (not flux conserving).
+             exactly as drizzle does (not flux conserving).  Evaluated as
+             ``exp(-dx^2 efac) exp(-dy^2 efac)`` (one exp per column and row of
+             the window), which rounds differently by a few 1e-16.
 ``lanczos2``, ``lanczos3``
              separable Lanczos weights ``L(dx psr) L(dy psr)`` from a
              0.003-spaced table; pixfrac is ignored; weights may be negative;
@@ -63,14 +71,17 @@ Deliberate differences from drizzle 3.0 (each pinned by a test):
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
 
-KERNELS = ("square", "point", "turbo", "gaussian", "lanczos2", "lanczos3", "tophat")
+from .catalog import KERNELS, kernel_reach
 
-_KERNEL_CODE = {name: k for k, name in enumerate(KERNELS)}
+__all__ = ["drizzle_add", "drizzle_sums", "grow_context", "context_planes_needed",
+           "estimate_pixel_scale_ratio", "KERNELS"]
 
 # Lanczos look-up table spacing, as in drizzle 3.0.
 _LANCZOS_DEL = 0.003
@@ -83,38 +94,144 @@ def _lanczos_lut(order: int) -> np.ndarray:
     px = np.pi * x[1:]
     lut[1:] = np.sin(px) * np.sin(px / order) / (px * (px / order))
     lut[x > order] = 0.0
-    return lut.astype(np.float32)
+    lut = lut.astype(np.float32)
+    lut.setflags(write=False)
+    return lut
 
 
 _LANCZOS_LUTS = {2: _lanczos_lut(2), 3: _lanczos_lut(3)}
 
+#: What every kernel is told besides the arrays: where its sums sit in the
+#: output frame (output pixel (bx0, by0) is num[0, 0]), whether a weight map
+#: and a context plane are given, the context bit, and the scalings.
+_Drop = namedtuple("_Drop", "bx0 by0 use_weights use_ctx bit iscale wtscale pixfrac psr")
+
 
 # ---------------------------------------------------------------------------
-# Scalar helpers (scalars only: Numba calls with array arguments are slow)
+# Shared helpers.  inline="always": Numba pastes them into each kernel, so a
+# kernel's loops compile as if written out in full.
 # ---------------------------------------------------------------------------
 
 
 @njit(nogil=True, cache=True, inline="always")
 def _nint(x):
-    """C ``round()``: half away from zero (numpy rounds half to even)."""
-    if x >= 0.0:
-        return int(math.floor(x + 0.5))
-    return -int(math.floor(-x + 0.5))
+    """C ``round()``: half away from zero (numpy rounds half to even).  Branch-free."""
+    up = int(math.floor(x + 0.5))
+    down = -int(math.floor(-x + 0.5))
+    return up if x >= 0.0 else down
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _above(t, ylo, yhi, length):
-    """Integral over a straight segment of ``max(y(x) - t, 0) dx``.
+def _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, centres):
+    """Input row ``j`` as the kernels use it: ``w_row`` the weight, ``d_row`` the value
+    (``data * iscale``) and, with ``centres``, ``x_row``/``y_row`` the mapped pixel centres.
 
-    The segment has horizontal length ``length`` and its y runs linearly
-    between ``ylo`` and ``yhi`` (``ylo <= yhi``).
+    A pixel not to drizzle gets weight 0: zero weight, a value that is not finite or
+    (with ``centres``) a centre that is not finite.
     """
-    if t <= ylo:
-        return length * (0.5 * (ylo + yhi) - t)
-    if t >= yhi:
-        return 0.0
-    h = yhi - t
-    return length * h * h / (2.0 * (yhi - ylo))
+    values = data[j]
+    wts = weights[j] if p.use_weights else weights[0]
+    centre = pixmap[j]
+    wtscale = p.wtscale
+    iscale = p.iscale
+    for i in range(data.shape[1]):   # branch-free: SIMD code
+        w = wts[i] * wtscale if p.use_weights else wtscale
+        d = values[i] * iscale
+        ok = (w != 0.0) & math.isfinite(d)
+        if centres:
+            x = centre[i, 0]
+            y = centre[i, 1]
+            ok = ok & math.isfinite(x) & math.isfinite(y)
+            x_row[i] = x
+            y_row[i] = y
+        w_row[i] = w if ok else 0.0
+        d_row[i] = d
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit(num, den, ctx, r, c, dow, d, p):
+    """Add weight ``dow`` of value ``d`` to cell (r, c) of the sums; set the context bit
+    there when the weight is positive."""
+    num[r, c] += dow * d
+    den[r, c] += dow
+    if p.use_ctx and dow > 0.0:
+        ctx[r, c] |= p.bit
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit_flat(num, den, ctx, q, dow, d, positive, bit):
+    """:func:`_deposit` into flat views of the sums: cell ``q``; the context bit when
+    ``positive`` (the caller's test of ``use_ctx and dow > 0``)."""
+    num[q] += dow * d
+    den[q] += dow
+    if positive:
+        ctx[q] |= bit
+
+
+# What a kernel's row pass leaves for each input pixel (its "key"): bits 0-3
+# say which of the 2x2 cells around the drop get weight (lower left, lower
+# right, upper left, upper right), bits 4-7 which of them get the context bit
+# (a positive weight); _KEY_LARGE marks a drop larger than 2x2 cells, 0 none.
+_KEY_LARGE = 256
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit_2x2(num, den, ctx, key, q, nbx, d, dow0, dow1, dow2, dow3, bit):
+    """Deposit into the 2x2 cells whose lower left cell is ``q`` of the flat sums (rows
+    ``nbx`` long) as ``key`` says: bits 0-3 which cells (lower left, lower right, upper
+    left, upper right) get weight, bits 4-7 which of them get the context bit."""
+    if key & 1:
+        _deposit_flat(num, den, ctx, q, dow0, d, key & 16, bit)
+    if key & 2:
+        _deposit_flat(num, den, ctx, q + 1, dow1, d, key & 32, bit)
+    if key & 4:
+        _deposit_flat(num, den, ctx, q + nbx, dow2, d, key & 64, bit)
+    if key & 8:
+        _deposit_flat(num, den, ctx, q + nbx + 1, dow3, d, key & 128, bit)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit_run(i, n, out, d_row, nbx, flat, bit):
+    """Deposit the row pass's 2x2 results ``out = (key, q, dow0..dow3)`` of pixels i..n-1
+    into the flat sums, in pixel order, up to the first ``_KEY_LARGE`` pixel; returns
+    its index (n: none)."""
+    key, qq, dw0, dw1, dw2, dw3 = out
+    num, den, ctx = flat
+    while i < n:
+        k = key[i]
+        if k == _KEY_LARGE:
+            break
+        if k != 0:
+            _deposit_2x2(num, den, ctx, k, qq[i], nbx, d_row[i], dw0[i], dw1[i], dw2[i], dw3[i], bit)
+        i += 1
+    return i
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _scratch(nx, num, den, ctx, p):
+    """What a kernel works with: its block of the output ``(bx0, bx1, by0, by1)``, flat
+    views of the sums ``(num, den, ctx)``, the row buffers ``(w, d, x, y)`` of
+    :func:`_load_row` and the row pass's results ``(key, q, dow0, dow1, dow2, dow3)``."""
+    nby, nbx = num.shape
+    block = (p.bx0, p.bx0 + nbx - 1, p.by0, p.by0 + nby - 1)
+    flat = (num.reshape(-1), den.reshape(-1), ctx.reshape(-1))
+    rows = (np.empty(nx), np.empty(nx), np.empty(nx), np.empty(nx))
+    out = (np.empty(nx, np.int64), np.empty(nx, np.int64), np.empty(nx), np.empty(nx),
+           np.empty(nx), np.empty(nx))
+    return block, flat, rows, out
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _bilinear_cell(t, n):
+    """The cell [k, k+1] of samples 0..n-1 that interpolates at ``t`` (the nearest one
+    beyond the ends: extrapolation) and the weights (f, 1 - f) of samples k+1 and k."""
+    k = int(math.floor(t))
+    if k < 0:
+        k = 0
+    elif k > n - 2:
+        k = n - 2
+    f = t - k
+    return k, f, 1.0 - f
 
 
 # ---------------------------------------------------------------------------
@@ -157,533 +274,658 @@ def _pixmap_extent(pixmap):
 
 
 # ---------------------------------------------------------------------------
-# The kernels.  Each adds sum(dow*d) into ``num`` and sum(dow) into ``den``;
-# ``num``/``den`` cover output pixels [bx0, bx0+nbx) x [by0, by0+nby) of the
-# output frame (the pixmap's coordinates).  Context bits go into ``ctx``
-# (int32, same shape and placement as ``num``) when ``use_ctx``.
+# The square kernel's overlap of a drop (a quadrilateral, corners xo/yo
+# counter-clockwise or clockwise) with output cells.  The overlap of a polygon
+# with cell (ii, jj) is the sum over its edges of the signed integral
+# ``int clip(y(x) - (jj - 0.5), 0, 1) dx`` over the part of the edge inside
+# column ii.  For one straight piece of edge that is a difference of
+# ``G(t) = int max(y - t, 0) dx`` at the cell's bottom and top, closed-form:
+# ``(y_hi - t)^2 / (2 |slope|)`` where the piece crosses level t.  All areas
+# carry the sign of the drop's orientation (that of ``jac``).
 # ---------------------------------------------------------------------------
 
 
-_MAXBOX = 8  # output cells per axis handled by the square kernel's fast path
+_MAXBOX = 8  # output cells per axis handled by the column sweep
+
+
+# The 2x2 helpers are branch-free (every case computed, the right one selected)
+# so that the row loop that calls them compiles to SIMD code; the selected
+# values are the very operations of the case-by-case form.
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _below(length, ya, yb, cut):
+    """``int min(y, cut) dx`` over a straight piece of horizontal length ``length``
+    whose y runs linearly from ``ya`` to ``yb``."""
+    lo = min(ya, yb)
+    hi = max(ya, yb)
+    full = length * 0.5 * (ya + yb)
+    crossing = full - (hi - cut) * (hi - cut) * length / (2.0 * (hi - lo))
+    above = length * cut if lo >= cut else crossing
+    return full if hi <= cut else above
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _edge_2x2(xa, ya, xb, yb, cx, cy):
+    """One edge's signed shares of the three integrals of :func:`_overlap_2x2`:
+    ``int y dx`` and ``int min(y, cy) dx`` over its part left of ``cx``, and
+    ``int min(y, cy) dx`` over all of it.  Vertical edges add nothing."""
+    right = xb > xa
+    sg = 1.0 if right else -1.0
+    x0 = xa if right else xb
+    y0 = ya if right else yb
+    x1 = xb if right else xa
+    y1 = yb if right else ya
+    length = x1 - x0
+    fy = sg * _below(length, y0, y1, cy)
+    cut = x1 > cx
+    yc = y0 + (y1 - y0) * ((cx - x0) / length) if cut else y1
+    lc = cx - x0 if cut else length
+    fx = sg * lc * 0.5 * (y0 + yc)
+    fxy = sg * _below(lc, y0, yc, cy)
+    left = (x0 < cx) & (xb != xa)
+    return (fx if left else 0.0), (fxy if left else 0.0), (fy if xb != xa else 0.0)
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _overlap_2x2(x0, y0, x1, y1, x2, y2, x3, y3, cx, cy, jac):
+    """Areas of a drop that lies inside the 2x2 cells around the point (cx, cy),
+    in the order (lower left, lower right, upper left, upper right).
+
+    With cut lines X = cx (between the columns) and Y = cy (between the rows),
+    every cell follows from three integrals over the edges:
+    ``fx = area(x < X)``, ``fy = area(y < Y)``, ``fxy = area(x < X, y < Y)``.
+    """
+    fx0, fxy0, fy0 = _edge_2x2(x0, y0, x1, y1, cx, cy)
+    fx1, fxy1, fy1 = _edge_2x2(x1, y1, x2, y2, cx, cy)
+    fx2, fxy2, fy2 = _edge_2x2(x2, y2, x3, y3, cx, cy)
+    fx3, fxy3, fy3 = _edge_2x2(x3, y3, x0, y0, cx, cy)
+    fx = fx0 + fx1 + fx2 + fx3
+    fy = fy0 + fy1 + fy2 + fy3
+    fxy = fxy0 + fxy1 + fxy2 + fxy3
+    return fxy, fy - fxy, fx - fxy, jac - fx - fy + fxy
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _edge(xo, yo, k):
+    """Edge k of the drop: from corner k to corner k+1 (mod 4)."""
+    k1 = (k + 1) & 3
+    return xo[k], yo[k], xo[k1], yo[k1]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _column_piece(xl, xr, xa, ya, m, ii):
+    """The piece of an edge (x from xl to xr, y = ya + m (x - xa)) inside column ii:
+    its length (<= 0: none) and its lowest and highest y."""
+    x0 = max(xl, ii - 0.5)
+    x1 = min(xr, ii + 0.5)
+    y0 = ya + m * (x0 - xa)
+    y1 = ya + m * (x1 - xa)
+    if y0 > y1:
+        return x1 - x0, y1, y0
+    return x1 - x0, y0, y1
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _above_piece(t, y0, y1, length, h2m):
+    """``G(t) = int max(y - t, 0) dx`` over a piece from y0 to y1 (y0 <= y1) of horizontal
+    length ``length``; ``h2m`` is ``1 / (2 |slope|)``."""
+    if t <= y0:
+        return length * (0.5 * (y0 + y1) - t)
+    if t >= y1:
+        return 0.0
+    return (y1 - t) * (y1 - t) * h2m
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _overlap_columns(xo, yo, ilo, ihi, jlo, mj, acc):
+    """Areas of a drop in the cells ``ilo..ihi`` x ``jlo..jlo+mj-1`` into
+    ``acc[(ii - ilo) * mj + (jj - jlo)]``: each edge walked column by column,
+    adding to every cell of the column at once (no per-cell clipping)."""
+    for q in range((ihi - ilo + 1) * mj):
+        acc[q] = 0.0
+    for k in range(4):
+        xa, ya, xb, yb = _edge(xo, yo, k)
+        if xb == xa:
+            continue
+        if xb > xa:
+            sg = 1.0
+            xl = xa
+            xr = xb
+        else:
+            sg = -1.0
+            xl = xb
+            xr = xa
+        dxe = xb - xa
+        dye = yb - ya
+        if dye != 0.0:
+            rr = 1.0 / (dxe * dye)
+            m = dye * dye * rr
+            h2m = 0.5 * abs(dxe * dxe * rr)
+        else:
+            m = 0.0
+            h2m = 0.0
+        c0 = max(_nint(xl), ilo)
+        c1 = min(_nint(xr), ihi)
+        for ii in range(c0, c1 + 1):
+            length, y0, y1 = _column_piece(xl, xr, xa, ya, m, ii)
+            if length <= 0.0:
+                continue
+            base = (ii - ilo) * mj
+            # G at the bottom of the first row
+            t = jlo - 0.5
+            g_lo = _above_piece(t, y0, y1, length, h2m)
+            for r in range(mj):
+                if g_lo == 0.0:
+                    break
+                t += 1.0
+                g_hi = _above_piece(t, y0, y1, length, h2m)
+                acc[base + r] += sg * (g_lo - g_hi)
+                g_lo = g_hi
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _above(t, ylo, yhi, length):
+    """``int max(y - t, 0) dx`` over a straight piece of horizontal length
+    ``length`` whose y runs linearly between ``ylo`` and ``yhi`` (``ylo <= yhi``)."""
+    if t <= ylo:
+        return length * (0.5 * (ylo + yhi) - t)
+    if t >= yhi:
+        return 0.0
+    h = yhi - t
+    return length * h * h / (2.0 * (yhi - ylo))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _overlap_cell(xo, yo, ii, jj):
+    """Area of a drop inside the one cell (ii, jj): the same integrals, clipped to it
+    (for drops far larger than the output pixels)."""
+    b0 = jj - 0.5
+    b1 = jj + 0.5
+    area = 0.0
+    for k in range(4):
+        xa, ya, xb, yb = _edge(xo, yo, k)
+        if xb == xa:
+            continue
+        sg = 1.0 if xb > xa else -1.0
+        m = (yb - ya) / (xb - xa)
+        length, y0, y1 = _column_piece(min(xa, xb), max(xa, xb), xa, ya, m, ii)
+        if length <= 0.0:
+            continue
+        if y0 >= b1:
+            area += sg * length
+        elif y1 > b0:
+            area += sg * (_above(b0, y0, y1, length) - _above(b1, y0, y1, length))
+    return area
+
+
+# ---------------------------------------------------------------------------
+# The kernels.  Each adds sum(dow*d) into ``num`` and sum(dow) into ``den``;
+# ``num``/``den`` cover output pixels [bx0, bx0+nbx) x [by0, by0+nby) of the
+# output frame (the pixmap's coordinates).  Context bits go into ``ctx``
+# (int32, same shape and placement as ``num``) when ``p.use_ctx``.
+# All take (data, weights, pixmap, num, den, ctx, p), p a _Drop.
+# ---------------------------------------------------------------------------
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit_area(num, den, ctx, p, ii, jj, area, scale, d, ilo, ihi, jlo, jhi):
+    """Deposit a drop's overlap ``area`` with cell (ii, jj) if the cell is in the block.
+    An |area| below 1e-12 of a pixel is rounding noise of a cell the drop does not reach."""
+    if ii < ilo or ii > ihi or jj < jlo or jj > jhi or abs(area) < 1e-12:
+        return
+    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, area * scale, d, p)
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _key_2x2(ilo0, ihi, jlo0, jhi, block, ok0, ok1, ok2, ok3, d0, d1, d2, d3, use_ctx):
+    """The key (see ``_KEY_LARGE``) and flat block index ``q`` of the 2x2 cells from
+    (ilo0, jlo0): a cell gets weight if it is in the block (at most ``ihi``, ``jhi``, which
+    are clipped to it) and its ``ok``; the context bit if also its weight ``d`` > 0."""
+    bx0, bx1, by0, by1 = block
+    in_x0 = (ilo0 >= bx0) & (ilo0 <= ihi)
+    in_x1 = (ilo0 + 1 >= bx0) & (ilo0 + 1 <= ihi)
+    in_y0 = (jlo0 >= by0) & (jlo0 <= jhi)
+    in_y1 = (jlo0 + 1 >= by0) & (jlo0 + 1 <= jhi)
+    key = 0
+    key += 1 if (in_x0 & in_y0 & ok0) else 0
+    key += 2 if (in_x1 & in_y0 & ok1) else 0
+    key += 4 if (in_x0 & in_y1 & ok2) else 0
+    key += 8 if (in_x1 & in_y1 & ok3) else 0
+    pos = 0
+    pos += 16 if d0 > 0.0 else 0
+    pos += 32 if d1 > 0.0 else 0
+    pos += 64 if d2 > 0.0 else 0
+    pos += 128 if d3 > 0.0 else 0
+    key += (key * 16) & pos if use_ctx else 0
+    q = (jlo0 - by0) * (bx1 - bx0 + 1) + (ilo0 - bx0)
+    return key, q
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _drop_2x2(w, x0, y0, x1, y1, x2, y2, x3, y3, block, use_ctx):
+    """One drop (corners counter-clockwise or clockwise) against the output block
+    ``(bx0, bx1, by0, by1)``: ``(key, q, dow0, dow1, dow2, dow3)`` with ``q`` the flat
+    index in the block of its lower left cell and ``dow`` the weights of the 2x2 cells.
+    Key 0: nothing to deposit (zero weight, a corner not finite, off the block)."""
+    bx0, bx1, by0, by1 = block
+    finite = math.isfinite(x0 + x1 + x2 + x3) & math.isfinite(y0 + y1 + y2 + y3)
+    xmn = min(min(x0, x1), min(x2, x3))
+    xmx = max(max(x0, x1), max(x2, x3))
+    ymn = min(min(y0, y1), min(y2, y3))
+    ymx = max(max(y0, y1), max(y2, y3))
+    ilo0 = _nint(xmn)
+    ihi0 = _nint(xmx)
+    jlo0 = _nint(ymn)
+    jhi0 = _nint(ymx)
+    ilo = max(ilo0, bx0)
+    ihi = min(ihi0, bx1)
+    jlo = max(jlo0, by0)
+    jhi = min(jhi0, by1)
+    # the drop's area as the integral of y dx around it (same sign convention
+    # as the cell areas, so the ratio is positive)
+    jac = 0.0
+    jac += (x1 - x0) * (y0 + y1)
+    jac += (x2 - x1) * (y1 + y2)
+    jac += (x3 - x2) * (y2 + y3)
+    jac += (x0 - x3) * (y3 + y0)
+    jac *= 0.5
+    scale = w / jac
+    used = (w != 0.0) & finite & (ilo <= ihi) & (jlo <= jhi) & (jac != 0.0)
+    # the path is chosen from the drop's own box, not the part inside this
+    # block, so that any tiling of the frame gives the same bits
+    small = (ihi0 - ilo0 <= 1) & (jhi0 - jlo0 <= 1)
+    a00, a10, a01, a11 = _overlap_2x2(x0, y0, x1, y1, x2, y2, x3, y3, ilo0 + 0.5, jlo0 + 0.5, jac)
+    d0 = a00 * scale
+    d1 = a10 * scale
+    d2 = a01 * scale
+    d3 = a11 * scale
+    # |area| below 1e-12 of a pixel is rounding noise of a cell the drop does not reach
+    key, q = _key_2x2(ilo0, ihi, jlo0, jhi, block, abs(a00) >= 1e-12, abs(a10) >= 1e-12,
+                      abs(a01) >= 1e-12, abs(a11) >= 1e-12, d0, d1, d2, d3, use_ctx)
+    return (key if small else _KEY_LARGE) if used else 0, q, d0, d1, d2, d3
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _square_row(n, c0, h, offl, offr, w, left, right, block, use_ctx, out):
+    """The row pass of the square kernel over input pixels c0..c0+n-1 of one row.
+
+    ``w`` (from pixel c0) holds their weights; ``left`` and ``right`` the pixmap
+    interpolated at the drops' bottom and top edges, ``(bot_x, bot_y, top_x,
+    top_y)``, from the columns ``c0 + offl`` and ``c0 + offr`` that interpolate
+    their left and right corners (``offl``/``offr`` the same for every pixel of
+    the run).  Writes ``out = (key, q, dow0..dow3)`` of :func:`_drop_2x2` from
+    pixel c0 on.  Branch-free and over plain 1-D arrays: Numba compiles the loop
+    to SIMD code.
+    """
+    bxl, byl, txl, tyl = left
+    bxr, byr, txr, tyr = right
+    key, qq, dw0, dw1, dw2, dw3 = out
+    for i in range(n):
+        c = i + c0
+        fl = (c - h) - (c + offl)   # as _bilinear_cell(c - h)
+        gl = 1.0 - fl
+        fr = (c + h) - (c + offr)
+        gr = 1.0 - fr
+        # corners (-h,-h) (+h,-h) (+h,+h) (-h,+h)
+        k, q, d0, d1, d2, d3 = _drop_2x2(
+            w[i], gl * bxl[i] + fl * bxl[i + 1], gl * byl[i] + fl * byl[i + 1],
+            gr * bxr[i] + fr * bxr[i + 1], gr * byr[i] + fr * byr[i + 1],
+            gr * txr[i] + fr * txr[i + 1], gr * tyr[i] + fr * tyr[i + 1],
+            gl * txl[i] + fl * txl[i + 1], gl * tyl[i] + fl * tyl[i + 1], block, use_ctx)
+        key[i] = k
+        qq[i] = q
+        dw0[i] = d0
+        dw1[i] = d1
+        dw2[i] = d2
+        dw3[i] = d3
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _square_run(c, n, h, il, ir, w_row, edges, block, use_ctx, out):
+    """:func:`_square_row` over pixels c..c+n-1, whose corner columns are il[c] + k and ir[c] + k."""
+    a = il[c]
+    b = ir[c]
+    bot_x, bot_y, top_x, top_y = edges
+    key, qq, dw0, dw1, dw2, dw3 = out
+    _square_row(n, c, h, a - c, b - c, w_row[c:], (bot_x[a:], bot_y[a:], top_x[a:], top_y[a:]),
+                (bot_x[b:], bot_y[b:], top_x[b:], top_y[b:]), block, use_ctx,
+                (key[c:], qq[c:], dw0[c:], dw1[c:], dw2[c:], dw3[c:]))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _edge_row(pixmap, t, x_row, y_row):
+    """The pixmap interpolated linearly in y at input row position ``t``, every column."""
+    iy, fy, gy = _bilinear_cell(t, pixmap.shape[0])
+    for c in range(pixmap.shape[1]):
+        x_row[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
+        y_row[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
 
 
 @njit(nogil=True, cache=True)
-def _kernel_square(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                   ctx, use_ctx, bit, pixfrac, iscale, wtscale):
+def _square_large(num, den, ctx, p, i, d, w, h, il, ir, edges, xo, yo, acc):
+    """Deposit the drop of pixel i of the row when it spans more than 2x2 cells:
+    :func:`_overlap_columns` up to ``_MAXBOX`` cells a side, :func:`_overlap_cell` beyond.
+    (Called, not inlined: rare near unit scale, and the row's deposit loop stays small.)"""
+    nby, nbx = num.shape
+    bx1 = p.bx0 + nbx - 1
+    by1 = p.by0 + nby - 1
+    bot_x, bot_y, top_x, top_y = edges
+    a = il[i]
+    b = ir[i]
+    fl = (i - h) - a
+    gl = 1.0 - fl
+    fr = (i + h) - b
+    gr = 1.0 - fr
+    xo[0] = gl * bot_x[a] + fl * bot_x[a + 1]
+    yo[0] = gl * bot_y[a] + fl * bot_y[a + 1]
+    xo[1] = gr * bot_x[b] + fr * bot_x[b + 1]
+    yo[1] = gr * bot_y[b] + fr * bot_y[b + 1]
+    xo[2] = gr * top_x[b] + fr * top_x[b + 1]
+    yo[2] = gr * top_y[b] + fr * top_y[b + 1]
+    xo[3] = gl * top_x[a] + fl * top_x[a + 1]
+    yo[3] = gl * top_y[a] + fl * top_y[a + 1]
+    xmn = min(min(xo[0], xo[1]), min(xo[2], xo[3]))
+    xmx = max(max(xo[0], xo[1]), max(xo[2], xo[3]))
+    ymn = min(min(yo[0], yo[1]), min(yo[2], yo[3]))
+    ymx = max(max(yo[0], yo[1]), max(yo[2], yo[3]))
+    ilo = max(_nint(xmn), p.bx0)
+    ihi = min(_nint(xmx), bx1)
+    jlo = max(_nint(ymn), p.by0)
+    jhi = min(_nint(ymx), by1)
+    jac = 0.0
+    for k in range(4):
+        x0, y0, x1, y1 = _edge(xo, yo, k)
+        jac += (x1 - x0) * (y0 + y1)
+    jac *= 0.5
+    scale = w / jac
+    if _nint(xmx) - _nint(xmn) < _MAXBOX and _nint(ymx) - _nint(ymn) < _MAXBOX:
+        mj = jhi - jlo + 1
+        _overlap_columns(xo, yo, ilo, ihi, jlo, mj, acc)
+        for ii in range(ilo, ihi + 1):
+            base = (ii - ilo) * mj
+            for r in range(mj):
+                _deposit_area(num, den, ctx, p, ii, jlo + r, acc[base + r], scale, d, ilo, ihi, jlo, jhi)
+    else:
+        for jj in range(jlo, jhi + 1):
+            for ii in range(ilo, ihi + 1):
+                _deposit_area(num, den, ctx, p, ii, jj, _overlap_cell(xo, yo, ii, jj), scale, d,
+                              ilo, ihi, jlo, jhi)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _kernel_square(data, weights, pixmap, num, den, ctx, p):
     """Exact overlap of each mapped drop (a quadrilateral) with the output cells.
 
-    The overlap of a polygon with cell (ii, jj) is the sum over its edges of
-    the signed integral ``int clip(y(x) - (jj - 0.5), 0, 1) dx`` over the
-    part of the edge inside column ii.  For one straight piece of edge the
-    integral is a difference of ``G(t) = int max(y - t, 0) dx`` at the cell's
-    bottom and top, which is closed-form: ``(y_hi - t)^2 / (2 |slope|)`` where
-    the piece crosses level t.  Each edge is walked column by column, adding
-    to every cell of the column at once (no per-cell clipping).
+    The drop is the input pixel shrunk by pixfrac about its centre; its four
+    corners are the pixmap interpolated bilinearly, as drizzle does (the nearest
+    2x2 cell of pixmap samples, extrapolating at the input's edges).  The
+    overlaps come from :func:`_overlap_2x2` when the drop lies within 2x2 cells
+    (the usual case near unit scale), :func:`_overlap_columns` up to
+    ``_MAXBOX`` cells a side, :func:`_overlap_cell` beyond.
+
+    Each input row is done in two passes: :func:`_square_row` works out every
+    drop's 2x2 weights at once (SIMD code), then the weights are added to the
+    sums pixel by pixel, in the same order as one pass would.
     """
     ny, nx = data.shape
-    nby, nbx = num.shape
-    bx1 = bx0 + nbx - 1
-    by1 = by0 + nby - 1
-    h = 0.5 * pixfrac
+    nbx = num.shape[1]
+    h = 0.5 * p.pixfrac
+    block, flat, (w_row, d_row, _, _), out = _scratch(nx, num, den, ctx, p)
     xo = np.empty(4)
     yo = np.empty(4)
     acc = np.zeros(_MAXBOX * _MAXBOX)
-    # The pixmap interpolated (linearly in y) at the drop's bottom (y = j-h)
-    # and top (y = j+h) edges, for every input column: the four corners are
-    # then one interpolation in x each.  Same bilinear interpolation as
-    # drizzle, whose corners use the nearest 2x2 cell of pixmap samples
-    # (extrapolating at the input's edges).
-    bot_x = np.empty(nx)
-    bot_y = np.empty(nx)
-    top_x = np.empty(nx)
-    top_y = np.empty(nx)
+    # the pixmap interpolated at the drops' bottom (y = j-h) and top (y = j+h)
+    # edges, every input column: the corners are then one interpolation in x
+    edges = (np.empty(nx), np.empty(nx), np.empty(nx), np.empty(nx))
+    bot_x, bot_y, top_x, top_y = edges
+    # the columns that interpolate each pixel's left and right corners, and the
+    # run of pixels [i0, i1) where they are i + offl and i + offr
+    il = np.empty(nx, np.int64)
+    ir = np.empty(nx, np.int64)
+    for i in range(nx):
+        il[i] = _bilinear_cell(i - h, nx)[0]
+        ir[i] = _bilinear_cell(i + h, nx)[0]
+    i0 = nx // 2
+    offl = il[i0] - i0
+    offr = ir[i0] - i0
+    while i0 > 0 and il[i0 - 1] == i0 - 1 + offl and ir[i0 - 1] == i0 - 1 + offr:
+        i0 -= 1
+    i1 = nx // 2
+    while i1 < nx and il[i1] == i1 + offl and ir[i1] == i1 + offr:
+        i1 += 1
     for j in range(ny):
-        for side in range(2):
-            yc = j - h if side == 0 else j + h
-            iy = int(math.floor(yc))
-            if iy < 0:
-                iy = 0
-            elif iy > ny - 2:
-                iy = ny - 2
-            fy = yc - iy
-            gy = 1.0 - fy
-            if side == 0:
-                for c in range(nx):
-                    bot_x[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
-                    bot_y[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
-            else:
-                for c in range(nx):
-                    top_x[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
-                    top_y[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, w_row, w_row, False)
+        _edge_row(pixmap, j - h, bot_x, bot_y)
+        _edge_row(pixmap, j + h, top_x, top_y)
+        _square_run(i0, i1 - i0, h, il, ir, w_row, edges, block, p.use_ctx, out)
         for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
-            if w == 0.0:
-                continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            # --- corners, counter-clockwise: (-h,-h) (+h,-h) (+h,+h) (-h,+h)
-            xl = i - h
-            il = int(math.floor(xl))
-            if il < 0:
-                il = 0
-            elif il > nx - 2:
-                il = nx - 2
-            fl = xl - il
-            gl = 1.0 - fl
-            xr = i + h
-            ir = int(math.floor(xr))
-            if ir < 0:
-                ir = 0
-            elif ir > nx - 2:
-                ir = nx - 2
-            fr = xr - ir
-            gr = 1.0 - fr
-            xo[0] = gl * bot_x[il] + fl * bot_x[il + 1]
-            yo[0] = gl * bot_y[il] + fl * bot_y[il + 1]
-            xo[1] = gr * bot_x[ir] + fr * bot_x[ir + 1]
-            yo[1] = gr * bot_y[ir] + fr * bot_y[ir + 1]
-            xo[2] = gr * top_x[ir] + fr * top_x[ir + 1]
-            yo[2] = gr * top_y[ir] + fr * top_y[ir + 1]
-            xo[3] = gl * top_x[il] + fl * top_x[il + 1]
-            yo[3] = gl * top_y[il] + fl * top_y[il + 1]
-            if not (math.isfinite(xo[0] + xo[1] + xo[2] + xo[3])
-                    and math.isfinite(yo[0] + yo[1] + yo[2] + yo[3])):
-                continue
-            # --- output box touched by the drop
-            xmn = min(min(xo[0], xo[1]), min(xo[2], xo[3]))
-            xmx = max(max(xo[0], xo[1]), max(xo[2], xo[3]))
-            ymn = min(min(yo[0], yo[1]), min(yo[2], yo[3]))
-            ymx = max(max(yo[0], yo[1]), max(yo[2], yo[3]))
-            ilo = max(_nint(xmn), bx0)
-            ihi = min(_nint(xmx), bx1)
-            jlo = max(_nint(ymn), by0)
-            jhi = min(_nint(ymx), by1)
-            if ilo > ihi or jlo > jhi:
-                continue
-            # the drop's area as the integral of y dx around it (same sign
-            # convention as the cell areas below, so the ratio is positive)
-            jac = 0.0
-            for k in range(4):
-                k1 = (k + 1) & 3
-                jac += (xo[k1] - xo[k]) * (yo[k] + yo[k1])
-            jac *= 0.5
-            if jac == 0.0:
-                continue
-            scale = w / jac
-            mi = ihi - ilo + 1
-            mj = jhi - jlo + 1
-            # the path is chosen from the drop's own box, not the part inside
-            # this block, so that any tiling of the frame gives the same bits
-            ilo0 = _nint(xmn)
-            jlo0 = _nint(ymn)
-            ni0 = _nint(xmx) - ilo0 + 1
-            nj0 = _nint(ymx) - jlo0 + 1
-            if ni0 <= 2 and nj0 <= 2:
-                # Fast path: the drop lies inside a 2x2 block of cells (the
-                # usual case near unit scale).  With cut lines X (between the
-                # columns) and Y (between the rows), every cell area follows
-                # from three signed integrals over the edges:
-                #   fx = area(x < X), fy = area(y < Y), fxy = area(x < X, y < Y)
-                cx = ilo0 + 0.5
-                cy = jlo0 + 0.5
-                fx = 0.0
-                fy = 0.0
-                fxy = 0.0
-                for k in range(4):
-                    k1 = (k + 1) & 3
-                    xa = xo[k]
-                    ya = yo[k]
-                    xb = xo[k1]
-                    yb = yo[k1]
-                    if xb == xa:
-                        continue
-                    if xb > xa:
-                        sg = 1.0
-                        x0 = xa
-                        y0 = ya
-                        x1 = xb
-                        y1 = yb
-                    else:
-                        sg = -1.0
-                        x0 = xb
-                        y0 = yb
-                        x1 = xa
-                        y1 = ya
-                    # whole edge: integral of min(y, Y) dx
-                    length = x1 - x0
-                    lo = min(y0, y1)
-                    hi = max(y0, y1)
-                    if hi <= cy:
-                        g = length * 0.5 * (y0 + y1)
-                    elif lo >= cy:
-                        g = length * cy
-                    else:
-                        g = length * 0.5 * (y0 + y1) - (hi - cy) * (hi - cy) * length / (2.0 * (hi - lo))
-                    fy += sg * g
-                    # the part left of X: integrals of y dx and min(y, Y) dx
-                    if x0 < cx:
-                        if x1 > cx:
-                            yc = y0 + (y1 - y0) * ((cx - x0) / length)
-                            lc = cx - x0
-                        else:
-                            yc = y1
-                            lc = length
-                        fx += sg * lc * 0.5 * (y0 + yc)
-                        lo = min(y0, yc)
-                        hi = max(y0, yc)
-                        if hi <= cy:
-                            g = lc * 0.5 * (y0 + yc)
-                        elif lo >= cy:
-                            g = lc * cy
-                        else:
-                            g = lc * 0.5 * (y0 + yc) - (hi - cy) * (hi - cy) * lc / (2.0 * (hi - lo))
-                        fxy += sg * g
-                # (integrals of min(y, Y) give areas below Y directly: the
-                # upper and lower chains of the drop enter with opposite
-                # signs.  All areas carry the sign convention of jac.)
-                a00 = fxy
-                a10 = fy - fxy
-                a01 = fx - fxy
-                a11 = jac - fx - fy + fxy
-                for q in range(4):
-                    if q == 0:
-                        area = a00
-                        ii = ilo0
-                        jj = jlo0
-                    elif q == 1:
-                        area = a10
-                        ii = ilo0 + 1
-                        jj = jlo0
-                    elif q == 2:
-                        area = a01
-                        ii = ilo0
-                        jj = jlo0 + 1
-                    else:
-                        area = a11
-                        ii = ilo0 + 1
-                        jj = jlo0 + 1
-                    if ii < ilo or ii > ihi or jj < jlo or jj > jhi or abs(area) < 1e-12:
-                        continue
-                    dow = area * scale
-                    num[jj - by0, ii - bx0] += dow * d
-                    den[jj - by0, ii - bx0] += dow
-                    if use_ctx and dow > 0.0:
-                        ctx[jj - by0, ii - bx0] |= bit
-            elif ni0 <= _MAXBOX and nj0 <= _MAXBOX:
-                for q in range(mi * mj):
-                    acc[q] = 0.0
-                for k in range(4):
-                    k1 = (k + 1) & 3
-                    xa = xo[k]
-                    ya = yo[k]
-                    xb = xo[k1]
-                    yb = yo[k1]
-                    if xb == xa:
-                        continue
-                    if xb > xa:
-                        sg = 1.0
-                        xl = xa
-                        xr = xb
-                    else:
-                        sg = -1.0
-                        xl = xb
-                        xr = xa
-                    dxe = xb - xa
-                    dye = yb - ya
-                    if dye != 0.0:
-                        rr = 1.0 / (dxe * dye)
-                        m = dye * dye * rr
-                        h2m = 0.5 * abs(dxe * dxe * rr)
-                    else:
-                        m = 0.0
-                        h2m = 0.0
-                    c0 = max(_nint(xl), ilo)
-                    c1 = min(_nint(xr), ihi)
-                    for ii in range(c0, c1 + 1):
-                        x0 = max(xl, ii - 0.5)
-                        x1 = min(xr, ii + 0.5)
-                        length = x1 - x0
-                        if length <= 0.0:
-                            continue
-                        y0 = ya + m * (x0 - xa)
-                        y1 = ya + m * (x1 - xa)
-                        if y0 > y1:
-                            y0, y1 = y1, y0
-                        base = (ii - ilo) * mj
-                        # G at the bottom of the first row
-                        t = jlo - 0.5
-                        if t <= y0:
-                            g_lo = length * (0.5 * (y0 + y1) - t)
-                        elif t >= y1:
-                            g_lo = 0.0
-                        else:
-                            g_lo = (y1 - t) * (y1 - t) * h2m
-                        for r in range(mj):
-                            if g_lo == 0.0:
-                                break
-                            t += 1.0
-                            if t <= y0:
-                                g_hi = length * (0.5 * (y0 + y1) - t)
-                            elif t >= y1:
-                                g_hi = 0.0
-                            else:
-                                g_hi = (y1 - t) * (y1 - t) * h2m
-                            acc[base + r] += sg * (g_lo - g_hi)
-                            g_lo = g_hi
-                for ii in range(ilo, ihi + 1):
-                    base = (ii - ilo) * mj
-                    for r in range(mj):
-                        area = acc[base + r]
-                        # |area| below 1e-12 of a pixel is rounding noise of
-                        # a cell the drop does not reach.
-                        if abs(area) < 1e-12:
-                            continue
-                        dow = area * scale
-                        jj = jlo + r
-                        num[jj - by0, ii - bx0] += dow * d
-                        den[jj - by0, ii - bx0] += dow
-                        if use_ctx and dow > 0.0:
-                            ctx[jj - by0, ii - bx0] |= bit
-            else:
-                # very large drops (output pixels much finer than input
-                # pixels): the same integrals, one cell at a time
-                for jj in range(jlo, jhi + 1):
-                    b0 = jj - 0.5
-                    b1 = jj + 0.5
-                    for ii in range(ilo, ihi + 1):
-                        area = 0.0
-                        for k in range(4):
-                            k1 = (k + 1) & 3
-                            xa = xo[k]
-                            ya = yo[k]
-                            xb = xo[k1]
-                            yb = yo[k1]
-                            if xb == xa:
-                                continue
-                            sg = 1.0 if xb > xa else -1.0
-                            m = (yb - ya) / (xb - xa)
-                            x0 = max(min(xa, xb), ii - 0.5)
-                            x1 = min(max(xa, xb), ii + 0.5)
-                            length = x1 - x0
-                            if length <= 0.0:
-                                continue
-                            y0 = ya + m * (x0 - xa)
-                            y1 = ya + m * (x1 - xa)
-                            if y0 > y1:
-                                y0, y1 = y1, y0
-                            if y0 >= b1:
-                                area += sg * length
-                            elif y1 > b0:
-                                area += sg * (_above(b0, y0, y1, length)
-                                              - _above(b1, y0, y1, length))
-                        if abs(area) < 1e-12:
-                            continue
-                        dow = area * scale
-                        num[jj - by0, ii - bx0] += dow * d
-                        den[jj - by0, ii - bx0] += dow
-                        if use_ctx and dow > 0.0:
-                            ctx[jj - by0, ii - bx0] |= bit
+            if i < i0 or i >= i1:
+                _square_run(i, 1, h, il, ir, w_row, edges, block, p.use_ctx, out)
+        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit)
+        while i < nx:   # at a drop larger than 2x2 cells
+            _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc)
+            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _point_row(n, w, x, y, block, use_ctx, out):
+    """Row pass of the point kernel: ``out = (key, q, dow0, ...)`` as the square
+    kernel's (only the lower left cell: the output pixel nearest the centre)."""
+    key, qq, dw0, dw1, dw2, dw3 = out
+    for i in range(n):
+        ii = _nint(x[i])
+        jj = _nint(y[i])
+        k, q = _key_2x2(ii, min(ii, block[1]), jj, min(jj, block[3]), block, w[i] != 0.0, False, False,
+                        False, w[i], 0.0, 0.0, 0.0, use_ctx)
+        key[i] = k
+        qq[i] = q
+        dw0[i] = w[i]
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _kernel_point(data, weights, pixmap, num, den, ctx, p):
+    """All of the weight to the output pixel nearest the mapped centre."""
+    ny, nx = data.shape
+    nbx = num.shape[1]
+    block, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), out = _scratch(nx, num, den, ctx, p)
+    key, qq, dw0, dw1, dw2, dw3 = out
+    for j in range(ny):
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
+        _point_row(nx, w_row, x_row, y_row, block, p.use_ctx, out)
+        for i in range(nx):
+            k = key[i]
+            if k != 0:
+                _deposit_flat(numf, denf, ctxf, qq[i], dw0[i], d_row[i], k & 16, p.bit)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _turbo_box(x, y, pfo, block):
+    """The turbo drop's edges and the block's cells it reaches, as the unclipped
+    ``(xxi, xxa, yyi, yya, ilo0, ihi0, jlo0, jhi0)`` and the clipped ``(ilo, ihi, jlo, jhi)``."""
+    bx0, bx1, by0, by1 = block
+    xxi = x - pfo
+    xxa = x + pfo
+    yyi = y - pfo
+    yya = y + pfo
+    ilo0 = _nint(xxi)
+    ihi0 = _nint(xxa)
+    jlo0 = _nint(yyi)
+    jhi0 = _nint(yya)
+    return ((xxi, xxa, yyi, yya, ilo0, ihi0, jlo0, jhi0),
+            (max(ilo0, bx0), min(ihi0, bx1), max(jlo0, by0), min(jhi0, by1)))
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _turbo_row(n, pfo, ac, w, x, y, block, use_ctx, out):
+    """Row pass of the turbo kernel: ``out = (key, q, dow0..dow3)`` as the square
+    kernel's; drops reaching more than 2x2 cells get ``_KEY_LARGE``."""
+    key, qq, dw0, dw1, dw2, dw3 = out
+    for i in range(n):
+        (xxi, xxa, yyi, yya, ilo0, ihi0, jlo0, jhi0), (ilo, ihi, jlo, jhi) = _turbo_box(x[i], y[i], pfo, block)
+        wa = w[i] * ac
+        dx0 = min(xxa, ilo0 + 0.5) - max(xxi, ilo0 - 0.5)
+        dx1 = min(xxa, (ilo0 + 1) + 0.5) - max(xxi, (ilo0 + 1) - 0.5)
+        dy0 = min(yya, jlo0 + 0.5) - max(yyi, jlo0 - 0.5)
+        dy1 = min(yya, (jlo0 + 1) + 0.5) - max(yyi, (jlo0 + 1) - 0.5)
+        d0 = dx0 * dy0 * wa
+        d1 = dx1 * dy0 * wa
+        d2 = dx0 * dy1 * wa
+        d3 = dx1 * dy1 * wa
+        k, q = _key_2x2(ilo0, ihi, jlo0, jhi, block, (dx0 > 0.0) & (dy0 > 0.0), (dx1 > 0.0) & (dy0 > 0.0),
+                        (dx0 > 0.0) & (dy1 > 0.0), (dx1 > 0.0) & (dy1 > 0.0), d0, d1, d2, d3, use_ctx)
+        small = (ihi0 - ilo0 <= 1) & (jhi0 - jlo0 <= 1)
+        key[i] = (k if small else _KEY_LARGE) if w[i] != 0.0 else 0
+        qq[i] = q
+        dw0[i] = d0
+        dw1[i] = d1
+        dw2[i] = d2
+        dw3[i] = d3
 
 
 @njit(nogil=True, cache=True)
-def _kernel_point(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                  ctx, use_ctx, bit, iscale, wtscale):
+def _turbo_large(num, den, ctx, p, x, y, wa, d, pfo, block):
+    """Deposit one turbo drop that reaches more than 2x2 cells, cell by cell."""
+    (xxi, xxa, yyi, yya, _, _, _, _), (ilo, ihi, jlo, jhi) = _turbo_box(x, y, pfo, block)
+    for jj in range(jlo, jhi + 1):
+        dy = min(yya, jj + 0.5) - max(yyi, jj - 0.5)
+        if dy <= 0.0:
+            continue
+        for ii in range(ilo, ihi + 1):
+            dx = min(xxa, ii + 0.5) - max(xxi, ii - 0.5)
+            if dx <= 0.0:
+                continue
+            _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dx * dy * wa, d, p)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _kernel_turbo(data, weights, pixmap, num, den, ctx, p):
+    """An axis-aligned square of side pixfrac/psr centred on the mapped centre.
+    Two passes per input row, as the square kernel."""
     ny, nx = data.shape
-    nby, nbx = num.shape
+    nbx = num.shape[1]
+    pfo = p.pixfrac / p.psr / 2.0
+    ac = p.psr * p.psr / (p.pixfrac * p.pixfrac)
+    block, flat, (w_row, d_row, x_row, y_row), out = _scratch(nx, num, den, ctx, p)
     for j in range(ny):
-        for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
-            if w == 0.0:
-                continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            if not (math.isfinite(x) and math.isfinite(y)):
-                continue
-            ii = _nint(x) - bx0
-            jj = _nint(y) - by0
-            if ii < 0 or ii >= nbx or jj < 0 or jj >= nby:
-                continue
-            num[jj, ii] += w * d
-            den[jj, ii] += w
-            if use_ctx and w > 0.0:
-                ctx[jj, ii] |= bit
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
+        _turbo_row(nx, pfo, ac, w_row, x_row, y_row, block, p.use_ctx, out)
+        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit)
+        while i < nx:   # at a drop larger than 2x2 cells
+            _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block)
+            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit)
 
 
-@njit(nogil=True, cache=True)
-def _kernel_turbo(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                  ctx, use_ctx, bit, pixfrac, psr, iscale, wtscale):
+@njit(nogil=True, cache=True, error_model="numpy")
+def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p):
+    """Gaussian weights sampled at output pixel centres (drizzle's, not normalised)."""
     ny, nx = data.shape
     nby, nbx = num.shape
-    bx1 = bx0 + nbx - 1
-    by1 = by0 + nby - 1
-    pfo = pixfrac / psr / 2.0
-    ac = psr * psr / (pixfrac * pixfrac)
-    for j in range(ny):
-        for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
-            if w == 0.0:
-                continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            if not (math.isfinite(x) and math.isfinite(y)):
-                continue
-            xxi = x - pfo
-            xxa = x + pfo
-            yyi = y - pfo
-            yya = y + pfo
-            ilo = max(_nint(xxi), bx0)
-            ihi = min(_nint(xxa), bx1)
-            jlo = max(_nint(yyi), by0)
-            jhi = min(_nint(yya), by1)
-            wa = w * ac
-            for jj in range(jlo, jhi + 1):
-                dy = min(yya, jj + 0.5) - max(yyi, jj - 0.5)
-                if dy <= 0.0:
-                    continue
-                for ii in range(ilo, ihi + 1):
-                    dx = min(xxa, ii + 0.5) - max(xxi, ii - 0.5)
-                    if dx <= 0.0:
-                        continue
-                    dow = dx * dy * wa
-                    num[jj - by0, ii - bx0] += dow * d
-                    den[jj - by0, ii - bx0] += dow
-                    if use_ctx and dow > 0.0:
-                        ctx[jj - by0, ii - bx0] |= bit
-
-
-@njit(nogil=True, cache=True)
-def _kernel_gaussian(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                     ctx, use_ctx, bit, pixfrac, psr, iscale, wtscale):
-    ny, nx = data.shape
-    nby, nbx = num.shape
-    bx1 = bx0 + nbx - 1
-    by1 = by0 + nby - 1
-    pfo = 2.5 * pixfrac / 2.3548 / psr
-    if pfo < 1.2 / psr:
-        pfo = 1.2 / psr
-    efac = 2.3548 * 2.3548 * psr * psr / (2.0 * pixfrac * pixfrac)
+    bx1 = p.bx0 + nbx - 1
+    by1 = p.by0 + nby - 1
+    pfo = 2.5 * p.pixfrac / 2.3548 / p.psr
+    if pfo < 1.2 / p.psr:
+        pfo = 1.2 / p.psr
+    efac = 2.3548 * 2.3548 * p.psr * p.psr / (2.0 * p.pixfrac * p.pixfrac)
     es = efac / math.pi
+    _, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), _ = _scratch(nx, num, den, ctx, p)
+    gx = np.empty(int(2.0 * pfo) + 3)   # the x factor of the weight, the window's columns
     for j in range(ny):
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
+            w = w_row[i]
             if w == 0.0:
                 continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            if not (math.isfinite(x) and math.isfinite(y)):
-                continue
-            ilo = max(_nint(x - pfo), bx0)
+            d = d_row[i]
+            x = x_row[i]
+            y = y_row[i]
+            ilo = max(_nint(x - pfo), p.bx0)
             ihi = min(_nint(x + pfo), bx1)
-            jlo = max(_nint(y - pfo), by0)
+            jlo = max(_nint(y - pfo), p.by0)
             jhi = min(_nint(y + pfo), by1)
+            # exp(-r^2 efac) = exp(-dx^2 efac) exp(-dy^2 efac): one exp per column and
+            # per row instead of one per cell (the product rounds differently from
+            # the exp of the sum, by a few 1e-16)
+            for ii in range(ilo, ihi + 1):
+                ddx = x - ii
+                gx[ii - ilo] = math.exp(-(ddx * ddx) * efac)
             for jj in range(jlo, jhi + 1):
                 ddy = y - jj
+                gy = es * math.exp(-(ddy * ddy) * efac)
+                base = (jj - p.by0) * nbx - p.bx0
                 for ii in range(ilo, ihi + 1):
-                    ddx = x - ii
-                    dow = es * math.exp(-(ddx * ddx + ddy * ddy) * efac) * w
-                    if dow == 0.0:
-                        continue
-                    num[jj - by0, ii - bx0] += dow * d
-                    den[jj - by0, ii - bx0] += dow
-                    if use_ctx and dow > 0.0:
-                        ctx[jj - by0, ii - bx0] |= bit
+                    dow = gy * gx[ii - ilo] * w
+                    if dow != 0.0:
+                        _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit)
 
 
-@njit(nogil=True, cache=True)
-def _kernel_lanczos(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                    ctx, use_ctx, bit, order, lut, psr, iscale, wtscale):
+@njit(nogil=True, cache=True, error_model="numpy")
+def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
+    """Separable Lanczos weights from a 0.003-spaced table (drizzle's, not normalised)."""
     ny, nx = data.shape
     nby, nbx = num.shape
-    bx1 = bx0 + nbx - 1
-    by1 = by0 + nby - 1
+    bx1 = p.bx0 + nbx - 1
+    by1 = p.by0 + nby - 1
     nlut = lut.shape[0]
-    pfo = order / psr
+    pfo = order / p.psr
     # drizzle forms the table step psr / 0.003 in single precision; a
     # double-precision step moves indices that sit within ~1e-5 of a half.
-    sdp = np.float64(np.float32(psr) / np.float32(0.003))
+    sdp = np.float64(np.float32(p.psr) / np.float32(0.003))
+    _, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), _ = _scratch(nx, num, den, ctx, p)
+    # the table's weights of the window's columns (and whether the table reaches them)
+    lx = np.empty(int(2.0 * pfo) + 3, lut.dtype)
+    in_lut = np.empty(lx.shape[0], np.bool_)
     for j in range(ny):
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
+            w = w_row[i]
             if w == 0.0:
                 continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            if not (math.isfinite(x) and math.isfinite(y)):
-                continue
-            ilo = max(int(math.floor(x - pfo)) + 1, bx0)
+            d = d_row[i]
+            x = x_row[i]
+            y = y_row[i]
+            ilo = max(int(math.floor(x - pfo)) + 1, p.bx0)
             ihi = min(int(math.floor(x + pfo)), bx1)
-            jlo = max(int(math.floor(y - pfo)) + 1, by0)
+            jlo = max(int(math.floor(y - pfo)) + 1, p.by0)
             jhi = min(int(math.floor(y + pfo)), by1)
+            for ii in range(ilo, ihi + 1):
+                ix = int(math.floor(abs(x - ii) * sdp + 0.5))   # nint of a value >= 0
+                in_lut[ii - ilo] = ix < nlut
+                lx[ii - ilo] = lut[min(ix, nlut - 1)]
             for jj in range(jlo, jhi + 1):
-                iy = _nint(abs(y - jj) * sdp)
+                iy = int(math.floor(abs(y - jj) * sdp + 0.5))
                 if iy >= nlut:
                     continue
                 ly = lut[iy]
+                base = (jj - p.by0) * nbx - p.bx0
                 for ii in range(ilo, ihi + 1):
-                    ix = _nint(abs(x - ii) * sdp)
-                    if ix >= nlut:
-                        continue
-                    dow = lut[ix] * ly * w
-                    if dow == 0.0:
-                        continue
-                    num[jj - by0, ii - bx0] += dow * d
-                    den[jj - by0, ii - bx0] += dow
-                    if use_ctx and dow > 0.0:
-                        ctx[jj - by0, ii - bx0] |= bit
+                    dow = lx[ii - ilo] * ly * w
+                    if in_lut[ii - ilo] and dow != 0.0:
+                        _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit)
 
 
 @njit(nogil=True, cache=True)
-def _kernel_tophat(data, weights, use_weights, pixmap, num, den, bx0, by0,
-                   ctx, use_ctx, bit, pixfrac, psr, iscale, wtscale):
+def _kernel_tophat(data, weights, pixmap, num, den, ctx, p):
+    """Equal shares of the weight to the output centres within pixfrac/(2 psr)."""
     ny, nx = data.shape
     nby, nbx = num.shape
-    bx1 = bx0 + nbx - 1
-    by1 = by0 + nby - 1
-    pfo = pixfrac / psr / 2.0
+    bx1 = p.bx0 + nbx - 1
+    by1 = p.by0 + nby - 1
+    pfo = p.pixfrac / p.psr / 2.0
     pfo2 = pfo * pfo
+    w_row = np.empty(nx)
+    d_row = np.empty(nx)
+    x_row = np.empty(nx)
+    y_row = np.empty(nx)
     for j in range(ny):
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
         for i in range(nx):
-            if use_weights:
-                w = weights[j, i] * wtscale
-            else:
-                w = wtscale
+            w = w_row[i]
             if w == 0.0:
                 continue
-            d = data[j, i] * iscale
-            if not math.isfinite(d):
-                continue
-            x = pixmap[j, i, 0]
-            y = pixmap[j, i, 1]
-            if not (math.isfinite(x) and math.isfinite(y)):
-                continue
+            d = d_row[i]
+            x = x_row[i]
+            y = y_row[i]
             # count every output centre inside the circle (on or off the
             # frame) so that clipping at the frame edge does not change the
             # weight given to the pixels that remain
@@ -701,15 +943,25 @@ def _kernel_tophat(data, weights, use_weights, pixmap, num, den, bx0, by0,
             if nhit == 0:
                 continue
             dow = w / nhit
-            for jj in range(max(mlo, by0), min(mhi, by1) + 1):
+            for jj in range(max(mlo, p.by0), min(mhi, by1) + 1):
                 ddy = y - jj
-                for ii in range(max(nlo, bx0), min(nhi, bx1) + 1):
+                for ii in range(max(nlo, p.bx0), min(nhi, bx1) + 1):
                     ddx = x - ii
                     if ddx * ddx + ddy * ddy <= pfo2:
-                        num[jj - by0, ii - bx0] += dow * d
-                        den[jj - by0, ii - bx0] += dow
-                        if use_ctx and dow > 0.0:
-                            ctx[jj - by0, ii - bx0] |= bit
+                        _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dow, d, p)
+
+
+#: kernel name -> Numba function(data, weights, pixmap, num, den, ctx, p)
+_KERNEL_FUNCS = {
+    "square": _kernel_square,
+    "point": _kernel_point,
+    "turbo": _kernel_turbo,
+    "gaussian": _kernel_gaussian,
+    "lanczos2": functools.partial(_kernel_lanczos, order=2, lut=_LANCZOS_LUTS[2]),
+    "lanczos3": functools.partial(_kernel_lanczos, order=3, lut=_LANCZOS_LUTS[3]),
+    "tophat": _kernel_tophat,
+}
+assert tuple(_KERNEL_FUNCS) == KERNELS
 
 
 # ---------------------------------------------------------------------------
@@ -720,9 +972,12 @@ def _kernel_tophat(data, weights, use_weights, pixmap, num, den, bx0, by0,
 @njit(nogil=True, cache=True)
 def _all_zero(arr, x0, y0, nx, ny):
     for jj in range(y0, y0 + ny):
-        for ii in range(x0, x0 + nx):
-            if arr[jj, ii] != 0.0:
-                return False
+        row = arr[jj, x0:x0 + nx]
+        nonzero = 0
+        for ii in range(nx):   # no early exit within a row: SIMD code
+            nonzero |= row[ii] != 0.0
+        if nonzero:
+            return False
     return True
 
 
@@ -739,16 +994,24 @@ def _load_sums(out_sci, out_wht, num, den, bx0, by0):
                 num[jj, ii] = 0.0
 
 
+@njit(nogil=True, cache=True, error_model="numpy")
+def _store_row(sci, wht, num, den, n):
+    """One row of :func:`_store_sums` (1-D arrays; branch-free, so SIMD code)."""
+    for i in range(n):
+        wv = den[i]
+        old = wht[i]
+        changed = wv != old
+        q = num[i] / wv
+        wht[i] = np.float32(wv) if changed else old
+        sci[i] = np.float32(q) if changed & (wv != 0.0) else sci[i]
+
+
 @njit(nogil=True, cache=True)
 def _store_sums(out_sci, out_wht, num, den, bx0, by0):
+    """Where the summed weight changed, the new weight and the science num / den."""
     nby, nbx = num.shape
     for jj in range(nby):
-        for ii in range(nbx):
-            wv = den[jj, ii]
-            if wv != out_wht[jj + by0, ii + bx0]:
-                out_wht[jj + by0, ii + bx0] = wv
-                if wv != 0.0:
-                    out_sci[jj + by0, ii + bx0] = num[jj, ii] / wv
+        _store_row(out_sci[jj + by0, bx0:], out_wht[jj + by0, bx0:], num[jj], den[jj], nbx)
 
 
 def _bit_for(uniqid: int) -> tuple[int, np.int32]:
@@ -803,26 +1066,23 @@ def estimate_pixel_scale_ratio(pixmap: np.ndarray) -> float:
     return float(1.0 / math.sqrt(det))
 
 
-def _kernel_margin(kernel: str, pixfrac: float, psr: float, step: float) -> int:
-    """Output pixels a drop can reach beyond the extent of the pixel centres."""
-    if kernel == "square":
-        reach = step  # corners lie within half a pixel of the centre (<= one step)
-    elif kernel in ("turbo", "tophat"):
-        reach = pixfrac / psr / 2.0
-    elif kernel == "gaussian":
-        reach = max(2.5 * pixfrac / 2.3548 / psr, 1.2 / psr)
-    elif kernel in ("lanczos2", "lanczos3"):
-        reach = int(kernel[-1]) / psr
-    else:
-        reach = 0.0
-    return int(math.ceil(reach)) + 2
+def _centre_margin(kernel: str, pixfrac: float, psr: float, step: float) -> int:
+    """Output pixels a deposit can lie beyond the extent of the mapped pixel centres.
+
+    Half an input pixel (at most ``step``, the largest distance between
+    neighbouring centres, for the square kernel whose drop the pixmap sizes;
+    ``0.5 / psr`` for the others, which psr sizes) plus the kernel's reach,
+    and one pixel to spare.
+    """
+    scale = 0.5 / step if kernel == "square" and step > 0.0 else psr
+    return int(math.ceil(0.5 / scale + kernel_reach(kernel, pixfrac, scale))) + 1
 
 
 def _prepare(data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl,
              exptime, in_units):
     """Validate and normalise the arguments shared by drizzle_add and drizzle_sums."""
     kernel = str(kernel).lower()
-    if kernel not in _KERNEL_CODE:
+    if kernel not in _KERNEL_FUNCS:
         raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
     in_units = str(in_units).lower()
     if in_units not in ("cps", "counts"):
@@ -869,20 +1129,16 @@ def _prepare(data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, 
 
 def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit,
                 pixfrac, psr, iscale, wt_scl):
-    common = (data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit)
-    if kernel == "square":
-        _kernel_square(*common, pixfrac, iscale, wt_scl)
-    elif kernel == "point":
-        _kernel_point(*common, iscale, wt_scl)
-    elif kernel == "turbo":
-        _kernel_turbo(*common, pixfrac, psr, iscale, wt_scl)
-    elif kernel == "gaussian":
-        _kernel_gaussian(*common, pixfrac, psr, iscale, wt_scl)
-    elif kernel == "tophat":
-        _kernel_tophat(*common, pixfrac, psr, iscale, wt_scl)
-    else:
-        order = int(kernel[-1])
-        _kernel_lanczos(*common, order, _LANCZOS_LUTS[order], psr, iscale, wt_scl)
+    p = _Drop(int(bx0), int(by0), bool(use_weights), bool(use_ctx), np.int32(bit), float(iscale),
+              float(wt_scl), float(pixfrac), float(psr))
+    # the kernels index the sums as flat C-contiguous arrays: a strided view is
+    # worked on as a copy and copied back
+    arrays = [num, den, ctx]
+    work = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in arrays]
+    _KERNEL_FUNCS[kernel](data, weights, pixmap, work[0], work[1], work[2], p)
+    for a, w in zip(arrays, work):
+        if w is not a:
+            a[...] = w
 
 
 def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, kernel="square",
@@ -890,15 +1146,28 @@ def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, 
                  in_units="cps", bit=1):
     """Add one input's weighted sums to a block of the output frame, in place.
 
-    The building block of the pipeline's reductions: ``num`` (float64) gains
-    ``sum(dow * d)`` and ``den`` (float64) gains ``sum(dow)`` for output
-    pixels ``[y0:y0+ny, x0:x0+nx]`` of the frame in which ``pixmap`` is
-    expressed (``(ny, nx) = num.shape``).  Drops partly outside the block add
-    only their part inside it, so blocks that tile a frame add up exactly to
-    the untiled result.  ``ctx`` (optional int32, same shape as ``num``) gets
-    ``bit`` OR-ed in where the weight added is positive.  The science of the
-    block is ``num / den`` where ``den != 0``.  Other arguments as
-    :func:`drizzle_add`.
+    The building block of the pipeline's reductions.  Drops partly outside the
+    block add only their part inside it, and each output pixel gets its
+    contributions in input order, so blocks that tile a frame add up exactly
+    (bit for bit) to the untiled result.
+
+    Parameters
+    ----------
+    data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units
+        As :func:`drizzle_add`.
+    num, den : 2-D float64 arrays (ny, nx)
+        Gain ``sum(dow * d)`` and ``sum(dow)`` for output pixels
+        ``[y0:y0+ny, x0:x0+nx]`` of the frame in which ``pixmap`` is expressed.
+    ctx : 2-D int32 array (ny, nx), optional
+        Gets ``bit`` OR-ed in where the weight added is positive.
+    x0, y0 : int
+        Output pixel of ``num[0, 0]``.
+    bit : int
+        The context bit (bit 31 may be given as ``1 << 31``).
+
+    Notes
+    -----
+    The science of the block is ``num / den`` where ``den != 0``.
     """
     data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl = _prepare(
         data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units)
@@ -960,6 +1229,11 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
     fillval : float or None
         ``None`` (INDEF): output pixels with zero weight keep their value.
         A number: after adding, every output pixel with zero weight is set to it.
+
+    Returns
+    -------
+    None
+        ``out_sci``, ``out_wht`` and ``out_ctx`` are updated in place.
     """
     data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl = _prepare(
         data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units)
@@ -1000,7 +1274,7 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
     else:
         xmin, xmax, ymin, ymax, step = _pixmap_extent(pixmap)
         if math.isfinite(xmin):
-            margin = _kernel_margin(kernel, pixfrac, psr, step)
+            margin = _centre_margin(kernel, pixfrac, psr, step)
             bx0 = max(int(math.floor(xmin)) - margin, 0)
             bx1 = min(int(math.ceil(xmax)) + margin, onx - 1)
             by0 = max(int(math.floor(ymin)) - margin, 0)
