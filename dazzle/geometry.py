@@ -374,30 +374,12 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
     xo, yo = _world2pix(wout, ra, dec)
     g = np.stack([np.asarray(xo), np.asarray(yo)], axis=-1).reshape(len(gy), len(gx), 2)
 
-    # Separable bilinear interpolation: along x for every grid row, then along y in row blocks
-    # (one block per grid cell, written in place: no full-size temporaries beyond the result).
+    # Separable bilinear interpolation, along x for every grid row, then along y (a Numba
+    # kernel: no full-size temporaries, the GIL released).
+    from dazzle.kernels.pixmap import interpolate_grid
+
     kx, tx = _interp_index(gx, xmin, bnx)
-    tx = tx[None, :, None]
-    if len(gx) == 1:
-        rows = g[:, kx, :]
-    else:
-        rows = g[:, kx, :] * (1.0 - tx) + g[:, kx + 1, :] * tx  # (len(gy), bnx, 2)
-    pixmap = np.empty((bny, bnx, 2), dtype=np.float64)
-    if len(gy) == 1:
-        pixmap[:] = rows[0]
-        return pixmap
-    scratch = np.empty((int(np.diff(gy).max()) + 1, bnx, 2), dtype=np.float64)
-    for k in range(len(gy) - 1):
-        j0, j1 = gy[k] - ymin, gy[k + 1] - ymin
-        last = k == len(gy) - 2
-        jj = np.arange(j0, j1 + 1 if last else j1)
-        t = ((jj - j0) / float(j1 - j0))[:, None, None]
-        # rows[k] * (1 - t) + rows[k + 1] * t, the same operations in the same order
-        block, tmp = pixmap[jj[0]:jj[-1] + 1], scratch[:len(jj)]
-        np.multiply(rows[k], 1.0 - t, out=block)
-        np.multiply(rows[k + 1], t, out=tmp)
-        block += tmp
-    return pixmap
+    return interpolate_grid(g, gy, ymin, kx, tx, (bny, bnx))
 
 
 def pixmap_error(wcs_in, wcs_out, shape, stepsize=DEFAULT_STEPSIZE, *, exact_pixmap=None):

@@ -14,6 +14,11 @@ exposure)::
                                                                                <output>_drz.fits
     add_input_dq_update update-dq-after -> update-dq-<i>                      (the inputs' DQ, if asked)
 
+With ``in_memory`` (AstroDrizzle's parameter) the intermediates -- single-drizzled images,
+median tiles, blotted images, CR masks -- are task results instead of files: the median tiles
+go to the blot tasks whose chips reach them, and only the final image (and any ``_crclean``
+images) is written.
+
 A task is given only what it needs: a chip task its chip's small picklable description (never
 its pixels, which it reads itself), an exposure task its own chips, a tile task the pieces that
 reach the tile.  So the number of tasks and the size of the graph grow with chips plus tiles
@@ -78,6 +83,12 @@ class Plan:
     run_key: str = ""                 # identifies inputs + parameters, for resumed runs
     reuse: dict = field(default_factory=dict)   # products a resumed run takes as they are
 
+    @property
+    def in_memory(self) -> bool:
+        """AstroDrizzle's ``in_memory``: the intermediates (single-drizzled images, median,
+        blotted images, CR masks) are passed between tasks, never written."""
+        return bool(self.params.get("in_memory", False))
+
     def exposures(self) -> dict:
         """``{root: [chip indices]}``, exposures in order of first appearance."""
         by_root: dict = {}
@@ -117,13 +128,16 @@ def tiles_touching(box, shape, tile_size, halo=0):
 
 
 def cut_sums(s: Sums | None, box) -> Sums | None:
-    """The part of a chip's sums inside ``box`` (a copy), or None."""
+    """The part of a chip's sums inside ``box`` (a copy; the sums themselves when they lie
+    wholly inside ``box``: no task changes them), or None."""
     if s is None:
         return None
     x0, x1 = max(box[0], s.x0), min(box[1], s.x1)
     y0, y1 = max(box[2], s.y0), min(box[3], s.y1)
     if x0 >= x1 or y0 >= y1:
         return None
+    if (x0, x1, y0, y1) == (s.x0, s.x1, s.y0, s.y1):
+        return s
     src = np.s_[y0 - s.y0:y1 - s.y0, x0 - s.x0:x1 - s.x0]
     return Sums(x0, y0, s.num[src].copy(), s.den[src].copy(),
                 None if s.ctx is None else s.ctx[src].copy())
@@ -133,9 +147,10 @@ def cut_sums(s: Sums | None, box) -> Sums | None:
 # task bodies: wiring only (load, call a step, hand on or write)
 # ---------------------------------------------------------------------------------------------
 
-def load_chip(chip, resetbits):
-    """The chip's pixels, ``resetbits`` cleared (:func:`dazzle.steps.common.load_chip`)."""
-    return common_load_chip(chip, resetbits)
+def load_chip(chip, resetbits, *, err=True):
+    """The chip's pixels, ``resetbits`` cleared (:func:`dazzle.steps.common.load_chip`).  The
+    sky and CR tasks pass ``err=False``: only the final drizzle's ERR weights use ERR."""
+    return common_load_chip(chip, resetbits, err=err)
 
 
 def _static_signature(chip, settings):
@@ -155,7 +170,7 @@ def _and_masks(a, b):
 
 
 def _sky_stat(chip, static, settings, resetbits):
-    return sky_step.chip_sky_stat(load_chip(chip, resetbits), static, settings)
+    return sky_step.chip_sky_stat(load_chip(chip, resetbits, err=False), static, settings)
 
 
 def _skies(chips, settings, *stats):
@@ -166,7 +181,7 @@ def _skies(chips, settings, *stats):
 
 
 def _skies_all_at_once(chips, settings, resetbits, *statics):
-    return sky_step.compute_skies(chips, [load_chip(c, resetbits) for c in chips], list(statics), settings)
+    return sky_step.compute_skies(chips, [load_chip(c, resetbits, err=False) for c in chips], list(statics), settings)
 
 
 def _chip_sky(skies, k):
@@ -194,17 +209,27 @@ def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, k
     return paths
 
 
-def _median_piece(single_paths, chips, *skies):
+def _single_in_memory(box, settings, *parts):
+    """``_write_single`` with ``in_memory``: the exposure's (sci, wht, box), not written."""
+    sci, wht = single_exposure(list(parts), box, settings)
+    return sci, wht, box
+
+
+def _median_piece(single, chips, *skies):
     """The median's description of one exposure (``chips`` and ``skies`` its own): sky in e-
-    (lowest over its chips), read noise squared (mean over its chips), exposure time."""
+    (lowest over its chips), read noise squared (mean over its chips), exposure time.
+    ``single``: its (sci path, wht path), or with ``in_memory`` its (sci, wht, box)."""
     sky_e = min(sky.drizzle_sky * cr_step.conversion_factor(
         in_units="counts", exptime=c.exptime, gain=c.gain, bunit=c.bunit) for c, sky in zip(chips, skies))
     rn2 = float(np.mean([(c.rdnoise or 0.0) ** 2 for c in chips]))
-    return median_step.describe_piece(single_paths[0], single_paths[1], sky=sky_e, rn2=rn2,
-                                      exptime=chips[0].exptime)
+    if len(single) == 3:
+        return median_step.describe_arrays(*single, sky=sky_e, rn2=rn2, exptime=chips[0].exptime)
+    return median_step.describe_piece(single[0], single[1], sky=sky_e, rn2=rn2, exptime=chips[0].exptime)
 
 
 def _median_tile(box, settings, canvas, nimages, *pieces):
+    if canvas is None:   # in_memory: the tile itself
+        return median_step.median_block(pieces, box, settings, nimages=nimages)
     if products.canvas_committed(canvas):
         return box   # recomputed after a lost worker, after the commit: nothing to write
     block = median_step.median_block(pieces, box, settings, nimages=nimages)
@@ -212,9 +237,37 @@ def _median_tile(box, settings, canvas, nimages, *pieces):
     return box
 
 
-def _blot(chip, median_path, frame, box, sky, settings):
-    """Step 5 for one chip: the median, read over the chip's box, blotted onto the chip."""
-    median, mx0, my0 = blot_step.read_section(median_path, box, frame.shape)
+@dataclass(frozen=True)
+class MedianTiles:
+    """The median kept in memory (``in_memory``): its tiles and their tasks."""
+
+    boxes: list      # per tile (x0, x1, y0, y1)
+    tiles: list      # per tile the handle of its array
+    tile_size: int
+
+
+def _section_from_tiles(box, shape, tile_boxes, *arrays):
+    """:func:`dazzle.steps.blot.read_section` from the median's tiles in memory (the same
+    section, the same bits)."""
+    ny, nx = shape
+    m = blot_step.STENCIL_MARGIN
+    x0, x1 = max(0, box[0] - m), min(nx, box[1] + m)
+    y0, y1 = max(0, box[2] - m), min(ny, box[3] + m)
+    out = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
+    for (tx0, tx1, ty0, ty1), a in zip(tile_boxes, arrays):
+        ax0, ax1, ay0, ay1 = max(x0, tx0), min(x1, tx1), max(y0, ty0), min(y1, ty1)
+        if ax0 < ax1 and ay0 < ay1:
+            out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = a[ay0 - ty0:ay1 - ty0, ax0 - tx0:ax1 - tx0]
+    return out, x0, y0
+
+
+def _blot(chip, median, frame, box, sky, settings):
+    """Step 5 for one chip: the median, read over the chip's box (``median`` its path, or
+    (tile boxes, tile arrays) kept in memory), blotted onto the chip."""
+    if isinstance(median, tuple):
+        median, mx0, my0 = _section_from_tiles(box, frame.shape, *median)
+    else:
+        median, mx0, my0 = blot_step.read_section(median, box, frame.shape)
     return blot_step.blot_chip(median, chip, frame, settings, offset=(mx0, my0), sky=sky.drizzle_sky)
 
 
@@ -230,18 +283,22 @@ def _write_crmask(out_dir, chip, good, params, key):
     return path
 
 
-def _blot_cr(chip, median_path, frame, box, sky, static, blot_settings, cr_settings, resetbits,
-             params, out_dir, key=""):
+def _blot_cr(chip, median, frame, box, sky, static, blot_settings, cr_settings, resetbits,
+             params, out_dir, key="", tile_boxes=None, *tiles):
     """Blot the median onto a chip (written as its ``_blt`` product) and, when driz_cr is on,
     find its cosmic rays (written as its ``_crmask`` product).  Returns None (no driz_cr) or
-    (CR mask (True = good), CR-cleaned SCI or None)."""
-    blotted = _blot(chip, median_path, frame, box, sky, blot_settings)
-    _write_blot(out_dir, chip, blotted, sky, params)
+    (CR mask (True = good), CR-cleaned SCI or None).  With ``tile_boxes`` (``in_memory``) the
+    median is its ``tiles`` and neither product is written."""
+    in_memory = tile_boxes is not None
+    blotted = _blot(chip, (tile_boxes, *tiles) if in_memory else median, frame, box, sky, blot_settings)
+    if not in_memory:
+        _write_blot(out_dir, chip, blotted, sky, params)
     if cr_settings is None:
         return None
-    data = load_chip(chip, resetbits)
+    data = load_chip(chip, resetbits, err=False)
     good = cr_step.chip_cr_mask(chip, data, blotted, sky.value, static, cr_settings)
-    _write_crmask(out_dir, chip, good, params, key)
+    if not in_memory:
+        _write_crmask(out_dir, chip, good, params, key)
     return good, (cr_step.crclean(data.sci, blotted, good) if cr_settings.corr else None)
 
 
@@ -430,6 +487,9 @@ def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
             continue
         parts = [g.add(f"single-chip-{k}", _single_chip, plan.chips[k], frame, plan.single_boxes[k], settings,
                        skies[k], statics[k]) for k in ks]
+        if plan.in_memory:
+            singles[root] = g.add(f"single-exposure-{root}", _single_in_memory, box, settings, *parts)
+            continue
         first = plan.chips[ks[0]]
         singles[root] = g.add(f"single-exposure-{root}", _write_single, box, frame, settings, plan.out_dir, root,
                               plan.params, first.exptime, first.bunit, plan.run_key, *parts, *[skies[k] for k in ks])
@@ -443,7 +503,7 @@ def add_median(g: Graph, plan: Plan, singles, skies):
     if "median" in plan.reuse:
         return plan.reuse["median"]
     settings = plan.settings.median
-    if settings is None or plan.median_canvas is None:
+    if settings is None or (plan.median_canvas is None and not plan.in_memory):
         return None
     shape, ts = plan.single_frame.shape, plan.tile_size
     tile_list = tiles(shape, ts)
@@ -460,6 +520,8 @@ def add_median(g: Graph, plan: Plan, singles, skies):
         pieces += 1
     done = [g.add(f"median-tile-{t}", _median_tile, tb, settings, plan.median_canvas, pieces, *per_tile[t])
             for t, tb in enumerate(tile_list)]
+    if plan.median_canvas is None:
+        return MedianTiles(tile_list, done, ts)
     return g.add("median-commit", _commit_with_manifest, plan.median_canvas, plan.run_key, *done)
 
 
@@ -474,7 +536,7 @@ def add_blot_cr(g: Graph, plan: Plan, median, statics, skies) -> tuple:
     results = [None if ("crmask", k) in plan.reuse else
                g.add(f"blot-cr-{k}", _blot_cr, chip, median, plan.single_frame, plan.single_boxes[k], skies[k],
                      statics[k], blot_settings, cr_settings, plan.settings.resetbits, plan.params, plan.out_dir,
-                     plan.run_key)
+                     plan.run_key, *_median_args(median, plan.single_boxes[k], plan.single_frame.shape))
                for k, chip in enumerate(plan.chips)]
     if cr_settings is None:
         return None, [r for r in results if r is not None]
@@ -488,6 +550,15 @@ def add_blot_cr(g: Graph, plan: Plan, median, statics, skies) -> tuple:
                        plan.out_dir, plan.params, *[results[k] for k in ks])
                  for root, ks in plan.exposures().items() if all(results[k] is not None for k in ks)]
     return crmasks, other
+
+
+def _median_args(median, box, shape):
+    """The blot task's extra arguments: with the median in memory, the boxes and tasks of the
+    tiles its chip's box (plus the interpolation margin) reaches; else none."""
+    if not isinstance(median, MedianTiles):
+        return ()
+    ts = tiles_touching(box, shape, median.tile_size, halo=blot_step.STENCIL_MARGIN)
+    return ([median.boxes[t] for t in ts], *[median.tiles[t] for t in ts])
 
 
 def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
@@ -545,6 +616,8 @@ def build(plan: Plan):
     median = add_median(g, plan, singles, chip_skies)
     crmasks, other = add_blot_cr(g, plan, median, statics, chip_skies)
     final = add_final_drizzle(g, plan, statics, chip_skies, crmasks)
+    if plan.in_memory:   # the intermediates stay inside the graph: not results of the run
+        singles, median = {}, None
     updated = add_input_dq_update(g, plan, crmasks, [final, median, *singles.values()])
     return g.outputs({"single": list(singles.values()), "median": median, "final": final, "skies": skies,
                       "crmasks": crmasks, "updated": updated, "other": other})

@@ -356,13 +356,16 @@ def _shape_of_hdu(hdr):
 
 def _as_native(a: np.ndarray, dtype) -> np.ndarray:
     """``a`` as a native-byte-order array of ``dtype``; a byteswap happens in place when only
-    the byte order differs (no second copy of a big chip)."""
+    the byte order differs (no second copy of a big chip), in a Numba loop that releases the
+    GIL (``ndarray.byteswap`` holds it)."""
     dtype = np.dtype(dtype)
     if a.dtype == dtype:
         return a
     if a.dtype.newbyteorder("=") == dtype and a.flags.writeable:
         # Our private buffer (file opened without memmap): swap it rather than copy it.
-        return a.byteswap(inplace=True).view(dtype)
+        from dazzle.kernels.byteorder import swap_inplace
+
+        return swap_inplace(a).view(dtype)
     return a.astype(dtype)
 
 

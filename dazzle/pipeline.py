@@ -808,13 +808,13 @@ def _execute(plan, values, params, t0, *, progress, workers, profile, report, su
 
     t_plan = time.perf_counter() - t0
     plan.run_key = run_key(plan)
-    if values["resume"]:
+    if values["resume"] and not plan.in_memory:   # in_memory: nothing on disk to reuse
         plan.reuse = find_reusable(plan)
         log.info("dazzle: resuming, %d intermediate product(s) reused", len(plan.reuse))
     try:
         if plan.final_path is not None:
             _lay_out_final(plan)
-        if plan.params["median"] and "median" not in plan.reuse:
+        if plan.params["median"] and "median" not in plan.reuse and not plan.in_memory:
             _lay_out_median(plan)
         graph = build(plan)
         t1 = time.perf_counter()

@@ -45,7 +45,7 @@ __all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", 
            "resolve_wt_scl", "chip_weights", "chip_sums", "add_sums", "finish"]
 
 
-def load_chip(chip, resetbits=None):
+def load_chip(chip, resetbits=None, *, err=True):
     """The chip's pixels, with the ``resetbits`` flags cleared from its DQ.
 
     AstroDrizzle clears them in the input file; dazzle only in memory.  Every step that reads
@@ -57,13 +57,15 @@ def load_chip(chip, resetbits=None):
         The chip (its pixels are read here).
     resetbits : str, int or None
         DQ bit specification (:func:`dazzle.params.bits_to_mask`); None or 0: nothing cleared.
+    err : bool
+        Read the ERR array too (only ``final_wht_type=ERR`` weights use it).
 
     Returns
     -------
     dazzle.io.ChipData
-        SCI (float32), ERR and DQ (or None when absent).
+        SCI (float32), ERR (None when absent or not asked for) and DQ (or None when absent).
     """
-    data = chip.load()
+    data = chip.load(err=err)
     reset = bits_to_mask(resetbits)
     if data.dq is not None and reset:
         data.dq = data.dq & ~np.asarray(reset, dtype=np.int64).astype(data.dq.dtype)
@@ -229,7 +231,8 @@ def chip_weights(chip, data, settings: DrizzleSettings, pix_ratio: float, *, sta
             raise ValueError(f"{chip.label}: IVM shape {ivm.shape} != SCI shape {data.sci.shape}")
         w = np.where(np.isfinite(ivm), ivm, 0.0) * mask
         return w.astype(np.float32), exptime ** 2 / pix_ratio ** 4
-    w = (exptime * mask).astype(np.float32)
+    w = mask.astype(np.float32)
+    w *= np.float32(exptime)     # the same bits as float32(exptime * mask)
     return w, resolve_wt_scl(settings.wt_scl, exptime)
 
 
@@ -266,7 +269,7 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
         return None
     x0, x1, y0, y1 = box
     if data is None:
-        data = load_chip(chip, settings.resetbits)
+        data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR")
     frame_wcs = frame.wcs()
     chip_wcs = chip.wcs()
     pixmap = geometry.calc_pixmap(chip_wcs, frame_wcs, data.sci.shape, stepsize=settings.stepsize,
@@ -325,9 +328,8 @@ def add_sums(parts, box, *, nplanes=None, bits_of=None):
         num[dst] += s.num[src]
         den[dst] += s.den[src]
         if s.ctx is not None:
-            hit = s.ctx[src] != 0
             plane = ctx[context_plane(n)][dst]
-            plane[hit] |= context_bit(n)
+            np.bitwise_or(plane, context_bit(n), out=plane, where=s.ctx[src] != 0)
     return num, den, ctx
 
 
@@ -351,13 +353,14 @@ def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
     sci, wht : 2-D float32 arrays
     """
     wht = den.astype(np.float32)
+    sci = np.full(den.shape, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sci = np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
+        np.divide(num, den, out=sci, where=den != 0)
     empty = wht == 0
     if settings.fillval is not None:
         sci[empty] = settings.fillval
     else:
         sci[empty] = settings.maskval
     if settings.units == "counts":
-        sci = sci * texptime
+        sci *= texptime
     return sci.astype(np.float32), wht

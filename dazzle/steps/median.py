@@ -81,7 +81,7 @@ from astropy.io import fits
 from dazzle.kernels.combine import combine_stack
 from dazzle.steps.common import StepSettings
 
-__all__ = ["Piece", "MedianSettings", "describe_piece", "weight_mean", "median_block", "reaches",
+__all__ = ["Piece", "MedianSettings", "describe_piece", "describe_arrays", "weight_mean", "median_block", "reaches",
            "median_image", "frame_blocks", "block_bytes", "choose_block_size"]
 
 # stsci.imagestats' computeMean takes its lower limit as a C float
@@ -94,8 +94,8 @@ _CHUNK_BYTES = 8 * 1024 * 1024
 class Piece:
     """One exposure's single-drizzled pair, as the median needs it (small and picklable)."""
 
-    sci: str                                  # path of <root>_single_sci.fits (e-/s)
-    wht: str                                  # path of <root>_single_wht.fits
+    sci: object                               # path of <root>_single_sci.fits (e-/s), or the array
+    wht: object                               # path of <root>_single_wht.fits, or the array
     box: tuple[int, int, int, int]            # (x0, x1, y0, y1) in the frame, half-open
     sky: float                                # sky subtracted, e- per input pixel
     rn2: float                                # read noise squared, e-^2
@@ -153,18 +153,24 @@ def _image_ext(hdul) -> int:
 def weight_mean(path, ext: int = 0, *, chunk_bytes: int = _CHUNK_BYTES) -> float:
     """Mean of a weight image's pixels ``>= 1e-8`` (float32 result, 0.0 when there are none),
     streamed in row chunks (the file is never loaded whole)."""
-    total = 0.0
-    count = 0
     with fits.open(path, memmap=False) as hdul:
         hdu = hdul[ext]
-        ny, nx = hdu.shape
-        rows = max(1, chunk_bytes // max(1, 4 * nx))
-        for r0 in range(0, ny, rows):
-            chunk = np.asarray(hdu.section[r0:min(ny, r0 + rows), :], dtype=np.float32)
-            sel = chunk[chunk >= _WHT_LOWER]
-            count += sel.size
-            total += float(np.sum(sel, dtype=np.float64))
-            del chunk, sel
+        return _chunked_weight_mean(hdu.shape, lambda r0, r1: hdu.section[r0:r1, :], chunk_bytes)
+
+
+def _chunked_weight_mean(shape, rows_of, chunk_bytes=_CHUNK_BYTES) -> float:
+    """:func:`weight_mean` over the row chunks ``rows_of(r0, r1)`` of an image of ``shape``
+    (the same chunks, so the same bits, for a file and for an array in memory)."""
+    total = 0.0
+    count = 0
+    ny, nx = shape
+    rows = max(1, chunk_bytes // max(1, 4 * nx))
+    for r0 in range(0, ny, rows):
+        chunk = np.asarray(rows_of(r0, min(ny, r0 + rows)), dtype=np.float32)
+        sel = chunk[chunk >= _WHT_LOWER]
+        count += sel.size
+        total += float(np.sum(sel, dtype=np.float64))
+        del chunk, sel
     if count == 0:
         return 0.0
     return float(np.float32(total / count))
@@ -193,8 +199,24 @@ def describe_piece(sci_path, wht_path, *, sky, rn2, exptime) -> Piece:
                  rn2=float(rn2), exptime=exptime, wht_mean=weight_mean(wht_path, ext), ext=ext)
 
 
+def describe_arrays(sci, wht, box, *, sky, rn2, exptime) -> Piece:
+    """:func:`describe_piece` for a single-drizzled pair kept in memory (``in_memory``):
+    ``sci`` and ``wht`` float32 arrays over ``box`` (x0, x1, y0, y1) of the frame."""
+    sci, wht = np.asarray(sci, dtype=np.float32), np.asarray(wht, dtype=np.float32)
+    if wht.shape != sci.shape or sci.shape != (box[3] - box[2], box[1] - box[0]):
+        raise ValueError(f"single-drizzled arrays {sci.shape}, {wht.shape} do not match the box {box}")
+    exptime = float(exptime)
+    if not exptime > 0:
+        raise ValueError(f"exptime must be > 0, got {exptime}")
+    return Piece(sci=sci, wht=wht, box=tuple(int(v) for v in box), sky=float(sky), rn2=float(rn2),
+                 exptime=exptime, wht_mean=_chunked_weight_mean(wht.shape, lambda r0, r1: wht[r0:r1]))
+
+
 def _read_region(path, ext, r0, r1, c0, c1) -> np.ndarray:
-    """``image[r0:r1, c0:c1]`` as native float32, reading only that region."""
+    """``image[r0:r1, c0:c1]`` as native float32, reading only that region (``path`` may be
+    the image itself, kept in memory)."""
+    if isinstance(path, np.ndarray):
+        return np.array(path[r0:r1, c0:c1], dtype=np.float32, copy=True)
     with fits.open(path, memmap=True) as hdul:
         hdu = hdul[ext]
         h = hdu.header

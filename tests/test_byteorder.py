@@ -1,0 +1,27 @@
+"""In-place byte swapping of big-endian FITS pixels (dazzle.kernels.byteorder)."""
+
+import numpy as np
+import pytest
+
+from dazzle.kernels.byteorder import swap_inplace
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">i2", ">u2", ">i4", ">f8", "<f4"])
+def test_swap_keeps_values_and_flips_the_byte_order(dtype):
+    rng = np.random.default_rng(3)
+    values = (rng.normal(size=(37, 53)) * 1000).astype(dtype)
+    values.flat[:4] = [0, -1 if np.dtype(dtype).kind != "u" else 1, 255, 256]
+    a = values.copy()
+    buf = a.ctypes.data
+    out = swap_inplace(a)
+    assert out.ctypes.data == buf                      # in place, no copy
+    assert out.dtype == np.dtype(dtype).newbyteorder()
+    assert np.array_equal(out, values)
+    assert out.tobytes() == values.astype(np.dtype(dtype).newbyteorder()).tobytes()
+
+
+def test_non_contiguous_falls_back_to_numpy():
+    values = np.arange(60, dtype=">f4").reshape(6, 10)[:, ::2].copy()
+    view = np.arange(60, dtype=">f4").reshape(6, 10)[:, ::2]
+    out = swap_inplace(view)
+    assert np.array_equal(out, values)
