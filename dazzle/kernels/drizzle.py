@@ -676,9 +676,10 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p):
     yo = np.empty(4)
     acc = np.zeros(_MAXBOX * _MAXBOX)
     # the pixmap interpolated at the drops' bottom (y = j-h) and top (y = j+h)
-    # edges, every input column: the corners are then one interpolation in x
-    edges = (np.empty(nx), np.empty(nx), np.empty(nx), np.empty(nx))
-    bot_x, bot_y, top_x, top_y = edges
+    # edges, every input column: the corners are then one interpolation in x.
+    # With pixfrac 1 a row's top edge is the next row's bottom edge: reused.
+    bot = (np.empty(nx), np.empty(nx))
+    top = (np.empty(nx), np.empty(nx))
     # the columns that interpolate each pixel's left and right corners, and the
     # run of pixels [i0, i1) where they are i + offl and i + offr
     il = np.empty(nx, np.int64)
@@ -696,8 +697,12 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p):
         i1 += 1
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, w_row, w_row, False)
-        _edge_row(pixmap, j - h, bot_x, bot_y)
-        _edge_row(pixmap, j + h, top_x, top_y)
+        if j > 0 and j - h == (j - 1) + h:
+            bot, top = top, bot
+        else:
+            _edge_row(pixmap, j - h, bot[0], bot[1])
+        _edge_row(pixmap, j + h, top[0], top[1])
+        edges = (bot[0], bot[1], top[0], top[1])
         _square_run(i0, i1 - i0, h, il, ir, w_row, edges, block, p.use_ctx, out)
         for i in range(nx):
             if i < i0 or i >= i1:
