@@ -26,29 +26,11 @@ KERNELS, INTERPOLATORS, COMBINE_TYPES
 """
 
 from .catalog import COMBINE_TYPES, INTERPOLATORS, KERNELS, kernel_reach
+from .drizzle import drizzle_add, drizzle_sums
+from .blot import blot
+from .combine import combine_stack
+from .cr import cr_test, derivative as cr_derivative, grow_mask as cr_grow_mask, cte_grow_mask
 
 __all__ = ["drizzle_add", "drizzle_sums", "blot", "combine_stack", "cr_test", "cr_derivative",
            "cr_grow_mask", "cte_grow_mask", "kernel_reach", "KERNELS", "INTERPOLATORS",
            "COMBINE_TYPES"]
-
-# The Numba kernels are imported on first use (PEP 562), so that the plain-Python names of
-# :mod:`.catalog` can be read (by dazzle.facts, `dazzle params`) without loading Numba.
-_LAZY = {"drizzle_add": (".drizzle", "drizzle_add"), "drizzle_sums": (".drizzle", "drizzle_sums"),
-         "blot": (".blot", "blot"), "combine_stack": (".combine", "combine_stack"),
-         "cr_test": (".cr", "cr_test"), "cr_derivative": (".cr", "derivative"),
-         "cr_grow_mask": (".cr", "grow_mask"), "cte_grow_mask": (".cr", "cte_grow_mask")}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module, __name__), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
