@@ -401,7 +401,9 @@ _TABLE: list[Param] = [
           "Radius in pixels around minmed-flagged pixels where the second nsigma applies",
           minimum=0, section=_S_MED),
     Param("combine_bufsize", None, "median", "float",
-          "Buffer size in MB per input image for sectioned reading (None = 1 MB)",
+          "AstroDrizzle's buffer size in MB per input image for sectioned reading; accepted for "
+          "its .cfg files but without effect in dazzle, whose median is computed tile by tile "
+          "(memory bounded by tile_size)",
           optional=True, minimum=0.0, min_exclusive=True, section=_S_MED),
     # ---- step 5: blot ---------------------------------------------------------------
     Param("blot", True, "blot", "bool",
