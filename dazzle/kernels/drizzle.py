@@ -26,10 +26,10 @@ weighted mean instead; the results agree to float32 rounding (tests pin
 1e-5) and the sum form is what the tiled reduction of the pipeline needs.
 
 Each cell's contributions are added in input order (rows j ascending, then
-i), so any tiling of the output into blocks gives the same bits.  The square,
-turbo and point kernels do each input row in two passes: a branch-free pass
-over plain 1-D arrays (which Numba compiles to SIMD code) works out every
-drop's cells and weights, then a scalar pass adds them in that same order.
+i), so any tiling of the output into blocks gives the same bits.  The square
+and turbo kernels do each input row in two passes: a branch-free pass over
+plain 1-D arrays (which Numba compiles to SIMD code) works out every drop's
+cells and weights, then a scalar pass adds them in that same order.
 
 Kernels (``pixfrac < 0.001`` switches any kernel to ``point``):
 
