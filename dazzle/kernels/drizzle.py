@@ -26,10 +26,10 @@ weighted mean instead; the results agree to float32 rounding (tests pin
 1e-5) and the sum form is what the tiled reduction of the pipeline needs.
 
 Each cell's contributions are added in input order (rows j ascending, then
-i), so any tiling of the output into blocks gives the same bits.  The square,
-turbo and point kernels do each input row in two passes: a branch-free pass
-over plain 1-D arrays (which Numba compiles to SIMD code) works out every
-drop's cells and weights, then a scalar pass adds them in that same order.
+i), so any tiling of the output into blocks gives the same bits.  The square
+and turbo kernels do each input row in two passes: a branch-free pass over
+plain 1-D arrays (which Numba compiles to SIMD code) works out every drop's
+cells and weights, then a scalar pass adds them in that same order.
 
 Kernels (``pixfrac < 0.001`` switches any kernel to ``point``):
 
@@ -115,10 +115,19 @@ _Drop = namedtuple("_Drop", "bx0 by0 use_weights use_ctx bit iscale wtscale pixf
 
 @njit(nogil=True, cache=True, inline="always")
 def _nint(x):
-    """C ``round()``: half away from zero (numpy rounds half to even).  Branch-free."""
-    up = int(math.floor(x + 0.5))
-    down = -int(math.floor(-x + 0.5))
-    return up if x >= 0.0 else down
+    """C ``round()``: half away from zero (numpy rounds half to even)."""
+    if x >= 0.0:
+        return int(math.floor(x + 0.5))
+    return -int(math.floor(-x + 0.5))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _pixel(weight, value, p):
+    """One input pixel's weight ``w = weight * wtscale`` and value ``d = value * iscale``,
+    and whether to drizzle it (a non-zero weight and a finite value)."""
+    w = weight * p.wtscale
+    d = value * p.iscale
+    return w, d, (w != 0.0) & math.isfinite(d)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -132,12 +141,8 @@ def _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, centres):
     values = data[j]
     wts = weights[j] if p.use_weights else weights[0]
     centre = pixmap[j]
-    wtscale = p.wtscale
-    iscale = p.iscale
     for i in range(data.shape[1]):   # branch-free: SIMD code
-        w = wts[i] * wtscale if p.use_weights else wtscale
-        d = values[i] * iscale
-        ok = (w != 0.0) & math.isfinite(d)
+        w, d, ok = _pixel(wts[i] if p.use_weights else 1.0, values[i], p)
         if centres:
             x = centre[i, 0]
             y = centre[i, 1]
@@ -714,34 +719,27 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _point_row(n, w, x, y, block, use_ctx, out):
-    """Row pass of the point kernel: ``out = (key, q, dow0, ...)`` as the square
-    kernel's (only the lower left cell: the output pixel nearest the centre)."""
-    key, qq, dw0, dw1, dw2, dw3 = out
-    for i in range(n):
-        ii = _nint(x[i])
-        jj = _nint(y[i])
-        k, q = _key_2x2(ii, min(ii, block[1]), jj, min(jj, block[3]), block, w[i] != 0.0, False, False,
-                        False, w[i], 0.0, 0.0, 0.0, use_ctx)
-        key[i] = k
-        qq[i] = q
-        dw0[i] = w[i]
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_point(data, weights, pixmap, num, den, ctx, p):
     """All of the weight to the output pixel nearest the mapped centre."""
     ny, nx = data.shape
-    nbx = num.shape[1]
-    block, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), out = _scratch(nx, num, den, ctx, p)
-    key, qq, dw0, dw1, dw2, dw3 = out
+    nby, nbx = num.shape
+    numf = num.reshape(-1)
+    denf = den.reshape(-1)
+    ctxf = ctx.reshape(-1)
     for j in range(ny):
-        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
-        _point_row(nx, w_row, x_row, y_row, block, p.use_ctx, out)
+        values = data[j]
+        wts = weights[j] if p.use_weights else weights[0]
+        centre = pixmap[j]
         for i in range(nx):
-            k = key[i]
-            if k != 0:
-                _deposit_flat(numf, denf, ctxf, qq[i], dw0[i], d_row[i], k & 16, p.bit)
+            w, d, ok = _pixel(wts[i] if p.use_weights else 1.0, values[i], p)
+            x = centre[i, 0]
+            y = centre[i, 1]
+            if not (ok and math.isfinite(x) and math.isfinite(y)):
+                continue
+            ii = _nint(x) - p.bx0
+            jj = _nint(y) - p.by0
+            if 0 <= ii < nbx and 0 <= jj < nby:
+                _deposit_flat(numf, denf, ctxf, jj * nbx + ii, w, d, p.use_ctx & (w > 0.0), p.bit)
 
 
 @njit(nogil=True, cache=True, inline="always")
