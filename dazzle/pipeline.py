@@ -385,8 +385,7 @@ def _frame_culprit(chips, frame):
     for c in chips:
         x, y = geometry.edge_points(c.shape, max(c.shape) / 4.0)
         with io._quiet(), np.errstate(all="ignore"):
-            ra, dec = c.wcs().all_pix2world(x, y, 0)
-            fx, fy = wf.wcs_world2pix(ra, dec, 0)
+            fx, fy = geometry.transform_points(c.wcs(), wf, x, y)
         fx, fy = fx[np.isfinite(fx) & np.isfinite(fy)], fy[np.isfinite(fx) & np.isfinite(fy)]
         ext.append((fx.min(), fx.max(), fy.min(), fy.max()) if fx.size else (np.inf, -np.inf, np.inf, -np.inf))
     ext = np.array(ext)
