@@ -558,22 +558,33 @@ N_GEOMETRIES = 50
 @pytest.mark.oracle
 @pytest.mark.parametrize("kernel", PARITY_KERNELS)
 def test_parity_with_drizzle_3(oracle, kernel):
+    """Science, weight and context; and the variances (two arrays, co-added with squared
+    weights) at 1e-5 and the DQ (OR of every contributing pixel) exactly."""
     rng = np.random.default_rng(20261126 + PARITY_KERNELS.index(kernel))
+    rng_var = np.random.default_rng(13)   # apart, so that the geometries stay those of rng
     n_compared = 0
+    n_flagged = 0
     lanczos_mismatch = 0
     lanczos_pixels = 0
     for t in range(N_GEOMETRIES):
         case = random_case(rng)
         psr = 1 / case["scale"]
         iscale = psr ** 2
+        in_shape = case["data"].shape
+        var = [rng_var.uniform(0.5, 2.0, in_shape).astype(np.float32),
+               rng_var.uniform(0.0, 1.0, in_shape).astype(np.float32)]
+        dq = (rng_var.integers(1, 1 << 16, in_shape) * (rng_var.random(in_shape) < 0.03)).astype(np.int32)
         ref = oracle.Drizzle(kernel=kernel, out_shape=case["shape"], fillval=None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref.add_image(case["data"], exptime=1.0, pixmap=case["pixmap"], weight_map=case["weights"],
-                          pixfrac=case["pixfrac"], pixel_scale_ratio=psr, iscale=iscale)
+                          pixfrac=case["pixfrac"], pixel_scale_ratio=psr, iscale=iscale, data2=var, dq=dq)
         sci, wht, ctx = new_output(case["shape"])
+        out_var = [np.full(case["shape"], np.nan, np.float32) for _ in var]
+        out_dq = np.zeros(case["shape"], np.uint32)
         drizzle_add(case["data"], case["pixmap"], sci, wht, ctx, weights=case["weights"], kernel=kernel,
-                    pixfrac=case["pixfrac"], pixel_scale_ratio=psr, iscale=iscale)
+                    pixfrac=case["pixfrac"], pixel_scale_ratio=psr, iscale=iscale, var=var, out_var=out_var,
+                    dq=dq, out_dq=out_dq)
         keep = comparable_region(case, kernel)
         if not keep.any():
             continue
@@ -581,6 +592,22 @@ def test_parity_with_drizzle_3(oracle, kernel):
         rs, ms = ref.out_img[keep], sci[keep]
         n_compared += keep.sum()
         assert np.array_equal(ref.out_ctx[0][keep], ctx[keep]), f"context differs, geometry {t}"
+        assert np.array_equal(ref.out_dq[keep], out_dq[keep]), f"DQ differs, geometry {t}"
+        n_flagged += (out_dq[keep] != 0).sum()
+        wscale = np.abs(rw).max() if rw.size else 1.0
+        for rv, mv in zip(ref.out_img2, out_var):
+            # the variance sums sum(dow^2 var) = var * wht^2 (the variance itself is
+            # ill-conditioned where Lanczos weights nearly cancel)
+            rsum = np.nan_to_num(rv[keep]) * rw.astype(np.float64) ** 2
+            msum = np.nan_to_num(mv[keep]) * mw.astype(np.float64) ** 2
+            tol = 5e-3 if kernel.startswith("lanczos") else 1e-5
+            np.testing.assert_allclose(msum, rsum, rtol=1e-5, atol=tol * np.abs(rsum).max(),
+                                       err_msg=f"variance, geometry {t}")
+            if not kernel.startswith("lanczos"):
+                # drizzle 3.0 squares a gaussian's far-tail weights (< 1e-20) to 0 in
+                # single precision: compare where the summed weight is not that small
+                both = (rw > 1e-6 * wscale) & (mw > 1e-6 * wscale)
+                np.testing.assert_allclose(mv[keep][both], rv[keep][both], rtol=1e-5, err_msg=f"geometry {t}")
         wscale = np.abs(rw).max() if rw.size else 1.0
         if kernel.startswith("lanczos"):
             # drizzle 3.0 forms the 0.003-step table index in single
@@ -603,6 +630,7 @@ def test_parity_with_drizzle_3(oracle, kernel):
             np.testing.assert_allclose(ms[both], rs[both], rtol=1e-5, err_msg=f"geometry {t}")
             assert np.array_equal(np.isnan(rs), np.isnan(ms)), f"coverage differs, geometry {t}"
     assert n_compared > 50 * 500  # the comparison is not vacuous
+    assert n_flagged > 0.01 * n_compared   # 3% of the inputs flagged
     if kernel.startswith("lanczos"):
         assert lanczos_mismatch <= 2e-3 * lanczos_pixels
 
@@ -620,38 +648,52 @@ def test_blocks_that_tile_the_frame_add_up_bit_for_bit(kernel):
     pixmap = affine_pixmap(50, 60, angle_deg=23.0, scale=0.8, shift=(40.0, 38.0), quad=(1e-3, -5e-4))
     data = rng.normal(5, 1, (50, 60)).astype(np.float32)
     weights = rng.uniform(0.5, 1.5, (50, 60)).astype(np.float32)
+    var = rng.uniform(0.5, 2.0, (50, 60)).astype(np.float32)
+    dq = (rng.integers(1, 1 << 16, (50, 60)) * (rng.random((50, 60)) < 0.05)).astype(np.int16)
     frame = (80, 90)
     kw = dict(weights=weights, kernel=kernel, pixfrac=0.9 if kernel != "tophat" else 2.0,
-              pixel_scale_ratio=1.25, bit=1 << 31)
-    num = np.zeros(frame)
-    den = np.zeros(frame)
-    ctx = np.zeros(frame, np.int32)
+              pixel_scale_ratio=1.25, bit=1 << 31, var=var, dq=dq)
+
+    def blank(shape):
+        return np.zeros(shape), np.zeros(shape), np.zeros(shape, np.int32), np.zeros(shape), np.zeros(shape, np.uint32)
+
+    full = blank(frame)
+    num, den, ctx, vsum, odq = full
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        drizzle_sums(data, pixmap, num, den, ctx, **kw)
+        drizzle_sums(data, pixmap, num, den, ctx, out_var=vsum, out_dq=odq, **kw)
         for tile in (7, 16, 33):
-            tnum = np.zeros(frame)
-            tden = np.zeros(frame)
-            tctx = np.zeros(frame, np.int32)
+            tiled = blank(frame)
             for y0 in range(0, frame[0], tile):
                 for x0 in range(0, frame[1], tile):
                     sl = np.s_[y0:y0 + tile, x0:x0 + tile]
-                    bn, bd, bc = np.zeros(num[sl].shape), np.zeros(num[sl].shape), np.zeros(num[sl].shape, np.int32)
-                    drizzle_sums(data, pixmap, bn, bd, bc, x0=x0, y0=y0, **kw)
-                    tnum[sl], tden[sl], tctx[sl] = bn, bd, bc
-            np.testing.assert_array_equal(tnum, num)
-            np.testing.assert_array_equal(tden, den)
-            np.testing.assert_array_equal(tctx, ctx)
+                    bn, bd, bc, bv, bq = blank(num[sl].shape)
+                    drizzle_sums(data, pixmap, bn, bd, bc, x0=x0, y0=y0, out_var=bv, out_dq=bq, **kw)
+                    for whole, part in zip(tiled, (bn, bd, bc, bv, bq)):
+                        whole[sl] = part
+            for a, b in zip(tiled, full):
+                np.testing.assert_array_equal(a, b)
     assert (ctx == np.int32(-2 ** 31)).sum() > 1000
-    # and the sums are what drizzle_add turns into its running mean
-    sci, wht, _ = new_output(frame)
+    assert (odq != 0).sum() > 100
+    # and the sums are what drizzle_add turns into its running mean (and variance);
+    # the variance and DQ leave science, weight and context bit for bit as without them
+    plain = new_output(frame)
+    sci, wht, ctx1 = new_output(frame)
+    out_var = np.full(frame, np.nan, np.float32)
+    out_dq = np.zeros(frame, np.uint32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        drizzle_add(data, pixmap, sci, wht, weights=weights, kernel=kernel, pixfrac=kw["pixfrac"],
-                    pixel_scale_ratio=1.25)
+        add_kw = dict(weights=weights, kernel=kernel, pixfrac=kw["pixfrac"], pixel_scale_ratio=1.25)
+        drizzle_add(data, pixmap, *plain, **add_kw)
+        drizzle_add(data, pixmap, sci, wht, ctx1, var=var, out_var=out_var, dq=dq, out_dq=out_dq, **add_kw)
+    for a, b in zip(plain, (sci, wht, ctx1)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(out_dq, odq)
     np.testing.assert_allclose(wht, den.astype(np.float32), rtol=1e-6, atol=1e-7)
     good = den != 0
     np.testing.assert_allclose(sci[good], (num[good] / den[good]).astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(out_var[good], (vsum[good] / den[good] ** 2).astype(np.float32), rtol=1e-6)
+    assert np.isnan(out_var[~good]).all()
 
 
 # ---------------------------------------------------------------------------

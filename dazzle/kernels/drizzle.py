@@ -19,6 +19,13 @@ How the numbers are formed (per input pixel ``(i, j)``)::
     dow = kernel_fraction * w            (the kernel's share of the drop in the cell)
     out_sci = sum(dow * d) / sum(dow)    out_wht = sum(dow)
 
+With ``var`` (one or more variance arrays) and ``dq`` (data-quality bits)
+the kernels also co-add ``sum(dow**2 * var * iscale**2)`` (so ``out_var =
+sum(dow**2 var) / sum(dow)**2``, the variance of the weighted mean for
+independent input pixels) and OR ``dq`` into every output pixel the input
+pixel gives a non-zero weight, as drizzle 3.0 does with ``data2``/``dq``.
+Science, weight and context are bit-identical with or without them.
+
 The Numba kernels accumulate the two sums (``sum(dow*d)`` in float64 and
 ``sum(dow)`` in float64) over a scratch box covering only the output pixels
 the input can touch, then divide once.  drizzle 3.0 keeps a running float32
@@ -104,7 +111,8 @@ _LANCZOS_LUTS = {2: _lanczos_lut(2), 3: _lanczos_lut(3)}
 #: What every kernel is told besides the arrays: where its sums sit in the
 #: output frame (output pixel (bx0, by0) is num[0, 0]), whether a weight map
 #: and a context plane are given, the context bit, and the scalings.
-_Drop = namedtuple("_Drop", "bx0 by0 use_weights use_ctx bit iscale wtscale pixfrac psr")
+#: ``use_var``/``use_dq``: variance and DQ arrays are given (see :func:`_deposit_ext`).
+_Drop = namedtuple("_Drop", "bx0 by0 use_weights use_ctx bit iscale wtscale pixfrac psr use_var use_dq")
 
 
 # ---------------------------------------------------------------------------
@@ -131,13 +139,15 @@ def _pixel(weight, value, p):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, centres):
+def _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, centres, x):
     """Input row ``j`` as the kernels use it: ``w_row`` the weight, ``d_row`` the value
-    (``data * iscale``) and, with ``centres``, ``x_row``/``y_row`` the mapped pixel centres.
+    (``data * iscale``) and, with ``centres``, ``x_row``/``y_row`` the mapped pixel centres;
+    the row's variances and DQ into ``x`` (:func:`_load_ext`).
 
     A pixel not to drizzle gets weight 0: zero weight, a value that is not finite or
     (with ``centres``) a centre that is not finite.
     """
+    _load_ext(x, j, p)
     values = data[j]
     wts = weights[j] if p.use_weights else weights[0]
     centre = pixmap[j]
@@ -154,23 +164,59 @@ def _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, centres):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit(num, den, ctx, r, c, dow, d, p):
-    """Add weight ``dow`` of value ``d`` to cell (r, c) of the sums; set the context bit
-    there when the weight is positive."""
+def _load_ext(x, j, p):
+    """Row ``j`` of the variances (times ``iscale**2``) and of the DQ into the row buffers
+    of ``x = (var, var_row, var_sums, dq, dq_row, dq_sums)``, when they are given."""
+    if p.use_var:
+        var = x[0]
+        var_row = x[1]
+        s2 = p.iscale * p.iscale
+        for k in range(var.shape[0]):
+            for i in range(var.shape[2]):
+                var_row[k, i] = var[k, j, i] * s2
+    if p.use_dq:
+        dq = x[3]
+        dq_row = x[4]
+        for i in range(dq.shape[1]):
+            dq_row[i] = dq[j, i]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit_ext(x, q, i, dow, p):
+    """The variance and DQ part of a deposit of input pixel ``i`` of the row into cell ``q``
+    (flat): ``var_sums += dow**2 var`` for every variance array, ``dq_sums |= dq``
+    (drizzle 3.0's squared-weight co-add and DQ OR, for every non-zero weight)."""
+    if p.use_var:
+        var_row = x[1]
+        var_sums = x[2]
+        dow2 = dow * dow
+        for k in range(var_sums.shape[0]):
+            var_sums[k, q] += dow2 * var_row[k, i]
+    if p.use_dq:
+        dq_sums = x[5]
+        dq_sums[q] |= x[4][i]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit(num, den, ctx, r, c, dow, d, p, x, i):
+    """Add weight ``dow`` of value ``d`` (input pixel ``i`` of the row) to cell (r, c) of
+    the sums; set the context bit there when the weight is positive."""
     num[r, c] += dow * d
     den[r, c] += dow
     if p.use_ctx and dow > 0.0:
         ctx[r, c] |= p.bit
+    _deposit_ext(x, r * num.shape[1] + c, i, dow, p)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit_flat(num, den, ctx, q, dow, d, positive, bit):
+def _deposit_flat(num, den, ctx, q, dow, d, positive, bit, x, i, p):
     """:func:`_deposit` into flat views of the sums: cell ``q``; the context bit when
     ``positive`` (the caller's test of ``use_ctx and dow > 0``)."""
     num[q] += dow * d
     den[q] += dow
     if positive:
         ctx[q] |= bit
+    _deposit_ext(x, q, i, dow, p)
 
 
 # What a kernel's row pass leaves for each input pixel (its "key"): bits 0-3
@@ -181,22 +227,22 @@ _KEY_LARGE = 256
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit_2x2(num, den, ctx, key, q, nbx, d, dow0, dow1, dow2, dow3, bit):
+def _deposit_2x2(num, den, ctx, key, q, nbx, d, dow0, dow1, dow2, dow3, bit, x, i, p):
     """Deposit into the 2x2 cells whose lower left cell is ``q`` of the flat sums (rows
     ``nbx`` long) as ``key`` says: bits 0-3 which cells (lower left, lower right, upper
     left, upper right) get weight, bits 4-7 which of them get the context bit."""
     if key & 1:
-        _deposit_flat(num, den, ctx, q, dow0, d, key & 16, bit)
+        _deposit_flat(num, den, ctx, q, dow0, d, key & 16, bit, x, i, p)
     if key & 2:
-        _deposit_flat(num, den, ctx, q + 1, dow1, d, key & 32, bit)
+        _deposit_flat(num, den, ctx, q + 1, dow1, d, key & 32, bit, x, i, p)
     if key & 4:
-        _deposit_flat(num, den, ctx, q + nbx, dow2, d, key & 64, bit)
+        _deposit_flat(num, den, ctx, q + nbx, dow2, d, key & 64, bit, x, i, p)
     if key & 8:
-        _deposit_flat(num, den, ctx, q + nbx + 1, dow3, d, key & 128, bit)
+        _deposit_flat(num, den, ctx, q + nbx + 1, dow3, d, key & 128, bit, x, i, p)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit_run(i, n, out, d_row, nbx, flat, bit):
+def _deposit_run(i, n, out, d_row, nbx, flat, bit, x, p):
     """Deposit the row pass's 2x2 results ``out = (key, q, dow0..dow3)`` of pixels i..n-1
     into the flat sums, in pixel order, up to the first ``_KEY_LARGE`` pixel; returns
     its index (n: none)."""
@@ -207,7 +253,8 @@ def _deposit_run(i, n, out, d_row, nbx, flat, bit):
         if k == _KEY_LARGE:
             break
         if k != 0:
-            _deposit_2x2(num, den, ctx, k, qq[i], nbx, d_row[i], dw0[i], dw1[i], dw2[i], dw3[i], bit)
+            _deposit_2x2(num, den, ctx, k, qq[i], nbx, d_row[i], dw0[i], dw1[i], dw2[i], dw3[i], bit,
+                         x, i, p)
         i += 1
     return i
 
@@ -474,12 +521,12 @@ def _overlap_cell(xo, yo, ii, jj):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit_area(num, den, ctx, p, ii, jj, area, scale, d, ilo, ihi, jlo, jhi):
+def _deposit_area(num, den, ctx, p, ii, jj, area, scale, d, ilo, ihi, jlo, jhi, x, i):
     """Deposit a drop's overlap ``area`` with cell (ii, jj) if the cell is in the block.
     An |area| below 1e-12 of a pixel is rounding noise of a cell the drop does not reach."""
     if ii < ilo or ii > ihi or jj < jlo or jj > jhi or abs(area) < 1e-12:
         return
-    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, area * scale, d, p)
+    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, area * scale, d, p, x, i)
 
 
 @njit(nogil=True, cache=True, inline="always", error_model="numpy")
@@ -608,7 +655,7 @@ def _edge_row(pixmap, t, x_row, y_row):
 
 
 @njit(nogil=True, cache=True)
-def _square_large(num, den, ctx, p, i, d, w, h, il, ir, edges, xo, yo, acc):
+def _square_large(num, den, ctx, p, i, d, w, h, il, ir, edges, xo, yo, acc, x):
     """Deposit the drop of pixel i of the row when it spans more than 2x2 cells:
     :func:`_overlap_columns` up to ``_MAXBOX`` cells a side, :func:`_overlap_cell` beyond.
     (Called, not inlined: rare near unit scale, and the row's deposit loop stays small.)"""
@@ -650,16 +697,17 @@ def _square_large(num, den, ctx, p, i, d, w, h, il, ir, edges, xo, yo, acc):
         for ii in range(ilo, ihi + 1):
             base = (ii - ilo) * mj
             for r in range(mj):
-                _deposit_area(num, den, ctx, p, ii, jlo + r, acc[base + r], scale, d, ilo, ihi, jlo, jhi)
+                _deposit_area(num, den, ctx, p, ii, jlo + r, acc[base + r], scale, d, ilo, ihi, jlo, jhi,
+                              x, i)
     else:
         for jj in range(jlo, jhi + 1):
             for ii in range(ilo, ihi + 1):
                 _deposit_area(num, den, ctx, p, ii, jj, _overlap_cell(xo, yo, ii, jj), scale, d,
-                              ilo, ihi, jlo, jhi)
+                              ilo, ihi, jlo, jhi, x, i)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _kernel_square(data, weights, pixmap, num, den, ctx, p):
+def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
     """Exact overlap of each mapped drop (a quadrilateral) with the output cells.
 
     The drop is the input pixel shrunk by pixfrac about its centre; its four
@@ -701,7 +749,7 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p):
     while i1 < nx and il[i1] == i1 + offl and ir[i1] == i1 + offr:
         i1 += 1
     for j in range(ny):
-        _load_row(data, weights, pixmap, j, p, w_row, d_row, w_row, w_row, False)
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, w_row, w_row, False, x)
         if j > 0 and j - h == (j - 1) + h:
             bot, top = top, bot
         else:
@@ -712,14 +760,14 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p):
         for i in range(nx):
             if i < i0 or i >= i1:
                 _square_run(i, 1, h, il, ir, w_row, edges, block, p.use_ctx, out)
-        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit)
+        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit, x, p)
         while i < nx:   # at a drop larger than 2x2 cells
-            _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc)
-            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit)
+            _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc, x)
+            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit, x, p)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _kernel_point(data, weights, pixmap, num, den, ctx, p):
+def _kernel_point(data, weights, pixmap, num, den, ctx, p, x):
     """All of the weight to the output pixel nearest the mapped centre."""
     ny, nx = data.shape
     nby, nbx = num.shape
@@ -730,16 +778,17 @@ def _kernel_point(data, weights, pixmap, num, den, ctx, p):
         values = data[j]
         wts = weights[j] if p.use_weights else weights[0]
         centre = pixmap[j]
+        _load_ext(x, j, p)
         for i in range(nx):
             w, d, ok = _pixel(wts[i] if p.use_weights else 1.0, values[i], p)
-            x = centre[i, 0]
-            y = centre[i, 1]
-            if not (ok and math.isfinite(x) and math.isfinite(y)):
+            xc = centre[i, 0]
+            yc = centre[i, 1]
+            if not (ok and math.isfinite(xc) and math.isfinite(yc)):
                 continue
-            ii = _nint(x) - p.bx0
-            jj = _nint(y) - p.by0
+            ii = _nint(xc) - p.bx0
+            jj = _nint(yc) - p.by0
             if 0 <= ii < nbx and 0 <= jj < nby:
-                _deposit_flat(numf, denf, ctxf, jj * nbx + ii, w, d, p.use_ctx & (w > 0.0), p.bit)
+                _deposit_flat(numf, denf, ctxf, jj * nbx + ii, w, d, p.use_ctx & (w > 0.0), p.bit, x, i, p)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -787,9 +836,10 @@ def _turbo_row(n, pfo, ac, w, x, y, block, use_ctx, out):
 
 
 @njit(nogil=True, cache=True)
-def _turbo_large(num, den, ctx, p, x, y, wa, d, pfo, block):
-    """Deposit one turbo drop that reaches more than 2x2 cells, cell by cell."""
-    (xxi, xxa, yyi, yya, _, _, _, _), (ilo, ihi, jlo, jhi) = _turbo_box(x, y, pfo, block)
+def _turbo_large(num, den, ctx, p, xc, yc, wa, d, pfo, block, x, i):
+    """Deposit one turbo drop (input pixel ``i`` of the row) that reaches more than 2x2
+    cells, cell by cell."""
+    (xxi, xxa, yyi, yya, _, _, _, _), (ilo, ihi, jlo, jhi) = _turbo_box(xc, yc, pfo, block)
     for jj in range(jlo, jhi + 1):
         dy = min(yya, jj + 0.5) - max(yyi, jj - 0.5)
         if dy <= 0.0:
@@ -798,11 +848,11 @@ def _turbo_large(num, den, ctx, p, x, y, wa, d, pfo, block):
             dx = min(xxa, ii + 0.5) - max(xxi, ii - 0.5)
             if dx <= 0.0:
                 continue
-            _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dx * dy * wa, d, p)
+            _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dx * dy * wa, d, p, x, i)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _kernel_turbo(data, weights, pixmap, num, den, ctx, p):
+def _kernel_turbo(data, weights, pixmap, num, den, ctx, p, x):
     """An axis-aligned square of side pixfrac/psr centred on the mapped centre.
     Two passes per input row, as the square kernel."""
     ny, nx = data.shape
@@ -811,16 +861,16 @@ def _kernel_turbo(data, weights, pixmap, num, den, ctx, p):
     ac = p.psr * p.psr / (p.pixfrac * p.pixfrac)
     block, flat, (w_row, d_row, x_row, y_row), out = _scratch(nx, num, den, ctx, p)
     for j in range(ny):
-        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
         _turbo_row(nx, pfo, ac, w_row, x_row, y_row, block, p.use_ctx, out)
-        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit)
+        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit, x, p)
         while i < nx:   # at a drop larger than 2x2 cells
-            _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block)
-            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit)
+            _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block, x, i)
+            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit, x, p)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p):
+def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p, x):
     """Gaussian weights sampled at output pixel centres (drizzle's, not normalised)."""
     ny, nx = data.shape
     nby, nbx = num.shape
@@ -834,36 +884,37 @@ def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p):
     _, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), _ = _scratch(nx, num, den, ctx, p)
     gx = np.empty(int(2.0 * pfo) + 3)   # the x factor of the weight, the window's columns
     for j in range(ny):
-        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
         for i in range(nx):
             w = w_row[i]
             if w == 0.0:
                 continue
             d = d_row[i]
-            x = x_row[i]
-            y = y_row[i]
-            ilo = max(_nint(x - pfo), p.bx0)
-            ihi = min(_nint(x + pfo), bx1)
-            jlo = max(_nint(y - pfo), p.by0)
-            jhi = min(_nint(y + pfo), by1)
+            xc = x_row[i]
+            yc = y_row[i]
+            ilo = max(_nint(xc - pfo), p.bx0)
+            ihi = min(_nint(xc + pfo), bx1)
+            jlo = max(_nint(yc - pfo), p.by0)
+            jhi = min(_nint(yc + pfo), by1)
             # exp(-r^2 efac) = exp(-dx^2 efac) exp(-dy^2 efac): one exp per column and
             # per row instead of one per cell (the product rounds differently from
             # the exp of the sum, by a few 1e-16)
             for ii in range(ilo, ihi + 1):
-                ddx = x - ii
+                ddx = xc - ii
                 gx[ii - ilo] = math.exp(-(ddx * ddx) * efac)
             for jj in range(jlo, jhi + 1):
-                ddy = y - jj
+                ddy = yc - jj
                 gy = es * math.exp(-(ddy * ddy) * efac)
                 base = (jj - p.by0) * nbx - p.bx0
                 for ii in range(ilo, ihi + 1):
                     dow = gy * gx[ii - ilo] * w
                     if dow != 0.0:
-                        _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit)
+                        _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit,
+                                      x, i, p)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
+def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, x, order, lut):
     """Separable Lanczos weights from a 0.003-spaced table (drizzle's, not normalised)."""
     ny, nx = data.shape
     nby, nbx = num.shape
@@ -879,24 +930,24 @@ def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
     lx = np.empty(int(2.0 * pfo) + 3, lut.dtype)
     in_lut = np.empty(lx.shape[0], np.bool_)
     for j in range(ny):
-        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
         for i in range(nx):
             w = w_row[i]
             if w == 0.0:
                 continue
             d = d_row[i]
-            x = x_row[i]
-            y = y_row[i]
-            ilo = max(int(math.floor(x - pfo)) + 1, p.bx0)
-            ihi = min(int(math.floor(x + pfo)), bx1)
-            jlo = max(int(math.floor(y - pfo)) + 1, p.by0)
-            jhi = min(int(math.floor(y + pfo)), by1)
+            xc = x_row[i]
+            yc = y_row[i]
+            ilo = max(int(math.floor(xc - pfo)) + 1, p.bx0)
+            ihi = min(int(math.floor(xc + pfo)), bx1)
+            jlo = max(int(math.floor(yc - pfo)) + 1, p.by0)
+            jhi = min(int(math.floor(yc + pfo)), by1)
             for ii in range(ilo, ihi + 1):
-                ix = int(math.floor(abs(x - ii) * sdp + 0.5))   # nint of a value >= 0
+                ix = int(math.floor(abs(xc - ii) * sdp + 0.5))   # nint of a value >= 0
                 in_lut[ii - ilo] = ix < nlut
                 lx[ii - ilo] = lut[min(ix, nlut - 1)]
             for jj in range(jlo, jhi + 1):
-                iy = int(math.floor(abs(y - jj) * sdp + 0.5))
+                iy = int(math.floor(abs(yc - jj) * sdp + 0.5))
                 if iy >= nlut:
                     continue
                 ly = lut[iy]
@@ -904,11 +955,12 @@ def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
                 for ii in range(ilo, ihi + 1):
                     dow = lx[ii - ilo] * ly * w
                     if in_lut[ii - ilo] and dow != 0.0:
-                        _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit)
+                        _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit,
+                                      x, i, p)
 
 
 @njit(nogil=True, cache=True)
-def _kernel_tophat(data, weights, pixmap, num, den, ctx, p):
+def _kernel_tophat(data, weights, pixmap, num, den, ctx, p, x):
     """Equal shares of the weight to the output centres within pixfrac/(2 psr)."""
     ny, nx = data.shape
     nby, nbx = num.shape
@@ -921,37 +973,37 @@ def _kernel_tophat(data, weights, pixmap, num, den, ctx, p):
     x_row = np.empty(nx)
     y_row = np.empty(nx)
     for j in range(ny):
-        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True)
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
         for i in range(nx):
             w = w_row[i]
             if w == 0.0:
                 continue
             d = d_row[i]
-            x = x_row[i]
-            y = y_row[i]
+            xc = x_row[i]
+            yc = y_row[i]
             # count every output centre inside the circle (on or off the
             # frame) so that clipping at the frame edge does not change the
             # weight given to the pixels that remain
-            nlo = _nint(x - pfo)
-            nhi = _nint(x + pfo)
-            mlo = _nint(y - pfo)
-            mhi = _nint(y + pfo)
+            nlo = _nint(xc - pfo)
+            nhi = _nint(xc + pfo)
+            mlo = _nint(yc - pfo)
+            mhi = _nint(yc + pfo)
             nhit = 0
             for jj in range(mlo, mhi + 1):
-                ddy = y - jj
+                ddy = yc - jj
                 for ii in range(nlo, nhi + 1):
-                    ddx = x - ii
+                    ddx = xc - ii
                     if ddx * ddx + ddy * ddy <= pfo2:
                         nhit += 1
             if nhit == 0:
                 continue
             dow = w / nhit
             for jj in range(max(mlo, p.by0), min(mhi, by1) + 1):
-                ddy = y - jj
+                ddy = yc - jj
                 for ii in range(max(nlo, p.bx0), min(nhi, bx1) + 1):
-                    ddx = x - ii
+                    ddx = xc - ii
                     if ddx * ddx + ddy * ddy <= pfo2:
-                        _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dow, d, p)
+                        _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dow, d, p, x, i)
 
 
 #: kernel name -> Numba function(data, weights, pixmap, num, den, ctx, p)
@@ -1130,15 +1182,78 @@ def _prepare(data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, 
     return data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl
 
 
+def _ext_inputs(var, dq, shape):
+    """The variance arrays as one float32 ``(nvar, ny, nx)`` array (``nvar`` 0 without
+    ``var``) and the DQ as uint32 (``None`` without ``dq``), checked against ``shape``."""
+    if var is None:
+        var3 = np.zeros((0, 1, 1), dtype=np.float32)
+    else:
+        arrays = [var] if isinstance(var, np.ndarray) and var.ndim == 2 else list(var)
+        var3 = np.ascontiguousarray(np.array(arrays, dtype=np.float32, ndmin=3))
+        if var3.shape[1:] != shape:
+            raise ValueError(f"var shape {var3.shape[1:]} does not match data shape {shape}")
+    if dq is not None:
+        dq = np.asarray(dq)
+        if dq.dtype.kind not in "iu" or dq.dtype.itemsize > 4:
+            raise TypeError("dq must be an integer array of at most 4 bytes per pixel")
+        if dq.shape != shape:
+            raise ValueError(f"dq shape {dq.shape} does not match data shape {shape}")
+        # the bits as they are (int16 -32768 is bit 15), widened to 32
+        dq = np.ascontiguousarray(dq.view(f"u{dq.dtype.itemsize}"), dtype=np.uint32)
+    return var3, dq
+
+
+def _var_outputs(out_var, nvar, shape, dtype, name):
+    """``out_var`` (one 2-D array or a sequence of them, ``dtype``) as a list of ``nvar``
+    arrays of ``shape``; ``[]`` when there is no variance."""
+    if out_var is None:
+        if nvar:
+            raise ValueError(f"var is given but {name} is not")
+        return []
+    arrays = [out_var] if isinstance(out_var, np.ndarray) and out_var.ndim == 2 else list(out_var)
+    if len(arrays) != nvar:
+        raise ValueError(f"{name} has {len(arrays)} array(s) for {nvar} variance array(s)")
+    for a in arrays:
+        if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape:
+            raise TypeError(f"{name} must be {np.dtype(dtype).name} array(s) of shape {shape}")
+        if not a.flags.writeable:
+            raise ValueError(f"{name} is read-only")
+    return arrays
+
+
+def _dq_output(out_dq, dq, shape):
+    """``out_dq`` checked (uint32, ``shape``); ``None`` when there is no DQ to propagate."""
+    if dq is None:
+        return None
+    if not isinstance(out_dq, np.ndarray) or out_dq.dtype != np.uint32 or out_dq.shape != shape:
+        raise TypeError(f"dq is given: out_dq must be a uint32 array of shape {shape}")
+    return out_dq
+
+
 def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit,
-                pixfrac, psr, iscale, wt_scl):
+                pixfrac, psr, iscale, wt_scl, ext=None):
+    """Run a kernel on the sums; ``ext = (var3, var_sums3, dq, dq_sums)`` adds the variance
+    sums ``sum(dow**2 var)`` (float64, ``(nvar,) + num.shape``) and the DQ OR (uint32,
+    ``num.shape``), each part ``None`` (or ``nvar`` 0) when absent."""
+    var3, var_sums, dq, dq_sums = ext if ext is not None else (None, None, None, None)
+    use_var = var3 is not None and var3.shape[0] > 0
+    use_dq = dq is not None
     p = _Drop(int(bx0), int(by0), bool(use_weights), bool(use_ctx), np.int32(bit), float(iscale),
-              float(wt_scl), float(pixfrac), float(psr))
+              float(wt_scl), float(pixfrac), float(psr), use_var, use_dq)
+    nx = data.shape[1]
+    if not use_var:
+        var3 = np.zeros((0, 1, 1), dtype=np.float32)
+        var_sums = np.zeros((0,) + num.shape)
+    if not use_dq:
+        dq = np.zeros((1, 1), dtype=np.uint32)
+        dq_sums = np.zeros(num.shape, dtype=np.uint32)
     # the kernels index the sums as flat C-contiguous arrays: a strided view is
     # worked on as a copy and copied back
-    arrays = [num, den, ctx]
+    arrays = [num, den, ctx, var_sums, dq_sums]
     work = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in arrays]
-    _KERNEL_FUNCS[kernel](data, weights, pixmap, work[0], work[1], work[2], p)
+    x = (var3, np.empty((var3.shape[0], nx)), work[3].reshape(var3.shape[0], num.size), dq,
+         np.empty(nx, dtype=np.uint32), work[4].reshape(-1))
+    _KERNEL_FUNCS[kernel](data, weights, pixmap, work[0], work[1], work[2], p, x)
     for a, w in zip(arrays, work):
         if w is not a:
             a[...] = w
@@ -1146,7 +1261,7 @@ def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, 
 
 def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, kernel="square",
                  pixfrac=1.0, iscale=1.0, pixel_scale_ratio=1.0, wt_scl=1.0, exptime=1.0,
-                 in_units="cps", bit=1):
+                 in_units="cps", bit=1, var=None, out_var=None, dq=None, out_dq=None):
     """Add one input's weighted sums to a block of the output frame, in place.
 
     The building block of the pipeline's reductions.  Drops partly outside the
@@ -1167,10 +1282,17 @@ def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, 
         Output pixel of ``num[0, 0]``.
     bit : int
         The context bit (bit 31 may be given as ``1 << 31``).
+    var, dq
+        As :func:`drizzle_add`.
+    out_var : 2-D float64 array or a sequence of them (one per ``var`` array)
+        Gain ``sum(dow**2 * var * iscale**2)`` over the same block.
+    out_dq : 2-D uint32 array
+        Gets ``dq`` OR-ed in wherever a non-zero weight is added.
 
     Notes
     -----
-    The science of the block is ``num / den`` where ``den != 0``.
+    The science of the block is ``num / den`` where ``den != 0``, the variance
+    ``out_var / den**2``.
     """
     data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl = _prepare(
         data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units)
@@ -1187,14 +1309,57 @@ def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, 
         ctx = np.zeros((1, 1), dtype=np.int32)
         use_ctx = False
     bit = np.array([int(bit) & 0xFFFFFFFF], dtype=np.uint32).view(np.int32)[0]
+    var3, dq = _ext_inputs(var, dq, data.shape)
+    out_vars = _var_outputs(out_var, var3.shape[0], num.shape, np.float64, "out_var")
+    out_dq = _dq_output(out_dq, dq, num.shape)
     if num.size:
+        var_sums = np.array(out_vars).reshape((len(out_vars),) + num.shape)
         _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, int(x0), int(y0), ctx, use_ctx,
-                    bit, pixfrac, psr, iscale, wt_scl)
+                    bit, pixfrac, psr, iscale, wt_scl, (var3, var_sums, dq, out_dq))
+        for a, v in zip(out_vars, var_sums):
+            a[...] = v
+
+
+def _reach_box(data, pixmap, kernel, pixfrac, psr, ony, onx):
+    """The block of output pixels ``(bx0, bx1, by0, by1)`` this input can reach (empty
+    when ``bx1 < bx0``).  Finding it costs a pass over the pixmap, worth it only when the
+    output frame is much larger than the input: otherwise the whole frame."""
+    if ony * onx <= 4 * data.size:
+        return 0, onx - 1, 0, ony - 1
+    xmin, xmax, ymin, ymax, step = _pixmap_extent(pixmap)
+    if not math.isfinite(xmin):
+        return 0, -1, 0, -1
+    margin = _centre_margin(kernel, pixfrac, psr, step)
+    return (max(int(math.floor(xmin)) - margin, 0), min(int(math.ceil(xmax)) + margin, onx - 1),
+            max(int(math.floor(ymin)) - margin, 0), min(int(math.ceil(ymax)) + margin, ony - 1))
+
+
+@njit(nogil=True, cache=True)
+def _load_var(out_var, out_wht, sums, bx0, by0):
+    """The variance sums of a block from the running variance: ``var * wht**2``."""
+    nby, nbx = sums.shape
+    for jj in range(nby):
+        for ii in range(nbx):
+            wv = np.float64(out_wht[jj + by0, ii + bx0])
+            sums[jj, ii] = out_var[jj + by0, ii + bx0] * (wv * wv) if wv != 0.0 else 0.0
+
+
+@njit(nogil=True, cache=True)
+def _store_var(out_var, out_wht, sums, den, bx0, by0):
+    """Where the summed weight changed (``out_wht`` not yet stored), the variance
+    ``sums / den**2``."""
+    nby, nbx = sums.shape
+    for jj in range(nby):
+        for ii in range(nbx):
+            wv = den[jj, ii]
+            if wv != out_wht[jj + by0, ii + bx0] and wv != 0.0:
+                out_var[jj + by0, ii + bx0] = np.float32(sums[jj, ii] / (wv * wv))
 
 
 def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
                 kernel="square", pixfrac=1.0, iscale=1.0, pixel_scale_ratio=1.0,
-                wt_scl=1.0, exptime=1.0, in_units="cps", uniqid=1, fillval=None):
+                wt_scl=1.0, exptime=1.0, in_units="cps", uniqid=1, fillval=None,
+                var=None, out_var=None, fillval_var=None, dq=None, out_dq=None):
     """Drizzle one input image onto ``out_sci``/``out_wht`` (and ``out_ctx``) in place.
 
     Parameters
@@ -1232,11 +1397,26 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
     fillval : float or None
         ``None`` (INDEF): output pixels with zero weight keep their value.
         A number: after adding, every output pixel with zero weight is set to it.
+    var : 2-D array or a sequence of 2-D arrays (ny_in, nx_in), optional
+        Variances of ``data`` (several components may be given, e.g. read noise
+        and Poisson), co-added with squared weights as drizzle 3.0 does: each
+        output pixel's ``out_var`` is ``sum(dow**2 var iscale**2) / sum(dow)**2``,
+        the variance of its weighted mean ``out_sci`` for independent inputs.
+    out_var : float32 array or a sequence of them (ny_out, nx_out)
+        The running variances, one per ``var`` array; updated in place.
+    fillval_var : float or None
+        As ``fillval``, for ``out_var``.
+    dq : 2-D integer array (ny_in, nx_in), optional
+        Data-quality bits; OR-ed into ``out_dq`` at every output pixel to which
+        the input pixel gives a non-zero weight.
+    out_dq : uint32 array (ny_out, nx_out)
+        The propagated DQ; needed with ``dq``.
 
     Returns
     -------
     None
-        ``out_sci``, ``out_wht`` and ``out_ctx`` are updated in place.
+        ``out_sci``, ``out_wht``, ``out_ctx``, ``out_var`` and ``out_dq`` are
+        updated in place.
     """
     data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl = _prepare(
         data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units)
@@ -1269,22 +1449,12 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
         bit = np.int32(0)
         use_ctx = False
 
-    # The scratch sums cover only the output pixels this input can reach.
-    # Finding that box costs a pass over the pixmap, worth it only when the
-    # output frame is much larger than the input.
-    if ony * onx <= 4 * data.size:
-        bx0, bx1, by0, by1 = 0, onx - 1, 0, ony - 1
-    else:
-        xmin, xmax, ymin, ymax, step = _pixmap_extent(pixmap)
-        if math.isfinite(xmin):
-            margin = _centre_margin(kernel, pixfrac, psr, step)
-            bx0 = max(int(math.floor(xmin)) - margin, 0)
-            bx1 = min(int(math.ceil(xmax)) + margin, onx - 1)
-            by0 = max(int(math.floor(ymin)) - margin, 0)
-            by1 = min(int(math.ceil(ymax)) + margin, ony - 1)
-        else:
-            bx0, bx1, by0, by1 = 0, -1, 0, -1
+    var3, dq = _ext_inputs(var, dq, data.shape)
+    out_vars = _var_outputs(out_var, var3.shape[0], out_sci.shape, np.float32, "out_var")
+    out_dq = _dq_output(out_dq, dq, out_sci.shape)
 
+    # The scratch sums cover only the output pixels this input can reach.
+    bx0, bx1, by0, by1 = _reach_box(data, pixmap, kernel, pixfrac, psr, ony, onx)
     if bx1 >= bx0 and by1 >= by0:
         shape = (by1 - by0 + 1, bx1 - bx0 + 1)
         if _all_zero(out_wht, bx0, by0, shape[1], shape[0]):
@@ -1296,9 +1466,19 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
             den = np.empty(shape, dtype=np.float64)
             _load_sums(out_sci, out_wht, num, den, bx0, by0)
         ctx = ctx_plane[by0:by1 + 1, bx0:bx1 + 1] if use_ctx else np.zeros((1, 1), dtype=np.int32)
+        var_sums = np.empty((len(out_vars),) + shape)
+        for ov, vs in zip(out_vars, var_sums):
+            _load_var(ov, out_wht, vs, bx0, by0)
+        odq = out_dq[by0:by1 + 1, bx0:bx1 + 1] if out_dq is not None else None
         _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit,
-                    pixfrac, psr, iscale, wt_scl)
+                    pixfrac, psr, iscale, wt_scl, (var3, var_sums, dq, odq))
+        for ov, vs in zip(out_vars, var_sums):
+            _store_var(ov, out_wht, vs, den, bx0, by0)
         _store_sums(out_sci, out_wht, num, den, bx0, by0)
 
-    if fillval is not None:
-        out_sci[out_wht == 0] = np.float32(fillval)
+    if fillval is not None or fillval_var is not None:
+        empty = out_wht == 0
+        if fillval is not None:
+            out_sci[empty] = np.float32(fillval)
+        for ov in out_vars if fillval_var is not None else ():
+            ov[empty] = np.float32(fillval_var)
