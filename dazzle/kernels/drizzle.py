@@ -83,7 +83,8 @@ import math
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .catalog import KERNELS, kernel_reach
 
@@ -111,8 +112,7 @@ _LANCZOS_LUTS = {2: _lanczos_lut(2), 3: _lanczos_lut(3)}
 #: What every kernel is told besides the arrays: where its sums sit in the
 #: output frame (output pixel (bx0, by0) is num[0, 0]), whether a weight map
 #: and a context plane are given, the context bit, and the scalings.
-#: ``use_var``/``use_dq``: variance and DQ arrays are given (see :func:`_deposit_ext`).
-_Drop = namedtuple("_Drop", "bx0 by0 use_weights use_ctx bit iscale wtscale pixfrac psr use_var use_dq")
+_Drop = namedtuple("_Drop", "bx0 by0 use_weights use_ctx bit iscale wtscale pixfrac psr")
 
 
 # ---------------------------------------------------------------------------
@@ -147,76 +147,86 @@ def _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, centres, 
     A pixel not to drizzle gets weight 0: zero weight, a value that is not finite or
     (with ``centres``) a centre that is not finite.
     """
-    _load_ext(x, j, p)
+    _load_ext(x[0], x[1], x[3], x[4], j, p.iscale * p.iscale)
     values = data[j]
     wts = weights[j] if p.use_weights else weights[0]
     centre = pixmap[j]
     for i in range(data.shape[1]):   # branch-free: SIMD code
         w, d, ok = _pixel(wts[i] if p.use_weights else 1.0, values[i], p)
         if centres:
-            x = centre[i, 0]
-            y = centre[i, 1]
-            ok = ok & math.isfinite(x) & math.isfinite(y)
-            x_row[i] = x
-            y_row[i] = y
+            xc = centre[i, 0]
+            yc = centre[i, 1]
+            ok = ok & math.isfinite(xc) & math.isfinite(yc)
+            x_row[i] = xc
+            y_row[i] = yc
         w_row[i] = w if ok else 0.0
         d_row[i] = d
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _load_ext(x, j, p):
-    """Row ``j`` of the variances (times ``iscale**2``) and of the DQ into the row buffers
-    of ``x = (var, var_row, var_sums, dq, dq_row, dq_sums)``, when they are given."""
-    if p.use_var:
-        var = x[0]
-        var_row = x[1]
-        s2 = p.iscale * p.iscale
+# The variance and DQ arrays, ``x = (var, var_row, var_sums, dq, dq_row, dq_sums)`` (see
+# _run_kernel), are None when not given.  Which code runs is chosen from their types
+# when Numba compiles a kernel (the overloads below), so that the plain path (all
+# None) compiles to what it was without them: no test per deposit, and no reference
+# counting of arrays per deposit (which made it ~10x slower).
+
+
+@njit(nogil=True, cache=True)
+def _load_ext(var, var_row, dq, dq_row, j, s2):
+    """Row ``j`` of the variances (times ``s2 = iscale**2``) and of the DQ into the row
+    buffers, when they are given."""
+    if var is not None:
         for k in range(var.shape[0]):
             for i in range(var.shape[2]):
                 var_row[k, i] = var[k, j, i] * s2
-    if p.use_dq:
-        dq = x[3]
-        dq_row = x[4]
+    if dq is not None:
         for i in range(dq.shape[1]):
             dq_row[i] = dq[j, i]
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _deposit_ext(x, q, i, dow, p):
+def _deposit_ext(var_row, var_sums, dq_row, dq_sums, q, i, dow):
     """The variance and DQ part of a deposit of input pixel ``i`` of the row into cell ``q``
     (flat): ``var_sums += dow**2 var`` for every variance array, ``dq_sums |= dq``
-    (drizzle 3.0's squared-weight co-add and DQ OR, for every non-zero weight)."""
-    if p.use_var:
-        var_row = x[1]
-        var_sums = x[2]
-        dow2 = dow * dow
-        for k in range(var_sums.shape[0]):
-            var_sums[k, q] += dow2 * var_row[k, i]
-    if p.use_dq:
-        dq_sums = x[5]
-        dq_sums[q] |= x[4][i]
+    (drizzle 3.0's squared-weight co-add and DQ OR, for every non-zero weight).
+    Numba compiles the overload below, chosen by which arrays are None."""
+
+
+@overload(_deposit_ext, inline="always")
+def _deposit_ext_impl(var_row, var_sums, dq_row, dq_sums, q, i, dow):
+    no_var = isinstance(var_sums, types.NoneType)
+    no_dq = isinstance(dq_sums, types.NoneType)
+    if no_var and no_dq:
+        return lambda var_row, var_sums, dq_row, dq_sums, q, i, dow: None
+
+    def deposit(var_row, var_sums, dq_row, dq_sums, q, i, dow):
+        if not no_var:
+            dow2 = dow * dow
+            for k in range(var_sums.shape[0]):
+                var_sums[k, q] += dow2 * var_row[k, i]
+        if not no_dq:
+            dq_sums[q] |= dq_row[i]
+    return deposit
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit(num, den, ctx, r, c, dow, d, p, x, i):
+def _deposit(num, den, ctx, r, c, dow, d, p, vr, vs, qr, qs, i):
     """Add weight ``dow`` of value ``d`` (input pixel ``i`` of the row) to cell (r, c) of
     the sums; set the context bit there when the weight is positive."""
     num[r, c] += dow * d
     den[r, c] += dow
+    _deposit_ext(vr, vs, qr, qs, r * num.shape[1] + c, i, dow)
     if p.use_ctx and dow > 0.0:
         ctx[r, c] |= p.bit
-    _deposit_ext(x, r * num.shape[1] + c, i, dow, p)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit_flat(num, den, ctx, q, dow, d, positive, bit, x, i, p):
+def _deposit_flat(num, den, ctx, q, dow, d, positive, bit, vr, vs, qr, qs, i, p):
     """:func:`_deposit` into flat views of the sums: cell ``q``; the context bit when
     ``positive`` (the caller's test of ``use_ctx and dow > 0``)."""
     num[q] += dow * d
     den[q] += dow
-    if positive:
+    _deposit_ext(vr, vs, qr, qs, q, i, dow)
+    if positive:   # last: the context array's reference counting then compiles away
         ctx[q] |= bit
-    _deposit_ext(x, q, i, dow, p)
 
 
 # What a kernel's row pass leaves for each input pixel (its "key"): bits 0-3
@@ -227,22 +237,22 @@ _KEY_LARGE = 256
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit_2x2(num, den, ctx, key, q, nbx, d, dow0, dow1, dow2, dow3, bit, x, i, p):
+def _deposit_2x2(num, den, ctx, key, q, nbx, d, dow0, dow1, dow2, dow3, bit, vr, vs, qr, qs, i, p):
     """Deposit into the 2x2 cells whose lower left cell is ``q`` of the flat sums (rows
     ``nbx`` long) as ``key`` says: bits 0-3 which cells (lower left, lower right, upper
     left, upper right) get weight, bits 4-7 which of them get the context bit."""
     if key & 1:
-        _deposit_flat(num, den, ctx, q, dow0, d, key & 16, bit, x, i, p)
+        _deposit_flat(num, den, ctx, q, dow0, d, key & 16, bit, vr, vs, qr, qs, i, p)
     if key & 2:
-        _deposit_flat(num, den, ctx, q + 1, dow1, d, key & 32, bit, x, i, p)
+        _deposit_flat(num, den, ctx, q + 1, dow1, d, key & 32, bit, vr, vs, qr, qs, i, p)
     if key & 4:
-        _deposit_flat(num, den, ctx, q + nbx, dow2, d, key & 64, bit, x, i, p)
+        _deposit_flat(num, den, ctx, q + nbx, dow2, d, key & 64, bit, vr, vs, qr, qs, i, p)
     if key & 8:
-        _deposit_flat(num, den, ctx, q + nbx + 1, dow3, d, key & 128, bit, x, i, p)
+        _deposit_flat(num, den, ctx, q + nbx + 1, dow3, d, key & 128, bit, vr, vs, qr, qs, i, p)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit_run(i, n, out, d_row, nbx, flat, bit, x, p):
+def _deposit_run(i, n, out, d_row, nbx, flat, bit, vr, vs, qr, qs, p):
     """Deposit the row pass's 2x2 results ``out = (key, q, dow0..dow3)`` of pixels i..n-1
     into the flat sums, in pixel order, up to the first ``_KEY_LARGE`` pixel; returns
     its index (n: none)."""
@@ -254,7 +264,7 @@ def _deposit_run(i, n, out, d_row, nbx, flat, bit, x, p):
             break
         if k != 0:
             _deposit_2x2(num, den, ctx, k, qq[i], nbx, d_row[i], dw0[i], dw1[i], dw2[i], dw3[i], bit,
-                         x, i, p)
+                         vr, vs, qr, qs, i, p)
         i += 1
     return i
 
@@ -521,12 +531,12 @@ def _overlap_cell(xo, yo, ii, jj):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _deposit_area(num, den, ctx, p, ii, jj, area, scale, d, ilo, ihi, jlo, jhi, x, i):
+def _deposit_area(num, den, ctx, p, ii, jj, area, scale, d, ilo, ihi, jlo, jhi, vr, vs, qr, qs, i):
     """Deposit a drop's overlap ``area`` with cell (ii, jj) if the cell is in the block.
     An |area| below 1e-12 of a pixel is rounding noise of a cell the drop does not reach."""
     if ii < ilo or ii > ihi or jj < jlo or jj > jhi or abs(area) < 1e-12:
         return
-    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, area * scale, d, p, x, i)
+    _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, area * scale, d, p, vr, vs, qr, qs, i)
 
 
 @njit(nogil=True, cache=True, inline="always", error_model="numpy")
@@ -655,7 +665,7 @@ def _edge_row(pixmap, t, x_row, y_row):
 
 
 @njit(nogil=True, cache=True)
-def _square_large(num, den, ctx, p, i, d, w, h, il, ir, edges, xo, yo, acc, x):
+def _square_large(num, den, ctx, p, i, d, w, h, il, ir, edges, xo, yo, acc, vr, vs, qr, qs):
     """Deposit the drop of pixel i of the row when it spans more than 2x2 cells:
     :func:`_overlap_columns` up to ``_MAXBOX`` cells a side, :func:`_overlap_cell` beyond.
     (Called, not inlined: rare near unit scale, and the row's deposit loop stays small.)"""
@@ -698,12 +708,12 @@ def _square_large(num, den, ctx, p, i, d, w, h, il, ir, edges, xo, yo, acc, x):
             base = (ii - ilo) * mj
             for r in range(mj):
                 _deposit_area(num, den, ctx, p, ii, jlo + r, acc[base + r], scale, d, ilo, ihi, jlo, jhi,
-                              x, i)
+                              vr, vs, qr, qs, i)
     else:
         for jj in range(jlo, jhi + 1):
             for ii in range(ilo, ihi + 1):
                 _deposit_area(num, den, ctx, p, ii, jj, _overlap_cell(xo, yo, ii, jj), scale, d,
-                              ilo, ihi, jlo, jhi, x, i)
+                              ilo, ihi, jlo, jhi, vr, vs, qr, qs, i)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -722,6 +732,7 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
     sums pixel by pixel, in the same order as one pass would.
     """
     ny, nx = data.shape
+    vr, vs, qr, qs = x[1], x[2], x[4], x[5]
     nbx = num.shape[1]
     h = 0.5 * p.pixfrac
     block, flat, (w_row, d_row, _, _), out = _scratch(nx, num, den, ctx, p)
@@ -760,16 +771,17 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
         for i in range(nx):
             if i < i0 or i >= i1:
                 _square_run(i, 1, h, il, ir, w_row, edges, block, p.use_ctx, out)
-        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit, x, p)
+        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs, p)
         while i < nx:   # at a drop larger than 2x2 cells
-            _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc, x)
-            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit, x, p)
+            _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc, vr, vs, qr, qs)
+            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs, p)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_point(data, weights, pixmap, num, den, ctx, p, x):
     """All of the weight to the output pixel nearest the mapped centre."""
     ny, nx = data.shape
+    vr, vs, qr, qs = x[1], x[2], x[4], x[5]
     nby, nbx = num.shape
     numf = num.reshape(-1)
     denf = den.reshape(-1)
@@ -778,7 +790,7 @@ def _kernel_point(data, weights, pixmap, num, den, ctx, p, x):
         values = data[j]
         wts = weights[j] if p.use_weights else weights[0]
         centre = pixmap[j]
-        _load_ext(x, j, p)
+        _load_ext(x[0], x[1], x[3], x[4], j, p.iscale * p.iscale)
         for i in range(nx):
             w, d, ok = _pixel(wts[i] if p.use_weights else 1.0, values[i], p)
             xc = centre[i, 0]
@@ -788,7 +800,7 @@ def _kernel_point(data, weights, pixmap, num, den, ctx, p, x):
             ii = _nint(xc) - p.bx0
             jj = _nint(yc) - p.by0
             if 0 <= ii < nbx and 0 <= jj < nby:
-                _deposit_flat(numf, denf, ctxf, jj * nbx + ii, w, d, p.use_ctx & (w > 0.0), p.bit, x, i, p)
+                _deposit_flat(numf, denf, ctxf, jj * nbx + ii, w, d, p.use_ctx & (w > 0.0), p.bit, vr, vs, qr, qs, i, p)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -836,7 +848,7 @@ def _turbo_row(n, pfo, ac, w, x, y, block, use_ctx, out):
 
 
 @njit(nogil=True, cache=True)
-def _turbo_large(num, den, ctx, p, xc, yc, wa, d, pfo, block, x, i):
+def _turbo_large(num, den, ctx, p, xc, yc, wa, d, pfo, block, vr, vs, qr, qs, i):
     """Deposit one turbo drop (input pixel ``i`` of the row) that reaches more than 2x2
     cells, cell by cell."""
     (xxi, xxa, yyi, yya, _, _, _, _), (ilo, ihi, jlo, jhi) = _turbo_box(xc, yc, pfo, block)
@@ -848,7 +860,7 @@ def _turbo_large(num, den, ctx, p, xc, yc, wa, d, pfo, block, x, i):
             dx = min(xxa, ii + 0.5) - max(xxi, ii - 0.5)
             if dx <= 0.0:
                 continue
-            _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dx * dy * wa, d, p, x, i)
+            _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dx * dy * wa, d, p, vr, vs, qr, qs, i)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -856,6 +868,7 @@ def _kernel_turbo(data, weights, pixmap, num, den, ctx, p, x):
     """An axis-aligned square of side pixfrac/psr centred on the mapped centre.
     Two passes per input row, as the square kernel."""
     ny, nx = data.shape
+    vr, vs, qr, qs = x[1], x[2], x[4], x[5]
     nbx = num.shape[1]
     pfo = p.pixfrac / p.psr / 2.0
     ac = p.psr * p.psr / (p.pixfrac * p.pixfrac)
@@ -863,16 +876,17 @@ def _kernel_turbo(data, weights, pixmap, num, den, ctx, p, x):
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
         _turbo_row(nx, pfo, ac, w_row, x_row, y_row, block, p.use_ctx, out)
-        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit, x, p)
+        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs, p)
         while i < nx:   # at a drop larger than 2x2 cells
-            _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block, x, i)
-            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit, x, p)
+            _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block, vr, vs, qr, qs, i)
+            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs, p)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p, x):
     """Gaussian weights sampled at output pixel centres (drizzle's, not normalised)."""
     ny, nx = data.shape
+    vr, vs, qr, qs = x[1], x[2], x[4], x[5]
     nby, nbx = num.shape
     bx1 = p.bx0 + nbx - 1
     by1 = p.by0 + nby - 1
@@ -910,13 +924,14 @@ def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p, x):
                     dow = gy * gx[ii - ilo] * w
                     if dow != 0.0:
                         _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit,
-                                      x, i, p)
+                                      vr, vs, qr, qs, i, p)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, x, order, lut):
     """Separable Lanczos weights from a 0.003-spaced table (drizzle's, not normalised)."""
     ny, nx = data.shape
+    vr, vs, qr, qs = x[1], x[2], x[4], x[5]
     nby, nbx = num.shape
     bx1 = p.bx0 + nbx - 1
     by1 = p.by0 + nby - 1
@@ -956,13 +971,14 @@ def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, x, order, lut):
                     dow = lx[ii - ilo] * ly * w
                     if in_lut[ii - ilo] and dow != 0.0:
                         _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit,
-                                      x, i, p)
+                                      vr, vs, qr, qs, i, p)
 
 
 @njit(nogil=True, cache=True)
 def _kernel_tophat(data, weights, pixmap, num, den, ctx, p, x):
     """Equal shares of the weight to the output centres within pixfrac/(2 psr)."""
     ny, nx = data.shape
+    vr, vs, qr, qs = x[1], x[2], x[4], x[5]
     nby, nbx = num.shape
     bx1 = p.bx0 + nbx - 1
     by1 = p.by0 + nby - 1
@@ -1003,7 +1019,7 @@ def _kernel_tophat(data, weights, pixmap, num, den, ctx, p, x):
                 for ii in range(max(nlo, p.bx0), min(nhi, bx1) + 1):
                     ddx = xc - ii
                     if ddx * ddx + ddy * ddy <= pfo2:
-                        _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dow, d, p, x, i)
+                        _deposit(num, den, ctx, jj - p.by0, ii - p.bx0, dow, d, p, vr, vs, qr, qs, i)
 
 
 #: kernel name -> Numba function(data, weights, pixmap, num, den, ctx, p)
@@ -1236,24 +1252,25 @@ def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, 
     sums ``sum(dow**2 var)`` (float64, ``(nvar,) + num.shape``) and the DQ OR (uint32,
     ``num.shape``), each part ``None`` (or ``nvar`` 0) when absent."""
     var3, var_sums, dq, dq_sums = ext if ext is not None else (None, None, None, None)
-    use_var = var3 is not None and var3.shape[0] > 0
-    use_dq = dq is not None
+    if var3 is not None and var3.shape[0] == 0:
+        var3 = var_sums = None
+    if dq is None:
+        dq_sums = None
     p = _Drop(int(bx0), int(by0), bool(use_weights), bool(use_ctx), np.int32(bit), float(iscale),
-              float(wt_scl), float(pixfrac), float(psr), use_var, use_dq)
+              float(wt_scl), float(pixfrac), float(psr))
     nx = data.shape[1]
-    if not use_var:
-        var3 = np.zeros((0, 1, 1), dtype=np.float32)
-        var_sums = np.zeros((0,) + num.shape)
-    if not use_dq:
-        dq = np.zeros((1, 1), dtype=np.uint32)
-        dq_sums = np.zeros(num.shape, dtype=np.uint32)
     # the kernels index the sums as flat C-contiguous arrays: a strided view is
     # worked on as a copy and copied back
-    arrays = [num, den, ctx, var_sums, dq_sums]
+    arrays = [a for a in (num, den, ctx, var_sums, dq_sums) if a is not None]
     work = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in arrays]
-    x = (var3, np.empty((var3.shape[0], nx)), work[3].reshape(var3.shape[0], num.size), dq,
-         np.empty(nx, dtype=np.uint32), work[4].reshape(-1))
-    _KERNEL_FUNCS[kernel](data, weights, pixmap, work[0], work[1], work[2], p, x)
+    num_w, den_w, ctx_w = work[:3]
+    rest = iter(work[3:])
+    var_w = next(rest) if var3 is not None else None
+    dq_w = next(rest) if dq is not None else None
+    x = (var3, None if var3 is None else np.empty((var3.shape[0], nx)),
+         None if var3 is None else var_w.reshape(var3.shape[0], num.size),
+         dq, None if dq is None else np.empty(nx, dtype=np.uint32), None if dq is None else dq_w.reshape(-1))
+    _KERNEL_FUNCS[kernel](data, weights, pixmap, num_w, den_w, ctx_w, p, x)
     for a, w in zip(arrays, work):
         if w is not a:
             a[...] = w
