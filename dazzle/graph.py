@@ -140,7 +140,8 @@ def cut_sums(s: Sums | None, box) -> Sums | None:
         return s
     src = np.s_[y0 - s.y0:y1 - s.y0, x0 - s.x0:x1 - s.x0]
     return Sums(x0, y0, s.num[src].copy(), s.den[src].copy(),
-                None if s.ctx is None else s.ctx[src].copy())
+                None if s.ctx is None else s.ctx[src].copy(),
+                None if s.var is None else s.var[src].copy(), None if s.dq is None else s.dq[src].copy())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +325,8 @@ def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm):
 def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
     if products.canvas_committed(canvas):
         return box   # recomputed after a lost worker, after the commit: nothing to write
-    sci, wht, ctx = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips, texptime=texptime)
+    sci, wht, ctx, err, dq = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips,
+                                           texptime=texptime)
     x0, _, y0, _ = box
     products.write_block(canvas, 1, sci, y0, x0)
     products.write_block(canvas, 2, wht, y0, x0)
@@ -333,6 +335,9 @@ def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
     else:
         for p in range(ctx.shape[0]):
             products.write_block(canvas, 3, ctx[p], y0, x0, plane=p)
+    extra = [a for a in (err, None if dq is None else dq.view(np.int32)) if a is not None]
+    for hdu, block in enumerate(extra, start=4):   # ERR, DQ (products.final_extensions)
+        products.write_block(canvas, hdu, block, y0, x0)
     return box
 
 

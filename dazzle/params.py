@@ -463,6 +463,14 @@ _TABLE: list[Param] = [
     Param("final_units", "cps", "final", "choice",
           "Units of the final image: 'cps' (count rate) or 'counts' (times total exptime)",
           choices=("cps", "counts"), section=_S_FINAL),
+    Param("final_err", True, "final", "bool",
+          "Write an ERR extension in the final product: sqrt of the variance propagated from "
+          "the inputs' ERR arrays (1/IVM with final_wht_type=IVM), same units as SCI; left out, "
+          "with a log line, when an input has no ERR array", section=_S_FINAL, dazzle_only=True),
+    Param("final_dq", False, "final", "bool",
+          "Write a DQ extension in the final product: the OR of the DQ flags of every input "
+          "pixel that contributes to an output pixel (as drizzle 3.0 and JWST)",
+          section=_S_FINAL, dazzle_only=True),
     Param("final_wcs", False, "final", "bool",
           "Use the custom WCS given by the final_* WCS parameters for the final image",
           section=_S_FINWCS),

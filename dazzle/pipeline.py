@@ -192,7 +192,8 @@ def product_paths(plan, *, every=False) -> list:
         out += [plan.out_root + x for x in ("_drz.fits", "_drc.fits", "_drw.fits")]
     if plan.final_path is not None:
         final = os.path.abspath(plan.final_path)
-        out += ([final] if p["build"] else []) + (products.split_names(final) if every or not p["build"] else [])
+        exts = products.final_extensions(True, True) if every else products.final_extensions(p["final_err"], p["final_dq"])
+        out += ([final] if p["build"] else []) + (products.split_names(final, exts) if every or not p["build"] else [])
     if every or p["median"]:
         out += [plan.out_root + "_med.fits", plan.out_root + "_med.fits" + sums]
     for root in dict.fromkeys(c.root for c in plan.chips):
@@ -484,6 +485,11 @@ def _switches(chips, params) -> dict:
     """``params`` with the steps that cannot run switched off (as AstroDrizzle): with one input
     there is nothing to compare, so no median, blot or driz_cr; nor without driz_separate."""
     params = dict(params)
+    no_err = [c.label for c in chips if c.err_ext is None]
+    if params["final_err"] and params["final_wht_type"] != "IVM" and no_err:
+        log.warning("dazzle: final_err: %s has no ERR extension; the final product gets no ERR",
+                    no_err[0])
+        params["final_err"] = False
     if len({c.path for c in chips}) < 2:
         why, level = "one input only: %s switched off (as AstroDrizzle)", logging.INFO
     elif not params["driz_separate"]:
@@ -619,7 +625,8 @@ def _lay_out_final(plan):
     primary, sci = products.final_headers(plan.chips, plan.params, plan.final_path, plan.final_frame)
     plan.final_canvas = products.final_product_canvas(
         plan.final_path, plan.final_frame, plan.params, texptime=plan.texptime, ndrizim=len(plan.chips),
-        nplanes=context_planes(len(plan.chips)), bunit=c0.bunit, primary_cards=primary, sci_cards=sci)
+        nplanes=context_planes(len(plan.chips)), bunit=c0.bunit, primary_cards=primary, sci_cards=sci,
+        err=plan.params["final_err"], dq=plan.params["final_dq"])
 
 
 def _read_ivm(chips, ivm):

@@ -83,13 +83,22 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
     return tuple(paths)
 
 
+def final_extensions(err=False, dq=False) -> tuple:
+    """The image extensions of the final product: SCI, WHT, CTX, then ERR (``final_err``) and
+    DQ (``final_dq``) when written."""
+    return ("SCI", "WHT", "CTX") + (("ERR",) if err else ()) + (("DQ",) if dq else ())
+
+
 def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bunit,
-                         primary_cards=None, sci_cards=None):
-    """Lay out the final product (PRIMARY, SCI, WHT, CTX) for the tile tasks to fill.
+                         primary_cards=None, sci_cards=None, err=False, dq=False):
+    """Lay out the final product (PRIMARY, SCI, WHT, CTX; ERR and DQ with ``err``/``dq``,
+    :func:`final_extensions`) for the tile tasks to fill.
     ``primary_cards`` / ``sci_cards``: a Header (or dict) of cards first in the primary / SCI
     header (:func:`final_headers`).  With ``build=False`` (AstroDrizzle's separate files) a
-    :class:`SplitCanvas` of ``<output>_drz_sci.fits``, ``_wht.fits`` and ``_ctx.fits``, each
-    a simple FITS image whose header is the primary's plus its extension's cards."""
+    :class:`SplitCanvas` of ``<output>_drz_sci.fits``, ``_wht.fits`` and ``_ctx.fits`` (and
+    ``_err.fits``, ``_dq.fits``), each a simple FITS image whose header is the primary's plus
+    its extension's cards.  ERR is float32 in the units of SCI; DQ int32 (the OR of the
+    contributing input pixels' flags)."""
     ph = fits.Header()
     _put(ph, primary_cards)
     ph["EXPTIME"] = (float(texptime), "total exposure time (s)")
@@ -98,31 +107,34 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
     _provenance(ph, params, _FINAL_PARAMS, kind="drz")
     hdus = [("PRIMARY", (), np.float32, ph)]
     ny, nx = frame.shape
-    for name, dtype, shape in (("SCI", np.float32, (ny, nx)), ("WHT", np.float32, (ny, nx)),
-                               ("CTX", np.int32, (ny, nx) if nplanes == 1 else (nplanes, ny, nx))):
+    layout = {"SCI": np.float32, "WHT": np.float32, "CTX": np.int32, "ERR": np.float32, "DQ": np.int32}
+    for name in final_extensions(err, dq):
+        shape = (nplanes, ny, nx) if name == "CTX" and nplanes > 1 else (ny, nx)
         h = fits.Header()
         _wcs_cards(frame, h)
         h["EXPTIME"] = (float(texptime), "total exposure time (s)")
-        if name == "SCI":
+        if name in ("SCI", "ERR"):
             h["BUNIT"] = (_units(bunit, params["final_units"]), "units of the data")
+        if name == "SCI":
             _put(h, sci_cards)
-        hdus.append((name, shape, dtype, h))
+        hdus.append((name, shape, layout[name], h))
     if params["build"]:
         return create_canvas(path, hdus)
     return _split_canvas(path, hdus)
 
 
-def split_names(path) -> list:
-    """The files of a ``build=False`` final product: ``<path less .fits>_sci/_wht/_ctx.fits``."""
+def split_names(path, extensions=("SCI", "WHT", "CTX")) -> list:
+    """The files of a ``build=False`` final product: ``<path less .fits>_sci/_wht/_ctx.fits``
+    (one per extension of ``extensions``)."""
     base = str(path)[:-5] if str(path).endswith(".fits") else str(path)
-    return [f"{base}_{x}.fits" for x in ("sci", "wht", "ctx")]
+    return [f"{base}_{x.lower()}.fits" for x in extensions]
 
 
 def _split_canvas(path, hdus):
     primary = hdus[0][3]
     parts = []
     try:
-        for target, (name, shape, dtype, h) in zip(split_names(path), hdus[1:]):
+        for target, (name, shape, dtype, h) in zip(split_names(path, [e[0] for e in hdus[1:]]), hdus[1:]):
             ph = primary.copy()
             for card in h.cards:
                 if card.keyword not in ph:

@@ -8,7 +8,8 @@ HDU that holds pixels is hashed: SHA-256 of dtype (native byte order), shape and
 headers are not hashed (they carry dates and provenance).
 
 The hashes were RECORDED from the unmodified code of commit da70246 (main, before the structural
-rework of issue 15).  They prove that refactors keep the products bit-identical.  A deliberate
+rework of issue 15); the final products' ERR (and, in ``err_match_counts``, DQ) extensions were
+added by issue 13, every earlier hash unchanged.  They prove that refactors keep the products bit-identical.  A deliberate
 change of the products must update them here, with a commit message that explains why the
 pixels changed.
 """
@@ -28,7 +29,7 @@ VARIANTS = {
     "defaults": {},
     "turbo_crcorr": {"final_kernel": "turbo", "driz_cr_corr": True},
     "err_match_counts": {"final_wht_type": "ERR", "skymethod": "globalmin+match",
-                         "final_units": "counts", "final_pixfrac": 0.8},
+                         "final_units": "counts", "final_pixfrac": 0.8, "final_dq": True},
 }
 
 #: variant -> product file -> [hash per data HDU, in file order] (recorded at da70246)
@@ -62,6 +63,7 @@ GOLDEN = {
             'SCI,1:a5c4ee4f6568ae8d43e137dec5dddbc691d1c1cfeaac2cc5a6dace5272b5223b',
             'WHT,1:478c7ac4943186fca406a62b5edd990784bebdef9b46f0f2b0a298841e17914b',
             'CTX,1:6107a90001d0f76eb71db297145083c0268cf1585d0c673eeea573ffe802243a',
+            'ERR,1:0f3e6d538b5626c6e0792f29e53de8162761b1fe7a9ee4a4e06d884c6eb8eb9d',  # added by issue 13 (final_err / final_dq)
         ],
         'gold_med.fits': ['PRIMARY,1:3bc09ac23d00a033ce95e1967251df315011d0b4a072b9695eeaa4db9e74632d'],
     },
@@ -94,6 +96,8 @@ GOLDEN = {
             'SCI,1:cda2db13fa814f50141926b3d43942fdfd0fd68d6b0aedbdb6c8369269a7f65c',
             'WHT,1:15e480a26be8ee1ed17e4680fd0ef832e658afcbc25e8af7e324368dfd9b2451',
             'CTX,1:f76b98203cde32b3a7dd204c4b1a01a6ac669d444a6a568ec9df299250739937',
+            'ERR,1:dafe87e61081525b7e2f7ff6ddcec9c2805c7080fd0c4318f23d79e07d32f77c',  # added by issue 13 (final_err / final_dq)
+            'DQ,1:dfbd821f092fc5d5184647fcd03ad50ebaa2e4e0d499bb9eb84adac65f61d14a',  # added by issue 13 (final_err / final_dq)
         ],
         'gold_med.fits': ['PRIMARY,1:830b468f67751c8791b28e08a5cad72d7761bc93b36d8c306807abfb3760ff1a'],
     },
@@ -158,6 +162,7 @@ GOLDEN = {
             'SCI,1:f29722515f3e0737318fe8cecf37d6941530648a635093cd738bca8582a9220f',
             'WHT,1:8b1d564edb06567eea127fec45f7ec0853e4356a5d63f64494f3c586cbe2f9f5',
             'CTX,1:4bb49306cde0988ee8eca5c98dcf1e1c0374c6d5bef709beaca33d1c48c0ea88',
+            'ERR,1:79a7842f675b6f3c0bf62d435179e02806666dec187ef6d4748ed30e64fe8770',  # added by issue 13 (final_err / final_dq)
         ],
         'gold_med.fits': ['PRIMARY,1:3bc09ac23d00a033ce95e1967251df315011d0b4a072b9695eeaa4db9e74632d'],
     },

@@ -42,7 +42,8 @@ from dazzle.kernels import drizzle_sums
 from dazzle.params import bits_to_mask, good_pixel_mask, resolve
 
 __all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", "chip_pix_ratio",
-           "resolve_wt_scl", "chip_weights", "chip_sums", "add_sums", "finish"]
+           "resolve_wt_scl", "chip_weights", "chip_variance", "chip_sums", "overlap", "add_sums",
+           "add_error_sums", "finish", "finish_error"]
 
 
 def load_chip(chip, resetbits=None, *, err=True):
@@ -110,6 +111,8 @@ class DrizzleSettings:
     stepsize: int
     exact: bool
     resetbits: str | None    # DQ flags cleared before use (AstroDrizzle's resetbits)
+    err: bool = False        # propagate the variance (the product's ERR; final_err)
+    dq: bool = False         # propagate the DQ flags (the product's DQ; final_dq)
 
     @classmethod
     def from_params(cls, params: Mapping, step: str) -> "DrizzleSettings":
@@ -127,7 +130,7 @@ class DrizzleSettings:
                        fillval=params["final_fillval"], bits=params["final_bits"],
                        wt_scl=params["final_wt_scl"], wht_type=params["final_wht_type"],
                        units=params["final_units"], maskval=np.nan if maskval is None else float(maskval),
-                       **common)
+                       err=bool(params["final_err"]), dq=bool(params["final_dq"]), **common)
         raise ValueError(f"step must be 'single' or 'final'; got {step!r}")
 
 
@@ -140,6 +143,8 @@ class Sums:
     num: np.ndarray          # float64, Σ w·d
     den: np.ndarray          # float64, Σ w
     ctx: np.ndarray | None   # int32 bits: bit k set where chip k of this set contributed
+    var: np.ndarray | None = None   # float64, Σ w²·var (settings.err)
+    dq: np.ndarray | None = None    # uint32, OR of the DQ of the contributing pixels (settings.dq)
 
     @property
     def x1(self):
@@ -236,6 +241,21 @@ def chip_weights(chip, data, settings: DrizzleSettings, pix_ratio: float, *, sta
     return w, resolve_wt_scl(settings.wt_scl, exptime)
 
 
+def chip_variance(chip, data, settings: DrizzleSettings, ivm=None):
+    """The variance of each of the chip's pixels, in the units of its SCI (float32): ``1/IVM``
+    with ``wht_type="IVM"`` (0 where the IVM is not positive: those pixels have zero weight),
+    else ``ERR**2``."""
+    if settings.wht_type == "IVM":
+        ivm = np.asarray(ivm, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            var = np.where(np.isfinite(ivm) & (ivm > 0), 1.0 / ivm, 0.0)
+        return var.astype(np.float32)
+    if data.err is None:
+        raise ValueError(f"{chip.label}: the ERR extension is needed for final_err")
+    err = data.err.astype(np.float32)
+    return err * err
+
+
 def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, static_mask=None,
               cr_mask=None, ivm=None, data=None) -> Sums | None:
     """Drizzle one chip into float64 sums over a box of the output frame.
@@ -263,13 +283,14 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
     Returns
     -------
     Sums or None
-        Σ w·d, Σ w and context over ``box``; None when ``box`` is None.
+        Σ w·d, Σ w and context over ``box`` (and with ``settings.err`` Σ w²·var, with
+        ``settings.dq`` the OR of the contributing pixels' DQ); None when ``box`` is None.
     """
     if box is None:
         return None
     x0, x1, y0, y1 = box
     if data is None:
-        data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR")
+        data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err)
     frame_wcs = frame.wcs()
     chip_wcs = chip.wcs()
     pixmap = geometry.calc_pixmap(chip_wcs, frame_wcs, data.sci.shape, stepsize=settings.stepsize,
@@ -283,10 +304,46 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
     num = np.zeros(shape)
     den = np.zeros(shape)
     ctx = np.zeros(shape, np.int32)
+    var = chip_variance(chip, data, settings, ivm) if settings.err else None
+    dq = data.dq if settings.dq and data.dq is not None else None
+    var_sums = None if var is None else np.zeros(shape)
+    dq_sums = None if dq is None else np.zeros(shape, np.uint32)
     drizzle_sums(sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=weights, kernel=settings.kernel,
                  pixfrac=settings.pixfrac, iscale=pix_ratio ** 2, pixel_scale_ratio=pix_ratio,
-                 wt_scl=wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit)
-    return Sums(x0, y0, num, den, ctx)
+                 wt_scl=wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit,
+                 var=var, out_var=var_sums, dq=dq, out_dq=dq_sums)
+    return Sums(x0, y0, num, den, ctx, var_sums, dq_sums)
+
+
+def overlap(s: Sums, box):
+    """``(dst, src)`` slices of the part of ``s`` inside ``box`` (in the box, in ``s``), or
+    None when they do not overlap."""
+    x0, x1, y0, y1 = box
+    ax0, ax1 = max(x0, s.x0), min(x1, s.x1)
+    ay0, ay1 = max(y0, s.y0), min(y1, s.y1)
+    if ax0 >= ax1 or ay0 >= ay1:
+        return None
+    return (np.s_[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0], np.s_[ay0 - s.y0:ay1 - s.y0, ax0 - s.x0:ax1 - s.x0])
+
+
+def add_error_sums(parts, box):
+    """The variance sums (Σ w²·var, float64) and propagated DQ (uint32) of chips' sums in one
+    box, added in the order given; each None when the parts do not carry it."""
+    x0, x1, y0, y1 = box
+    shape = (y1 - y0, x1 - x0)
+    present = [s for _, s in parts if s is not None]
+    var = np.zeros(shape) if any(s.var is not None for s in present) else None
+    dq = np.zeros(shape, np.uint32) if any(s.dq is not None for s in present) else None
+    for s in present:
+        cut = overlap(s, box)
+        if cut is None:
+            continue
+        dst, src = cut
+        if var is not None:
+            var[dst] += s.var[src]
+        if dq is not None:
+            dq[dst] |= s.dq[src]
+    return var, dq
 
 
 def add_sums(parts, box, *, nplanes=None, bits_of=None):
@@ -316,15 +373,10 @@ def add_sums(parts, box, *, nplanes=None, bits_of=None):
         nplanes = context_planes(max((n for n, _ in parts), default=1))
     ctx = np.zeros((nplanes,) + shape, np.int32)
     for n, s in parts:
-        if s is None:
+        cut = None if s is None else overlap(s, box)
+        if cut is None:
             continue
-        # overlap of the part's box with this box
-        ax0, ax1 = max(x0, s.x0), min(x1, s.x1)
-        ay0, ay1 = max(y0, s.y0), min(y1, s.y1)
-        if ax0 >= ax1 or ay0 >= ay1:
-            continue
-        dst = np.s_[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
-        src = np.s_[ay0 - s.y0:ay1 - s.y0, ax0 - s.x0:ax1 - s.x0]
+        dst, src = cut
         num[dst] += s.num[src]
         den[dst] += s.den[src]
         if s.ctx is not None:
@@ -364,3 +416,15 @@ def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
     if settings.units == "counts":
         sci *= texptime
     return sci.astype(np.float32), wht
+
+
+def finish_error(var, den, settings: DrizzleSettings, *, texptime=1.0):
+    """The ERR image from the variance sums: ``sqrt(Σ w²·var) / Σ w`` (float32), in the units
+    of the science (times ``texptime`` with ``final_units="counts"``); NaN where the weight
+    is zero."""
+    err = np.full(den.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(np.sqrt(var), den, out=err, where=den != 0)
+    if settings.units == "counts":
+        err *= texptime
+    return err.astype(np.float32)

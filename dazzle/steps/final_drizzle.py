@@ -4,7 +4,9 @@ Each chip is drizzled in its own task (:func:`final_chip`) with the ``final_*`` 
 its weights masked by the DQ bits (``final_bits``), the static mask and the cosmic-ray mask;
 the chips' sums are added in chip order (:func:`final_combine`) and divided once, giving the
 SCI (count rate, or counts with ``final_units=counts``), WHT and CTX arrays of
-``<output>_drz.fits`` (``_drc.fits`` for ``_flc`` inputs).
+``<output>_drz.fits`` (``_drc.fits`` for ``_flc`` inputs), and with ``final_err`` the ERR
+array ``sqrt(Σ w²·var) / Σ w`` (var: ERR² of the inputs, 1/IVM with IVM weights), with
+``final_dq`` the DQ array (the OR of the contributing input pixels' flags).
 
 Context: chip ``n`` (1-based, in input order) sets bit ``(n-1) % 32`` of plane ``(n-1) // 32``
 (:func:`dazzle.facts.context_bit`).
@@ -12,8 +14,10 @@ Context: chip ``n`` (1-based, in input order) sets bit ``(n-1) % 32`` of plane `
 
 from __future__ import annotations
 
+import numpy as np
+
 from dazzle.facts import context_planes
-from dazzle.steps.common import DrizzleSettings, Sums, add_sums, chip_sums, finish
+from dazzle.steps.common import DrizzleSettings, Sums, add_error_sums, add_sums, chip_sums, finish, finish_error
 
 __all__ = ["final_chip", "final_combine"]
 
@@ -66,7 +70,18 @@ def final_combine(parts, box, settings: DrizzleSettings, *, nchips, texptime):
     -------
     sci, wht : 2-D float32 arrays
     ctx : int32 array of shape (planes, ny, nx)
+    err : 2-D float32 array or None
+        With ``settings.err``: the propagated error, units of ``sci``; NaN where ``wht`` is 0.
+    dq : 2-D uint32 array or None
+        With ``settings.dq``: the propagated DQ flags.
     """
-    num, den, ctx = add_sums(sorted(parts, key=lambda p: p[0]), box, nplanes=context_planes(nchips))
+    parts = sorted(parts, key=lambda p: p[0])
+    num, den, ctx = add_sums(parts, box, nplanes=context_planes(nchips))
     sci, wht = finish(num, den, settings, texptime=texptime)
-    return sci, wht, ctx
+    var, dq = add_error_sums(parts, box) if settings.err or settings.dq else (None, None)
+    if settings.err and var is None:   # no chip reaches this tile
+        var = np.zeros(den.shape)
+    if settings.dq and dq is None:
+        dq = np.zeros(den.shape, np.uint32)
+    err = finish_error(var, den, settings, texptime=texptime) if settings.err else None
+    return sci, wht, ctx, err, dq if settings.dq else None
