@@ -3,7 +3,7 @@ worker, and a real SLURM cluster through dask-jobqueue.
 
 Every test runs the real pipeline (``dazzle.run``: static mask, sky, separate drizzle, tiled
 median, blot, driz_cr and the tiled final drizzle) on small simulated exposures and compares
-the final SCI, WHT and CTX bit for bit.  The SLURM test needs a running cluster
+the final SCI, WHT, CTX, ERR and DQ bit for bit.  The SLURM test needs a running cluster
 (``bash deploy/local-slurm.sh start``; CI sets ``DAZZLE_SLURM=1``, which makes a missing
 cluster a failure rather than a skip) and dask-jobqueue.
 """
@@ -60,19 +60,21 @@ def sim(simulated):
 
 
 def products(result):
-    """The final SCI, WHT and CTX arrays of a run."""
+    """The final SCI, WHT, CTX, ERR and (when written) DQ arrays of a run."""
     with fits.open(result.output) as h:
-        return {e: np.array(h[e].data) for e in ("SCI", "WHT", "CTX")}
+        return {e: np.array(h[e].data) for e in ("SCI", "WHT", "CTX", "ERR", "DQ") if e in h}
 
 
 def assert_same_bits(a, b, what=""):
-    for e in ("SCI", "WHT", "CTX"):
+    assert set(a) == set(b), what
+    for e in a:
         assert a[e].dtype == b[e].dtype and a[e].shape == b[e].shape, (what, e)
         assert a[e].tobytes() == b[e].tobytes(), f"{what}: {e} differs in " \
             f"{int(np.sum(a[e].view(np.uint8) != b[e].view(np.uint8)))} byte(s)"
 
 
 def drz(sim, out, **params):
+    params.setdefault("final_dq", True)
     return dazzle.run(sim.files, str(out), **params)
 
 
@@ -82,6 +84,8 @@ def reference(sim, tmp_path_factory):
     r = drz(sim, tmp_path_factory.mktemp("ref") / "ref", scheduler="threads")
     got = products(r)
     assert np.isfinite(got["SCI"]).sum() > 0.9 * got["SCI"].size
+    assert set(got) == {"SCI", "WHT", "CTX", "ERR", "DQ"}
+    assert (np.isfinite(got["ERR"]) == (got["WHT"] > 0)).all() and np.nanmin(got["ERR"]) > 0
     return got
 
 
@@ -217,7 +221,7 @@ def test_runs_on_the_callers_client_without_being_told(sim, reference, tmp_path)
         if not _pipeline_integrated():
             pytest.skip("dazzle.run still passes scheduler='threads' when none is given (the "
                         "pipeline.py change that passes None, with workers/profile/report, is pending)")
-        r = dazzle.run(sim.files, str(tmp_path / "own"), tile_size=100)
+        r = dazzle.run(sim.files, str(tmp_path / "own"), tile_size=100, final_dq=True)
         stream = client.get_task_stream(start=t0)
     ran = {t["key"]: t["worker"] for t in stream}
     assert {f"final-chip-{k}" for k in range(4)} <= set(ran), "the pipeline's tasks did not run on the client"
@@ -448,7 +452,8 @@ def test_cli_scheduler_workers_and_report(sim, reference, tmp_path, capsys):
                "--workers", "2", "--report", str(html), "-q"])
     assert rc == 0
     with fits.open(tmp_path / "cli_drz.fits") as h:
-        assert_same_bits({e: np.array(h[e].data) for e in ("SCI", "WHT", "CTX")}, reference, "CLI local")
+        got = {e: np.array(h[e].data) for e in ("SCI", "WHT", "CTX", "ERR")}
+    assert_same_bits(got, {e: reference[e] for e in got}, "CLI local")
     assert "Dask Performance Report" in html.read_text()
     assert main(["run", *map(str, sim.files), "-o", str(tmp_path / "x"), "--scheduler", "nosuchprofile"]) == 2
     assert "nosuchprofile" in capsys.readouterr().err

@@ -143,8 +143,10 @@ def test_every_default_is_valid_and_normalised():
 def test_dazzle_only_parameters_are_marked():
     only = {n for n, p in P.PARAMETERS.items() if p.dazzle_only}
     assert only == {"update_input_dq", "scheduler", "tile_size", "pixmap_mode", "output_frame", "driz_cr_noise",
-                    "driz_cr_legacy", "resume", "max_frame_pixels", "products_as_input"}
+                    "driz_cr_legacy", "resume", "max_frame_pixels", "products_as_input", "final_err",
+                    "final_dq"}
     d = P.defaults()
+    assert d["final_err"] is True and d["final_dq"] is False
     assert d["update_input_dq"] is False
     assert d["scheduler"] == "threads"
     assert d["tile_size"] == 2048
