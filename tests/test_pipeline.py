@@ -73,7 +73,9 @@ def test_products_layout_and_headers(sim, baseline):
     r = baseline
     assert os.path.basename(r.output) == "syn_drz.fits"
     with fits.open(r.output) as h:
-        assert [x.name for x in h] == ["PRIMARY", "SCI", "WHT", "CTX"]
+        assert [x.name for x in h] == ["PRIMARY", "SCI", "WHT", "CTX", "ERR"]
+        assert h["ERR"].header["BUNIT"] == h["SCI"].header["BUNIT"] and h["ERR"].data.dtype == np.float32
+        assert (np.isfinite(h["ERR"].data) == (h["WHT"].data > 0)).all()
         texp = sum(fits.getval(f, "EXPTIME") for f in sim.files)
         assert h[0].header["EXPTIME"] == texp and h[0].header["TEXPTIME"] == texp
         assert h[0].header["NDRIZIM"] == 4
