@@ -487,8 +487,8 @@ def _switches(chips, params) -> dict:
     params = dict(params)
     no_err = [c.label for c in chips if c.err_ext is None]
     if params["final_err"] and params["final_wht_type"] != "IVM" and no_err:
-        log.warning("dazzle: final_err: %s has no ERR extension; the final product gets no ERR",
-                    no_err[0])
+        log.info("dazzle: final_err: %s has no ERR extension; the final product gets no ERR",
+                 no_err[0])
         params["final_err"] = False
     if len({c.path for c in chips}) < 2:
         why, level = "one input only: %s switched off (as AstroDrizzle)", logging.INFO

@@ -74,7 +74,7 @@ def test_products_layout_and_headers(sim, baseline):
     assert os.path.basename(r.output) == "syn_drz.fits"
     with fits.open(r.output) as h:
         assert [x.name for x in h] == ["PRIMARY", "SCI", "WHT", "CTX", "ERR"]
-        assert h["ERR"].header["BUNIT"] == h["SCI"].header["BUNIT"] and h["ERR"].data.dtype == np.float32
+        assert h["ERR"].header["BUNIT"] == h["SCI"].header["BUNIT"] and h["ERR"].data.dtype == np.dtype(">f4")
         assert (np.isfinite(h["ERR"].data) == (h["WHT"].data > 0)).all()
         texp = sum(fits.getval(f, "EXPTIME") for f in sim.files)
         assert h[0].header["EXPTIME"] == texp and h[0].header["TEXPTIME"] == texp
@@ -766,10 +766,10 @@ def test_wcskey_selects_the_alternate_wcs(sim, tmp_path, baseline):
 def test_build_false_writes_astrodrizzle_separate_files(sim, tmp_path, baseline):
     r = run(sim, tmp_path, build=False)
     names = sorted(n for n in os.listdir(tmp_path) if n.startswith("syn_drz"))
-    assert names == ["syn_drz_ctx.fits", "syn_drz_sci.fits", "syn_drz_wht.fits"]
+    assert names == ["syn_drz_ctx.fits", "syn_drz_err.fits", "syn_drz_sci.fits", "syn_drz_wht.fits"]
     assert r.output == str(tmp_path / "syn_drz_sci.fits")
     with fits.open(baseline.output) as b:
-        for ext, name in (("SCI", "sci"), ("WHT", "wht"), ("CTX", "ctx")):
+        for ext, name in (("SCI", "sci"), ("WHT", "wht"), ("CTX", "ctx"), ("ERR", "err")):
             with fits.open(tmp_path / f"syn_drz_{name}.fits") as h:
                 assert len(h) == 1
                 np.testing.assert_array_equal(h[0].data, b[ext].data)
@@ -787,7 +787,8 @@ def test_build_false_writes_astrodrizzle_separate_files(sim, tmp_path, baseline)
 @needs_drizzlepac
 def test_build_false_file_names_as_astrodrizzle(sim2, tmp_path):
     ad = run_astrodrizzle(sim2.files, tmp_path / "ad", output="syn", build=False, **OFF)
-    dazzle.run(sim2.files, str(tmp_path / "dz" / "syn"), build=False, output_frame="astrodrizzle", **OFF)
+    dazzle.run(sim2.files, str(tmp_path / "dz" / "syn"), build=False, output_frame="astrodrizzle",
+               final_err=False, **OFF)   # AstroDrizzle writes no ERR
     want = sorted(n for n in os.listdir(tmp_path / "ad") if n.startswith("syn_drz"))
     assert want == ["syn_drz_ctx.fits", "syn_drz_sci.fits", "syn_drz_wht.fits"]
     assert sorted(n for n in os.listdir(tmp_path / "dz") if n.startswith("syn_drz")) == want
