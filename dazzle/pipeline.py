@@ -138,7 +138,7 @@ def _boxes(chips, frame, kernel, pixfrac, what, wcss):
 
 
 def _output_names(chips, output):
-    path = io.product_name(chips, output)
+    path = products.product_name(chips, output)
     out_dir = os.path.dirname(os.path.abspath(path))
     return path, out_dir
 
@@ -546,7 +546,7 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     plan.out_root = os.path.join(out_dir, base)
-    io.check_overwrites(product_paths(plan) + [os.path.join(out_dir, f".{r}.dzlock") for r in lock_roots(plan)],
+    products.check_overwrites(product_paths(plan) + [os.path.join(out_dir, f".{r}.dzlock") for r in lock_roots(plan)],
                         _files_read(plan, ivm, config))
     wcss = [c.wcs() for c in chips]          # each chip's WCS built once for the whole planning
     check_chip_geometry(chips, params, wcss)
@@ -778,8 +778,8 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     inputs, values["output"], ivm = resolve_inputs(inputs, values["output"], ivm, values)
     plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask, config=config)
     if report:
-        io.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
-        io.check_html_target(report, product_paths(plan, every=True))
+        products.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
+        products.check_html_target(report, product_paths(plan, every=True))
     log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
     names = [os.path.basename(p) for p in product_paths(plan, every=True)]
