@@ -178,7 +178,7 @@ def _cmd_demo(args) -> int:
 def _cmd_report(args) -> int:
     """Write the HTML report of a run folder and print a short summary."""
     from dazzle import report
-    from dazzle.io import check_html_target
+    from dazzle.products import check_html_target
 
     check_html_target(args.output)
     path = report.render_report(args.run_dir, args.output, max_chips=args.max_chips)
@@ -314,13 +314,11 @@ def main(argv=None) -> int:
 
 
 def _user_error(exc) -> bool:
-    """A bad input or parameter (one line on stderr, status 2), not a bug.  Checked without
-    importing dazzle.io (astropy): an InputError can only come from a loaded dazzle.io, and
-    ``dazzle params`` / ``--help`` then start without astropy."""
-    from dazzle.params import ParameterError
+    """A bad input or parameter (one line on stderr, status 2), not a bug.  dazzle.errors
+    imports nothing heavy, so ``dazzle params`` / ``--help`` still start without astropy."""
+    from dazzle.errors import InputError, ParameterError
 
-    io = sys.modules.get("dazzle.io")
-    return isinstance(exc, ParameterError) or (io is not None and isinstance(exc, io.InputError))
+    return isinstance(exc, (ParameterError, InputError))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import numpy as np
 
 from dazzle import geometry, io, products
 from dazzle.facts import context_planes
+from dazzle.kernels.catalog import box_pad
 from dazzle.params import ParameterError, resolve
 
 # dazzle.graph (Numba kernels) and dazzle.cluster (dask) are imported where a run needs them,
@@ -71,17 +72,6 @@ class RunResult:
     timings: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
     removed_temps: list = field(default_factory=list)   # stale temporary files removed at the start
-
-
-def _kernel_pad(kernel: str, pixfrac: float) -> float:
-    """How far (output pixels, at unit scale) a kernel reaches beyond a pixel's edges."""
-    if kernel == "gaussian":
-        return max(2.5 * pixfrac / 2.3548, 1.2) + 1.0
-    if kernel.startswith("lanczos"):
-        return int(kernel[-1]) + 1.0
-    if kernel == "tophat":
-        return pixfrac / 2.0 + 1.0
-    return 1.0
 
 
 def _frame_spec(params, prefix: str):
@@ -128,8 +118,9 @@ def _boxes(chips, frame, kernel, pixfrac, what, wcss):
     boxes = []
     wf = frame.wcs()
     for chip, w in zip(chips, wcss):
+        ratio = geometry.pixel_scale_ratio(w, wf, chip.shape)
         box = geometry.chip_bounding_box(w, chip.shape, wf, frame.shape,
-                                         pad=_kernel_pad(kernel, pixfrac))
+                                         pad=box_pad(kernel, pixfrac, ratio))
         if box is None:
             raise io.InputError(f"{chip.label}: does not overlap the {what} output frame "
                                 f"({frame.shape[1]}x{frame.shape[0]} pixels)")
@@ -138,7 +129,7 @@ def _boxes(chips, frame, kernel, pixfrac, what, wcss):
 
 
 def _output_names(chips, output):
-    path = io.product_name(chips, output)
+    path = products.product_name(chips, output)
     out_dir = os.path.dirname(os.path.abspath(path))
     return path, out_dir
 
@@ -501,7 +492,7 @@ def _plan_frames(plan, wcss):
     """The single-drizzle and final frames and every chip's box in them; a frame (and the
     boxes, when the kernels reach as far) computed once when both steps use the same."""
     chips, params = plan.chips, plan.params
-    sep_pad = _kernel_pad(params["driz_sep_kernel"], params["driz_sep_pixfrac"])
+    sep_pad = box_pad(params["driz_sep_kernel"], params["driz_sep_pixfrac"])
     if params["driz_separate"]:
         plan.single_frame = _frame(chips, params, "driz_sep_", "single-drizzle", wcss)
         plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
@@ -510,7 +501,7 @@ def _plan_frames(plan, wcss):
         return
     if plan.single_frame is not None and _frame_spec(params, "final_") == _frame_spec(params, "driz_sep_"):
         plan.final_frame = plan.single_frame
-        if _kernel_pad(params["final_kernel"], params["final_pixfrac"]) == sep_pad:
+        if box_pad(params["final_kernel"], params["final_pixfrac"]) == sep_pad:
             plan.final_boxes = list(plan.single_boxes)
             return
     else:
@@ -546,7 +537,7 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     plan.out_root = os.path.join(out_dir, base)
-    io.check_overwrites(product_paths(plan) + [os.path.join(out_dir, f".{r}.dzlock") for r in lock_roots(plan)],
+    products.check_overwrites(product_paths(plan) + [os.path.join(out_dir, f".{r}.dzlock") for r in lock_roots(plan)],
                         _files_read(plan, ivm, config))
     wcss = [c.wcs() for c in chips]          # each chip's WCS built once for the whole planning
     check_chip_geometry(chips, params, wcss)
@@ -778,8 +769,8 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     inputs, values["output"], ivm = resolve_inputs(inputs, values["output"], ivm, values)
     plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask, config=config)
     if report:
-        io.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
-        io.check_html_target(report, product_paths(plan, every=True))
+        products.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
+        products.check_html_target(report, product_paths(plan, every=True))
     log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
     names = [os.path.basename(p) for p in product_paths(plan, every=True)]

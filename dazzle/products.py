@@ -2,7 +2,7 @@
 
 Every product is written atomically (a temporary file in the same folder, then a rename), so a
 failed run never leaves a partial file under a product's name.  Every product's primary header
-carries ``DZPRODCT`` (:data:`dazzle.io.PRODUCT_KEYWORD`), its kind, so that a later run does
+carries ``DZPRODCT`` (:data:`PRODUCT_KEYWORD`), its kind, so that a later run does
 not take it for an exposure.
 
 Temporary files: the driver removes its own on every exit Python sees (errors,
@@ -23,9 +23,12 @@ import threading
 
 import numpy as np
 from astropy.io import fits
+from astropy.wcs import WCS
 
 import dazzle
-from dazzle.io import PRODUCT_KEYWORD, _is_structural, simple_image_hdu, write_fits_atomic
+from dazzle.atomic import atomic_output, file_identity, fsync_path, temp_name, write_fits_atomic
+from dazzle.errors import OutputError
+from dazzle.geometry import Frame, wcs_to_header
 from dazzle.params import PARAMETERS, format_value
 
 # Parameters recorded in each product's header, by step.
@@ -35,6 +38,151 @@ _FINAL_PARAMS = ["final_wht_type", "final_kernel", "final_wt_scl", "final_pixfra
                  "final_maskval", "final_bits", "final_units", "stepsize", "final_wcs", "final_refimage",
                  "final_rot", "final_scale", "final_outnx", "final_outny", "final_ra", "final_dec",
                  "final_crpix1", "final_crpix2"]
+
+
+#: Primary-header keyword that every product dazzle writes carries: the product's kind
+#: (``drz``, ``single_sci``, ``single_wht``, ``median``, ``blot``, ``crmask``, ``crclean``).
+PRODUCT_KEYWORD = "DZPRODCT"
+
+
+def product_kind(header) -> str | None:
+    """The kind of dazzle product a primary header belongs to, or None for any other file.
+
+    Files written before :data:`PRODUCT_KEYWORD` existed are recognised by ``ORIGIN =
+    'dazzle'`` with a ``DAZZLEV`` card (kind ``"product"``).
+    """
+    kind = header.get(PRODUCT_KEYWORD)
+    if kind is not None:
+        return str(kind).strip() or "product"
+    if str(header.get("ORIGIN", "")).strip() == "dazzle" and "DAZZLEV" in header:
+        return "product"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Product names
+# --------------------------------------------------------------------------------------------
+
+def product_name(chips, output: str | None = "") -> str:
+    """AstroDrizzle's final product name for ``chips`` (:class:`dazzle.io.Chip`) (``drizzlepac.processInput.process_input``).
+
+    Suffix ``_drc.fits`` if the first input ends in ``_flc.fits``, ``_drw.fits`` for WFPC2,
+    else ``_drz.fits``.  ``output`` empty: the root of the input when there is one input file,
+    else ``final``.  ``output`` containing ``.fits`` is used as is; one already containing the
+    suffix (``xyz_drz``) gets ``.fits``; otherwise the suffix is appended.
+
+    Raises :class:`OutputError` (a ``ValueError``) if the name would be one of the input files.
+    """
+    chips = list(chips)
+    if not chips:
+        raise ValueError("product_name needs at least one chip")
+    first = min(chips, key=lambda c: c.index)
+    ext = "_drc.fits" if first.flc else "_drz.fits"
+    if first.instrument == "WFPC2":
+        ext = "_drw.fits"
+    blank = output is None or (isinstance(output, str) and output.strip().lower() in ("", "none", "indef"))
+    out = "" if blank else os.fspath(output).strip()
+    if out.endswith(("/", os.sep)):
+        raise OutputError(f"{out}: output names a folder; give a root name in it, e.g. "
+                          f"{os.path.join(out, 'mosaic')}", path=out)
+    if not out:
+        paths = {c.path for c in chips}
+        name = (first.root if len(paths) == 1 else "final") + ext
+    elif ".fits" in out.lower():
+        name = out
+    elif ext[:4] in out.lower():
+        name = out + ".fits"
+    else:
+        name = out + ext
+    if os.path.abspath(name) in {c.path for c in chips}:
+        raise OutputError(f"{os.path.abspath(name)}: output name {name!r} is an input file; "
+                          "choose another output (-o)", path=os.path.abspath(name))
+    return name
+
+
+def check_html_target(path, products=()) -> None:
+    """Refuse (:class:`OutputError`) an HTML report path that would replace a file that is not
+    an HTML report (an input, a FITS product) or one of ``products``."""
+    if not path:
+        return
+    path = os.fspath(path)
+    if os.path.exists(path) and (not path.lower().endswith((".html", ".htm")) or not os.path.isfile(path)):
+        raise OutputError(f"{path}: exists and is not an HTML report; the report would replace it: "
+                          "choose another name", path=path)
+    if os.path.realpath(path) in {os.path.realpath(p) for p in products}:
+        raise OutputError(f"{path}: is a product of this run; choose another name for the report", path=path)
+
+
+def check_overwrites(products, inputs) -> None:
+    """Refuse (:class:`OutputError`) a run in which writing any of ``products`` would replace
+    one of ``inputs``: the same name, the same real path (symbolic links resolved) or the
+    same file (device and inode: hard links, case-insensitive file systems)."""
+    owner: dict = {}
+    for p in inputs:
+        for key in file_identity(p):
+            owner.setdefault(key, p)
+    for q in products:
+        if os.path.isdir(q):
+            raise OutputError(f"{q}: a folder has the name of a product of this run; move it or choose "
+                              "another output (-o)", path=q)
+        for key in file_identity(q):
+            if key in owner:
+                src = owner[key]
+                raise OutputError(f"{src}: is an input, and the run would write its product "
+                                  f"{os.path.basename(q)} over it; rename the input or choose "
+                                  "another output (-o)", path=src)
+
+
+_STRUCTURAL = {"SIMPLE", "BITPIX", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME",
+               "EXTVER", "BSCALE", "BZERO", "NEXTEND", "CHECKSUM", "DATASUM", "END"}
+
+
+def is_structural(key: str) -> bool:
+    return key in _STRUCTURAL or (key.startswith("NAXIS") and key[5:].isdigit()) or key == "NAXIS"
+
+
+def _as_header(h) -> fits.Header:
+    if h is None:
+        return fits.Header()
+    if isinstance(h, fits.Header):
+        return h
+    if isinstance(h, Frame):
+        return h.fits_header()
+    if isinstance(h, str):
+        return fits.Header.fromstring(h, sep="\n" if "\n" in h else "")
+    if isinstance(h, WCS):
+        return wcs_to_header(h)
+    if isinstance(h, dict):
+        return fits.Header(list(h.items()))
+    raise TypeError(f"cannot make a FITS header from {type(h).__name__}")
+
+
+def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.PrimaryHDU:
+    """A simple-FITS image HDU (``PrimaryHDU``) for a product.
+
+    ``header`` (Header, header text, or dict) is copied without its structural cards (SIMPLE,
+    BITPIX, NAXISn, EXTEND, EXTNAME, BSCALE/BZERO, CHECKSUM...); ``wcs_header`` (Header, header
+    text, :class:`geometry.Frame` or astropy ``WCS``) is applied on top; then ``keywords``
+    (``EXPTIME=1200.0`` or ``KEY=(value, "comment")``; use ``**{"DATE-OBS": ...}`` for names
+    that are not identifiers).  ``data`` is not copied.
+    """
+    hdr = fits.Header()
+    for src in (_as_header(header), _as_header(wcs_header)):
+        for card in src.cards:
+            key = card.keyword
+            if is_structural(key):
+                continue
+            if key == "COMMENT":
+                hdr.add_comment(card.value)
+            elif key == "HISTORY":
+                hdr.add_history(card.value)
+            elif key == "":
+                hdr.add_blank(card.value)
+            else:
+                hdr[key] = (card.value, card.comment)
+    for key, value in keywords.items():
+        hdr[key.upper()] = value
+    return fits.PrimaryHDU(data=data, header=hdr)
 
 
 def _provenance(header, params, names, kind=None):
@@ -181,7 +329,7 @@ def final_headers(chips, params, final_path, frame):
     ph = fits.Header()
     for card in first.cards:
         key = card.keyword
-        if key and key not in _NOT_COPIED and not _is_structural(key) and not _WCS_CARD.match(key):
+        if key and key not in _NOT_COPIED and not is_structural(key) and not _WCS_CARD.match(key):
             ph.append(card, end=True)
     name = os.path.basename(final_path)
     root = re.sub(r"_dr[zcw]\.fits$", "", name)
@@ -260,7 +408,7 @@ def _image_header(shape, dtype, *, primary, name=None, extra=None):
     if primary:
         h["EXTEND"] = True
     for card in (extra.cards if extra is not None else []):
-        if _is_structural(card.keyword) or not card.keyword:
+        if is_structural(card.keyword) or not card.keyword:
             continue
         h.append(card)
     return h
@@ -287,9 +435,8 @@ class Canvas:
 def create_canvas(path, hdus) -> Canvas:
     """``hdus``: a list of ``(name, shape, dtype, extra_header)``; the first is the primary
     (``shape`` may be ``()`` for a header-only primary)."""
-    from dazzle.io import _temp_name
 
-    tmp = _temp_name(path)
+    tmp = temp_name(path)
     try:
         offsets, shapes, dtypes = _lay_out(tmp, hdus)
     except BaseException as exc:
@@ -377,7 +524,6 @@ def canvas_committed(canvas: Canvas) -> bool:
 def commit_canvas(canvas: Canvas) -> str:
     """fsync the finished file and rename it over the product's name; returns the path.
     Idempotent: committing an already committed canvas returns the path."""
-    from dazzle.io import _fsync_path
 
     if isinstance(canvas, SplitCanvas):
         for part in canvas.parts:
@@ -386,13 +532,13 @@ def commit_canvas(canvas: Canvas) -> str:
     if canvas_committed(canvas):
         return canvas.path
     try:
-        _fsync_path(canvas.tmp_path)
+        fsync_path(canvas.tmp_path)
         os.replace(canvas.tmp_path, canvas.path)
     except FileNotFoundError:
         if canvas_committed(canvas):   # the same task ran twice at once
             return canvas.path
         raise
-    _fsync_path(os.path.dirname(os.path.abspath(canvas.path)) or ".", directory=True)
+    fsync_path(os.path.dirname(os.path.abspath(canvas.path)) or ".", directory=True)
     return canvas.path
 
 
@@ -482,7 +628,6 @@ def write_manifest(paths, key: str) -> None:
     written last and atomically, so its presence means the product was finished."""
     import json
 
-    from dazzle.io import atomic_output
 
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     doc = {"key": key, "files": {os.path.basename(p): file_sha256(p) for p in paths}}
@@ -512,7 +657,7 @@ def manifest_valid(paths, key: str) -> bool:
 # Temporary files and signals
 # ---------------------------------------------------------------------------------------------
 
-#: temporary names next to a product ``NAME``: ``.NAME.<12 hex>.tmp`` (:func:`dazzle.io.atomic_output`,
+#: temporary names next to a product ``NAME``: ``.NAME.<12 hex>.tmp`` (:func:`dazzle.atomic.atomic_output`,
 #: canvases) and ``NAME.<pid>.tmp`` (the run summary)
 _TEMP_NAME = re.compile(r"^\.(?P<a>.+)\.[0-9a-f]{12}\.tmp$|^(?P<b>.+)\.[0-9]+\.tmp$")
 
@@ -574,3 +719,47 @@ def terminate_as_exception():
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------------------------------
+# The one way dazzle writes to an input: CR flags into DQ, when asked
+# --------------------------------------------------------------------------------------------
+
+BACKUP_DIR = "OrIg"
+
+
+def update_input_dq(path, chips, crmasks, *, crbit=4096, preserve=True) -> str | None:
+    """OR ``crbit`` into the DQ arrays of input ``path`` where ``crmasks`` (per chip, True =
+    good) found cosmic rays -- AstroDrizzle's ``updateInputDQArray``, done only when the user
+    asks (``update_input_dq=True``).
+
+    With ``preserve`` (AstroDrizzle's parameter, default True) the original is first copied to
+    ``OrIg/`` beside it (AstroDrizzle's convention; an existing backup is kept, so the backup is
+    always the untouched original); then the updated file is written atomically over the input.
+    Chips without a DQ extension are skipped.  Returns the backup's path (None without
+    ``preserve``).
+    """
+    import shutil
+
+    src = os.path.abspath(path)
+    backup = None
+    if preserve:
+        backup_dir = os.path.join(os.path.dirname(src), BACKUP_DIR)
+        os.makedirs(backup_dir, exist_ok=True)
+        backup = os.path.join(backup_dir, os.path.basename(src))
+        if not os.path.exists(backup):
+            with atomic_output(backup) as tmp:
+                shutil.copy2(src, tmp)
+    with fits.open(src, memmap=False) as h:
+        h.readall()
+        hdul = fits.HDUList([hdu.copy() for hdu in h])
+    for chip, good in zip(chips, crmasks):
+        if good is None or chip.dq_ext is None:
+            continue
+        dq = hdul[chip.dq_ext]
+        cr = ~np.asarray(good, dtype=bool)
+        data = np.array(dq.data)
+        data[cr] |= np.array(crbit).astype(data.dtype)
+        dq.data = data
+    write_fits_atomic(src, hdul)
+    return backup
