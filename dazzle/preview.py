@@ -446,14 +446,19 @@ def _figure(shape_binned, full_shape, wcs, *, title):
     return fig, ax, cax, (left, top, aw, ah)
 
 
-def _show(ax, cax, data, limits, full_shape, *, nodata_colour, label):
+def _extent(shape, factor):
+    """Where an image binned by ``factor`` lies in the full image's pixel coordinates."""
+    return (-0.5, shape[1] * factor - 0.5, -0.5, shape[0] * factor - 0.5)
+
+
+def _show(ax, cax, data, limits, factor, *, nodata_colour, label):
+    """The image in gray (NaN in ``nodata_colour``) and its colour bar, both through the
+    normalisation ``limits``."""
     import matplotlib
 
     cmap = matplotlib.colormaps["gray"].with_extremes(bad=np.asarray(nodata_colour) / 255.0)
-    fy, fx = full_shape
-    f_y, f_x = fy / data.shape[0], fx / data.shape[1]
     im = ax.imshow(np.ma.masked_invalid(data), origin="lower", cmap=cmap, norm=limits.normalize(),
-                   interpolation="nearest", extent=(-0.5, data.shape[1] * f_x - 0.5, -0.5, data.shape[0] * f_y - 0.5))
+                   interpolation="nearest", extent=_extent(data.shape, factor))
     ticks = limits.ticks()
     cb = ax.figure.colorbar(im, cax=cax, ticks=ticks)
     cb.ax.set_yticklabels([f"{v:g}" for v in ticks])
@@ -517,7 +522,7 @@ def mosaic_figure(image, *, weight=None, wcs=None, max_side: int | None = MAX_SI
     full = tuple(full_shape) if full_shape is not None else (x.shape[0] * f, x.shape[1] * f)
     lim = _limits(x, stretch)
     fig, ax, cax, area = _figure(x.shape, full, wcs, title=title)
-    _, cb = _show(ax, cax, x, lim, full, nodata_colour=nodata_colour,
+    _, cb = _show(ax, cax, x, lim, f, nodata_colour=nodata_colour,
                   label=f"SCI ({bunit}), asinh stretch" if bunit else "SCI, asinh stretch")
     if _celestial(wcs) is not None:
         _decorate(ax, wcs, full)
@@ -536,16 +541,13 @@ def chip_crmask_figure(sci, crmask, *, good=None, wcs=None, colour=CR_COLOUR, dq
     x, lim, f = _chip_gray(sci, good, min(max_side or FIGURE_SIDE, FIGURE_SIDE), stretch)
     full = tuple(np.shape(sci))
     fig, ax, cax, area = _figure(x.shape, full, wcs, title=title)
-    _, cb = _show(ax, cax, x, lim, full, nodata_colour=NODATA_COLOUR,
+    _, cb = _show(ax, cax, x, lim, f, nodata_colour=NODATA_COLOUR,
                   label=f"SCI ({bunit}), asinh stretch" if bunit else "SCI, asinh stretch")
     overlay = np.zeros(x.shape + (4,))
     for mask, col, _ in layers:
         flagged = downsample(mask, f, how="max").astype(bool)
         overlay[flagged] = list(np.asarray(col) / 255.0) + [float(np.clip(alpha, 0.0, 1.0))]
-    ax.imshow(overlay, origin="lower", interpolation="nearest",
-              extent=(-0.5, x.shape[1] * f - 0.5, -0.5, x.shape[0] * f - 0.5))
-    ax.set_xlim(-0.5, full[1] - 0.5)
-    ax.set_ylim(-0.5, full[0] - 0.5)
+    ax.imshow(overlay, origin="lower", interpolation="nearest", extent=_extent(x.shape, f))
     if _celestial(wcs) is not None:
         _decorate(ax, wcs, full)
     _legend(ax, [(col, text) for _, col, text in layers[::-1]])

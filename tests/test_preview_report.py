@@ -311,6 +311,26 @@ def test_mosaic_figure_axes_colour_bar_compass_scale_bar_and_no_data():
     assert png_text(chunks)[b"Title"] == b"t" and png_text(chunks)[b"Downsampling"] == b"1x1 block mean"
 
 
+def test_figure_of_a_large_image_is_binned_to_fit():
+    # cost: ~1 s
+    import_oracle("matplotlib", "matplotlib (the [plot] extra) is not installed: figures are not checked")
+    img = np.random.default_rng(6).normal(10.0, 1.0, (2000, 1000))
+    wht = np.ones(img.shape)
+    wht[:, :300] = 0
+    pic = preview.mosaic_figure(img, weight=wht, wcs=tan_wcs(img.shape, rot_deg=0.0))
+    assert pic.factor == 3                   # the smallest factor that fits FIGURE_SIDE (900)
+    pix, chunks = read_png(pic.png_bytes())
+    area = image_area(chunks)
+    assert area[2:] == (334, 667)            # 334 x 667 blocks, one screen pixel each
+    assert png_text(chunks)[b"Downsampling"] == b"3x3 block mean"
+    # the axes are in the full image's pixels: uncovered columns < 300, covered from 300 on
+    rows, cols = np.mgrid[500:1500:10, 10:290:10]
+    assert np.all(at_pixels(pix, area, img.shape, rows, cols)[..., :3] == preview.NODATA_COLOUR)
+    rows, cols = np.mgrid[500:1500:10, 310:690:10]
+    shown = at_pixels(pix, area, img.shape, rows, cols)[..., :3].astype(int)
+    assert np.all(shown[..., 0] == shown[..., 2]) and shown[..., 0].std() > 10
+
+
 def test_chip_figure_legend_names_the_colours_and_counts():
     # cost: ~0.5 s
     import_oracle("matplotlib", "matplotlib (the [plot] extra) is not installed: figures are not checked")
