@@ -3,9 +3,14 @@
 * The PNG writer is checked by parsing its files back with an independent reader (signature,
   chunk CRCs, IHDR, zlib-compressed IDAT, every PNG filter type): the same reader decodes
   Chromium's screenshots.
-* The stretch is checked on a realistic field: neither blank nor saturated.
+* The stretch is checked on a realistic field: neither blank nor saturated; it is astropy's
+  asinh normalisation (the same numbers through ImageNormalize and the plain path).
+* The figures (matplotlib): PNG and image-area sizes, the colour bar's range (the stretch's),
+  the no-data colour at the uncovered pixels, the compass directions and the scale bar's length
+  against the WCS, the CR legend's colours and counts. Without matplotlib (its import made to
+  fail) the plain pictures, pixel for pixel.
 * The demo runs end to end (a smaller set than the default, for time): products, run summary,
-  PNGs that show the field and the CR masks, the report.
+  pictures that show the field and the CR masks where the FITS products have them, the report.
 * The report's HTML: images inline as PNG data URIs, tables with the run's numbers (checked
   against the FITS products), parameters; rebuilt from the headers when the run summary is gone.
 * The report in headless Chromium: every image decodes (naturalWidth > 0, read from the DOM
