@@ -334,6 +334,18 @@ def test_figure_of_a_large_image_is_binned_to_fit():
     rows, cols = np.mgrid[500:1500:10, 310:690:10]
     shown = at_pixels(pix, area, img.shape, rows, cols)[..., :3].astype(int)
     assert np.all(shown[..., 0] == shown[..., 2]) and shown[..., 0].std() > 10
+    # already binned 2x2 by the caller (as the report reads big mosaics): 2 x 2 more, same axes
+    pre = preview.downsample(np.where(wht > 0, img, np.nan), 2)
+    pic = preview.mosaic_figure(pre, wcs=tan_wcs(img.shape, rot_deg=0.0), binned=2, full_shape=img.shape)
+    pix, chunks = read_png(pic.png_bytes())
+    area = image_area(chunks)
+    assert pic.factor == 4 and area[2:] == (250, 500)
+    assert pic.ax.get_xlim() == (-0.5, 999.5) and pic.ax.get_ylim() == (-0.5, 1999.5)
+    rows, cols = np.mgrid[500:1500:10, 10:290:10]
+    assert np.all(at_pixels(pix, area, img.shape, rows, cols)[..., :3] == preview.NODATA_COLOUR)
+    rows, cols = np.mgrid[500:1500:10, 310:690:10]
+    shown = at_pixels(pix, area, img.shape, rows, cols)[..., :3].astype(int)
+    assert np.all(shown[..., 0] == shown[..., 2]) and not np.any(np.all(shown == preview.NODATA_COLOUR, axis=-1))
 
 
 def test_chip_figure_legend_names_the_colours_and_counts():
