@@ -151,7 +151,20 @@ class Sums:
 
 
 def sky_value(chip, sky=None) -> float:
-    """The sky to subtract from ``chip``, in its own units: ``float(sky)``, 0 for None."""
+    """The sky to subtract from a chip, in the chip's own units.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+        The chip (not used: the sky is the value given).
+    sky : float or None, optional
+        The chip's sky (``MDRIZSKY``), chip units.
+
+    Returns
+    -------
+    float
+        ``float(sky)``; 0 for None.
+    """
     return 0.0 if sky is None else float(sky)
 
 
@@ -172,8 +185,26 @@ def chip_pix_ratio(chip, frame_wcs) -> float:
 
 
 def resolve_wt_scl(wt_scl, exptime: float) -> float:
-    """The weight scale of ``wt_scl``: ``"exptime"`` -> 1 (the exposure time is already in the
-    weights), ``"expsq"`` -> ``exptime``, a number -> that number."""
+    """The weight scale of ``wt_scl`` for one chip.
+
+    Parameters
+    ----------
+    wt_scl : str or float
+        ``"exptime"`` (case-insensitive), ``"expsq"``, or a number (also as a string).
+    exptime : float
+        The chip's exposure time (seconds).
+
+    Returns
+    -------
+    float
+        ``"exptime"`` -> 1 (the exposure time is already in the weights), ``"expsq"`` ->
+        ``exptime``, a number -> that number.
+
+    Raises
+    ------
+    ValueError
+        If ``wt_scl`` is a string that is neither of the names nor a number.
+    """
     if isinstance(wt_scl, str):
         key = wt_scl.lower()
         if key == "exptime":
