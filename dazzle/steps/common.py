@@ -321,8 +321,9 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
 
 
 def add_sums(parts, box, *, nplanes=None, bits_of=None):
-    """Add chips' sums into one box, in the order given (a fixed order: bit-identical results
-    whatever the scheduler).
+    """Add chips' sums into one box, in the order given.
+
+    A fixed order: bit-identical results whatever the scheduler.
 
     Parameters
     ----------
@@ -330,13 +331,16 @@ def add_sums(parts, box, *, nplanes=None, bits_of=None):
         ``(chip number n, 1-based; its sums)``.  Context bit ``(n-1) % 32`` of plane
         ``(n-1) // 32`` is set where chip ``n`` contributed (:func:`dazzle.facts.context_bit`).
     box : (x0, x1, y0, y1)
-        The output box.
+        The output box, half-open, output pixels.
     nplanes : int, optional
         Context planes (default: enough for the highest chip number).
+    bits_of : optional
+        Not used.
 
     Returns
     -------
     num, den : 2-D float64 arrays
+        The summed weighted data and weights over the box, shape ``(y1 - y0, x1 - x0)``.
     ctx : int32 array of shape (nplanes, ny, nx)
     """
     x0, x1, y0, y1 = box

@@ -196,8 +196,29 @@ def _electron_units(bunit) -> bool:
 
 
 def conversion_factor(*, in_units, exptime, gain=None, bunit=None) -> float:
-    """Electrons per unit of the chip's data (see the module notes): ``(1 or gain) *
-    (EXPTIME if in_units == 'cps' else 1)``; the gain only for DN data (BUNIT not electrons)."""
+    """Electrons per unit of a chip's data (see the module notes).
+
+    Parameters
+    ----------
+    in_units : {"cps", "counts"}
+        Whether the data are a count rate or counts (case-insensitive).
+    exptime : float
+        Exposure time, s (used for ``"cps"``).
+    gain : float, optional
+        e-/DN; needed only when ``bunit`` is not electrons.
+    bunit : str, optional
+        The chip's BUNIT (None or blank: electrons).
+
+    Returns
+    -------
+    float
+        ``(1 or gain) * (exptime if in_units == "cps" else 1)``.
+
+    Raises
+    ------
+    ValueError
+        A DN chip without a gain > 0, ``"cps"`` without ``exptime > 0``, or other ``in_units``.
+    """
     cf = 1.0
     if not _electron_units(bunit):
         if gain is None or not (float(gain) > 0):
