@@ -116,12 +116,14 @@ def wcs_from_header(header, fobj=None, key=" "):
         The open FITS file the header belongs to.  Needed for lookup-table distortions (D2IM,
         CPDIS/NPOL), whose tables live in ``WCSDVARR`` / ``D2IMARR`` extensions; SIP needs only
         the header.
-
     key : str, optional
         An alternate WCS (``'A'``..``'Z'``) instead of the primary (AstroDrizzle's ``wcskey``).
 
-    The returned WCS has ``pixel_shape`` set when the header gives the image size
-    (``NAXISi`` or ``WCSNAXi``).
+    Returns
+    -------
+    astropy.wcs.WCS
+        With ``pixel_shape`` set when the header gives the image size (``NAXISi`` or
+        ``WCSNAXi``).
     """
     if isinstance(header, str):
         header = fits.Header.fromstring(header, sep="\n" if "\n" in header else "")

@@ -1,6 +1,6 @@
 """The public modules' API documentation (issue #15): ``__all__`` in every public module and a
-numpydoc docstring on everything it exports.  Read from the source with :mod:`ast` (nothing is
-imported but the modules' ``__all__`` check; about 0.1 s)."""
+numpydoc docstring on everything it exports.  Read from the source with :mod:`ast` (about
+0.3 s); checking that ``__all__``'s names exist imports the modules (about 1.5 s more)."""
 
 from __future__ import annotations
 

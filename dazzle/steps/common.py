@@ -169,14 +169,20 @@ def sky_value(chip, sky=None) -> float:
 
 
 def chip_pix_ratio(chip, frame_wcs) -> float:
-    """drizzlepac's ``pix_ratio``: the output frame's pixel scale over the chip's nominal scale
-    (``IDCSCALE``, else ``sqrt|det CD|``).
+    """drizzlepac's ``pix_ratio``: the output frame's pixel scale over the chip's nominal scale.
 
     Parameters
     ----------
     chip : dazzle.io.Chip
+        The input chip; its nominal scale is ``IDCSCALE``, else ``sqrt|det CD|`` (arcsec).
     frame_wcs : astropy.wcs.WCS
-        The output frame's WCS.
+        The output frame's WCS; its scale is the length of the first column of its pixel scale
+        matrix (arcsec).
+
+    Returns
+    -------
+    float
+        Output / input pixel size (2.0 for output pixels twice as large).
     """
     chip_scale, _, _ = geometry.nominal_scale_orientation(chip.wcs(), getattr(chip, "idcscale", None))
     out_cd = np.asarray(frame_wcs.pixel_scale_matrix)
