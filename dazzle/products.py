@@ -784,9 +784,9 @@ def write_crclean(out_dir, root, input_path, chips_and_results, params):
     Parameters
     ----------
     out_dir : str
-        The output folder.
+        Folder to write to.
     root : str
-        The exposure's root name.
+        The input's root (the file is ``<root>_crclean.fits``).
     input_path : str
         The input file copied.
     chips_and_results : list of tuple
