@@ -102,12 +102,29 @@ def kernel_reach(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0) ->
 
 
 def box_pad(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0) -> float:
-    """The margin (output pixels) by which the pipeline widens a chip's footprint to get the
-    output box its drizzle and blot tasks work in.
+    """The margin by which the pipeline widens a chip's footprint to get its output box.
 
-    Deposits outside the box are lost, so the margin is at least :func:`kernel_reach` (an
-    output pixel is in the box when it overlaps the widened footprint, which leaves half a
-    pixel to spare; ``tests/test_facts.py`` checks it for every kernel, pixfrac and scale).
+    The box is the one the chip's drizzle and blot tasks work in.  Deposits outside the box are
+    lost, so the margin is at least :func:`kernel_reach` (an output pixel is in the box when it
+    overlaps the widened footprint, which leaves half a pixel to spare; ``tests/test_facts.py``
+    checks it for every kernel, pixfrac and scale).
+
+    Parameters
+    ----------
+    kernel : str
+        One of :data:`KERNELS` (case-insensitive).
+    pixfrac : float
+        The drop's linear size relative to the input pixel.
+    pixel_scale_ratio : float, optional
+        Output / input linear pixel size (default 1: unit scale).
+
+    Returns
+    -------
+    float
+        The margin in output pixels.
+
+    Notes
+    -----
     At unit scale and pixfrac <= 1 it is the margin the single products' shapes have always
     had (kept, so that products stay bit-identical), which also leaves the blot a guard pixel:
 
