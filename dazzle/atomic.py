@@ -15,7 +15,8 @@ import contextlib
 import os
 import uuid
 
-__all__ = ["atomic_output", "file_identity", "fsync_path", "temp_name", "write_fits_atomic"]
+__all__ = ["atomic_output", "file_identity", "fsync_path", "temp_name", "write_bytes_atomic",
+           "write_fits_atomic"]
 
 
 def file_identity(path) -> list:
@@ -180,4 +181,28 @@ def write_fits_atomic(path, hdulist_or_hdu, *, overwrite: bool = True, **writeto
     writeto_kw.pop("overwrite", None)
     with atomic_output(path, overwrite=overwrite) as tmp:
         hdul.writeto(tmp, **writeto_kw)
+    return os.path.abspath(os.fspath(path))
+
+
+def write_bytes_atomic(path, data, *, encoding: str = "utf-8") -> str:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`); return the absolute path.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write; its folder must exist.
+    data : bytes or str
+        The content; a ``str`` is encoded with ``encoding``.
+    encoding : str, optional
+        The encoding of a ``str`` (default UTF-8).
+
+    Returns
+    -------
+    str
+        The absolute path written.
+    """
+    raw = data.encode(encoding) if isinstance(data, str) else bytes(data)
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(raw)
     return os.path.abspath(os.fspath(path))

@@ -119,13 +119,11 @@ def png_bytes(pixels, *, text: dict | None = None, level: int = 6) -> bytes:
 
 
 def _write_atomic(path, data: bytes) -> str:
+    from dazzle.atomic import write_bytes_atomic
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_bytes_atomic(path, data)
     return path
 
 

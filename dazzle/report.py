@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dazzle import preview
-from dazzle.io import InputError
+from dazzle.atomic import write_bytes_atomic
+from dazzle.errors import InputError
 
 __all__ = [
     "ReportError",
@@ -193,11 +194,7 @@ def save_run_summary(result, path=None, *, steps: dict | None = None, wall_time:
         "chip_columns": [list(c) for c in (chip_columns or [])],
         "extra": _jsonable(extra or {}),
     }
-    tmp = path + f".{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1, allow_nan=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, json.dumps(doc, indent=1, allow_nan=True) + "\n")
     return path
 
 
@@ -781,10 +778,7 @@ def render_report(run_dir, out=None, *, max_side: int = preview.MAX_SIDE, chip_m
     base = os.path.dirname(out)
     doc = render_html(report_data(info, base, max_side=max_side, chip_max_side=chip_max_side, max_chips=max_chips))
     os.makedirs(base, exist_ok=True)
-    tmp = out + f".{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(doc)
-    os.replace(tmp, out)
+    write_bytes_atomic(out, doc)
     return out
 
 
