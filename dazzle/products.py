@@ -348,8 +348,17 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
 
 
 def final_extensions(err=False, dq=False) -> tuple:
-    """The image extensions of the final product: SCI, WHT, CTX, then ERR (``final_err``) and
-    DQ (``final_dq``) when written."""
+    """The image extensions of the final product: SCI, WHT, CTX, then ERR and DQ when written.
+
+    Parameters
+    ----------
+    err, dq : bool
+        ``final_err``, ``final_dq``.
+
+    Returns
+    -------
+    tuple of str
+    """
     return ("SCI", "WHT", "CTX") + (("ERR",) if err else ()) + (("DQ",) if dq else ())
 
 
@@ -413,8 +422,19 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
 
 
 def split_names(path, extensions=("SCI", "WHT", "CTX")) -> list:
-    """The files of a ``build=False`` final product: ``<path less .fits>_sci/_wht/_ctx.fits``
-    (one per extension of ``extensions``)."""
+    """The files of a ``build=False`` final product: ``<path less .fits>_sci/_wht/_ctx.fits``.
+
+    Parameters
+    ----------
+    path : str
+        The final product's path (``<output>_drz.fits``).
+    extensions : sequence of str
+        The extensions written (:func:`final_extensions`), one file each.
+
+    Returns
+    -------
+    list of str
+    """
     base = str(path)[:-5] if str(path).endswith(".fits") else str(path)
     return [f"{base}_{x.lower()}.fits" for x in extensions]
 

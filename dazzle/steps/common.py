@@ -279,9 +279,24 @@ def chip_weights(chip, data, settings: DrizzleSettings, pix_ratio: float, *, sta
 
 
 def chip_variance(chip, data, settings: DrizzleSettings, ivm=None):
-    """The variance of each of the chip's pixels, in the units of its SCI (float32): ``1/IVM``
-    with ``wht_type="IVM"`` (0 where the IVM is not positive: those pixels have zero weight),
-    else ``ERR**2``."""
+    """The variance of each of the chip's pixels, in the units of its SCI.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    data : dazzle.io.ChipData
+        The chip's pixels (:func:`load_chip`, with ERR).
+    settings : DrizzleSettings
+        ``wht_type`` chooses the source.
+    ivm : 2-D array, optional
+        The inverse-variance map (``wht_type="IVM"``).
+
+    Returns
+    -------
+    2-D float32 array
+        ``1/IVM`` with ``wht_type="IVM"`` (0 where the IVM is not positive: those pixels
+        have zero weight), else ``ERR**2``.
+    """
     if settings.wht_type == "IVM":
         ivm = np.asarray(ivm, dtype=np.float64)
         with np.errstate(divide="ignore"):
@@ -353,8 +368,19 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
 
 
 def overlap(s: Sums, box):
-    """``(dst, src)`` slices of the part of ``s`` inside ``box`` (in the box, in ``s``), or
-    None when they do not overlap."""
+    """Where chips' sums and an output box overlap.
+
+    Parameters
+    ----------
+    s : Sums
+    box : (x0, x1, y0, y1)
+        Half-open box of the output frame.
+
+    Returns
+    -------
+    (dst, src) or None
+        Slices of the overlap in the box and in ``s``; None when they do not overlap.
+    """
     x0, x1, y0, y1 = box
     ax0, ax1 = max(x0, s.x0), min(x1, s.x1)
     ay0, ay1 = max(y0, s.y0), min(y1, s.y1)
@@ -364,8 +390,22 @@ def overlap(s: Sums, box):
 
 
 def add_error_sums(parts, box):
-    """The variance sums (Σ w²·var, float64) and propagated DQ (uint32) of chips' sums in one
-    box, added in the order given; each None when the parts do not carry it."""
+    """The variance sums and propagated DQ of chips' sums in one box, added in the order given.
+
+    Parameters
+    ----------
+    parts : sequence of (int, Sums or None)
+        As :func:`add_sums`.
+    box : (x0, x1, y0, y1)
+        The output box.
+
+    Returns
+    -------
+    var : 2-D float64 array or None
+        Σ w²·var; None when no part carries variance.
+    dq : 2-D uint32 array or None
+        The OR of the parts' DQ; None when no part carries DQ.
+    """
     x0, x1, y0, y1 = box
     shape = (y1 - y0, x1 - x0)
     present = [s for _, s in parts if s is not None]
@@ -460,9 +500,21 @@ def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
 
 
 def finish_error(var, den, settings: DrizzleSettings, *, texptime=1.0):
-    """The ERR image from the variance sums: ``sqrt(Σ w²·var) / Σ w`` (float32), in the units
-    of the science (times ``texptime`` with ``final_units="counts"``); NaN where the weight
-    is zero."""
+    """The ERR image from the variance sums: ``sqrt(Σ w²·var) / Σ w``.
+
+    Parameters
+    ----------
+    var, den : 2-D float64 arrays
+        Σ w²·var (:func:`add_error_sums`) and Σ w (:func:`add_sums`).
+    settings : DrizzleSettings
+    texptime : float
+        Total exposure time; ``final_units="counts"`` multiplies the error by it.
+
+    Returns
+    -------
+    2-D float32 array
+        In the units of the science; NaN where the weight is zero.
+    """
     err = np.full(den.shape, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(np.sqrt(var), den, out=err, where=den != 0)
