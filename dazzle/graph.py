@@ -52,7 +52,7 @@ from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
 from dazzle.steps.common import Sums
 from dazzle.steps.common import load_chip as common_load_chip
-from dazzle.steps.driz_separate import exposure_box, single_chip, single_exposure
+from dazzle.steps.driz_separate import exposure_box, single_chip, single_exposure, single_exposure_error
 from dazzle.steps.final_drizzle import final_chip, final_combine
 
 __all__ = ["Plan", "Graph", "Handle", "build", "tiles", "tiles_touching", "overlaps", "cut_sums",
@@ -203,9 +203,10 @@ def _halves(values):
 def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, *parts_and_skies):
     parts, skies = _halves(parts_and_skies)
     sci, wht = single_exposure(parts, box, settings)
+    err = single_exposure_error(parts, box, settings) if settings.err else None
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
     paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params,
-                                           exptime=exptime, bunit=bunit, skies=skies)
+                                           exptime=exptime, bunit=bunit, skies=skies, err=err)
     products.write_manifest(paths, key)
     return paths
 

@@ -361,6 +361,10 @@ _TABLE: list[Param] = [
           optional=True, allow_nan=True, section=_S_SEP),
     Param("driz_sep_bits", "0", "driz_sep", "bits",
           "DQ bit flags treated as good when drizzling separate images", section=_S_SEP),
+    Param("driz_sep_err", False, "driz_sep", "bool",
+          "Also write <root>_single_err.fits: the error of each single-drizzled image, "
+          "propagated from the inputs' ERR as the final product's ERR (left out, with a log "
+          "line, when an input has no ERR array)", section=_S_SEP, dazzle_only=True),
     Param("driz_sep_compress", False, "driz_sep", "bool",
           "Compress the separately drizzled products (True is refused: written uncompressed)",
           section=_S_SEP),

@@ -243,6 +243,8 @@ def product_paths(plan, *, every=False) -> list:
     for root in dict.fromkeys(c.root for c in plan.chips):
         if every or p["driz_separate"]:
             out += [os.path.join(d, f"{root}_single_{x}") for x in ("sci.fits", "sci.fits" + sums, "wht.fits")]
+        if every or (p["driz_separate"] and p["driz_sep_err"]):
+            out.append(os.path.join(d, f"{root}_single_err.fits"))
         if every or (p["driz_cr"] and p["driz_cr_corr"]):
             out.append(os.path.join(d, f"{root}_crclean.fits"))
     for c in plan.chips:
@@ -260,7 +262,8 @@ def intermediate_paths(plan) -> list:
     sums = products.MANIFEST_SUFFIX
     out = [plan.out_root + "_med.fits", plan.out_root + "_med.fits" + sums]
     for root in dict.fromkeys(c.root for c in plan.chips):
-        out += [os.path.join(plan.out_dir, f"{root}_single_{x}") for x in ("sci.fits", "sci.fits" + sums, "wht.fits")]
+        out += [os.path.join(plan.out_dir, f"{root}_single_{x}")
+                for x in ("sci.fits", "sci.fits" + sums, "wht.fits", "err.fits")]
     for c in plan.chips:
         out += [os.path.join(plan.out_dir, f"{c.root}_sci{c.extver}_{x}") for x in ("blt.fits", "crmask.fits",
                                                                                   "crmask.fits" + sums)]
@@ -530,10 +533,10 @@ def _switches(chips, params) -> dict:
     there is nothing to compare, so no median, blot or driz_cr; nor without driz_separate."""
     params = dict(params)
     no_err = [c.label for c in chips if c.err_ext is None]
-    if params["final_err"] and params["final_wht_type"] != "IVM" and no_err:
-        log.info("dazzle: final_err: %s has no ERR extension; the final product gets no ERR",
-                 no_err[0])
-        params["final_err"] = False
+    for name, needs_err in (("final_err", params["final_wht_type"] != "IVM"), ("driz_sep_err", True)):
+        if params[name] and needs_err and no_err:
+            log.info("dazzle: %s: %s has no ERR extension; no ERR is written", name, no_err[0])
+            params[name] = False
     if len({c.path for c in chips}) < 2:
         why, level = "one input only: %s switched off (as AstroDrizzle)", logging.INFO
     elif not params["driz_separate"]:

@@ -299,8 +299,10 @@ def _units(bunit: str | None, units: str) -> str:
     return base if units == "counts" else base + "/S"
 
 
-def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptime, bunit, skies=None):
-    """Write ``<root>_single_sci.fits`` and ``<root>_single_wht.fits`` (simple FITS, float32).
+def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptime, bunit, skies=None,
+                          err=None):
+    """Write ``<root>_single_sci.fits`` and ``<root>_single_wht.fits`` (simple FITS, float32),
+    and ``<root>_single_err.fits`` when ``err`` is given.
 
     Parameters
     ----------
@@ -322,14 +324,16 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
         The chip's BUNIT (the SCI file gets its rate form, e.g. ``ELECTRONS/S``).
     skies : sequence of float, optional
         Per chip sky (chip units), written as ``MDRIZSK<n>``.
+    err : 2-D array, optional
+        The propagated error (``driz_sep_err``), units of ``sci``.
 
     Returns
     -------
     tuple of str
-        The SCI and WHT paths.
+        The SCI and WHT paths (the ERR file, when written, is ``<root>_single_err.fits``).
     """
     paths = []
-    for suffix, data in (("sci", sci), ("wht", wht)):
+    for suffix, data in (("sci", sci), ("wht", wht)) + ((("err", err),) if err is not None else ()):
         hdu = fits.PrimaryHDU(np.ascontiguousarray(data, dtype=np.float32))
         h = hdu.header
         _wcs_cards(frame, h)
@@ -338,13 +342,13 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
         h["EXPTIME"] = (float(exptime), "exposure time (s)")
         for n, sky in enumerate(skies or [], start=1):
             h[f"MDRIZSK{n}"] = (float(sky), f"sky of chip {n} (chip units)")
-        if suffix == "sci":
+        if suffix in ("sci", "err"):
             h["BUNIT"] = (_units(bunit, "cps"), "units of the data")
         _provenance(h, params, _SINGLE_PARAMS, kind=f"single_{suffix}")
         path = os.path.join(out_dir, f"{root}_single_{suffix}.fits")
         write_fits_atomic(path, fits.HDUList([hdu]))
         paths.append(path)
-    return tuple(paths)
+    return tuple(paths[:2])
 
 
 def final_extensions(err=False, dq=False) -> tuple:

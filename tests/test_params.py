@@ -144,7 +144,7 @@ def test_dazzle_only_parameters_are_marked():
     only = {n for n, p in P.PARAMETERS.items() if p.dazzle_only}
     assert only == {"update_input_dq", "scheduler", "tile_size", "pixmap_mode", "output_frame", "driz_cr_noise",
                     "driz_cr_legacy", "resume", "max_frame_pixels", "products_as_input", "final_err",
-                    "final_dq"}
+                    "final_dq", "driz_sep_err"}
     d = P.defaults()
     assert d["final_err"] is True and d["final_dq"] is False
     assert d["update_input_dq"] is False

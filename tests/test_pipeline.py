@@ -850,3 +850,22 @@ def test_chip_boxes_hold_every_deposit(sim, kernel, pixfrac, scale):
         ys, xs = np.nonzero(den)
         assert xs.min() >= x0 and xs.max() < x1 and ys.min() >= y0 and ys.max() < y1, \
             (chip.label, (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1), (x0, x1, y0, y1))
+
+
+def test_single_drizzled_error_on_request(sim, tmp_path):
+    """``driz_sep_err``: ``<root>_single_err.fits`` beside the single sci/wht, the error of the
+    single image (the final product's formula, count rate): finite exactly where the weight is
+    positive, and for the EXP weights sqrt(Σ w²·ERR²)/Σ w of one exposure lies between the
+    smallest input ERR/exptime times the drop overlap factor and the largest."""
+    r = run(sim, tmp_path, driz_separate=True, driz_sep_err=True, driz_combine=False)
+    sci_path, wht_path = r.single[0]
+    err_path = sci_path.replace("_single_sci.fits", "_single_err.fits")
+    err, wht = fits.getdata(err_path), fits.getdata(wht_path)
+    assert fits.getheader(err_path)["BUNIT"] == fits.getheader(sci_path)["BUNIT"]
+    assert (np.isfinite(err) == (wht > 0)).all()
+    in_err = fits.getdata(sim.files[0], ("ERR", 1)) / fits.getval(sim.files[0], "EXPTIME")
+    inner = err[wht > 0.99 * wht.max()]
+    assert 0.3 * in_err.min() < np.median(inner) < in_err.max()
+    # off by default: no such file
+    plain = run(sim, tmp_path / "plain", driz_separate=True, driz_combine=False)
+    assert not os.path.exists(plain.single[0][0].replace("_single_sci.fits", "_single_err.fits"))

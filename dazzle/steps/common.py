@@ -123,7 +123,8 @@ class DrizzleSettings:
         if step == "single":
             return cls(step="single", kernel=params["driz_sep_kernel"], pixfrac=float(params["driz_sep_pixfrac"]),
                        fillval=params["driz_sep_fillval"], bits=params["driz_sep_bits"],
-                       wt_scl=params["driz_sep_wt_scl"], wht_type=None, units="cps", maskval=0.0, **common)
+                       wt_scl=params["driz_sep_wt_scl"], wht_type=None, units="cps", maskval=0.0,
+                       err=bool(params["driz_sep_err"]), **common)
         if step == "final":
             maskval = params["final_maskval"]
             return cls(step="final", kernel=params["final_kernel"], pixfrac=float(params["final_pixfrac"]),

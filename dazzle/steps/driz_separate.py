@@ -3,7 +3,8 @@
 Every chip is drizzled (one task per chip, :func:`single_chip`) with the ``driz_sep_*``
 parameters; the chips of one exposure are then added (:func:`single_exposure`) into that
 exposure's single-drizzled image and weight, ``<root>_single_sci.fits`` and
-``<root>_single_wht.fits``.  These feed the median (create median step).
+``<root>_single_wht.fits`` (and with ``driz_sep_err`` its error, :func:`single_exposure_error`,
+``<root>_single_err.fits``).  These feed the median (create median step).
 
 Unlike drizzlepac, which writes every single-drizzled image on the whole output frame, dazzle
 writes only the exposure's footprint box: the files' WCS places them in the output frame
@@ -14,9 +15,12 @@ reaches are ``driz_sep_fillval`` (0 when INDEF, as drizzlepac).
 
 from __future__ import annotations
 
-from dazzle.steps.common import DrizzleSettings, Sums, add_sums, chip_sums, finish
+import numpy as np
 
-__all__ = ["single_chip", "exposure_box", "single_exposure"]
+from dazzle.steps.common import (DrizzleSettings, Sums, add_error_sums, add_sums, chip_sums, finish,
+                                 finish_error)
+
+__all__ = ["single_chip", "exposure_box", "single_exposure", "single_exposure_error"]
 
 
 def single_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None) -> Sums | None:
@@ -74,3 +78,26 @@ def single_exposure(parts, box, settings: DrizzleSettings):
     """
     num, den, _ = add_sums([(1, p) for p in parts], box, nplanes=1)
     return finish(num, den, settings)
+
+
+def single_exposure_error(parts, box, settings: DrizzleSettings):
+    """One exposure's single-drizzled error over ``box`` (``driz_sep_err``).
+
+    Parameters
+    ----------
+    parts : sequence of Sums or None
+        The exposure's chips' sums (:func:`single_chip`, with ``settings.err``), in chip order.
+    box : (x0, x1, y0, y1)
+        The exposure's box (:func:`exposure_box`).
+    settings : DrizzleSettings
+        The ``driz_sep_*`` settings.
+
+    Returns
+    -------
+    2-D float32 array
+        ``sqrt(Σ w²·var) / Σ w`` (count rate); NaN where the weight is zero.
+    """
+    numbered = [(1, p) for p in parts]
+    _, den, _ = add_sums(numbered, box, nplanes=1)
+    var, _ = add_error_sums(numbered, box)
+    return finish_error(np.zeros(den.shape) if var is None else var, den, settings)
