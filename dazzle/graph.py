@@ -28,7 +28,8 @@ touched, never chips times chips or chips times tiles.  The graph is written as 
 The final drizzle is a tiled reduction: each chip is drizzled once (Numba kernel) into float64
 sums over the box of output pixels it touches, the box is cut into the tiles it overlaps, and
 each tile task adds the pieces of the chips that touch it *in chip order*, divides, and writes
-its rectangle of SCI, WHT and CTX straight into the product file (laid out beforehand).  The
+its rectangle of SCI, WHT and CTX (and ERR, DQ) straight into the product file (laid out
+beforehand).  The
 median is computed the same way, tile by tile, from only the single-drizzled images that reach
 each tile.  No task ever holds an array of the whole output frame; the products are the same
 bits whatever the scheduler, the number of workers or the tile size.  Nothing here does
