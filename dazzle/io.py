@@ -249,6 +249,11 @@ class Chip:
                 return wcs_from_header(hdul[self.sci_ext].header, hdul)
         return wcs_from_header(self.wcs_header)
 
+    def header(self, which: str = "sci") -> fits.Header:
+        """The input's primary (``"primary"``) or this chip's SCI (``"sci"``) header."""
+        with _quiet():
+            return fits.getheader(self.path, 0 if which == "primary" else self.sci_ext)
+
     def frame(self) -> Frame:
         """The chip as a :class:`geometry.Frame` (linear + SIP part only)."""
         return Frame(self.wcs_header, self.shape)
@@ -592,10 +597,7 @@ def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkey
     :func:`read_inputs`).  Raises :class:`InputError` for a bad file and ``ValueError`` for
     bad parameters.
     """
-    pars = _check_instr_params(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword)
-    pars["wcskey"] = (wcskey or "").strip().upper() or None
-    if pars["wcskey"] is not None and not (len(pars["wcskey"]) == 1 and "A" <= pars["wcskey"] <= "Z"):
-        raise ValueError(f"wcskey={wcskey!r}: expected one letter A-Z ('' = the primary WCS)")
+    pars = _chip_pars(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword, wcskey)
     groups = _parse_group(group)
     apath = os.path.abspath(os.fspath(path))
     hdul, file_size = _open_scan(apath)
@@ -612,6 +614,16 @@ def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkey
         raise _err(apath, None, f"cannot read ({_exc_text(exc)})") from exc
     finally:
         hdul.close()
+
+
+def _chip_pars(gain=None, rdnoise=None, exptime=None, gnkeyword=None, rnkeyword=None, expkeyword=None,
+               wcskey=None) -> dict:
+    """The instrument parameters and ``wcskey``, checked once for every input."""
+    pars = _check_instr_params(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword)
+    pars["wcskey"] = (wcskey or "").strip().upper() or None
+    if pars["wcskey"] is not None and not (len(pars["wcskey"]) == 1 and "A" <= pars["wcskey"] <= "Z"):
+        raise ValueError(f"wcskey={wcskey!r}: expected one letter A-Z ('' = the primary WCS)")
+    return pars
 
 
 def _scan_chips(path, hdul, file_size, groups, group_spec, pars):
@@ -743,7 +755,10 @@ def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
     in_units = "cps" if "/s" in effective.lower() else "counts"
 
     # --- WCS ----------------------------------------------------------------------------
-    wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape, pars.get("wcskey"))
+    if pars.get("wcs_object") is not None:   # an in-memory input's WCS that no header carries
+        wcs_header, lookup = _object_wcs(path, sci_ext, pars["wcs_object"], shape), False
+    else:
+        wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape, pars.get("wcskey"))
 
     sky = _float_kw("MDRIZSKY", (hdr,), path, sci_ext)
     return Chip(
@@ -817,6 +832,27 @@ def _chip_wcs(path, sci_ext, hdr, hdul, shape, key=None):
     h["WCSNAX1"] = int(shape[1])
     h["WCSNAX2"] = int(shape[0])
     return h.tostring(sep="\n", padding=False), lookup
+
+
+def _object_wcs(path, sci_ext, w, shape) -> str:
+    """Validate a WCS object of an in-memory input that no FITS header carries (a gwcs WCS,
+    or an astropy WCS with lookup-table distortions): finite sky at the chip centre, a sane
+    pixel.  Returns the header text of its FITS part ('' for a gwcs WCS)."""
+    from .geometry import _pix2world
+
+    try:
+        with _quiet(), np.errstate(all="ignore"):
+            ra, dec = _pix2world(w, [(shape[1] - 1) / 2.0], [(shape[0] - 1) / 2.0])
+    except Exception as exc:  # noqa: BLE001
+        raise _err(path, sci_ext, f"invalid WCS ({_exc_text(exc)})") from exc
+    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
+        raise _err(path, sci_ext, "invalid WCS (non-finite sky position at the chip centre)")
+    check_pixel_geometry(path, sci_ext, {}, w, shape)
+    if not hasattr(w, "to_header"):
+        return ""
+    h = w.to_header(relax=True)
+    h["WCSNAX1"], h["WCSNAX2"] = int(shape[1]), int(shape[0])
+    return h.tostring(sep="\n", padding=False)
 
 
 #: a pixel whose short side on the sky is below this fraction of its long side is degenerate
@@ -1012,7 +1048,12 @@ def _join(parts) -> InputList:
 
 
 def _expand(item, *, sort: bool) -> InputList:
-    """Expand one input item (path, comma list, glob, @file, association table)."""
+    """Expand one input item (path, comma list, glob, @file, association table; an in-memory
+    input, :mod:`dazzle.memory`, as it is)."""
+    from .memory import is_memory_input
+
+    if is_memory_input(item):
+        return InputList([item])
     if isinstance(item, os.PathLike):
         item = os.fspath(item)
         return read_association(item) if is_association(item) else InputList([item])
@@ -1037,8 +1078,12 @@ def _expand(item, *, sort: bool) -> InputList:
 
 def expand_inputs(inputs) -> InputList:
     """AstroDrizzle's ``input`` expanded (see :func:`read_inputs`) into an :class:`InputList`."""
+    from .memory import is_memory_input
+
     if isinstance(inputs, InputList):
         return inputs
+    if is_memory_input(inputs):
+        return InputList([inputs])
     if isinstance(inputs, str):
         # A string: AstroDrizzle sorts the expanded list (processFilenames) unless @file.
         return _expand(inputs, sort=not inputs.strip().startswith("@"))
@@ -1072,7 +1117,12 @@ def read_inputs(inputs, **kw) -> list[Chip]:
     seen_roots: dict[str, str] = {}
     seen_files: dict = {}
     chips: list[Chip] = []
+    n_memory = 0
     for name in names:
+        if not isinstance(name, (str, os.PathLike)):   # an in-memory input (dazzle.memory)
+            n_memory += 1
+            chips.extend(_memory_input(name, n_memory, seen_roots, seen_paths, kw))
+            continue
         apath = os.path.abspath(name)
         if apath in seen_paths:
             raise _err(apath, None, "listed more than once in the inputs")
@@ -1090,11 +1140,32 @@ def read_inputs(inputs, **kw) -> list[Chip]:
         chips.extend(read_chips(apath, **kw))
     if not chips:
         raise InputError(f"{inputs!r}: no science chips selected", path=None)
-    copy = _first_copy(list(seen_paths))
+    copy = _first_copy([p for p in seen_paths if isinstance(p, str)])
     if copy is not None:
         raise _err(copy[1], None, f"has the same content as {copy[0]} (a copy of the same exposure): "
                                   "it would count twice; give it once")
     return [replace(c, index=i) for i, c in enumerate(chips)]
+
+
+def _memory_input(item, number, seen_roots, seen_objects, kw) -> list:
+    """The chips of an in-memory input (:func:`dazzle.memory.memory_chips`), its root checked
+    against the others' and the same object refused twice."""
+    from .memory import memory_chips
+
+    kw = dict(kw)
+    group, allow = kw.pop("group", None), kw.pop("allow_products", False)
+    key = ("id", id(item))
+    if key in seen_objects:
+        raise InputError(f"in-memory input {number} ({type(item).__name__}) is listed more than once")
+    seen_objects[key] = item
+    chips = memory_chips(item, number, groups=_parse_group(group), group=group, pars=_chip_pars(**kw),
+                         allow_products=allow)
+    root = chips[0].root if chips else None
+    if root in seen_roots:
+        raise InputError(f"{chips[0].path}: same exposure root {root!r} as {seen_roots[root]} (their "
+                         "intermediate products would collide)", path=chips[0].path)
+    seen_roots[root] = chips[0].path if chips else None
+    return chips
 
 
 def _sample_digest(path, size, block=1 << 16) -> str:

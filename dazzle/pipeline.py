@@ -43,6 +43,7 @@ import numpy as np
 
 from dazzle import geometry, io, products
 from dazzle.facts import context_planes
+from dazzle.memory import is_memory_chip
 from dazzle.params import ParameterError, resolve
 
 # dazzle.graph (Numba kernels) and dazzle.cluster (dask) are imported where a run needs them,
@@ -293,7 +294,8 @@ def lock_roots(plan) -> list:
 
 def _files_read(plan, ivm, config=None) -> list:
     """Every file the run reads: the inputs, IVM images, sky file, reference images, config."""
-    files = [c.path for c in plan.chips]
+    files = [getattr(c, "source", c.path) for c in plan.chips]
+    files = [f for f in files if f]
     files += [ivm] if isinstance(ivm, (str, os.PathLike)) else list(ivm or [])
     for name in ("skyfile", "skymask_cat", "driz_sep_refimage", "final_refimage"):
         value = plan.params[name]
@@ -536,6 +538,8 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
     from dazzle.graph import Plan
     from dazzle.steps import Settings
 
+    if params["update_input_dq"] and any(is_memory_chip(c) for c in chips):
+        raise ParameterError("update_input_dq=True updates the inputs' files: in-memory inputs have none")
     final_path, out_dir = _output_names(chips, output)
     params = _switches(chips, params)
     plan = Plan(chips=chips, params=params, out_dir=out_dir, settings=Settings.from_params(params),
@@ -580,7 +584,7 @@ def run_key(plan) -> str:
     from dazzle.params import format_value
 
     inputs = []
-    for path in dict.fromkeys(c.path for c in plan.chips):
+    for path in dict.fromkeys(c.path for c in plan.chips if not is_memory_chip(c)):
         st = os.stat(path)
         inputs.append([path, st.st_size, st.st_mtime_ns])
     doc = {"inputs": inputs,
@@ -748,11 +752,15 @@ def _fault_hook():
 
 
 def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=False,
-        workers=None, profile=None, report=None, summary=True, **params) -> RunResult:
-    """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated): every
-    AstroDrizzle step whose switch is on (``static``, ``skysub``, ``driz_separate``, ``median``,
-    ``blot``, ``driz_cr``, ``driz_combine``).
+        workers=None, profile=None, report=None, summary=True, compute=True, **params):
+    """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated; or in-memory
+    data, :mod:`dazzle.memory`: ``HDUList``, ``(data, wcs)``, a dict, ``NDData``/``CCDData``,
+    alone or in a list): every AstroDrizzle step whose switch is on (``static``, ``skysub``,
+    ``driz_separate``, ``median``, ``blot``, ``driz_cr``, ``driz_combine``).
 
+    ``output``: the product's name (AstroDrizzle's; ``""`` = the default name); ``None``
+    keeps everything in memory, writes no file and returns the final image as a
+    :class:`dazzle.memory.Drizzled` (SCI with its WCS, ``.wht``, ``.ctx``, ``.run``).
     ``config`` (or AstroDrizzle's ``configobj=``) is a dazzle or AstroDrizzle ``.cfg`` file
     (or a dict); keyword arguments use AstroDrizzle's parameter names and win over the file.
     ``inputs`` may be an association table (``*_asn.fits``; its product row names the output
@@ -761,27 +769,49 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     (True = good; one array, or a dict by chip number, ``(root, extver)`` or chip label) that is
     ANDed into every drizzle's weights.  ``workers``, ``profile`` and ``report`` go to
     :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance report).
-    When ``scheduler`` is not given and a ``distributed`` Client is active in the caller's
-    process, the run uses that client.  ``summary=False`` leaves the run summary
-    (``<output>_run.json``) to the caller.  Returns a :class:`RunResult`.
+    ``scheduler`` may be a ``distributed.Client``; when it is not given and a Client is active
+    in the caller's process, the run uses that client.  ``summary=False`` leaves the run summary
+    (``<output>_run.json``) to the caller.  Returns a :class:`RunResult` (a ``Drizzled`` with
+    ``output=None``).
+
+    ``compute=False`` plans the run and returns a ``dask.delayed`` object, computed by the
+    caller (``.compute()``, ``client.compute``, or as a part of a larger graph), whose value
+    is what the call would have returned.  Its task keys are unique to the call.  The
+    products' lock is not held then; temporary files of a graph never computed are removed by
+    the next run of the same products.
 
     The run holds the lock of its products (:func:`run_lock`) and, in the main thread, turns
     SIGTERM into :class:`dazzle.products.Terminated`; whatever ends it, its temporary files
     are removed.
     """
+    to_memory = output is None
+    client = _client_param(params)
     if output:
         params["output"] = output
     config = _configobj(config, params)
     values = resolve(config, **params)
+    if to_memory:
+        _memory_values(values, summary, report)
+        summary = False
     t0 = time.perf_counter()
-    _check_scheduler(values["scheduler"], profile)
+    if client is None:
+        _check_scheduler(values["scheduler"], profile)
     inputs, values["output"], ivm = resolve_inputs(inputs, values["output"], ivm, values)
     plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask, config=config)
+    plan.to_memory = to_memory
     if report:
         products.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
         products.check_html_target(report, product_paths(plan, every=True))
-    log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
+    log.info("dazzle: %d chip(s) from %d input(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
+    if workers is None and values["num_cores"] is not None:
+        workers = max(1, int(values["num_cores"]))   # AstroDrizzle: < 2 = serial
+    how = dict(progress=progress, workers=workers, profile=profile, report=report, summary=summary,
+               client=client)
+    if not compute:
+        return _deferred(plan, values, params, t0, how)
+    if to_memory:   # nothing written: no lock, no temporary files
+        return _execute(plan, values, params, t0, **how)
     names = [os.path.basename(p) for p in product_paths(plan, every=True)]
     with products.terminate_as_exception(), run_lock(plan.out_dir, lock_roots(plan)), \
             _runfile_log(runfile_path(plan)):
@@ -789,57 +819,121 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
         if removed:
             log.warning("dazzle: removed %d temporary file(s) left by an interrupted run: %s", len(removed),
                         ", ".join(os.path.basename(p) for p in removed))
-        if workers is None and values["num_cores"] is not None:
-            workers = max(1, int(values["num_cores"]))   # AstroDrizzle: < 2 = serial
         try:
-            result = _execute(plan, values, params, t0, progress=progress, workers=workers,
-                              profile=profile, report=report, summary=summary)
+            result = _execute(plan, values, params, t0, **how)
         finally:
             products.remove_stale_temps(plan.out_dir, names)   # this run's own, however it ended
     result.removed_temps = removed
     return result
 
 
-def _execute(plan, values, params, t0, *, progress, workers, profile, report, summary) -> RunResult:
-    """Lay out the products, build the graph, run it, write the run summary (``summary``)."""
-    from dazzle.cluster import compute
+def _client_param(params):
+    """A ``distributed.Client`` given as ``scheduler=`` (taken out of ``params``: the parameter
+    table checks names and addresses), else None."""
+    value = params.get("scheduler")
+    if value is None or isinstance(value, str):
+        return None
+    from dazzle import cluster
+
+    kind, client = cluster.normalize(value)   # refuses anything but a Client
+    del params["scheduler"]
+    return client
+
+
+def _memory_values(values, summary, report):
+    """``output=None``: the intermediates kept in memory too, and nothing else written."""
+    for name, why in (("driz_cr_corr", "writes the _crclean images"),
+                      ("update_input_dq", "writes into the input files")):
+        if values[name]:
+            raise ParameterError(f"output=None writes no file, but {name}=True {why}")
+    if report:
+        raise ParameterError("output=None writes no file: no report= either")
+    values.update(in_memory=True, runfile="", resume=False)
+
+
+def _prepare(plan, values, client=None, suffix=""):
+    """Lay out the products and build the graph (its task keys end with ``suffix``)."""
     from dazzle.graph import build
 
-    t_plan = time.perf_counter() - t0
     plan.run_key = run_key(plan)
     if values["resume"] and not plan.in_memory:   # in_memory: nothing on disk to reuse
-        plan.reuse = find_reusable(plan)
-        log.info("dazzle: resuming, %d intermediate product(s) reused", len(plan.reuse))
+        if any(is_memory_chip(c) for c in plan.chips):
+            log.info("dazzle: resume: in-memory inputs, nothing reused")
+        else:
+            plan.reuse = find_reusable(plan)
+            log.info("dazzle: resuming, %d intermediate product(s) reused", len(plan.reuse))
+    if client is not None:
+        from dazzle.memory import scatter_chips
+
+        plan.chips = scatter_chips(plan.chips, client)
+    if plan.final_path is not None and not plan.to_memory:
+        _lay_out_final(plan)
+    if plan.params["median"] and "median" not in plan.reuse and not plan.in_memory:
+        _lay_out_median(plan)
+    return build(plan, suffix=suffix)
+
+
+def _abort(plan):
+    for canvas in (plan.final_canvas, plan.median_canvas):
+        if canvas is not None:
+            products.abort_canvas(canvas)   # no-op once committed
+
+
+def _execute(plan, values, params, t0, *, progress, workers, profile, report, summary, client) -> RunResult:
+    """Lay out the products, build the graph, run it, write the run summary (``summary``)."""
+    from dazzle import cluster
+
+    t_plan = time.perf_counter() - t0
+    scheduler = client if client is not None else values["scheduler"]
+    if scheduler == "threads" and not any(str(k).lower() == "scheduler" for k in params):
+        scheduler = None   # the default: the caller's active Client if any, else threads
+    kind, value = cluster.normalize(scheduler, profile) if scheduler is None or client else (None, None)
     try:
-        if plan.final_path is not None:
-            _lay_out_final(plan)
-        if plan.params["median"] and "median" not in plan.reuse and not plan.in_memory:
-            _lay_out_median(plan)
-        graph = build(plan)
+        graph = _prepare(plan, values, value if kind == "client" else None)
         t1 = time.perf_counter()
-        scheduler = values["scheduler"]
-        if scheduler == "threads" and not any(str(k).lower() == "scheduler" for k in params):
-            scheduler = None   # the default: the caller's active Client if any, else threads
         steps: dict = {}
         with _fault_hook():
-            res = compute([graph], scheduler, progress=progress, workers=workers, profile=profile,
-                          report=report, steps=steps)[0]
+            res = cluster.compute([graph], scheduler, progress=progress, workers=workers, profile=profile,
+                                  report=report, steps=steps)[0]
         t_run = time.perf_counter() - t1
     finally:
-        for canvas in (plan.final_canvas, plan.median_canvas):
-            if canvas is not None:
-                products.abort_canvas(canvas)   # no-op once committed
+        _abort(plan)
+    return _finish(plan, values, res, t0, {"plan": t_plan, "run": t_run}, steps, summary)
+
+
+def _deferred(plan, values, params, t0, how):
+    """``compute=False``: the run's graph, finished by a last task into what ``run`` returns."""
+    import uuid
+    from functools import partial
+
+    import dask
+
+    client = how["client"]
+    graph = _prepare(plan, values, client, suffix="-" + uuid.uuid4().hex[:8])
+    t_plan = time.perf_counter() - t0
+    finish = partial(_finish, plan, values, t0=t0, timings={"plan": t_plan}, steps={}, summary=how["summary"])
+    return dask.delayed(finish, pure=False)(graph, dask_key_name="dazzle-result" + graph.key[len("outputs"):])
+
+
+def _finish(plan, values, res, t0, timings, steps, summary):
+    """What a run returns, from the graph's value: a RunResult (the run summary written with
+    ``summary``), or with ``output=None`` the product in memory."""
     skies = res["skies"]
     if values["clean"]:
         res["single"], res["median"] = [], None
         removed = remove_intermediates(plan)
         log.info("dazzle: clean: removed %d intermediate file(s)", len(removed))
-    result = RunResult(output=res["final"], single=list(res["single"]), median=res["median"],
+    final = res["final"]
+    result = RunResult(output=None if plan.to_memory else final, single=list(res["single"]), median=res["median"],
                        skies=[float(s.value) for s in skies] if skies is not None else [],
                        crmasks=res["crmasks"],
                        frame_shape=None if plan.final_frame is None else plan.final_frame.shape,
-                       nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=plan.params,
+                       nchips=len(plan.chips), timings=timings, params=plan.params,
                        chips=plan.chips, reused=sorted(str(k) for k in plan.reuse), steps=steps)
+    if plan.to_memory:
+        from dazzle.memory import drizzled
+
+        return drizzled(plan, final, result)
     # what `dazzle report` reads; a run is not failed by its summary
     if not summary:
         return result
