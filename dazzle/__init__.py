@@ -23,11 +23,17 @@ run(inputs, output="", config=None, **params)
     The whole pipeline (:func:`dazzle.pipeline.run`); returns a ``RunResult``.
 drizzle(input, outdata="", config=None, **params)
     AstroDrizzle's ``adrizzle.drizzle`` (:func:`dazzle.pipeline.drizzle`).
+AstroDrizzle(input, output=None, configobj=None, **params)
+    drizzlepac's entry point (:func:`dazzle.compat.AstroDrizzle`): change one import.
+
+Inputs may be files or in-memory data (``HDUList``, ``(data, wcs)``, ``NDData``/``CCDData``;
+:mod:`dazzle.memory`); ``output=None`` returns the product in memory; ``compute=False`` returns
+the Dask graph.
 """
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["run", "drizzle", "__version__"]
+__all__ = ["run", "drizzle", "AstroDrizzle", "__version__"]
 
 
 def __getattr__(name):
@@ -35,4 +41,8 @@ def __getattr__(name):
         from dazzle import pipeline
 
         return getattr(pipeline, name)
+    if name == "AstroDrizzle":
+        from dazzle.compat import AstroDrizzle
+
+        return AstroDrizzle
     raise AttributeError(f"module 'dazzle' has no attribute {name!r}")

@@ -83,6 +83,7 @@ class Plan:
     run_key: str = ""                 # identifies inputs + parameters, for resumed runs
     reuse: dict = field(default_factory=dict)   # products a resumed run takes as they are
     to_memory: bool = False           # the final product kept in memory (no final canvas)
+    scattered: list = field(default_factory=list)   # Futures of in-memory pixels on a cluster
 
     @property
     def in_memory(self) -> bool:

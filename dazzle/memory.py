@@ -33,7 +33,8 @@ How the pixels travel: a :class:`MemoryChip` carries its arrays (a :class:`Pixel
 threaded scheduler nothing is copied; the processes scheduler and a cluster without a Client
 given pickle the arrays with the tasks that load them; with a ``distributed.Client`` (given
 as ``scheduler=`` or active) each chip's arrays are scattered to the workers once
-(:func:`scatter_chips`) and the chips carry only the handle.
+(:func:`scatter_chips`) and the chips carry only their key (a deferred run, ``compute=False``,
+carries the arrays in its graph: it may be computed anywhere).
 
 Results
 -------
@@ -57,7 +58,7 @@ from .errors import InputError
 from .io import Chip, ChipData, _as_dq, _as_native, _err, _scan_chips, _shape_of_hdu, exposure_root
 from .products import PRODUCT_KEYWORD, product_kind
 
-__all__ = ["Pixels", "MemoryChip", "Drizzled", "MASK_DQ", "is_memory_input", "memory_chips",
+__all__ = ["Pixels", "Scattered", "MemoryChip", "Drizzled", "MASK_DQ", "is_memory_input", "memory_chips",
            "scatter_chips", "is_memory_chip"]
 
 #: the DQ value an NDData ``mask`` (True = bad) sets
@@ -104,8 +105,8 @@ class MemoryChip(Chip):
     def load(self, *, err: bool = True, dq: bool = True) -> ChipData:
         """This chip's pixels: a private copy (float32 SCI/ERR, integer DQ)."""
         px = self.pixels
-        if hasattr(px, "result"):   # scattered to a cluster
-            px = px.result()
+        if isinstance(px, Scattered):
+            px = px.get()
         arrays = {"sci": px.sci, "err": px.err if err else None, "dq": px.dq if dq else None}
         out = {k: None if a is None else _private(a, k, lambda what, k=k: self._error(self._ext(k), what))
                for k, a in arrays.items()}
@@ -295,19 +296,39 @@ def memory_chips(item, number, *, groups=None, group=None, pars=None, allow_prod
     return out
 
 
-def scatter_chips(chips, client) -> list:
-    """The chips with their in-memory pixels scattered to ``client``'s workers (the chips in
-    the graph then carry a handle, not the arrays); file chips as they are."""
+@dataclass(frozen=True)
+class Scattered:
+    """A chip's :class:`Pixels` held by a cluster's workers under ``key`` (the Future that
+    keeps them there stays with the caller: a Future cannot travel inside a task)."""
+
+    key: str
+
+    def get(self) -> Pixels:
+        from distributed import Future, get_client, get_worker
+
+        try:
+            data = get_worker().data
+            if self.key in data:
+                return data[self.key]
+        except ValueError:   # not on a worker
+            pass
+        return Future(self.key, client=get_client()).result()
+
+
+def scatter_chips(chips, client) -> tuple:
+    """``(chips, futures)``: the chips with their in-memory pixels scattered to ``client``'s
+    workers once (the chips in the graph then carry a :class:`Scattered` key, not the
+    arrays), file chips as they are; keep ``futures`` until the graph is computed."""
     from dataclasses import replace
 
     mem = [k for k, c in enumerate(chips) if isinstance(c, MemoryChip) and isinstance(c.pixels, Pixels)]
     if not mem:
-        return list(chips)
+        return list(chips), []
     futures = client.scatter([chips[k].pixels for k in mem], hash=False)
     out = list(chips)
     for k, f in zip(mem, futures):
-        out[k] = replace(chips[k], pixels=f)
-    return out
+        out[k] = replace(chips[k], pixels=Scattered(f.key))
+    return out, futures
 
 
 # --------------------------------------------------------------------------------------------

@@ -322,7 +322,7 @@ def _chip_geometry(chips, wcss=None):
         x = np.array([(nx - 1) / 2.0, -0.5, nx - 0.5, nx - 0.5, -0.5])
         y = np.array([(ny - 1) / 2.0, -0.5, -0.5, ny - 0.5, ny - 0.5])
         with io._quiet():
-            ra, dec = w.all_pix2world(x, y, 0)
+            ra, dec = geometry._pix2world(w, x, y)   # any WCS (astropy, gwcs)
         v = geometry._unit(ra, dec)
         ok = np.all(np.isfinite(v), axis=1)
         cos = np.clip(v[1:][ok[1:]] @ v[0], -1.0, 1.0)
@@ -848,6 +848,9 @@ def _memory_values(values, summary, report):
             raise ParameterError(f"output=None writes no file, but {name}=True {why}")
     if report:
         raise ParameterError("output=None writes no file: no report= either")
+    if not values["driz_combine"]:
+        raise ParameterError("output=None returns the final drizzle's image: driz_combine must be on "
+                             "(for the separate drizzle alone give an output name)")
     values.update(in_memory=True, runfile="", resume=False)
 
 
@@ -865,7 +868,7 @@ def _prepare(plan, values, client=None, suffix=""):
     if client is not None:
         from dazzle.memory import scatter_chips
 
-        plan.chips = scatter_chips(plan.chips, client)
+        plan.chips, plan.scattered = scatter_chips(plan.chips, client)
     if plan.final_path is not None and not plan.to_memory:
         _lay_out_final(plan)
     if plan.params["median"] and "median" not in plan.reuse and not plan.in_memory:
@@ -888,6 +891,7 @@ def _execute(plan, values, params, t0, *, progress, workers, profile, report, su
     if scheduler == "threads" and not any(str(k).lower() == "scheduler" for k in params):
         scheduler = None   # the default: the caller's active Client if any, else threads
     kind, value = cluster.normalize(scheduler, profile) if scheduler is None or client else (None, None)
+    chips = plan.chips
     try:
         graph = _prepare(plan, values, value if kind == "client" else None)
         t1 = time.perf_counter()
@@ -898,6 +902,7 @@ def _execute(plan, values, params, t0, *, progress, workers, profile, report, su
         t_run = time.perf_counter() - t1
     finally:
         _abort(plan)
+        plan.chips, plan.scattered = chips, []   # the scattered pixels released
     return _finish(plan, values, res, t0, {"plan": t_plan, "run": t_run}, steps, summary)
 
 
@@ -908,8 +913,7 @@ def _deferred(plan, values, params, t0, how):
 
     import dask
 
-    client = how["client"]
-    graph = _prepare(plan, values, client, suffix="-" + uuid.uuid4().hex[:8])
+    graph = _prepare(plan, values, None, suffix="-" + uuid.uuid4().hex[:8])
     t_plan = time.perf_counter() - t0
     finish = partial(_finish, plan, values, t0=t0, timings={"plan": t_plan}, steps={}, summary=how["summary"])
     return dask.delayed(finish, pure=False)(graph, dask_key_name="dazzle-result" + graph.key[len("outputs"):])
@@ -968,7 +972,8 @@ def drizzle(input, outdata="", config=None, **params) -> RunResult:
     config = _configobj(config, params)
     values = resolve(config, **{k: v for k, v in params.items()
                                 if k not in ("ivm", "progress", "static_mask", "workers", "profile",
-                                             "report", "summary")})
+                                             "report", "summary", "compute")
+                                and not (k == "scheduler" and not isinstance(v, (str, type(None))))})
     separate = values["driz_separate"]
     params = dict(params)
     params["driz_separate"] = bool(separate)
