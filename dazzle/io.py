@@ -1048,12 +1048,7 @@ def _join(parts) -> InputList:
 
 
 def _expand(item, *, sort: bool) -> InputList:
-    """Expand one input item (path, comma list, glob, @file, association table; an in-memory
-    input, :mod:`dazzle.memory`, as it is)."""
-    from .memory import is_memory_input
-
-    if is_memory_input(item):
-        return InputList([item])
+    """Expand one input item (path, comma list, glob, @file, association table)."""
     if isinstance(item, os.PathLike):
         item = os.fspath(item)
         return read_association(item) if is_association(item) else InputList([item])
@@ -1078,12 +1073,8 @@ def _expand(item, *, sort: bool) -> InputList:
 
 def expand_inputs(inputs) -> InputList:
     """AstroDrizzle's ``input`` expanded (see :func:`read_inputs`) into an :class:`InputList`."""
-    from .memory import is_memory_input
-
     if isinstance(inputs, InputList):
         return inputs
-    if is_memory_input(inputs):
-        return InputList([inputs])
     if isinstance(inputs, str):
         # A string: AstroDrizzle sorts the expanded list (processFilenames) unless @file.
         return _expand(inputs, sort=not inputs.strip().startswith("@"))
@@ -1117,12 +1108,7 @@ def read_inputs(inputs, **kw) -> list[Chip]:
     seen_roots: dict[str, str] = {}
     seen_files: dict = {}
     chips: list[Chip] = []
-    n_memory = 0
     for name in names:
-        if not isinstance(name, (str, os.PathLike)):   # an in-memory input (dazzle.memory)
-            n_memory += 1
-            chips.extend(_memory_input(name, n_memory, seen_roots, seen_paths, kw))
-            continue
         apath = os.path.abspath(name)
         if apath in seen_paths:
             raise _err(apath, None, "listed more than once in the inputs")
@@ -1140,32 +1126,11 @@ def read_inputs(inputs, **kw) -> list[Chip]:
         chips.extend(read_chips(apath, **kw))
     if not chips:
         raise InputError(f"{inputs!r}: no science chips selected", path=None)
-    copy = _first_copy([p for p in seen_paths if isinstance(p, str)])
+    copy = _first_copy(list(seen_paths))
     if copy is not None:
         raise _err(copy[1], None, f"has the same content as {copy[0]} (a copy of the same exposure): "
                                   "it would count twice; give it once")
     return [replace(c, index=i) for i, c in enumerate(chips)]
-
-
-def _memory_input(item, number, seen_roots, seen_objects, kw) -> list:
-    """The chips of an in-memory input (:func:`dazzle.memory.memory_chips`), its root checked
-    against the others' and the same object refused twice."""
-    from .memory import memory_chips
-
-    kw = dict(kw)
-    group, allow = kw.pop("group", None), kw.pop("allow_products", False)
-    key = ("id", id(item))
-    if key in seen_objects:
-        raise InputError(f"in-memory input {number} ({type(item).__name__}) is listed more than once")
-    seen_objects[key] = item
-    chips = memory_chips(item, number, groups=_parse_group(group), group=group, pars=_chip_pars(**kw),
-                         allow_products=allow)
-    root = chips[0].root if chips else None
-    if root in seen_roots:
-        raise InputError(f"{chips[0].path}: same exposure root {root!r} as {seen_roots[root]} (their "
-                         "intermediate products would collide)", path=chips[0].path)
-    seen_roots[root] = chips[0].path if chips else None
-    return chips
 
 
 def _sample_digest(path, size, block=1 << 16) -> str:

@@ -38,10 +38,10 @@ carries the arrays in its graph: it may be computed anywhere).
 
 Results
 -------
-``dazzle.run(..., output=None)`` writes nothing and returns a :class:`Drizzled` (an
-``NDData``): the final SCI with its WCS, ``.wht``, ``.ctx`` (and ``.err`` / ``uncertainty``
-when the run makes an ERR image), ``.header`` (the product's cards) and ``.run`` (the
-:class:`~dazzle.pipeline.RunResult`).
+``dazzle.run(..., output=None)`` writes nothing and returns a :class:`dazzle.drizzled.Drizzled`
+(an ``NDData``): the final SCI with its WCS, ``.wht``, ``.ctx`` (and ``.err`` /
+``uncertainty`` when the run makes an ERR image), ``.header`` (the product's cards) and
+``.run`` (the :class:`~dazzle.pipeline.RunResult`).
 """
 
 from __future__ import annotations
@@ -54,11 +54,13 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from . import io
 from .errors import InputError
-from .io import Chip, ChipData, _as_dq, _as_native, _err, _scan_chips, _shape_of_hdu, exposure_root
+from .io import Chip, ChipData, InputList, _as_dq, _as_native, _err, _scan_chips, _shape_of_hdu, exposure_root
 from .products import PRODUCT_KEYWORD, product_kind
 
-__all__ = ["Pixels", "Scattered", "MemoryChip", "Drizzled", "MASK_DQ", "is_memory_input", "memory_chips",
+__all__ = ["Pixels", "Scattered", "MemoryChip", "MASK_DQ", "is_memory_input", "expand_inputs",
+           "read_inputs", "memory_chips",
            "scatter_chips", "is_memory_chip"]
 
 #: the DQ value an NDData ``mask`` (True = bad) sets
@@ -315,6 +317,57 @@ class Scattered:
         return Future(self.key, client=get_client()).result()
 
 
+def expand_inputs(inputs) -> InputList:
+    """:func:`dazzle.io.expand_inputs`, in-memory inputs kept as they are, in their place."""
+    if isinstance(inputs, InputList):
+        return inputs
+    if is_memory_input(inputs):
+        return InputList([inputs])
+    if isinstance(inputs, (str, os.PathLike)) or not isinstance(inputs, (list, tuple)):
+        return io.expand_inputs(inputs)
+    items = list(inputs)
+    if not any(is_memory_input(i) for i in items):
+        return io.expand_inputs(items)
+    return io._join(InputList([i]) if is_memory_input(i) else io.expand_inputs([i]) for i in items)
+
+
+def read_inputs(inputs, **kw) -> list:
+    """:func:`dazzle.io.read_inputs` (same keywords) for a list that may hold in-memory inputs:
+    every chip in input order, ``index`` 0..N-1; the files checked as there, and no exposure
+    root (nor in-memory object) twice."""
+    from dataclasses import replace
+
+    items = expand_inputs(inputs).files
+    if not any(is_memory_input(i) for i in items):
+        return io.read_inputs(inputs, **kw)
+    files = [i for i in items if not is_memory_input(i)]
+    by_path: dict = {}
+    for c in io.read_inputs(InputList(files), **kw) if files else []:
+        by_path.setdefault(c.path, []).append(c)
+    roots = {c.root: c.path for cs in by_path.values() for c in cs}
+    kw = dict(kw)
+    group, allow = kw.pop("group", None), kw.pop("allow_products", False)
+    pars, groups = io._chip_pars(**kw), io._parse_group(group)
+    chips, seen, number = [], set(), 0
+    for item in items:
+        if not is_memory_input(item):
+            chips += by_path.pop(os.path.abspath(item), [])
+            continue
+        number += 1
+        if id(item) in seen:
+            raise InputError(f"in-memory input {number} ({type(item).__name__}) is listed more than once")
+        seen.add(id(item))
+        got = memory_chips(item, number, groups=groups, group=group, pars=pars, allow_products=allow)
+        if got and got[0].root in roots:
+            raise InputError(f"{got[0].path}: same exposure root {got[0].root!r} as {roots[got[0].root]} (their "
+                             "intermediate products would collide)", path=got[0].path)
+        roots.update({c.root: c.path for c in got})
+        chips += got
+    if not chips:
+        raise InputError("no science chips selected", path=None)
+    return [replace(c, index=i) for i, c in enumerate(chips)]
+
+
 def scatter_chips(chips, client) -> tuple:
     """``(chips, futures)``: the chips with their in-memory pixels scattered to ``client``'s
     workers once (the chips in the graph then carry a :class:`Scattered` key, not the
@@ -329,77 +382,3 @@ def scatter_chips(chips, client) -> tuple:
     for k, f in zip(mem, futures):
         out[k] = replace(chips[k], pixels=Scattered(f.key))
     return out, futures
-
-
-# --------------------------------------------------------------------------------------------
-# the in-memory result
-# --------------------------------------------------------------------------------------------
-
-def _nddata_base():
-    from astropy.nddata import NDData
-
-    return NDData
-
-
-class Drizzled(_nddata_base()):
-    """The final drizzled image kept in memory (``dazzle.run(..., output=None)``): an
-    ``astropy.nddata.NDData`` whose ``data`` is SCI (float32) and ``wcs`` the output frame's
-    ``astropy.wcs.WCS``, with ``wht`` (float32), ``ctx`` (int32; one plane per 32 inputs,
-    ``(nplanes, ny, nx)`` when more than one), ``err`` (or None; also as ``uncertainty``),
-    ``header`` (the product's primary and SCI cards, as the file would carry) and ``run`` (the
-    :class:`~dazzle.pipeline.RunResult`)."""
-
-    def __init__(self, sci, wcs, *, wht, ctx, err=None, header=None, unit=None, run=None):
-        from astropy.nddata import StdDevUncertainty
-
-        super().__init__(sci, wcs=wcs, unit=unit, meta=header if header is not None else fits.Header(),
-                         uncertainty=None if err is None else StdDevUncertainty(err))
-        self.wht, self.ctx, self.err, self.run = wht, ctx, err, run
-
-    @property
-    def header(self):
-        return self.meta
-
-    def to_hdulist(self) -> fits.HDUList:
-        """The product as the file ``dazzle.run`` writes it: PRIMARY, SCI, WHT, CTX (and ERR)."""
-        h = self.wcs.to_header(relax=True)
-        hdus = [fits.PrimaryHDU(header=fits.Header(self.header))]
-        for name, a in (("SCI", self.data), ("WHT", self.wht), ("CTX", self.ctx), ("ERR", self.err)):
-            if a is not None:
-                hdus.append(fits.ImageHDU(a, header=h, name=name))
-        return fits.HDUList(hdus)
-
-
-_FINAL_NAMES = ("SCI", "WHT", "CTX", "ERR")
-
-
-def _unit(text):
-    from astropy import units as u
-
-    t = str(text or "").strip().lower().replace("electrons", "electron").replace("counts", "count")
-    try:
-        return u.Unit(t) if t else None
-    except ValueError:
-        return None
-
-
-def drizzled(plan, arrays, run) -> Drizzled:
-    """The in-memory product of a run (``plan``; ``arrays``: the final drizzle's whole-frame
-    arrays in the order SCI, WHT, CTX[, ERR]; ``run`` its :class:`RunResult`), with the header
-    cards the file would carry."""
-    from .products import _units, final_headers
-
-    if arrays is None:
-        raise ValueError("output=None keeps the final drizzle in memory, but driz_combine is off")
-    a = dict(zip(_FINAL_NAMES, arrays))
-    ctx = a["CTX"][0] if a["CTX"].ndim == 3 and a["CTX"].shape[0] == 1 else a["CTX"]
-    primary, sci = final_headers(plan.chips, plan.params, plan.final_path, plan.final_frame)
-    header = fits.Header(primary)
-    header["EXPTIME"] = (float(plan.texptime), "total exposure time (s)")
-    header["TEXPTIME"] = (float(plan.texptime), "total exposure time (s)")
-    header["NDRIZIM"] = (len(plan.chips), "Drizzle, No. images drizzled onto output")
-    bunit = _units(plan.chips[0].bunit, plan.params["final_units"])
-    header["BUNIT"] = (bunit, "units of the data")
-    header.update(sci)
-    return Drizzled(a["SCI"], plan.final_frame.wcs(), wht=a["WHT"], ctx=ctx, err=a.get("ERR"), header=header,
-                    unit=_unit(bunit), run=run)

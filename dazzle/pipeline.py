@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dazzle import geometry, io, products
+from dazzle import geometry, io, memory, products
 from dazzle.facts import context_planes
 from dazzle.memory import is_memory_chip
 from dazzle.params import ParameterError, resolve
@@ -461,7 +461,7 @@ def resolve_inputs(inputs, output, ivm, params):
     ``processFilenames``).  The IVM column is used as ``ivm`` when ``final_wht_type`` is IVM
     (giving ``ivm`` as well is an error) and is otherwise not used, with a warning, as in
     AstroDrizzle.  Idempotent: the returned list carries no IVM column."""
-    listing = io.expand_inputs(inputs)
+    listing = memory.expand_inputs(inputs)
     if (output is None or not str(output).strip()) and listing.output:
         output = listing.output
         log.info("dazzle: output %r from the association table's product row", output)
@@ -528,7 +528,7 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
     :func:`dazzle.params.resolve`) is not changed: the plan holds a copy with the steps that
     cannot run switched off, and the steps' settings built from it."""
     inputs, output, ivm = resolve_inputs(inputs, output, ivm, params)
-    chips = io.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
+    chips = memory.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
                            rdnoise=params["rdnoise"], exptime=params["exptime"],
                            gnkeyword=params["gnkeyword"] or None,
                            rnkeyword=params["rnkeyword"] or None,
@@ -760,7 +760,7 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
 
     ``output``: the product's name (AstroDrizzle's; ``""`` = the default name); ``None``
     keeps everything in memory, writes no file and returns the final image as a
-    :class:`dazzle.memory.Drizzled` (SCI with its WCS, ``.wht``, ``.ctx``, ``.run``).
+    :class:`dazzle.drizzled.Drizzled` (SCI with its WCS, ``.wht``, ``.ctx``, ``.run``).
     ``config`` (or AstroDrizzle's ``configobj=``) is a dazzle or AstroDrizzle ``.cfg`` file
     (or a dict); keyword arguments use AstroDrizzle's parameter names and win over the file.
     ``inputs`` may be an association table (``*_asn.fits``; its product row names the output
@@ -776,9 +776,9 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
 
     ``compute=False`` plans the run and returns a ``dask.delayed`` object, computed by the
     caller (``.compute()``, ``client.compute``, or as a part of a larger graph), whose value
-    is what the call would have returned.  Its task keys are unique to the call.  The
-    products' lock is not held then; temporary files of a graph never computed are removed by
-    the next run of the same products.
+    is what the call would have returned.  Its task keys are unique to the call.  No lock is
+    held on the products and no run file is written then; temporary files of a graph never
+    computed are removed by the next run of the same products.
 
     The run holds the lock of its products (:func:`run_lock`) and, in the main thread, turns
     SIGTERM into :class:`dazzle.products.Terminated`; whatever ends it, its temporary files
@@ -935,7 +935,7 @@ def _finish(plan, values, res, t0, timings, steps, summary):
                        nchips=len(plan.chips), timings=timings, params=plan.params,
                        chips=plan.chips, reused=sorted(str(k) for k in plan.reuse), steps=steps)
     if plan.to_memory:
-        from dazzle.memory import drizzled
+        from dazzle.drizzled import drizzled
 
         return drizzled(plan, final, result)
     # what `dazzle report` reads; a run is not failed by its summary
