@@ -15,6 +15,10 @@ message names the file and the extension: ``"/data/x_flt.fits[SCI,2]: EXPTIME = 
 0)"``, or ``"/data/x_flt.fits: ..."`` for file-level problems.  It pickles (Dask ships
 exceptions from workers to the client) and carries ``.path`` and ``.ext``.
 
+In-memory inputs (``HDUList``, ``(data, wcs)``, ``NDData``) are read by :mod:`dazzle.memory`
+into :class:`dazzle.memory.MemoryChip` (a :class:`Chip` carrying its arrays), with the header
+logic here.
+
 Products go out through :mod:`dazzle.products` (names, headers, product files, the DQ update)
 and every file is written through :mod:`dazzle.atomic` (temporary file + rename).
 

@@ -1,8 +1,8 @@
 """The Python API (#16): in-memory inputs (HDUList, (data, wcs), dicts, NDData/CCDData) give
 the same bits as the same data in files; output=None returns the product in memory;
 scheduler=Client; compute=False inside a larger graph; dazzle.AstroDrizzle with a .cfg; a gwcs
-WCS.  Cost: small chips (3 exposures of 64x64, or one 2-chip exposure), about 20 runs of
-~0.3 s and one LocalCluster (processes=False): about 15 s in all."""
+WCS.  Cost: small chips (3 exposures of 64x64, or of two 48x48 chips), about 30 runs of
+~0.3 s, one LocalCluster (processes=False) and one processes run: about 20 s in all."""
 
 from __future__ import annotations
 
@@ -213,7 +213,7 @@ def test_gwcs_wcs_matches_the_astropy_wcs(sim):
     assert g[0].pixel_shape is None
 
 
-def test_client_scheduler_and_scattered_pixels(sim, tmp_path, monkeypatch):
+def test_client_and_processes_schedulers(sim, tmp_path, monkeypatch):
     import distributed
 
     import dazzle.memory
@@ -236,7 +236,8 @@ def test_client_scheduler_and_scattered_pixels(sim, tmp_path, monkeypatch):
         on_files = dazzle.run(sim.files, str(tmp_path / "c"), scheduler=client, **FINAL_ONLY)
         later = dazzle.run(recs, None, scheduler=client, compute=False, **FINAL_ONLY)
         img2 = client.compute(later).result()
-    for x in (img, img2):
+    in_processes = dazzle.run(recs, None, scheduler="processes", workers=2, **FINAL_ONLY)   # pickled chips
+    for x in (img, img2, in_processes):
         for attr in ("data", "wht", "ctx"):
             assert getattr(x, attr).tobytes() == getattr(ref, attr).tobytes(), attr
     # the graph's chips carry keys of pixels scattered once, not the arrays; the result's
@@ -301,3 +302,21 @@ def test_astrodrizzle_entry_point_with_a_cfg(sim, tmp_path):
         dazzle.AstroDrizzle(sim.files, editpars=True)
     with pytest.raises(ParameterError, match="no input"):
         dazzle.AstroDrizzle(output="x")
+
+
+def test_in_memory_products_never_replace_a_file_read(sim, tmp_path):
+    """The safety checks hold for in-memory inputs: a product of an in-memory input (root
+    mem01) would replace a file input, or the file an HDUList was read from: refused before
+    anything is written."""
+    import shutil
+
+    r = _chip(sim.files[0])
+    clash = tmp_path / "mem01_single_sci.fits"   # an input whose name is a product of <mem01>
+    shutil.copy(sim.files[1], clash)
+    with pytest.raises(dazzle.io.OutputError, match="mem01_single_sci.fits: is an input"):
+        dazzle.run([(r["data"], r["wcs"]), str(clash), sim.files[2]], str(tmp_path / "out"))
+    src = tmp_path / "syn_drz.fits"   # an HDUList read from the file the product would replace
+    shutil.copy(sim.files[0], src)
+    with fits.open(src) as h, pytest.raises(dazzle.io.OutputError, match="syn_drz.fits: is an input"):
+        dazzle.run([h, sim.files[1]], str(tmp_path / "syn"), **FINAL_ONLY)
+    assert sorted(os.listdir(tmp_path)) == ["mem01_single_sci.fits", "syn_drz.fits"]
