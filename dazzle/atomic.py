@@ -15,7 +15,8 @@ import contextlib
 import os
 import uuid
 
-__all__ = ["atomic_output", "file_identity", "fsync_path", "temp_name", "write_fits_atomic"]
+__all__ = ["atomic_output", "file_identity", "fsync_path", "temp_name", "write_bytes_atomic",
+           "write_fits_atomic"]
 
 
 def file_identity(path) -> list:
@@ -30,8 +31,21 @@ def file_identity(path) -> list:
 
 
 def fsync_path(path, *, directory=False) -> None:
-    """fsync a file (or, with ``directory``, a folder: where the platform has no directory file
-    descriptors this is a no-op) so that a rename that follows is durable."""
+    """fsync a file or folder so that a rename that follows is durable.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (or folder) to flush.
+    directory : bool, optional
+        ``path`` is a folder.  Where the platform has no directory file descriptors this is a
+        no-op, and an fsync error on a folder is ignored.
+
+    Raises
+    ------
+    OSError
+        If a file cannot be opened or fsynced.
+    """
     flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
     try:
         fd = os.open(path, flags)
@@ -57,19 +71,38 @@ def temp_name(path: str) -> str:
 
 @contextlib.contextmanager
 def atomic_output(path, *, overwrite: bool = True):
-    """Context manager yielding a temporary file name next to ``path``; on a clean exit the
-    file is fsynced and renamed to ``path`` (atomically replacing any old file), on an
-    exception it is deleted and ``path`` is left untouched.
+    """Context manager yielding a temporary file name next to ``path``.
 
-    The temporary name is ``.<basename>.<random>.tmp`` in the same directory (the same file
-    system, so the rename is atomic) and does not exist yet: the writer creates it.  With
-    ``overwrite=False`` an existing ``path`` raises ``FileExistsError`` (checked before
-    writing and again, without a race, at the rename).
+    On a clean exit the file is fsynced and renamed to ``path`` (atomically replacing any old
+    file); on an exception it is deleted and ``path`` is left untouched.
 
-    Example::
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final file name.
+    overwrite : bool, optional
+        If False, an existing ``path`` raises ``FileExistsError`` (checked before writing and
+        again, without a race, at the rename).
 
-        with atomic_output("final_drz.fits") as tmp:
-            hdulist.writeto(tmp)
+    Yields
+    ------
+    str
+        Absolute temporary name ``.<basename>.<random>.tmp`` in the same directory (the same file
+        system, so the rename is atomic).  It does not exist yet: the writer creates it.
+
+    Raises
+    ------
+    FileExistsError
+        If ``overwrite`` is False and ``path`` exists.
+    FileNotFoundError
+        If the writer did not create the temporary file.
+    OSError
+        A write error (full disk, quota) is re-raised naming ``path``, not the temporary file.
+
+    Examples
+    --------
+    >>> with atomic_output("final_drz.fits") as tmp:  # doctest: +SKIP
+    ...     hdulist.writeto(tmp)
     """
     path = os.path.abspath(os.fspath(path))
     if not overwrite and os.path.exists(path):
@@ -105,14 +138,34 @@ def atomic_output(path, *, overwrite: bool = True):
 
 
 def write_fits_atomic(path, hdulist_or_hdu, *, overwrite: bool = True, **writeto_kw) -> str:
-    """Write a FITS product atomically (see :func:`atomic_output`); return the absolute path.
+    """Write a FITS product atomically (see :func:`atomic_output`).
 
-    ``hdulist_or_hdu``: an ``HDUList``, a ``PrimaryHDU``, or an extension HDU (written after
-    an empty primary HDU).  ``writeto_kw`` go to ``HDUList.writeto`` (e.g. ``checksum=True``).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The product's file name.
+    hdulist_or_hdu : astropy.io.fits.HDUList or HDU
+        An ``HDUList``, a ``PrimaryHDU``, or an extension HDU (written after an empty primary HDU).
+    overwrite : bool, optional
+        If False, an existing ``path`` raises ``FileExistsError``.
+    **writeto_kw
+        Passed to ``HDUList.writeto`` (e.g. ``checksum=True``); ``overwrite`` there is ignored.
 
-    Note: astropy byteswaps writeable little-endian arrays *in place* while writing them (and
-    swaps them back afterwards); do not read those arrays from other threads during the write,
-    or pass read-only arrays (astropy then writes a swapped copy).
+    Returns
+    -------
+    str
+        The absolute path written.
+
+    Raises
+    ------
+    TypeError
+        If ``hdulist_or_hdu`` is neither an HDUList nor an HDU.
+
+    Notes
+    -----
+    astropy byteswaps writeable little-endian arrays *in place* while writing them (and swaps them
+    back afterwards); do not read those arrays from other threads during the write, or pass
+    read-only arrays (astropy then writes a swapped copy).
     """
     from astropy.io import fits
 
@@ -128,4 +181,28 @@ def write_fits_atomic(path, hdulist_or_hdu, *, overwrite: bool = True, **writeto
     writeto_kw.pop("overwrite", None)
     with atomic_output(path, overwrite=overwrite) as tmp:
         hdul.writeto(tmp, **writeto_kw)
+    return os.path.abspath(os.fspath(path))
+
+
+def write_bytes_atomic(path, data, *, encoding: str = "utf-8") -> str:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`); return the absolute path.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write; its folder must exist.
+    data : bytes or str
+        The content; a ``str`` is encoded with ``encoding``.
+    encoding : str, optional
+        The encoding of a ``str`` (default UTF-8).
+
+    Returns
+    -------
+    str
+        The absolute path written.
+    """
+    raw = data.encode(encoding) if isinstance(data, str) else bytes(data)
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(raw)
     return os.path.abspath(os.fspath(path))

@@ -31,6 +31,37 @@ from dazzle.errors import OutputError
 from dazzle.geometry import Frame, wcs_to_header
 from dazzle.params import PARAMETERS, format_value
 
+__all__ = [
+    "BACKUP_DIR",
+    "Canvas",
+    "MANIFEST_SUFFIX",
+    "PRODUCT_KEYWORD",
+    "SplitCanvas",
+    "Terminated",
+    "abort_canvas",
+    "canvas_committed",
+    "check_html_target",
+    "check_overwrites",
+    "commit_canvas",
+    "file_sha256",
+    "final_headers",
+    "final_product_canvas",
+    "manifest_valid",
+    "median_canvas",
+    "product_kind",
+    "product_name",
+    "remove_stale_temps",
+    "simple_image_hdu",
+    "split_names",
+    "terminate_as_exception",
+    "update_input_dq",
+    "write_block",
+    "write_chip_image",
+    "write_crclean",
+    "write_manifest",
+    "write_single_products",
+]
+
 # Parameters recorded in each product's header, by step.
 _SINGLE_PARAMS = ["driz_sep_kernel", "driz_sep_pixfrac", "driz_sep_fillval", "driz_sep_bits",
                   "driz_sep_wt_scl", "stepsize"]
@@ -64,14 +95,31 @@ def product_kind(header) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 def product_name(chips, output: str | None = "") -> str:
-    """AstroDrizzle's final product name for ``chips`` (:class:`dazzle.io.Chip`) (``drizzlepac.processInput.process_input``).
+    """AstroDrizzle's final product name (``drizzlepac.processInput.process_input``).
 
     Suffix ``_drc.fits`` if the first input ends in ``_flc.fits``, ``_drw.fits`` for WFPC2,
-    else ``_drz.fits``.  ``output`` empty: the root of the input when there is one input file,
-    else ``final``.  ``output`` containing ``.fits`` is used as is; one already containing the
-    suffix (``xyz_drz``) gets ``.fits``; otherwise the suffix is appended.
+    else ``_drz.fits``.
 
-    Raises :class:`OutputError` (a ``ValueError``) if the name would be one of the input files.
+    Parameters
+    ----------
+    chips : iterable of dazzle.io.Chip
+        The inputs' chips (at least one); the first input is the lowest ``chip.index``.
+    output : str or None, optional
+        Empty (or None, ``"none"``, ``"indef"``): the root of the input when there is one input
+        file, else ``final``.  A name containing ``.fits`` is used as is; one already containing
+        the suffix (``xyz_drz``) gets ``.fits``; otherwise the suffix is appended.
+
+    Returns
+    -------
+    str
+        The product's name (relative if ``output`` is).
+
+    Raises
+    ------
+    ValueError
+        If ``chips`` is empty.
+    dazzle.errors.OutputError
+        If ``output`` names a folder or the name would be one of the input files.
     """
     chips = list(chips)
     if not chips:
@@ -101,8 +149,21 @@ def product_name(chips, output: str | None = "") -> str:
 
 
 def check_html_target(path, products=()) -> None:
-    """Refuse (:class:`OutputError`) an HTML report path that would replace a file that is not
-    an HTML report (an input, a FITS product) or one of ``products``."""
+    """Refuse an HTML report path that would replace something else than an HTML report.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The report's path ("" or None: nothing to check).
+    products : iterable of str, optional
+        The run's products: the report may not replace any of them.
+
+    Raises
+    ------
+    dazzle.errors.OutputError
+        If ``path`` exists and is not an ``.html``/``.htm`` file (an input, a FITS product, a
+        folder), or is one of ``products``.
+    """
     if not path:
         return
     path = os.fspath(path)
@@ -114,9 +175,22 @@ def check_html_target(path, products=()) -> None:
 
 
 def check_overwrites(products, inputs) -> None:
-    """Refuse (:class:`OutputError`) a run in which writing any of ``products`` would replace
-    one of ``inputs``: the same name, the same real path (symbolic links resolved) or the
-    same file (device and inode: hard links, case-insensitive file systems)."""
+    """Refuse a run in which writing any of ``products`` would replace one of ``inputs``.
+
+    Parameters
+    ----------
+    products : iterable of str
+        Paths the run will write.
+    inputs : iterable of str
+        Paths the run reads.
+
+    Raises
+    ------
+    dazzle.errors.OutputError
+        If a product is the same file as an input -- the same name, the same real path (symbolic
+        links resolved) or the same device and inode (hard links, case-insensitive file
+        systems) -- or a folder has a product's name.
+    """
     owner: dict = {}
     for p in inputs:
         for key in file_identity(p):
@@ -160,11 +234,27 @@ def _as_header(h) -> fits.Header:
 def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.PrimaryHDU:
     """A simple-FITS image HDU (``PrimaryHDU``) for a product.
 
-    ``header`` (Header, header text, or dict) is copied without its structural cards (SIMPLE,
-    BITPIX, NAXISn, EXTEND, EXTNAME, BSCALE/BZERO, CHECKSUM...); ``wcs_header`` (Header, header
-    text, :class:`geometry.Frame` or astropy ``WCS``) is applied on top; then ``keywords``
-    (``EXPTIME=1200.0`` or ``KEY=(value, "comment")``; use ``**{"DATE-OBS": ...}`` for names
-    that are not identifiers).  ``data`` is not copied.
+    Parameters
+    ----------
+    data : numpy.ndarray or None
+        The image (not copied).
+    header : astropy.io.fits.Header, str or dict, optional
+        Cards copied without the structural ones (SIMPLE, BITPIX, NAXISn, EXTEND, EXTNAME,
+        BSCALE/BZERO, CHECKSUM...).
+    wcs_header : astropy.io.fits.Header, str, dazzle.geometry.Frame or astropy.wcs.WCS, optional
+        WCS cards applied on top of ``header``.
+    **keywords
+        Cards applied last: ``EXPTIME=1200.0`` or ``KEY=(value, "comment")``; use
+        ``**{"DATE-OBS": ...}`` for names that are not identifiers.
+
+    Returns
+    -------
+    astropy.io.fits.PrimaryHDU
+
+    Raises
+    ------
+    TypeError
+        If a header argument is of another type.
     """
     hdr = fits.Header()
     for src in (_as_header(header), _as_header(wcs_header)):
@@ -210,8 +300,34 @@ def _units(bunit: str | None, units: str) -> str:
 
 
 def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptime, bunit, skies=None):
-    """``<root>_single_sci.fits`` and ``<root>_single_wht.fits`` (simple FITS, the exposure's
-    footprint box of the output frame; ``frame`` is that box's Frame)."""
+    """Write ``<root>_single_sci.fits`` and ``<root>_single_wht.fits`` (simple FITS, float32).
+
+    Parameters
+    ----------
+    out_dir : str
+        The output folder.
+    root : str
+        The exposure's root name.
+    sci, wht : 2-D array
+        The exposure's single-drizzled science (e-/s) and weight over ``box``.
+    frame : dazzle.geometry.Frame
+        The box's frame (the output frame cut to ``box``).
+    box : tuple of int
+        ``(x0, x1, y0, y1)``, half-open, in the output frame; written as ``DZ_X0``/``DZ_Y0``.
+    params : dict
+        Validated parameters (the separate drizzle's are recorded as HISTORY).
+    exptime : float
+        Exposure time (s).
+    bunit : str or None
+        The chip's BUNIT (the SCI file gets its rate form, e.g. ``ELECTRONS/S``).
+    skies : sequence of float, optional
+        Per chip sky (chip units), written as ``MDRIZSK<n>``.
+
+    Returns
+    -------
+    tuple of str
+        The SCI and WHT paths.
+    """
     paths = []
     for suffix, data in (("sci", sci), ("wht", wht)):
         hdu = fits.PrimaryHDU(np.ascontiguousarray(data, dtype=np.float32))
@@ -234,10 +350,33 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
 def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bunit,
                          primary_cards=None, sci_cards=None):
     """Lay out the final product (PRIMARY, SCI, WHT, CTX) for the tile tasks to fill.
-    ``primary_cards`` / ``sci_cards``: a Header (or dict) of cards first in the primary / SCI
-    header (:func:`final_headers`).  With ``build=False`` (AstroDrizzle's separate files) a
-    :class:`SplitCanvas` of ``<output>_drz_sci.fits``, ``_wht.fits`` and ``_ctx.fits``, each
-    a simple FITS image whose header is the primary's plus its extension's cards."""
+
+    Parameters
+    ----------
+    path : str
+        The product's path.
+    frame : dazzle.geometry.Frame
+        The final frame.
+    params : dict
+        Validated parameters (``final_units``, ``build`` and the final drizzle's, recorded).
+    texptime : float
+        Total exposure time (s).
+    ndrizim : int
+        Number of chips drizzled.
+    nplanes : int
+        Context planes: CTX is ``(ny, nx)`` int32 for 1, else ``(nplanes, ny, nx)``.
+    bunit : str or None
+        The inputs' BUNIT (the SCI units follow ``final_units``).
+    primary_cards, sci_cards : astropy.io.fits.Header or dict, optional
+        Cards first in the primary / SCI header (:func:`final_headers`).
+
+    Returns
+    -------
+    Canvas or SplitCanvas
+        With ``build=False`` (AstroDrizzle's separate files) a :class:`SplitCanvas` of
+        ``<output>_drz_sci.fits``, ``_wht.fits`` and ``_ctx.fits``, each a simple FITS image
+        whose header is the primary's plus its extension's cards.
+    """
     ph = fits.Header()
     _put(ph, primary_cards)
     ph["EXPTIME"] = (float(texptime), "total exposure time (s)")
@@ -319,12 +458,30 @@ _DRIZ_KEYS = (("VER", "Drizzle, task version"), ("GEOM", "Drizzle, source of geo
 
 
 def final_headers(chips, params, final_path, frame):
-    """The cards AstroDrizzle puts in its final product beyond the WCS, as two Headers
-    ``(primary, sci)``: the first input's primary header (its non-structural cards, less those
-    describing that file), ``FILENAME``/``ROOTNAME`` of the product, ``EXPSTART`` (min) and
-    ``EXPEND`` (max) over the inputs, ``DRIZPARS`` (the run file), one ``Dnnn*`` block per chip
-    (:data:`_DRIZ_KEYS`); and for SCI the mean ``PHOTFLAM``/``PHOTPLAM``/``PHOTBW``/``PHOTZPT``
-    and the first ``PHOTMODE`` of the chips that carry them, and ``NCOMBINE`` (exposures)."""
+    """The cards AstroDrizzle puts in its final product beyond the WCS.
+
+    Parameters
+    ----------
+    chips : list of dazzle.io.Chip
+        The drizzled chips; the first one's primary header is copied.
+    params : dict
+        Validated parameters (``runfile``, the final drizzle's).
+    final_path : str
+        The product's path.
+    frame : dazzle.geometry.Frame
+        The final frame (its pixel scale is recorded).
+
+    Returns
+    -------
+    primary : astropy.io.fits.Header
+        The first input's primary header (its non-structural cards, less those describing that
+        file), ``FILENAME``/``ROOTNAME`` of the product, ``EXPSTART`` (min) and ``EXPEND`` (max)
+        over the inputs, ``DRIZPARS`` (the run file), one ``Dnnn*`` block per chip
+        (:data:`_DRIZ_KEYS`).
+    sci : astropy.io.fits.Header
+        The mean ``PHOTFLAM``/``PHOTPLAM``/``PHOTBW``/``PHOTZPT`` and the first ``PHOTMODE`` of
+        the chips that carry them, and ``NCOMBINE`` (exposures).
+    """
     first = chips[0].header("primary")
     ph = fits.Header()
     for card in first.cards:
@@ -484,8 +641,30 @@ class SplitCanvas:
 
 
 def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -> None:
-    """Write ``block`` (2-D) at rows ``y0..``, columns ``x0..`` of extension ``hdu`` (of
-    ``plane`` for a 3-D extension)."""
+    """Write a 2-D block into one extension of a canvas (positioned writes).
+
+    Parameters
+    ----------
+    canvas : Canvas or SplitCanvas
+        The product being written.
+    hdu : int
+        Extension index (0 = primary; for a SplitCanvas 1 SCI, 2 WHT, 3 CTX).
+    block : 2-D array
+        The data, converted to the extension's dtype.
+    y0, x0 : int
+        0-based row and column of the block's first pixel.
+    plane : int, optional
+        Plane of a 3-D extension (CTX).
+
+    Raises
+    ------
+    ValueError
+        If the block does not fit in the extension.
+
+    Notes
+    -----
+    Does nothing when the canvas is already committed (a task recomputed after a lost worker).
+    """
     if isinstance(canvas, SplitCanvas):
         write_block(canvas.parts[hdu - 1], 0, block, y0, x0, plane)
         return
@@ -543,6 +722,7 @@ def commit_canvas(canvas: Canvas) -> str:
 
 
 def abort_canvas(canvas: Canvas) -> None:
+    """Remove a canvas's temporary file(s); the product's name is left untouched."""
     if isinstance(canvas, SplitCanvas):
         for part in canvas.parts:
             abort_canvas(part)
@@ -554,9 +734,30 @@ def abort_canvas(canvas: Canvas) -> None:
 
 
 def write_chip_image(out_dir, name, data, chip, params, cards):
-    """A simple FITS image on a chip's own (distorted) frame: the chip's WCS, its exposure
-    time and ``cards`` -- the blot (``<root>_sci<N>_blt.fits``) and CR mask
-    (``<root>_sci<N>_crmask.fits``) products."""
+    """A simple FITS image on a chip's own (distorted) frame, written atomically.
+
+    The blot (``<root>_sci<N>_blt.fits``) and CR mask (``<root>_sci<N>_crmask.fits``) products.
+
+    Parameters
+    ----------
+    out_dir : str
+        The output folder.
+    name : str
+        The file's base name (its suffix sets the product kind).
+    data : 2-D array
+        The image, of the chip's shape.
+    chip : dazzle.io.Chip
+        Gives the WCS, ``EXPTIME``, ``DZ_INPUT`` and ``DZ_EXTV``.
+    params : dict
+        Validated parameters.
+    cards : dict
+        Extra cards, ``{KEY: value or (value, comment)}``.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
     hdu = simple_image_hdu(np.ascontiguousarray(data), wcs_header=chip.wcs_header,
                            EXPTIME=(float(chip.exptime), "exposure time (s)"),
                            DZ_INPUT=(os.path.basename(chip.path), "input file"),
@@ -576,8 +777,29 @@ def _chip_image_kind(name):
 
 
 def write_crclean(out_dir, root, input_path, chips_and_results, params):
-    """``<root>_crclean.fits``: a copy of the input with each chip's SCI replaced by its
-    CR-cleaned version (cosmic-ray pixels replaced by the blotted median)."""
+    """Write ``<root>_crclean.fits``: a copy of an input with each chip's SCI CR-cleaned.
+
+    Cosmic-ray pixels are replaced by the blotted median.
+
+    Parameters
+    ----------
+    out_dir : str
+        Folder to write to.
+    root : str
+        The input's root (the file is ``<root>_crclean.fits``).
+    input_path : str
+        The input file copied (an in-memory input: its chips' headers and pixels).
+    chips_and_results : list of tuple
+        ``(chip, result)`` per chip of the input; ``result`` is None or ``(crmask, crclean)`` with
+        ``crclean`` the cleaned SCI (chip units) or None (chip left as it is).
+    params : dict
+        Validated parameters (``driz_cr_*`` are recorded).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
     if hasattr(chips_and_results[0][0], "pixels"):   # an in-memory input: its headers, no file
         chips = [c for c, _ in chips_and_results]
         hdul = fits.HDUList([fits.PrimaryHDU(header=chips[0].header("primary"))])
@@ -602,7 +824,21 @@ def write_crclean(out_dir, root, input_path, chips_and_results, params):
 
 
 def median_canvas(path, frame, params):
-    """Lay out ``<output>_med.fits`` (one image on the single-drizzle frame) for the tiles."""
+    """Lay out ``<output>_med.fits`` (one float32 image, e-/s, on the single-drizzle frame).
+
+    Parameters
+    ----------
+    path : str
+        The product's path.
+    frame : dazzle.geometry.Frame
+        The single-drizzle frame.
+    params : dict
+        Validated parameters (``combine_*`` and ``median_newmasks`` are recorded).
+
+    Returns
+    -------
+    Canvas
+    """
     h = fits.Header()
     _wcs_cards(frame, h)
     h["BUNIT"] = ("ELECTRONS/S", "units of the data")
@@ -620,6 +856,20 @@ MANIFEST_SUFFIX = ".dzsum"
 
 
 def file_sha256(path, chunk=8 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    chunk : int, optional
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     import hashlib
 
     h = hashlib.sha256()
@@ -633,9 +883,18 @@ def file_sha256(path, chunk=8 << 20) -> str:
 
 
 def write_manifest(paths, key: str) -> None:
-    """Record that ``paths`` (one product, possibly several files) are complete for the run
-    identified by ``key``: a small JSON beside the first file with each file's SHA-256.  It is
-    written last and atomically, so its presence means the product was finished."""
+    """Record that a product's files are complete for the run identified by ``key``.
+
+    A small JSON (``<first file>.dzsum``) with each file's SHA-256; it is written last and
+    atomically, so its presence means the product was finished.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or list of them
+        The product's files (one product, possibly several files).
+    key : str
+        The run key (:func:`dazzle.pipeline.run_key`).
+    """
     import json
 
 
@@ -647,8 +906,20 @@ def write_manifest(paths, key: str) -> None:
 
 
 def manifest_valid(paths, key: str) -> bool:
-    """True when ``paths`` were completed by a run with the same ``key`` and are unchanged
-    since (every file present, checksums equal)."""
+    """Whether a product's files were completed by a run with the same key and are unchanged.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or list of them
+        The product's files.
+    key : str
+        The run key.
+
+    Returns
+    -------
+    bool
+        True when the manifest has ``key`` and every file is present with the recorded checksum.
+    """
     import json
 
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -673,9 +944,23 @@ _TEMP_NAME = re.compile(r"^\.(?P<a>.+)\.[0-9a-f]{12}\.tmp$|^(?P<b>.+)\.[0-9]+\.t
 
 
 def remove_stale_temps(out_dir, names) -> list:
-    """Remove the temporary files of the products ``names`` (base names) in ``out_dir`` and
-    return their paths.  Call it only while holding the lock of those products: then every
-    such file is a leftover of an interrupted run (or of this run, once it has finished)."""
+    """Remove the temporary files of some products in a folder.
+
+    Call it only while holding the lock of those products: then every such file is a leftover of
+    an interrupted run (or of this run, once it has finished).
+
+    Parameters
+    ----------
+    out_dir : str
+        The output folder.
+    names : iterable of str
+        The products' base names.
+
+    Returns
+    -------
+    list of str
+        The paths removed, sorted.
+    """
     names = set(names)
     removed = []
     try:
@@ -739,15 +1024,30 @@ BACKUP_DIR = "OrIg"
 
 
 def update_input_dq(path, chips, crmasks, *, crbit=4096, preserve=True) -> str | None:
-    """OR ``crbit`` into the DQ arrays of input ``path`` where ``crmasks`` (per chip, True =
-    good) found cosmic rays -- AstroDrizzle's ``updateInputDQArray``, done only when the user
-    asks (``update_input_dq=True``).
+    """OR ``crbit`` into an input's DQ arrays where cosmic rays were found.
 
-    With ``preserve`` (AstroDrizzle's parameter, default True) the original is first copied to
-    ``OrIg/`` beside it (AstroDrizzle's convention; an existing backup is kept, so the backup is
-    always the untouched original); then the updated file is written atomically over the input.
-    Chips without a DQ extension are skipped.  Returns the backup's path (None without
-    ``preserve``).
+    AstroDrizzle's ``updateInputDQArray``, done only when the user asks
+    (``update_input_dq=True``).  Chips without a DQ extension are skipped; the updated file is
+    written atomically over the input.
+
+    Parameters
+    ----------
+    path : str
+        The input file.
+    chips : list of dazzle.io.Chip
+        Its chips.
+    crmasks : list of 2-D bool array or None
+        Per chip the CR mask (True = good); None skips the chip.
+    crbit : int, optional
+        The DQ flag set.
+    preserve : bool, optional
+        AstroDrizzle's parameter: first copy the original to ``OrIg/`` beside it (an existing
+        backup is kept, so the backup is always the untouched original).
+
+    Returns
+    -------
+    str or None
+        The backup's path (None without ``preserve``).
     """
     import shutil
 

@@ -70,3 +70,17 @@ def test_atomic_write_failure_keeps_old_product(tmp_path, monkeypatch):
         with atomic.atomic_output(out):
             pass
     assert file_sha256(out) == before and _leftovers(tmp_path) == []
+
+
+def test_write_bytes_atomic(tmp_path):
+    """Text and bytes through a temporary file and a rename (the report, its summary and the
+    pictures are written this way): the content exact, no temporary file left, an old file
+    kept whole when the writer fails."""
+    out = tmp_path / "report.html"
+    assert atomic.write_bytes_atomic(out, "déjà vu\n") == str(out)
+    assert out.read_bytes() == "déjà vu\n".encode()
+    atomic.write_bytes_atomic(out, b"\x89PNG")
+    assert out.read_bytes() == b"\x89PNG"
+    with pytest.raises(TypeError):
+        atomic.write_bytes_atomic(out, 3.5)
+    assert out.read_bytes() == b"\x89PNG" and _leftovers(tmp_path) == []
