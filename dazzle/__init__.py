@@ -15,7 +15,9 @@ file, and its graph layer in one obvious function)::
 Beside them: ``dazzle.params`` (the parameter table: AstroDrizzle names, defaults, checks),
 ``dazzle.facts`` (the steps, task names, kernel names and context bits, once),
 ``dazzle.geometry`` (pixmaps, output frames), ``dazzle.io`` / ``dazzle.products`` (chips in,
-products out), ``dazzle.simulate`` (test data with truth), ``dazzle.report``.
+products out), ``dazzle.memory`` / ``dazzle.drizzled`` (in-memory inputs and result),
+``dazzle.compat`` (drizzlepac's entry point), ``dazzle.simulate`` (test data with truth),
+``dazzle.report``.
 
 Entry points
 ------------
