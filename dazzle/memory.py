@@ -46,6 +46,7 @@ Results
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from dataclasses import dataclass, field, fields
@@ -57,7 +58,7 @@ from astropy.io import fits
 from . import io
 from .errors import InputError
 from .io import Chip, ChipData, InputList, _as_dq, _as_native, _err, _scan_chips, _shape_of_hdu, exposure_root
-from .products import PRODUCT_KEYWORD, product_kind
+from .products import _WCS_CARD, PRODUCT_KEYWORD, product_kind
 
 __all__ = ["Pixels", "Scattered", "MemoryChip", "MASK_DQ", "is_memory_input", "expand_inputs",
            "read_inputs", "memory_chips",
@@ -199,8 +200,9 @@ def _record_hdulist(rec, name):
     hdr = fits.Header()
     meta = rec.get("header")
     for key, value in (meta.items() if meta is not None else ()):
+        # the WCS is the record's: no card of another (a stale SIP) may mix into it
         if (isinstance(key, str) and len(key) <= 8 and key.upper() not in _HEADER_SKIP
-                and isinstance(value, (str, int, float, bool, np.number))):
+                and not _WCS_CARD.match(key.upper()) and isinstance(value, (str, int, float, bool, np.number))):
             hdr[key] = value
     hdr.setdefault("EXPTIME", 1.0)
     for key, rkey in (("EXPTIME", "exptime"), ("ATODGAIN", "gain"), ("READNSE", "rdnoise"), ("BUNIT", "bunit")):
@@ -212,6 +214,8 @@ def _record_hdulist(rec, name):
             raise _err(name, 0, f"units={rec['units']!r}: expected 'cps' or 'counts'")
         hdr["BUNIT"] = "ELECTRONS/S" if units == "cps" else "ELECTRONS"
     w = rec.get("wcs")
+    if w is not None and not is_ape14(w) and hasattr(w, "low_level_wcs"):   # a high-level wrapper
+        w = w.low_level_wcs
     if w is None or not is_ape14(w):
         raise _err(name, 0, f"no WCS (got {type(w).__name__}): give an astropy WCS or a WCS with the "
                             "shared astropy API (gwcs)")
@@ -221,7 +225,8 @@ def _record_hdulist(rec, name):
         hdr.update(wcs_to_header(w))
     else:   # gwcs, or lookup tables: the object itself, on a private copy knowing its shape
         wcs_object = copy.deepcopy(w)
-        wcs_object.pixel_shape = (sci.shape[1], sci.shape[0])
+        with contextlib.suppress(AttributeError):   # a WCS whose shape is fixed
+            wcs_object.pixel_shape = (sci.shape[1], sci.shape[0])
     data = sci if sci.dtype.kind in "fiu" and sci.dtype.itemsize in (2, 4, 8) else sci.astype(np.float32)
     return fits.HDUList([fits.PrimaryHDU(data=data, header=hdr)]), wcs_object
 

@@ -146,6 +146,15 @@ def test_uncertainty_kinds_and_mixed_inputs(sim, tmp_path):
     c_sd = read_inputs([sd])[0]
     c_var = read_inputs([var])[0]
     np.testing.assert_allclose(c_var.load().err, c_sd.load().err, rtol=1e-6)
+    # a header whose WCS cards are stale (SIP) does not mix into the record's linear WCS
+    lin = r["wcs"].deepcopy()
+    lin.sip = None
+    lin.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    stale = NDData(r["data"], wcs=lin, meta={"EXPTIME": 400.0, "CTYPE1": "RA---TAN-SIP", "A_ORDER": 2,
+                                              "A_0_2": 1e-3, "B_ORDER": 2, "B_2_0": 1e-3})
+    w = read_inputs([stale])[0].wcs()
+    assert w.sip is None and np.allclose(w.all_pix2world([[5.0, 7.0]], 0), lin.all_pix2world([[5.0, 7.0]], 0),
+                                         rtol=0, atol=1e-12)
     chips = read_inputs([sim.files[1], sd, sim.files[2]])
     assert [c.root for c in chips] == ["dzsim02", "mem01", "dzsim03"]
     assert isinstance(chips[1], MemoryChip) and chips[1].label == "<mem01>[0]"
