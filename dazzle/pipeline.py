@@ -859,7 +859,8 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     compute : bool, optional
         False: plan the run and return a ``dask.delayed`` object, computed by the caller
         (``.compute()``, ``client.compute``, or as a part of a larger graph), whose value is
-        what the call would have returned.  Its task keys are unique to the call.  No lock is
+        what the call would have returned (``scheduler``, ``workers`` and ``progress`` are then
+        the caller's business).  Its task keys are unique to the call.  No lock is
         held on the products and no run file is written then; temporary files of a graph never
         computed are removed by the next run of the same products.
     **params
