@@ -61,8 +61,7 @@ from .io import Chip, ChipData, InputList, _as_dq, _as_native, _err, _scan_chips
 from .products import _WCS_CARD, PRODUCT_KEYWORD, product_kind
 
 __all__ = ["Pixels", "Scattered", "MemoryChip", "MASK_DQ", "is_memory_input", "expand_inputs",
-           "read_inputs", "memory_chips",
-           "scatter_chips", "is_memory_chip"]
+           "read_inputs", "memory_chips", "scatter_chips", "is_memory_chip"]
 
 #: the DQ value an NDData ``mask`` (True = bad) sets
 MASK_DQ = 1
@@ -80,11 +79,11 @@ class Pixels:
 @dataclass(frozen=True)
 class MemoryChip(Chip):
     """A :class:`~dazzle.io.Chip` whose pixels are in memory (``pixels``: a :class:`Pixels`,
-    or a ``distributed`` Future of one) and whose WCS may be an object no FITS header carries
-    (``wcs_object``: a gwcs WCS, or an astropy WCS with lookup-table distortions).
-    ``primary_header``/``sci_header``: the header texts standing for the input's primary and
-    SCI headers (:meth:`header`); ``source``:
-    the file an ``HDUList`` was read from (protected from being overwritten), or None."""
+    or the :class:`Scattered` key of one on a cluster) and whose WCS may be an object no FITS
+    header carries (``wcs_object``: a gwcs WCS, or an astropy WCS with lookup-table
+    distortions).  ``primary_header``/``sci_header``: the header texts standing for the
+    input's primary and SCI headers (:meth:`header`); ``source``: the file an ``HDUList`` was
+    read from (protected from being overwritten), or None."""
 
     pixels: Any = field(default=None, repr=False, compare=False)
     wcs_object: Any = field(default=None, repr=False, compare=False)
