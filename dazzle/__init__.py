@@ -25,7 +25,7 @@ drizzle(input, outdata="", config=None, **params)
     AstroDrizzle's ``adrizzle.drizzle`` (:func:`dazzle.pipeline.drizzle`).
 """
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0.dev0"   # the one place: pyproject.toml reads it (dynamic version)
 
 __all__ = ["run", "drizzle", "__version__"]
 

@@ -80,6 +80,7 @@ from dask.utils import key_split
 
 from dazzle import facts
 from dazzle.errors import ParameterError
+from dazzle.resources import shipped_file
 
 log = logging.getLogger("dazzle")
 
@@ -88,8 +89,7 @@ _ALIASES = {"sync": "synchronous", "single-threaded": "synchronous", "threading"
             "multiprocessing": "processes", "default": "auto"}
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://|^[\w.\-]+:\d+$")
 #: where the profiles file is looked for when neither ``profile=`` nor $DAZZLE_PROFILES says
-DEFAULT_PROFILES = (Path("~/.config/dazzle/profiles.yaml"),
-                    Path(__file__).resolve().parent.parent / "deploy" / "profiles.yaml")
+DEFAULT_PROFILES = (Path("~/.config/dazzle/profiles.yaml"), shipped_file("deploy", "profiles.yaml"))
 GLUE = facts.OTHER   # dask's own small tasks (getitem, finalize, list ...): counted, not logged
 
 
