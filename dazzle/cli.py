@@ -46,22 +46,13 @@ def _parse_params(args) -> dict:
     return params
 
 
-def _output_folder(output, make, quiet=False) -> None:
-    """``-o``'s folder must exist, unless ``--mkdir`` (then it is created, and said so): a typo
-    in a path does not leave a new tree of folders behind."""
-    if not output:
-        return   # AstroDrizzle's rule: beside the inputs
-    from dazzle.params import ParameterError
-
-    folder = os.path.abspath(output) if output.endswith(("/", os.sep)) else os.path.dirname(os.path.abspath(output))
-    if os.path.isdir(folder):
-        return
-    if not make:
-        raise ParameterError(f"output {output}: the folder {folder} does not exist (create it, or add "
-                             "--mkdir)", name="output")
-    os.makedirs(folder, exist_ok=True)
-    if not quiet:
-        print(f"dazzle: created the folder {folder}", file=sys.stderr)
+def _missing_folder(output) -> str | None:
+    """The folder of ``-o`` if it does not exist yet (the run creates it, once every check has
+    passed, and the command says so), else None."""
+    if not output or output.endswith(("/", os.sep)):
+        return None   # AstroDrizzle's rule (beside the inputs), or a folder: the run refuses it
+    folder = os.path.dirname(os.path.abspath(output))
+    return None if os.path.isdir(folder) else folder
 
 
 def _summary(result, elapsed) -> str:
@@ -80,10 +71,12 @@ def _cmd_run(args) -> int:
     from dazzle.pipeline import run
 
     params = _parse_params(args)
-    _output_folder(args.output, args.mkdir, args.quiet)
+    new_folder = _missing_folder(args.output)
     t0 = time.perf_counter()
     result = run(args.inputs, args.output, args.config, ivm=args.ivm, progress=not args.quiet,
                  workers=args.workers, profile=args.profile, report=args.report, **params)
+    if new_folder and os.path.isdir(new_folder) and not args.quiet:
+        print(f"dazzle: created the output folder {new_folder}", file=sys.stderr)
     print(_summary(result, time.perf_counter() - t0))
     return 0
 
@@ -238,7 +231,7 @@ def _common_options(top: bool) -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", help="log each step (INFO); -vv: debug messages "
                    "too, and the traceback of an internal error", **({"default": 0} if top else keep))
     p.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress bar and no log messages below errors", **keep)
+                   help="no progress bar and no notes (warnings and errors stay)", **keep)
     p.add_argument("--log-file", metavar="FILE",
                    help="also write the log (INFO and up, and the closing error) to FILE, replaced; for "
                    "'run' this is AstroDrizzle's runfile (default: astrodrizzle.log beside the products)",
@@ -262,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help=RUN_HELP, description=RUN_HELP + ".", parents=common)
     sp.add_argument("inputs", nargs="+", help="FITS files (*_flt.fits, *_flc.fits, any MEF), globs or @lists")
     sp.add_argument("-o", "--output", default="", help="output root, e.g. out/mosaic for out/mosaic_drz.fits "
-                    "(default: AstroDrizzle's rule); its folder must exist unless --mkdir")
-    sp.add_argument("--mkdir", action="store_true", help="create the output folder if it does not exist")
+                    "(default: AstroDrizzle's rule); a missing folder is created once the inputs and "
+                    "parameters passed their checks, and the command says so")
     sp.add_argument("--config", help="dazzle or AstroDrizzle .cfg file with parameters")
     sp.add_argument("--set", action="append", metavar="NAME=VALUE",
                     help="set a parameter (AstroDrizzle's names), e.g. --set final_kernel=turbo")
@@ -348,11 +341,10 @@ class LogFormat(logging.Formatter):
 
 
 def _set_up_logging(args):
-    """Levels from -v / -q, the console handler (unless the process already has one: pytest,
+    """The level from -v, the console handler (unless the process already has one: pytest,
     an embedding program) and the --log-file handler of commands other than ``run`` (whose
     log file is its runfile).  Returns the handlers to remove at the end."""
-    quiet, verbose = getattr(args, "quiet", False), args.verbose
-    level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     root = logging.getLogger()
     added = []
     if not root.handlers:
@@ -360,7 +352,7 @@ def _set_up_logging(args):
         console.setFormatter(LogFormat())
         root.addHandler(console)
         added.append((root, console))
-    root.setLevel(logging.ERROR if quiet else logging.WARNING)
+    root.setLevel(logging.WARNING)
     lg = logging.getLogger("dazzle")
     lg.setLevel(level)
     if args.log_file and args.command != "run":
@@ -388,8 +380,6 @@ def _closing_line(args, line: str) -> None:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.verbose and getattr(args, "quiet", False):
-        parser.error("-v and -q contradict each other: give one")
     args.quiet = getattr(args, "quiet", False)
     args.log_file = getattr(args, "log_file", None)
     handlers = []

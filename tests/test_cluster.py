@@ -590,7 +590,7 @@ def test_slurm_batch_script_runs_dazzle_in_one_allocation(slurm, sim, reference,
     env = dict(os.environ, DAZZLE_PYTHON=sys.executable, DAZZLE_JOB_DIR=str(tmp_path / "job"))
     cmd = ["sbatch", "--parsable", "--ntasks=2", "--cpus-per-task=1", "--mem-per-cpu=1G", "--time=5",
            f"--output={tmp_path}/batch-%j.out", str(REPO / "deploy" / "slurm-batch.sh"),
-           *map(str, sim.files), "-o", str(out / "b"), "--mkdir"]
+           *map(str, sim.files), "-o", str(out / "b")]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     job = p.stdout.strip().split(";")[0]
