@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+__all__ = ["LogFormat", "build_parser", "main"]
+
 
 def _cmd_params(args) -> int:
     from dazzle.params import format_help
@@ -196,7 +198,7 @@ def _cmd_demo(args) -> int:
 def _cmd_report(args) -> int:
     """Write the HTML report of a run folder and print a short summary."""
     from dazzle import report
-    from dazzle.io import check_html_target
+    from dazzle.products import check_html_target
 
     check_html_target(args.output)
     path = report.render_report(args.run_dir, args.output, max_chips=args.max_chips)
@@ -228,8 +230,8 @@ def _common_options(top: bool) -> argparse.ArgumentParser:
     default is SUPPRESS, so that ``dazzle -v run ...`` is not undone by the command's default."""
     p = argparse.ArgumentParser(add_help=False)
     keep = {} if top else {"default": argparse.SUPPRESS}
-    p.add_argument("-v", "--verbose", action="count", help="log each step (INFO); -vv: debug messages "
-                   "too, and the traceback of an internal error", **({"default": 0} if top else keep))
+    p.add_argument("-v", "--verbose", action="count", help="log each step (INFO) and show the traceback of an "
+                   "internal error; -vv: debug messages too", **({"default": 0} if top else keep))
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar and no notes (warnings and errors stay)", **keep)
     p.add_argument("--log-file", metavar="FILE",
@@ -244,6 +246,13 @@ RUN_HELP = ("run AstroDrizzle's seven steps on the inputs: static mask, sky, dri
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dazzle`` command line: its subcommands and options.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Its errors are one line on stderr, exit status 2.
+    """
     from dazzle import __version__
 
     p = _Parser(prog="dazzle", description="Numba-accelerated, distributed AstroDrizzle.",
@@ -378,6 +387,20 @@ def _closing_line(args, line: str) -> None:
 
 
 def main(argv=None) -> int:
+    """Run one ``dazzle`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 done; 2 a bad input, parameter, file or command line (one line on
+        stderr, naming the file or parameter); 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; 141 a closed
+        pipe; 1 an internal error (``-v`` shows the traceback).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     args.quiet = getattr(args, "quiet", False)
@@ -434,13 +457,11 @@ def _check_folder(path, what) -> None:
 
 
 def _user_error(exc) -> bool:
-    """A bad input or parameter (one line on stderr, status 2), not a bug.  Checked without
-    importing dazzle.io (astropy): an InputError can only come from a loaded dazzle.io, and
-    ``dazzle params`` / ``--help`` then start without astropy."""
-    from dazzle.params import ParameterError
+    """A bad input or parameter (one line on stderr, status 2), not a bug.  dazzle.errors
+    imports nothing heavy, so ``dazzle params`` / ``--help`` still start without astropy."""
+    from dazzle.errors import InputError, ParameterError
 
-    io = sys.modules.get("dazzle.io")
-    return isinstance(exc, ParameterError) or (io is not None and isinstance(exc, io.InputError))
+    return isinstance(exc, (ParameterError, InputError))
 
 
 if __name__ == "__main__":

@@ -23,17 +23,26 @@ a ``distributed.Client``      that client
 Explicit names are honoured: ``"threads"`` runs on threads even when a Client is active.
 
 **Profiles.**  A YAML file (``profile=`` a path, else ``$DAZZLE_PROFILES``, else
-``~/.config/dazzle/profiles.yaml``, else the repository's ``deploy/profiles.yaml``) maps names
-to clusters::
+``~/.config/dazzle/profiles.yaml``, else the ``deploy/profiles.yaml`` shipped with dazzle:
+:func:`dazzle.resources.shipped_file`) maps names to clusters::
 
     profiles:
       slurm:
         class: dask_jobqueue.SLURMCluster   # a dask_jobqueue or distributed cluster class
-        options: {cores: 8, processes: 4, memory: 32GB, queue: normal, walltime: "02:00:00"}
+        # options: {queue: normal}          # keyword arguments, over dask's configuration
         jobs: 4                             # cluster.scale(jobs=4)   (or workers: N)
         # adaptive: {minimum_jobs: 1, maximum_jobs: 20}    # cluster.adapt(**adaptive) instead
         wait_for_workers: 4                 # wait for this many workers before computing
         wait_timeout: 600                   # seconds (default 300)
+
+**dask-jobqueue's configuration.**  A dask-jobqueue class reads its settings (cores, memory,
+queue, walltime ...) from dask's configuration, as for any dask-jobqueue user:
+``~/.config/dask/jobqueue.yaml``, ``$DASK_CONFIG``, ``DASK_JOBQUEUE__SLURM__QUEUE``-style
+variables, ``dask.config.set``.  dazzle's suggestions (``deploy/jobqueue.yaml``) are registered
+as defaults under it (:func:`register_jobqueue_defaults`), and a profile's ``options`` win over
+it; so a profile holds what dask-jobqueue lacks: the scaling and the wait for workers.  A
+scheduler name that no profile has but that is one of dask-jobqueue's batch systems (``slurm``,
+``pbs``, ``sge``, ``lsf``, ``htcondor``, ``moab``, ``oar``) starts one job of it.
 
 A profiles file is trusted like a script: its class is imported and called with its options.
 Only ``dask_jobqueue`` and ``distributed`` cluster classes are accepted; another class (e.g.
@@ -81,6 +90,27 @@ from dask.utils import key_split
 from dazzle import facts
 from dazzle.errors import ParameterError
 from dazzle.resources import shipped_file
+
+__all__ = [
+    "LOCAL_SCHEDULERS",
+    "Profile",
+    "SchedulerError",
+    "StepTimer",
+    "StepTimes",
+    "TaskProgress",
+    "active_client",
+    "compute",
+    "connect",
+    "get_profile",
+    "load_profiles",
+    "new_cluster",
+    "normalize",
+    "processes_per_job",
+    "profile_names",
+    "profiles_file",
+    "register_jobqueue_defaults",
+    "task_prefix",
+]
 
 log = logging.getLogger("dazzle")
 
@@ -245,10 +275,29 @@ def profile_names(profile=None) -> set:
 
 
 def get_profile(name, profile=None) -> Profile:
-    """The profile ``name`` of the profiles file in force; else, for the name of one of
-    dask-jobqueue's batch systems (``slurm``, ``pbs``, ``sge``, ``lsf``, ``htcondor``, ``moab``,
-    ``oar``), that system's cluster class with the settings of dask's configuration
-    (``jobqueue.<name>``, e.g. ~/.config/dask/jobqueue.yaml), one job, waited for."""
+    """One profile: of the profiles file in force, else one of dask-jobqueue's batch systems.
+
+    For the name of one of dask-jobqueue's batch systems (``slurm``, ``pbs``, ``sge``, ``lsf``,
+    ``htcondor``, ``moab``, ``oar``) that no profile has: that system's cluster class with the
+    settings of dask's configuration (``jobqueue.<name>``, e.g. ~/.config/dask/jobqueue.yaml),
+    one job, waited for.
+
+    Parameters
+    ----------
+    name : str
+        The profile's name.
+    profile : str or os.PathLike, optional
+        The profiles file (default: :func:`profiles_file`).
+
+    Returns
+    -------
+    Profile
+
+    Raises
+    ------
+    SchedulerError
+        If there is no such profile, or the file is missing or cannot be read.
+    """
     path = profiles_file(profile)
     table = load_profiles(path) if path is not None or name not in JOBQUEUE_CLASSES else {}
     if name in table:
@@ -276,14 +325,31 @@ _jobqueue_done = []
 
 
 def register_jobqueue_defaults(path=None) -> dict:
-    """Add dazzle's settings for dask-jobqueue (``deploy/jobqueue.yaml``: cores, processes,
-    memory, walltime per batch system) to dask's configuration *as defaults*, once per process.
+    """Add dazzle's settings for dask-jobqueue to dask's configuration as defaults, once per
+    process.
 
     dask-jobqueue reads its settings from dask's configuration: ~/.config/dask/*.yaml, the
     folder $DASK_CONFIG, ``DASK_JOBQUEUE__SLURM__QUEUE``-style variables and ``dask.config.set``.
     Registered with :func:`dask.config.update_defaults` after dask-jobqueue's own defaults, a
     value of dazzle's file replaces only a value still at dask-jobqueue's default: whatever
-    the user configured wins.  Returns the defaults registered (empty if done before)."""
+    the user configured wins.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        dazzle's settings in dask-jobqueue's format (default :data:`JOBQUEUE_DEFAULTS`,
+        ``deploy/jobqueue.yaml``: cores, processes, memory, walltime per batch system).
+
+    Returns
+    -------
+    dict
+        The defaults registered (empty if they were registered before).
+
+    Raises
+    ------
+    SchedulerError
+        If the file cannot be read.
+    """
     with _jobqueue_lock:
         if _jobqueue_done:
             return {}
@@ -301,8 +367,19 @@ def register_jobqueue_defaults(path=None) -> dict:
 
 
 def processes_per_job(cluster, p: Profile) -> int:
-    """Worker processes per batch job of a started cluster (dask-jobqueue's, whatever
-    configured it), else the profile's ``processes`` option, else 1."""
+    """Worker processes per batch job of a started cluster.
+
+    Parameters
+    ----------
+    cluster : distributed.deploy.Cluster
+        The cluster; a dask-jobqueue cluster knows it from its settings, whatever configured it.
+    p : Profile
+        Its profile: its ``processes`` option when the cluster does not say (else 1).
+
+    Returns
+    -------
+    int
+    """
     job = getattr(cluster, "_dummy_job", None)   # dask-jobqueue: a job built from its settings
     n = getattr(job, "worker_processes", None)
     return int(n or p.options.get("processes", 1) or 1)
@@ -355,8 +432,30 @@ def active_client():
 
 
 def normalize(scheduler, profile=None):
-    """``(kind, value)``: kind is ``local`` (value: threads/processes/synchronous), ``client``
-    (a Client), ``address``, ``file``, ``localcluster`` or ``profile`` (a :class:`Profile`)."""
+    """What a ``scheduler`` argument means.
+
+    Parameters
+    ----------
+    scheduler : str, distributed.Client or None
+        A name, an address, a scheduler file, a profile or a Client (see the module's doc).
+    profile : str or os.PathLike, optional
+        The profiles file, or (with ``scheduler`` left at its default) a profile name.
+
+    Returns
+    -------
+    kind : str
+        ``"local"``, ``"client"``, ``"address"``, ``"file"``, ``"localcluster"`` or
+        ``"profile"``.
+    value : object
+        For ``local`` the scheduler name (threads/processes/synchronous), for ``client`` the
+        Client, for ``address``/``file`` the string, for ``profile`` a :class:`Profile`; None for
+        ``localcluster``.
+
+    Raises
+    ------
+    SchedulerError
+        If ``scheduler`` is of another type or names an unknown profile.
+    """
     if scheduler is not None and not isinstance(scheduler, str):
         if hasattr(scheduler, "compute") and hasattr(scheduler, "gather"):
             return "client", scheduler
@@ -383,9 +482,25 @@ def normalize(scheduler, profile=None):
 
 
 def new_cluster(p: Profile):
-    """The profile's cluster, not yet scaled: its class called with its options; a
-    dask-jobqueue class reads the rest of its settings from dask's configuration (with
-    dazzle's defaults under it: :func:`register_jobqueue_defaults`)."""
+    """The profile's cluster, not yet scaled: its class called with its options.
+
+    A dask-jobqueue class reads the rest of its settings from dask's configuration, with
+    dazzle's defaults under it (:func:`register_jobqueue_defaults`).
+
+    Parameters
+    ----------
+    p : Profile
+        The profile.
+
+    Returns
+    -------
+    distributed.deploy.Cluster
+
+    Raises
+    ------
+    SchedulerError
+        If the class may not be used, cannot be imported or refuses its settings.
+    """
     cls = _import(p.cls)
     if p.cls.startswith("dask_jobqueue."):
         register_jobqueue_defaults()
@@ -442,6 +557,25 @@ def connect(scheduler=None, *, workers=None, profile=None):
     Clusters it starts (``local``, profiles) are closed on exit, and clients it opens are
     closed; the caller's own client is left as it was.  Inside the context the client is the
     current one (``distributed.default_client()``).
+
+    Parameters
+    ----------
+    scheduler : str, distributed.Client or None, optional
+        As in :func:`normalize`.
+    workers : int, optional
+        Worker processes of ``local``, or the scaling of a profile (workers, not jobs).
+    profile : str or os.PathLike, optional
+        As in :func:`normalize`.
+
+    Yields
+    ------
+    distributed.Client or None
+
+    Raises
+    ------
+    SchedulerError
+        A missing scheduler file, an unusable profile, or workers that did not connect within
+        the profile's ``wait_timeout``.
     """
     kind, value = normalize(scheduler, profile)
     if kind == "local":
@@ -727,14 +861,37 @@ def _compute_client(client, objs, progress, report, times):
 
 def compute(objs, scheduler=None, *, progress=False, workers=None, profile=None, report=None,
             steps=None):
-    """Compute the delayed objects ``objs`` (a list; items may be nested lists or None) on
-    ``scheduler`` and return their values as a list (see the module's doc for the choices).
+    """Compute delayed objects on a scheduler and return their values.
 
-    ``workers``: worker processes of ``local``, threads of ``threads``, processes of
-    ``processes``, or the scaling of a profile.  ``profile``: the profiles file (or, when
-    ``scheduler`` is left at its default, a profile name).  ``report``: an HTML file for
-    Dask's performance report.  ``steps``: a dict, filled with the per-step timing
-    (:meth:`StepTimes.as_dict`).
+    Parameters
+    ----------
+    objs : iterable
+        The delayed objects (items may be nested lists or None).
+    scheduler : str, distributed.Client or None, optional
+        Where to run (see the module's doc for the choices).
+    progress : bool, optional
+        Show progress (local: :class:`TaskProgress` on stderr; distributed: the dashboard link
+        and ``distributed.progress``).
+    workers : int, optional
+        Worker processes of ``local``, threads of ``threads``, processes of ``processes``, or
+        the scaling of a profile.
+    profile : str or os.PathLike, optional
+        The profiles file (or, when ``scheduler`` is left at its default, a profile name).
+    report : str, optional
+        An HTML file for Dask's performance report (needs bokeh; a local scheduler is replaced
+        by a temporary in-process ``LocalCluster``).
+    steps : dict, optional
+        Filled with the per-step timing (:meth:`StepTimes.as_dict`).
+
+    Returns
+    -------
+    list
+        The values, in the order of ``objs``.
+
+    Raises
+    ------
+    SchedulerError
+        A scheduler that cannot be used, or ``report`` without bokeh.
     """
     objs = list(objs)
     kind, value = normalize(scheduler, profile)

@@ -351,7 +351,7 @@ def _after(*done):
 
 
 def _update_dq(path, chips, crbit, preserve, after, *crmasks):
-    from dazzle.io import update_input_dq
+    from dazzle.products import update_input_dq
 
     return update_input_dq(path, chips, list(crmasks), crbit=crbit, preserve=preserve)
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from dazzle import geometry, io, products
 from dazzle.facts import context_planes
+from dazzle.kernels.catalog import box_pad
 from dazzle.params import ParameterError, resolve
 
 # dazzle.graph (Numba kernels) and dazzle.cluster (dask) are imported where a run needs them,
@@ -52,10 +53,42 @@ log = logging.getLogger("dazzle")
 
 _WCS_KEYS = ("rot", "scale", "outnx", "outny", "ra", "dec", "crpix1", "crpix2")
 
+__all__ = ["RunResult", "run", "drizzle", "plan_run", "output_frame", "MAX_PIXEL_AREA_RATIO"]
+
 
 @dataclass
 class RunResult:
-    """What a run produced."""
+    """What a run produced.
+
+    Attributes
+    ----------
+    output : str or None
+        The final product's path (None: not made).
+    single : list of tuple of str
+        ``(sci, wht)`` paths per exposure of the separate drizzle.
+    median : str or None
+        ``<output>_med.fits``.
+    skies : list of float
+        Per chip sky (``MDRIZSKY``, chip units).
+    crmasks : list of numpy.ndarray or None
+        Per chip bool cosmic-ray masks (True = good), or None.
+    chips : list of dazzle.io.Chip
+    reused : list of str
+        Intermediate products a resumed run reused.
+    steps : dict
+        Per step: tasks, summed seconds, start, end.
+    summary : str or None
+        ``<output>_run.json`` (what ``dazzle report`` reads).
+    frame_shape : tuple of int or None
+        The final frame's ``(ny, nx)``.
+    nchips : int
+    timings : dict
+        Wall seconds of ``"plan"`` and ``"run"``.
+    params : dict
+        The parameters the run used (steps that could not run switched off).
+    removed_temps : list of str
+        Stale temporary files removed at the start.
+    """
 
     output: str | None                      # the final product's path (None: not made)
     single: list = field(default_factory=list)   # (sci, wht) paths per exposure
@@ -73,17 +106,6 @@ class RunResult:
     removed_temps: list = field(default_factory=list)   # stale temporary files removed at the start
 
 
-def _kernel_pad(kernel: str, pixfrac: float) -> float:
-    """How far (output pixels, at unit scale) a kernel reaches beyond a pixel's edges."""
-    if kernel == "gaussian":
-        return max(2.5 * pixfrac / 2.3548, 1.2) + 1.0
-    if kernel.startswith("lanczos"):
-        return int(kernel[-1]) + 1.0
-    if kernel == "tophat":
-        return pixfrac / 2.0 + 1.0
-    return 1.0
-
-
 def _frame_spec(params, prefix: str):
     """What defines a drizzle step's output frame: (custom, refimage, custom values)."""
     custom = params[prefix + "wcs"]
@@ -92,8 +114,29 @@ def _frame_spec(params, prefix: str):
 
 
 def output_frame(chips, params, prefix: str, wcss=None):
-    """The output frame of one drizzle step (``prefix`` "driz_sep_" or "final_"); ``wcss``:
-    the chips' WCSs, if already built (planning builds each chip's WCS once)."""
+    """The output frame of one drizzle step.
+
+    Parameters
+    ----------
+    chips : list of dazzle.io.Chip
+        The association's chips.
+    params : dict
+        Validated parameters (:func:`dazzle.params.resolve`): ``output_frame`` and the step's
+        ``<prefix>wcs``, ``<prefix>refimage``, ``<prefix>rot`` ... ``<prefix>crpix2``.
+    prefix : {"driz_sep_", "final_"}
+        Which drizzle step.
+    wcss : list of astropy.wcs.WCS, optional
+        The chips' WCSs, if already built (planning builds each chip's WCS once).
+
+    Returns
+    -------
+    dazzle.geometry.Frame
+
+    Raises
+    ------
+    dazzle.params.ParameterError
+        If the user's frame parameters are incomplete (``ra`` without ``dec``, ...).
+    """
     wcss = [c.wcs() for c in chips] if wcss is None else wcss
     pairs = [(w, c.shape) for w, c in zip(wcss, chips)]
     _, refimage, over = _frame_spec(params, prefix)
@@ -128,8 +171,9 @@ def _boxes(chips, frame, kernel, pixfrac, what, wcss):
     boxes = []
     wf = frame.wcs()
     for chip, w in zip(chips, wcss):
+        ratio = geometry.pixel_scale_ratio(w, wf, chip.shape)
         box = geometry.chip_bounding_box(w, chip.shape, wf, frame.shape,
-                                         pad=_kernel_pad(kernel, pixfrac))
+                                         pad=box_pad(kernel, pixfrac, ratio))
         if box is None:
             raise io.InputError(f"{chip.label}: does not overlap the {what} output frame "
                                 f"({frame.shape[1]}x{frame.shape[0]} pixels)")
@@ -138,7 +182,7 @@ def _boxes(chips, frame, kernel, pixfrac, what, wcss):
 
 
 def _output_names(chips, output):
-    path = io.product_name(chips, output)
+    path = products.product_name(chips, output)
     out_dir = os.path.dirname(os.path.abspath(path))
     return path, out_dir
 
@@ -501,7 +545,7 @@ def _plan_frames(plan, wcss):
     """The single-drizzle and final frames and every chip's box in them; a frame (and the
     boxes, when the kernels reach as far) computed once when both steps use the same."""
     chips, params = plan.chips, plan.params
-    sep_pad = _kernel_pad(params["driz_sep_kernel"], params["driz_sep_pixfrac"])
+    sep_pad = box_pad(params["driz_sep_kernel"], params["driz_sep_pixfrac"])
     if params["driz_separate"]:
         plan.single_frame = _frame(chips, params, "driz_sep_", "single-drizzle", wcss)
         plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
@@ -510,7 +554,7 @@ def _plan_frames(plan, wcss):
         return
     if plan.single_frame is not None and _frame_spec(params, "final_") == _frame_spec(params, "driz_sep_"):
         plan.final_frame = plan.single_frame
-        if _kernel_pad(params["final_kernel"], params["final_pixfrac"]) == sep_pad:
+        if box_pad(params["final_kernel"], params["final_pixfrac"]) == sep_pad:
             plan.final_boxes = list(plan.single_boxes)
             return
     else:
@@ -520,11 +564,38 @@ def _plan_frames(plan, wcss):
 
 
 def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None):
-    """Read the inputs' headers, decide the frames and the chips' boxes (a
-    :class:`dazzle.graph.Plan`).  Refuses a run that would overwrite an input or plan an absurd
-    frame; nothing is written but the output folder, created last.  ``params`` (validated,
-    :func:`dazzle.params.resolve`) is not changed: the plan holds a copy with the steps that
-    cannot run switched off, and the steps' settings built from it."""
+    """Read the inputs' headers and decide the frames and the chips' boxes.
+
+    Refuses a run that would overwrite an input or plan an absurd frame; nothing is written but
+    the output folder, created last.
+
+    Parameters
+    ----------
+    inputs : str or list of str
+        Input files (paths, a glob, ``@list``, comma-separated, or an association table).
+    output : str
+        The final product's name or root ("" : from the inputs).
+    params : dict
+        Validated parameters (:func:`dazzle.params.resolve`); not changed: the plan holds a copy
+        with the steps that cannot run switched off, and the steps' settings built from it.
+    ivm : str or list of str, optional
+        One IVM file per input (``final_wht_type="IVM"``).
+    static_mask : numpy.ndarray or dict, optional
+        User static mask kept in memory (True = good), as in :func:`run`.
+    config : str or dict, optional
+        The configuration file, counted among the files read (never overwritten).
+
+    Returns
+    -------
+    dazzle.graph.Plan
+
+    Raises
+    ------
+    dazzle.io.InputError
+        A bad input, a product that would replace an input, far-apart chips or an absurd frame.
+    dazzle.io.OutputError
+        If the output folder cannot be created.
+    """
     inputs, output, ivm = resolve_inputs(inputs, output, ivm, params)
     chips = io.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
                            rdnoise=params["rdnoise"], exptime=params["exptime"],
@@ -546,7 +617,7 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     plan.out_root = os.path.join(out_dir, base)
-    io.check_overwrites(product_paths(plan) + [os.path.join(out_dir, f".{r}.dzlock") for r in lock_roots(plan)],
+    products.check_overwrites(product_paths(plan) + [os.path.join(out_dir, f".{r}.dzlock") for r in lock_roots(plan)],
                         _files_read(plan, ivm, config))
     wcss = [c.wcs() for c in chips]          # each chip's WCS built once for the whole planning
     check_chip_geometry(chips, params, wcss)
@@ -749,22 +820,52 @@ def _fault_hook():
 
 def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=False,
         workers=None, profile=None, report=None, summary=True, **params) -> RunResult:
-    """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated): every
-    AstroDrizzle step whose switch is on (``static``, ``skysub``, ``driz_separate``, ``median``,
-    ``blot``, ``driz_cr``, ``driz_combine``).
+    """Run the pipeline: every AstroDrizzle step whose switch is on.
 
-    ``config`` (or AstroDrizzle's ``configobj=``) is a dazzle or AstroDrizzle ``.cfg`` file
-    (or a dict); keyword arguments use AstroDrizzle's parameter names and win over the file.
-    ``inputs`` may be an association table (``*_asn.fits``; its product row names the output
-    when ``output`` is blank).  ``ivm`` lists one IVM file per input for
-    ``final_wht_type="IVM"`` (or give them in an @-list's second column).  ``static_mask`` is a boolean mask kept in memory
-    (True = good; one array, or a dict by chip number, ``(root, extver)`` or chip label) that is
-    ANDed into every drizzle's weights.  ``workers``, ``profile`` and ``report`` go to
-    :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance report).
-    When ``scheduler`` is not given and a ``distributed`` Client is active in the caller's
-    process, the run uses that client.  ``summary=False`` leaves the run summary
-    (``<output>_run.json``) to the caller.  Returns a :class:`RunResult`.
+    The steps are ``static``, ``skysub``, ``driz_separate``, ``median``, ``blot``, ``driz_cr``
+    and ``driz_combine``.
 
+    Parameters
+    ----------
+    inputs : str or list of str
+        Paths, a glob, ``@list`` or comma-separated names, or an association table
+        (``*_asn.fits``; its product row names the output when ``output`` is blank).
+    output : str, optional
+        The final product's name or root ("": from the inputs).
+    config : str, os.PathLike or dict, optional
+        A dazzle or AstroDrizzle ``.cfg`` file (or a dict); AstroDrizzle's ``configobj=`` is the
+        same.  Keyword arguments win over the file.
+    ivm : list of str, optional
+        One IVM file per input for ``final_wht_type="IVM"`` (or give them in an @-list's second
+        column).
+    static_mask : numpy.ndarray or dict, optional
+        Boolean mask kept in memory (True = good; one array, or a dict by chip number,
+        ``(root, extver)`` or chip label), ANDed into every drizzle's weights.
+    progress : bool, optional
+        Show a progress bar.
+    workers, profile, report
+        Go to :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance
+        report).  ``workers`` defaults to ``num_cores``.
+    summary : bool, optional
+        Write the run summary ``<output>_run.json``; False leaves it to the caller.
+    **params
+        AstroDrizzle's parameters by name (``dazzle params`` lists them).  When ``scheduler`` is
+        not given and a ``distributed`` Client is active in the caller's process, the run uses
+        that client.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    dazzle.params.ParameterError
+        An unknown or invalid parameter (a bad scheduler included).
+    dazzle.io.InputError, dazzle.io.OutputError
+        A bad input or a product that cannot be written (one line, naming the file).
+
+    Notes
+    -----
     The run holds the lock of its products (:func:`run_lock`) and, in the main thread, turns
     SIGTERM into :class:`dazzle.products.Terminated`; whatever ends it, its temporary files
     are removed.
@@ -778,8 +879,8 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
     inputs, values["output"], ivm = resolve_inputs(inputs, values["output"], ivm, values)
     plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask, config=config)
     if report:
-        io.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
-        io.check_html_target(report, product_paths(plan, every=True))
+        products.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
+        products.check_html_target(report, product_paths(plan, every=True))
     log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
     names = [os.path.basename(p) for p in product_paths(plan, every=True)]
@@ -868,8 +969,24 @@ def _configobj(config, params):
 
 
 def drizzle(input, outdata="", config=None, **params) -> RunResult:
-    """AstroDrizzle's ``adrizzle.drizzle``: with ``driz_separate=True`` (the default) the
-    separate drizzle only, else the final drizzle only."""
+    """AstroDrizzle's ``adrizzle.drizzle``: one drizzle step of :func:`run`.
+
+    Parameters
+    ----------
+    input : str or list of str
+        The inputs, as :func:`run`'s ``inputs``.
+    outdata : str, optional
+        The output name, as :func:`run`'s ``output``.
+    config : str, os.PathLike or dict, optional
+        A ``.cfg`` file or a dict (or ``configobj=``).
+    **params
+        :func:`run`'s keyword arguments.  With ``driz_separate=True`` (the default) the separate
+        drizzle only, else the final drizzle only (``driz_combine`` is set accordingly).
+
+    Returns
+    -------
+    RunResult
+    """
     params = dict(params)
     config = _configobj(config, params)
     values = resolve(config, **{k: v for k, v in params.items()
