@@ -14,6 +14,7 @@ requirements.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -134,3 +135,22 @@ def test_the_installed_wheel_finds_its_profiles_and_workflows_and_runs_the_demo(
     assert (tmp_path / "out" / "products" / "demo_drz.fits").is_file()
     assert (tmp_path / "out" / "report.html").is_file()
     assert str(workflows / "demo.cfg") in demo.stdout          # the tip names the installed workflow
+
+
+def test_requires_python_and_classifiers_state_the_tested_python():
+    """CI runs the machine's one CPython (README: Set up): requires-python starts at it and the
+    classifiers name it, and no other minor version is claimed as tested."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11"
+    minors = {c.rsplit(" ", 1)[1] for c in project["classifiers"]
+              if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)}
+    assert minors == {"3.11"} and sys.version_info[:2] >= (3, 11)
+
+
+def test_shipped_folders_in_a_checkout():
+    from dazzle import resources
+
+    assert resources.shipped_dir("deploy") == REPO / "deploy"
+    assert resources.shipped_file("workflows", "demo.cfg") == REPO / "workflows" / "demo.cfg"
+    with pytest.raises(ValueError, match="shipped folders"):
+        resources.shipped_dir("tests")
