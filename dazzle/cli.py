@@ -6,6 +6,13 @@ Commands:
 * ``dazzle params``                      -- every parameter, its default and one line of help
 * ``dazzle simulate OUTDIR [...]``       -- dithered HST-like exposures with known truth
 * ``dazzle demo [OUTDIR]``               -- simulate a small set and run the pipeline on it
+* ``dazzle report RUN_DIR``              -- the HTML report of a run
+* ``dazzle --version``
+
+``-v`` (``-vv``), ``-q`` and ``--log-file FILE`` go before or after the command.  Log lines
+read ``HH:MM:SS dazzle: ...`` (:class:`LogFormat`: one prefix); ``--log-file`` of ``run`` is
+AstroDrizzle's ``runfile``.  The end summaries give absolute paths.  A missing folder of
+``run -o`` is created by the run after its checks, and the command says so.
 
 Errors in the inputs, the outputs or the parameters end the command with one line on stderr
 naming the file and extension (or the parameter) and exit status 2; so do a file that cannot
