@@ -263,8 +263,25 @@ def _fresh(wcs):
     if isinstance(wcs, (fits.Header, str)):
         return wcs_from_header(wcs)
     if not isinstance(wcs, WCS):
-        raise TypeError(f"expected an astropy.wcs.WCS, Frame or Header, got {type(wcs).__name__}")
+        if is_ape14(wcs):
+            return wcs   # e.g. a gwcs WCS: evaluated by pure functions, shared as it is
+        raise TypeError(f"expected an astropy.wcs.WCS, a WCS with the APE 14 API (gwcs), Frame or "
+                        f"Header, got {type(wcs).__name__}")
     return copy.deepcopy(wcs)
+
+
+def is_ape14(wcs) -> bool:
+    """Whether ``wcs`` offers the shared astropy WCS API (APE 14: ``pixel_to_world_values`` and
+    ``world_to_pixel_values``), as ``astropy.wcs.WCS`` and ``gwcs.WCS`` both do."""
+    return hasattr(wcs, "pixel_to_world_values") and hasattr(wcs, "world_to_pixel_values")
+
+
+def _celestial_axes(w):
+    """The world axes of RA and Dec of an APE 14 WCS (the first two when it does not say)."""
+    types = [str(t or "") for t in (getattr(w, "world_axis_physical_types", None) or [])]
+    lon = next((i for i, t in enumerate(types) if t.startswith("pos.") and t.endswith(".ra")), None)
+    lat = next((i for i, t in enumerate(types) if t.startswith("pos.") and t.endswith(".dec")), None)
+    return (0, 1) if lon is None or lat is None else (lon, lat)
 
 
 def _shape_of(wcs, shape):
@@ -272,7 +289,7 @@ def _shape_of(wcs, shape):
         return int(shape[0]), int(shape[1])
     if isinstance(wcs, Frame):
         return wcs.shape
-    if isinstance(wcs, WCS) and wcs.pixel_shape is not None:
+    if (isinstance(wcs, WCS) or is_ape14(wcs)) and getattr(wcs, "pixel_shape", None) is not None:
         nx, ny = wcs.pixel_shape
         return int(ny), int(nx)
     return None
@@ -283,11 +300,23 @@ def _shape_of(wcs, shape):
 # --------------------------------------------------------------------------------------------
 
 def _pix2world(w, x, y):
-    ra, dec = w.all_pix2world(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), 0)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if not isinstance(w, WCS):   # any other WCS through the shared API (gwcs)
+        world = w.pixel_to_world_values(x, y)
+        lon, lat = _celestial_axes(w)
+        return (np.asarray(world[lon], dtype=np.float64).reshape(x.shape),
+                np.asarray(world[lat], dtype=np.float64).reshape(x.shape))
+    ra, dec = w.all_pix2world(x, y, 0)
     return ra, dec
 
 
 def _world2pix(w, ra, dec):
+    if not isinstance(w, WCS):
+        lon, lat = _celestial_axes(w)
+        world = [None, None]
+        world[lon], world[lat] = np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64)
+        x, y = w.world_to_pixel_values(*world)
+        return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if not w.has_distortion:
         return w.wcs_world2pix(ra, dec, 0)
     # Iterative inverse: tighter than astropy's default (1e-4 px); quiet=True returns the best
@@ -340,7 +369,8 @@ def _interp_index(grid, n0, n):
     return k, t
 
 
-def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=False, box=None):
+def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=False, box=None,
+                offset=(0, 0)):
     """Pixel map from an input chip to an output frame.
 
     Parameters
@@ -363,6 +393,9 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
         Inclusive 0-based sub-box of the input; the result then has shape
         ``(ymax - ymin + 1, xmax - xmin + 1, 2)`` and element ``[j, i]`` refers to input pixel
         ``(xmin + i, ymin + j)``.  The interpolation grid is anchored at the box corner.
+    offset : (x0, y0)
+        Output pixel subtracted from every position (positions relative to a section of the
+        output starting there): the same bits as subtracting it from the map afterwards.
 
     Returns
     -------
@@ -390,6 +423,9 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
         pixmap = np.empty((bny, bnx, 2), dtype=np.float64)
         pixmap[..., 0] = np.asarray(xo).reshape(bny, bnx)
         pixmap[..., 1] = np.asarray(yo).reshape(bny, bnx)
+        if offset[0] or offset[1]:
+            pixmap[..., 0] -= offset[0]
+            pixmap[..., 1] -= offset[1]
         return pixmap
 
     gx, gy = _grid(xmin, xmax, step), _grid(ymin, ymax, step)
@@ -403,7 +439,7 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
     from dazzle.kernels.pixmap import interpolate_grid
 
     kx, tx = _interp_index(gx, xmin, bnx)
-    return interpolate_grid(g, gy, ymin, kx, tx, (bny, bnx))
+    return interpolate_grid(g, gy, ymin, kx, tx, (bny, bnx), offset=offset)
 
 
 def pixmap_error(wcs_in, wcs_out, shape, stepsize=DEFAULT_STEPSIZE, *, exact_pixmap=None):
@@ -1085,13 +1121,17 @@ def nominal_scale_orientation(wcs, idcscale=None, aperture=None):
     ``det CD``.  The scale is ``IDCSCALE`` when known, else ``sqrt|det CD|``.
     """
     w = _fresh(wcs)
-    cd = np.asarray(w.pixel_scale_matrix, dtype=np.float64)
+    if isinstance(w, WCS):
+        cd = np.asarray(w.pixel_scale_matrix, dtype=np.float64)
+    else:   # no linear part to read: the local derivative at the centre, in degrees per pixel
+        cd = _local_jacobian(w, *_centre(w, None)) / 3600.0
     det = float(np.linalg.det(cd))
     scale = float(idcscale) if idcscale else math.sqrt(abs(det)) * 3600.0
     if aperture is None:
         orient = math.degrees(math.atan2(cd[0, 1], cd[1, 1]))
         return scale, orient, (-1.0 if det < 0 else 1.0)
-    pv = aperture_roll(aperture.pa_v3, float(w.wcs.crval[1]), aperture.v2ref, aperture.v3ref)
+    dec = float(w.wcs.crval[1]) if isinstance(w, WCS) else float(_pix2world(w, *_centre(w, None))[1])
+    pv = aperture_roll(aperture.pa_v3, dec, aperture.v2ref, aperture.v3ref)
     if aperture.theta:
         pv += aperture.theta
     t = math.radians(pv)

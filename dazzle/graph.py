@@ -83,6 +83,8 @@ class Plan:
     median_canvas: object = None
     run_key: str = ""                 # identifies inputs + parameters, for resumed runs
     reuse: dict = field(default_factory=dict)   # products a resumed run takes as they are
+    to_memory: bool = False           # the final product kept in memory (no final canvas)
+    scattered: list = field(default_factory=list)   # Futures of in-memory pixels on a cluster
 
     @property
     def in_memory(self) -> bool:
@@ -129,8 +131,11 @@ def tiles_touching(box, shape, tile_size, halo=0):
 
 
 def cut_sums(s: Sums | None, box) -> Sums | None:
-    """The part of a chip's sums inside ``box`` (a copy; the sums themselves when they lie
-    wholly inside ``box``: no task changes them), or None."""
+    """The part of a chip's sums inside ``box`` (the sums themselves when they lie wholly
+    inside ``box``), or None.  No task changes sums, so ``num`` and ``den`` are views of the
+    chip's arrays (the pieces of a chip together hold its box once, never a second copy); the
+    context, which says only where the chip contributed, becomes a bool (1 byte instead of 4
+    per pixel held until the tiles are added)."""
     if s is None:
         return None
     x0, x1 = max(box[0], s.x0), min(box[1], s.x1)
@@ -140,9 +145,8 @@ def cut_sums(s: Sums | None, box) -> Sums | None:
     if (x0, x1, y0, y1) == (s.x0, s.x1, s.y0, s.y1):
         return s
     src = np.s_[y0 - s.y0:y1 - s.y0, x0 - s.x0:x1 - s.x0]
-    return Sums(x0, y0, s.num[src].copy(), s.den[src].copy(),
-                None if s.ctx is None else s.ctx[src].copy(),
-                None if s.var is None else s.var[src].copy(), None if s.dq is None else s.dq[src].copy())
+    return Sums(x0, y0, s.num[src], s.den[src], None if s.ctx is None else s.ctx[src] != 0,
+                None if s.var is None else s.var[src], None if s.dq is None else s.dq[src])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +329,10 @@ def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm):
 
 
 def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
+    if canvas is None:   # the product kept in memory: the tile's arrays (SCI, WHT, CTX[, ERR])
+        sci, wht, ctx, err, _ = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips,
+                                              texptime=texptime)
+        return (box, sci, wht, ctx) + (() if err is None else (err,))
     if products.canvas_committed(canvas):
         return box   # recomputed after a lost worker, after the commit: nothing to write
     sci, wht, ctx, err, dq = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips,
@@ -344,7 +352,20 @@ def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
 
 
 def _commit(canvas, *done):
+    if canvas is None:   # the product kept in memory: its tiles pasted together
+        return _paste_tiles(done)
     return products.commit_canvas(canvas)
+
+
+def _paste_tiles(tiles_done):
+    """The whole-frame arrays from the tiles' ``(box, array, ...)`` (a 3-D array: planes)."""
+    ny = max(t[0][3] for t in tiles_done)
+    nx = max(t[0][1] for t in tiles_done)
+    out = [np.zeros(a.shape[:-2] + (ny, nx), dtype=a.dtype) for a in tiles_done[0][1:]]
+    for (x0, x1, y0, y1), *arrays in tiles_done:
+        for whole, a in zip(out, arrays):
+            whole[..., y0:y1, x0:x1] = a
+    return out
 
 
 def _commit_with_manifest(canvas, key, *done):
@@ -395,11 +416,13 @@ class Graph:
 
     NAME = "dazzle"
 
-    def __init__(self):
+    def __init__(self, suffix: str = ""):
         self.tasks: dict = {}
+        self.suffix = suffix   # appended to every key: graphs of several runs can be merged
 
     def add(self, key: str, func, *args) -> Handle:
         """Task ``key``: ``func(*args)``; returns its handle."""
+        key += self.suffix
         holes = tuple(i for i, a in enumerate(args) if isinstance(a, Handle))
         plain = tuple(None if isinstance(a, Handle) else a for a in args)
         self.tasks[key] = (partial(_call, func, plain, holes), *(args[i].key for i in holes))
@@ -418,8 +441,9 @@ class Graph:
             items = v if isinstance(v, list) else [v]
             layout.append((name, isinstance(v, list), len(items)))
             values += items
-        self.add("outputs", _gather, layout, *values)
-        return Delayed("outputs", HighLevelGraph({self.NAME: self.tasks}, {self.NAME: set()}), layer=self.NAME)
+        out = self.add("outputs", _gather, layout, *values).key
+        name = self.NAME + self.suffix
+        return Delayed(out, HighLevelGraph({name: self.tasks}, {name: set()}), layer=name)
 
 
 def _gather(layout, *values):
@@ -608,15 +632,17 @@ def add_input_dq_update(g: Graph, plan: Plan, crmasks, after) -> list:
 # the graph
 # ---------------------------------------------------------------------------------------------
 
-def build(plan: Plan):
+def build(plan: Plan, *, suffix: str = ""):
     """The pipeline: each step adds its layer from the plan and the layers before it.
 
     Returns one ``dask.delayed`` object; its value is what the run produces:
     ``{"single": [(sci, wht) paths per exposure], "median": path, "final": path, "skies":
     [ChipSky per chip], "crmasks": [per chip] or None (no driz_cr), "updated": [...],
-    "other": [...]}`` (None for a product not made).
+    "other": [...]}`` (None for a product not made; ``final`` is the list of the whole frame's
+    arrays, SCI, WHT, CTX..., when the plan has no final canvas: the product kept in memory).
+    ``suffix`` is appended to every task key.
     """
-    g = Graph()
+    g = Graph(suffix)
     statics = add_static_mask(g, plan)
     skies, chip_skies = add_sky(g, plan, statics)
     singles = add_single_drizzle(g, plan, statics, chip_skies)

@@ -15,6 +15,10 @@ message names the file and the extension: ``"/data/x_flt.fits[SCI,2]: EXPTIME = 
 0)"``, or ``"/data/x_flt.fits: ..."`` for file-level problems.  It pickles (Dask ships
 exceptions from workers to the client) and carries ``.path`` and ``.ext``.
 
+In-memory inputs (``HDUList``, ``(data, wcs)``, ``NDData``) are read by :mod:`dazzle.memory`
+into :class:`dazzle.memory.MemoryChip` (a :class:`Chip` carrying its arrays), with the header
+logic here.
+
 Products go out through :mod:`dazzle.products` (names, headers, product files, the DQ update)
 and every file is written through :mod:`dazzle.atomic` (temporary file + rename).
 
@@ -248,6 +252,11 @@ class Chip:
             with _quiet(), fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
                 return wcs_from_header(hdul[self.sci_ext].header, hdul)
         return wcs_from_header(self.wcs_header)
+
+    def header(self, which: str = "sci") -> fits.Header:
+        """The input's primary (``"primary"``) or this chip's SCI (``"sci"``) header."""
+        with _quiet():
+            return fits.getheader(self.path, 0 if which == "primary" else self.sci_ext)
 
     def frame(self) -> Frame:
         """The chip as a :class:`geometry.Frame` (linear + SIP part only)."""
@@ -592,10 +601,7 @@ def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkey
     :func:`read_inputs`).  Raises :class:`InputError` for a bad file and ``ValueError`` for
     bad parameters.
     """
-    pars = _check_instr_params(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword)
-    pars["wcskey"] = (wcskey or "").strip().upper() or None
-    if pars["wcskey"] is not None and not (len(pars["wcskey"]) == 1 and "A" <= pars["wcskey"] <= "Z"):
-        raise ValueError(f"wcskey={wcskey!r}: expected one letter A-Z ('' = the primary WCS)")
+    pars = _chip_pars(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword, wcskey)
     groups = _parse_group(group)
     apath = os.path.abspath(os.fspath(path))
     hdul, file_size = _open_scan(apath)
@@ -612,6 +618,16 @@ def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkey
         raise _err(apath, None, f"cannot read ({_exc_text(exc)})") from exc
     finally:
         hdul.close()
+
+
+def _chip_pars(gain=None, rdnoise=None, exptime=None, gnkeyword=None, rnkeyword=None, expkeyword=None,
+               wcskey=None) -> dict:
+    """The instrument parameters and ``wcskey``, checked once for every input."""
+    pars = _check_instr_params(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword)
+    pars["wcskey"] = (wcskey or "").strip().upper() or None
+    if pars["wcskey"] is not None and not (len(pars["wcskey"]) == 1 and "A" <= pars["wcskey"] <= "Z"):
+        raise ValueError(f"wcskey={wcskey!r}: expected one letter A-Z ('' = the primary WCS)")
+    return pars
 
 
 def _scan_chips(path, hdul, file_size, groups, group_spec, pars):
@@ -743,7 +759,10 @@ def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
     in_units = "cps" if "/s" in effective.lower() else "counts"
 
     # --- WCS ----------------------------------------------------------------------------
-    wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape, pars.get("wcskey"))
+    if pars.get("wcs_object") is not None:   # an in-memory input's WCS that no header carries
+        wcs_header, lookup = _object_wcs(path, sci_ext, pars["wcs_object"], shape), False
+    else:
+        wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape, pars.get("wcskey"))
 
     sky = _float_kw("MDRIZSKY", (hdr,), path, sci_ext)
     return Chip(
@@ -817,6 +836,27 @@ def _chip_wcs(path, sci_ext, hdr, hdul, shape, key=None):
     h["WCSNAX1"] = int(shape[1])
     h["WCSNAX2"] = int(shape[0])
     return h.tostring(sep="\n", padding=False), lookup
+
+
+def _object_wcs(path, sci_ext, w, shape) -> str:
+    """Validate a WCS object of an in-memory input that no FITS header carries (a gwcs WCS,
+    or an astropy WCS with lookup-table distortions): finite sky at the chip centre, a sane
+    pixel.  Returns the header text of its FITS part ('' for a gwcs WCS)."""
+    from .geometry import _pix2world
+
+    try:
+        with _quiet(), np.errstate(all="ignore"):
+            ra, dec = _pix2world(w, [(shape[1] - 1) / 2.0], [(shape[0] - 1) / 2.0])
+    except Exception as exc:  # noqa: BLE001
+        raise _err(path, sci_ext, f"invalid WCS ({_exc_text(exc)})") from exc
+    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
+        raise _err(path, sci_ext, "invalid WCS (non-finite sky position at the chip centre)")
+    check_pixel_geometry(path, sci_ext, {}, w, shape)
+    if not hasattr(w, "to_header"):
+        return ""
+    h = w.to_header(relax=True)
+    h["WCSNAX1"], h["WCSNAX2"] = int(shape[1]), int(shape[0])
+    return h.tostring(sep="\n", padding=False)
 
 
 #: a pixel whose short side on the sky is below this fraction of its long side is degenerate

@@ -520,7 +520,7 @@ def final_headers(chips, params, final_path, frame):
         The mean ``PHOTFLAM``/``PHOTPLAM``/``PHOTBW``/``PHOTZPT`` and the first ``PHOTMODE`` of
         the chips that carry them, and ``NCOMBINE`` (exposures).
     """
-    first = fits.getheader(chips[0].path, 0)
+    first = chips[0].header("primary")
     ph = fits.Header()
     for card in first.cards:
         key = card.keyword
@@ -567,8 +567,8 @@ def _drizzle_blocks(header, chips, params, name, frame):
 def _sci_cards(chips):
     h = fits.Header()
     found = {}
-    for path, ext in dict.fromkeys((c.path, c.sci_ext) for c in chips):
-        sh = fits.getheader(path, ext)
+    for c in {(c.path, c.sci_ext): c for c in chips}.values():
+        sh = c.header("sci")
         for key in (*_PHOT_MEAN, "PHOTMODE"):
             if key in sh and not isinstance(sh[key], bool):
                 found.setdefault(key, []).append(sh[key])
@@ -826,7 +826,7 @@ def write_crclean(out_dir, root, input_path, chips_and_results, params):
     root : str
         The input's root (the file is ``<root>_crclean.fits``).
     input_path : str
-        The input file copied.
+        The input file copied (an in-memory input: its chips' headers and pixels).
     chips_and_results : list of tuple
         ``(chip, result)`` per chip of the input; ``result`` is None or ``(crmask, crclean)`` with
         ``crclean`` the cleaned SCI (chip units) or None (chip left as it is).
@@ -838,9 +838,19 @@ def write_crclean(out_dir, root, input_path, chips_and_results, params):
     str
         The path written.
     """
-    with fits.open(input_path, memmap=False) as h:
-        h.readall()
-        hdul = fits.HDUList([hdu.copy() for hdu in h])
+    if hasattr(chips_and_results[0][0], "pixels"):   # an in-memory input: its headers, no file
+        chips = [c for c, _ in chips_and_results]
+        hdul = fits.HDUList([fits.PrimaryHDU(header=chips[0].header("primary"))])
+        for c in chips:
+            hdu = fits.ImageHDU(c.load(err=False, dq=False).sci, header=c.header("sci"), name="SCI", ver=c.extver)
+            if c.sci_ext == 0:
+                hdul = fits.HDUList([fits.PrimaryHDU(hdu.data, header=hdul[0].header)])
+            else:
+                hdul.append(hdu)
+    else:
+        with fits.open(input_path, memmap=False) as h:
+            h.readall()
+            hdul = fits.HDUList([hdu.copy() for hdu in h])
     for chip, result in chips_and_results:
         if result is None or result[1] is None:
             continue

@@ -681,18 +681,13 @@ def _header_sky(chip):
 
 
 def _read_keyword(chip, keyword):
-    from astropy.io import fits
-
     from dazzle.io import InputError
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with fits.open(chip.path, memmap=False, lazy_load_hdus=True) as hdul:
-            hdr = hdul[chip.sci_ext].header
-            if keyword not in hdr:
-                raise InputError(f"{chip.label}: skyuser keyword {keyword!r} not found in the "
-                                 "SCI header", path=chip.path, ext=chip.sci_ext)
-            raw = hdr[keyword]
+    hdr = chip.header("sci")
+    if keyword not in hdr:
+        raise InputError(f"{chip.label}: skyuser keyword {keyword!r} not found in the "
+                         "SCI header", path=chip.path, ext=chip.sci_ext)
+    raw = hdr[keyword]
     try:
         return float(raw)
     except (TypeError, ValueError):
