@@ -351,6 +351,8 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
                                    cr_mask=cr_mask, ivm=ivm)
     sci = np.asarray(data.sci, dtype=np.float32) - np.float32(sky_value(chip, sky))   # a new array
     sci[~np.isfinite(sci)] = 0.0   # masked by zero weight already
+    var = chip_variance(chip, data, settings, ivm) if settings.err else None
+    dq = data.dq if settings.dq and data.dq is not None else None
     del data   # the chip's pixels as read are not needed beyond here: not held with the pixmap
     pixmap = geometry.calc_pixmap(chip.wcs(), frame_wcs, sci.shape, stepsize=settings.stepsize,
                                   exact=settings.exact)
@@ -359,8 +361,6 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
     den = np.zeros(shape)
     # the single-drizzled images have no context: their chips' sums need none
     ctx = np.zeros(shape, np.int32) if settings.step == "final" else None
-    var = chip_variance(chip, data, settings, ivm) if settings.err else None
-    dq = data.dq if settings.dq and data.dq is not None else None
     var_sums = None if var is None else np.zeros(shape)
     dq_sums = None if dq is None else np.zeros(shape, np.uint32)
     drizzle_sums(sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=weights, kernel=settings.kernel,
