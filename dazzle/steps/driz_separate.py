@@ -85,12 +85,8 @@ def single_exposure_error(parts, box, settings: DrizzleSettings):
 
     Parameters
     ----------
-    parts : sequence of Sums or None
-        The exposure's chips' sums (:func:`single_chip`, with ``settings.err``), in chip order.
-    box : (x0, x1, y0, y1)
-        The exposure's box (:func:`exposure_box`).
-    settings : DrizzleSettings
-        The ``driz_sep_*`` settings.
+    parts, box, settings
+        As :func:`single_exposure` (the chips' sums made with ``settings.err``).
 
     Returns
     -------
