@@ -827,6 +827,11 @@ def _fault_hook():
                 time.sleep(0.05)
             return
         os.kill(os.getpid(), getattr(signal, "SIG" + kind))
+        if kind in ("INT", "TERM"):
+            # Python runs the handler in the main thread at its next check: hold this task
+            # (at most 2 s) so that the rest of the graph cannot finish first (a flaky
+            # "interrupted" test when the remaining tasks were quick)
+            time.sleep(2.0)
 
     with Callback(pretask=pretask):
         yield
