@@ -78,7 +78,7 @@ def _kernel_pad(kernel: str, pixfrac: float) -> float:
     if kernel == "gaussian":
         return max(2.5 * pixfrac / 2.3548, 1.2) + 1.0
     if kernel.startswith("lanczos"):
-        return int(kernel[-1]) + 1.0
+        return int(kernel[-1]) * max(pixfrac, 1.0) + 1.0   # drizzlepac's window grows with pixfrac
     if kernel == "tophat":
         return pixfrac / 2.0 + 1.0
     return 1.0

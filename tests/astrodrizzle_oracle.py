@@ -30,7 +30,7 @@ import pytest
 
 __all__ = ["AstroDrizzleError", "DEFAULTS", "IN_CI", "have_drizzlepac", "import_oracle", "needs_drizzlepac",
            "run_astrodrizzle", "skip_or_fail",
-           "run_astrodrizzle_batch"]
+           "run_astrodrizzle_batch", "load_cdriz"]
 
 #: Parameters always passed (overridable through ``**params``): offline (no ``updatewcs``, no
 #: MDRIZTAB), serial, keep the intermediate products, one ``_drz.fits`` with SCI/WHT/CTX.
@@ -86,6 +86,23 @@ def import_oracle(name, reason):
         return importlib.import_module(name)
     except ImportError:
         skip_or_fail(reason)
+
+
+def load_cdriz():
+    """drizzlepac's C drizzle extension (``cdriz``, with ``tdriz``) loaded on its own, without
+    importing the drizzlepac package (slow, and it reconfigures logging); skipped (failed under
+    CI) without drizzlepac."""
+    spec = importlib.util.find_spec("drizzlepac") if have_drizzlepac() else None
+    if spec is None or spec.origin is None:
+        skip_or_fail("drizzlepac (the real AstroDrizzle, test-only oracle) is not installed")
+    folder = Path(spec.origin).parent
+    found = sorted(folder.glob("cdriz.*.so")) + sorted(folder.glob("cdriz.*.pyd"))
+    if not found:
+        skip_or_fail(f"drizzlepac's C extension cdriz is not in {folder}")
+    ext = importlib.util.spec_from_file_location("drizzlepac.cdriz", found[0])
+    module = importlib.util.module_from_spec(ext)
+    ext.loader.exec_module(module)
+    return module
 
 
 #: pytest mark for tests that need the real AstroDrizzle: skipped, with the reason, without it

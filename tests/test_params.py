@@ -143,7 +143,7 @@ def test_every_default_is_valid_and_normalised():
 def test_dazzle_only_parameters_are_marked():
     only = {n for n, p in P.PARAMETERS.items() if p.dazzle_only}
     assert only == {"update_input_dq", "scheduler", "tile_size", "pixmap_mode", "output_frame", "driz_cr_noise",
-                    "driz_cr_legacy", "resume", "max_frame_pixels", "products_as_input"}
+                    "driz_cr_legacy", "resume", "max_frame_pixels", "products_as_input", "lanczos_table"}
     d = P.defaults()
     assert d["update_input_dq"] is False
     assert d["scheduler"] == "threads"
@@ -151,6 +151,7 @@ def test_dazzle_only_parameters_are_marked():
     assert d["pixmap_mode"] == "fast"
     assert d["output_frame"] == "dazzle"
     assert d["driz_cr_noise"] == "astrodrizzle" and d["driz_cr_legacy"] is False
+    assert d["lanczos_table"] == "drizzlepac"
 
 
 def test_kernel_and_enum_choices():

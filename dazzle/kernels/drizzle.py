@@ -48,7 +48,8 @@ Kernels (``pixfrac < 0.001`` switches any kernel to ``point``):
 ``lanczos2``, ``lanczos3``
              separable Lanczos weights ``L(dx psr) L(dy psr)`` from a
              0.003-spaced table; pixfrac is ignored; weights may be negative;
-             not normalised (as drizzle).
+             not normalised (as drizzle).  ``lanczos_table="drizzlepac"``:
+             drizzlepac 3.11's table and window instead (:data:`LANCZOS_TABLES`).
 ``tophat``   a circular top hat of diameter ``pixfrac`` input pixels: every
              output pixel whose centre lies within ``pixfrac / (2 psr)``
              output pixels of the mapped centre receives an equal share
@@ -81,10 +82,20 @@ from numba import njit
 from .catalog import KERNELS, kernel_reach
 
 __all__ = ["drizzle_add", "drizzle_sums", "grow_context", "context_planes_needed",
-           "estimate_pixel_scale_ratio", "KERNELS"]
+           "estimate_pixel_scale_ratio", "KERNELS", "LANCZOS_TABLES", "lanczos_table"]
 
-# Lanczos look-up table spacing, as in drizzle 3.0.
+#: The Lanczos look-up tables: ``"drizzle"`` is drizzle 3.0's (spacing 0.003,
+#: ``ceil(n/0.003)+1`` entries, index ``nint(|d| sdp)``, window
+#: ``floor(x-p)+1 .. floor(x+p)`` with ``p = n/psr``, pixfrac ignored);
+#: ``"drizzlepac"`` is drizzlepac 3.11's own copy of the C code (spacing 0.01,
+#: 512 entries, index ``nint(|d| sdp) + 1`` -- one step too far --, window
+#: ``nint(x-p) .. nint(x+p)`` with ``p = n pixfrac/psr`` and
+#: ``sdp = psr/(0.01 pixfrac)``).  Its weights sum to 0.953 of drizzle 3.0's
+#: per input pixel (lanczos3, unit scale).
+LANCZOS_TABLES = ("drizzle", "drizzlepac")
 _LANCZOS_DEL = 0.003
+_DRIZZLEPAC_DEL = np.float32(0.01)
+_DRIZZLEPAC_NLUT = 512
 
 
 def _lanczos_lut(order: int) -> np.ndarray:
@@ -99,7 +110,29 @@ def _lanczos_lut(order: int) -> np.ndarray:
     return lut
 
 
-_LANCZOS_LUTS = {2: _lanczos_lut(2), 3: _lanczos_lut(3)}
+def _drizzlepac_lut(order: int) -> np.ndarray:
+    """drizzlepac 3.11's table, with its single-precision steps: the argument
+    ``pi i del`` rounded to float32, ``arg / order`` in float32, the rest in
+    double, stored as float32; 0 from ``arg >= pi order`` on."""
+    i = np.arange(1, _DRIZZLEPAC_NLUT, dtype=np.float32)
+    poff = (np.pi * i.astype(np.float64) * np.float64(_DRIZZLEPAC_DEL)).astype(np.float32)
+    q = poff / np.float32(order)                        # float32 division
+    val = np.sin(poff.astype(np.float64)) / poff * np.sin(q.astype(np.float64)) / q
+    val[poff.astype(np.float64) >= np.pi * order] = 0.0
+    lut = np.concatenate(([1.0], val)).astype(np.float32)
+    lut.setflags(write=False)
+    return lut
+
+
+_LANCZOS_LUTS = {("drizzle", 2): _lanczos_lut(2), ("drizzle", 3): _lanczos_lut(3),
+                 ("drizzlepac", 2): _drizzlepac_lut(2), ("drizzlepac", 3): _drizzlepac_lut(3)}
+
+
+def lanczos_table(name: str, order: int) -> np.ndarray:
+    """The Lanczos look-up table ``name`` (one of :data:`LANCZOS_TABLES`) of
+    ``order`` 2 or 3 (read-only float32)."""
+    return _LANCZOS_LUTS[(_check_table(name), int(order))]
+
 
 #: What every kernel is told besides the arrays: where its sums sit in the
 #: output frame (output pixel (bx0, by0) is num[0, 0]), whether a weight map
@@ -863,17 +896,15 @@ def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
-    """Separable Lanczos weights from a 0.003-spaced table (drizzle's, not normalised)."""
+def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, lut, pfo, sdp, offset, nint_window):
+    """Separable Lanczos weights ``lut[nint(|d| sdp) + offset]`` (not normalised) over the
+    window ``floor(x-pfo)+1 .. floor(x+pfo)``, or ``nint(x-pfo) .. nint(x+pfo)`` with
+    ``nint_window``; indices beyond the table give no weight."""
     ny, nx = data.shape
     nby, nbx = num.shape
     bx1 = p.bx0 + nbx - 1
     by1 = p.by0 + nby - 1
     nlut = lut.shape[0]
-    pfo = order / p.psr
-    # drizzle forms the table step psr / 0.003 in single precision; a
-    # double-precision step moves indices that sit within ~1e-5 of a half.
-    sdp = np.float64(np.float32(p.psr) / np.float32(0.003))
     _, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), _ = _scratch(nx, num, den, ctx, p)
     # the table's weights of the window's columns (and whether the table reaches them)
     lx = np.empty(int(2.0 * pfo) + 3, lut.dtype)
@@ -887,16 +918,20 @@ def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
             d = d_row[i]
             x = x_row[i]
             y = y_row[i]
-            ilo = max(int(math.floor(x - pfo)) + 1, p.bx0)
-            ihi = min(int(math.floor(x + pfo)), bx1)
-            jlo = max(int(math.floor(y - pfo)) + 1, p.by0)
-            jhi = min(int(math.floor(y + pfo)), by1)
+            if nint_window:
+                ilo, ihi = max(_nint(x - pfo), p.bx0), min(_nint(x + pfo), bx1)
+                jlo, jhi = max(_nint(y - pfo), p.by0), min(_nint(y + pfo), by1)
+            else:
+                ilo = max(int(math.floor(x - pfo)) + 1, p.bx0)
+                ihi = min(int(math.floor(x + pfo)), bx1)
+                jlo = max(int(math.floor(y - pfo)) + 1, p.by0)
+                jhi = min(int(math.floor(y + pfo)), by1)
             for ii in range(ilo, ihi + 1):
-                ix = int(math.floor(abs(x - ii) * sdp + 0.5))   # nint of a value >= 0
+                ix = int(math.floor(abs(x - ii) * sdp + 0.5)) + offset   # nint of a value >= 0
                 in_lut[ii - ilo] = ix < nlut
                 lx[ii - ilo] = lut[min(ix, nlut - 1)]
             for jj in range(jlo, jhi + 1):
-                iy = int(math.floor(abs(y - jj) * sdp + 0.5))
+                iy = int(math.floor(abs(y - jj) * sdp + 0.5)) + offset
                 if iy >= nlut:
                     continue
                 ly = lut[iy]
@@ -905,6 +940,19 @@ def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, order, lut):
                     dow = lx[ii - ilo] * ly * w
                     if in_lut[ii - ilo] and dow != 0.0:
                         _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit)
+
+
+def _lanczos(data, weights, pixmap, num, den, ctx, p, order, table="drizzle"):
+    """The Lanczos kernel of ``order`` with the look-up table (and indexing) ``table``."""
+    lut = lanczos_table(table, order)
+    if table == "drizzle":
+        # drizzle forms the table step psr / 0.003 in single precision; a
+        # double-precision step moves indices that sit within ~1e-5 of a half.
+        sdp = np.float64(np.float32(p.psr) / np.float32(_LANCZOS_DEL))
+        _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, lut, order / p.psr, sdp, 0, False)
+    else:
+        sdp = p.psr / np.float64(_DRIZZLEPAC_DEL) / p.pixfrac
+        _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, lut, order * p.pixfrac / p.psr, sdp, 1, True)
 
 
 @njit(nogil=True, cache=True)
@@ -960,8 +1008,8 @@ _KERNEL_FUNCS = {
     "point": _kernel_point,
     "turbo": _kernel_turbo,
     "gaussian": _kernel_gaussian,
-    "lanczos2": functools.partial(_kernel_lanczos, order=2, lut=_LANCZOS_LUTS[2]),
-    "lanczos3": functools.partial(_kernel_lanczos, order=3, lut=_LANCZOS_LUTS[3]),
+    "lanczos2": functools.partial(_lanczos, order=2),
+    "lanczos3": functools.partial(_lanczos, order=3),
     "tophat": _kernel_tophat,
 }
 assert tuple(_KERNEL_FUNCS) == KERNELS
@@ -1130,15 +1178,22 @@ def _prepare(data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, 
     return data, pixmap, weights, use_weights, kernel, pixfrac, iscale, psr, wt_scl
 
 
+def _check_table(name):
+    if name not in LANCZOS_TABLES:
+        raise ValueError(f"lanczos_table must be one of {', '.join(LANCZOS_TABLES)}; got {name!r}")
+    return name
+
+
 def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit,
-                pixfrac, psr, iscale, wt_scl):
+                pixfrac, psr, iscale, wt_scl, lanczos_table="drizzle"):
     p = _Drop(int(bx0), int(by0), bool(use_weights), bool(use_ctx), np.int32(bit), float(iscale),
               float(wt_scl), float(pixfrac), float(psr))
     # the kernels index the sums as flat C-contiguous arrays: a strided view is
     # worked on as a copy and copied back
     arrays = [num, den, ctx]
     work = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in arrays]
-    _KERNEL_FUNCS[kernel](data, weights, pixmap, work[0], work[1], work[2], p)
+    extra = {"table": lanczos_table} if kernel.startswith("lanczos") else {}
+    _KERNEL_FUNCS[kernel](data, weights, pixmap, work[0], work[1], work[2], p, **extra)
     for a, w in zip(arrays, work):
         if w is not a:
             a[...] = w
@@ -1146,7 +1201,7 @@ def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, 
 
 def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, kernel="square",
                  pixfrac=1.0, iscale=1.0, pixel_scale_ratio=1.0, wt_scl=1.0, exptime=1.0,
-                 in_units="cps", bit=1):
+                 in_units="cps", bit=1, lanczos_table="drizzle"):
     """Add one input's weighted sums to a block of the output frame, in place.
 
     The building block of the pipeline's reductions.  Drops partly outside the
@@ -1156,7 +1211,7 @@ def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, 
 
     Parameters
     ----------
-    data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units
+    data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units, lanczos_table
         As :func:`drizzle_add`.
     num, den : 2-D float64 arrays (ny, nx)
         Gain ``sum(dow * d)`` and ``sum(dow)`` for output pixels
@@ -1189,12 +1244,13 @@ def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, 
     bit = np.array([int(bit) & 0xFFFFFFFF], dtype=np.uint32).view(np.int32)[0]
     if num.size:
         _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, int(x0), int(y0), ctx, use_ctx,
-                    bit, pixfrac, psr, iscale, wt_scl)
+                    bit, pixfrac, psr, iscale, wt_scl, _check_table(lanczos_table))
 
 
 def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
                 kernel="square", pixfrac=1.0, iscale=1.0, pixel_scale_ratio=1.0,
-                wt_scl=1.0, exptime=1.0, in_units="cps", uniqid=1, fillval=None):
+                wt_scl=1.0, exptime=1.0, in_units="cps", uniqid=1, fillval=None,
+                lanczos_table="drizzle"):
     """Drizzle one input image onto ``out_sci``/``out_wht`` (and ``out_ctx``) in place.
 
     Parameters
@@ -1232,6 +1288,9 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
     fillval : float or None
         ``None`` (INDEF): output pixels with zero weight keep their value.
         A number: after adding, every output pixel with zero weight is set to it.
+    lanczos_table : {"drizzle", "drizzlepac"}
+        The lanczos kernels' look-up table (:data:`LANCZOS_TABLES`): drizzle 3.0's
+        (the default, drizzle 3.0 parity) or drizzlepac 3.11's (AstroDrizzle's).
 
     Returns
     -------
@@ -1278,6 +1337,8 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
         xmin, xmax, ymin, ymax, step = _pixmap_extent(pixmap)
         if math.isfinite(xmin):
             margin = _centre_margin(kernel, pixfrac, psr, step)
+            if kernel.startswith("lanczos") and pixfrac > 1.0:   # drizzlepac's window grows with it
+                margin += int(math.ceil(int(kernel[-1]) * (pixfrac - 1.0) / psr)) + 1
             bx0 = max(int(math.floor(xmin)) - margin, 0)
             bx1 = min(int(math.ceil(xmax)) + margin, onx - 1)
             by0 = max(int(math.floor(ymin)) - margin, 0)
@@ -1297,7 +1358,7 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
             _load_sums(out_sci, out_wht, num, den, bx0, by0)
         ctx = ctx_plane[by0:by1 + 1, bx0:bx1 + 1] if use_ctx else np.zeros((1, 1), dtype=np.int32)
         _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit,
-                    pixfrac, psr, iscale, wt_scl)
+                    pixfrac, psr, iscale, wt_scl, _check_table(lanczos_table))
         _store_sums(out_sci, out_wht, num, den, bx0, by0)
 
     if fillval is not None:

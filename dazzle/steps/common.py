@@ -110,13 +110,14 @@ class DrizzleSettings:
     stepsize: int
     exact: bool
     resetbits: str | None    # DQ flags cleared before use (AstroDrizzle's resetbits)
+    lanczos_table: str       # the lanczos kernels' table (dazzle.kernels.LANCZOS_TABLES)
 
     @classmethod
     def from_params(cls, params: Mapping, step: str) -> "DrizzleSettings":
         """``step`` ``"single"`` (the ``driz_sep_*`` parameters) or ``"final"`` (``final_*``)
         from validated parameters."""
         common = dict(stepsize=params["stepsize"], exact=params["pixmap_mode"] == "exact",
-                      resetbits=params["resetbits"])
+                      resetbits=params["resetbits"], lanczos_table=params["lanczos_table"])
         if step == "single":
             return cls(step="single", kernel=params["driz_sep_kernel"], pixfrac=float(params["driz_sep_pixfrac"]),
                        fillval=params["driz_sep_fillval"], bits=params["driz_sep_bits"],
@@ -285,7 +286,8 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
     ctx = np.zeros(shape, np.int32)
     drizzle_sums(sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=weights, kernel=settings.kernel,
                  pixfrac=settings.pixfrac, iscale=pix_ratio ** 2, pixel_scale_ratio=pix_ratio,
-                 wt_scl=wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit)
+                 wt_scl=wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit,
+                 lanczos_table=settings.lanczos_table)
     return Sums(x0, y0, num, den, ctx)
 
 
