@@ -149,7 +149,7 @@ def test_dazzle_only_parameters_are_marked():
     assert d["scheduler"] == "threads"
     assert d["tile_size"] == 2048
     assert d["pixmap_mode"] == "fast"
-    assert d["output_frame"] == "dazzle"
+    assert d["output_frame"] == "astrodrizzle"
     assert d["driz_cr_noise"] == "astrodrizzle" and d["driz_cr_legacy"] is False
     assert d["lanczos_table"] == "drizzlepac"
 
