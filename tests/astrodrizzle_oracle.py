@@ -46,6 +46,8 @@ for job in jobs:
     os.chdir(job["workdir"])
     try:
         inputs = job["inputs"] if job["as_list"] else ",".join(job["inputs"])
+        if job.get("atfile"):
+            inputs = "@" + job["atfile"]
         astrodrizzle.AstroDrizzle(input=inputs, output=job["output"], **job["params"])
     except BaseException:
         traceback.print_exc()
@@ -175,7 +177,8 @@ def run_astrodrizzle(inputs, workdir, output="syn", *, timeout=600, **params):
 def run_astrodrizzle_batch(jobs, *, timeout=600):
     """Several AstroDrizzle runs, one after the other in one subprocess (drizzlepac's import,
     about 4 s, paid once).  ``jobs``: dicts with the arguments of :func:`run_astrodrizzle`
-    (``inputs``, ``workdir``, optional ``output`` and ``params``), and optionally
+    (``inputs``, ``workdir``, optional ``output`` and ``params``), optionally ``ivm`` (one IVM
+    file per input, given to AstroDrizzle in an @-file), and optionally
     ``as_list=True``: pass the inputs as a Python list, whose order AstroDrizzle keeps (a
     comma-separated string, the default, it sorts by name).  Returns their products, in order;
     raises :class:`AstroDrizzleError` if any run fails or the batch times out."""
@@ -183,11 +186,15 @@ def run_astrodrizzle_batch(jobs, *, timeout=600):
     for job in jobs:
         workdir = Path(job["workdir"])
         names = _copy_inputs(job["inputs"], workdir)
+        if job.get("ivm"):   # one IVM file per input: copied, and named in an @-file beside it
+            ivms = [_copy_one(Path(f), workdir) for f in job["ivm"]]
+            (workdir / "inputs.lst").write_text("".join(f"{n} {v}\n" for n, v in zip(names, ivms)))
         kw = dict(DEFAULTS)
         kw.update(job.get("params") or {})
         kw.setdefault("runfile", "astrodrizzle.log")
         prepared.append(dict(workdir=str(workdir), inputs=names, output=job.get("output", "syn"),
-                             params=kw, as_list=bool(job.get("as_list"))))
+                             params=kw, as_list=bool(job.get("as_list")),
+                             atfile="inputs.lst" if job.get("ivm") else None))
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS"):
@@ -219,15 +226,15 @@ def _copy_inputs(inputs, workdir):
     if workdir.exists() and any(workdir.iterdir()):
         raise ValueError(f"{workdir} is not empty; run_astrodrizzle needs a fresh directory")
     workdir.mkdir(parents=True, exist_ok=True)
-    names = []
-    for src in inputs:
-        src = Path(src)
-        dst = workdir / src.name
-        if dst.exists():
-            raise ValueError(f"two inputs named {src.name}")
-        shutil.copyfile(src, dst)
-        names.append(src.name)
-    return names
+    return [_copy_one(Path(src), workdir) for src in inputs]
+
+
+def _copy_one(src, workdir):
+    dst = workdir / src.name
+    if dst.exists():
+        raise ValueError(f"two inputs named {src.name}")
+    shutil.copyfile(src, dst)
+    return src.name
 
 
 def _products(job, log, outputs):
