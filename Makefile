@@ -14,7 +14,7 @@ $(VENV)/bin/python:
 venv: $(VENV)/bin/python
 
 install: venv
-	$(PIP) install -e .
+	$(PIP) install -e ".[plot]"
 
 install-test: venv
 	$(PIP) install -e ".[test]"

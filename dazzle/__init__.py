@@ -15,7 +15,9 @@ file, and its graph layer in one obvious function)::
 Beside them: ``dazzle.params`` (the parameter table: AstroDrizzle names, defaults, checks),
 ``dazzle.facts`` (the steps, task names, kernel names and context bits, once),
 ``dazzle.geometry`` (pixmaps, output frames), ``dazzle.io`` / ``dazzle.products`` (chips in,
-products out), ``dazzle.simulate`` (test data with truth), ``dazzle.report``.
+products out), ``dazzle.memory`` / ``dazzle.drizzled`` (in-memory inputs and result),
+``dazzle.compat`` (drizzlepac's entry point), ``dazzle.simulate`` (test data with truth),
+``dazzle.report``.
 
 Entry points
 ------------
@@ -23,11 +25,17 @@ run(inputs, output="", config=None, **params)
     The whole pipeline (:func:`dazzle.pipeline.run`); returns a ``RunResult``.
 drizzle(input, outdata="", config=None, **params)
     AstroDrizzle's ``adrizzle.drizzle`` (:func:`dazzle.pipeline.drizzle`).
+AstroDrizzle(input, output=None, configobj=None, **params)
+    drizzlepac's entry point (:func:`dazzle.compat.AstroDrizzle`): change one import.
+
+Inputs may be files or in-memory data (``HDUList``, ``(data, wcs)``, ``NDData``/``CCDData``;
+:mod:`dazzle.memory`); ``output=None`` returns the product in memory; ``compute=False`` returns
+the Dask graph.
 """
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["run", "drizzle", "__version__"]
+__all__ = ["run", "drizzle", "AstroDrizzle", "__version__"]
 
 
 def __getattr__(name):
@@ -35,4 +43,8 @@ def __getattr__(name):
         from dazzle import pipeline
 
         return getattr(pipeline, name)
+    if name == "AstroDrizzle":
+        from dazzle.compat import AstroDrizzle
+
+        return AstroDrizzle
     raise AttributeError(f"module 'dazzle' has no attribute {name!r}")

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+__all__ = ["build_parser", "main"]
+
 
 def _cmd_params(args) -> int:
     from dazzle.params import format_help
@@ -178,7 +180,7 @@ def _cmd_demo(args) -> int:
 def _cmd_report(args) -> int:
     """Write the HTML report of a run folder and print a short summary."""
     from dazzle import report
-    from dazzle.io import check_html_target
+    from dazzle.products import check_html_target
 
     check_html_target(args.output)
     path = report.render_report(args.run_dir, args.output, max_chips=args.max_chips)
@@ -206,6 +208,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dazzle`` command line: its subcommands and options.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Its errors are one line on stderr, exit status 2.
+    """
     p = _Parser(prog="dazzle", description="Numba-accelerated, distributed AstroDrizzle.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress of each step")
     sub = p.add_subparsers(dest="command", required=True)
@@ -276,6 +285,20 @@ def _os_error(exc: OSError) -> str:
 
 
 def main(argv=None) -> int:
+    """Run one ``dazzle`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 done; 2 a bad input, parameter, file or command line (one line on
+        stderr, naming the file or parameter); 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; 141 a closed
+        pipe; 1 an internal error (``-v`` shows the traceback).
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("dazzle").setLevel(logging.INFO if args.verbose else logging.WARNING)
@@ -314,13 +337,11 @@ def main(argv=None) -> int:
 
 
 def _user_error(exc) -> bool:
-    """A bad input or parameter (one line on stderr, status 2), not a bug.  Checked without
-    importing dazzle.io (astropy): an InputError can only come from a loaded dazzle.io, and
-    ``dazzle params`` / ``--help`` then start without astropy."""
-    from dazzle.params import ParameterError
+    """A bad input or parameter (one line on stderr, status 2), not a bug.  dazzle.errors
+    imports nothing heavy, so ``dazzle params`` / ``--help`` still start without astropy."""
+    from dazzle.errors import InputError, ParameterError
 
-    io = sys.modules.get("dazzle.io")
-    return isinstance(exc, ParameterError) or (io is not None and isinstance(exc, io.InputError))
+    return isinstance(exc, (ParameterError, InputError))
 
 
 if __name__ == "__main__":

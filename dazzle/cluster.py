@@ -81,6 +81,24 @@ from dask.utils import key_split
 from dazzle import facts
 from dazzle.errors import ParameterError
 
+__all__ = [
+    "LOCAL_SCHEDULERS",
+    "Profile",
+    "SchedulerError",
+    "StepTimer",
+    "StepTimes",
+    "TaskProgress",
+    "active_client",
+    "compute",
+    "connect",
+    "get_profile",
+    "load_profiles",
+    "normalize",
+    "profile_names",
+    "profiles_file",
+    "task_prefix",
+]
+
 log = logging.getLogger("dazzle")
 
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
@@ -239,6 +257,24 @@ def profile_names(profile=None) -> set:
 
 
 def get_profile(name, profile=None) -> Profile:
+    """One profile of the profiles file in force.
+
+    Parameters
+    ----------
+    name : str
+        The profile's name.
+    profile : str or os.PathLike, optional
+        The profiles file (default: :func:`profiles_file`).
+
+    Returns
+    -------
+    Profile
+
+    Raises
+    ------
+    SchedulerError
+        If there is no such profile, or the file is missing or cannot be read.
+    """
     path = profiles_file(profile)
     table = load_profiles(path)
     if name not in table:
@@ -295,8 +331,30 @@ def active_client():
 
 
 def normalize(scheduler, profile=None):
-    """``(kind, value)``: kind is ``local`` (value: threads/processes/synchronous), ``client``
-    (a Client), ``address``, ``file``, ``localcluster`` or ``profile`` (a :class:`Profile`)."""
+    """What a ``scheduler`` argument means.
+
+    Parameters
+    ----------
+    scheduler : str, distributed.Client or None
+        A name, an address, a scheduler file, a profile or a Client (see the module's doc).
+    profile : str or os.PathLike, optional
+        The profiles file, or (with ``scheduler`` left at its default) a profile name.
+
+    Returns
+    -------
+    kind : str
+        ``"local"``, ``"client"``, ``"address"``, ``"file"``, ``"localcluster"`` or
+        ``"profile"``.
+    value : object
+        For ``local`` the scheduler name (threads/processes/synchronous), for ``client`` the
+        Client, for ``address``/``file`` the string, for ``profile`` a :class:`Profile`; None for
+        ``localcluster``.
+
+    Raises
+    ------
+    SchedulerError
+        If ``scheduler`` is of another type or names an unknown profile.
+    """
     if scheduler is not None and not isinstance(scheduler, str):
         if hasattr(scheduler, "compute") and hasattr(scheduler, "gather"):
             return "client", scheduler
@@ -368,6 +426,25 @@ def connect(scheduler=None, *, workers=None, profile=None):
     Clusters it starts (``local``, profiles) are closed on exit, and clients it opens are
     closed; the caller's own client is left as it was.  Inside the context the client is the
     current one (``distributed.default_client()``).
+
+    Parameters
+    ----------
+    scheduler : str, distributed.Client or None, optional
+        As in :func:`normalize`.
+    workers : int, optional
+        Worker processes of ``local``, or the scaling of a profile (workers, not jobs).
+    profile : str or os.PathLike, optional
+        As in :func:`normalize`.
+
+    Yields
+    ------
+    distributed.Client or None
+
+    Raises
+    ------
+    SchedulerError
+        A missing scheduler file, an unusable profile, or workers that did not connect within
+        the profile's ``wait_timeout``.
     """
     kind, value = normalize(scheduler, profile)
     if kind == "local":
@@ -653,14 +730,37 @@ def _compute_client(client, objs, progress, report, times):
 
 def compute(objs, scheduler=None, *, progress=False, workers=None, profile=None, report=None,
             steps=None):
-    """Compute the delayed objects ``objs`` (a list; items may be nested lists or None) on
-    ``scheduler`` and return their values as a list (see the module's doc for the choices).
+    """Compute delayed objects on a scheduler and return their values.
 
-    ``workers``: worker processes of ``local``, threads of ``threads``, processes of
-    ``processes``, or the scaling of a profile.  ``profile``: the profiles file (or, when
-    ``scheduler`` is left at its default, a profile name).  ``report``: an HTML file for
-    Dask's performance report.  ``steps``: a dict, filled with the per-step timing
-    (:meth:`StepTimes.as_dict`).
+    Parameters
+    ----------
+    objs : iterable
+        The delayed objects (items may be nested lists or None).
+    scheduler : str, distributed.Client or None, optional
+        Where to run (see the module's doc for the choices).
+    progress : bool, optional
+        Show progress (local: :class:`TaskProgress` on stderr; distributed: the dashboard link
+        and ``distributed.progress``).
+    workers : int, optional
+        Worker processes of ``local``, threads of ``threads``, processes of ``processes``, or
+        the scaling of a profile.
+    profile : str or os.PathLike, optional
+        The profiles file (or, when ``scheduler`` is left at its default, a profile name).
+    report : str, optional
+        An HTML file for Dask's performance report (needs bokeh; a local scheduler is replaced
+        by a temporary in-process ``LocalCluster``).
+    steps : dict, optional
+        Filled with the per-step timing (:meth:`StepTimes.as_dict`).
+
+    Returns
+    -------
+    list
+        The values, in the order of ``objs``.
+
+    Raises
+    ------
+    SchedulerError
+        A scheduler that cannot be used, or ``report`` without bokeh.
     """
     objs = list(objs)
     kind, value = normalize(scheduler, profile)

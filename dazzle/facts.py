@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dazzle.kernels import catalog as _catalog
+
 __all__ = ["Step", "Layer", "STEPS", "LAYERS", "OTHER", "KERNELS", "SKY_METHODS", "SKY_STATS",
            "NOISE_MODELS", "step_of", "prefix_of", "context_planes", "context_plane", "context_bit"]
 
@@ -119,9 +121,9 @@ def step_of(key) -> str:
     return _PREFIX_LAYER.get(prefix_of(key), OTHER)
 
 
-#: Drizzle kernels accepted by ``driz_sep_kernel`` and ``final_kernel`` (the Numba kernels of
-#: :mod:`dazzle.kernels.drizzle` implement these; ``tests/test_facts.py`` checks it).
-KERNELS = ("square", "point", "turbo", "gaussian", "lanczos2", "lanczos3", "tophat")
+#: Drizzle kernels accepted by ``driz_sep_kernel`` and ``final_kernel``: the kernels' own list
+#: (:mod:`dazzle.kernels.catalog`, plain Python: importing it does not load Numba).
+KERNELS = _catalog.KERNELS
 
 #: The sky step's methods (``skymethod``) and statistics (``skystat``).
 SKY_METHODS = ("localmin", "globalmin", "match", "globalmin+match")

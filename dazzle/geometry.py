@@ -119,12 +119,14 @@ def wcs_from_header(header, fobj=None, key=" "):
         The open FITS file the header belongs to.  Needed for lookup-table distortions (D2IM,
         CPDIS/NPOL), whose tables live in ``WCSDVARR`` / ``D2IMARR`` extensions; SIP needs only
         the header.
-
     key : str, optional
         An alternate WCS (``'A'``..``'Z'``) instead of the primary (AstroDrizzle's ``wcskey``).
 
-    The returned WCS has ``pixel_shape`` set when the header gives the image size
-    (``NAXISi`` or ``WCSNAXi``).
+    Returns
+    -------
+    astropy.wcs.WCS
+        With ``pixel_shape`` set when the header gives the image size (``NAXISi`` or
+        ``WCSNAXi``).
     """
     if isinstance(header, str):
         header = fits.Header.fromstring(header, sep="\n" if "\n" in header else "")
@@ -216,9 +218,19 @@ def read_wcs(spec):
 def wcs_to_header(wcs, *, cd=True):
     """FITS header of a WCS at full (17-digit) precision, SIP included.
 
-    With ``cd=True`` the linear part is written as ``CDi_j`` (as HST drizzled products do)
-    instead of ``PCi_j`` + ``CDELTi``.  Lookup-table distortions cannot be expressed in a header
-    and are not written.
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS, Frame, astropy.io.fits.Header or str
+        The WCS (a private copy is evaluated, so it may be shared across threads).
+    cd : bool, optional
+        Write the linear part as ``CDi_j`` (as HST drizzled products do) instead of
+        ``PCi_j`` + ``CDELTi``.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        ``CRPIX``/``CRVAL`` (1-based CRPIX) and the linear terms at full precision.  Lookup-table
+        distortions cannot be expressed in a header and are not written.
     """
     w = _fresh(wcs)
     with warnings.catch_warnings():
@@ -254,8 +266,25 @@ def _fresh(wcs):
     if isinstance(wcs, (fits.Header, str)):
         return wcs_from_header(wcs)
     if not isinstance(wcs, WCS):
-        raise TypeError(f"expected an astropy.wcs.WCS, Frame or Header, got {type(wcs).__name__}")
+        if is_ape14(wcs):
+            return wcs   # e.g. a gwcs WCS: evaluated by pure functions, shared as it is
+        raise TypeError(f"expected an astropy.wcs.WCS, a WCS with the APE 14 API (gwcs), Frame or "
+                        f"Header, got {type(wcs).__name__}")
     return copy.deepcopy(wcs)
+
+
+def is_ape14(wcs) -> bool:
+    """Whether ``wcs`` offers the shared astropy WCS API (APE 14: ``pixel_to_world_values`` and
+    ``world_to_pixel_values``), as ``astropy.wcs.WCS`` and ``gwcs.WCS`` both do."""
+    return hasattr(wcs, "pixel_to_world_values") and hasattr(wcs, "world_to_pixel_values")
+
+
+def _celestial_axes(w):
+    """The world axes of RA and Dec of an APE 14 WCS (the first two when it does not say)."""
+    types = [str(t or "") for t in (getattr(w, "world_axis_physical_types", None) or [])]
+    lon = next((i for i, t in enumerate(types) if t.startswith("pos.") and t.endswith(".ra")), None)
+    lat = next((i for i, t in enumerate(types) if t.startswith("pos.") and t.endswith(".dec")), None)
+    return (0, 1) if lon is None or lat is None else (lon, lat)
 
 
 def _shape_of(wcs, shape):
@@ -263,7 +292,7 @@ def _shape_of(wcs, shape):
         return int(shape[0]), int(shape[1])
     if isinstance(wcs, Frame):
         return wcs.shape
-    if isinstance(wcs, WCS) and wcs.pixel_shape is not None:
+    if (isinstance(wcs, WCS) or is_ape14(wcs)) and getattr(wcs, "pixel_shape", None) is not None:
         nx, ny = wcs.pixel_shape
         return int(ny), int(nx)
     return None
@@ -274,11 +303,23 @@ def _shape_of(wcs, shape):
 # --------------------------------------------------------------------------------------------
 
 def _pix2world(w, x, y):
-    ra, dec = w.all_pix2world(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), 0)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if not isinstance(w, WCS):   # any other WCS through the shared API (gwcs)
+        world = w.pixel_to_world_values(x, y)
+        lon, lat = _celestial_axes(w)
+        return (np.asarray(world[lon], dtype=np.float64).reshape(x.shape),
+                np.asarray(world[lat], dtype=np.float64).reshape(x.shape))
+    ra, dec = w.all_pix2world(x, y, 0)
     return ra, dec
 
 
 def _world2pix(w, ra, dec):
+    if not isinstance(w, WCS):
+        lon, lat = _celestial_axes(w)
+        world = [None, None]
+        world[lon], world[lat] = np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64)
+        x, y = w.world_to_pixel_values(*world)
+        return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if not w.has_distortion:
         return w.wcs_world2pix(ra, dec, 0)
     # Iterative inverse: tighter than astropy's default (1e-4 px); quiet=True returns the best
@@ -289,10 +330,22 @@ def _world2pix(w, ra, dec):
 
 
 def transform_points(wcs_in, wcs_out, x, y):
-    """Exact transform of input pixel positions ``(x, y)`` (0-based) to output pixels.
+    """Exact transform of input pixel positions to output pixel positions.
 
     Input pixel -> sky with the full distorted ``wcs_in``, sky -> output pixel with the full
-    ``wcs_out``.  Returns ``(x_out, y_out)`` arrays of the broadcast shape of x and y.
+    ``wcs_out`` (iterative for a distorted ``wcs_out``; divergent points come back as NaN).
+
+    Parameters
+    ----------
+    wcs_in, wcs_out : astropy.wcs.WCS, Frame or astropy.io.fits.Header
+        Input and output WCSs.
+    x, y : array_like
+        0-based input pixel coordinates (broadcast together).
+
+    Returns
+    -------
+    x_out, y_out : numpy.ndarray
+        0-based output pixel coordinates (float64), of the broadcast shape of ``x`` and ``y``.
     """
     win, wout = _fresh(wcs_in), _fresh(wcs_out)
     x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
@@ -386,8 +439,24 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
 
 
 def pixmap_error(wcs_in, wcs_out, shape, stepsize=DEFAULT_STEPSIZE, *, exact_pixmap=None):
-    """Maximum error (output pixels, Euclidean) of the fast pixmap at ``stepsize`` against the
-    exact one.  Pass ``exact_pixmap`` to reuse an exact pixmap already computed."""
+    """Maximum error of the fast pixmap at ``stepsize`` against the exact one.
+
+    Parameters
+    ----------
+    wcs_in, wcs_out : astropy.wcs.WCS, Frame or astropy.io.fits.Header
+        Input and output WCSs.
+    shape : tuple of int
+        Input chip shape ``(ny, nx)``.
+    stepsize : int, optional
+        Spacing (input pixels) of the exact-transform grid of the fast pixmap.
+    exact_pixmap : numpy.ndarray, optional
+        An exact pixmap ``(ny, nx, 2)`` already computed, to reuse.
+
+    Returns
+    -------
+    float
+        Largest Euclidean distance (output pixels) between fast and exact positions.
+    """
     if exact_pixmap is None:
         exact_pixmap = calc_pixmap(wcs_in, wcs_out, shape, exact=True)
     fast = calc_pixmap(wcs_in, wcs_out, shape, stepsize=stepsize)
@@ -443,11 +512,24 @@ def _centre(wcs, shape):
 
 
 def pixel_scale(wcs, shape=None, *, at=None):
-    """Linear pixel scale in arcsec/pixel: sqrt of the on-sky area of a pixel.
+    """Linear pixel scale: the square root of the on-sky area of a pixel.
 
-    Evaluated from the local Jacobian of the full (distorted) WCS at the chip centre
-    ``((nx-1)/2, (ny-1)/2)``; ``shape`` defaults to ``wcs.pixel_shape`` and, failing that,
-    the reference pixel is used.  ``at=(x, y)`` evaluates at another 0-based pixel position.
+    Evaluated from the local Jacobian of the full (distorted) WCS.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS, Frame or astropy.io.fits.Header
+        The chip's WCS.
+    shape : tuple of int, optional
+        Chip shape ``(ny, nx)``; the scale is taken at the chip centre ``((nx-1)/2, (ny-1)/2)``.
+        Defaults to ``wcs.pixel_shape``; failing that, the reference pixel is used.
+    at : tuple of float, optional
+        0-based pixel position ``(x, y)`` to evaluate at instead of the centre.
+
+    Returns
+    -------
+    float
+        Pixel scale in arcsec/pixel.
     """
     x, y = at if at is not None else _centre(wcs, shape)
     j = _local_jacobian(_fresh(wcs), x, y)
@@ -455,9 +537,23 @@ def pixel_scale(wcs, shape=None, *, at=None):
 
 
 def orientation(wcs, shape=None, *, at=None):
-    """Position angle (degrees East of North) of the chip's local +y axis at its centre.
+    """Position angle of the chip's local +y axis at its centre.
 
-    The equivalent of HST's ``ORIENTAT``, from the full distorted WCS; in ``(-180, 180]``.
+    The equivalent of HST's ``ORIENTAT``, from the full distorted WCS.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS, Frame or astropy.io.fits.Header
+        The chip's WCS.
+    shape : tuple of int, optional
+        Chip shape ``(ny, nx)`` locating the centre (as in :func:`pixel_scale`).
+    at : tuple of float, optional
+        0-based pixel position ``(x, y)`` to evaluate at instead of the centre.
+
+    Returns
+    -------
+    float
+        Degrees East of North, in ``(-180, 180]``.
     """
     x, y = at if at is not None else _centre(wcs, shape)
     j = _local_jacobian(_fresh(wcs), x, y)
@@ -468,9 +564,20 @@ def orientation(wcs, shape=None, *, at=None):
 def pixel_scale_ratio(wcs_in, wcs_out, shape_in):
     """Output / input linear pixel size (AstroDrizzle's ``pix_ratio``).
 
-    2.0 when output pixels are twice as large as input pixels.  The input scale is taken at the
-    input chip centre; the output scale at the output position of that same sky point.  Both
-    include distortion (sqrt of local pixel area).
+    The input scale is taken at the input chip centre; the output scale at the output position
+    of that same sky point.  Both include distortion (sqrt of local pixel area).
+
+    Parameters
+    ----------
+    wcs_in, wcs_out : astropy.wcs.WCS, Frame or astropy.io.fits.Header
+        Input chip and output frame WCSs.
+    shape_in : tuple of int or None
+        Input chip shape ``(ny, nx)`` (None: ``wcs_in.pixel_shape`` or its reference pixel).
+
+    Returns
+    -------
+    float
+        2.0 when output pixels are twice as large as input pixels.
     """
     win, wout = _fresh(wcs_in), _fresh(wcs_out)
     x, y = _centre(win, shape_in)
@@ -505,11 +612,23 @@ def _edge_sides(shape, step):
 
 
 def edge_points(shape, step=FOOTPRINT_STEP):
-    """0-based pixel coordinates ``(x, y)`` of points on the chip's outer pixel edge.
+    """Points on a chip's outer pixel edge.
 
     The 4 corners ``(-0.5, -0.5)``, ``(nx - 0.5, -0.5)``, ``(nx - 0.5, ny - 0.5)``,
-    ``(-0.5, ny - 0.5)`` and evenly spaced points at most ``step`` pixels apart along every
-    side, counter-clockwise, each point once.
+    ``(-0.5, ny - 0.5)`` and evenly spaced points at most ``step`` pixels apart along every side,
+    counter-clockwise, each point once.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Chip shape ``(ny, nx)``.
+    step : float, optional
+        Largest spacing (pixels) of points along a side.
+
+    Returns
+    -------
+    x, y : numpy.ndarray
+        0-based pixel coordinates of the points, 1-D.
     """
     sides = _edge_sides(shape, step)
     x = np.concatenate([s[0][:-1] for s in sides])
@@ -518,10 +637,29 @@ def edge_points(shape, step=FOOTPRINT_STEP):
 
 
 def footprint(wcs, shape=None, step=FOOTPRINT_STEP):
-    """Sky footprint of a chip: ``(N, 2)`` array of (RA, Dec) degrees of :func:`edge_points`.
+    """Sky footprint of a chip: the sky positions of its :func:`edge_points`.
 
     Uses the outer pixel edges (not AstroDrizzle's 4 pixel-centre corners) sampled at most every
     ``step`` pixels, so bends of the edges due to distortion are followed.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS, Frame or astropy.io.fits.Header
+        The chip's WCS.
+    shape : tuple of int, optional
+        Chip shape ``(ny, nx)``; defaults to the Frame's shape or ``wcs.pixel_shape``.
+    step : float, optional
+        Largest spacing (pixels) of points along a side.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, 2)`` array of (RA, Dec) in degrees.
+
+    Raises
+    ------
+    ValueError
+        If no shape is given and the WCS has none.
     """
     shape = _shape_of(wcs, shape)
     if shape is None:
@@ -761,11 +899,24 @@ class Frame:
 
 
 def sub_frame(frame, x0, y0, nx, ny):
-    """The rectangular piece of a frame starting at 0-based parent pixel ``(x0, y0)`` with shape
-    ``(ny, nx)``: same sky geometry, CRPIX shifted by ``(-x0, -y0)``, so sub-frame pixel
-    ``(i, j)`` is parent pixel ``(x0 + i, y0 + j)``.  The piece may extend beyond the parent.
+    """The rectangular piece of a frame starting at a given parent pixel.
 
-    ``frame`` is a :class:`Frame` (returns a Frame) or a WCS (returns a WCS with pixel_shape).
+    Same sky geometry with CRPIX shifted by ``(-x0, -y0)``, so sub-frame pixel ``(i, j)`` is
+    parent pixel ``(x0 + i, y0 + j)``.  The piece may extend beyond the parent.
+
+    Parameters
+    ----------
+    frame : Frame or astropy.wcs.WCS
+        The parent frame (not modified).
+    x0, y0 : int
+        0-based parent pixel of the piece's pixel ``(0, 0)``.
+    nx, ny : int
+        Size of the piece (pixels).
+
+    Returns
+    -------
+    Frame or astropy.wcs.WCS
+        A Frame if ``frame`` is one, else a new WCS with ``pixel_shape = (nx, ny)``.
     """
     if isinstance(frame, Frame):
         w = frame.wcs()
@@ -799,10 +950,22 @@ def bounding_box(pixmap, frame_shape, *, pad=0.0):
 
     The extent of the pixmap's pixel centres is widened by half an input pixel as it appears in
     the output (from the pixmap's own local derivatives along its border), so whole input pixels
-    are covered, plus ``pad`` output pixels (for kernels wider than a pixel).
+    are covered, plus ``pad`` output pixels.
 
-    Returns ``(x0, x1, y0, y1)`` with half-open ranges -- the touched region is
-    ``out[y0:y1, x0:x1]`` -- or None if there is no overlap (or the pixmap is all NaN).
+    Parameters
+    ----------
+    pixmap : numpy.ndarray
+        ``(ny, nx, 2)`` output positions (0-based pixels) of the input pixel centres; NaN allowed.
+    frame_shape : tuple of int
+        Output frame shape ``(ny, nx)``.
+    pad : float, optional
+        Extra margin in output pixels (for kernels wider than a pixel).
+
+    Returns
+    -------
+    tuple of int or None
+        ``(x0, x1, y0, y1)``, half-open: the touched region is ``out[y0:y1, x0:x1]``; None if
+        there is no overlap (or the pixmap is all NaN).
     """
     pm = np.asarray(pixmap)
     X, Y = pm[..., 0], pm[..., 1]
@@ -832,10 +995,34 @@ def bounding_box(pixmap, frame_shape, *, pad=0.0):
 
 
 def chip_bounding_box(wcs_in, shape_in, frame, frame_shape=None, *, pad=0.0):
-    """Box ``(x0, x1, y0, y1)`` (half-open) of output pixels touched by a chip, from its exact
-    edge transform -- no pixmap needed (for planning which chips touch which tiles).  ``frame``
-    is a Frame or a WCS (then ``frame_shape`` or its ``pixel_shape`` gives the shape).  None if
-    the chip misses the frame."""
+    """Box of output pixels touched by a chip, from its exact edge transform.
+
+    No pixmap is needed (for planning which chips touch which tiles); the bend of the edges
+    between samples is bounded and added as margin.
+
+    Parameters
+    ----------
+    wcs_in : astropy.wcs.WCS, Frame or astropy.io.fits.Header
+        The chip's WCS.
+    shape_in : tuple of int
+        Chip shape ``(ny, nx)``.
+    frame : Frame or astropy.wcs.WCS
+        The output frame.
+    frame_shape : tuple of int, optional
+        Output shape ``(ny, nx)``; defaults to the Frame's shape or the WCS's ``pixel_shape``.
+    pad : float, optional
+        Extra margin in output pixels.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(x0, x1, y0, y1)``, half-open (``out[y0:y1, x0:x1]``); None if the chip misses the frame.
+
+    Raises
+    ------
+    ValueError
+        If the frame's shape is not known.
+    """
     frame_shape = _shape_of(frame, frame_shape)
     if frame_shape is None:
         raise ValueError("chip_bounding_box needs the frame shape")
@@ -930,13 +1117,17 @@ def nominal_scale_orientation(wcs, idcscale=None, aperture=None):
     ``det CD``.  The scale is ``IDCSCALE`` when known, else ``sqrt|det CD|``.
     """
     w = _fresh(wcs)
-    cd = np.asarray(w.pixel_scale_matrix, dtype=np.float64)
+    if isinstance(w, WCS):
+        cd = np.asarray(w.pixel_scale_matrix, dtype=np.float64)
+    else:   # no linear part to read: the local derivative at the centre, in degrees per pixel
+        cd = _local_jacobian(w, *_centre(w, None)) / 3600.0
     det = float(np.linalg.det(cd))
     scale = float(idcscale) if idcscale else math.sqrt(abs(det)) * 3600.0
     if aperture is None:
         orient = math.degrees(math.atan2(cd[0, 1], cd[1, 1]))
         return scale, orient, (-1.0 if det < 0 else 1.0)
-    pv = aperture_roll(aperture.pa_v3, float(w.wcs.crval[1]), aperture.v2ref, aperture.v3ref)
+    dec = float(w.wcs.crval[1]) if isinstance(w, WCS) else float(_pix2world(w, *_centre(w, None))[1])
+    pv = aperture_roll(aperture.pa_v3, dec, aperture.v2ref, aperture.v3ref)
     if aperture.theta:
         pv += aperture.theta
     t = math.radians(pv)

@@ -82,6 +82,8 @@ class Plan:
     median_canvas: object = None
     run_key: str = ""                 # identifies inputs + parameters, for resumed runs
     reuse: dict = field(default_factory=dict)   # products a resumed run takes as they are
+    to_memory: bool = False           # the final product kept in memory (no final canvas)
+    scattered: list = field(default_factory=list)   # Futures of in-memory pixels on a cluster
 
     @property
     def in_memory(self) -> bool:
@@ -322,6 +324,8 @@ def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm):
 
 
 def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
+    if canvas is None:   # the product kept in memory: the tile's arrays
+        return (box, *final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips, texptime=texptime))
     if products.canvas_committed(canvas):
         return box   # recomputed after a lost worker, after the commit: nothing to write
     sci, wht, ctx = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips, texptime=texptime)
@@ -337,7 +341,20 @@ def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
 
 
 def _commit(canvas, *done):
+    if canvas is None:   # the product kept in memory: its tiles pasted together
+        return _paste_tiles(done)
     return products.commit_canvas(canvas)
+
+
+def _paste_tiles(tiles_done):
+    """The whole-frame arrays from the tiles' ``(box, array, ...)`` (a 3-D array: planes)."""
+    ny = max(t[0][3] for t in tiles_done)
+    nx = max(t[0][1] for t in tiles_done)
+    out = [np.zeros(a.shape[:-2] + (ny, nx), dtype=a.dtype) for a in tiles_done[0][1:]]
+    for (x0, x1, y0, y1), *arrays in tiles_done:
+        for whole, a in zip(out, arrays):
+            whole[..., y0:y1, x0:x1] = a
+    return out
 
 
 def _commit_with_manifest(canvas, key, *done):
@@ -351,7 +368,7 @@ def _after(*done):
 
 
 def _update_dq(path, chips, crbit, preserve, after, *crmasks):
-    from dazzle.io import update_input_dq
+    from dazzle.products import update_input_dq
 
     return update_input_dq(path, chips, list(crmasks), crbit=crbit, preserve=preserve)
 
@@ -388,11 +405,13 @@ class Graph:
 
     NAME = "dazzle"
 
-    def __init__(self):
+    def __init__(self, suffix: str = ""):
         self.tasks: dict = {}
+        self.suffix = suffix   # appended to every key: graphs of several runs can be merged
 
     def add(self, key: str, func, *args) -> Handle:
         """Task ``key``: ``func(*args)``; returns its handle."""
+        key += self.suffix
         holes = tuple(i for i, a in enumerate(args) if isinstance(a, Handle))
         plain = tuple(None if isinstance(a, Handle) else a for a in args)
         self.tasks[key] = (partial(_call, func, plain, holes), *(args[i].key for i in holes))
@@ -411,8 +430,9 @@ class Graph:
             items = v if isinstance(v, list) else [v]
             layout.append((name, isinstance(v, list), len(items)))
             values += items
-        self.add("outputs", _gather, layout, *values)
-        return Delayed("outputs", HighLevelGraph({self.NAME: self.tasks}, {self.NAME: set()}), layer=self.NAME)
+        out = self.add("outputs", _gather, layout, *values).key
+        name = self.NAME + self.suffix
+        return Delayed(out, HighLevelGraph({name: self.tasks}, {name: set()}), layer=name)
 
 
 def _gather(layout, *values):
@@ -601,15 +621,17 @@ def add_input_dq_update(g: Graph, plan: Plan, crmasks, after) -> list:
 # the graph
 # ---------------------------------------------------------------------------------------------
 
-def build(plan: Plan):
+def build(plan: Plan, *, suffix: str = ""):
     """The pipeline: each step adds its layer from the plan and the layers before it.
 
     Returns one ``dask.delayed`` object; its value is what the run produces:
     ``{"single": [(sci, wht) paths per exposure], "median": path, "final": path, "skies":
     [ChipSky per chip], "crmasks": [per chip] or None (no driz_cr), "updated": [...],
-    "other": [...]}`` (None for a product not made).
+    "other": [...]}`` (None for a product not made; ``final`` is the list of the whole frame's
+    arrays, SCI, WHT, CTX..., when the plan has no final canvas: the product kept in memory).
+    ``suffix`` is appended to every task key.
     """
-    g = Graph()
+    g = Graph(suffix)
     statics = add_static_mask(g, plan)
     skies, chip_skies = add_sky(g, plan, statics)
     singles = add_single_drizzle(g, plan, statics, chip_skies)

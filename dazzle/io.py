@@ -1,4 +1,4 @@
-"""Chips in, products out: all FITS I/O of dazzle lives at this edge.
+"""Chips in: reading the inputs (FITS files, lists, ``@files``, association tables) into chips.
 
 Reading
 -------
@@ -15,13 +15,12 @@ message names the file and the extension: ``"/data/x_flt.fits[SCI,2]: EXPTIME = 
 0)"``, or ``"/data/x_flt.fits: ..."`` for file-level problems.  It pickles (Dask ships
 exceptions from workers to the client) and carries ``.path`` and ``.ext``.
 
-Writing
--------
-Products are written atomically: :func:`write_fits_atomic` (or the :func:`atomic_output`
-context manager for writers that need a file name) writes ``.<name>.<random>.tmp`` in the
-destination directory, fsyncs it, then renames it over the final name with ``os.replace``.
-If anything fails the temporary file is removed and a previous product of the same name is
-left untouched.
+In-memory inputs (``HDUList``, ``(data, wcs)``, ``NDData``) are read by :mod:`dazzle.memory`
+into :class:`dazzle.memory.MemoryChip` (a :class:`Chip` carrying its arrays), with the header
+logic here.
+
+Products go out through :mod:`dazzle.products` (names, headers, product files, the DQ update)
+and every file is written through :mod:`dazzle.atomic` (temporary file + rename).
 
 AstroDrizzle behaviours reproduced here (drizzlepac 3.x, ``processInput``/``imageObject``)
 -----------------------------------------------------------------------------------------
@@ -68,36 +67,28 @@ import contextlib
 import glob as _glob
 import math
 import os
-import uuid
 import warnings
 from dataclasses import dataclass, field, replace
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
 
+from .errors import InputError, OutputError
 from .geometry import Frame, cached_wcs, wcs_from_header, wcs_to_header
+from .atomic import file_identity
+from .products import PRODUCT_KEYWORD, product_kind
 
 __all__ = [
     "Chip",
     "ChipData",
     "InputError",
     "OutputError",
-    "PRODUCT_KEYWORD",
     "ROOT_SUFFIXES",
-    "atomic_output",
-    "check_html_target",
-    "check_overwrites",
     "exposure_root",
-    "file_identity",
-    "product_kind",
-    "product_name",
     "read_chips",
     "read_inputs",
-    "simple_image_hdu",
-    "write_fits_atomic",
 ]
 
 #: File-name endings stripped to form the exposure root (stsci.tools ``fileutil.EXTLIST``, plus
@@ -113,24 +104,8 @@ _BLANK = ("", "none", "indef")
 
 
 # --------------------------------------------------------------------------------------------
-# Errors
+# Error messages (InputError and OutputError live in dazzle.errors)
 # --------------------------------------------------------------------------------------------
-
-class InputError(ValueError):
-    """A bad input file.  ``str(err)`` is one line: ``"<path>[EXT,n]: <what is wrong>"`` (or
-    ``"<path>: ..."`` for file-level problems).  ``.path`` and ``.ext`` hold the parts."""
-
-    def __init__(self, message: str, *, path: str | None = None, ext: Any = None):
-        super().__init__(message)
-        self.path = path
-        self.ext = ext
-
-
-class OutputError(InputError):
-    """An output that cannot be written where the user asked (a read-only folder, a product
-    that would replace an input, another run writing the same products).  One line, like
-    :class:`InputError`."""
-
 
 def _one_line(text: Any) -> str:
     return " ".join(str(text).split())
@@ -277,6 +252,11 @@ class Chip:
             with _quiet(), fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
                 return wcs_from_header(hdul[self.sci_ext].header, hdul)
         return wcs_from_header(self.wcs_header)
+
+    def header(self, which: str = "sci") -> fits.Header:
+        """The input's primary (``"primary"``) or this chip's SCI (``"sci"``) header."""
+        with _quiet():
+            return fits.getheader(self.path, 0 if which == "primary" else self.sci_ext)
 
     def frame(self) -> Frame:
         """The chip as a :class:`geometry.Frame` (linear + SIP part only)."""
@@ -598,25 +578,6 @@ def _open_scan(path):
     return hdul, file_size
 
 
-#: Primary-header keyword that every product dazzle writes carries: the product's kind
-#: (``drz``, ``single_sci``, ``single_wht``, ``median``, ``blot``, ``crmask``, ``crclean``).
-PRODUCT_KEYWORD = "DZPRODCT"
-
-
-def product_kind(header) -> str | None:
-    """The kind of dazzle product a primary header belongs to, or None for any other file.
-
-    Files written before :data:`PRODUCT_KEYWORD` existed are recognised by ``ORIGIN =
-    'dazzle'`` with a ``DAZZLEV`` card (kind ``"product"``).
-    """
-    kind = header.get(PRODUCT_KEYWORD)
-    if kind is not None:
-        return str(kind).strip() or "product"
-    if str(header.get("ORIGIN", "")).strip() == "dazzle" and "DAZZLEV" in header:
-        return "product"
-    return None
-
-
 def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkeyword=None,
                rnkeyword=None, expkeyword=None, allow_products=False, wcskey=None) -> list[Chip]:
     """Describe the science chips of one FITS file (headers only; no pixel data is read).
@@ -640,10 +601,7 @@ def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkey
     :func:`read_inputs`).  Raises :class:`InputError` for a bad file and ``ValueError`` for
     bad parameters.
     """
-    pars = _check_instr_params(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword)
-    pars["wcskey"] = (wcskey or "").strip().upper() or None
-    if pars["wcskey"] is not None and not (len(pars["wcskey"]) == 1 and "A" <= pars["wcskey"] <= "Z"):
-        raise ValueError(f"wcskey={wcskey!r}: expected one letter A-Z ('' = the primary WCS)")
+    pars = _chip_pars(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword, wcskey)
     groups = _parse_group(group)
     apath = os.path.abspath(os.fspath(path))
     hdul, file_size = _open_scan(apath)
@@ -660,6 +618,16 @@ def read_chips(path, *, group=None, gain=None, rdnoise=None, exptime=None, gnkey
         raise _err(apath, None, f"cannot read ({_exc_text(exc)})") from exc
     finally:
         hdul.close()
+
+
+def _chip_pars(gain=None, rdnoise=None, exptime=None, gnkeyword=None, rnkeyword=None, expkeyword=None,
+               wcskey=None) -> dict:
+    """The instrument parameters and ``wcskey``, checked once for every input."""
+    pars = _check_instr_params(gain, rdnoise, exptime, gnkeyword, rnkeyword, expkeyword)
+    pars["wcskey"] = (wcskey or "").strip().upper() or None
+    if pars["wcskey"] is not None and not (len(pars["wcskey"]) == 1 and "A" <= pars["wcskey"] <= "Z"):
+        raise ValueError(f"wcskey={wcskey!r}: expected one letter A-Z ('' = the primary WCS)")
+    return pars
 
 
 def _scan_chips(path, hdul, file_size, groups, group_spec, pars):
@@ -791,7 +759,10 @@ def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
     in_units = "cps" if "/s" in effective.lower() else "counts"
 
     # --- WCS ----------------------------------------------------------------------------
-    wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape, pars.get("wcskey"))
+    if pars.get("wcs_object") is not None:   # an in-memory input's WCS that no header carries
+        wcs_header, lookup = _object_wcs(path, sci_ext, pars["wcs_object"], shape), False
+    else:
+        wcs_header, lookup = _chip_wcs(path, sci_ext, hdr, hdul, shape, pars.get("wcskey"))
 
     sky = _float_kw("MDRIZSKY", (hdr,), path, sci_ext)
     return Chip(
@@ -865,6 +836,27 @@ def _chip_wcs(path, sci_ext, hdr, hdul, shape, key=None):
     h["WCSNAX1"] = int(shape[1])
     h["WCSNAX2"] = int(shape[0])
     return h.tostring(sep="\n", padding=False), lookup
+
+
+def _object_wcs(path, sci_ext, w, shape) -> str:
+    """Validate a WCS object of an in-memory input that no FITS header carries (a gwcs WCS,
+    or an astropy WCS with lookup-table distortions): finite sky at the chip centre, a sane
+    pixel.  Returns the header text of its FITS part ('' for a gwcs WCS)."""
+    from .geometry import _pix2world
+
+    try:
+        with _quiet(), np.errstate(all="ignore"):
+            ra, dec = _pix2world(w, [(shape[1] - 1) / 2.0], [(shape[0] - 1) / 2.0])
+    except Exception as exc:  # noqa: BLE001
+        raise _err(path, sci_ext, f"invalid WCS ({_exc_text(exc)})") from exc
+    if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
+        raise _err(path, sci_ext, "invalid WCS (non-finite sky position at the chip centre)")
+    check_pixel_geometry(path, sci_ext, {}, w, shape)
+    if not hasattr(w, "to_header"):
+        return ""
+    h = w.to_header(relax=True)
+    h["WCSNAX1"], h["WCSNAX2"] = int(shape[1]), int(shape[0])
+    return h.tostring(sep="\n", padding=False)
 
 
 #: a pixel whose short side on the sky is below this fraction of its long side is degenerate
@@ -1145,17 +1137,6 @@ def read_inputs(inputs, **kw) -> list[Chip]:
     return [replace(c, index=i) for i, c in enumerate(chips)]
 
 
-def file_identity(path) -> list:
-    """What makes two names the same file: the real path (symbolic links resolved) and, when
-    the file exists, ``(device, inode)`` (hard links)."""
-    keys: list = [("path", os.path.realpath(path))]
-    try:
-        st = os.stat(path)
-    except OSError:
-        return keys
-    return keys + [("inode", st.st_dev, st.st_ino)]
-
-
 def _sample_digest(path, size, block=1 << 16) -> str:
     """SHA-256 of the first, middle and last ``block`` bytes (headers differ between
     exposures, so this separates distinct files of equal size without reading them)."""
@@ -1186,272 +1167,3 @@ def _first_copy(paths):
                 return q, p
         by_key.setdefault(key, []).append(p)
     return None
-
-
-# --------------------------------------------------------------------------------------------
-# Product names
-# --------------------------------------------------------------------------------------------
-
-def product_name(chips: Sequence[Chip], output: str | None = "") -> str:
-    """AstroDrizzle's final product name (``drizzlepac.processInput.process_input``).
-
-    Suffix ``_drc.fits`` if the first input ends in ``_flc.fits``, ``_drw.fits`` for WFPC2,
-    else ``_drz.fits``.  ``output`` empty: the root of the input when there is one input file,
-    else ``final``.  ``output`` containing ``.fits`` is used as is; one already containing the
-    suffix (``xyz_drz``) gets ``.fits``; otherwise the suffix is appended.
-
-    Raises :class:`OutputError` (a ``ValueError``) if the name would be one of the input files.
-    """
-    chips = list(chips)
-    if not chips:
-        raise ValueError("product_name needs at least one chip")
-    first = min(chips, key=lambda c: c.index)
-    ext = "_drc.fits" if first.flc else "_drz.fits"
-    if first.instrument == "WFPC2":
-        ext = "_drw.fits"
-    out = "" if _is_blank(output) else os.fspath(output).strip()
-    if out.endswith(("/", os.sep)):
-        raise OutputError(f"{out}: output names a folder; give a root name in it, e.g. "
-                          f"{os.path.join(out, 'mosaic')}", path=out)
-    if not out:
-        paths = {c.path for c in chips}
-        name = (first.root if len(paths) == 1 else "final") + ext
-    elif ".fits" in out.lower():
-        name = out
-    elif ext[:4] in out.lower():
-        name = out + ".fits"
-    else:
-        name = out + ext
-    if os.path.abspath(name) in {c.path for c in chips}:
-        raise OutputError(f"{os.path.abspath(name)}: output name {name!r} is an input file; "
-                          "choose another output (-o)", path=os.path.abspath(name))
-    return name
-
-
-def check_html_target(path, products=()) -> None:
-    """Refuse (:class:`OutputError`) an HTML report path that would replace a file that is not
-    an HTML report (an input, a FITS product) or one of ``products``."""
-    if not path:
-        return
-    path = os.fspath(path)
-    if os.path.exists(path) and (not path.lower().endswith((".html", ".htm")) or not os.path.isfile(path)):
-        raise OutputError(f"{path}: exists and is not an HTML report; the report would replace it: "
-                          "choose another name", path=path)
-    if os.path.realpath(path) in {os.path.realpath(p) for p in products}:
-        raise OutputError(f"{path}: is a product of this run; choose another name for the report", path=path)
-
-
-def check_overwrites(products, inputs) -> None:
-    """Refuse (:class:`OutputError`) a run in which writing any of ``products`` would replace
-    one of ``inputs``: the same name, the same real path (symbolic links resolved) or the
-    same file (device and inode: hard links, case-insensitive file systems)."""
-    owner: dict = {}
-    for p in inputs:
-        for key in file_identity(p):
-            owner.setdefault(key, p)
-    for q in products:
-        if os.path.isdir(q):
-            raise OutputError(f"{q}: a folder has the name of a product of this run; move it or choose "
-                              "another output (-o)", path=q)
-        for key in file_identity(q):
-            if key in owner:
-                src = owner[key]
-                raise OutputError(f"{src}: is an input, and the run would write its product "
-                                  f"{os.path.basename(q)} over it; rename the input or choose "
-                                  "another output (-o)", path=src)
-
-
-# --------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------
-
-def _fsync_path(path, *, directory=False):
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        if directory:
-            return  # platforms without directory fds
-        raise
-    try:
-        os.fsync(fd)
-    except OSError:
-        if not directory:
-            raise
-    finally:
-        os.close(fd)
-
-
-def _temp_name(path: str) -> str:
-    d, base = os.path.split(os.path.abspath(path))
-    return os.path.join(d, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
-
-
-@contextlib.contextmanager
-def atomic_output(path, *, overwrite: bool = True):
-    """Context manager yielding a temporary file name next to ``path``; on a clean exit the
-    file is fsynced and renamed to ``path`` (atomically replacing any old file), on an
-    exception it is deleted and ``path`` is left untouched.
-
-    The temporary name is ``.<basename>.<random>.tmp`` in the same directory (the same file
-    system, so the rename is atomic) and does not exist yet: the writer creates it.  With
-    ``overwrite=False`` an existing ``path`` raises ``FileExistsError`` (checked before
-    writing and again, without a race, at the rename).
-
-    Example::
-
-        with atomic_output("final_drz.fits") as tmp:
-            hdulist.writeto(tmp)
-    """
-    path = os.path.abspath(os.fspath(path))
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path}: exists and overwrite=False")
-    tmp = _temp_name(path)
-    try:
-        try:
-            yield tmp
-        except OSError as exc:   # a full disk, a quota: name the product, not its temporary file
-            if exc.errno is None or exc.filename not in (None, tmp):
-                raise
-            raise type(exc)(exc.errno, exc.strerror, path) from None
-        if not os.path.isfile(tmp):
-            raise FileNotFoundError(f"{tmp}: the writer did not create the temporary file")
-        _fsync_path(tmp)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # atomic, fails if path exists
-            except FileExistsError:
-                raise FileExistsError(f"{path}: exists and overwrite=False") from None
-            except OSError:  # file systems without hard links
-                if os.path.exists(path):
-                    raise FileExistsError(f"{path}: exists and overwrite=False") from None
-                os.replace(tmp, path)
-            else:
-                os.unlink(tmp)
-        _fsync_path(os.path.dirname(path), directory=True)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def write_fits_atomic(path, hdulist_or_hdu, *, overwrite: bool = True, **writeto_kw) -> str:
-    """Write a FITS product atomically (see :func:`atomic_output`); return the absolute path.
-
-    ``hdulist_or_hdu``: an ``HDUList``, a ``PrimaryHDU``, or an extension HDU (written after
-    an empty primary HDU).  ``writeto_kw`` go to ``HDUList.writeto`` (e.g. ``checksum=True``).
-
-    Note: astropy byteswaps writeable little-endian arrays *in place* while writing them (and
-    swaps them back afterwards); do not read those arrays from other threads during the write,
-    or pass read-only arrays (astropy then writes a swapped copy).
-    """
-    h = hdulist_or_hdu
-    if isinstance(h, fits.HDUList):
-        hdul = h
-    elif isinstance(h, fits.PrimaryHDU):
-        hdul = fits.HDUList([h])
-    elif isinstance(h, (fits.ImageHDU, fits.BinTableHDU, fits.TableHDU, fits.CompImageHDU)):
-        hdul = fits.HDUList([fits.PrimaryHDU(), h])
-    else:
-        raise TypeError(f"expected an HDUList or HDU, got {type(h).__name__}")
-    writeto_kw.pop("overwrite", None)
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        hdul.writeto(tmp, **writeto_kw)
-    return os.path.abspath(os.fspath(path))
-
-
-_STRUCTURAL = {"SIMPLE", "BITPIX", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME",
-               "EXTVER", "BSCALE", "BZERO", "NEXTEND", "CHECKSUM", "DATASUM", "END"}
-
-
-def _is_structural(key: str) -> bool:
-    return key in _STRUCTURAL or (key.startswith("NAXIS") and key[5:].isdigit()) or key == "NAXIS"
-
-
-def _as_header(h) -> fits.Header:
-    if h is None:
-        return fits.Header()
-    if isinstance(h, fits.Header):
-        return h
-    if isinstance(h, Frame):
-        return h.fits_header()
-    if isinstance(h, str):
-        return fits.Header.fromstring(h, sep="\n" if "\n" in h else "")
-    if isinstance(h, WCS):
-        return wcs_to_header(h)
-    if isinstance(h, dict):
-        return fits.Header(list(h.items()))
-    raise TypeError(f"cannot make a FITS header from {type(h).__name__}")
-
-
-def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.PrimaryHDU:
-    """A simple-FITS image HDU (``PrimaryHDU``) for a product.
-
-    ``header`` (Header, header text, or dict) is copied without its structural cards (SIMPLE,
-    BITPIX, NAXISn, EXTEND, EXTNAME, BSCALE/BZERO, CHECKSUM...); ``wcs_header`` (Header, header
-    text, :class:`geometry.Frame` or astropy ``WCS``) is applied on top; then ``keywords``
-    (``EXPTIME=1200.0`` or ``KEY=(value, "comment")``; use ``**{"DATE-OBS": ...}`` for names
-    that are not identifiers).  ``data`` is not copied.
-    """
-    hdr = fits.Header()
-    for src in (_as_header(header), _as_header(wcs_header)):
-        for card in src.cards:
-            key = card.keyword
-            if _is_structural(key):
-                continue
-            if key == "COMMENT":
-                hdr.add_comment(card.value)
-            elif key == "HISTORY":
-                hdr.add_history(card.value)
-            elif key == "":
-                hdr.add_blank(card.value)
-            else:
-                hdr[key] = (card.value, card.comment)
-    for key, value in keywords.items():
-        hdr[key.upper()] = value
-    return fits.PrimaryHDU(data=data, header=hdr)
-
-
-# --------------------------------------------------------------------------------------------
-# The one way dazzle writes to an input: CR flags into DQ, when asked
-# --------------------------------------------------------------------------------------------
-
-BACKUP_DIR = "OrIg"
-
-
-def update_input_dq(path, chips, crmasks, *, crbit=4096, preserve=True) -> str | None:
-    """OR ``crbit`` into the DQ arrays of input ``path`` where ``crmasks`` (per chip, True =
-    good) found cosmic rays -- AstroDrizzle's ``updateInputDQArray``, done only when the user
-    asks (``update_input_dq=True``).
-
-    With ``preserve`` (AstroDrizzle's parameter, default True) the original is first copied to
-    ``OrIg/`` beside it (AstroDrizzle's convention; an existing backup is kept, so the backup is
-    always the untouched original); then the updated file is written atomically over the input.
-    Chips without a DQ extension are skipped.  Returns the backup's path (None without
-    ``preserve``).
-    """
-    import shutil
-
-    src = os.path.abspath(path)
-    backup = None
-    if preserve:
-        backup_dir = os.path.join(os.path.dirname(src), BACKUP_DIR)
-        os.makedirs(backup_dir, exist_ok=True)
-        backup = os.path.join(backup_dir, os.path.basename(src))
-        if not os.path.exists(backup):
-            with atomic_output(backup) as tmp:
-                shutil.copy2(src, tmp)
-    with fits.open(src, memmap=False) as h:
-        h.readall()
-        hdul = fits.HDUList([hdu.copy() for hdu in h])
-    for chip, good in zip(chips, crmasks):
-        if good is None or chip.dq_ext is None:
-            continue
-        dq = hdul[chip.dq_ext]
-        cr = ~np.asarray(good, dtype=bool)
-        data = np.array(dq.data)
-        data[cr] |= np.array(crbit).astype(data.dtype)
-        dq.data = data
-    write_fits_atomic(src, hdul)
-    return backup

@@ -476,7 +476,8 @@ _TABLE: list[Param] = [
           "has an active distributed Client, that client), processes, synchronous, local "
           "(a LocalCluster of --workers processes), distributed, tcp://host:port, a "
           "scheduler-file .json, or a cluster profile: profile:NAME (deploy/profiles.yaml, "
-          "$DAZZLE_PROFILES or --profile FILE)", section=_S_DAZZLE, dazzle_only=True),
+          "$DAZZLE_PROFILES or --profile FILE); from Python also a distributed.Client",
+          section=_S_DAZZLE, dazzle_only=True),
     Param("tile_size", 2048, "dazzle", "int",
           "Edge length in output pixels of the tiles processed as independent tasks",
           minimum=1, section=_S_DAZZLE, dazzle_only=True),

@@ -41,8 +41,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dazzle import geometry, io, products
+from dazzle import geometry, io, memory, products
 from dazzle.facts import context_planes
+from dazzle.kernels.catalog import box_pad
+from dazzle.memory import is_memory_chip
 from dazzle.params import ParameterError, resolve
 
 # dazzle.graph (Numba kernels) and dazzle.cluster (dask) are imported where a run needs them,
@@ -52,10 +54,42 @@ log = logging.getLogger("dazzle")
 
 _WCS_KEYS = ("rot", "scale", "outnx", "outny", "ra", "dec", "crpix1", "crpix2")
 
+__all__ = ["RunResult", "run", "drizzle", "plan_run", "output_frame", "MAX_PIXEL_AREA_RATIO"]
+
 
 @dataclass
 class RunResult:
-    """What a run produced."""
+    """What a run produced.
+
+    Attributes
+    ----------
+    output : str or None
+        The final product's path (None: not made).
+    single : list of tuple of str
+        ``(sci, wht)`` paths per exposure of the separate drizzle.
+    median : str or None
+        ``<output>_med.fits``.
+    skies : list of float
+        Per chip sky (``MDRIZSKY``, chip units).
+    crmasks : list of numpy.ndarray or None
+        Per chip bool cosmic-ray masks (True = good), or None.
+    chips : list of dazzle.io.Chip
+    reused : list of str
+        Intermediate products a resumed run reused.
+    steps : dict
+        Per step: tasks, summed seconds, start, end.
+    summary : str or None
+        ``<output>_run.json`` (what ``dazzle report`` reads).
+    frame_shape : tuple of int or None
+        The final frame's ``(ny, nx)``.
+    nchips : int
+    timings : dict
+        Wall seconds of ``"plan"`` and ``"run"``.
+    params : dict
+        The parameters the run used (steps that could not run switched off).
+    removed_temps : list of str
+        Stale temporary files removed at the start.
+    """
 
     output: str | None                      # the final product's path (None: not made)
     single: list = field(default_factory=list)   # (sci, wht) paths per exposure
@@ -73,17 +107,6 @@ class RunResult:
     removed_temps: list = field(default_factory=list)   # stale temporary files removed at the start
 
 
-def _kernel_pad(kernel: str, pixfrac: float) -> float:
-    """How far (output pixels, at unit scale) a kernel reaches beyond a pixel's edges."""
-    if kernel == "gaussian":
-        return max(2.5 * pixfrac / 2.3548, 1.2) + 1.0
-    if kernel.startswith("lanczos"):
-        return int(kernel[-1]) * max(pixfrac, 1.0) + 1.0   # drizzlepac's window grows with pixfrac
-    if kernel == "tophat":
-        return pixfrac / 2.0 + 1.0
-    return 1.0
-
-
 def _frame_spec(params, prefix: str):
     """What defines a drizzle step's output frame: (custom, refimage, custom values)."""
     custom = params[prefix + "wcs"]
@@ -92,8 +115,29 @@ def _frame_spec(params, prefix: str):
 
 
 def output_frame(chips, params, prefix: str, wcss=None):
-    """The output frame of one drizzle step (``prefix`` "driz_sep_" or "final_"); ``wcss``:
-    the chips' WCSs, if already built (planning builds each chip's WCS once)."""
+    """The output frame of one drizzle step.
+
+    Parameters
+    ----------
+    chips : list of dazzle.io.Chip
+        The association's chips.
+    params : dict
+        Validated parameters (:func:`dazzle.params.resolve`): ``output_frame`` and the step's
+        ``<prefix>wcs``, ``<prefix>refimage``, ``<prefix>rot`` ... ``<prefix>crpix2``.
+    prefix : {"driz_sep_", "final_"}
+        Which drizzle step.
+    wcss : list of astropy.wcs.WCS, optional
+        The chips' WCSs, if already built (planning builds each chip's WCS once).
+
+    Returns
+    -------
+    dazzle.geometry.Frame
+
+    Raises
+    ------
+    dazzle.params.ParameterError
+        If the user's frame parameters are incomplete (``ra`` without ``dec``, ...).
+    """
     wcss = [c.wcs() for c in chips] if wcss is None else wcss
     pairs = [(w, c.shape) for w, c in zip(wcss, chips)]
     _, refimage, over = _frame_spec(params, prefix)
@@ -128,8 +172,9 @@ def _boxes(chips, frame, kernel, pixfrac, what, wcss):
     boxes = []
     wf = frame.wcs()
     for chip, w in zip(chips, wcss):
+        ratio = geometry.pixel_scale_ratio(w, wf, chip.shape)
         box = geometry.chip_bounding_box(w, chip.shape, wf, frame.shape,
-                                         pad=_kernel_pad(kernel, pixfrac))
+                                         pad=box_pad(kernel, pixfrac, ratio))
         if box is None:
             raise io.InputError(f"{chip.label}: does not overlap the {what} output frame "
                                 f"({frame.shape[1]}x{frame.shape[0]} pixels)")
@@ -138,7 +183,7 @@ def _boxes(chips, frame, kernel, pixfrac, what, wcss):
 
 
 def _output_names(chips, output):
-    path = io.product_name(chips, output)
+    path = products.product_name(chips, output)
     out_dir = os.path.dirname(os.path.abspath(path))
     return path, out_dir
 
@@ -293,7 +338,8 @@ def lock_roots(plan) -> list:
 
 def _files_read(plan, ivm, config=None) -> list:
     """Every file the run reads: the inputs, IVM images, sky file, reference images, config."""
-    files = [c.path for c in plan.chips]
+    files = [getattr(c, "source", c.path) for c in plan.chips]
+    files = [f for f in files if f]
     files += [ivm] if isinstance(ivm, (str, os.PathLike)) else list(ivm or [])
     for name in ("skyfile", "skymask_cat", "driz_sep_refimage", "final_refimage"):
         value = plan.params[name]
@@ -320,7 +366,7 @@ def _chip_geometry(chips, wcss=None):
         x = np.array([(nx - 1) / 2.0, -0.5, nx - 0.5, nx - 0.5, -0.5])
         y = np.array([(ny - 1) / 2.0, -0.5, -0.5, ny - 0.5, ny - 0.5])
         with io._quiet():
-            ra, dec = w.all_pix2world(x, y, 0)
+            ra, dec = geometry._pix2world(w, x, y)   # any WCS (astropy, gwcs)
         v = geometry._unit(ra, dec)
         ok = np.all(np.isfinite(v), axis=1)
         cos = np.clip(v[1:][ok[1:]] @ v[0], -1.0, 1.0)
@@ -459,7 +505,7 @@ def resolve_inputs(inputs, output, ivm, params):
     ``processFilenames``).  The IVM column is used as ``ivm`` when ``final_wht_type`` is IVM
     (giving ``ivm`` as well is an error) and is otherwise not used, with a warning, as in
     AstroDrizzle.  Idempotent: the returned list carries no IVM column."""
-    listing = io.expand_inputs(inputs)
+    listing = memory.expand_inputs(inputs)
     if (output is None or not str(output).strip()) and listing.output:
         output = listing.output
         log.info("dazzle: output %r from the association table's product row", output)
@@ -501,7 +547,7 @@ def _plan_frames(plan, wcss):
     """The single-drizzle and final frames and every chip's box in them; a frame (and the
     boxes, when the kernels reach as far) computed once when both steps use the same."""
     chips, params = plan.chips, plan.params
-    sep_pad = _kernel_pad(params["driz_sep_kernel"], params["driz_sep_pixfrac"])
+    sep_pad = box_pad(params["driz_sep_kernel"], params["driz_sep_pixfrac"])
     if params["driz_separate"]:
         plan.single_frame = _frame(chips, params, "driz_sep_", "single-drizzle", wcss)
         plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
@@ -510,7 +556,7 @@ def _plan_frames(plan, wcss):
         return
     if plan.single_frame is not None and _frame_spec(params, "final_") == _frame_spec(params, "driz_sep_"):
         plan.final_frame = plan.single_frame
-        if _kernel_pad(params["final_kernel"], params["final_pixfrac"]) == sep_pad:
+        if box_pad(params["final_kernel"], params["final_pixfrac"]) == sep_pad:
             plan.final_boxes = list(plan.single_boxes)
             return
     else:
@@ -520,13 +566,40 @@ def _plan_frames(plan, wcss):
 
 
 def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None):
-    """Read the inputs' headers, decide the frames and the chips' boxes (a
-    :class:`dazzle.graph.Plan`).  Refuses a run that would overwrite an input or plan an absurd
-    frame; nothing is written but the output folder, created last.  ``params`` (validated,
-    :func:`dazzle.params.resolve`) is not changed: the plan holds a copy with the steps that
-    cannot run switched off, and the steps' settings built from it."""
+    """Read the inputs' headers and decide the frames and the chips' boxes.
+
+    Refuses a run that would overwrite an input or plan an absurd frame; nothing is written but
+    the output folder, created last.
+
+    Parameters
+    ----------
+    inputs : str or list of str
+        Input files (paths, a glob, ``@list``, comma-separated, or an association table).
+    output : str
+        The final product's name or root ("" : from the inputs).
+    params : dict
+        Validated parameters (:func:`dazzle.params.resolve`); not changed: the plan holds a copy
+        with the steps that cannot run switched off, and the steps' settings built from it.
+    ivm : str or list of str, optional
+        One IVM file per input (``final_wht_type="IVM"``).
+    static_mask : numpy.ndarray or dict, optional
+        User static mask kept in memory (True = good), as in :func:`run`.
+    config : str or dict, optional
+        The configuration file, counted among the files read (never overwritten).
+
+    Returns
+    -------
+    dazzle.graph.Plan
+
+    Raises
+    ------
+    dazzle.io.InputError
+        A bad input, a product that would replace an input, far-apart chips or an absurd frame.
+    dazzle.io.OutputError
+        If the output folder cannot be created.
+    """
     inputs, output, ivm = resolve_inputs(inputs, output, ivm, params)
-    chips = io.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
+    chips = memory.read_inputs(inputs, group=params["group"] or None, gain=params["gain"],
                            rdnoise=params["rdnoise"], exptime=params["exptime"],
                            gnkeyword=params["gnkeyword"] or None,
                            rnkeyword=params["rnkeyword"] or None,
@@ -536,6 +609,8 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
     from dazzle.graph import Plan
     from dazzle.steps import Settings
 
+    if params["update_input_dq"] and any(is_memory_chip(c) for c in chips):
+        raise ParameterError("update_input_dq=True updates the inputs' files: in-memory inputs have none")
     final_path, out_dir = _output_names(chips, output)
     params = _switches(chips, params)
     plan = Plan(chips=chips, params=params, out_dir=out_dir, settings=Settings.from_params(params),
@@ -546,7 +621,7 @@ def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None)
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     plan.out_root = os.path.join(out_dir, base)
-    io.check_overwrites(product_paths(plan) + [os.path.join(out_dir, f".{r}.dzlock") for r in lock_roots(plan)],
+    products.check_overwrites(product_paths(plan) + [os.path.join(out_dir, f".{r}.dzlock") for r in lock_roots(plan)],
                         _files_read(plan, ivm, config))
     wcss = [c.wcs() for c in chips]          # each chip's WCS built once for the whole planning
     check_chip_geometry(chips, params, wcss)
@@ -580,7 +655,7 @@ def run_key(plan) -> str:
     from dazzle.params import format_value
 
     inputs = []
-    for path in dict.fromkeys(c.path for c in plan.chips):
+    for path in dict.fromkeys(c.path for c in plan.chips if not is_memory_chip(c)):
         st = os.stat(path)
         inputs.append([path, st.st_size, st.st_mtime_ns])
     doc = {"inputs": inputs,
@@ -748,40 +823,97 @@ def _fault_hook():
 
 
 def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=False,
-        workers=None, profile=None, report=None, summary=True, **params) -> RunResult:
-    """Run the pipeline on ``inputs`` (paths, a glob, ``@list`` or comma-separated): every
-    AstroDrizzle step whose switch is on (``static``, ``skysub``, ``driz_separate``, ``median``,
-    ``blot``, ``driz_cr``, ``driz_combine``).
+        workers=None, profile=None, report=None, summary=True, compute=True, **params):
+    """Run the pipeline: every AstroDrizzle step whose switch is on.
 
-    ``config`` (or AstroDrizzle's ``configobj=``) is a dazzle or AstroDrizzle ``.cfg`` file
-    (or a dict); keyword arguments use AstroDrizzle's parameter names and win over the file.
-    ``inputs`` may be an association table (``*_asn.fits``; its product row names the output
-    when ``output`` is blank).  ``ivm`` lists one IVM file per input for
-    ``final_wht_type="IVM"`` (or give them in an @-list's second column).  ``static_mask`` is a boolean mask kept in memory
-    (True = good; one array, or a dict by chip number, ``(root, extver)`` or chip label) that is
-    ANDed into every drizzle's weights.  ``workers``, ``profile`` and ``report`` go to
-    :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance report).
-    When ``scheduler`` is not given and a ``distributed`` Client is active in the caller's
-    process, the run uses that client.  ``summary=False`` leaves the run summary
-    (``<output>_run.json``) to the caller.  Returns a :class:`RunResult`.
+    The steps are ``static``, ``skysub``, ``driz_separate``, ``median``, ``blot``, ``driz_cr``
+    and ``driz_combine``.
 
+    Parameters
+    ----------
+    inputs : str, list, or in-memory data
+        Paths, a glob, ``@list`` or comma-separated names, or an association table
+        (``*_asn.fits``; its product row names the output when ``output`` is blank); or
+        in-memory data (:mod:`dazzle.memory`: ``HDUList``, ``(data, wcs)``, a dict,
+        ``NDData``/``CCDData``), alone or in a list with names.
+    output : str or None, optional
+        The final product's name or root ("": from the inputs, as AstroDrizzle).  None keeps
+        everything in memory, writes no file and returns the final image as a
+        :class:`dazzle.drizzled.Drizzled` (SCI with its WCS, ``.wht``, ``.ctx``, ``.run``).
+    config : str, os.PathLike or dict, optional
+        A dazzle or AstroDrizzle ``.cfg`` file (or a dict); AstroDrizzle's ``configobj=`` is the
+        same.  Keyword arguments win over the file.
+    ivm : list of str, optional
+        One IVM file per input for ``final_wht_type="IVM"`` (or give them in an @-list's second
+        column).
+    static_mask : numpy.ndarray or dict, optional
+        Boolean mask kept in memory (True = good; one array, or a dict by chip number,
+        ``(root, extver)`` or chip label), ANDed into every drizzle's weights.
+    progress : bool, optional
+        Show a progress bar.
+    workers, profile, report
+        Go to :func:`dazzle.cluster.compute` (worker count, cluster profiles file, performance
+        report).  ``workers`` defaults to ``num_cores``.
+    summary : bool, optional
+        Write the run summary ``<output>_run.json``; False leaves it to the caller.
+    compute : bool, optional
+        False: plan the run and return a ``dask.delayed`` object, computed by the caller
+        (``.compute()``, ``client.compute``, or as a part of a larger graph), whose value is
+        what the call would have returned (``scheduler``, ``workers`` and ``progress`` are then
+        the caller's business).  Its task keys are unique to the call.  No lock is
+        held on the products and no run file is written then; temporary files of a graph never
+        computed are removed by the next run of the same products.
+    **params
+        AstroDrizzle's parameters by name (``dazzle params`` lists them).  ``scheduler`` may be
+        a ``distributed.Client``; when it is not given and a ``distributed`` Client is active in
+        the caller's process, the run uses that client.
+
+    Returns
+    -------
+    RunResult, dazzle.drizzled.Drizzled or dask.delayed.Delayed
+        A ``Drizzled`` with ``output=None``; a ``Delayed`` of either with ``compute=False``.
+
+    Raises
+    ------
+    dazzle.params.ParameterError
+        An unknown or invalid parameter (a bad scheduler included).
+    dazzle.io.InputError, dazzle.io.OutputError
+        A bad input or a product that cannot be written (one line, naming the file).
+
+    Notes
+    -----
     The run holds the lock of its products (:func:`run_lock`) and, in the main thread, turns
     SIGTERM into :class:`dazzle.products.Terminated`; whatever ends it, its temporary files
     are removed.
     """
+    to_memory = output is None
+    client = _client_param(params)
     if output:
         params["output"] = output
     config = _configobj(config, params)
     values = resolve(config, **params)
+    if to_memory:
+        _memory_values(values, summary, report)
+        summary = False
     t0 = time.perf_counter()
-    _check_scheduler(values["scheduler"], profile)
+    if client is None:
+        _check_scheduler(values["scheduler"], profile)
     inputs, values["output"], ivm = resolve_inputs(inputs, values["output"], ivm, values)
     plan = plan_run(inputs, values["output"], values, ivm=ivm, static_mask=static_mask, config=config)
+    plan.to_memory = to_memory
     if report:
-        io.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
-        io.check_html_target(report, product_paths(plan, every=True))
-    log.info("dazzle: %d chip(s) from %d file(s); final frame %s", len(plan.chips),
+        products.check_overwrites([os.path.abspath(report)], _files_read(plan, ivm, config))
+        products.check_html_target(report, product_paths(plan, every=True))
+    log.info("dazzle: %d chip(s) from %d input(s); final frame %s", len(plan.chips),
              len({c.path for c in plan.chips}), None if plan.final_frame is None else plan.final_frame.shape)
+    if workers is None and values["num_cores"] is not None:
+        workers = max(1, int(values["num_cores"]))   # AstroDrizzle: < 2 = serial
+    how = dict(progress=progress, workers=workers, profile=profile, report=report, summary=summary,
+               client=client)
+    if not compute:
+        return _deferred(plan, values, params, t0, how)
+    if to_memory:   # nothing written: no lock, no temporary files
+        return _execute(plan, values, params, t0, **how)
     names = [os.path.basename(p) for p in product_paths(plan, every=True)]
     with products.terminate_as_exception(), run_lock(plan.out_dir, lock_roots(plan)), \
             _runfile_log(runfile_path(plan)):
@@ -789,57 +921,125 @@ def run(inputs, output="", config=None, *, ivm=None, static_mask=None, progress=
         if removed:
             log.warning("dazzle: removed %d temporary file(s) left by an interrupted run: %s", len(removed),
                         ", ".join(os.path.basename(p) for p in removed))
-        if workers is None and values["num_cores"] is not None:
-            workers = max(1, int(values["num_cores"]))   # AstroDrizzle: < 2 = serial
         try:
-            result = _execute(plan, values, params, t0, progress=progress, workers=workers,
-                              profile=profile, report=report, summary=summary)
+            result = _execute(plan, values, params, t0, **how)
         finally:
             products.remove_stale_temps(plan.out_dir, names)   # this run's own, however it ended
     result.removed_temps = removed
     return result
 
 
-def _execute(plan, values, params, t0, *, progress, workers, profile, report, summary) -> RunResult:
-    """Lay out the products, build the graph, run it, write the run summary (``summary``)."""
-    from dazzle.cluster import compute
+def _client_param(params):
+    """A ``distributed.Client`` given as ``scheduler=`` (taken out of ``params``: the parameter
+    table checks names and addresses), else None."""
+    value = params.get("scheduler")
+    if value is None or isinstance(value, str):
+        return None
+    from dazzle import cluster
+
+    kind, client = cluster.normalize(value)   # refuses anything but a Client
+    del params["scheduler"]
+    return client
+
+
+def _memory_values(values, summary, report):
+    """``output=None``: the intermediates kept in memory too, and nothing else written."""
+    for name, why in (("driz_cr_corr", "writes the _crclean images"),
+                      ("update_input_dq", "writes into the input files")):
+        if values[name]:
+            raise ParameterError(f"output=None writes no file, but {name}=True {why}")
+    if report:
+        raise ParameterError("output=None writes no file: no report= either")
+    if not values["driz_combine"]:
+        raise ParameterError("output=None returns the final drizzle's image: driz_combine must be on "
+                             "(for the separate drizzle alone give an output name)")
+    values.update(in_memory=True, runfile="", resume=False)
+
+
+def _prepare(plan, values, client=None, suffix=""):
+    """Lay out the products and build the graph (its task keys end with ``suffix``)."""
     from dazzle.graph import build
 
-    t_plan = time.perf_counter() - t0
     plan.run_key = run_key(plan)
     if values["resume"] and not plan.in_memory:   # in_memory: nothing on disk to reuse
-        plan.reuse = find_reusable(plan)
-        log.info("dazzle: resuming, %d intermediate product(s) reused", len(plan.reuse))
+        if any(is_memory_chip(c) for c in plan.chips):
+            log.info("dazzle: resume: in-memory inputs, nothing reused")
+        else:
+            plan.reuse = find_reusable(plan)
+            log.info("dazzle: resuming, %d intermediate product(s) reused", len(plan.reuse))
+    if client is not None:
+        from dazzle.memory import scatter_chips
+
+        plan.chips, plan.scattered = scatter_chips(plan.chips, client)
+    if plan.final_path is not None and not plan.to_memory:
+        _lay_out_final(plan)
+    if plan.params["median"] and "median" not in plan.reuse and not plan.in_memory:
+        _lay_out_median(plan)
+    return build(plan, suffix=suffix)
+
+
+def _abort(plan):
+    for canvas in (plan.final_canvas, plan.median_canvas):
+        if canvas is not None:
+            products.abort_canvas(canvas)   # no-op once committed
+
+
+def _execute(plan, values, params, t0, *, progress, workers, profile, report, summary, client) -> RunResult:
+    """Lay out the products, build the graph, run it, write the run summary (``summary``)."""
+    from dazzle import cluster
+
+    t_plan = time.perf_counter() - t0
+    scheduler = client if client is not None else values["scheduler"]
+    if scheduler == "threads" and not any(str(k).lower() == "scheduler" for k in params):
+        scheduler = None   # the default: the caller's active Client if any, else threads
+    kind, value = cluster.normalize(scheduler, profile) if scheduler is None or client else (None, None)
+    chips = plan.chips
     try:
-        if plan.final_path is not None:
-            _lay_out_final(plan)
-        if plan.params["median"] and "median" not in plan.reuse and not plan.in_memory:
-            _lay_out_median(plan)
-        graph = build(plan)
+        graph = _prepare(plan, values, value if kind == "client" else None)
         t1 = time.perf_counter()
-        scheduler = values["scheduler"]
-        if scheduler == "threads" and not any(str(k).lower() == "scheduler" for k in params):
-            scheduler = None   # the default: the caller's active Client if any, else threads
         steps: dict = {}
         with _fault_hook():
-            res = compute([graph], scheduler, progress=progress, workers=workers, profile=profile,
-                          report=report, steps=steps)[0]
+            res = cluster.compute([graph], scheduler, progress=progress, workers=workers, profile=profile,
+                                  report=report, steps=steps)[0]
         t_run = time.perf_counter() - t1
     finally:
-        for canvas in (plan.final_canvas, plan.median_canvas):
-            if canvas is not None:
-                products.abort_canvas(canvas)   # no-op once committed
+        _abort(plan)
+        plan.chips, plan.scattered = chips, []   # the scattered pixels released
+    return _finish(plan, values, res, t0, {"plan": t_plan, "run": t_run}, steps, summary)
+
+
+def _deferred(plan, values, params, t0, how):
+    """``compute=False``: the run's graph, finished by a last task into what ``run`` returns."""
+    import uuid
+    from functools import partial
+
+    import dask
+
+    graph = _prepare(plan, values, None, suffix="-" + uuid.uuid4().hex[:8])
+    t_plan = time.perf_counter() - t0
+    finish = partial(_finish, plan, values, t0=t0, timings={"plan": t_plan}, steps={}, summary=how["summary"])
+    return dask.delayed(finish, pure=False)(graph, dask_key_name="dazzle-result" + graph.key[len("outputs"):])
+
+
+def _finish(plan, values, res, t0, timings, steps, summary):
+    """What a run returns, from the graph's value: a RunResult (the run summary written with
+    ``summary``), or with ``output=None`` the product in memory."""
     skies = res["skies"]
     if values["clean"]:
         res["single"], res["median"] = [], None
         removed = remove_intermediates(plan)
         log.info("dazzle: clean: removed %d intermediate file(s)", len(removed))
-    result = RunResult(output=res["final"], single=list(res["single"]), median=res["median"],
+    final = res["final"]
+    result = RunResult(output=None if plan.to_memory else final, single=list(res["single"]), median=res["median"],
                        skies=[float(s.value) for s in skies] if skies is not None else [],
                        crmasks=res["crmasks"],
                        frame_shape=None if plan.final_frame is None else plan.final_frame.shape,
-                       nchips=len(plan.chips), timings={"plan": t_plan, "run": t_run}, params=plan.params,
+                       nchips=len(plan.chips), timings=timings, params=plan.params,
                        chips=plan.chips, reused=sorted(str(k) for k in plan.reuse), steps=steps)
+    if plan.to_memory:
+        from dazzle.drizzled import drizzled
+
+        return drizzled(plan, final, result)
     # what `dazzle report` reads; a run is not failed by its summary
     if not summary:
         return result
@@ -868,13 +1068,30 @@ def _configobj(config, params):
 
 
 def drizzle(input, outdata="", config=None, **params) -> RunResult:
-    """AstroDrizzle's ``adrizzle.drizzle``: with ``driz_separate=True`` (the default) the
-    separate drizzle only, else the final drizzle only."""
+    """AstroDrizzle's ``adrizzle.drizzle``: one drizzle step of :func:`run`.
+
+    Parameters
+    ----------
+    input : str or list of str
+        The inputs, as :func:`run`'s ``inputs``.
+    outdata : str, optional
+        The output name, as :func:`run`'s ``output``.
+    config : str, os.PathLike or dict, optional
+        A ``.cfg`` file or a dict (or ``configobj=``).
+    **params
+        :func:`run`'s keyword arguments.  With ``driz_separate=True`` (the default) the separate
+        drizzle only, else the final drizzle only (``driz_combine`` is set accordingly).
+
+    Returns
+    -------
+    RunResult
+    """
     params = dict(params)
     config = _configobj(config, params)
     values = resolve(config, **{k: v for k, v in params.items()
                                 if k not in ("ivm", "progress", "static_mask", "workers", "profile",
-                                             "report", "summary")})
+                                             "report", "summary", "compute")
+                                and not (k == "scheduler" and not isinstance(v, (str, type(None))))})
     separate = values["driz_separate"]
     params = dict(params)
     params["driz_separate"] = bool(separate)

@@ -2,7 +2,7 @@
 
 Every product is written atomically (a temporary file in the same folder, then a rename), so a
 failed run never leaves a partial file under a product's name.  Every product's primary header
-carries ``DZPRODCT`` (:data:`dazzle.io.PRODUCT_KEYWORD`), its kind, so that a later run does
+carries ``DZPRODCT`` (:data:`PRODUCT_KEYWORD`), its kind, so that a later run does
 not take it for an exposure.
 
 Temporary files: the driver removes its own on every exit Python sees (errors,
@@ -23,10 +23,44 @@ import threading
 
 import numpy as np
 from astropy.io import fits
+from astropy.wcs import WCS
 
 import dazzle
-from dazzle.io import PRODUCT_KEYWORD, _is_structural, simple_image_hdu, write_fits_atomic
+from dazzle.atomic import atomic_output, file_identity, fsync_path, temp_name, write_fits_atomic
+from dazzle.errors import OutputError
+from dazzle.geometry import Frame, wcs_to_header
 from dazzle.params import PARAMETERS, format_value
+
+__all__ = [
+    "BACKUP_DIR",
+    "Canvas",
+    "MANIFEST_SUFFIX",
+    "PRODUCT_KEYWORD",
+    "SplitCanvas",
+    "Terminated",
+    "abort_canvas",
+    "canvas_committed",
+    "check_html_target",
+    "check_overwrites",
+    "commit_canvas",
+    "file_sha256",
+    "final_headers",
+    "final_product_canvas",
+    "manifest_valid",
+    "median_canvas",
+    "product_kind",
+    "product_name",
+    "remove_stale_temps",
+    "simple_image_hdu",
+    "split_names",
+    "terminate_as_exception",
+    "update_input_dq",
+    "write_block",
+    "write_chip_image",
+    "write_crclean",
+    "write_manifest",
+    "write_single_products",
+]
 
 # Parameters recorded in each product's header, by step.
 _SINGLE_PARAMS = ["driz_sep_kernel", "driz_sep_pixfrac", "driz_sep_fillval", "driz_sep_bits",
@@ -35,6 +69,210 @@ _FINAL_PARAMS = ["final_wht_type", "final_kernel", "final_wt_scl", "final_pixfra
                  "final_maskval", "final_bits", "final_units", "stepsize", "final_wcs", "final_refimage",
                  "final_rot", "final_scale", "final_outnx", "final_outny", "final_ra", "final_dec",
                  "final_crpix1", "final_crpix2"]
+
+
+#: Primary-header keyword that every product dazzle writes carries: the product's kind
+#: (``drz``, ``single_sci``, ``single_wht``, ``median``, ``blot``, ``crmask``, ``crclean``).
+PRODUCT_KEYWORD = "DZPRODCT"
+
+
+def product_kind(header) -> str | None:
+    """The kind of dazzle product a primary header belongs to, or None for any other file.
+
+    Files written before :data:`PRODUCT_KEYWORD` existed are recognised by ``ORIGIN =
+    'dazzle'`` with a ``DAZZLEV`` card (kind ``"product"``).
+    """
+    kind = header.get(PRODUCT_KEYWORD)
+    if kind is not None:
+        return str(kind).strip() or "product"
+    if str(header.get("ORIGIN", "")).strip() == "dazzle" and "DAZZLEV" in header:
+        return "product"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Product names
+# --------------------------------------------------------------------------------------------
+
+def product_name(chips, output: str | None = "") -> str:
+    """AstroDrizzle's final product name (``drizzlepac.processInput.process_input``).
+
+    Suffix ``_drc.fits`` if the first input ends in ``_flc.fits``, ``_drw.fits`` for WFPC2,
+    else ``_drz.fits``.
+
+    Parameters
+    ----------
+    chips : iterable of dazzle.io.Chip
+        The inputs' chips (at least one); the first input is the lowest ``chip.index``.
+    output : str or None, optional
+        Empty (or None, ``"none"``, ``"indef"``): the root of the input when there is one input
+        file, else ``final``.  A name containing ``.fits`` is used as is; one already containing
+        the suffix (``xyz_drz``) gets ``.fits``; otherwise the suffix is appended.
+
+    Returns
+    -------
+    str
+        The product's name (relative if ``output`` is).
+
+    Raises
+    ------
+    ValueError
+        If ``chips`` is empty.
+    dazzle.errors.OutputError
+        If ``output`` names a folder or the name would be one of the input files.
+    """
+    chips = list(chips)
+    if not chips:
+        raise ValueError("product_name needs at least one chip")
+    first = min(chips, key=lambda c: c.index)
+    ext = "_drc.fits" if first.flc else "_drz.fits"
+    if first.instrument == "WFPC2":
+        ext = "_drw.fits"
+    blank = output is None or (isinstance(output, str) and output.strip().lower() in ("", "none", "indef"))
+    out = "" if blank else os.fspath(output).strip()
+    if out.endswith(("/", os.sep)):
+        raise OutputError(f"{out}: output names a folder; give a root name in it, e.g. "
+                          f"{os.path.join(out, 'mosaic')}", path=out)
+    if not out:
+        paths = {c.path for c in chips}
+        name = (first.root if len(paths) == 1 else "final") + ext
+    elif ".fits" in out.lower():
+        name = out
+    elif ext[:4] in out.lower():
+        name = out + ".fits"
+    else:
+        name = out + ext
+    if os.path.abspath(name) in {c.path for c in chips}:
+        raise OutputError(f"{os.path.abspath(name)}: output name {name!r} is an input file; "
+                          "choose another output (-o)", path=os.path.abspath(name))
+    return name
+
+
+def check_html_target(path, products=()) -> None:
+    """Refuse an HTML report path that would replace something else than an HTML report.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The report's path ("" or None: nothing to check).
+    products : iterable of str, optional
+        The run's products: the report may not replace any of them.
+
+    Raises
+    ------
+    dazzle.errors.OutputError
+        If ``path`` exists and is not an ``.html``/``.htm`` file (an input, a FITS product, a
+        folder), or is one of ``products``.
+    """
+    if not path:
+        return
+    path = os.fspath(path)
+    if os.path.exists(path) and (not path.lower().endswith((".html", ".htm")) or not os.path.isfile(path)):
+        raise OutputError(f"{path}: exists and is not an HTML report; the report would replace it: "
+                          "choose another name", path=path)
+    if os.path.realpath(path) in {os.path.realpath(p) for p in products}:
+        raise OutputError(f"{path}: is a product of this run; choose another name for the report", path=path)
+
+
+def check_overwrites(products, inputs) -> None:
+    """Refuse a run in which writing any of ``products`` would replace one of ``inputs``.
+
+    Parameters
+    ----------
+    products : iterable of str
+        Paths the run will write.
+    inputs : iterable of str
+        Paths the run reads.
+
+    Raises
+    ------
+    dazzle.errors.OutputError
+        If a product is the same file as an input -- the same name, the same real path (symbolic
+        links resolved) or the same device and inode (hard links, case-insensitive file
+        systems) -- or a folder has a product's name.
+    """
+    owner: dict = {}
+    for p in inputs:
+        for key in file_identity(p):
+            owner.setdefault(key, p)
+    for q in products:
+        if os.path.isdir(q):
+            raise OutputError(f"{q}: a folder has the name of a product of this run; move it or choose "
+                              "another output (-o)", path=q)
+        for key in file_identity(q):
+            if key in owner:
+                src = owner[key]
+                raise OutputError(f"{src}: is an input, and the run would write its product "
+                                  f"{os.path.basename(q)} over it; rename the input or choose "
+                                  "another output (-o)", path=src)
+
+
+_STRUCTURAL = {"SIMPLE", "BITPIX", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME",
+               "EXTVER", "BSCALE", "BZERO", "NEXTEND", "CHECKSUM", "DATASUM", "END"}
+
+
+def is_structural(key: str) -> bool:
+    return key in _STRUCTURAL or (key.startswith("NAXIS") and key[5:].isdigit()) or key == "NAXIS"
+
+
+def _as_header(h) -> fits.Header:
+    if h is None:
+        return fits.Header()
+    if isinstance(h, fits.Header):
+        return h
+    if isinstance(h, Frame):
+        return h.fits_header()
+    if isinstance(h, str):
+        return fits.Header.fromstring(h, sep="\n" if "\n" in h else "")
+    if isinstance(h, WCS):
+        return wcs_to_header(h)
+    if isinstance(h, dict):
+        return fits.Header(list(h.items()))
+    raise TypeError(f"cannot make a FITS header from {type(h).__name__}")
+
+
+def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.PrimaryHDU:
+    """A simple-FITS image HDU (``PrimaryHDU``) for a product.
+
+    Parameters
+    ----------
+    data : numpy.ndarray or None
+        The image (not copied).
+    header : astropy.io.fits.Header, str or dict, optional
+        Cards copied without the structural ones (SIMPLE, BITPIX, NAXISn, EXTEND, EXTNAME,
+        BSCALE/BZERO, CHECKSUM...).
+    wcs_header : astropy.io.fits.Header, str, dazzle.geometry.Frame or astropy.wcs.WCS, optional
+        WCS cards applied on top of ``header``.
+    **keywords
+        Cards applied last: ``EXPTIME=1200.0`` or ``KEY=(value, "comment")``; use
+        ``**{"DATE-OBS": ...}`` for names that are not identifiers.
+
+    Returns
+    -------
+    astropy.io.fits.PrimaryHDU
+
+    Raises
+    ------
+    TypeError
+        If a header argument is of another type.
+    """
+    hdr = fits.Header()
+    for src in (_as_header(header), _as_header(wcs_header)):
+        for card in src.cards:
+            key = card.keyword
+            if is_structural(key):
+                continue
+            if key == "COMMENT":
+                hdr.add_comment(card.value)
+            elif key == "HISTORY":
+                hdr.add_history(card.value)
+            elif key == "":
+                hdr.add_blank(card.value)
+            else:
+                hdr[key] = (card.value, card.comment)
+    for key, value in keywords.items():
+        hdr[key.upper()] = value
+    return fits.PrimaryHDU(data=data, header=hdr)
 
 
 def _provenance(header, params, names, kind=None):
@@ -67,8 +305,34 @@ def _units(bunit: str | None, units: str) -> str | None:
 
 
 def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptime, bunit, skies=None):
-    """``<root>_single_sci.fits`` and ``<root>_single_wht.fits`` (simple FITS, the exposure's
-    footprint box of the output frame; ``frame`` is that box's Frame)."""
+    """Write ``<root>_single_sci.fits`` and ``<root>_single_wht.fits`` (simple FITS, float32).
+
+    Parameters
+    ----------
+    out_dir : str
+        The output folder.
+    root : str
+        The exposure's root name.
+    sci, wht : 2-D array
+        The exposure's single-drizzled science (e-/s) and weight over ``box``.
+    frame : dazzle.geometry.Frame
+        The box's frame (the output frame cut to ``box``).
+    box : tuple of int
+        ``(x0, x1, y0, y1)``, half-open, in the output frame; written as ``DZ_X0``/``DZ_Y0``.
+    params : dict
+        Validated parameters (the separate drizzle's are recorded as HISTORY).
+    exptime : float
+        Exposure time (s).
+    bunit : str or None
+        The chip's BUNIT (the SCI file gets its rate form, e.g. ``ELECTRONS/S``).
+    skies : sequence of float, optional
+        Per chip sky (chip units), written as ``MDRIZSK<n>``.
+
+    Returns
+    -------
+    tuple of str
+        The SCI and WHT paths.
+    """
     paths = []
     for suffix, data in (("sci", sci), ("wht", wht)):
         hdu = fits.PrimaryHDU(np.ascontiguousarray(data, dtype=np.float32))
@@ -91,10 +355,33 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
 def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bunit,
                          primary_cards=None, sci_cards=None):
     """Lay out the final product (PRIMARY, SCI, WHT, CTX) for the tile tasks to fill.
-    ``primary_cards`` / ``sci_cards``: a Header (or dict) of cards first in the primary / SCI
-    header (:func:`final_headers`).  With ``build=False`` (AstroDrizzle's separate files) a
-    :class:`SplitCanvas` of ``<output>_drz_sci.fits``, ``_wht.fits`` and ``_ctx.fits``, each
-    a simple FITS image whose header is the primary's plus its extension's cards."""
+
+    Parameters
+    ----------
+    path : str
+        The product's path.
+    frame : dazzle.geometry.Frame
+        The final frame.
+    params : dict
+        Validated parameters (``final_units``, ``build`` and the final drizzle's, recorded).
+    texptime : float
+        Total exposure time (s).
+    ndrizim : int
+        Number of chips drizzled.
+    nplanes : int
+        Context planes: CTX is ``(ny, nx)`` int32 for 1, else ``(nplanes, ny, nx)``.
+    bunit : str or None
+        The inputs' BUNIT (the SCI units follow ``final_units``).
+    primary_cards, sci_cards : astropy.io.fits.Header or dict, optional
+        Cards first in the primary / SCI header (:func:`final_headers`).
+
+    Returns
+    -------
+    Canvas or SplitCanvas
+        With ``build=False`` (AstroDrizzle's separate files) a :class:`SplitCanvas` of
+        ``<output>_drz_sci.fits``, ``_wht.fits`` and ``_ctx.fits``, each a simple FITS image
+        whose header is the primary's plus its extension's cards.
+    """
     ph = fits.Header()
     _put(ph, primary_cards)
     ph["EXPTIME"] = (float(texptime), "total exposure time (s)")
@@ -178,17 +465,35 @@ _DRIZ_KEYS = (("VER", "Drizzle, task version"), ("GEOM", "Drizzle, source of geo
 
 
 def final_headers(chips, params, final_path, frame):
-    """The cards AstroDrizzle puts in its final product beyond the WCS, as two Headers
-    ``(primary, sci)``: the first input's primary header (its non-structural cards, less those
-    describing that file), ``FILENAME``/``ROOTNAME`` of the product, ``EXPSTART`` (min) and
-    ``EXPEND`` (max) over the inputs, ``DRIZPARS`` (the run file), one ``Dnnn*`` block per chip
-    (:data:`_DRIZ_KEYS`); and for SCI the mean ``PHOTFLAM``/``PHOTPLAM``/``PHOTBW``/``PHOTZPT``
-    and the first ``PHOTMODE`` of the chips that carry them, and ``NCOMBINE`` (exposures)."""
-    first = fits.getheader(chips[0].path, 0)
+    """The cards AstroDrizzle puts in its final product beyond the WCS.
+
+    Parameters
+    ----------
+    chips : list of dazzle.io.Chip
+        The drizzled chips; the first one's primary header is copied.
+    params : dict
+        Validated parameters (``runfile``, the final drizzle's).
+    final_path : str
+        The product's path.
+    frame : dazzle.geometry.Frame
+        The final frame (its pixel scale is recorded).
+
+    Returns
+    -------
+    primary : astropy.io.fits.Header
+        The first input's primary header (its non-structural cards, less those describing that
+        file), ``FILENAME``/``ROOTNAME`` of the product, ``EXPSTART`` (min) and ``EXPEND`` (max)
+        over the inputs, ``DRIZPARS`` (the run file), one ``Dnnn*`` block per chip
+        (:data:`_DRIZ_KEYS`).
+    sci : astropy.io.fits.Header
+        The mean ``PHOTFLAM``/``PHOTPLAM``/``PHOTBW``/``PHOTZPT`` and the first ``PHOTMODE`` of
+        the chips that carry them, and ``NCOMBINE`` (exposures).
+    """
+    first = chips[0].header("primary")
     ph = fits.Header()
     for card in first.cards:
         key = card.keyword
-        if key and key not in _NOT_COPIED and not _is_structural(key) and not _WCS_CARD.match(key):
+        if key and key not in _NOT_COPIED and not is_structural(key) and not _WCS_CARD.match(key):
             ph.append(card, end=True)
     name = os.path.basename(final_path)
     root = re.sub(r"_dr[zcw]\.fits$", "", name)
@@ -231,8 +536,8 @@ def _drizzle_blocks(header, chips, params, name, frame):
 def _sci_cards(chips):
     h = fits.Header()
     found = {}
-    for path, ext in dict.fromkeys((c.path, c.sci_ext) for c in chips):
-        sh = fits.getheader(path, ext)
+    for c in {(c.path, c.sci_ext): c for c in chips}.values():
+        sh = c.header("sci")
         for key in (*_PHOT_MEAN, "PHOTMODE"):
             if key in sh and not isinstance(sh[key], bool):
                 found.setdefault(key, []).append(sh[key])
@@ -267,7 +572,7 @@ def _image_header(shape, dtype, *, primary, name=None, extra=None):
     if primary:
         h["EXTEND"] = True
     for card in (extra.cards if extra is not None else []):
-        if _is_structural(card.keyword) or not card.keyword:
+        if is_structural(card.keyword) or not card.keyword:
             continue
         h.append(card)
     return h
@@ -294,9 +599,8 @@ class Canvas:
 def create_canvas(path, hdus) -> Canvas:
     """``hdus``: a list of ``(name, shape, dtype, extra_header)``; the first is the primary
     (``shape`` may be ``()`` for a header-only primary)."""
-    from dazzle.io import _temp_name
 
-    tmp = _temp_name(path)
+    tmp = temp_name(path)
     try:
         offsets, shapes, dtypes = _lay_out(tmp, hdus)
     except BaseException as exc:
@@ -344,8 +648,30 @@ class SplitCanvas:
 
 
 def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -> None:
-    """Write ``block`` (2-D) at rows ``y0..``, columns ``x0..`` of extension ``hdu`` (of
-    ``plane`` for a 3-D extension)."""
+    """Write a 2-D block into one extension of a canvas (positioned writes).
+
+    Parameters
+    ----------
+    canvas : Canvas or SplitCanvas
+        The product being written.
+    hdu : int
+        Extension index (0 = primary; for a SplitCanvas 1 SCI, 2 WHT, 3 CTX).
+    block : 2-D array
+        The data, converted to the extension's dtype.
+    y0, x0 : int
+        0-based row and column of the block's first pixel.
+    plane : int, optional
+        Plane of a 3-D extension (CTX).
+
+    Raises
+    ------
+    ValueError
+        If the block does not fit in the extension.
+
+    Notes
+    -----
+    Does nothing when the canvas is already committed (a task recomputed after a lost worker).
+    """
     if isinstance(canvas, SplitCanvas):
         write_block(canvas.parts[hdu - 1], 0, block, y0, x0, plane)
         return
@@ -384,7 +710,6 @@ def canvas_committed(canvas: Canvas) -> bool:
 def commit_canvas(canvas: Canvas) -> str:
     """fsync the finished file and rename it over the product's name; returns the path.
     Idempotent: committing an already committed canvas returns the path."""
-    from dazzle.io import _fsync_path
 
     if isinstance(canvas, SplitCanvas):
         for part in canvas.parts:
@@ -393,17 +718,18 @@ def commit_canvas(canvas: Canvas) -> str:
     if canvas_committed(canvas):
         return canvas.path
     try:
-        _fsync_path(canvas.tmp_path)
+        fsync_path(canvas.tmp_path)
         os.replace(canvas.tmp_path, canvas.path)
     except FileNotFoundError:
         if canvas_committed(canvas):   # the same task ran twice at once
             return canvas.path
         raise
-    _fsync_path(os.path.dirname(os.path.abspath(canvas.path)) or ".", directory=True)
+    fsync_path(os.path.dirname(os.path.abspath(canvas.path)) or ".", directory=True)
     return canvas.path
 
 
 def abort_canvas(canvas: Canvas) -> None:
+    """Remove a canvas's temporary file(s); the product's name is left untouched."""
     if isinstance(canvas, SplitCanvas):
         for part in canvas.parts:
             abort_canvas(part)
@@ -415,9 +741,30 @@ def abort_canvas(canvas: Canvas) -> None:
 
 
 def write_chip_image(out_dir, name, data, chip, params, cards):
-    """A simple FITS image on a chip's own (distorted) frame: the chip's WCS, its exposure
-    time and ``cards`` -- the blot (``<root>_sci<N>_blt.fits``) and CR mask
-    (``<root>_sci<N>_crmask.fits``) products."""
+    """A simple FITS image on a chip's own (distorted) frame, written atomically.
+
+    The blot (``<root>_sci<N>_blt.fits``) and CR mask (``<root>_sci<N>_crmask.fits``) products.
+
+    Parameters
+    ----------
+    out_dir : str
+        The output folder.
+    name : str
+        The file's base name (its suffix sets the product kind).
+    data : 2-D array
+        The image, of the chip's shape.
+    chip : dazzle.io.Chip
+        Gives the WCS, ``EXPTIME``, ``DZ_INPUT`` and ``DZ_EXTV``.
+    params : dict
+        Validated parameters.
+    cards : dict
+        Extra cards, ``{KEY: value or (value, comment)}``.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
     hdu = simple_image_hdu(np.ascontiguousarray(data), wcs_header=chip.wcs_header,
                            EXPTIME=(float(chip.exptime), "exposure time (s)"),
                            DZ_INPUT=(os.path.basename(chip.path), "input file"),
@@ -437,11 +784,42 @@ def _chip_image_kind(name):
 
 
 def write_crclean(out_dir, root, input_path, chips_and_results, params):
-    """``<root>_crclean.fits``: a copy of the input with each chip's SCI replaced by its
-    CR-cleaned version (cosmic-ray pixels replaced by the blotted median)."""
-    with fits.open(input_path, memmap=False) as h:
-        h.readall()
-        hdul = fits.HDUList([hdu.copy() for hdu in h])
+    """Write ``<root>_crclean.fits``: a copy of an input with each chip's SCI CR-cleaned.
+
+    Cosmic-ray pixels are replaced by the blotted median.
+
+    Parameters
+    ----------
+    out_dir : str
+        Folder to write to.
+    root : str
+        The input's root (the file is ``<root>_crclean.fits``).
+    input_path : str
+        The input file copied (an in-memory input: its chips' headers and pixels).
+    chips_and_results : list of tuple
+        ``(chip, result)`` per chip of the input; ``result`` is None or ``(crmask, crclean)`` with
+        ``crclean`` the cleaned SCI (chip units) or None (chip left as it is).
+    params : dict
+        Validated parameters (``driz_cr_*`` are recorded).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    if hasattr(chips_and_results[0][0], "pixels"):   # an in-memory input: its headers, no file
+        chips = [c for c, _ in chips_and_results]
+        hdul = fits.HDUList([fits.PrimaryHDU(header=chips[0].header("primary"))])
+        for c in chips:
+            hdu = fits.ImageHDU(c.load(err=False, dq=False).sci, header=c.header("sci"), name="SCI", ver=c.extver)
+            if c.sci_ext == 0:
+                hdul = fits.HDUList([fits.PrimaryHDU(hdu.data, header=hdul[0].header)])
+            else:
+                hdul.append(hdu)
+    else:
+        with fits.open(input_path, memmap=False) as h:
+            h.readall()
+            hdul = fits.HDUList([hdu.copy() for hdu in h])
     for chip, result in chips_and_results:
         if result is None or result[1] is None:
             continue
@@ -453,7 +831,21 @@ def write_crclean(out_dir, root, input_path, chips_and_results, params):
 
 
 def median_canvas(path, frame, params):
-    """Lay out ``<output>_med.fits`` (one image on the single-drizzle frame) for the tiles."""
+    """Lay out ``<output>_med.fits`` (one float32 image, e-/s, on the single-drizzle frame).
+
+    Parameters
+    ----------
+    path : str
+        The product's path.
+    frame : dazzle.geometry.Frame
+        The single-drizzle frame.
+    params : dict
+        Validated parameters (``combine_*`` and ``median_newmasks`` are recorded).
+
+    Returns
+    -------
+    Canvas
+    """
     h = fits.Header()
     _wcs_cards(frame, h)
     h["BUNIT"] = ("ELECTRONS/S", "units of the data")
@@ -471,6 +863,20 @@ MANIFEST_SUFFIX = ".dzsum"
 
 
 def file_sha256(path, chunk=8 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    chunk : int, optional
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     import hashlib
 
     h = hashlib.sha256()
@@ -484,12 +890,20 @@ def file_sha256(path, chunk=8 << 20) -> str:
 
 
 def write_manifest(paths, key: str) -> None:
-    """Record that ``paths`` (one product, possibly several files) are complete for the run
-    identified by ``key``: a small JSON beside the first file with each file's SHA-256.  It is
-    written last and atomically, so its presence means the product was finished."""
+    """Record that a product's files are complete for the run identified by ``key``.
+
+    A small JSON (``<first file>.dzsum``) with each file's SHA-256; it is written last and
+    atomically, so its presence means the product was finished.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or list of them
+        The product's files (one product, possibly several files).
+    key : str
+        The run key (:func:`dazzle.pipeline.run_key`).
+    """
     import json
 
-    from dazzle.io import atomic_output
 
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     doc = {"key": key, "files": {os.path.basename(p): file_sha256(p) for p in paths}}
@@ -499,8 +913,20 @@ def write_manifest(paths, key: str) -> None:
 
 
 def manifest_valid(paths, key: str) -> bool:
-    """True when ``paths`` were completed by a run with the same ``key`` and are unchanged
-    since (every file present, checksums equal)."""
+    """Whether a product's files were completed by a run with the same key and are unchanged.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or list of them
+        The product's files.
+    key : str
+        The run key.
+
+    Returns
+    -------
+    bool
+        True when the manifest has ``key`` and every file is present with the recorded checksum.
+    """
     import json
 
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -519,15 +945,29 @@ def manifest_valid(paths, key: str) -> bool:
 # Temporary files and signals
 # ---------------------------------------------------------------------------------------------
 
-#: temporary names next to a product ``NAME``: ``.NAME.<12 hex>.tmp`` (:func:`dazzle.io.atomic_output`,
+#: temporary names next to a product ``NAME``: ``.NAME.<12 hex>.tmp`` (:func:`dazzle.atomic.atomic_output`,
 #: canvases) and ``NAME.<pid>.tmp`` (the run summary)
 _TEMP_NAME = re.compile(r"^\.(?P<a>.+)\.[0-9a-f]{12}\.tmp$|^(?P<b>.+)\.[0-9]+\.tmp$")
 
 
 def remove_stale_temps(out_dir, names) -> list:
-    """Remove the temporary files of the products ``names`` (base names) in ``out_dir`` and
-    return their paths.  Call it only while holding the lock of those products: then every
-    such file is a leftover of an interrupted run (or of this run, once it has finished)."""
+    """Remove the temporary files of some products in a folder.
+
+    Call it only while holding the lock of those products: then every such file is a leftover of
+    an interrupted run (or of this run, once it has finished).
+
+    Parameters
+    ----------
+    out_dir : str
+        The output folder.
+    names : iterable of str
+        The products' base names.
+
+    Returns
+    -------
+    list of str
+        The paths removed, sorted.
+    """
     names = set(names)
     removed = []
     try:
@@ -581,3 +1021,62 @@ def terminate_as_exception():
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------------------------------
+# The one way dazzle writes to an input: CR flags into DQ, when asked
+# --------------------------------------------------------------------------------------------
+
+BACKUP_DIR = "OrIg"
+
+
+def update_input_dq(path, chips, crmasks, *, crbit=4096, preserve=True) -> str | None:
+    """OR ``crbit`` into an input's DQ arrays where cosmic rays were found.
+
+    AstroDrizzle's ``updateInputDQArray``, done only when the user asks
+    (``update_input_dq=True``).  Chips without a DQ extension are skipped; the updated file is
+    written atomically over the input.
+
+    Parameters
+    ----------
+    path : str
+        The input file.
+    chips : list of dazzle.io.Chip
+        Its chips.
+    crmasks : list of 2-D bool array or None
+        Per chip the CR mask (True = good); None skips the chip.
+    crbit : int, optional
+        The DQ flag set.
+    preserve : bool, optional
+        AstroDrizzle's parameter: first copy the original to ``OrIg/`` beside it (an existing
+        backup is kept, so the backup is always the untouched original).
+
+    Returns
+    -------
+    str or None
+        The backup's path (None without ``preserve``).
+    """
+    import shutil
+
+    src = os.path.abspath(path)
+    backup = None
+    if preserve:
+        backup_dir = os.path.join(os.path.dirname(src), BACKUP_DIR)
+        os.makedirs(backup_dir, exist_ok=True)
+        backup = os.path.join(backup_dir, os.path.basename(src))
+        if not os.path.exists(backup):
+            with atomic_output(backup) as tmp:
+                shutil.copy2(src, tmp)
+    with fits.open(src, memmap=False) as h:
+        h.readall()
+        hdul = fits.HDUList([hdu.copy() for hdu in h])
+    for chip, good in zip(chips, crmasks):
+        if good is None or chip.dq_ext is None:
+            continue
+        dq = hdul[chip.dq_ext]
+        cr = ~np.asarray(good, dtype=bool)
+        data = np.array(dq.data)
+        data[cr] |= np.array(crbit).astype(data.dtype)
+        dq.data = data
+    write_fits_atomic(src, hdul)
+    return backup

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dazzle import preview
-from dazzle.io import InputError
+from dazzle.atomic import write_bytes_atomic
+from dazzle.errors import InputError
 
 __all__ = [
     "ReportError",
@@ -193,11 +194,7 @@ def save_run_summary(result, path=None, *, steps: dict | None = None, wall_time:
         "chip_columns": [list(c) for c in (chip_columns or [])],
         "extra": _jsonable(extra or {}),
     }
-    tmp = path + f".{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1, allow_nan=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, json.dumps(doc, indent=1, allow_nan=True) + "\n")
     return path
 
 
@@ -408,9 +405,22 @@ def collect_run(run_dir) -> RunInfo:
 # pictures
 # ---------------------------------------------------------------------------------------------
 
+def _wcs(header, hdul=None):
+    """The celestial WCS of an image header (with the lookup-table distortions ``hdul`` holds),
+    or None."""
+    from astropy.wcs import WCS
+
+    try:
+        w = WCS(header, hdul)
+    except Exception:  # noqa: BLE001 -- a picture without RA/Dec axes is still a picture
+        return None
+    return w if w.has_celestial else None
+
+
 def _read_final(path, max_side):
-    """The final SCI (NaN where WHT <= 0), block-averaged to fit ``max_side``, and the factor.
-    Read in strips from a memory map, so a mosaic of any size needs little memory."""
+    """The final SCI (NaN where WHT <= 0) block-averaged to fit ``max_side``, the factor, the
+    full shape, the WCS and BUNIT.  Read in strips from a memory map, so a mosaic of any size
+    needs little memory."""
     from astropy.io import fits
 
     with fits.open(path, memmap=True) as h:
@@ -424,11 +434,12 @@ def _read_final(path, max_side):
             if wht is not None:
                 s = np.where(np.asarray(wht[y0:y0 + step]) > 0, s, np.nan)
             strips.append(preview.downsample(s, f))
-        return np.vstack(strips), f
+        hdr = h["SCI"].header
+        return np.vstack(strips), f, sci.shape, _wcs(hdr), hdr.get("BUNIT")
 
 
 def _read_chip(c):
-    """(sci, good-or-None, crmask-or-None, what) for a chip dict."""
+    """(sci, good-or-None, crmask-or-None, what, wcs-or-None, bunit) for a chip dict."""
     from astropy.io import fits
 
     crmask = None
@@ -443,27 +454,34 @@ def _read_chip(c):
             dq_ext = c.get("dq_ext")
             if isinstance(dq_ext, tuple) and dq_ext in h:
                 good = np.asarray(h[dq_ext].data) == 0
-        return sci, good, crmask, "input chip"
+            return sci, good, crmask, "input chip", _wcs(h[ext].header, h), h[ext].header.get("BUNIT")
     if c.get("blot") and os.path.isfile(c["blot"]):
-        return fits.getdata(c["blot"]).astype(np.float32), None, crmask, "blotted median (input not found)"
-    return None, None, crmask, "not found"
+        with fits.open(c["blot"]) as h:
+            return (np.asarray(h[0].data, dtype=np.float32), None, crmask, "blotted median (input not found)",
+                    _wcs(h[0].header), h[0].header.get("BUNIT"))
+    return None, None, crmask, "not found", None, None
 
 
 def final_png(info: RunInfo, *, max_side=preview.MAX_SIDE) -> bytes | None:
+    """The picture of the final mosaic (:func:`dazzle.preview.preview_png_bytes`), or None."""
     if not info.output or not os.path.isfile(info.output):
         return None
-    image, f = _read_final(info.output, max_side)
-    return preview.preview_png_bytes(image, max_side=None, binned=f, title=os.path.basename(info.output))
+    image, f, shape, wcs, bunit = _read_final(info.output, max_side)
+    return preview.preview_png_bytes(image, wcs=wcs, max_side=None, binned=f, full_shape=shape, bunit=bunit,
+                                     title=f"{os.path.basename(info.output)} SCI")
 
 
 def chip_png(c: dict, *, max_side=preview.MAX_SIDE) -> tuple[bytes | None, str]:
-    sci, good, crmask, what = _read_chip(c)
+    """The picture of a chip with its CR mask (:func:`dazzle.preview.chip_crmask_png_bytes`) and
+    what it shows, or ``(None, why not)``."""
+    sci, good, crmask, what, wcs, bunit = _read_chip(c)
     if sci is None:
         return None, what
     if crmask is None or crmask.shape != sci.shape:
         crmask = np.ones(sci.shape, dtype=bool)
         what += ", no CR mask"
-    return preview.chip_crmask_png_bytes(sci, crmask, good=good, max_side=max_side, title=c.get("label")), what
+    return preview.chip_crmask_png_bytes(sci, crmask, good=good, wcs=wcs, max_side=max_side, bunit=bunit,
+                                         title=c.get("label")), what
 
 
 def write_previews(info: RunInfo, folder, *, chip: int = 0, max_side=preview.MAX_SIDE) -> dict:
@@ -628,6 +646,7 @@ def report_data(info: RunInfo, base, *, max_side: int = preview.MAX_SIDE, chip_m
     units = sorted({c.get("bunit") for c in info.chips if c.get("bunit")})
     shown = info.chips[:max_chips]
     return {"info": info, "title": f"dazzle report: {info.root}", "summary": rows,
+            "figures": preview.choose_backend() == "matplotlib",
             "final_png": final_png(info, max_side=max_side), "steps": info.steps, "timings": info.timings,
             "wall_time": info.wall_time, "sky_unit": units[0].lower() if len(units) == 1 else None,
             "chip_pictures": [chip_png(c, max_side=chip_max_side) for c in shown],
@@ -640,7 +659,7 @@ def render_html(data: dict) -> str:
     sections = [_subtitle_html(info), *[f'<p class="note">{_e(n)}</p>' for n in info.notes],
                 '<table id="summary">' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
                                                  for k, v in data["summary"]) + "</table>",
-                "<h2>Final image</h2>", _final_html(info, data["final_png"]),
+                "<h2>Final image</h2>", _final_html(info, data["final_png"], data["figures"]),
                 "<h2>Time per step</h2>", *_timing_html(data),
                 "<h2>Chips: sky and cosmic rays</h2>", *_chips_html(data),
                 "<h2>Parameters</h2>", *_params_html(data["params"])]
@@ -655,17 +674,21 @@ def _subtitle_html(info) -> str:
             + (f"; dazzle {_e(info.dazzle_version)}" if info.dazzle_version else "") + "</p>")
 
 
-def _final_html(info, png) -> str:
+def _final_html(info, png, figures: bool) -> str:
     if png is None:
         return '<p class="note">No final product to show.</p>'
     w, h = _png_size(png)
-    fy = info.frame_shape[0] / h if info.frame_shape else 1
+    if figures:
+        how = ("RA/Dec axes, colour bar (the stretch's range), north/east compass and a scale bar; "
+               "the image is shown in the output frame's orientation")
+    else:
+        fy = info.frame_shape[0] / h if info.frame_shape else 1
+        how = ("in the output frame's orientation, row 0 at the bottom"
+               + (f"; shown {max(1, round(fy))}x{max(1, round(fy))} block-averaged" if fy > 1.01 else ""))
     return ("<figure>" + _img(png, "img-final", f"final drizzled image {info.root}")
             + f"<figcaption>{_e(os.path.basename(info.output))} SCI, asinh stretch (0.5 to 99.8 "
-            f"percentile of covered pixels); in the output frame's orientation, row 0 at the bottom; "
-            f"uncovered pixels at the sky level"
-            + (f"; shown {max(1, round(fy))}x{max(1, round(fy))} block-averaged" if fy > 1.01 else "")
-            + ".</figcaption></figure>")
+            f"percentile of covered pixels); {how}; pixels with no data (WHT = 0) in "
+            f"{_swatch(preview.NODATA_COLOUR)} purple.</figcaption></figure>")
 
 
 def _timing_html(data) -> list:
@@ -728,7 +751,8 @@ _CHIPS_NOTE = string.Template(
     '(the <code>_crmask.fits</code> products: 1 good, 0 cosmic ray) flags in $cr red, or in $dq blue where '
     "the input's DQ already marks the pixel bad (hot pixels, dead columns: they differ from the median too, so "
     "driz_cr flags them, as AstroDrizzle does). Larger chips are block-averaged; a block is coloured if any of "
-    "its pixels is flagged.</p>")
+    "its pixels is flagged. With matplotlib installed each picture has RA/Dec axes, a colour bar, a compass, "
+    "a scale bar and a legend of these colours with their pixel counts.</p>")
 
 
 def _params_html(params) -> list:
@@ -754,10 +778,7 @@ def render_report(run_dir, out=None, *, max_side: int = preview.MAX_SIDE, chip_m
     base = os.path.dirname(out)
     doc = render_html(report_data(info, base, max_side=max_side, chip_max_side=chip_max_side, max_chips=max_chips))
     os.makedirs(base, exist_ok=True)
-    tmp = out + f".{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(doc)
-    os.replace(tmp, out)
+    write_bytes_atomic(out, doc)
     return out
 
 

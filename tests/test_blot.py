@@ -1,4 +1,4 @@
-"""Tests of dazzle.kernels.blot.
+"""Tests of dazzle.kernels.blotting (the blot kernel, dazzle.kernels.blot).
 
 Parity tests compare with drizzle 3.0.0 ``blot_image`` (the oracle; skipped if
 it is not installed).  The rest are analytic and run without it.
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from astrodrizzle_oracle import import_oracle
-from dazzle.kernels.blot import INTERPOLATORS, blot
+from dazzle.kernels.blotting import INTERPOLATORS, blot
 
 # dazzle.kernels re-exports the function ``blot``, which shadows the submodule
 # attribute; fetch the module itself for its private kernels.
-blot_mod = importlib.import_module("dazzle.kernels.blot")
+blot_mod = importlib.import_module("dazzle.kernels.blotting")
 
 PARITY_INTERPS = ("nearest", "linear", "poly3", "poly5", "lanczos3", "lanczos5")
 N_GEOMETRIES = 50
@@ -87,7 +87,7 @@ def _parity_mask(interp, pixmap, ny, nx):
     """True where the oracle is expected to agree.
 
     Excluded are only the reference's known edge defects (documented in the
-    module docstring of dazzle.kernels.blot):
+    module docstring of dazzle.kernels.blotting):
     * nearest, x in [nx-0.5, nx) or y in [ny-0.5, ny): the reference reads past
       the end of the array (we use the last column/row);
     * poly3, y in [ny-1, ny): the reference reads an uninitialised stack row;

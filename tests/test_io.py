@@ -1,4 +1,5 @@
-"""Tests of dazzle.io: chips from FITS inputs, validation errors, input lists, atomic writing.
+"""Tests of dazzle.io: chips from FITS inputs, validation errors, input lists (and the product
+names and image HDUs dazzle.products makes from them).  Atomic writing: tests/test_atomic.py.
 
 Synthetic files are written in tmp_path; the realistic TAN-SIP WCS comes from
 tests/data/j8bt06nyq_sip_flt.fits (see tests/data/README.md for origin and licence).
@@ -13,7 +14,8 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS, DistortionLookupTable
 
-from dazzle import io
+from dazzle import io, products
+from dazzle.atomic import write_fits_atomic
 from dazzle.geometry import Frame, wcs_from_header
 from dazzle.io import Chip, ChipData, InputError
 from dazzle.products import file_sha256
@@ -518,83 +520,18 @@ def test_product_name(three, tmp_path):
     d, _ = three
     one = io.read_inputs(str(d / "b_flt.fits"))
     many = io.read_inputs(str(d / "*_flt.fits"))
-    assert io.product_name(one, "") == "b_drz.fits"  # one input file (two chips)
-    assert io.product_name(many, "") == "final_drz.fits"
-    assert io.product_name(many, None) == "final_drz.fits"
-    assert io.product_name(many, "mosaic") == "mosaic_drz.fits"
-    assert io.product_name(many, "mosaic_drz") == "mosaic_drz.fits"
-    assert io.product_name(many, "out/mosaic.fits") == "out/mosaic.fits"
+    assert products.product_name(one, "") == "b_drz.fits"  # one input file (two chips)
+    assert products.product_name(many, "") == "final_drz.fits"
+    assert products.product_name(many, None) == "final_drz.fits"
+    assert products.product_name(many, "mosaic") == "mosaic_drz.fits"
+    assert products.product_name(many, "mosaic_drz") == "mosaic_drz.fits"
+    assert products.product_name(many, "out/mosaic.fits") == "out/mosaic.fits"
     make_mef(d / "e_flc.fits", nchips=1)
     flc = io.read_inputs([str(d / "e_flc.fits"), str(d / "a_flt.fits")])
-    assert io.product_name(flc, "") == "final_drc.fits"
-    assert io.product_name(flc[:1], "") == "e_drc.fits"
+    assert products.product_name(flc, "") == "final_drc.fits"
+    assert products.product_name(flc[:1], "") == "e_drc.fits"
     with pytest.raises(ValueError, match="input file"):
-        io.product_name(one, str(d / "b_flt.fits"))
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic writing
-# --------------------------------------------------------------------------------------------
-
-def _leftovers(d):
-    return [p.name for p in Path(d).iterdir() if p.name.endswith(".tmp")]
-
-
-def test_write_fits_atomic(tmp_path):
-    out = tmp_path / "prod_drz.fits"
-    data = np.arange(12, dtype=np.float32).reshape(3, 4)
-    assert io.write_fits_atomic(out, fits.PrimaryHDU(data)) == str(out)
-    np.testing.assert_array_equal(fits.getdata(out), data)
-    assert _leftovers(tmp_path) == []
-    # Overwrite (default) replaces; an ImageHDU gets an empty primary in front.
-    io.write_fits_atomic(out, fits.ImageHDU(data * 2, name="SCI"))
-    with fits.open(out) as h:
-        assert h[0].data is None and np.all(h["SCI"].data == data * 2)
-    with pytest.raises(FileExistsError):
-        io.write_fits_atomic(out, fits.PrimaryHDU(data), overwrite=False)
-    new = tmp_path / "new_drz.fits"
-    io.write_fits_atomic(new, fits.HDUList([fits.PrimaryHDU(data)]), overwrite=False,
-                         checksum=True)
-    assert "CHECKSUM" in fits.getheader(new)
-    assert _leftovers(tmp_path) == []
-
-
-def test_atomic_write_failure_keeps_old_product(tmp_path, monkeypatch):
-    out = tmp_path / "prod_drz.fits"
-    old = np.ones((3, 4), np.float32)
-    io.write_fits_atomic(out, fits.PrimaryHDU(old))
-    before = file_sha256(out)
-
-    # 1. A writer that dies half-way through its temporary file.
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        with io.atomic_output(out) as tmp:
-            assert Path(tmp).parent == tmp_path
-            assert Path(tmp).name.startswith(".") and tmp.endswith(".tmp")
-            with open(tmp, "wb") as f:
-                f.write(b"SIMPLE  =                    T" + b" " * 50)
-            raise RuntimeError("disk on fire")
-    assert file_sha256(out) == before and _leftovers(tmp_path) == []
-
-    # 2. write_fits_atomic where astropy fails in the middle of writing.
-    real_writeto = fits.HDUList.writeto
-
-    def failing_writeto(self, name, *a, **k):
-        with open(name, "wb") as f:
-            f.write(b"partial")
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(fits.HDUList, "writeto", failing_writeto)
-    with pytest.raises(OSError, match="No space"):
-        io.write_fits_atomic(out, fits.PrimaryHDU(old * 5))
-    monkeypatch.setattr(fits.HDUList, "writeto", real_writeto)
-    assert file_sha256(out) == before and _leftovers(tmp_path) == []
-    np.testing.assert_array_equal(fits.getdata(out), old)
-
-    # 3. A writer that never creates the file.
-    with pytest.raises(FileNotFoundError):
-        with io.atomic_output(out):
-            pass
-    assert file_sha256(out) == before and _leftovers(tmp_path) == []
+        products.product_name(one, str(d / "b_flt.fits"))
 
 
 def test_simple_image_hdu(tmp_path):
@@ -605,10 +542,10 @@ def test_simple_image_hdu(tmp_path):
     src.add_history("made by a test")
     w = WCS(sip_cards())
     data = np.zeros((4, 5), np.float32)
-    hdu = io.simple_image_hdu(data, header=src, wcs_header=w, EXPTIME=12.5,
+    hdu = products.simple_image_hdu(data, header=src, wcs_header=w, EXPTIME=12.5,
                               BUNIT=("ELECTRONS/S", "units"), **{"DATE-OBS": "2002-04-13"})
     path = tmp_path / "img.fits"
-    io.write_fits_atomic(path, hdu)
+    write_fits_atomic(path, hdu)
     h = fits.getheader(path)
     assert h["NAXIS1"] == 5 and h["BITPIX"] == -32 and "EXTNAME" not in h
     assert h["TARGNAME"] == "NGC104" and h["EXPTIME"] == 12.5 and h["DATE-OBS"] == "2002-04-13"
@@ -617,9 +554,9 @@ def test_simple_image_hdu(tmp_path):
     assert "made by a test" in str(h["HISTORY"])
     assert WCS(h).sip is not None
     frame = Frame.from_wcs(w, (4, 5))
-    h2 = io.simple_image_hdu(data, wcs_header=frame).header
+    h2 = products.simple_image_hdu(data, wcs_header=frame).header
     assert h2["CTYPE1"].startswith("RA---TAN")
-    h3 = io.simple_image_hdu(data, wcs_header=frame.header).header
+    h3 = products.simple_image_hdu(data, wcs_header=frame.header).header
     assert h3["CRPIX1"] == h2["CRPIX1"]
 
 
@@ -687,7 +624,7 @@ def test_input_parsing_matches_drizzlepac(three, monkeypatch):
         chips = io.read_inputs(spec)
         roots = list(dict.fromkeys(c.root for c in chips))
         assert roots == [io.exposure_root(f) for f in files], spec
-        assert io.product_name(chips, "") == output + "_drz.fits", spec
+        assert products.product_name(chips, "") == output + "_drz.fits", spec
     for g, extvers in zip(groups, oracle["groups"]):
         if extvers is None:
             with pytest.raises(InputError):

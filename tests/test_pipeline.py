@@ -838,3 +838,32 @@ def test_simple_image_input_lends_no_wcs_to_the_primary_header(sim, tmp_path):
     ph = final(r)[4]
     assert ph["INSTRUME"] == "ACS" and ph["D002DATA"].startswith("dzsim02_img.fits")
     assert not [k for k in ph if k.startswith(("CTYPE", "CRVAL", "CD1_", "A_", "B_", "WCS"))]
+
+
+@pytest.mark.parametrize("kernel, pixfrac, scale", [("square", 3.0, 1.0), ("lanczos3", 1.0, 0.5),
+                                                    ("gaussian", 2.0, 0.5)])
+def test_chip_boxes_hold_every_deposit(sim, kernel, pixfrac, scale):
+    """Regression: the output box a chip's drizzle task works in was widened by a margin below
+    the kernel's reach for square with pixfrac > 2 and for lanczos/gaussian onto output pixels
+    smaller than the input's, so deposits near the box's edges were lost.  Drizzled onto the
+    whole frame, every deposit of every chip falls inside its planned box."""
+    from dazzle import geometry, io, pipeline
+    from dazzle.kernels import drizzle_sums
+    from dazzle.params import resolve
+
+    chips = io.read_inputs(sim.files)
+    wcss = [c.wcs() for c in chips]
+    in_scale = geometry.pixel_scale(wcss[0], chips[0].shape)
+    params = resolve(final_kernel=kernel, final_pixfrac=pixfrac, final_wcs=True,
+                     final_scale=in_scale * scale)
+    frame = pipeline.output_frame(chips, params, "final_", wcss)
+    boxes = pipeline._boxes(chips, frame, kernel, pixfrac, "final", wcss)
+    for chip, w, (x0, x1, y0, y1) in zip(chips, wcss, boxes):
+        data = np.ones(chip.shape, np.float32)
+        pixmap = geometry.calc_pixmap(w, frame.wcs(), chip.shape)
+        num, den = np.zeros(frame.shape), np.zeros(frame.shape)
+        drizzle_sums(data, pixmap, num, den, kernel=kernel, pixfrac=pixfrac,
+                     pixel_scale_ratio=geometry.pixel_scale_ratio(w, frame.wcs(), chip.shape))
+        ys, xs = np.nonzero(den)
+        assert xs.min() >= x0 and xs.max() < x1 and ys.min() >= y0 and ys.max() < y1, \
+            (chip.label, (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1), (x0, x1, y0, y1))

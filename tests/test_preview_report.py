@@ -3,9 +3,14 @@
 * The PNG writer is checked by parsing its files back with an independent reader (signature,
   chunk CRCs, IHDR, zlib-compressed IDAT, every PNG filter type): the same reader decodes
   Chromium's screenshots.
-* The stretch is checked on a realistic field: neither blank nor saturated.
+* The stretch is checked on a realistic field: neither blank nor saturated; it is astropy's
+  asinh normalisation (the same numbers through ImageNormalize and the plain path).
+* The figures (matplotlib): PNG and image-area sizes, the colour bar's range (the stretch's),
+  the no-data colour at the uncovered pixels, the compass directions and the scale bar's length
+  against the WCS, the CR legend's colours and counts. Without matplotlib (its import made to
+  fail) the plain pictures, pixel for pixel.
 * The demo runs end to end (a smaller set than the default, for time): products, run summary,
-  PNGs that show the field and the CR masks, the report.
+  pictures that show the field and the CR masks where the FITS products have them, the report.
 * The report's HTML: images inline as PNG data URIs, tables with the run's numbers (checked
   against the FITS products), parameters; rebuilt from the headers when the run summary is gone.
 * The report in headless Chromium: every image decodes (naturalWidth > 0, read from the DOM
@@ -23,6 +28,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from html.parser import HTMLParser
 from pathlib import Path
@@ -32,7 +38,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from astrodrizzle_oracle import skip_or_fail
+from astrodrizzle_oracle import import_oracle, skip_or_fail
 from dazzle import preview, report
 from dazzle.cli import main
 from dazzle.params import format_value, resolve
@@ -192,15 +198,200 @@ def test_asinh_stretch_weight_and_degenerate_images():
 def test_preview_png_is_ds9_oriented_and_downsampled(tmp_path):
     img = star_field((2500, 1800))
     img[:40, :] = 1e4                       # a bright band at the bottom (row 0) of the FITS image
-    path = preview.write_preview_png(tmp_path / "p.png", img, max_side=1200)
+    path = preview.write_preview_png(tmp_path / "p.png", img, max_side=1200, backend="plain")
     pix, chunks = read_png(Path(path).read_bytes())
-    assert pix.shape == (834, 600)          # 3 x 3 blocks: the smallest factor that fits 1200
+    assert pix.shape == (834, 600, 3)       # 3 x 3 blocks: the smallest factor that fits 1200
     assert np.all(pix[-12:] == 255) and not np.all(pix[:12] == 255)    # row 0 at the bottom
+    # the NaN border (30 columns = 10 blocks; not under the band) in the no-data colour, named in the PNG
+    nodata = np.all(pix == preview.NODATA_COLOUR, axis=2)
+    assert np.all(nodata[:-14, :10]) and not np.any(nodata[:, 10:]) and not np.any(nodata[-13:])
     assert b"asinh" in png_text(chunks)[b"Description"]
+    assert f"no data in RGB{preview.NODATA_COLOUR}".encode() in png_text(chunks)[b"Description"]
     assert png_text(chunks)[b"Downsampling"].startswith(b"3x3")
-    not_blank_not_saturated(pix[:-14], min_std=5)     # a sparse field: mostly sky noise
-    small = read_png(preview.preview_png_bytes(img[:300, :300], max_side=1200))[0]
-    assert small.shape == (300, 300)
+    not_blank_not_saturated(pix[:-14, 10:, 0], min_std=5)     # a sparse field: mostly sky noise
+    small = read_png(preview.preview_png_bytes(img[:300, :300], max_side=1200, backend="plain"))[0]
+    assert small.shape == (300, 300, 3)
+
+
+def test_stretch_is_astropys_asinh_normalisation():
+    from astropy.visualization import AsinhStretch, ImageNormalize
+    import_oracle("matplotlib", "matplotlib (the [plot] extra) is not installed")
+    img = star_field()
+    lim = preview.stretch_limits(img)
+    v = img[np.isfinite(img)]
+    assert (lim.lo, lim.hi) == pytest.approx(tuple(np.percentile(v, [0.5, 99.8])), rel=1e-12)
+    assert lim.noise == pytest.approx(1.4826 * np.median(np.abs(v - np.median(v))), rel=1e-3)
+    x = np.linspace(lim.lo - 1, lim.hi + 1, 1001)
+    expected = np.clip(np.arcsinh((x - lim.lo) / lim.softening) / np.arcsinh((lim.hi - lim.lo) / lim.softening), 0, 1)
+    np.testing.assert_allclose(lim(x), expected, atol=1e-12)
+    norm = lim.normalize()
+    assert isinstance(norm, ImageNormalize) and isinstance(norm.stretch, AsinhStretch)
+    np.testing.assert_allclose(np.clip(norm(x), 0, 1), expected, atol=1e-12)
+    ticks = lim.ticks()
+    assert ticks[0] >= lim.lo and ticks[-1] <= lim.hi and len(ticks) == 5 and ticks == sorted(ticks)
+
+
+# ---------------------------------------------------------------------------------------------
+# the figures (matplotlib) and their absence
+# ---------------------------------------------------------------------------------------------
+
+def tan_wcs(shape, scale_arcsec=0.05, rot_deg=30.0):
+    """A TAN WCS whose +y axis is ``rot_deg`` east of north."""
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.1, 2.2]
+    w.wcs.crpix = [shape[1] / 2, shape[0] / 2]
+    c, s = np.cos(np.radians(rot_deg)), np.sin(np.radians(rot_deg))
+    w.wcs.cd = scale_arcsec / 3600.0 * np.array([[-c, s], [s, c]])
+    return w
+
+
+def image_area(chunks):
+    return tuple(int(v) for v in png_text(chunks)[b"Image area"].split())
+
+
+def at_pixels(pix, area, shape, rows, cols):
+    """The PNG's pixels at the centres of image pixels (rows, cols) (FITS order, row 0 at the bottom)."""
+    left, top, w, h = area
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    px = left + np.floor((cols + 0.5) * w / shape[1]).astype(int)
+    py = top + h - 1 - np.floor((rows + 0.5) * h / shape[0]).astype(int)
+    return pix[py, px]
+
+
+def test_mosaic_figure_axes_colour_bar_compass_scale_bar_and_no_data():
+    # cost: ~1 s (two small figures)
+    import_oracle("matplotlib", "matplotlib (the [plot] extra) is not installed: figures are not checked")
+    from matplotlib.text import Annotation
+
+    img = star_field((120, 160), nan_border=0)
+    wht = np.ones(img.shape)
+    wht[:, :40] = 0                          # uncovered: WHT = 0 (the image holds zeros there)
+    img[:, :40] = 0.0
+    wcs = tan_wcs(img.shape)
+    pic = preview.mosaic_figure(img, weight=wht, wcs=wcs, title="t", bunit="ELECTRONS/S")
+    data = pic.png_bytes(pic.text("t"))
+    pix, chunks = read_png(data)
+    left, top, w, h = area = image_area(chunks)
+    assert (w, h) == (480, 360)              # enlarged 3x to the figures' smallest side
+    assert pix.shape[:2] == (h + sum(preview._MARGINS[2:]), w + sum(preview._MARGINS[:2]))
+    # the colour bar spans exactly the normalisation's range, black to white
+    lim = pic.limits
+    assert (pic.colorbar.vmin, pic.colorbar.vmax) == (lim.lo, lim.hi)
+    assert pic.colorbar.ax.get_ylim() == pytest.approx((lim.lo, lim.hi))
+    assert png_text(chunks)[b"Colour bar"] == f"{lim.lo!r} {lim.hi!r}".encode()
+    bar = pix[top + 2:top + h - 2, left + w + 14 + 8, :3].astype(int)
+    assert bar[0].min() >= 250 and bar[-1].max() <= 5 and np.all(np.diff(bar[:, 0]) <= 0)
+    # uncovered pixels in the stated colour (legend and PNG text), covered ones in the gray stretch
+    rows, cols = np.mgrid[30:90, 5:35]
+    np.testing.assert_array_equal(at_pixels(pix, area, img.shape, rows, cols)[..., :3].reshape(-1, 3),
+                                  np.tile(preview.NODATA_COLOUR, (rows.size, 1)))
+    legend = pic.figure.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["no data (WHT = 0 or NaN)"]
+    assert tuple(np.rint(np.array(legend.legend_handles[0].get_facecolor()[:3]) * 255)) == preview.NODATA_COLOUR
+    rows, cols = np.mgrid[45:75, 60:100]
+    shown = at_pixels(pix, area, img.shape, rows, cols)[..., :3].astype(int)
+    assert np.all(shown[..., 0] == shown[..., 1]) and np.all(shown[..., 1] == shown[..., 2])
+    gray = preview.asinh_stretch(img, limits=lim)[rows, cols].astype(int)
+    # (matplotlib's colour map takes floor(256 u), the plain picture rint(255 u): at most 2 apart)
+    assert np.abs(shown[..., 0] - gray).max() <= 2 and np.abs(shown[..., 0] - gray).mean() < 1
+    # RA/Dec axes; the compass: north and east as the WCS says (+y is 30 deg east of north)
+    assert pic.ax.coords[0].get_axislabel() == "Right ascension"
+    assert pic.ax.coords[1].get_axislabel() == "Declination"
+    arrows = [t for t in pic.ax.texts if isinstance(t, Annotation)]
+    labels = {t.get_text(): np.array(t.get_position()) for t in pic.ax.texts if not isinstance(t, Annotation)}
+    assert len(arrows) == 2 and set(labels) == {"N", "E"}
+    origin = np.array(arrows[0].xyann)
+    for name, expected in (("N", (0.5, np.sqrt(0.75))), ("E", (-np.sqrt(0.75), 0.5))):
+        d = labels[name] - origin
+        np.testing.assert_allclose(d / np.hypot(*d), expected, atol=2e-3)
+    # the scale bar: 160 px x 0.05" = 8", a quarter is 2": 40 pixels long
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+    (bar,) = [a for a in pic.ax.artists if isinstance(a, AnchoredSizeBar)]
+    assert bar.txt_label.get_text() == '2"'
+    assert bar.size_bar.get_children()[0].get_width() == pytest.approx(40.0, rel=1e-9)
+    # written to a file, atomically, with the text
+    assert png_text(chunks)[b"Title"] == b"t" and png_text(chunks)[b"Downsampling"] == b"1x1 block mean"
+
+
+def test_figure_of_a_large_image_is_binned_to_fit():
+    # cost: ~1 s
+    import_oracle("matplotlib", "matplotlib (the [plot] extra) is not installed: figures are not checked")
+    img = np.random.default_rng(6).normal(10.0, 1.0, (2000, 1000))
+    wht = np.ones(img.shape)
+    wht[:, :300] = 0
+    pic = preview.mosaic_figure(img, weight=wht, wcs=tan_wcs(img.shape, rot_deg=0.0))
+    assert pic.factor == 3                   # the smallest factor that fits FIGURE_SIDE (900)
+    pix, chunks = read_png(pic.png_bytes())
+    area = image_area(chunks)
+    assert area[2:] == (334, 667)            # 334 x 667 blocks, one screen pixel each
+    assert png_text(chunks)[b"Downsampling"] == b"3x3 block mean"
+    # the axes are in the full image's pixels: uncovered columns < 300, covered from 300 on
+    rows, cols = np.mgrid[500:1500:10, 10:290:10]
+    assert np.all(at_pixels(pix, area, img.shape, rows, cols)[..., :3] == preview.NODATA_COLOUR)
+    rows, cols = np.mgrid[500:1500:10, 310:690:10]
+    shown = at_pixels(pix, area, img.shape, rows, cols)[..., :3].astype(int)
+    assert np.all(shown[..., 0] == shown[..., 2]) and shown[..., 0].std() > 10
+    # already binned 2x2 by the caller (as the report reads big mosaics): 2 x 2 more, same axes
+    pre = preview.downsample(np.where(wht > 0, img, np.nan), 2)
+    pic = preview.mosaic_figure(pre, wcs=tan_wcs(img.shape, rot_deg=0.0), binned=2, full_shape=img.shape)
+    pix, chunks = read_png(pic.png_bytes())
+    area = image_area(chunks)
+    assert pic.factor == 4 and area[2:] == (250, 500)
+    assert pic.ax.get_xlim() == (-0.5, 999.5) and pic.ax.get_ylim() == (-0.5, 1999.5)
+    rows, cols = np.mgrid[500:1500:10, 10:290:10]
+    assert np.all(at_pixels(pix, area, img.shape, rows, cols)[..., :3] == preview.NODATA_COLOUR)
+    rows, cols = np.mgrid[500:1500:10, 310:690:10]
+    shown = at_pixels(pix, area, img.shape, rows, cols)[..., :3].astype(int)
+    assert np.all(shown[..., 0] == shown[..., 2]) and not np.any(np.all(shown == preview.NODATA_COLOUR, axis=-1))
+
+
+def test_chip_figure_legend_names_the_colours_and_counts():
+    # cost: ~0.5 s
+    import_oracle("matplotlib", "matplotlib (the [plot] extra) is not installed: figures are not checked")
+    rng = np.random.default_rng(5)
+    sci = rng.normal(100, 10, (90, 120))
+    crmask = np.ones(sci.shape, bool)
+    crmask[40:43, 50:60] = False            # 30 cosmic-ray pixels
+    good = np.ones(sci.shape, bool)
+    good[:, 100] = False                    # a dead column, flagged too: 90 pixels
+    crmask[:, 100] = False
+    pic = preview.chip_crmask_figure(sci, crmask, good=good, wcs=tan_wcs(sci.shape, rot_deg=0.0),
+                                     title="x_flt.fits[SCI,1]")
+    assert pic.ax.get_title() == "x_flt.fits[SCI,1]"
+    texts = [t.get_text() for t in pic.figure.legends[0].get_texts()]
+    assert texts == ["cosmic ray (CR mask 0): 30 px", "flagged, DQ already bad: 90 px"]
+    colours = [tuple(np.rint(np.array(p.get_facecolor()[:3]) * 255)) for p in pic.figure.legends[0].legend_handles]
+    assert colours == [preview.CR_COLOUR, preview.DQ_COLOUR]
+    pix, chunks = read_png(pic.png_bytes())
+    area = image_area(chunks)
+    r, g, b = (at_pixels(pix, area, sci.shape, *np.mgrid[20:70, 30:110])[..., i].astype(int) for i in range(3))
+    red, blue = (r - g > 80) & (r - b > 80), b - r > 80
+    np.testing.assert_array_equal(red, (~crmask & good)[20:70, 30:110])
+    np.testing.assert_array_equal(blue, (~crmask & ~good)[20:70, 30:110])
+
+
+def test_pictures_without_matplotlib(monkeypatch, tmp_path):
+    # matplotlib missing (its import fails): plain pictures, the same normalisation, the same colours
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert not preview.have_matplotlib() and preview.choose_backend() == "plain"
+    with pytest.raises(ImportError, match="plot"):
+        preview.choose_backend("matplotlib")
+    img = star_field((120, 160), nan_border=0)
+    wht = np.ones(img.shape)
+    wht[:, :40] = 0
+    pix, chunks = read_png(Path(preview.write_preview_png(tmp_path / "m.png", img, weight=wht,
+                                                          wcs=tan_wcs(img.shape))).read_bytes())
+    assert pix.shape == (120, 160, 3) and b"Image area" not in png_text(chunks)
+    assert np.all(pix[:, :40] == preview.NODATA_COLOUR)
+    lim = preview.stretch_limits(img, weight=wht)
+    np.testing.assert_array_equal(pix[::-1, 40:, 0], preview.asinh_stretch(img, limits=lim)[:, 40:])
+    crmask = np.ones(img.shape, bool)
+    crmask[5, 5] = False
+    chip = read_png(preview.chip_crmask_png_bytes(img, crmask, wcs=tan_wcs(img.shape)))[0]
+    np.testing.assert_array_equal(chip, preview.chip_crmask_rgb(img, crmask))
 
 
 def test_chip_crmask_overlay_colours():
@@ -264,31 +455,96 @@ def test_demo_runs_and_says_what_it_did(demo):
     assert "100% Completed" in demo["stderr"]          # the progress bar
 
 
+def expected_area(shape):
+    """(width, height) of a figure's image area for an image of ``shape`` (FIGURE_MIN_SIDE..FIGURE_SIDE)."""
+    side = max(shape)
+    scale = min(preview.FIGURE_SIDE, max(preview.FIGURE_MIN_SIDE, side)) / side
+    return round(shape[1] * scale), round(shape[0] * scale)
+
+
+def clear_columns(shape):
+    """Columns of a figure's image left free by the compass (upper left, within 1/3 of the
+    width) and the scale bar (lower right, the last quarter and its label)."""
+    return slice(int(0.36 * shape[1]), int(0.64 * shape[1]))
+
+
+def interior(mask, edge=8):
+    """``mask`` pixels whose four neighbours are in ``mask`` too, not within ``edge`` pixels
+    of the top or bottom (where the axes' frame and ticks are drawn over the image)."""
+    m = mask.copy()
+    m[:edge] = m[-edge:] = False
+    m[1:] &= mask[:-1]
+    m[:-1] &= mask[1:]
+    m[:, 1:] &= mask[:, :-1]
+    m[:, :-1] &= mask[:, 1:]
+    return m
+
+
 def test_demo_preview_shows_the_field(demo):
+    import_oracle("matplotlib", "matplotlib (the [plot] extra) is not installed: figures are not checked")
     pix, chunks = read_png((demo["out"] / "preview_drz.png").read_bytes())
     with fits.open(demo["out"] / "products" / "demo_drz.fits") as h:
         sci, wht = h["SCI"].data, h["WHT"].data
-    assert pix.shape == sci.shape                        # small: not downsampled
-    covered = pix[::-1][wht > 0]
-    not_blank_not_saturated(covered, min_std=10)
-    # the stars are where the drizzled image has them
-    bright = np.nan_to_num(sci) > np.nanpercentile(sci[wht > 0], 99.9)
-    assert pix[::-1][bright].mean() > 250 > np.median(covered) + 150
+    area = image_area(chunks)
+    assert area[2:] == expected_area(sci.shape)                  # small: enlarged, not binned
     assert png_text(chunks)[b"Downsampling"].startswith(b"1x1")
+    cols = clear_columns(sci.shape)
+    rows, cc = np.mgrid[0:sci.shape[0], cols]
+    shown = at_pixels(pix, area, sci.shape, rows, cc)[..., :3].astype(int)
+    # uncovered pixels in the no-data colour, covered ones gray and neither blank nor saturated
+    nodata = interior(wht[:, cols] == 0)
+    assert nodata.sum() > 200
+    assert np.all(shown[nodata] == preview.NODATA_COLOUR)
+    covered = interior(wht[:, cols] > 0)
+    assert np.all(shown[covered][:, 0] == shown[covered][:, 2])
+    not_blank_not_saturated(shown[covered][:, 0], min_std=10)
+    # the stars are where the drizzled image has them
+    bright = (np.nan_to_num(sci) > np.nanpercentile(sci[wht > 0], 99.9))[:, cols]
+    assert shown[bright & covered][:, 0].mean() > 250 > np.median(shown[covered][:, 0]) + 150
+    # the colour bar's range is the stretch's
+    lo, hi = (float(v) for v in png_text(chunks)[b"Colour bar"].split())
+    assert f"lo={lo:.6g} hi={hi:.6g}".encode() in png_text(chunks)[b"Description"]
 
 
 def test_demo_chip_preview_shows_the_cr_mask(demo):
-    pix, _ = read_png((demo["out"] / "preview_chip_crmask.png").read_bytes())
+    import_oracle("matplotlib", "matplotlib (the [plot] extra) is not installed: figures are not checked")
+    pix, chunks = read_png((demo["out"] / "preview_chip_crmask.png").read_bytes())
+    crmask = fits.getdata(demo["out"] / "products" / "dzsim01_sci1_crmask.fits").astype(bool)
+    dq = fits.getdata(demo["out"] / "inputs" / "dzsim01_flt.fits", ("DQ", 1))
+    area = image_area(chunks)
+    assert area[2:] == expected_area(crmask.shape)
+    assert png_text(chunks)[b"Title"] == b"dzsim01_flt.fits[SCI,1]"
+    cols, rows = clear_columns(crmask.shape), slice(8, -8)     # not the axes' frame and ticks
+    shown = at_pixels(pix, area, crmask.shape, *np.mgrid[0:crmask.shape[0], cols])[rows]
+    r, g, b = (shown[..., i].astype(int) for i in range(3))
+    red, blue = (r - g > 80) & (r - b > 80), b - r > 80
+    np.testing.assert_array_equal(red, (~crmask & (dq == 0))[rows, cols])
+    np.testing.assert_array_equal(blue, (~crmask & (dq != 0))[rows, cols])
+    assert red.sum() > 30 and blue.sum() > 100
+    not_blank_not_saturated(r[crmask[rows, cols]], min_std=10)
+
+
+def test_demo_pictures_without_matplotlib(demo, tmp_path, monkeypatch):
+    # cost: ~0.3 s (no pipeline run: the demo's products, pictured again with matplotlib's import failing)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    pngs = report.write_previews(report.collect_run(demo["out"]), tmp_path)
+    pix, chunks = read_png(Path(pngs["drz"]).read_bytes())
+    with fits.open(demo["out"] / "products" / "demo_drz.fits") as h:
+        sci, wht = h["SCI"].data, h["WHT"].data
+    assert pix.shape == sci.shape + (3,)                    # one PNG pixel per image pixel
+    np.testing.assert_array_equal(np.all(pix[::-1] == preview.NODATA_COLOUR, axis=2), wht == 0)
+    not_blank_not_saturated(pix[::-1][wht > 0][:, 0], min_std=10)
+    pix, _ = read_png(Path(pngs["chip"]).read_bytes())
     crmask = fits.getdata(demo["out"] / "products" / "dzsim01_sci1_crmask.fits").astype(bool)
     dq = fits.getdata(demo["out"] / "inputs" / "dzsim01_flt.fits", ("DQ", 1))
     assert pix.shape == crmask.shape + (3,)
     r, g, b = (pix[::-1, :, i].astype(int) for i in range(3))
-    red, blue = (r - g > 80) & (r - b > 80), b - r > 80
-    np.testing.assert_array_equal(red, ~crmask & (dq == 0))
-    np.testing.assert_array_equal(blue, ~crmask & (dq != 0))
-    assert red.sum() > 100
-    gray = pix[::-1][crmask][:, 0]
-    not_blank_not_saturated(gray, min_std=10)
+    np.testing.assert_array_equal((r - g > 80) & (r - b > 80), ~crmask & (dq == 0))
+    np.testing.assert_array_equal(b - r > 80, ~crmask & (dq != 0))
+    # the report says what the plain pictures show
+    page = report.render_report(demo["out"], tmp_path / "plain.html")
+    text = Path(page).read_text()
+    assert "compass" not in text.split("<h2>Time per step")[0] and "no data (WHT = 0)" in text
 
 
 def test_run_summary_matches_the_products(demo, summary):
@@ -356,16 +612,21 @@ class _Page(HTMLParser):
             self._cell[1] += data
 
 
+def page_text(path):
+    return Path(path).read_text(encoding="utf-8")
+
+
 def parse_page(path):
     p = _Page()
     p.feed(Path(path).read_text(encoding="utf-8"))
     return p
 
 
-def decode_img(attrs):
+def decode_img(attrs, chunks=False):
     src = attrs["src"]
     assert src.startswith("data:image/png;base64,")
-    return read_png(base64.b64decode(src.split(",", 1)[1]))[0]
+    pix, c = read_png(base64.b64decode(src.split(",", 1)[1]))
+    return (pix, c) if chunks else pix
 
 
 def test_report_html_is_self_contained_with_images_and_numbers(demo, summary):
@@ -374,11 +635,13 @@ def test_report_html_is_self_contained_with_images_and_numbers(demo, summary):
     ids = [a.get("id") for a in page.images]
     assert ids == ["img-final", "img-chip-0", "img-chip-1", "img-chip-2"]
     for a in page.images:
-        pix = decode_img(a)
+        pix, chunks = decode_img(a, chunks=True)
         assert (int(a["width"]), int(a["height"])) == (pix.shape[1], pix.shape[0])
-        not_blank_not_saturated(pix if pix.ndim == 2 else pix[:, :, 1], min_std=8)
-    final = decode_img(page.images[0])
-    assert final.shape == tuple(summary["frame_shape"])
+        left, top, w, h = image_area(chunks)            # the figure's image, without the white margins
+        not_blank_not_saturated(pix[top:top + h, left:left + w, 1], min_std=8)
+    final, chunks = decode_img(page.images[0], chunks=True)
+    assert image_area(chunks)[2:] == expected_area(summary["frame_shape"])
+    assert "compass" in page_text(demo["out"] / "report.html")
     # chips: CR counts and skies as in the products
     rows = [r for r in page.tables["chips"] if r["attrs"].get("data-chip") is not None]
     assert len(rows) == 3
@@ -437,8 +700,8 @@ def test_report_rebuilt_from_headers_without_summary(demo, summary, tmp_path):
     assert params["final_kernel"]["cells"][1][0] == "square"     # from the HISTORY cards
     assert params["combine_type"]["cells"][1][0] == "minmed"
     # the chip pictures come from the inputs, found beside the products
-    chip0 = decode_img(page.images[1])
-    assert chip0.shape == (256, 256, 3)
+    chip0, chunks = decode_img(page.images[1], chunks=True)
+    assert image_area(chunks)[2:] == expected_area((256, 256))
     # without the inputs the blotted median stands in
     shutil.rmtree(run / "inputs")
     page = parse_page(report.render_report(run / "products", run / "r2.html"))

@@ -3,12 +3,15 @@
 The facts about the kernels that the layers above need without running one:
 which names exist (:data:`KERNELS`, :data:`INTERPOLATORS`, :data:`COMBINE_TYPES`)
 and how far a drizzle kernel spreads an input pixel (:func:`kernel_reach`),
-which the pipeline needs to plan which output pixels a chip can touch.
+which the pipeline needs to plan which output pixels a chip can touch
+(:func:`box_pad`).  Imported without Numba: ``dazzle.kernels`` loads its Numba
+modules only when a kernel is used.
 """
 
 from __future__ import annotations
 
-__all__ = ["KERNELS", "INTERPOLATORS", "INTERPOLATOR_ALIASES", "COMBINE_TYPES", "kernel_reach"]
+__all__ = ["KERNELS", "INTERPOLATORS", "INTERPOLATOR_ALIASES", "COMBINE_TYPES", "kernel_reach",
+           "box_pad"]
 
 #: Drizzle kernels (``drizzle_add``/``drizzle_sums``), in the order of drizzle 3.0's
 #: list with dazzle's ``tophat`` (drizzle 1.x) last.
@@ -61,7 +64,9 @@ def kernel_reach(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0) ->
       ``p = max(2.5 pixfrac / 2.3548, 1.2) / pixel_scale_ratio``, so
       ``|k - x| <= p + 0.5``;
     * ``lanczos<n>``: ``floor(x - p) + 1 <= k <= floor(x + p)`` with
-      ``p = n / pixel_scale_ratio``, so ``|k - x| <= p``;
+      ``p = n / pixel_scale_ratio``, so ``|k - x| <= p`` (drizzle 3.0's table); with
+      drizzlepac's table (``lanczos_table="drizzlepac"``) weight only where
+      ``|k - x| < n pixfrac / pixel_scale_ratio``: so ``p = n max(pixfrac, 1) / pixel_scale_ratio``;
 
     and the reach is that bound minus ``a``, or 0 if it is less.  At unit
     scale: 0 for point, ``pixfrac/2`` for square and turbo,
@@ -94,5 +99,59 @@ def kernel_reach(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0) ->
     elif name == "gaussian":
         bound = max(2.5 * pixfrac / 2.3548, 1.2) / psr + 0.5
     else:  # lanczos2, lanczos3
-        bound = int(name[-1]) / psr
+        bound = int(name[-1]) * max(pixfrac, 1.0) / psr
     return max(bound - a, 0.0)
+
+
+def box_pad(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0) -> float:
+    """The margin by which the pipeline widens a chip's footprint to get its output box.
+
+    The box is the one the chip's drizzle and blot tasks work in.  Deposits outside the box are
+    lost, so the margin is at least :func:`kernel_reach` (an output pixel is in the box when it
+    overlaps the widened footprint, which leaves half a pixel to spare; ``tests/test_facts.py``
+    checks it for every kernel, pixfrac and scale).
+
+    Parameters
+    ----------
+    kernel : str
+        One of :data:`KERNELS` (case-insensitive).
+    pixfrac : float
+        The drop's linear size relative to the input pixel.
+    pixel_scale_ratio : float, optional
+        Output / input linear pixel size (default 1: unit scale).
+
+    Returns
+    -------
+    float
+        The margin in output pixels.
+
+    Notes
+    -----
+    At unit scale and pixfrac <= 1 it is the margin the single products' shapes have always
+    had (kept, so that products stay bit-identical), which also leaves the blot a guard pixel:
+
+    * ``gaussian``: ``max(2.5 pixfrac/2.3548, 1.2) + 1`` (reach + 1);
+    * ``lanczos<n>``: ``n + 1`` (reach + 3/2);
+    * ``tophat``: ``pixfrac/2 + 1``;
+    * ``point``, ``square``, ``turbo``: 1;
+
+    and the reach itself where that is larger (``square`` with pixfrac > 2, ``lanczos3`` onto
+    output pixels smaller than the input's, ...).
+
+    Examples
+    --------
+    >>> box_pad("square", 1.0), box_pad("lanczos3", 1.0), box_pad("gaussian", 1.0)
+    (1.0, 4.0, 2.2)
+    >>> box_pad("square", 3.0), box_pad("lanczos3", 1.0, pixel_scale_ratio=0.5)
+    (1.5, 5.0)
+    """
+    name = str(kernel).lower()
+    if name == "gaussian":
+        pad = max(2.5 * float(pixfrac) / 2.3548, 1.2) + 1.0
+    elif name.startswith("lanczos"):
+        pad = int(name[-1]) + 1.0
+    elif name == "tophat":
+        pad = float(pixfrac) / 2.0 + 1.0
+    else:
+        pad = 1.0
+    return max(pad, kernel_reach(name, pixfrac, pixel_scale_ratio))

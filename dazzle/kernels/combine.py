@@ -113,6 +113,31 @@ def _median_index(k, nlow, nhigh):
 # ---------------------------------------------------------------------------
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _fill_and_sort(data, buf, k, y, x, ifill):
+    """Sort the ``k`` values of ``buf`` ascending; with none and ``ifill`` (the ``i*`` combine
+    types) first take the first finite non-zero value of the stack at ``(y, x)``.  Returns the
+    count."""
+    if k == 0 and ifill:
+        for i in range(data.shape[0]):
+            v = data[i, y, x]
+            if v != 0 and math.isfinite(v):
+                buf[0] = v
+                k = 1
+                break
+    if k <= _INSERTION_MAX:
+        for a in range(1, k):
+            t = buf[a]
+            b = a - 1
+            while b >= 0 and buf[b] > t:
+                buf[b + 1] = buf[b]
+                b -= 1
+            buf[b + 1] = t
+    else:
+        buf[:k].sort()
+    return k
+
+
 @njit(nogil=True, cache=True)
 def _numcombine_kernel(data, good, op, nlow, nhigh, lo, hi, ifill, out):
     n, ny, nx = data.shape
@@ -126,24 +151,7 @@ def _numcombine_kernel(data, good, op, nlow, nhigh, lo, hi, ifill, out):
                     if v >= lo and v < hi and math.isfinite(v):
                         buf[k] = v
                         k += 1
-            if k == 0 and ifill:
-                for i in range(n):
-                    v = data[i, y, x]
-                    if v != 0 and math.isfinite(v):
-                        buf[0] = v
-                        k = 1
-                        break
-            # sort buf[:k] ascending
-            if k <= _INSERTION_MAX:
-                for a in range(1, k):
-                    t = buf[a]
-                    b = a - 1
-                    while b >= 0 and buf[b] > t:
-                        buf[b + 1] = buf[b]
-                        b -= 1
-                    buf[b + 1] = t
-            else:
-                buf[:k].sort()
+            k = _fill_and_sort(data, buf, k, y, x, ifill)
             res = 0.0
             if op == _OP_MEDIAN:
                 i0, i1 = _median_index(k, nlow, nhigh)
@@ -193,23 +201,7 @@ def _minmed_kernel(data, good, weights, s, rn2, pairmean, nsig1, nsig2, grow, if
                         k += 1
                         rr += rn2[i]
             ngood = k
-            if k == 0 and ifill:
-                for i in range(n):
-                    v = data[i, y, x]
-                    if v != 0 and math.isfinite(v):
-                        buf[0] = v
-                        k = 1
-                        break
-            if k <= _INSERTION_MAX:
-                for a in range(1, k):
-                    t = buf[a]
-                    b = a - 1
-                    while b >= 0 and buf[b] > t:
-                        buf[b + 1] = buf[b]
-                        b -= 1
-                    buf[b + 1] = t
-            else:
-                buf[:k].sort()
+            k = _fill_and_sort(data, buf, k, y, x, ifill)
             med = 0.0
             if pairmean:
                 if k > 0:

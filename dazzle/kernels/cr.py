@@ -235,6 +235,12 @@ def _combine(flags, noseed, use_noseed, out):
             out[j, i] = ok
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _window(k, lo, hi, n):
+    """The half-open range ``[k - lo, k + hi + 1)`` clipped to ``[0, n)``."""
+    return max(k - lo, 0), min(k + hi + 1, n)
+
+
 @njit(nogil=True, cache=True)
 def _grow(good, grow, out, cum, rowbuf):
     """out = 1 where every pixel of the grow x grow box (offsets -(grow//2)..(grow-1)//2) is
@@ -252,20 +258,10 @@ def _grow(good, grow, out, cum, rowbuf):
             rowbuf[i + 1] = rowbuf[i] + (1 if good[j, i] == 0 else 0)
         # ... accumulated down the columns: cum[j + 1, i] = sum over rows 0..j
         for i in range(nx):
-            a = i - lo
-            if a < 0:
-                a = 0
-            z = i + hi + 1
-            if z > nx:
-                z = nx
+            a, z = _window(i, lo, hi, nx)
             cum[j + 1, i] = cum[j, i] + rowbuf[z] - rowbuf[a]
     for j in range(ny):
-        a = j - lo
-        if a < 0:
-            a = 0
-        z = j + hi + 1
-        if z > ny:
-            z = ny
+        a, z = _window(j, lo, hi, ny)
         for i in range(nx):
             out[j, i] = 1 if cum[z, i] - cum[a, i] == 0 else 0
 

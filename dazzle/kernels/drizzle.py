@@ -1077,11 +1077,20 @@ def context_planes_needed(uniqid: int) -> int:
 
 
 def grow_context(out_ctx: np.ndarray, uniqid: int) -> np.ndarray:
-    """Return ``out_ctx`` as 3-D with enough planes for input ``uniqid``.
+    """Return a context image as 3-D with enough planes for input ``uniqid``.
 
-    A 2-D context is one plane.  When more planes are needed a new array is
-    returned (the old planes copied, the new ones zero); otherwise the same
-    array (as a 3-D view) is returned.
+    Parameters
+    ----------
+    out_ctx : numpy.ndarray
+        int32 context bit field, ``(ny, nx)`` (one plane) or ``(nplanes, ny, nx)``.
+    uniqid : int
+        1-based input number; bit ``(uniqid - 1) % 32`` of plane ``(uniqid - 1) // 32``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(nplanes, ny, nx)`` int32.  When more planes are needed a new array (the old planes
+        copied, the new ones zero); otherwise ``out_ctx`` itself (as a 3-D view).
     """
     ctx = out_ctx if out_ctx.ndim == 3 else out_ctx[np.newaxis]
     need = context_planes_needed(uniqid)
@@ -1337,8 +1346,6 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
         xmin, xmax, ymin, ymax, step = _pixmap_extent(pixmap)
         if math.isfinite(xmin):
             margin = _centre_margin(kernel, pixfrac, psr, step)
-            if kernel.startswith("lanczos") and pixfrac > 1.0:   # drizzlepac's window grows with it
-                margin += int(math.ceil(int(kernel[-1]) * (pixfrac - 1.0) / psr)) + 1
             bx0 = max(int(math.floor(xmin)) - margin, 0)
             bx1 = min(int(math.ceil(xmax)) + margin, onx - 1)
             by0 = max(int(math.floor(ymin)) - margin, 0)

@@ -152,19 +152,38 @@ class Sums:
 
 
 def sky_value(chip, sky=None) -> float:
-    """The sky to subtract from ``chip``, in its own units: ``float(sky)``, 0 for None."""
-    return 0.0 if sky is None else float(sky)
-
-
-def chip_pix_ratio(chip, frame_wcs) -> float:
-    """drizzlepac's ``pix_ratio``: the output frame's pixel scale over the chip's nominal scale
-    (``IDCSCALE``, else ``sqrt|det CD|``).
+    """The sky to subtract from a chip, in the chip's own units.
 
     Parameters
     ----------
     chip : dazzle.io.Chip
+        The chip (not used: the sky is the value given).
+    sky : float or None, optional
+        The chip's sky (``MDRIZSKY``), chip units.
+
+    Returns
+    -------
+    float
+        ``float(sky)``; 0 for None.
+    """
+    return 0.0 if sky is None else float(sky)
+
+
+def chip_pix_ratio(chip, frame_wcs) -> float:
+    """drizzlepac's ``pix_ratio``: the output frame's pixel scale over the chip's nominal scale.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+        The input chip; its nominal scale is ``IDCSCALE``, else ``sqrt|det CD|`` (arcsec).
     frame_wcs : astropy.wcs.WCS
-        The output frame's WCS.
+        The output frame's WCS; its scale is the length of the first column of its pixel scale
+        matrix (arcsec).
+
+    Returns
+    -------
+    float
+        Output / input pixel size (2.0 for output pixels twice as large).
     """
     chip_scale, _, _ = geometry.nominal_scale_orientation(chip.wcs(), getattr(chip, "idcscale", None))
     out_cd = np.asarray(frame_wcs.pixel_scale_matrix)
@@ -173,8 +192,26 @@ def chip_pix_ratio(chip, frame_wcs) -> float:
 
 
 def resolve_wt_scl(wt_scl, exptime: float) -> float:
-    """The weight scale of ``wt_scl``: ``"exptime"`` -> 1 (the exposure time is already in the
-    weights), ``"expsq"`` -> ``exptime``, a number -> that number."""
+    """The weight scale of ``wt_scl`` for one chip.
+
+    Parameters
+    ----------
+    wt_scl : str or float
+        ``"exptime"`` (case-insensitive), ``"expsq"``, or a number (also as a string).
+    exptime : float
+        The chip's exposure time (seconds).
+
+    Returns
+    -------
+    float
+        ``"exptime"`` -> 1 (the exposure time is already in the weights), ``"expsq"`` ->
+        ``exptime``, a number -> that number.
+
+    Raises
+    ------
+    ValueError
+        If ``wt_scl`` is a string that is neither of the names nor a number.
+    """
     if isinstance(wt_scl, str):
         key = wt_scl.lower()
         if key == "exptime":
@@ -292,8 +329,9 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
 
 
 def add_sums(parts, box, *, nplanes=None, bits_of=None):
-    """Add chips' sums into one box, in the order given (a fixed order: bit-identical results
-    whatever the scheduler).
+    """Add chips' sums into one box, in the order given.
+
+    A fixed order: bit-identical results whatever the scheduler.
 
     Parameters
     ----------
@@ -301,13 +339,16 @@ def add_sums(parts, box, *, nplanes=None, bits_of=None):
         ``(chip number n, 1-based; its sums)``.  Context bit ``(n-1) % 32`` of plane
         ``(n-1) // 32`` is set where chip ``n`` contributed (:func:`dazzle.facts.context_bit`).
     box : (x0, x1, y0, y1)
-        The output box.
+        The output box, half-open, output pixels.
     nplanes : int, optional
         Context planes (default: enough for the highest chip number).
+    bits_of : optional
+        Not used.
 
     Returns
     -------
     num, den : 2-D float64 arrays
+        The summed weighted data and weights over the box, shape ``(y1 - y0, x1 - x0)``.
     ctx : int32 array of shape (nplanes, ny, nx)
     """
     x0, x1, y0, y1 = box

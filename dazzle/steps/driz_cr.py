@@ -196,8 +196,29 @@ def _electron_units(bunit) -> bool:
 
 
 def conversion_factor(*, in_units, exptime, gain=None, bunit=None) -> float:
-    """Electrons per unit of the chip's data (see the module notes): ``(1 or gain) *
-    (EXPTIME if in_units == 'cps' else 1)``; the gain only for DN data (BUNIT not electrons)."""
+    """Electrons per unit of a chip's data (see the module notes).
+
+    Parameters
+    ----------
+    in_units : {"cps", "counts"}
+        Whether the data are a count rate or counts (case-insensitive).
+    exptime : float
+        Exposure time, s (used for ``"cps"``).
+    gain : float, optional
+        e-/DN; needed only when ``bunit`` is not electrons.
+    bunit : str, optional
+        The chip's BUNIT (None or blank: electrons).
+
+    Returns
+    -------
+    float
+        ``(1 or gain) * (exptime if in_units == "cps" else 1)``.
+
+    Raises
+    ------
+    ValueError
+        A DN chip without a gain > 0, ``"cps"`` without ``exptime > 0``, or other ``in_units``.
+    """
     cf = 1.0
     if not _electron_units(bunit):
         if gain is None or not (float(gain) > 0):
@@ -215,13 +236,28 @@ def conversion_factor(*, in_units, exptime, gain=None, bunit=None) -> float:
 
 
 def cte_direction(instrument, detector, chip=1, ccdamp=None) -> int:
-    """drizzlepac's CTE direction of a chip (``cte_dir``): +1, -1 or 0 (no CTE tail).
+    """drizzlepac's CTE direction of a chip (``cte_dir``).
 
-    ACS/WFC and WFC3/UVIS: ``SCI,1`` -> -1, ``SCI,2`` -> +1; ACS/HRC: amplifier A or B -> +1,
-    C or D -> -1 (``CCDAMP``); WFPC2 -> -1; STIS/CCD -> +1; everything else (ACS/SBC,
-    WFC3/IR, MAMAs, NICMOS, unknown) -> 0.  (drizzlepac ``acsData``, ``wfc3Data``,
-    ``wfpc2Data``, ``stisData``; the comments in ``drizCR.py`` disagree with that code; the
-    code is followed.)
+    Parameters
+    ----------
+    instrument, detector : str or None
+        ``INSTRUME`` and ``DETECTOR`` (case-insensitive).
+    chip : int, optional
+        The chip's ``EXTVER`` (``SCI,<chip>``).
+    ccdamp : str, optional
+        ``CCDAMP`` (used for ACS/HRC only).
+
+    Returns
+    -------
+    int
+        ACS/WFC and WFC3/UVIS: ``SCI,1`` -> -1, ``SCI,2`` -> +1; ACS/HRC: amplifier A or B -> +1,
+        C or D -> -1; WFPC2 -> -1; STIS/CCD -> +1; everything else (ACS/SBC, WFC3/IR, MAMAs,
+        NICMOS, unknown) -> 0 (no CTE tail).
+
+    Notes
+    -----
+    From drizzlepac ``acsData``, ``wfc3Data``, ``wfpc2Data``, ``stisData``; the comments in
+    ``drizCR.py`` disagree with that code; the code is followed.
     """
     inst = str(instrument or "").strip().upper()
     det = str(detector or "").strip().upper()
@@ -239,7 +275,7 @@ def cte_direction(instrument, detector, chip=1, ccdamp=None) -> int:
 
 
 def cr_mask(sci, blot, settings: CRSettings, chip: CRChip = CRChip(), *, dq_good=None, known_bad=None):
-    """Cosmic-ray mask of one chip: bool array, **True = good**, False = cosmic ray.
+    """Cosmic-ray mask of one chip: **True = good**, False = cosmic ray.
 
     Parameters
     ----------
@@ -256,6 +292,17 @@ def cr_mask(sci, blot, settings: CRSettings, chip: CRChip = CRChip(), *, dq_good
     known_bad : 2-D bool array, optional
         True where the pixel is known bad before the test (DQ, static mask): flagged as usual,
         but never the reason a good neighbour is flagged (see the module notes).
+
+    Returns
+    -------
+    2-D bool array
+        The mask, of ``sci``'s shape.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 2-D of one shape, or the chip's units cannot be converted to
+        electrons (:func:`conversion_factor`).
     """
     sci = np.asarray(sci)
     blot = np.asarray(blot)
@@ -313,10 +360,23 @@ def chip_cr_mask(chip, data, blot, sky, static, settings: CRSettings):
 
 
 def known_bad_pixels(dq, static=None, bits=0):
-    """The ``known_bad`` input of :func:`cr_mask` for a chip: True where the drizzle steps
-    leave the pixel out -- DQ flags outside ``bits`` (``driz_sep_bits``, the pixels the median
-    was made without) or False in the ``static`` mask (True = good).  None when neither says
-    anything."""
+    """The ``known_bad`` input of :func:`cr_mask` for a chip.
+
+    Parameters
+    ----------
+    dq : 2-D integer array or None
+        The chip's DQ array.
+    static : 2-D bool array, optional
+        The chip's static mask (True = good).
+    bits : int, str or None, optional
+        ``driz_sep_bits``: the DQ flags the median was made with (the other flags are bad).
+
+    Returns
+    -------
+    2-D bool array or None
+        True where the drizzle steps leave the pixel out -- DQ flags outside ``bits`` or False in
+        ``static``; None when neither says anything.
+    """
     bad = None
     if dq is not None:
         good = good_pixel_mask(dq, bits)
@@ -334,9 +394,27 @@ def crmask_product(good) -> np.ndarray:
 
 
 def crclean(sci, blot, mask) -> np.ndarray:
-    """``driz_cr_corr``'s cleaned image (float32, chip units): ``sci`` where ``mask`` is True,
-    the blotted value elsewhere.  drizzlepac replaces every pixel outside ``crmask AND (DQ &
-    ~crbit) == 0``; pass that combined mask to reproduce its ``_crclean`` SCI."""
+    """``driz_cr_corr``'s cleaned image: ``sci`` where ``mask`` is True, the blot elsewhere.
+
+    Parameters
+    ----------
+    sci, blot : 2-D array
+        The chip's SCI data and the median blotted onto it (chip units, sky included).
+    mask : 2-D bool array
+        True where ``sci`` is kept.  drizzlepac replaces every pixel outside
+        ``crmask AND (DQ & ~crbit) == 0``; pass that combined mask to reproduce its ``_crclean``
+        SCI.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, chip units.
+
+    Raises
+    ------
+    ValueError
+        If the three shapes differ.
+    """
     sci = np.asarray(sci)
     blot = np.asarray(blot)
     mask = np.asarray(mask, dtype=bool)
@@ -346,14 +424,45 @@ def crclean(sci, blot, mask) -> np.ndarray:
 
 
 def crclean_dq(mask, crbit=4096) -> np.ndarray:
-    """The DQ array drizzlepac writes into ``_crclean``: 0 where ``mask`` is True, ``crbit``
-    elsewhere (uint16)."""
+    """The DQ array drizzlepac writes into ``_crclean``.
+
+    Parameters
+    ----------
+    mask : 2-D bool array
+        True where the pixel is kept (as given to :func:`crclean`).
+    crbit : int, optional
+        The DQ flag of a replaced pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16: 0 where ``mask`` is True, ``crbit`` elsewhere.
+    """
     return np.where(np.asarray(mask, dtype=bool), 0, int(crbit)).astype(np.uint16)
 
 
 def flag_dq(dq, good, crbit=4096) -> np.ndarray:
-    """``dq | crbit`` where ``good`` is False (AstroDrizzle's ``updateInputDQArray``); a new
-    array of ``dq``'s dtype."""
+    """``dq | crbit`` where ``good`` is False (AstroDrizzle's ``updateInputDQArray``).
+
+    Parameters
+    ----------
+    dq : 2-D integer array
+        The chip's DQ array (not modified).
+    good : 2-D bool array
+        The cosmic-ray mask, True = good.
+    crbit : int, optional
+        The flag to set (0: none).
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array of ``dq``'s dtype.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+    """
     dq = np.asarray(dq)
     good = np.asarray(good, dtype=bool)
     if dq.shape != good.shape:

@@ -151,8 +151,25 @@ def _image_ext(hdul) -> int:
 
 
 def weight_mean(path, ext: int = 0, *, chunk_bytes: int = _CHUNK_BYTES) -> float:
-    """Mean of a weight image's pixels ``>= 1e-8`` (float32 result, 0.0 when there are none),
-    streamed in row chunks (the file is never loaded whole)."""
+    """Mean of a weight image's pixels ``>= 1e-8``, streamed in row chunks.
+
+    The file is never loaded whole.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        FITS file of the weight image.
+    ext : int, optional
+        HDU holding the image.
+    chunk_bytes : int, optional
+        Size of a chunk of rows (bytes, as float32).
+
+    Returns
+    -------
+    float
+        The mean, rounded to float32 (stsci.imagestats' ``ImageStats(wht, lower=1e-8,
+        nclip=0).mean``); 0.0 when no pixel is ``>= 1e-8``.
+    """
     with fits.open(path, memmap=False) as hdul:
         hdu = hdul[ext]
         return _chunked_weight_mean(hdu.shape, lambda r0, r1: hdu.section[r0:r1, :], chunk_bytes)
@@ -179,8 +196,26 @@ def _chunked_weight_mean(shape, rows_of, chunk_bytes=_CHUNK_BYTES) -> float:
 def describe_piece(sci_path, wht_path, *, sky, rn2, exptime) -> Piece:
     """Describe one exposure's single-drizzled pair (reads the headers and streams the weights).
 
-    ``sky``: sky subtracted from the exposure, e- per input pixel; ``rn2``: read noise squared
-    (mean over chips, e-^2); ``exptime``: s.
+    Parameters
+    ----------
+    sci_path, wht_path : str or os.PathLike
+        ``<root>_single_sci.fits`` and ``<root>_single_wht.fits``; the box offset is read from
+        the SCI header's ``DZ_X0``/``DZ_Y0`` (0 if absent).
+    sky : float
+        Sky subtracted from the exposure, e- per input pixel.
+    rn2 : float
+        Read noise squared (mean over chips), e-^2.
+    exptime : float
+        Exposure time, s.
+
+    Returns
+    -------
+    Piece
+
+    Raises
+    ------
+    ValueError
+        If the files have no 2-D image, their shapes differ, or ``exptime`` is not > 0.
     """
     sci_path, wht_path = os.fspath(sci_path), os.fspath(wht_path)
     with fits.open(sci_path, memmap=False, lazy_load_hdus=False) as h:
@@ -200,8 +235,28 @@ def describe_piece(sci_path, wht_path, *, sky, rn2, exptime) -> Piece:
 
 
 def describe_arrays(sci, wht, box, *, sky, rn2, exptime) -> Piece:
-    """:func:`describe_piece` for a single-drizzled pair kept in memory (``in_memory``):
-    ``sci`` and ``wht`` float32 arrays over ``box`` (x0, x1, y0, y1) of the frame."""
+    """:func:`describe_piece` for a single-drizzled pair kept in memory (``in_memory``).
+
+    Parameters
+    ----------
+    sci, wht : 2-D array
+        Single-drizzled science (e-/s) and weight, converted to float32, of shape
+        ``(y1 - y0, x1 - x0)``.
+    box : tuple of int
+        ``(x0, x1, y0, y1)``, half-open, frame pixels.
+    sky, rn2, exptime : float
+        As in :func:`describe_piece` (e-, e-^2, s).
+
+    Returns
+    -------
+    Piece
+        Holding the arrays themselves in place of paths.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match the box, or ``exptime`` is not > 0.
+    """
     sci, wht = np.asarray(sci, dtype=np.float32), np.asarray(wht, dtype=np.float32)
     if wht.shape != sci.shape or sci.shape != (box[3] - box[2], box[1] - box[0]):
         raise ValueError(f"single-drizzled arrays {sci.shape}, {wht.shape} do not match the box {box}")
@@ -233,8 +288,25 @@ def _read_region(path, ext, r0, r1, c0, c1) -> np.ndarray:
 
 
 def frame_blocks(shape, block_size=1024):
-    """Blocks ``(x0, x1, y0, y1)`` tiling a frame of ``shape = (ny, nx)``; ``block_size`` is an
-    int or ``(by, bx)``."""
+    """Blocks tiling a frame, row of blocks by row of blocks.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Frame shape ``(ny, nx)``.
+    block_size : int or tuple of int, optional
+        Block side (pixels), or ``(by, bx)``; the last blocks of a row or column are smaller.
+
+    Returns
+    -------
+    list of tuple of int
+        ``(x0, x1, y0, y1)``, half-open, frame pixels.
+
+    Raises
+    ------
+    ValueError
+        If a block side is < 1.
+    """
     ny, nx = int(shape[0]), int(shape[1])
     by, bx = (block_size, block_size) if np.isscalar(block_size) else block_size
     by, bx = int(by), int(bx)
@@ -251,16 +323,49 @@ _BYTES_FIXED = 55
 
 
 def block_bytes(n_overlap, block_shape, grow=1) -> int:
-    """Peak memory (bytes, approximate) of :func:`median_block` for a block of
-    ``block_shape = (ny, nx)`` overlapped by ``n_overlap`` pieces."""
+    """Peak memory (approximate) of :func:`median_block` for one block.
+
+    Parameters
+    ----------
+    n_overlap : int
+        Pieces overlapping the block.
+    block_shape : int or tuple of int
+        Block shape ``(ny, nx)``, or one side of a square block.
+    grow : int, optional
+        Halo (pixels) read on each side (minmed's ``combine_grow``).
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
     ny, nx = (block_shape, block_shape) if np.isscalar(block_shape) else block_shape
     return int((ny + 2 * grow) * (nx + 2 * grow) * (_BYTES_PER_PIECE * n_overlap + _BYTES_FIXED))
 
 
 def choose_block_size(n_overlap, memory_bytes, *, threads=1, grow=1, lo=64, hi=4096) -> int:
-    """The largest square block side (a multiple of 64 within ``[lo, hi]``) for which
-    ``threads`` concurrent :func:`median_block` tasks, each overlapped by at most ``n_overlap``
-    pieces, fit in ``memory_bytes``.  This is what ``combine_bufsize`` bounds in drizzlepac."""
+    """The largest square block side that keeps concurrent median tasks within a memory budget.
+
+    This is what ``combine_bufsize`` bounds in drizzlepac.
+
+    Parameters
+    ----------
+    n_overlap : int
+        Most pieces overlapping one block.
+    memory_bytes : float
+        Memory budget, bytes, for all ``threads`` tasks together.
+    threads : int, optional
+        Concurrent :func:`median_block` tasks.
+    grow : int, optional
+        Halo (pixels) read on each side.
+    lo, hi : int, optional
+        Bounds of the side (pixels).
+
+    Returns
+    -------
+    int
+        A multiple of 64 within ``[lo, hi]`` (pixels).
+    """
     per_px = _BYTES_PER_PIECE * max(1, int(n_overlap)) + _BYTES_FIXED
     side = int((memory_bytes / max(1, int(threads)) / per_px) ** 0.5) - 2 * int(grow)
     side = (side // 64) * 64
@@ -268,8 +373,21 @@ def choose_block_size(n_overlap, memory_bytes, *, threads=1, grow=1, lo=64, hi=4
 
 
 def reaches(box, block, halo=0) -> bool:
-    """Whether a piece's ``box`` overlaps ``block`` (both ``(x0, x1, y0, y1)``) widened by
-    ``halo`` pixels on each side -- the pieces :func:`median_block` reads."""
+    """Whether a piece's box overlaps a block widened by ``halo`` pixels on each side.
+
+    These are the pieces :func:`median_block` reads.
+
+    Parameters
+    ----------
+    box, block : tuple of int
+        ``(x0, x1, y0, y1)``, half-open, frame pixels.
+    halo : int, optional
+        Widening of the block (pixels).
+
+    Returns
+    -------
+    bool
+    """
     return (box[0] < block[1] + halo and box[1] > block[0] - halo
             and box[2] < block[3] + halo and box[3] > block[2] - halo)
 
@@ -346,9 +464,30 @@ def median_block(pieces, block, settings: MedianSettings, *, nimages=None) -> np
 
 def median_image(pieces, shape, settings: MedianSettings, *, block_size=1024, threads=1,
                  out=None) -> np.ndarray:
-    """The whole combined image of a frame of ``shape = (ny, nx)``, block by block (see
-    :func:`median_block`), on ``threads`` threads.  Same result for any block size and thread
-    count (bit-identical)."""
+    """The whole combined image of a frame, block by block (see :func:`median_block`).
+
+    Same result for any block size and thread count (bit-identical).
+
+    Parameters
+    ----------
+    pieces : sequence of Piece
+        The association's single-drizzled images, in stack order.
+    shape : tuple of int
+        Frame shape ``(ny, nx)``.
+    settings : MedianSettings
+        The step's parameters.
+    block_size : int or tuple of int, optional
+        Block side (pixels), or ``(by, bx)``.
+    threads : int, optional
+        Threads combining blocks concurrently (the kernel releases the GIL).
+    out : 2-D float32 array, optional
+        Array of ``shape`` to fill in place (default: a new one).
+
+    Returns
+    -------
+    2-D float32 array
+        ``out``, e-/s; 0 where no piece has a usable value.
+    """
     s = settings
     pieces = list(pieces)
     ny, nx = int(shape[0]), int(shape[1])

@@ -206,9 +206,26 @@ class SkySettings(StepSettings):
 # --------------------------------------------------------------------------------------------
 
 def sky_pixel_mask(dq=None, sky_bits="0", static_mask=None, use_static=True, sci=None):
-    """Pixels usable for the sky: ``good_pixel_mask(dq, sky_bits)`` AND the static mask (when
-    ``use_static`` and given) AND finite ``sci`` (when given).  Returns a bool array, or None
-    when nothing restricts the pixels."""
+    """Pixels of a chip usable for its sky.
+
+    Parameters
+    ----------
+    dq : 2-D integer array, optional
+        The chip's DQ array; ``good_pixel_mask(dq, sky_bits)`` is used when given.
+    sky_bits : int, str or None, optional
+        DQ flags still counted as good (None: the DQ array is not used).
+    static_mask : 2-D bool array, optional
+        The chip's static mask (True = good).
+    use_static : bool, optional
+        Use ``static_mask`` (AstroDrizzle's ``use_static``).
+    sci : 2-D array, optional
+        The chip's SCI data: its non-finite pixels are left out.
+
+    Returns
+    -------
+    2-D bool array or None
+        True where the pixel is usable; None when nothing restricts the pixels.
+    """
     mask = None
     if dq is not None and sky_bits is not None:
         mask = np.asarray(good_pixel_mask(dq, sky_bits), dtype=bool)
@@ -231,9 +248,38 @@ def _check_stat(skystat):
 
 def sky_statistic(values, *, skystat="median", skywidth=0.1, skylower=None, skyupper=None,
                   skyclip=5, skylsigma=4.0, skyusigma=4.0):
-    """``(value, npix)`` of ``values`` (any shape, used in C order) as skypac's ``SkyStats``:
-    ImageStats with ``fields = "npix," + skystat``.  ``(nan, 0)`` when there is no pixel or
-    ImageStats gives up ("Not enough data points")."""
+    """The sky statistic of some pixel values, as skypac's ``SkyStats``.
+
+    ImageStats (:func:`dazzle.stats.imagestats`) with ``fields = "npix," + skystat``.
+
+    Parameters
+    ----------
+    values : array_like
+        The pixel values (any shape, used in C order).
+    skystat : {"median", "mode", "mean"}, optional
+        The statistic (case-insensitive).
+    skywidth : float, optional
+        Histogram bin width (``binwidth``), data units.
+    skylower, skyupper : float, optional
+        Limits of the usable values, data units (None: unlimited).
+    skyclip : int, optional
+        Number of sigma-clipping iterations.
+    skylsigma, skyusigma : float, optional
+        Lower and upper clipping limits, in sigma.
+
+    Returns
+    -------
+    value : float
+        The statistic, data units; NaN when there is no pixel or ImageStats gives up ("Not enough
+        data points").
+    npix : int
+        Pixels left after clipping; 0 with a NaN value.
+
+    Raises
+    ------
+    ValueError
+        If ``skystat`` is not one of :data:`SKY_STATS`.
+    """
     stat = _check_stat(skystat)
     v = np.asarray(values)
     if v.size < 1:
@@ -252,10 +298,26 @@ def sky_statistic(values, *, skystat="median", skywidth=0.1, skylower=None, skyu
 
 def chip_sky_statistic(sci, mask=None, *, skystat="median", skywidth=0.1, skylower=None,
                        skyupper=None, skyclip=5, skylsigma=4.0, skyusigma=4.0) -> float:
-    """The sky statistic of one chip in its own units (NaN when it has no usable pixel).
+    """The sky statistic of one chip, in its own units.
 
-    ``mask``: bool array, True = use the pixel (see :func:`sky_pixel_mask`), or None (all
-    pixels).  Non-finite pixels are always left out.
+    Parameters
+    ----------
+    sci : 2-D array
+        The chip's SCI data.  Non-finite pixels are always left out.
+    mask : 2-D bool array, optional
+        True = use the pixel (see :func:`sky_pixel_mask`); None: all pixels.
+    skystat, skywidth, skylower, skyupper, skyclip, skylsigma, skyusigma
+        As in :func:`sky_statistic`.
+
+    Returns
+    -------
+    float
+        The statistic, chip units; NaN when the chip has no usable pixel.
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` has another shape than ``sci``, or ``skystat`` is unknown.
     """
     return _chip_stat(sci, mask, dict(skystat=skystat, skywidth=skywidth, skylower=skylower,
                                       skyupper=skyupper, skyclip=skyclip, skylsigma=skylsigma,
@@ -303,9 +365,30 @@ def exposure_groups(chips) -> list[list[int]]:
 # --------------------------------------------------------------------------------------------
 
 def exposure_skies(chips, stats, *, skymethod="localmin", factors=None) -> list[float]:
-    """Per-chip skies (chip units) for ``localmin`` or ``globalmin`` from the chips' statistics
-    (chip units, NaN = none).  ``factors``: brightness factors (default
-    :func:`brightness_factor` of each chip)."""
+    """Per-chip skies for ``localmin`` or ``globalmin`` from the chips' statistics.
+
+    Parameters
+    ----------
+    chips : sequence of dazzle.io.Chip
+        The association's chips (an exposure is a ``chip.path``).
+    stats : sequence of float
+        Each chip's statistic, chip units (NaN or None: none).
+    skymethod : {"localmin", "globalmin"}, optional
+        Minimum brightness per exposure or over all chips.
+    factors : sequence of float, optional
+        Brightness factors (default :func:`brightness_factor` of each chip).
+
+    Returns
+    -------
+    list of float
+        Each chip's sky, chip units: the minimum brightness converted back with the chip's
+        factor; 0 where no chip of the group has a statistic.
+
+    Raises
+    ------
+    ValueError
+        If ``skymethod`` is another method, or ``stats`` does not have one value per chip.
+    """
     method = str(skymethod).lower()
     if method not in ("localmin", "globalmin"):
         raise ValueError(f"exposure_skies handles localmin and globalmin; got {skymethod!r}")
@@ -339,9 +422,31 @@ def _wcs_shape(chip_or_wcs, shape=None):
 
 
 def overlap_mask(wcs, shape, other_wcs, other_shape, *, stepsize=10, block_rows=512):
-    """Pixels of a chip (``wcs``, ``shape``) whose centre falls on the other chip: True where
-    the nearest pixel of ``other`` exists.  Returns a bool array of ``shape`` (all False when
-    the chips do not overlap).  See the module notes for how this compares with skypac."""
+    """Pixels of a chip whose centre falls on another chip.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS
+        The chip's WCS.
+    shape : tuple of int
+        The chip's shape ``(ny, nx)``.
+    other_wcs : astropy.wcs.WCS
+        The other chip's WCS.
+    other_shape : tuple of int
+        The other chip's shape ``(ny, nx)``.
+    stepsize : int, optional
+        Exact-transform grid spacing of the pixmap (pixels; see
+        :func:`dazzle.geometry.calc_pixmap`).
+    block_rows : int, optional
+        Rows mapped at a time (bounds memory).
+
+    Returns
+    -------
+    2-D bool array
+        Of ``shape``: True where the nearest pixel of the other chip exists
+        (``-0.5 <= x < nx - 0.5``, same for y); all False when the chips do not overlap.  See the
+        module notes for how this compares with skypac.
+    """
     ny, nx = int(shape[0]), int(shape[1])
     ony, onx = int(other_shape[0]), int(other_shape[1])
     out = np.zeros((ny, nx), dtype=bool)
@@ -365,9 +470,33 @@ def overlap_mask(wcs, shape, other_wcs, other_shape, *, stepsize=10, block_rows=
 
 def pair_statistic(chip, sci, mask, other, *, stepsize=10, factor=None, overlap=None,
                    **stat_kw):
-    """The sky of ``chip`` in the region it shares with chip ``other``: ``(brightness, npix)``,
-    or ``(None, 0)`` when they do not overlap or no statistic is possible.  ``mask``: the
-    chip's sky mask (or None).  ``overlap``: a precomputed :func:`overlap_mask`."""
+    """The sky of a chip in the region it shares with another chip.
+
+    Parameters
+    ----------
+    chip, other : dazzle.io.Chip
+        The chip and the chip it is compared with.
+    sci : 2-D array
+        ``chip``'s SCI data.
+    mask : 2-D bool array or None
+        ``chip``'s sky mask (:func:`sky_pixel_mask`).
+    stepsize : int, optional
+        Pixmap grid spacing for :func:`overlap_mask`.
+    factor : float, optional
+        ``chip``'s brightness factor (default :func:`brightness_factor`).
+    overlap : 2-D bool array, optional
+        A precomputed :func:`overlap_mask` of ``chip`` on ``other``.
+    **stat_kw
+        The statistic's parameters (:func:`sky_statistic`).
+
+    Returns
+    -------
+    brightness : float or None
+        The statistic in brightness units; None when the chips do not overlap or no statistic is
+        possible.
+    npix : int
+        Pixels left after clipping (the pair's weight); 0 with None.
+    """
     if overlap is None:
         w1, s1 = _wcs_shape(chip)
         w2, s2 = _wcs_shape(other)
@@ -383,10 +512,23 @@ def pair_statistic(chip, sci, mask, other, *, stepsize=10, factor=None, overlap=
 
 
 def solve_sky_deltas(A, W):
-    """skypac's ``_find_optimum_sky_deltas`` and the ``match_down`` reference: per-exposure sky
-    offsets (brightness) from the overlap matrices ``A[j, i]`` (sky of exposure i where it
-    overlaps j) and weights ``W[j, i]``.  The lowest determined offset is 0; undetermined
-    exposures (in no valid pair) are NaN."""
+    """Per-exposure sky offsets from the overlap matrices.
+
+    skypac's ``_find_optimum_sky_deltas`` and the ``match_down`` reference (see the module notes).
+
+    Parameters
+    ----------
+    A : array_like
+        ``(n, n)``; ``A[j, i]`` is the sky of exposure i where it overlaps j, brightness units.
+    W : array_like
+        ``(n, n)`` weights ``W[j, i]`` (pixels after clipping); 0 where there is no overlap.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` offsets, brightness units.  The lowest determined offset, when negative, is
+        subtracted from all (so it becomes 0); undetermined exposures (in no valid pair) are NaN.
+    """
     A = np.asarray(A, dtype=float)
     W = np.asarray(W, dtype=float)
     ns = A.shape[0]
@@ -414,13 +556,30 @@ def solve_sky_deltas(A, W):
 
 
 def match_skies(chips, datas, masks=None, *, stepsize=10, factors=None, **stat_kw):
-    """Sky matching (skypac ``match``): per-chip sky offsets in chip units, relative to the
-    lowest exposure (0); NaN for chips of exposures that overlap no other exposure.
+    """Sky matching (skypac ``match``): per-chip sky offsets relative to the lowest exposure.
 
-    ``datas``: per chip a SCI array or a :class:`dazzle.io.ChipData`; ``masks``: per chip the
-    sky mask (:func:`sky_pixel_mask`) or None.  ``stat_kw``: the statistic's parameters
-    (:meth:`SkySettings.stat_kwargs`).  Returns ``(offsets, deltas)``: the per-chip offsets and
-    the per-exposure offsets in brightness units (order of :func:`exposure_groups`).
+    Parameters
+    ----------
+    chips : sequence of dazzle.io.Chip
+        The association's chips.
+    datas : sequence
+        Per chip a SCI array or a :class:`dazzle.io.ChipData`.
+    masks : sequence, optional
+        Per chip the sky mask (:func:`sky_pixel_mask`) or None.
+    stepsize : int, optional
+        Pixmap grid spacing for :func:`overlap_mask`.
+    factors : sequence of float, optional
+        Brightness factors (default :func:`brightness_factor` of each chip).
+    **stat_kw
+        The statistic's parameters (:meth:`SkySettings.stat_kwargs`).
+
+    Returns
+    -------
+    offsets : list of float
+        Per chip, chip units; 0 for the lowest exposure, NaN for chips of exposures that overlap
+        no other exposure.
+    deltas : numpy.ndarray
+        Per exposure (order of :func:`exposure_groups`), brightness units.
     """
     n = len(chips)
     if masks is None:
@@ -522,18 +681,13 @@ def _header_sky(chip):
 
 
 def _read_keyword(chip, keyword):
-    from astropy.io import fits
-
     from dazzle.io import InputError
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with fits.open(chip.path, memmap=False, lazy_load_hdus=True) as hdul:
-            hdr = hdul[chip.sci_ext].header
-            if keyword not in hdr:
-                raise InputError(f"{chip.label}: skyuser keyword {keyword!r} not found in the "
-                                 "SCI header", path=chip.path, ext=chip.sci_ext)
-            raw = hdr[keyword]
+    hdr = chip.header("sci")
+    if keyword not in hdr:
+        raise InputError(f"{chip.label}: skyuser keyword {keyword!r} not found in the "
+                         "SCI header", path=chip.path, ext=chip.sci_ext)
+    raw = hdr[keyword]
     try:
         return float(raw)
     except (TypeError, ValueError):

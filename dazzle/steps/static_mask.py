@@ -65,9 +65,25 @@ def mask_key(chip):
 
 
 def signature_stats(sci, good=None):
-    """The ``ImageStats`` result drizzlepac's static mask uses for ``sci`` (mode, stddev, nbins),
-    or None when no finite pixel is available.  ``good`` (optional, dazzle only) restricts the
-    pixels that enter the statistics; None = all pixels, as AstroDrizzle."""
+    """The ``ImageStats`` result drizzlepac's static mask uses for a chip.
+
+    ImageStats of the finite pixels (as float32) with ``fields="mode"``, ``nclip=3``,
+    ``lsig=usig=3``, ``binwidth=0.1`` and the data's own minimum and maximum as limits.
+
+    Parameters
+    ----------
+    sci : 2-D array
+        The chip's SCI data, chip units.
+    good : 2-D bool array, optional
+        Restricts the pixels that enter the statistics (dazzle only); None = all pixels, as
+        AstroDrizzle.
+
+    Returns
+    -------
+    dazzle.stats.ImageStatsResult or None
+        Its ``mode``, ``stddev`` and ``nbins`` are used; None when no finite pixel is available or
+        ImageStats gives up.
+    """
     a = np.asarray(sci)
     if a.dtype != np.float32:
         a = a.astype(np.float32)
