@@ -129,8 +129,20 @@ _LANCZOS_LUTS = {("drizzle", 2): _lanczos_lut(2), ("drizzle", 3): _lanczos_lut(3
 
 
 def lanczos_table(name: str, order: int) -> np.ndarray:
-    """The Lanczos look-up table ``name`` (one of :data:`LANCZOS_TABLES`) of
-    ``order`` 2 or 3 (read-only float32)."""
+    """A Lanczos look-up table.
+
+    Parameters
+    ----------
+    name : {"drizzle", "drizzlepac"}
+        One of :data:`LANCZOS_TABLES`: drizzle 3.0's table or drizzlepac 3.11's.
+    order : {2, 3}
+        The kernel's order (``lanczos2``, ``lanczos3``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The table, read-only float32: entry ``k`` is the kernel at ``k`` table steps.
+    """
     return _LANCZOS_LUTS[(_check_table(name), int(order))]
 
 
