@@ -714,8 +714,9 @@ def test_blocks_that_tile_the_frame_add_up_bit_for_bit(kernel):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
-def test_kernel_reach_bounds_every_deposit_and_is_nearly_tight(kernel):
+@pytest.mark.parametrize("kernel,table", [(k, "drizzle") for k in KERNELS]
+                         + [("lanczos2", "drizzlepac"), ("lanczos3", "drizzlepac")])
+def test_kernel_reach_bounds_every_deposit_and_is_nearly_tight(kernel, table):
     """One input pixel at 60 random sub-pixel positions, output pixels 1/psr times the
     input's: every output pixel given weight has its centre within ``reach`` of the
     pixel's edges, and (where the reach is not 0) some come within 0.15 pixel of it."""
@@ -730,7 +731,7 @@ def test_kernel_reach_bounds_every_deposit_and_is_nearly_tight(kernel):
     for psr in (1.0, 0.6, 1.6):
         a = 0.5 / psr
         for pixfrac in pixfracs:
-            reach = kernel_reach(kernel, pixfrac, psr)
+            reach = kernel_reach(kernel, pixfrac, psr, table)
             worst = -np.inf
             for _ in range(60):
                 x0, y0 = 20 + rng.uniform(-0.5, 0.5, 2)
@@ -740,7 +741,7 @@ def test_kernel_reach_bounds_every_deposit_and_is_nearly_tight(kernel):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     drizzle_sums(data, pixmap, num, den, weights=weights, kernel=kernel, pixfrac=pixfrac,
-                                 pixel_scale_ratio=psr)
+                                 pixel_scale_ratio=psr, lanczos_table=table)
                 jj, ii = np.nonzero(den)
                 if ii.size == 0:
                     continue

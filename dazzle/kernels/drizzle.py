@@ -1138,7 +1138,7 @@ def estimate_pixel_scale_ratio(pixmap: np.ndarray) -> float:
     return float(1.0 / math.sqrt(det))
 
 
-def _centre_margin(kernel: str, pixfrac: float, psr: float, step: float) -> int:
+def _centre_margin(kernel: str, pixfrac: float, psr: float, step: float, table: str = "drizzle") -> int:
     """Output pixels a deposit can lie beyond the extent of the mapped pixel centres.
 
     Half an input pixel (at most ``step``, the largest distance between
@@ -1147,7 +1147,7 @@ def _centre_margin(kernel: str, pixfrac: float, psr: float, step: float) -> int:
     and one pixel to spare.
     """
     scale = 0.5 / step if kernel == "square" and step > 0.0 else psr
-    return int(math.ceil(0.5 / scale + kernel_reach(kernel, pixfrac, scale))) + 1
+    return int(math.ceil(0.5 / scale + kernel_reach(kernel, pixfrac, scale, table))) + 1
 
 
 def _prepare(data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl,
@@ -1357,7 +1357,7 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
     else:
         xmin, xmax, ymin, ymax, step = _pixmap_extent(pixmap)
         if math.isfinite(xmin):
-            margin = _centre_margin(kernel, pixfrac, psr, step)
+            margin = _centre_margin(kernel, pixfrac, psr, step, lanczos_table)
             bx0 = max(int(math.floor(xmin)) - margin, 0)
             bx1 = min(int(math.ceil(xmax)) + margin, onx - 1)
             by0 = max(int(math.floor(ymin)) - margin, 0)
