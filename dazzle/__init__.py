@@ -33,7 +33,7 @@ Inputs may be files or in-memory data (``HDUList``, ``(data, wcs)``, ``NDData``/
 the Dask graph.
 """
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0.dev0"   # the one place: pyproject.toml reads it (dynamic version)
 
 __all__ = ["run", "drizzle", "AstroDrizzle", "__version__"]
 

@@ -6,6 +6,13 @@ Commands:
 * ``dazzle params``                      -- every parameter, its default and one line of help
 * ``dazzle simulate OUTDIR [...]``       -- dithered HST-like exposures with known truth
 * ``dazzle demo [OUTDIR]``               -- simulate a small set and run the pipeline on it
+* ``dazzle report RUN_DIR``              -- the HTML report of a run
+* ``dazzle --version``
+
+``-v`` (``-vv``), ``-q`` and ``--log-file FILE`` go before or after the command.  Log lines
+read ``HH:MM:SS dazzle: ...`` (:class:`LogFormat`: one prefix); ``--log-file`` of ``run`` is
+AstroDrizzle's ``runfile``.  The end summaries give absolute paths.  A missing folder of
+``run -o`` is created by the run after its checks, and the command says so.
 
 Errors in the inputs, the outputs or the parameters end the command with one line on stderr
 naming the file and extension (or the parameter) and exit status 2; so do a file that cannot
@@ -18,13 +25,14 @@ No message quotes a file's contents.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["build_parser", "main"]
+__all__ = ["LogFormat", "build_parser", "main"]
 
 
 def _cmd_params(args) -> int:
@@ -35,21 +43,34 @@ def _cmd_params(args) -> int:
 
 
 def _parse_params(args) -> dict:
-    from dazzle.params import parse_set_args
+    from dazzle.params import ParameterError, parse_set_args
 
     params = parse_set_args(args.set or [])
     if args.scheduler:
         params["scheduler"] = args.scheduler
+    if args.log_file:   # AstroDrizzle's runfile: the run's log
+        if "runfile" in params:
+            raise ParameterError("give --log-file or --set runfile=..., not both", name="runfile")
+        params["runfile"] = os.path.abspath(args.log_file)
     return params
+
+
+def _missing_folder(output) -> str | None:
+    """The folder of ``-o`` if it does not exist yet (the run creates it, once every check has
+    passed, and the command says so), else None."""
+    if not output or output.endswith(("/", os.sep)):
+        return None   # AstroDrizzle's rule (beside the inputs), or a folder: the run refuses it
+    folder = os.path.dirname(os.path.abspath(output))
+    return None if os.path.isdir(folder) else folder
 
 
 def _summary(result, elapsed) -> str:
     lines = []
     if result.output:
-        lines.append(f"final product : {result.output}  (frame {result.frame_shape[1]} x "
+        lines.append(f"final product : {os.path.abspath(result.output)}  (frame {result.frame_shape[1]} x "
                      f"{result.frame_shape[0]} pixels, {result.nchips} chip(s))")
     for sci, _wht in result.single:
-        lines.append(f"single        : {sci}")
+        lines.append(f"single        : {os.path.abspath(sci)}")
     lines.append(f"time          : {elapsed:.1f} s  ("
                  + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()) + ")")
     return "\n".join(lines)
@@ -59,9 +80,12 @@ def _cmd_run(args) -> int:
     from dazzle.pipeline import run
 
     params = _parse_params(args)
+    new_folder = _missing_folder(args.output)
     t0 = time.perf_counter()
     result = run(args.inputs, args.output, args.config, ivm=args.ivm, progress=not args.quiet,
                  workers=args.workers, profile=args.profile, report=args.report, **params)
+    if new_folder and os.path.isdir(new_folder) and not args.quiet:
+        print(f"dazzle: created the output folder {new_folder}", file=sys.stderr)
     print(_summary(result, time.perf_counter() - t0))
     return 0
 
@@ -95,10 +119,9 @@ def _cmd_demo(args) -> int:
     from dazzle.facts import STEPS
     from dazzle.params import parse_set_args, resolve
     from dazzle.pipeline import run
+    from dazzle.resources import shipped_dir
 
-    def show(p):
-        rel = os.path.relpath(p)
-        return rel if not rel.startswith("..") else os.path.abspath(p)
+    show = os.path.abspath   # every path printed in full (the summary is copied from)
 
     outdir = Path(args.outdir)
     params = parse_set_args(args.set or [])
@@ -116,8 +139,8 @@ def _cmd_demo(args) -> int:
     print(f"running {count} ({', '.join(on)}) on the {values['scheduler']} scheduler; "
           "a first run compiles the Numba kernels ...", flush=True)
     t1 = time.perf_counter()
-    result = run(sim.files, str(outdir / "products" / "demo"), args.config, progress=True, summary=False,
-                 **params)
+    result = run(sim.files, str(outdir / "products" / "demo"), args.config, progress=not args.quiet,
+                 summary=False, **params)
     t_run = time.perf_counter() - t1
 
     # cosmic rays found against the simulator's truth (pixels with more than 50 e- of CR charge)
@@ -163,14 +186,16 @@ def _cmd_demo(args) -> int:
         if p:
             print(f"  {what:<30} {show(p)}")
     inputs = show(outdir / "inputs")
+    workflows = shipped_dir("workflows")
     print()
     print("try next:")
     tips = [("dazzle params", "every parameter, its default and meaning"),
             (f"dazzle run {inputs}/*_flt.fits -o mine --set final_pixfrac=0.8", "change a parameter"),
-            (f"dazzle run {inputs}/*_flt.fits -o mine --config workflows/demo.cfg", "edit a workflow file"),
+            (f"dazzle run {inputs}/*_flt.fits -o mine --config {show(workflows / 'demo.cfg')}",
+             "edit a workflow file"),
             ("dazzle run my_*_flt.fits -o mymosaic", "your own FLT/FLC files (any HST MEF)"),
             (f"dazzle report {show(outdir)}", "rebuild the HTML report"),
-            ("workflows/README.md", "ACS/WFC, WFC3/IR and SLURM mosaic settings")]
+            (show(workflows / "README.md"), "ACS/WFC, WFC3/IR and SLURM mosaic settings")]
     width = max(len(a) for a, _ in tips)
     for a, b in tips:
         print(f"  {a:<{width}}  {b}")
@@ -207,6 +232,26 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _common_options(top: bool) -> argparse.ArgumentParser:
+    """-v, -q and --log-file, accepted before and after the command.  On the commands their
+    default is SUPPRESS, so that ``dazzle -v run ...`` is not undone by the command's default."""
+    p = argparse.ArgumentParser(add_help=False)
+    keep = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("-v", "--verbose", action="count", help="log each step (INFO) and show the traceback of an "
+                   "internal error; -vv: debug messages too", **({"default": 0} if top else keep))
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no notes (warnings and errors stay)", **keep)
+    p.add_argument("--log-file", metavar="FILE",
+                   help="also write the log (INFO and up, and the closing error) to FILE, replaced; for "
+                   "'run' this is AstroDrizzle's runfile (default: astrodrizzle.log beside the products)",
+                   **keep)
+    return p
+
+
+RUN_HELP = ("run AstroDrizzle's seven steps on the inputs: static mask, sky, drizzle separate, "
+            "create median, blot, driz_cr and final drizzle (each switchable: see 'dazzle params')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``dazzle`` command line: its subcommands and options.
 
@@ -215,56 +260,69 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Its errors are one line on stderr, exit status 2.
     """
-    p = _Parser(prog="dazzle", description="Numba-accelerated, distributed AstroDrizzle.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress of each step")
-    sub = p.add_subparsers(dest="command", required=True)
+    from dazzle import __version__
 
-    sp = sub.add_parser("run", help="drizzle the inputs (separate and final drizzle)")
+    p = _Parser(prog="dazzle", description="Numba-accelerated, distributed AstroDrizzle.",
+                parents=[_common_options(top=True)])
+    p.add_argument("--version", action="version", version=f"dazzle {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    common = [_common_options(top=False)]
+
+    sp = sub.add_parser("run", help=RUN_HELP, description=RUN_HELP + ".", parents=common)
     sp.add_argument("inputs", nargs="+", help="FITS files (*_flt.fits, *_flc.fits, any MEF), globs or @lists")
-    sp.add_argument("-o", "--output", default="", help="output root (default: AstroDrizzle's rule)")
+    sp.add_argument("-o", "--output", default="", help="output root, e.g. out/mosaic for out/mosaic_drz.fits "
+                    "(default: AstroDrizzle's rule); a missing folder is created once the inputs and "
+                    "parameters passed their checks, and the command says so")
     sp.add_argument("--config", help="dazzle or AstroDrizzle .cfg file with parameters")
     sp.add_argument("--set", action="append", metavar="NAME=VALUE",
                     help="set a parameter (AstroDrizzle's names), e.g. --set final_kernel=turbo")
     sp.add_argument("--scheduler", help="where the graph runs: threads (default), processes, synchronous, "
                     "local (a LocalCluster), tcp://host:port, a scheduler file .json, or a cluster "
-                    "profile (profile:NAME, e.g. profile:slurm; see deploy/profiles.yaml)")
+                    "profile (profile:NAME, e.g. profile:slurm: dazzle's deploy/profiles.yaml, or a "
+                    "dask-jobqueue section of your dask config such as ~/.config/dask/jobqueue.yaml)")
     sp.add_argument("--workers", type=_positive_int, metavar="N",
                     help="worker processes of --scheduler local (default: one per core), threads of "
                     "threads, processes of processes, or workers of a cluster profile")
     sp.add_argument("--profile", metavar="FILE|NAME",
                     help="cluster profiles file (YAML; default $DAZZLE_PROFILES, "
-                    "~/.config/dazzle/profiles.yaml, deploy/profiles.yaml), or a profile name")
+                    "~/.config/dazzle/profiles.yaml, then the profiles.yaml shipped with dazzle), "
+                    "or a profile name")
     sp.add_argument("--report", metavar="FILE.html", help="write Dask's performance report (HTML)")
     sp.add_argument("--ivm", nargs="+", help="IVM files, one per input (final_wht_type=IVM)")
-    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=_cmd_run)
 
-    sp = sub.add_parser("params", help="list every parameter with its default and one line of help")
+    sp = sub.add_parser("params", help="list every parameter with its default and one line of help",
+                        parents=common)
     sp.set_defaults(func=_cmd_params)
 
-    sp = sub.add_parser("simulate", help="write dithered HST-like exposures with known truth")
-    sp.add_argument("outdir")
-    sp.add_argument("--exposures", type=_positive_int, default=4)
-    sp.add_argument("--chips", type=int, choices=(1, 2), default=1)
+    sp = sub.add_parser("simulate", help="write dithered HST-like exposures with known truth",
+                        description="Write dithered HST ACS-like exposures (*_flt.fits: SCI, ERR, DQ per "
+                        "chip, real SIP distortion, stars, sky, noise, hot pixels, cosmic rays) and "
+                        "their truth tables into OUTDIR.", parents=common)
+    sp.add_argument("outdir", help="folder to write into (created if needed)")
+    sp.add_argument("--exposures", type=_positive_int, default=4, help="number of exposures (default 4)")
+    sp.add_argument("--chips", type=int, choices=(1, 2), default=1,
+                    help="chips per exposure: 1 (ACS/HRC-like) or 2 (ACS/WFC-like) (default 1)")
     sp.add_argument("--size", type=int, default=None, help="chip size in pixels (default 1024)")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--no-cosmic-rays", action="store_true")
+    sp.add_argument("--seed", type=int, default=0, help="seed of every random stream (default 0)")
+    sp.add_argument("--no-cosmic-rays", action="store_true", help="leave the cosmic rays out")
     sp.set_defaults(func=_cmd_simulate)
 
-    sp = sub.add_parser("demo",
-                        help="simulate a small data set, run the whole pipeline, write PNGs and a report")
+    sp = sub.add_parser("demo", help="simulate a small data set, run the whole pipeline, write PNGs and a "
+                        "report", parents=common)
     sp.add_argument("outdir", nargs="?", default="demo_output",
                     help="where to write everything (default demo_output)")
-    sp.add_argument("--exposures", type=_positive_int, default=4)
+    sp.add_argument("--exposures", type=_positive_int, default=4, help="number of exposures (default 4)")
     sp.add_argument("--size", type=int, default=512, help="chip size in pixels (default 512)")
-    sp.add_argument("--seed", type=int, default=1)
-    sp.add_argument("--config", help="dazzle or AstroDrizzle .cfg file (e.g. workflows/demo.cfg)")
+    sp.add_argument("--seed", type=int, default=1, help="seed of the simulation (default 1)")
+    sp.add_argument("--config", help="dazzle or AstroDrizzle .cfg file (e.g. the demo.cfg of dazzle's "
+                    "workflows folder)")
     sp.add_argument("--set", action="append", metavar="NAME=VALUE",
                     help="set a parameter, e.g. --set final_pixfrac=0.8")
     sp.set_defaults(func=_cmd_demo)
 
     sp = sub.add_parser("report", help="write a self-contained HTML report of a run (images, timings, sky, "
-                                       "CRs, parameters)")
+                                       "CRs, parameters)", parents=common)
     sp.add_argument("run_dir", help="folder of the run (its *_run.json or *_drz.fits, up to two levels down), "
                                     "or the file")
     sp.add_argument("-o", "--output", help="HTML file to write (default RUN_DIR/report.html)")
@@ -284,6 +342,57 @@ def _os_error(exc: OSError) -> str:
     return f"{where}: {what}" if where else what
 
 
+class LogFormat(logging.Formatter):
+    """``HH:MM:SS name: message`` with one prefix: the logger's name is left out when the
+    message already starts with it (dazzle's messages say ``dazzle: ...`` themselves)."""
+
+    def __init__(self, fmt="%(asctime)s %(message)s", datefmt="%H:%M:%S"):
+        super().__init__(fmt, datefmt)
+
+    def formatMessage(self, record):
+        top = record.name.split(".")[0]
+        if not record.message.startswith((f"{record.name}:", f"{top}:")):
+            record.message = f"{record.name}: {record.message}"
+        return super().formatMessage(record)
+
+
+def _set_up_logging(args):
+    """The level from -v, the console handler (unless the process already has one: pytest,
+    an embedding program) and the --log-file handler of commands other than ``run`` (whose
+    log file is its runfile).  Returns the handlers to remove at the end."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    root = logging.getLogger()
+    added = []
+    if not root.handlers:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(LogFormat())
+        root.addHandler(console)
+        added.append((root, console))
+    root.setLevel(logging.WARNING)
+    lg = logging.getLogger("dazzle")
+    lg.setLevel(level)
+    if args.log_file and args.command != "run":
+        fh = logging.FileHandler(args.log_file, mode="w", encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        fh.setLevel(logging.INFO)
+        lg.addHandler(fh)
+        lg.setLevel(min(level, logging.INFO))
+        if level > logging.INFO:   # the console stays as quiet as asked
+            for _, h in added:
+                h.setLevel(level)
+        added.append((lg, fh))
+    return added
+
+
+def _closing_line(args, line: str) -> None:
+    """The one line an ending command prints on stderr, also appended to --log-file."""
+    print(line, file=sys.stderr)
+    if getattr(args, "log_file", None):
+        with contextlib.suppress(OSError):
+            with open(args.log_file, "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+
 def main(argv=None) -> int:
     """Run one ``dazzle`` command.
 
@@ -299,10 +408,15 @@ def main(argv=None) -> int:
         stderr, naming the file or parameter); 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; 141 a closed
         pipe; 1 an internal error (``-v`` shows the traceback).
     """
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("dazzle").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.quiet = getattr(args, "quiet", False)
+    args.log_file = getattr(args, "log_file", None)
+    handlers = []
     try:
+        if args.log_file:
+            _check_folder(args.log_file, "--log-file")
+        handlers = _set_up_logging(args)
         return args.func(args)
     except BrokenPipeError:   # `dazzle params | head`: the reader left; end quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -317,23 +431,36 @@ def main(argv=None) -> int:
             what, status = "interrupted", 130
         tail = (": no partial product was left; --set resume=True reuses the finished steps"
                 if args.command == "run" else "")
-        print(f"dazzle: {what}{tail}", file=sys.stderr)
+        _closing_line(args, f"dazzle: {what}{tail}")
         return status
     except Exception as exc:  # noqa: BLE001
         if _user_error(exc):
-            print(f"dazzle: error: {_one_line(exc)}", file=sys.stderr)
+            _closing_line(args, f"dazzle: error: {_one_line(exc)}")
             return 2
         if isinstance(exc, OSError):
-            print(f"dazzle: error: {_os_error(exc)}", file=sys.stderr)
+            _closing_line(args, f"dazzle: error: {_os_error(exc)}")
             return 2
-        # a bug: one line, the traceback with -v
+        # a bug: one line, the traceback with -vv
         if args.verbose:
             import traceback
 
             traceback.print_exc()
-        print(f"dazzle: internal error: {type(exc).__name__}: {_one_line(exc)} (run with -v for the "
-              "traceback, and please report it)", file=sys.stderr)
+        _closing_line(args, f"dazzle: internal error: {type(exc).__name__}: {_one_line(exc)} (run with -v "
+                      "for the traceback, and please report it)")
         return 1
+    finally:
+        for logger, h in handlers:
+            logger.removeHandler(h)
+            h.close()
+
+
+def _check_folder(path, what) -> None:
+    """A file's folder must exist (a one-line error naming it otherwise)."""
+    from dazzle.params import ParameterError
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ParameterError(f"{what} {path}: the folder {folder} does not exist")
 
 
 def _user_error(exc) -> bool:

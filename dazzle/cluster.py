@@ -23,17 +23,26 @@ a ``distributed.Client``      that client
 Explicit names are honoured: ``"threads"`` runs on threads even when a Client is active.
 
 **Profiles.**  A YAML file (``profile=`` a path, else ``$DAZZLE_PROFILES``, else
-``~/.config/dazzle/profiles.yaml``, else the repository's ``deploy/profiles.yaml``) maps names
-to clusters::
+``~/.config/dazzle/profiles.yaml``, else the ``deploy/profiles.yaml`` shipped with dazzle:
+:func:`dazzle.resources.shipped_file`) maps names to clusters::
 
     profiles:
       slurm:
         class: dask_jobqueue.SLURMCluster   # a dask_jobqueue or distributed cluster class
-        options: {cores: 8, processes: 4, memory: 32GB, queue: normal, walltime: "02:00:00"}
+        # options: {queue: normal}          # keyword arguments, over dask's configuration
         jobs: 4                             # cluster.scale(jobs=4)   (or workers: N)
         # adaptive: {minimum_jobs: 1, maximum_jobs: 20}    # cluster.adapt(**adaptive) instead
         wait_for_workers: 4                 # wait for this many workers before computing
         wait_timeout: 600                   # seconds (default 300)
+
+**dask-jobqueue's configuration.**  A dask-jobqueue class reads its settings (cores, memory,
+queue, walltime ...) from dask's configuration, as for any dask-jobqueue user:
+``~/.config/dask/jobqueue.yaml``, ``$DASK_CONFIG``, ``DASK_JOBQUEUE__SLURM__QUEUE``-style
+variables, ``dask.config.set``.  dazzle's suggestions (``deploy/jobqueue.yaml``) are registered
+as defaults under it (:func:`register_jobqueue_defaults`), and a profile's ``options`` win over
+it; so a profile holds what dask-jobqueue lacks: the scaling and the wait for workers.  A
+scheduler name that no profile has but that is one of dask-jobqueue's batch systems (``slurm``,
+``pbs``, ``sge``, ``lsf``, ``htcondor``, ``moab``, ``oar``) starts one job of it.
 
 A profiles file is trusted like a script: its class is imported and called with its options.
 Only ``dask_jobqueue`` and ``distributed`` cluster classes are accepted; another class (e.g.
@@ -80,6 +89,7 @@ from dask.utils import key_split
 
 from dazzle import facts
 from dazzle.errors import ParameterError
+from dazzle.resources import shipped_file
 
 __all__ = [
     "LOCAL_SCHEDULERS",
@@ -93,9 +103,12 @@ __all__ = [
     "connect",
     "get_profile",
     "load_profiles",
+    "new_cluster",
     "normalize",
+    "processes_per_job",
     "profile_names",
     "profiles_file",
+    "register_jobqueue_defaults",
     "task_prefix",
 ]
 
@@ -106,8 +119,7 @@ _ALIASES = {"sync": "synchronous", "single-threaded": "synchronous", "threading"
             "multiprocessing": "processes", "default": "auto"}
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://|^[\w.\-]+:\d+$")
 #: where the profiles file is looked for when neither ``profile=`` nor $DAZZLE_PROFILES says
-DEFAULT_PROFILES = (Path("~/.config/dazzle/profiles.yaml"),
-                    Path(__file__).resolve().parent.parent / "deploy" / "profiles.yaml")
+DEFAULT_PROFILES = (Path("~/.config/dazzle/profiles.yaml"), shipped_file("deploy", "profiles.yaml"))
 GLUE = facts.OTHER   # dask's own small tasks (getitem, finalize, list ...): counted, not logged
 
 
@@ -140,18 +152,22 @@ class Profile:
     wait_timeout: float = 300.0
     source: str = ""
 
-    def expected_workers(self):
-        """How many workers to wait for before computing (0: do not wait)."""
+    def expected_workers(self, processes=None):
+        """How many workers to wait for before computing (0: do not wait).  ``processes``:
+        worker processes per batch job (default: the profile's ``processes`` option, else 1;
+        :func:`processes_per_job` asks the started cluster, whose settings may come from
+        dask-jobqueue's configuration)."""
+        per_job = int(processes or self.options.get("processes", 1) or 1)
         if self.wait_for_workers is not None:
             return int(self.wait_for_workers)
         if self.workers:
             return int(self.workers)
         if self.jobs:
-            return int(self.jobs) * int(self.options.get("processes", 1) or 1)
+            return int(self.jobs) * per_job
         if self.adaptive:
             lo = self.adaptive.get("minimum_jobs")
             if lo is not None:
-                return int(lo) * int(self.options.get("processes", 1) or 1)
+                return int(lo) * per_job
             return int(self.adaptive.get("minimum", 0) or 0)
         return 0
 
@@ -247,17 +263,24 @@ def load_profiles(path=None) -> dict[str, Profile]:
 
 
 def profile_names(profile=None) -> set:
-    """The profile names of the profiles file in force (empty when there is none or it cannot
-    be read) -- for checking a scheduler name early (dazzle.params)."""
+    """The profile names of the profiles file in force (none when there is none or it cannot
+    be read) and dask-jobqueue's batch systems -- for checking a scheduler name early
+    (dazzle.params)."""
     try:
         path = profiles_file(profile)
-        return set(load_profiles(path)) if path is not None else set()
+        names = set(load_profiles(path)) if path is not None else set()
     except Exception:  # noqa: BLE001 -- a broken file is reported when the run starts
-        return set()
+        names = set()
+    return names | set(JOBQUEUE_CLASSES)   # dask-jobqueue's batch systems (get_profile)
 
 
 def get_profile(name, profile=None) -> Profile:
-    """One profile of the profiles file in force.
+    """One profile: of the profiles file in force, else one of dask-jobqueue's batch systems.
+
+    For the name of one of dask-jobqueue's batch systems (``slurm``, ``pbs``, ``sge``, ``lsf``,
+    ``htcondor``, ``moab``, ``oar``) that no profile has: that system's cluster class with the
+    settings of dask's configuration (``jobqueue.<name>``, e.g. ~/.config/dask/jobqueue.yaml),
+    one job, waited for.
 
     Parameters
     ----------
@@ -276,12 +299,90 @@ def get_profile(name, profile=None) -> Profile:
         If there is no such profile, or the file is missing or cannot be read.
     """
     path = profiles_file(profile)
-    table = load_profiles(path)
-    if name not in table:
-        raise _error(f"unknown scheduler or cluster profile {name!r}: use threads, processes, "
-                     f"synchronous, local, tcp://host:port, a scheduler file *.json, or one of the "
-                     f"profiles in {path}: {', '.join(sorted(table)) or '(none)'}")
-    return table[name]
+    table = load_profiles(path) if path is not None or name not in JOBQUEUE_CLASSES else {}
+    if name in table:
+        return table[name]
+    if name in JOBQUEUE_CLASSES:
+        return Profile(name=name, cls=f"dask_jobqueue.{JOBQUEUE_CLASSES[name]}", jobs=1,
+                       source=f"dask's configuration (jobqueue.{name})")
+    raise _error(f"unknown scheduler or cluster profile {name!r}: use threads, processes, "
+                 f"synchronous, local, tcp://host:port, a scheduler file *.json, one of the "
+                 f"profiles in {path}: {', '.join(sorted(table)) or '(none)'}, or a batch system of "
+                 f"dask-jobqueue's configuration ({', '.join(JOBQUEUE_CLASSES)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# dask-jobqueue's configuration
+# ---------------------------------------------------------------------------------------------
+
+#: dask-jobqueue's batch systems: the section of its configuration -> the cluster class
+JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster",
+                    "htcondor": "HTCondorCluster", "moab": "MoabCluster", "oar": "OARCluster"}
+#: dazzle's defaults for dask-jobqueue's sections (jobqueue's own format), under the user's
+JOBQUEUE_DEFAULTS = shipped_file("deploy", "jobqueue.yaml")
+_jobqueue_lock = threading.Lock()
+_jobqueue_done = []
+
+
+def register_jobqueue_defaults(path=None) -> dict:
+    """Add dazzle's settings for dask-jobqueue to dask's configuration as defaults, once per
+    process.
+
+    dask-jobqueue reads its settings from dask's configuration: ~/.config/dask/*.yaml, the
+    folder $DASK_CONFIG, ``DASK_JOBQUEUE__SLURM__QUEUE``-style variables and ``dask.config.set``.
+    Registered with :func:`dask.config.update_defaults` after dask-jobqueue's own defaults, a
+    value of dazzle's file replaces only a value still at dask-jobqueue's default: whatever
+    the user configured wins.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        dazzle's settings in dask-jobqueue's format (default :data:`JOBQUEUE_DEFAULTS`,
+        ``deploy/jobqueue.yaml``: cores, processes, memory, walltime per batch system).
+
+    Returns
+    -------
+    dict
+        The defaults registered (empty if they were registered before).
+
+    Raises
+    ------
+    SchedulerError
+        If the file cannot be read.
+    """
+    with _jobqueue_lock:
+        if _jobqueue_done:
+            return {}
+        import dask_jobqueue  # noqa: F401 -- registers its own defaults first
+        import yaml
+
+        path = Path(path) if path is not None else JOBQUEUE_DEFAULTS
+        try:
+            new = _expand(yaml.safe_load(path.read_text()) or {})
+        except (OSError, yaml.YAMLError) as exc:
+            raise _error(f"cannot read dazzle's dask-jobqueue defaults {path}: {exc}") from None
+        dask.config.update_defaults(new)
+        _jobqueue_done.append(str(path))
+        return new
+
+
+def processes_per_job(cluster, p: Profile) -> int:
+    """Worker processes per batch job of a started cluster.
+
+    Parameters
+    ----------
+    cluster : distributed.deploy.Cluster
+        The cluster; a dask-jobqueue cluster knows it from its settings, whatever configured it.
+    p : Profile
+        Its profile: its ``processes`` option when the cluster does not say (else 1).
+
+    Returns
+    -------
+    int
+    """
+    job = getattr(cluster, "_dummy_job", None)   # dask-jobqueue: a job built from its settings
+    n = getattr(job, "worker_processes", None)
+    return int(n or p.options.get("processes", 1) or 1)
 
 
 #: packages whose cluster classes a profile may name; any other class must be listed in the
@@ -380,13 +481,43 @@ def normalize(scheduler, profile=None):
     return "profile", get_profile(name, profile)
 
 
-def _start_profile(p: Profile, workers=None):
+def new_cluster(p: Profile):
+    """The profile's cluster, not yet scaled: its class called with its options.
+
+    A dask-jobqueue class reads the rest of its settings from dask's configuration, with
+    dazzle's defaults under it (:func:`register_jobqueue_defaults`).
+
+    Parameters
+    ----------
+    p : Profile
+        The profile.
+
+    Returns
+    -------
+    distributed.deploy.Cluster
+
+    Raises
+    ------
+    SchedulerError
+        If the class may not be used, cannot be imported or refuses its settings.
+    """
     cls = _import(p.cls)
+    if p.cls.startswith("dask_jobqueue."):
+        register_jobqueue_defaults()
     log.info("dazzle: starting %s (profile %s from %s)", p.cls, p.name, p.source)
     try:
-        cluster = cls(**p.options)
-    except TypeError as exc:
-        raise _error(f"profile {p.name}: {p.cls} refused its options: {exc}") from exc
+        return cls(**p.options)
+    except (TypeError, ValueError) as exc:   # jobqueue: ValueError for missing cores/memory
+        raise _error(f"profile {p.name}: {p.cls} refused its settings ({_one_line(exc)}); set them in "
+                     "the profile's options or in dask's configuration (~/.config/dask/jobqueue.yaml)") from exc
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())
+
+
+def _start_profile(p: Profile, workers=None):
+    cluster = new_cluster(p)
     try:
         if workers:
             cluster.scale(n=int(workers))
@@ -481,7 +612,7 @@ def connect(scheduler=None, *, workers=None, profile=None):
             client = Client(cluster, set_as_default=False)
         try:
             want = int(workers) if (kind == "profile" and workers) else (
-                value.expected_workers() if kind == "profile" else 0)
+                value.expected_workers(processes_per_job(cluster, value)) if kind == "profile" else 0)
             if want:
                 t0 = time.perf_counter()
                 timeout = value.wait_timeout

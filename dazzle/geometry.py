@@ -372,7 +372,8 @@ def _interp_index(grid, n0, n):
     return k, t
 
 
-def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=False, box=None):
+def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=False, box=None,
+                offset=(0, 0)):
     """Pixel map from an input chip to an output frame.
 
     Parameters
@@ -395,6 +396,9 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
         Inclusive 0-based sub-box of the input; the result then has shape
         ``(ymax - ymin + 1, xmax - xmin + 1, 2)`` and element ``[j, i]`` refers to input pixel
         ``(xmin + i, ymin + j)``.  The interpolation grid is anchored at the box corner.
+    offset : (x0, y0)
+        Output pixel subtracted from every position (positions relative to a section of the
+        output starting there): the same bits as subtracting it from the map afterwards.
 
     Returns
     -------
@@ -422,6 +426,9 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
         pixmap = np.empty((bny, bnx, 2), dtype=np.float64)
         pixmap[..., 0] = np.asarray(xo).reshape(bny, bnx)
         pixmap[..., 1] = np.asarray(yo).reshape(bny, bnx)
+        if offset[0] or offset[1]:
+            pixmap[..., 0] -= offset[0]
+            pixmap[..., 1] -= offset[1]
         return pixmap
 
     gx, gy = _grid(xmin, xmax, step), _grid(ymin, ymax, step)
@@ -435,7 +442,7 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
     from dazzle.kernels.pixmap import interpolate_grid
 
     kx, tx = _interp_index(gx, xmin, bnx)
-    return interpolate_grid(g, gy, ymin, kx, tx, (bny, bnx))
+    return interpolate_grid(g, gy, ymin, kx, tx, (bny, bnx), offset=offset)
 
 
 def pixmap_error(wcs_in, wcs_out, shape, stepsize=DEFAULT_STEPSIZE, *, exact_pixmap=None):

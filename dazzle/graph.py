@@ -130,8 +130,11 @@ def tiles_touching(box, shape, tile_size, halo=0):
 
 
 def cut_sums(s: Sums | None, box) -> Sums | None:
-    """The part of a chip's sums inside ``box`` (a copy; the sums themselves when they lie
-    wholly inside ``box``: no task changes them), or None."""
+    """The part of a chip's sums inside ``box`` (the sums themselves when they lie wholly
+    inside ``box``), or None.  No task changes sums, so ``num`` and ``den`` are views of the
+    chip's arrays (the pieces of a chip together hold its box once, never a second copy); the
+    context, which says only where the chip contributed, becomes a bool (1 byte instead of 4
+    per pixel held until the tiles are added)."""
     if s is None:
         return None
     x0, x1 = max(box[0], s.x0), min(box[1], s.x1)
@@ -141,8 +144,7 @@ def cut_sums(s: Sums | None, box) -> Sums | None:
     if (x0, x1, y0, y1) == (s.x0, s.x1, s.y0, s.y1):
         return s
     src = np.s_[y0 - s.y0:y1 - s.y0, x0 - s.x0:x1 - s.x0]
-    return Sums(x0, y0, s.num[src].copy(), s.den[src].copy(),
-                None if s.ctx is None else s.ctx[src].copy())
+    return Sums(x0, y0, s.num[src], s.den[src], None if s.ctx is None else s.ctx[src] != 0)
 
 
 # ---------------------------------------------------------------------------------------------

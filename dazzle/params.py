@@ -475,8 +475,10 @@ _TABLE: list[Param] = [
           "Where the graph runs: threads (default; when left at the default and the caller "
           "has an active distributed Client, that client), processes, synchronous, local "
           "(a LocalCluster of --workers processes), distributed, tcp://host:port, a "
-          "scheduler-file .json, or a cluster profile: profile:NAME (deploy/profiles.yaml, "
-          "$DAZZLE_PROFILES or --profile FILE); from Python also a distributed.Client",
+          "scheduler-file .json, a cluster profile: profile:NAME (deploy/profiles.yaml, "
+          "$DAZZLE_PROFILES or --profile FILE), or a batch system without a profile (slurm, "
+          "pbs, sge, lsf, htcondor, moab, oar: one dask-jobqueue job configured by dask's "
+          "jobqueue settings); from Python also a distributed.Client",
           section=_S_DAZZLE, dazzle_only=True),
     Param("tile_size", 2048, "dazzle", "int",
           "Edge length in output pixels of the tiles processed as independent tasks",

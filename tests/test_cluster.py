@@ -306,8 +306,56 @@ def test_deploy_profiles_are_ready():
     assert t.cls == "dask_jobqueue.SLURMCluster" and t.jobs == 2 and t.expected_workers() == 2
     assert {k: t.options[k] for k in ("cores", "processes", "memory", "queue", "interface")} == \
         {"cores": 1, "processes": 1, "memory": "2GB", "queue": "debug", "interface": "lo"}
-    # unset ${VAR:-} options are left out (None): the class's own default applies
-    assert table["slurm"].options["account"] is None or os.environ.get("DAZZLE_SLURM_ACCOUNT")
+    # the site profiles leave the cluster's settings to dask-jobqueue's configuration
+    assert table["slurm"].options == {} and table["slurm"].jobs == 4 and table["pbs"].options == {}
+    assert table["slurm-adaptive"].expected_workers(4) == 4
+
+
+JOBQUEUE_PROBE = """
+import json, sys
+from dazzle import cluster
+out = {}
+for name in sys.argv[1:]:
+    p = cluster.get_profile(name)
+    c = cluster.new_cluster(p)
+    try:
+        out[name] = [c.job_script(), p.expected_workers(cluster.processes_per_job(c, p))]
+    finally:
+        c.close()
+print(json.dumps(out))
+"""
+
+
+def test_jobqueue_settings_come_from_the_users_dask_config(tmp_path):
+    """A dask-jobqueue user's own settings (a jobqueue.yaml in $DASK_CONFIG, DASK_JOBQUEUE__*
+    variables) configure dazzle's profiles; dazzle's deploy/jobqueue.yaml fills in only what
+    the user left at dask-jobqueue's defaults, and a profile's options win over both.  No batch
+    system is needed: the clusters are built, not scaled.  Cost: one Python process, ~5 s."""
+    pytest.importorskip("dask_jobqueue")
+    conf = tmp_path / "dask"
+    conf.mkdir()
+    (conf / "jobqueue.yaml").write_text("jobqueue:\n  slurm:\n    cores: 6\n    memory: 12GB\n"
+                                        "    queue: mypartition\n    account: abc123\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASK_", "DAZZLE_"))}
+    env.update(DASK_CONFIG=str(conf), HOME=str(tmp_path), DAZZLE_PROFILES=str(PROFILES),
+               DASK_JOBQUEUE__SLURM__JOB_EXTRA_DIRECTIVES='["--qos=low"]', DAZZLE_SLURM_DIR=str(tmp_path / "ci"))
+    proc = subprocess.run([sys.executable, "-c", JOBQUEUE_PROBE, "slurm", "local-slurm-test"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    script, waits = got["slurm"]
+    for line in ["#SBATCH -p mypartition", "#SBATCH -A abc123", "#SBATCH --cpus-per-task=6",   # the user's
+                 "#SBATCH --mem=12G", "#SBATCH --qos=low",
+                 "#SBATCH -t 02:00:00", f"#SBATCH -e {tmp_path}/dazzle-logs/slurm/"]:            # dazzle's
+        assert line in script, (line, script)
+    assert "--nworkers 4" in script and "--nthreads 1" in script     # 4 processes (dazzle's) of 6 cores
+    assert waits == 1                                                # the profile's wait_for_workers
+    script, waits = got["local-slurm-test"]                          # the profile's options win
+    for line in ["#SBATCH -p debug", "#SBATCH --cpus-per-task=1", "#SBATCH --mem=2G", "#SBATCH -A abc123", "#SBATCH -t 00:10:00"]:
+        assert line in script, (line, script)
+    assert "--nworkers" not in script and waits == 2
 
 
 def test_a_yaml_profile_runs_the_pipeline(sim, reference, tmp_path, monkeypatch):
@@ -350,7 +398,11 @@ def test_bad_schedulers_and_profiles_are_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("DAZZLE_PROFILES")
     monkeypatch.setattr(cluster, "DEFAULT_PROFILES", ())
     with pytest.raises(ParameterError, match="no cluster profiles file"):
-        cluster.compute([], "profile:slurm")
+        cluster.compute([], "profile:mine")
+    # a batch system of dask-jobqueue needs no profiles file: its settings are dask's
+    p = cluster.get_profile("sge")
+    assert (p.cls, p.jobs, p.options, p.expected_workers(3)) == ("dask_jobqueue.SGECluster", 1, {}, 3)
+    assert _accepts("sge") and _accepts("htcondor")
 
 
 def test_performance_report_on_local_and_distributed_schedulers(tmp_path, local_cluster, caplog):

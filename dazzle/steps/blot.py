@@ -105,9 +105,7 @@ def blot_chip(median, chip, frame, settings: BlotSettings, *, offset=(0, 0), sky
     """
     frame_wcs = frame.wcs()
     pixmap = geometry.calc_pixmap(chip.wcs(), frame_wcs, tuple(chip.shape), stepsize=settings.stepsize,
-                                  exact=settings.exact)
-    pixmap[..., 0] -= offset[0]
-    pixmap[..., 1] -= offset[1]
+                                  exact=settings.exact, offset=offset)
     pix_ratio = chip_pix_ratio(chip, frame_wcs)
     scale = float(chip.exptime) if chip.in_units == "counts" else 1.0
     out = blot_kernel(median, pixmap, interp=settings.interp, iscale=scale / pix_ratio ** 2,

@@ -301,7 +301,8 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
     Returns
     -------
     Sums or None
-        Σ w·d, Σ w and context over ``box``; None when ``box`` is None.
+        Σ w·d, Σ w and context (None for the single drizzle) over ``box``; None when ``box``
+        is None.
     """
     if box is None:
         return None
@@ -309,18 +310,19 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
     if data is None:
         data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR")
     frame_wcs = frame.wcs()
-    chip_wcs = chip.wcs()
-    pixmap = geometry.calc_pixmap(chip_wcs, frame_wcs, data.sci.shape, stepsize=settings.stepsize,
-                                  exact=settings.exact)
     pix_ratio = chip_pix_ratio(chip, frame_wcs)
     weights, wt_scl = chip_weights(chip, data, settings, pix_ratio, static_mask=static_mask,
                                    cr_mask=cr_mask, ivm=ivm)
-    sci = data.sci.astype(np.float32) - np.float32(sky_value(chip, sky))
+    sci = np.asarray(data.sci, dtype=np.float32) - np.float32(sky_value(chip, sky))   # a new array
     sci[~np.isfinite(sci)] = 0.0   # masked by zero weight already
+    del data   # the chip's pixels as read are not needed beyond here: not held with the pixmap
+    pixmap = geometry.calc_pixmap(chip.wcs(), frame_wcs, sci.shape, stepsize=settings.stepsize,
+                                  exact=settings.exact)
     shape = (y1 - y0, x1 - x0)
     num = np.zeros(shape)
     den = np.zeros(shape)
-    ctx = np.zeros(shape, np.int32)
+    # the single-drizzled images have no context: their chips' sums need none
+    ctx = np.zeros(shape, np.int32) if settings.step == "final" else None
     drizzle_sums(sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=weights, kernel=settings.kernel,
                  pixfrac=settings.pixfrac, iscale=pix_ratio ** 2, pixel_scale_ratio=pix_ratio,
                  wt_scl=wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit,
