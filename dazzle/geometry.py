@@ -22,6 +22,9 @@ and rebuild a fresh WCS inside the task with :meth:`Frame.wcs`.
 
 Differences from AstroDrizzle (deliberate)
 ------------------------------------------
+The pipeline's default (``output_frame="astrodrizzle"``) uses :func:`astrodrizzle_output_wcs`;
+these apply to dazzle's own frame (``output_frame="dazzle"``).
+
 * Footprints use the chip's outer pixel *edges* (corners at -0.5 and n - 0.5 plus points along
   every side, so distortion bends are followed); AstroDrizzle uses only the 4 pixel-centre
   corners, so half of each edge pixel can fall outside its default output frame.
@@ -31,7 +34,7 @@ Differences from AstroDrizzle (deliberate)
   chip centre: scale = sqrt(pixel area on the sky), orientation = position angle of the local
   +y axis.  AstroDrizzle uses ``IDCSCALE`` (or ``sqrt|det CD|``) and ``ORIENTAT``.  For a
   nominal-scale output pass ``scale=IDCSCALE`` explicitly.
-* :func:`default_output_wcs` (``footprint_mode="edges"``, dazzle's default frame) orients the
+* :func:`default_output_wcs` (``footprint_mode="edges"``, dazzle's own frame) orients the
   frame by the first chip's CD matrix.  AstroDrizzle does so only for chips without
   ``IDCV2REF``; for calibrated HST chips it uses the telescope roll (:class:`Aperture`).
   :func:`astrodrizzle_output_wcs` reproduces AstroDrizzle's frame, user parameters included,

@@ -515,13 +515,20 @@ _TABLE: list[Param] = [
           "in the outer rows and columns missed), gain mixed into the noise of DN data, and "
           "DQ-bad pixels condemning their good neighbours (dazzle's default fixes all three)",
           section=_S_DAZZLE, dazzle_only=True),
-    Param("output_frame", "dazzle", "dazzle", "choice",
-          "Output frame rule: 'astrodrizzle' is drizzlepac's exactly (4 pixel-centre corners, "
-          "edge pixels can hang half outside; calibrated HST chips oriented by the telescope "
-          "roll PA_V3; final_*/driz_sep_* by drizzlepac's rule); 'dazzle' holds every input "
-          "pixel whole, takes the first chip's CD orientation and re-fits custom frames to "
-          "the inputs (README: Deliberate differences)",
-          choices=("dazzle", "astrodrizzle"), section=_S_DAZZLE, dazzle_only=True),
+    Param("lanczos_table", "drizzlepac", "dazzle", "choice",
+          "Look-up table of the lanczos2/lanczos3 drizzle kernels: 'drizzlepac' is AstroDrizzle's "
+          "(drizzlepac 3.11: spacing 0.01, indexed one step too far, window grows with pixfrac; "
+          "weights sum to ~0.953 per input pixel); 'drizzle' is drizzle 3.0's (spacing 0.003, "
+          "pixfrac ignored; ~0.994): final WHT ~4% higher, SCI 1.7e-2 different (median)",
+          choices=("drizzlepac", "drizzle"), section=_S_DAZZLE, dazzle_only=True),
+    Param("output_frame", "astrodrizzle", "dazzle", "choice",
+          "Output frame rule: 'astrodrizzle' is drizzlepac's exactly, the same grid as "
+          "AstroDrizzle's products (4 pixel-centre corners, edge pixels can hang half outside; "
+          "calibrated HST chips oriented by the telescope roll PA_V3; final_*/driz_sep_* by "
+          "drizzlepac's rule); 'dazzle' holds every input pixel whole, takes the first chip's "
+          "CD orientation (+y of the chips up) and re-fits custom frames to the inputs "
+          "(README: Deliberate differences)",
+          choices=("astrodrizzle", "dazzle"), section=_S_DAZZLE, dazzle_only=True),
     Param("max_frame_pixels", 4_000_000_000, "dazzle", "int",
           "Largest output frame (pixels) a run may plan; a bigger one, usually a chip with a "
           "wrong WCS, stops the run before anything is written and names that chip (4e9 = a "

@@ -293,10 +293,15 @@ def _wcs_cards(frame, header):
         header[card.keyword] = (card.value, card.comment)
 
 
-def _units(bunit: str | None, units: str) -> str:
+def _units(bunit: str | None, units: str) -> str | None:
+    """BUNIT of a drizzled product, by drizzlepac's rule: a rate (``/S`` appended) for
+    ``units="cps"``; for ``"counts"`` the input's unit without ``/S`` if it was a rate, and no
+    BUNIT at all (None) if it was not (drizzlepac then writes none: its header template has none)."""
     b = (bunit or "ELECTRONS").upper()
     base = b.split("/")[0]
-    return base if units == "counts" else base + "/S"
+    if units == "counts":
+        return base if "/" in b else None
+    return base + "/S"
 
 
 def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptime, bunit, skies=None,
@@ -416,7 +421,9 @@ def final_product_canvas(path, frame, params, *, texptime, ndrizim, nplanes, bun
         _wcs_cards(frame, h)
         h["EXPTIME"] = (float(texptime), "total exposure time (s)")
         if name in ("SCI", "ERR"):
-            h["BUNIT"] = (_units(bunit, params["final_units"]), "units of the data")
+            unit = _units(bunit, params["final_units"])
+            if unit is not None:
+                h["BUNIT"] = (unit, "units of the data")
         if name == "SCI":
             _put(h, sci_cards)
         hdus.append((name, shape, layout[name], h))

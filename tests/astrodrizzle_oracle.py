@@ -30,7 +30,7 @@ import pytest
 
 __all__ = ["AstroDrizzleError", "DEFAULTS", "IN_CI", "have_drizzlepac", "import_oracle", "needs_drizzlepac",
            "run_astrodrizzle", "skip_or_fail",
-           "run_astrodrizzle_batch"]
+           "run_astrodrizzle_batch", "load_cdriz"]
 
 #: Parameters always passed (overridable through ``**params``): offline (no ``updatewcs``, no
 #: MDRIZTAB), serial, keep the intermediate products, one ``_drz.fits`` with SCI/WHT/CTX.
@@ -46,6 +46,8 @@ for job in jobs:
     os.chdir(job["workdir"])
     try:
         inputs = job["inputs"] if job["as_list"] else ",".join(job["inputs"])
+        if job.get("atfile"):
+            inputs = "@" + job["atfile"]
         astrodrizzle.AstroDrizzle(input=inputs, output=job["output"], **job["params"])
     except BaseException:
         traceback.print_exc()
@@ -86,6 +88,23 @@ def import_oracle(name, reason):
         return importlib.import_module(name)
     except ImportError:
         skip_or_fail(reason)
+
+
+def load_cdriz():
+    """drizzlepac's C drizzle extension (``cdriz``, with ``tdriz``) loaded on its own, without
+    importing the drizzlepac package (slow, and it reconfigures logging); skipped (failed under
+    CI) without drizzlepac."""
+    spec = importlib.util.find_spec("drizzlepac") if have_drizzlepac() else None
+    if spec is None or spec.origin is None:
+        skip_or_fail("drizzlepac (the real AstroDrizzle, test-only oracle) is not installed")
+    folder = Path(spec.origin).parent
+    found = sorted(folder.glob("cdriz.*.so")) + sorted(folder.glob("cdriz.*.pyd"))
+    if not found:
+        skip_or_fail(f"drizzlepac's C extension cdriz is not in {folder}")
+    ext = importlib.util.spec_from_file_location("drizzlepac.cdriz", found[0])
+    module = importlib.util.module_from_spec(ext)
+    ext.loader.exec_module(module)
+    return module
 
 
 #: pytest mark for tests that need the real AstroDrizzle: skipped, with the reason, without it
@@ -158,7 +177,8 @@ def run_astrodrizzle(inputs, workdir, output="syn", *, timeout=600, **params):
 def run_astrodrizzle_batch(jobs, *, timeout=600):
     """Several AstroDrizzle runs, one after the other in one subprocess (drizzlepac's import,
     about 4 s, paid once).  ``jobs``: dicts with the arguments of :func:`run_astrodrizzle`
-    (``inputs``, ``workdir``, optional ``output`` and ``params``), and optionally
+    (``inputs``, ``workdir``, optional ``output`` and ``params``), optionally ``ivm`` (one IVM
+    file per input, given to AstroDrizzle in an @-file), and optionally
     ``as_list=True``: pass the inputs as a Python list, whose order AstroDrizzle keeps (a
     comma-separated string, the default, it sorts by name).  Returns their products, in order;
     raises :class:`AstroDrizzleError` if any run fails or the batch times out."""
@@ -166,11 +186,15 @@ def run_astrodrizzle_batch(jobs, *, timeout=600):
     for job in jobs:
         workdir = Path(job["workdir"])
         names = _copy_inputs(job["inputs"], workdir)
+        if job.get("ivm"):   # one IVM file per input: copied, and named in an @-file beside it
+            ivms = [_copy_one(Path(f), workdir) for f in job["ivm"]]
+            (workdir / "inputs.lst").write_text("".join(f"{n} {v}\n" for n, v in zip(names, ivms)))
         kw = dict(DEFAULTS)
         kw.update(job.get("params") or {})
         kw.setdefault("runfile", "astrodrizzle.log")
         prepared.append(dict(workdir=str(workdir), inputs=names, output=job.get("output", "syn"),
-                             params=kw, as_list=bool(job.get("as_list"))))
+                             params=kw, as_list=bool(job.get("as_list")),
+                             atfile="inputs.lst" if job.get("ivm") else None))
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS"):
@@ -202,15 +226,15 @@ def _copy_inputs(inputs, workdir):
     if workdir.exists() and any(workdir.iterdir()):
         raise ValueError(f"{workdir} is not empty; run_astrodrizzle needs a fresh directory")
     workdir.mkdir(parents=True, exist_ok=True)
-    names = []
-    for src in inputs:
-        src = Path(src)
-        dst = workdir / src.name
-        if dst.exists():
-            raise ValueError(f"two inputs named {src.name}")
-        shutil.copyfile(src, dst)
-        names.append(src.name)
-    return names
+    return [_copy_one(Path(src), workdir) for src in inputs]
+
+
+def _copy_one(src, workdir):
+    dst = workdir / src.name
+    if dst.exists():
+        raise ValueError(f"two inputs named {src.name}")
+    shutil.copyfile(src, dst)
+    return src.name
 
 
 def _products(job, log, outputs):

@@ -25,6 +25,8 @@ from photometry import aperture_fluxes
 #: The four test sets of the acceptance: 4 and 8 exposures, one (ACS/HRC-like) and two
 #: (WFC-like) chips per exposure, the real HRC SIP distortion: (n_exposures, chips, size, seed).
 SETS = {"4x1": (4, 1, 384, 11), "4x2": (4, 2, 256, 21), "8x1": (8, 1, 384, 14), "8x2": (8, 2, 256, 12)}
+#: the rates below were measured on dazzle's own frame (the default before issue 17)
+FRAME = {"output_frame": "dazzle"}
 
 
 def _simulate(simulated, which, **kw):
@@ -39,7 +41,7 @@ def sims(simulated):
 
 @pytest.fixture(scope="module")
 def runs(sims, tmp_path_factory):
-    return {w: dazzle.run(sims[w].files, str(tmp_path_factory.mktemp(f"out{w}") / "syn")) for w in SETS}
+    return {w: dazzle.run(sims[w].files, str(tmp_path_factory.mktemp(f"out{w}") / "syn"), **FRAME) for w in SETS}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def test_sky_once_noise_finds_more_and_flags_clean_pixels(sim4, tmp_path, run4):
     """driz_cr_noise='sky_once' (the sky not counted a second time): a smaller sigma, so more
     faint cosmic rays and ~3e-4 of the clean pixels are flagged; a higher snr brings the
     purity back."""
-    once = dazzle.run(sim4.files, str(tmp_path / "once" / "syn"), driz_cr_noise="sky_once")
+    once = dazzle.run(sim4.files, str(tmp_path / "once" / "syn"), driz_cr_noise="sky_once", **FRAME)
     d0, p0, f0 = cr_stats(sim4, run4)
     d1, p1, f1 = cr_stats(sim4, once)
     assert f1 > f0 + 500                 # measured 7557 vs 6372 flags
@@ -86,7 +88,7 @@ def test_sky_once_noise_finds_more_and_flags_clean_pixels(sim4, tmp_path, run4):
     n_clean = 4 * 384 * 384
     assert 1e-4 < (f1 - p1 * f1) / n_clean < 6e-4
     high = dazzle.run(sim4.files, str(tmp_path / "high" / "syn"), driz_cr_noise="sky_once",
-                      driz_cr_snr="4.5 3.5")
+                      driz_cr_snr="4.5 3.5", **FRAME)
     d2, p2, _ = cr_stats(sim4, high)
     assert p2 >= 0.995 and d2 >= 0.985   # measured 99.88 % / 99.08 %
 
@@ -111,8 +113,8 @@ def test_dead_column_through_a_star_does_not_flag_its_core(simulated, tmp_path):
     keeps known-bad pixels from condemning good neighbours (``driz_cr.known_bad_pixels``);
     ``driz_cr_legacy`` shows drizzlepac's result."""
     sim = simulated(n_exposures=4, chips=2, size=256, seed=110, sky=0.1)
-    default = dazzle.run(sim.files, str(tmp_path / "dz" / "syn"))
-    legacy = dazzle.run(sim.files, str(tmp_path / "ad" / "syn"), driz_cr_legacy=True)
+    default = dazzle.run(sim.files, str(tmp_path / "dz" / "syn"), **FRAME)
+    legacy = dazzle.run(sim.files, str(tmp_path / "ad" / "syn"), **FRAME, driz_cr_legacy=True)
     # AstroDrizzle itself flags 1 clean core pixel on these exposures, and so does its rule in
     # dazzle on AstroDrizzle's frame (test_dead_column_case_in_astrodrizzle); on dazzle's frame
     # the rule flags 3 (measured)
@@ -161,9 +163,9 @@ def twins(sims, simulated, tmp_path_factory):
         d = tmp_path_factory.mktemp(f"twin{w}")
         nocr = _simulate(simulated, w, cosmic_rays=False)
         truth = _simulate(simulated, w, noise=False, cosmic_rays=False, hot_pixels=False)
-        out[w] = (dazzle.run(nocr.files, str(d / "o0" / "syn")),
+        out[w] = (dazzle.run(nocr.files, str(d / "o0" / "syn"), **FRAME),
                   dazzle.run(truth.files, str(d / "ot" / "syn"), static=False, skysub=False,
-                             median=False, blot=False, driz_cr=False))
+                             median=False, blot=False, driz_cr=False, **FRAME))
     return out
 
 
@@ -184,7 +186,7 @@ def test_cosmic_ray_residual(which, sims, runs, twins, tmp_path):
     run0, truth = twins[which]
     z, sigma = cr_residual(runs[which], run0, truth)
     # without rejection the cosmic rays are all there
-    raw = dazzle.run(sims[which].files, str(tmp_path / "raw" / "syn"), median=False, blot=False,
+    raw = dazzle.run(sims[which].files, str(tmp_path / "raw" / "syn"), **FRAME, median=False, blot=False,
                      driz_cr=False)
     z_raw, _ = cr_residual(raw, run0, truth)
     n_over, n_raw = int((z > 5).sum()), int((z_raw > 5).sum())
@@ -260,11 +262,11 @@ def test_products(sim4, run4):
 def test_inputs_untouched_unless_asked(sim4, run4, tmp_path):
     files = copy_files(sim4.files, tmp_path)
     before = file_digests(files)
-    dazzle.run(files, str(tmp_path / "a" / "syn"))
+    dazzle.run(files, str(tmp_path / "a" / "syn"), **FRAME)
     assert file_digests(files) == before
     assert not os.path.exists(tmp_path / "OrIg")
     # asked: originals backed up to OrIg/ first, then crbit ORed in where CRs were found
-    r = dazzle.run(files, str(tmp_path / "b" / "syn"), update_input_dq=True, crbit=8192)
+    r = dazzle.run(files, str(tmp_path / "b" / "syn"), **FRAME, update_input_dq=True, crbit=8192)
     for k, f in enumerate(files):
         backup = tmp_path / "OrIg" / os.path.basename(f)
         assert file_digests([backup]) == file_digests([sim4.files[k]])
@@ -280,7 +282,7 @@ def test_update_input_dq_without_preserve_keeps_no_backup(sim4, run4, tmp_path):
     # preserve=False (AstroDrizzle's parameter): the DQ is updated as with preserve=True, but
     # no copy of the original goes to OrIg/
     files = copy_files(sim4.files, tmp_path)
-    r = dazzle.run(files, str(tmp_path / "b" / "syn"), update_input_dq=True, preserve=False)
+    r = dazzle.run(files, str(tmp_path / "b" / "syn"), **FRAME, update_input_dq=True, preserve=False)
     assert not os.path.exists(tmp_path / "OrIg")
     for k, f in enumerate(files):
         cr = ~r.crmasks[k]
@@ -296,13 +298,13 @@ def test_update_input_dq_without_preserve_keeps_no_backup(sim4, run4, tmp_path):
 
 def test_driz_cr_parameters(sim4, run4, tmp_path):
     _, _, flags0 = cr_stats(sim4, run4)
-    r = dazzle.run(sim4.files, str(tmp_path / "snr" / "syn"), driz_cr_snr="5.0 4.5")
+    r = dazzle.run(sim4.files, str(tmp_path / "snr" / "syn"), **FRAME, driz_cr_snr="5.0 4.5")
     assert cr_stats(sim4, r)[2] < flags0            # higher thresholds: fewer flags
-    r = dazzle.run(sim4.files, str(tmp_path / "grow" / "syn"), driz_cr_grow=3)
+    r = dazzle.run(sim4.files, str(tmp_path / "grow" / "syn"), **FRAME, driz_cr_grow=3)
     assert cr_stats(sim4, r)[2] > 2 * flags0        # grown masks
-    r = dazzle.run(sim4.files, str(tmp_path / "scale" / "syn"), driz_cr_scale="3.0 2.0")
+    r = dazzle.run(sim4.files, str(tmp_path / "scale" / "syn"), **FRAME, driz_cr_scale="3.0 2.0")
     assert cr_stats(sim4, r)[2] < flags0            # more room for interpolation errors
-    r = dazzle.run(sim4.files, str(tmp_path / "corr" / "syn"), driz_cr_corr=True)
+    r = dazzle.run(sim4.files, str(tmp_path / "corr" / "syn"), **FRAME, driz_cr_corr=True)
     out = os.path.dirname(r.output)
     root = sim4.roots[0]
     clean = fits.getdata(os.path.join(out, f"{root}_crclean.fits"), ("SCI", 1))
@@ -317,14 +319,14 @@ def test_blot_parameters(sim4, run4, tmp_path):
     out0 = os.path.dirname(run4.output)
     root = sim4.roots[1]
     b0 = fits.getdata(os.path.join(out0, f"{root}_sci1_blt.fits")).astype(float)
-    r = dazzle.run(sim4.files, str(tmp_path / "nosky" / "syn"), blot_addsky=False, blot_skyval=5.0,
+    r = dazzle.run(sim4.files, str(tmp_path / "nosky" / "syn"), **FRAME, blot_addsky=False, blot_skyval=5.0,
                    driz_cr=False)
     b1 = fits.getdata(os.path.join(os.path.dirname(r.output), f"{root}_sci1_blt.fits")).astype(float)
     sky = run4.skies[1]
     # blot_addsky=False adds blot_skyval instead of the chip's sky
     inner = np.s_[20:-20, 20:-20]
     np.testing.assert_allclose(b1[inner], b0[inner] - sky + 5.0, atol=1e-3)
-    r = dazzle.run(sim4.files, str(tmp_path / "lin" / "syn"), blot_interp="linear", driz_cr=False)
+    r = dazzle.run(sim4.files, str(tmp_path / "lin" / "syn"), **FRAME, blot_interp="linear", driz_cr=False)
     b2 = fits.getdata(os.path.join(os.path.dirname(r.output), f"{root}_sci1_blt.fits")).astype(float)
     d = np.abs(b2[inner] - b0[inner])
     assert d.max() > 1.0 and np.median(d) < 0.5   # different interpolation, same image
@@ -332,10 +334,10 @@ def test_blot_parameters(sim4, run4, tmp_path):
 
 def test_median_parameters(sim4, run4, tmp_path):
     m0 = fits.getdata(run4.median)
-    r = dazzle.run(sim4.files, str(tmp_path / "med" / "syn"), combine_type="median", blot=False,
+    r = dazzle.run(sim4.files, str(tmp_path / "med" / "syn"), **FRAME, combine_type="median", blot=False,
                    driz_cr=False, driz_combine=False)
     m1 = fits.getdata(r.median)
-    r = dazzle.run(sim4.files, str(tmp_path / "mean" / "syn"), combine_type="mean", blot=False,
+    r = dazzle.run(sim4.files, str(tmp_path / "mean" / "syn"), **FRAME, combine_type="mean", blot=False,
                    driz_cr=False, driz_combine=False)
     m2 = fits.getdata(r.median)
     # a mean keeps the cosmic rays, the median (and minmed) reject them
@@ -345,7 +347,7 @@ def test_median_parameters(sim4, run4, tmp_path):
 
 def test_static_and_sky_steps(sim4, run4, tmp_path):
     assert np.allclose(run4.skies, 40.0, atol=0.5)      # truth: 0.1 e-/s x 400 s
-    r = dazzle.run(sim4.files, str(tmp_path / "nosky" / "syn"), skysub=False, median=False, blot=False,
+    r = dazzle.run(sim4.files, str(tmp_path / "nosky" / "syn"), **FRAME, skysub=False, median=False, blot=False,
                    driz_cr=False)
     assert r.skies == [0.0] * 4
     with fits.open(r.output) as h, fits.open(run4.output) as h0:
@@ -354,7 +356,7 @@ def test_static_and_sky_steps(sim4, run4, tmp_path):
 
 
 def test_one_exposure_turns_the_cr_steps_off(sim4, tmp_path):
-    r = dazzle.run(sim4.files[:1], str(tmp_path / "one" / "syn"))
+    r = dazzle.run(sim4.files[:1], str(tmp_path / "one" / "syn"), **FRAME)
     assert r.median is None and r.crmasks is None and os.path.exists(r.output)
 
 
@@ -447,7 +449,7 @@ def test_resume_reuses_complete_products_and_redoes_the_rest(sim4, run4, tmp_pat
 
     monkeypatch.setattr(products, "write_block", dies_in_final)
     with pytest.raises(RuntimeError, match="node lost"):
-        dazzle.run(sim4.files, str(out / "syn"))
+        dazzle.run(sim4.files, str(out / "syn"), **FRAME)
     monkeypatch.setattr(products, "write_block", real_write)
     assert not (out / "syn_drz.fits").exists()
     assert (out / "syn_med.fits").exists()
@@ -471,7 +473,7 @@ def test_resume_reuses_complete_products_and_redoes_the_rest(sim4, run4, tmp_pat
 
     monkeypatch.setattr(graph, "single_chip", counting_single)
     monkeypatch.setattr(graph, "_blot_cr", counting_blot)
-    r = dazzle.run(sim4.files, str(out / "syn"), resume=True)
+    r = dazzle.run(sim4.files, str(out / "syn"), **FRAME, resume=True)
     assert calls == {"single": 1, "blot": 0}
     assert "median" in r.reused and len(r.reused) == 1 + 3 + 4   # median, 3 singles, 4 CR masks
     # and the products are those of an uninterrupted run
@@ -480,5 +482,5 @@ def test_resume_reuses_complete_products_and_redoes_the_rest(sim4, run4, tmp_pat
             np.testing.assert_array_equal(a[ext].data, b[ext].data)
     # a changed parameter invalidates everything
     calls.update(single=0, blot=0)
-    dazzle.run(sim4.files, str(out / "syn"), resume=True, driz_sep_pixfrac=0.9)
+    dazzle.run(sim4.files, str(out / "syn"), **FRAME, resume=True, driz_sep_pixfrac=0.9)
     assert calls == {"single": 4, "blot": 4}

@@ -276,7 +276,7 @@ def test_half_a_pair_is_refused(tmp_path):
         with pytest.raises(ParameterError, match=f"final_{given} is given without final_{missing}"):
             plan_run(files, str(tmp_path / "dz" / "syn"), resolve(None, **p))
     # dazzle's own frame takes either alone
-    p = dict(OFF, final_wcs=True, final_ra=RA)
+    p = dict(OFF, final_wcs=True, final_ra=RA, output_frame="dazzle")
     assert plan_run(files, str(tmp_path / "dz2" / "syn"), resolve(None, **p)).final_frame
 
 

@@ -12,6 +12,10 @@ rework of issue 15); the final products' ERR (and, in ``err_match_counts``, DQ) 
 added by issue 13, every earlier hash unchanged.  They prove that refactors keep the products bit-identical.  A deliberate
 change of the products must update them here, with a commit message that explains why the
 pixels changed.
+
+The first three variants run on dazzle's own frame (``output_frame="dazzle"``, the default when
+they were recorded); ``astrodrizzle_frame`` runs the defaults (AstroDrizzle's frame, the default
+since issue 17), recorded when that default was made.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from astropy.io import fits
 import dazzle
 
 VARIANTS = {
-    "defaults": {},
-    "turbo_crcorr": {"final_kernel": "turbo", "driz_cr_corr": True},
+    "defaults": {"output_frame": "dazzle"},
+    "turbo_crcorr": {"final_kernel": "turbo", "driz_cr_corr": True, "output_frame": "dazzle"},
     "err_match_counts": {"final_wht_type": "ERR", "skymethod": "globalmin+match",
-                         "final_units": "counts", "final_pixfrac": 0.8, "final_dq": True},
+                         "final_units": "counts", "final_pixfrac": 0.8, "final_dq": True,
+                         "output_frame": "dazzle"},
+    "astrodrizzle_frame": {},
 }
 
 #: variant -> product file -> [hash per data HDU, in file order] (recorded at da70246)
@@ -165,6 +171,39 @@ GOLDEN = {
             'ERR,1:79a7842f675b6f3c0bf62d435179e02806666dec187ef6d4748ed30e64fe8770',  # added by issue 13 (final_err / final_dq)
         ],
         'gold_med.fits': ['PRIMARY,1:3bc09ac23d00a033ce95e1967251df315011d0b4a072b9695eeaa4db9e74632d'],
+    },
+    'astrodrizzle_frame': {
+        'dzsim01_sci1_blt.fits': ['PRIMARY,1:14cbe4127ba3633226b2b57a1e11fdd840cf58c50cb6d2625bedee7e54bbb166'],
+        'dzsim01_sci1_crmask.fits': ['PRIMARY,1:a5ae649e685d516d1139718c7c3234ebcf87992de4f9e045ad6f2d04de01f0d0'],
+        'dzsim01_sci2_blt.fits': ['PRIMARY,1:02d5e1205a41ff71f119e62d4a052cedf033ce80f666cf81f17351b26e65679c'],
+        'dzsim01_sci2_crmask.fits': ['PRIMARY,1:7d94a8588a0608397c35ef60b938f42ddc3550ffb979a486384266143adee954'],
+        'dzsim01_single_sci.fits': ['PRIMARY,1:858065c46db02b0ddf9d4555677c4ed9a61a6d7c611a3d77c0cc273d9d9bf7e7'],
+        'dzsim01_single_wht.fits': ['PRIMARY,1:e9d3e56986ea0d83a89b566599ebdb75cfc6764d0b5658d6a5b7011c46fd9f99'],
+        'dzsim02_sci1_blt.fits': ['PRIMARY,1:7a6c68c44c841df92a57ca5c9c55b7afb85ed007b8459324a6c2aeae29e0035d'],
+        'dzsim02_sci1_crmask.fits': ['PRIMARY,1:193049cb68496acce95dda4bd17ed28a552f495943e2020379fdcc66b0be5c3d'],
+        'dzsim02_sci2_blt.fits': ['PRIMARY,1:094be069acfcff24561f21e787d2ab61ee07057e45a4c90da79d061ce2a1090b'],
+        'dzsim02_sci2_crmask.fits': ['PRIMARY,1:48ca97bbdfdf0ad6b42ab7230f8b0eee03513fb8ba7a81c6491e5d78b409bb2f'],
+        'dzsim02_single_sci.fits': ['PRIMARY,1:b1bcb2e40eb7279e2fd27e5ab06be01743dc86972696dbaab7fc258fd4b925ef'],
+        'dzsim02_single_wht.fits': ['PRIMARY,1:cc1ff12e66257ad012273adfa44e6d00fc2fb8d36749f304ee190f2df9bd8f44'],
+        'dzsim03_sci1_blt.fits': ['PRIMARY,1:5a17dcd100c86cca756fb510402674bc144d97543a9a5a90665a9e595fe1f134'],
+        'dzsim03_sci1_crmask.fits': ['PRIMARY,1:3e2897ed66e55449885156f54d713ce59e691929b2c4dd0a2f9dc70cb6d5f618'],
+        'dzsim03_sci2_blt.fits': ['PRIMARY,1:86b1ffa024ab599d6fd6171f42d0cdf376535a4d53ed62ae6d122317344e8705'],
+        'dzsim03_sci2_crmask.fits': ['PRIMARY,1:c3d90d83f142c48e617c5a9c3fcecf11faa637ecdb6a35033d6a9e5103be5c8d'],
+        'dzsim03_single_sci.fits': ['PRIMARY,1:03990ae0b9033e2c5f290e03b88ef80f961e156fb638b5ccc1f911c661ee1df8'],
+        'dzsim03_single_wht.fits': ['PRIMARY,1:f75a0ec8d5107374af3ea1a3bb2473872e16ddfa8ed97d9e34238056cccc21de'],
+        'dzsim04_sci1_blt.fits': ['PRIMARY,1:50f511b1f7555182fb9795f9ececd8500d6db809c9045c329d10f2998dde9e58'],
+        'dzsim04_sci1_crmask.fits': ['PRIMARY,1:0610aa9971c89ad9dde367fff7353838359be64b287a6677cfe07cd37305ab2e'],
+        'dzsim04_sci2_blt.fits': ['PRIMARY,1:7a55a010bd3d3b116dfce20a70713c1d3f4949d1e45195d7b9ea23464c3fff00'],
+        'dzsim04_sci2_crmask.fits': ['PRIMARY,1:03390eb5e92b76cd9585495fd4345b1a1ffe4892fa9e6a5a2a2f9c1a63558d83'],
+        'dzsim04_single_sci.fits': ['PRIMARY,1:11b8ddaa9652d174361a8cba9da880cfa11ef7c5a192ad6724d2a1f09c591df8'],
+        'dzsim04_single_wht.fits': ['PRIMARY,1:2a954f9b24c637d74f009974c46c144d52e420cf9374d320ace1ab61df0fca09'],
+        'gold_drz.fits': [
+            'SCI,1:6af84cc43377149d1f893724026e68b0ae8d8dffebf2ce33b99900c8235be8db',
+            'WHT,1:d70ce8512cbaf094c9acd54b4c49d1cd2e5c6732ec95ef959d1071b91fe40852',
+            'CTX,1:09d613a62da91c159b5745c27c84ba5670abc44e979be114242b9ff9948ec0cb',
+            'ERR,1:39141e331f4c335239f685352eafc1353ef2d24aa2121b905a25b23d91b7b0a5',  # added by issue 13 (final_err)
+        ],
+        'gold_med.fits': ['PRIMARY,1:297f53b83385c698f2bd89dc4e02cf95ec8b7461182fe22c927457fe72adca7d'],
     },
 }
 

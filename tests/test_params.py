@@ -144,15 +144,16 @@ def test_dazzle_only_parameters_are_marked():
     only = {n for n, p in P.PARAMETERS.items() if p.dazzle_only}
     assert only == {"update_input_dq", "scheduler", "tile_size", "pixmap_mode", "output_frame", "driz_cr_noise",
                     "driz_cr_legacy", "resume", "max_frame_pixels", "products_as_input", "final_err",
-                    "final_dq", "driz_sep_err"}
+                    "final_dq", "driz_sep_err", "lanczos_table"}
     d = P.defaults()
     assert d["final_err"] is True and d["final_dq"] is False
     assert d["update_input_dq"] is False
     assert d["scheduler"] == "threads"
     assert d["tile_size"] == 2048
     assert d["pixmap_mode"] == "fast"
-    assert d["output_frame"] == "dazzle"
+    assert d["output_frame"] == "astrodrizzle"
     assert d["driz_cr_noise"] == "astrodrizzle" and d["driz_cr_legacy"] is False
+    assert d["lanczos_table"] == "drizzlepac"
 
 
 def test_kernel_and_enum_choices():

@@ -103,20 +103,35 @@ def test_products_layout_and_headers(sim, baseline):
     assert sci.shape[0] * sci.shape[1] < final(r)[0].size
 
 
-def test_default_frame_contains_every_input_pixel(sim, baseline):
+def _edge_extent(files, frame_wcs):
+    """(min x, max x, min y, max y) of the chips' pixel edges in the frame's pixels."""
     from dazzle.geometry import edge_points, read_wcs
 
-    frame_wcs = final(baseline)[3]
-    ny, nx = final(baseline)[0].shape
-    for f in sim.files:
+    fxs, fys = [], []
+    for f in files:
         w, shape = read_wcs(f"{f}[SCI,1]")
         x, y = edge_points(shape, 8)
-        ra, dec = w.all_pix2world(x, y, 0)
-        fx, fy = frame_wcs.all_world2pix(ra, dec, 0)
-        assert fx.min() >= -0.5 - 1e-6 and fx.max() <= nx - 0.5 + 1e-6
-        assert fy.min() >= -0.5 - 1e-6 and fy.max() <= ny - 0.5 + 1e-6
-    # and it is tight: some edge touches each side of the frame within a pixel
+        fx, fy = frame_wcs.all_world2pix(*w.all_pix2world(x, y, 0), 0)
+        fxs.append(fx)
+        fys.append(fy)
+    fx, fy = np.concatenate(fxs), np.concatenate(fys)
+    return fx.min(), fx.max(), fy.min(), fy.max()
+
+
+def test_dazzle_frame_contains_every_input_pixel(sim, tmp_path, baseline):
+    r = run(sim, tmp_path, "dzframe", output_frame="dazzle")
+    frame_wcs = final(r)[3]
+    ny, nx = final(r)[0].shape
+    x0, x1, y0, y1 = _edge_extent(sim.files, frame_wcs)
+    assert x0 >= -0.5 - 1e-6 and x1 <= nx - 0.5 + 1e-6
+    assert y0 >= -0.5 - 1e-6 and y1 <= ny - 0.5 + 1e-6
     assert frame_wcs.pixel_shape == (nx, ny)
+    # AstroDrizzle's frame (the default) is sized from the pixel centres of the chips' 4
+    # corners: edge pixels, and the edges the distortion bends outwards, hang outside it
+    # (measured: up to 1.036 px here)
+    bx0, bx1, by0, by1 = _edge_extent(sim.files, final(baseline)[3])
+    bny, bnx = final(baseline)[0].shape
+    assert min(bx0 + 0.5, by0 + 0.5, bnx - 0.5 - bx1, bny - 0.5 - by1) == pytest.approx(-1.036, abs=0.01)
 
 
 def test_star_photometry_matches_truth(sim, baseline):
@@ -330,7 +345,12 @@ def test_final_units(sim, tmp_path, baseline):
     sci_n, _, _, _, ph, sh = final(r)
     good = np.isfinite(sci_c)
     np.testing.assert_allclose(sci_n[good], sci_c[good] * ph["TEXPTIME"], rtol=1e-6)
-    assert sh["BUNIT"] == "ELECTRONS"
+    # AstroDrizzle writes no BUNIT for counts from inputs in ELECTRONS (checked against it in
+    # tests/test_sweep.py); from count-rate inputs (ELECTRONS/S) it writes the unit without /S
+    assert "BUNIT" not in sh
+    from dazzle.products import _units
+    assert _units("ELECTRONS/S", "counts") == "ELECTRONS" and _units("ELECTRONS", "counts") is None
+    assert _units("ELECTRONS", "cps") == _units("ELECTRONS/S", "cps") == "ELECTRONS/S"
 
 
 def test_final_wcs_overrides(sim, tmp_path, baseline):
@@ -470,7 +490,7 @@ def test_chip_outside_the_frame_is_an_error(sim, tmp_path, baseline):
     w0 = final(baseline)[3]
     with pytest.raises(InputError, match=r"dzsim01_flt\.fits\[SCI,1\]: does not overlap"):
         run(sim, tmp_path, "far", final_wcs=True, final_ra=w0.wcs.crval[0] + 1.0,
-            final_outnx=100, final_outny=100)
+            final_dec=w0.wcs.crval[1], final_outnx=100, final_outny=100)
 
 
 def test_a_failure_mid_run_leaves_no_partial_product(sim, tmp_path, monkeypatch, baseline):

@@ -27,7 +27,8 @@ INTERPOLATOR_ALIASES = {"lan3": "lanczos3", "lan5": "lanczos5"}
 COMBINE_TYPES = ("median", "imedian", "minmed", "iminmed", "mean", "imean", "sum")
 
 
-def kernel_reach(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0) -> float:
+def kernel_reach(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0,
+                 lanczos_table: str = "drizzle") -> float:
     """How far beyond an input pixel's edges a drizzle kernel gives weight.
 
     Parameters
@@ -39,6 +40,8 @@ def kernel_reach(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0) ->
         kernel is ``point``, as in :func:`~dazzle.kernels.drizzle_add`).
     pixel_scale_ratio : float, optional
         Output / input linear pixel size (default 1: unit scale).
+    lanczos_table : {"drizzle", "drizzlepac"}, optional
+        The lanczos kernels' table (as in :func:`~dazzle.kernels.drizzle_add`).
 
     Returns
     -------
@@ -64,7 +67,9 @@ def kernel_reach(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0) ->
       ``p = max(2.5 pixfrac / 2.3548, 1.2) / pixel_scale_ratio``, so
       ``|k - x| <= p + 0.5``;
     * ``lanczos<n>``: ``floor(x - p) + 1 <= k <= floor(x + p)`` with
-      ``p = n / pixel_scale_ratio``, so ``|k - x| <= p``;
+      ``p = n / pixel_scale_ratio``, so ``|k - x| <= p`` (drizzle 3.0's table); with
+      drizzlepac's table (``lanczos_table="drizzlepac"``) weight only where
+      ``|k - x| < p = n pixfrac / pixel_scale_ratio``;
 
     and the reach is that bound minus ``a``, or 0 if it is less.  At unit
     scale: 0 for point, ``pixfrac/2`` for square and turbo,
@@ -97,7 +102,7 @@ def kernel_reach(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0) ->
     elif name == "gaussian":
         bound = max(2.5 * pixfrac / 2.3548, 1.2) / psr + 0.5
     else:  # lanczos2, lanczos3
-        bound = int(name[-1]) / psr
+        bound = int(name[-1]) * (pixfrac if lanczos_table == "drizzlepac" else 1.0) / psr
     return max(bound - a, 0.0)
 
 
@@ -152,4 +157,5 @@ def box_pad(kernel: str, pixfrac: float, pixel_scale_ratio: float = 1.0) -> floa
         pad = float(pixfrac) / 2.0 + 1.0
     else:
         pad = 1.0
-    return max(pad, kernel_reach(name, pixfrac, pixel_scale_ratio))
+    # the reach of either lanczos table (the pipeline's is a parameter)
+    return max(pad, *(kernel_reach(name, pixfrac, pixel_scale_ratio, t) for t in ("drizzle", "drizzlepac")))

@@ -55,7 +55,8 @@ Kernels (``pixfrac < 0.001`` switches any kernel to ``point``):
 ``lanczos2``, ``lanczos3``
              separable Lanczos weights ``L(dx psr) L(dy psr)`` from a
              0.003-spaced table; pixfrac is ignored; weights may be negative;
-             not normalised (as drizzle).
+             not normalised (as drizzle).  ``lanczos_table="drizzlepac"``:
+             drizzlepac 3.11's table and window instead (:data:`LANCZOS_TABLES`).
 ``tophat``   a circular top hat of diameter ``pixfrac`` input pixels: every
              output pixel whose centre lies within ``pixfrac / (2 psr)``
              output pixels of the mapped centre receives an equal share
@@ -89,10 +90,20 @@ from numba.extending import overload
 from .catalog import KERNELS, kernel_reach
 
 __all__ = ["drizzle_add", "drizzle_sums", "grow_context", "context_planes_needed",
-           "estimate_pixel_scale_ratio", "KERNELS"]
+           "estimate_pixel_scale_ratio", "KERNELS", "LANCZOS_TABLES", "lanczos_table"]
 
-# Lanczos look-up table spacing, as in drizzle 3.0.
+#: The Lanczos look-up tables: ``"drizzle"`` is drizzle 3.0's (spacing 0.003,
+#: ``ceil(n/0.003)+1`` entries, index ``nint(|d| sdp)``, window
+#: ``floor(x-p)+1 .. floor(x+p)`` with ``p = n/psr``, pixfrac ignored);
+#: ``"drizzlepac"`` is drizzlepac 3.11's own copy of the C code (spacing 0.01,
+#: 512 entries, index ``nint(|d| sdp) + 1`` -- one step too far --, window
+#: ``nint(x-p) .. nint(x+p)`` with ``p = n pixfrac/psr`` and
+#: ``sdp = psr/(0.01 pixfrac)``).  Its weights sum to 0.953 of drizzle 3.0's
+#: per input pixel (lanczos3, unit scale).
+LANCZOS_TABLES = ("drizzle", "drizzlepac")
 _LANCZOS_DEL = 0.003
+_DRIZZLEPAC_DEL = np.float32(0.01)
+_DRIZZLEPAC_NLUT = 512
 
 
 def _lanczos_lut(order: int) -> np.ndarray:
@@ -107,7 +118,41 @@ def _lanczos_lut(order: int) -> np.ndarray:
     return lut
 
 
-_LANCZOS_LUTS = {2: _lanczos_lut(2), 3: _lanczos_lut(3)}
+def _drizzlepac_lut(order: int) -> np.ndarray:
+    """drizzlepac 3.11's table, with its single-precision steps: the argument
+    ``pi i del`` rounded to float32, ``arg / order`` in float32, the rest in
+    double, stored as float32; 0 from ``arg >= pi order`` on."""
+    i = np.arange(1, _DRIZZLEPAC_NLUT, dtype=np.float32)
+    poff = (np.pi * i.astype(np.float64) * np.float64(_DRIZZLEPAC_DEL)).astype(np.float32)
+    q = poff / np.float32(order)                        # float32 division
+    val = np.sin(poff.astype(np.float64)) / poff * np.sin(q.astype(np.float64)) / q
+    val[poff.astype(np.float64) >= np.pi * order] = 0.0
+    lut = np.concatenate(([1.0], val)).astype(np.float32)
+    lut.setflags(write=False)
+    return lut
+
+
+_LANCZOS_LUTS = {("drizzle", 2): _lanczos_lut(2), ("drizzle", 3): _lanczos_lut(3),
+                 ("drizzlepac", 2): _drizzlepac_lut(2), ("drizzlepac", 3): _drizzlepac_lut(3)}
+
+
+def lanczos_table(name: str, order: int) -> np.ndarray:
+    """A Lanczos look-up table.
+
+    Parameters
+    ----------
+    name : {"drizzle", "drizzlepac"}
+        One of :data:`LANCZOS_TABLES`: drizzle 3.0's table or drizzlepac 3.11's.
+    order : {2, 3}
+        The kernel's order (``lanczos2``, ``lanczos3``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The table, read-only float32: entry ``k`` is the kernel at ``k`` table steps.
+    """
+    return _LANCZOS_LUTS[(_check_table(name), int(order))]
+
 
 #: What every kernel is told besides the arrays: where its sums sit in the
 #: output frame (output pixel (bx0, by0) is num[0, 0]), whether a weight map
@@ -931,18 +976,17 @@ def _kernel_gaussian(data, weights, pixmap, num, den, ctx, p, x):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, x, order, lut):
-    """Separable Lanczos weights from a 0.003-spaced table (drizzle's, not normalised)."""
+def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, x, lut, pfo, sdp, offset, nint_window):
+    """Separable Lanczos weights ``lut[nint(|d| sdp) + offset]`` (not normalised) over the
+    window ``floor(x-pfo)+1 .. floor(x+pfo)``, or ``nint(x-pfo) .. nint(x+pfo)`` with
+    ``nint_window``; indices beyond the table give no weight.  ``x``: the variance/DQ
+    arrays (see :func:`_run_kernel`)."""
     ny, nx = data.shape
     vr, vs, qr, qs = x[6], x[2], x[4], x[5]
     nby, nbx = num.shape
     bx1 = p.bx0 + nbx - 1
     by1 = p.by0 + nby - 1
     nlut = lut.shape[0]
-    pfo = order / p.psr
-    # drizzle forms the table step psr / 0.003 in single precision; a
-    # double-precision step moves indices that sit within ~1e-5 of a half.
-    sdp = np.float64(np.float32(p.psr) / np.float32(0.003))
     _, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), _ = _scratch(nx, num, den, ctx, p)
     # the table's weights of the window's columns (and whether the table reaches them)
     lx = np.empty(int(2.0 * pfo) + 3, lut.dtype)
@@ -956,16 +1000,20 @@ def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, x, order, lut):
             d = d_row[i]
             xc = x_row[i]
             yc = y_row[i]
-            ilo = max(int(math.floor(xc - pfo)) + 1, p.bx0)
-            ihi = min(int(math.floor(xc + pfo)), bx1)
-            jlo = max(int(math.floor(yc - pfo)) + 1, p.by0)
-            jhi = min(int(math.floor(yc + pfo)), by1)
+            if nint_window:
+                ilo, ihi = max(_nint(xc - pfo), p.bx0), min(_nint(xc + pfo), bx1)
+                jlo, jhi = max(_nint(yc - pfo), p.by0), min(_nint(yc + pfo), by1)
+            else:
+                ilo = max(int(math.floor(xc - pfo)) + 1, p.bx0)
+                ihi = min(int(math.floor(xc + pfo)), bx1)
+                jlo = max(int(math.floor(yc - pfo)) + 1, p.by0)
+                jhi = min(int(math.floor(yc + pfo)), by1)
             for ii in range(ilo, ihi + 1):
-                ix = int(math.floor(abs(xc - ii) * sdp + 0.5))   # nint of a value >= 0
+                ix = int(math.floor(abs(xc - ii) * sdp + 0.5)) + offset   # nint of a value >= 0
                 in_lut[ii - ilo] = ix < nlut
                 lx[ii - ilo] = lut[min(ix, nlut - 1)]
             for jj in range(jlo, jhi + 1):
-                iy = int(math.floor(abs(yc - jj) * sdp + 0.5))
+                iy = int(math.floor(abs(yc - jj) * sdp + 0.5)) + offset
                 if iy >= nlut:
                     continue
                 ly = lut[iy]
@@ -975,6 +1023,20 @@ def _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, x, order, lut):
                     if in_lut[ii - ilo] and dow != 0.0:
                         _deposit_flat(numf, denf, ctxf, base + ii, dow, d, p.use_ctx & (dow > 0.0), p.bit,
                                       vr, vs, qr, qs, i, p)
+
+
+def _lanczos(data, weights, pixmap, num, den, ctx, p, x, order, table="drizzle"):
+    """The Lanczos kernel of ``order`` with the look-up table (and indexing) ``table``; ``x``
+    the variance/DQ arrays."""
+    lut = lanczos_table(table, order)
+    if table == "drizzle":
+        # drizzle forms the table step psr / 0.003 in single precision; a
+        # double-precision step moves indices that sit within ~1e-5 of a half.
+        sdp = np.float64(np.float32(p.psr) / np.float32(_LANCZOS_DEL))
+        _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, x, lut, order / p.psr, sdp, 0, False)
+    else:
+        sdp = p.psr / np.float64(_DRIZZLEPAC_DEL) / p.pixfrac
+        _kernel_lanczos(data, weights, pixmap, num, den, ctx, p, x, lut, order * p.pixfrac / p.psr, sdp, 1, True)
 
 
 @njit(nogil=True, cache=True)
@@ -1031,8 +1093,8 @@ _KERNEL_FUNCS = {
     "point": _kernel_point,
     "turbo": _kernel_turbo,
     "gaussian": _kernel_gaussian,
-    "lanczos2": functools.partial(_kernel_lanczos, order=2, lut=_LANCZOS_LUTS[2]),
-    "lanczos3": functools.partial(_kernel_lanczos, order=3, lut=_LANCZOS_LUTS[3]),
+    "lanczos2": functools.partial(_lanczos, order=2),
+    "lanczos3": functools.partial(_lanczos, order=3),
     "tophat": _kernel_tophat,
 }
 assert tuple(_KERNEL_FUNCS) == KERNELS
@@ -1149,7 +1211,7 @@ def estimate_pixel_scale_ratio(pixmap: np.ndarray) -> float:
     return float(1.0 / math.sqrt(det))
 
 
-def _centre_margin(kernel: str, pixfrac: float, psr: float, step: float) -> int:
+def _centre_margin(kernel: str, pixfrac: float, psr: float, step: float, table: str = "drizzle") -> int:
     """Output pixels a deposit can lie beyond the extent of the mapped pixel centres.
 
     Half an input pixel (at most ``step``, the largest distance between
@@ -1158,7 +1220,7 @@ def _centre_margin(kernel: str, pixfrac: float, psr: float, step: float) -> int:
     and one pixel to spare.
     """
     scale = 0.5 / step if kernel == "square" and step > 0.0 else psr
-    return int(math.ceil(0.5 / scale + kernel_reach(kernel, pixfrac, scale))) + 1
+    return int(math.ceil(0.5 / scale + kernel_reach(kernel, pixfrac, scale, table))) + 1
 
 
 def _prepare(data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl,
@@ -1258,8 +1320,14 @@ def _dq_output(out_dq, dq, shape):
     return out_dq
 
 
+def _check_table(name):
+    if name not in LANCZOS_TABLES:
+        raise ValueError(f"lanczos_table must be one of {', '.join(LANCZOS_TABLES)}; got {name!r}")
+    return name
+
+
 def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit,
-                pixfrac, psr, iscale, wt_scl, ext=None):
+                pixfrac, psr, iscale, wt_scl, ext=None, lanczos_table="drizzle"):
     """Run a kernel on the sums; ``ext = (var3, var_sums3, dq, dq_sums)`` adds the variance
     sums ``sum(dow**2 var)`` (float64, ``(nvar,) + num.shape``) and the DQ OR (uint32,
     ``num.shape``), each part ``None`` (or ``nvar`` 0) when absent."""
@@ -1286,7 +1354,8 @@ def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, 
     one = var3 is not None and var3.shape[0] == 1
     x = (var3, var_row, var_flat[0] if one else var_flat, dq, None if dq is None else np.empty(nx, dtype=np.uint32),
          None if dq is None else dq_w.reshape(-1), var_row[0] if one else var_row)
-    _KERNEL_FUNCS[kernel](data, weights, pixmap, num_w, den_w, ctx_w, p, x)
+    extra = {"table": lanczos_table} if kernel.startswith("lanczos") else {}
+    _KERNEL_FUNCS[kernel](data, weights, pixmap, num_w, den_w, ctx_w, p, x, **extra)
     for a, w in zip(arrays, work):
         if w is not a:
             a[...] = w
@@ -1294,7 +1363,8 @@ def _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, 
 
 def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, kernel="square",
                  pixfrac=1.0, iscale=1.0, pixel_scale_ratio=1.0, wt_scl=1.0, exptime=1.0,
-                 in_units="cps", bit=1, var=None, out_var=None, dq=None, out_dq=None):
+                 in_units="cps", bit=1, var=None, out_var=None, dq=None, out_dq=None,
+                 lanczos_table="drizzle"):
     """Add one input's weighted sums to a block of the output frame, in place.
 
     The building block of the pipeline's reductions.  Drops partly outside the
@@ -1304,7 +1374,7 @@ def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, 
 
     Parameters
     ----------
-    data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units
+    data, pixmap, weights, kernel, pixfrac, iscale, pixel_scale_ratio, wt_scl, exptime, in_units, lanczos_table
         As :func:`drizzle_add`.
     num, den : 2-D float64 arrays (ny, nx)
         Gain ``sum(dow * d)`` and ``sum(dow)`` for output pixels
@@ -1348,12 +1418,12 @@ def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, 
     if num.size:
         var_sums = np.array(out_vars).reshape((len(out_vars),) + num.shape)
         _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, int(x0), int(y0), ctx, use_ctx,
-                    bit, pixfrac, psr, iscale, wt_scl, (var3, var_sums, dq, out_dq))
+                    bit, pixfrac, psr, iscale, wt_scl, (var3, var_sums, dq, out_dq), _check_table(lanczos_table))
         for a, v in zip(out_vars, var_sums):
             a[...] = v
 
 
-def _reach_box(data, pixmap, kernel, pixfrac, psr, ony, onx):
+def _reach_box(data, pixmap, kernel, pixfrac, psr, ony, onx, lanczos_table):
     """The block of output pixels ``(bx0, bx1, by0, by1)`` this input can reach (empty
     when ``bx1 < bx0``).  Finding it costs a pass over the pixmap, worth it only when the
     output frame is much larger than the input: otherwise the whole frame."""
@@ -1362,7 +1432,7 @@ def _reach_box(data, pixmap, kernel, pixfrac, psr, ony, onx):
     xmin, xmax, ymin, ymax, step = _pixmap_extent(pixmap)
     if not math.isfinite(xmin):
         return 0, -1, 0, -1
-    margin = _centre_margin(kernel, pixfrac, psr, step)
+    margin = _centre_margin(kernel, pixfrac, psr, step, lanczos_table)
     return (max(int(math.floor(xmin)) - margin, 0), min(int(math.ceil(xmax)) + margin, onx - 1),
             max(int(math.floor(ymin)) - margin, 0), min(int(math.ceil(ymax)) + margin, ony - 1))
 
@@ -1392,7 +1462,8 @@ def _store_var(out_var, out_wht, sums, den, bx0, by0):
 def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
                 kernel="square", pixfrac=1.0, iscale=1.0, pixel_scale_ratio=1.0,
                 wt_scl=1.0, exptime=1.0, in_units="cps", uniqid=1, fillval=None,
-                var=None, out_var=None, fillval_var=None, dq=None, out_dq=None):
+                var=None, out_var=None, fillval_var=None, dq=None, out_dq=None,
+                lanczos_table="drizzle"):
     """Drizzle one input image onto ``out_sci``/``out_wht`` (and ``out_ctx``) in place.
 
     Parameters
@@ -1444,6 +1515,9 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
         the input pixel gives a non-zero weight.
     out_dq : uint32 array (ny_out, nx_out)
         The propagated DQ; needed with ``dq``.
+    lanczos_table : {"drizzle", "drizzlepac"}
+        The lanczos kernels' look-up table (:data:`LANCZOS_TABLES`): drizzle 3.0's
+        (the default, drizzle 3.0 parity) or drizzlepac 3.11's (AstroDrizzle's).
 
     Returns
     -------
@@ -1487,7 +1561,7 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
     out_dq = _dq_output(out_dq, dq, out_sci.shape)
 
     # The scratch sums cover only the output pixels this input can reach.
-    bx0, bx1, by0, by1 = _reach_box(data, pixmap, kernel, pixfrac, psr, ony, onx)
+    bx0, bx1, by0, by1 = _reach_box(data, pixmap, kernel, pixfrac, psr, ony, onx, lanczos_table)
     if bx1 >= bx0 and by1 >= by0:
         shape = (by1 - by0 + 1, bx1 - bx0 + 1)
         if _all_zero(out_wht, bx0, by0, shape[1], shape[0]):
@@ -1504,7 +1578,7 @@ def drizzle_add(data, pixmap, out_sci, out_wht, out_ctx=None, *, weights=None,
             _load_var(ov, out_wht, vs, bx0, by0)
         odq = out_dq[by0:by1 + 1, bx0:bx1 + 1] if out_dq is not None else None
         _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, bx0, by0, ctx, use_ctx, bit,
-                    pixfrac, psr, iscale, wt_scl, (var3, var_sums, dq, odq))
+                    pixfrac, psr, iscale, wt_scl, (var3, var_sums, dq, odq), _check_table(lanczos_table))
         for ov, vs in zip(out_vars, var_sums):
             _store_var(ov, out_wht, vs, den, bx0, by0)
         _store_sums(out_sci, out_wht, num, den, bx0, by0)

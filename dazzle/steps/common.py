@@ -111,6 +111,7 @@ class DrizzleSettings:
     stepsize: int
     exact: bool
     resetbits: str | None    # DQ flags cleared before use (AstroDrizzle's resetbits)
+    lanczos_table: str       # the lanczos kernels' table (dazzle.kernels.LANCZOS_TABLES)
     err: bool = False        # propagate the variance (the product's ERR; final_err)
     dq: bool = False         # propagate the DQ flags (the product's DQ; final_dq)
 
@@ -119,7 +120,7 @@ class DrizzleSettings:
         """``step`` ``"single"`` (the ``driz_sep_*`` parameters) or ``"final"`` (``final_*``)
         from validated parameters."""
         common = dict(stepsize=params["stepsize"], exact=params["pixmap_mode"] == "exact",
-                      resetbits=params["resetbits"])
+                      resetbits=params["resetbits"], lanczos_table=params["lanczos_table"])
         if step == "single":
             return cls(step="single", kernel=params["driz_sep_kernel"], pixfrac=float(params["driz_sep_pixfrac"]),
                        fillval=params["driz_sep_fillval"], bits=params["driz_sep_bits"],
@@ -366,7 +367,7 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
     drizzle_sums(sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=weights, kernel=settings.kernel,
                  pixfrac=settings.pixfrac, iscale=pix_ratio ** 2, pixel_scale_ratio=pix_ratio,
                  wt_scl=wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit,
-                 var=var, out_var=var_sums, dq=dq, out_dq=dq_sums)
+                 var=var, out_var=var_sums, dq=dq, out_dq=dq_sums, lanczos_table=settings.lanczos_table)
     return Sums(x0, y0, num, den, ctx, var_sums, dq_sums)
 
 
