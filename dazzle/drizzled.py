@@ -15,31 +15,30 @@ class Drizzled(NDData):
     ``astropy.nddata.NDData`` whose ``data`` is SCI (float32) and ``wcs`` the output frame's
     ``astropy.wcs.WCS``, with ``wht`` (float32), ``ctx`` (int32; one plane per 32 inputs,
     ``(nplanes, ny, nx)`` when more than one), ``err`` (or None; also as ``uncertainty``),
-    ``header`` (the product's primary and SCI cards, as the file would carry) and ``run`` (the
+    ``dq`` (int32, the OR of the contributing input pixels' flags, with ``final_dq=True``; or
+    None), ``header`` (the product's primary and SCI cards, as the file would carry) and ``run`` (the
     :class:`~dazzle.pipeline.RunResult`)."""
 
-    def __init__(self, sci, wcs, *, wht, ctx, err=None, header=None, unit=None, run=None):
+    def __init__(self, sci, wcs, *, wht, ctx, err=None, dq=None, header=None, unit=None, run=None):
         from astropy.nddata import StdDevUncertainty
 
         super().__init__(sci, wcs=wcs, unit=unit, meta=header if header is not None else fits.Header(),
                          uncertainty=None if err is None else StdDevUncertainty(err))
-        self.wht, self.ctx, self.err, self.run = wht, ctx, err, run
+        self.wht, self.ctx, self.err, self.dq, self.run = wht, ctx, err, dq, run
 
     @property
     def header(self):
         return self.meta
 
     def to_hdulist(self) -> fits.HDUList:
-        """The product as the file ``dazzle.run`` writes it: PRIMARY, SCI, WHT, CTX (and ERR)."""
+        """The product as the file ``dazzle.run`` writes it: PRIMARY, SCI, WHT, CTX (and ERR, DQ)."""
         h = self.wcs.to_header(relax=True)
         hdus = [fits.PrimaryHDU(header=fits.Header(self.header))]
-        for name, a in (("SCI", self.data), ("WHT", self.wht), ("CTX", self.ctx), ("ERR", self.err)):
+        for name, a in (("SCI", self.data), ("WHT", self.wht), ("CTX", self.ctx), ("ERR", self.err),
+                        ("DQ", self.dq)):
             if a is not None:
                 hdus.append(fits.ImageHDU(a, header=h, name=name))
         return fits.HDUList(hdus)
-
-
-_FINAL_NAMES = ("SCI", "WHT", "CTX", "ERR")
 
 
 def _unit(text):
@@ -54,13 +53,13 @@ def _unit(text):
 
 def drizzled(plan, arrays, run) -> Drizzled:
     """The in-memory product of a run (``plan``; ``arrays``: the final drizzle's whole-frame
-    arrays in the order SCI, WHT, CTX[, ERR]; ``run`` its :class:`RunResult`), with the header
-    cards the file would carry."""
+    arrays by extension name, SCI, WHT, CTX and, when made, ERR and DQ; ``run`` its
+    :class:`RunResult`), with the header cards the file would carry."""
     from .products import _units, final_headers
 
     if arrays is None:
         raise ValueError("output=None keeps the final drizzle in memory, but driz_combine is off")
-    a = dict(zip(_FINAL_NAMES, arrays))
+    a = arrays
     ctx = a["CTX"][0] if a["CTX"].ndim == 3 and a["CTX"].shape[0] == 1 else a["CTX"]
     primary, sci = final_headers(plan.chips, plan.params, plan.final_path, plan.final_frame)
     header = fits.Header(primary)
@@ -68,7 +67,9 @@ def drizzled(plan, arrays, run) -> Drizzled:
     header["TEXPTIME"] = (float(plan.texptime), "total exposure time (s)")
     header["NDRIZIM"] = (len(plan.chips), "Drizzle, No. images drizzled onto output")
     bunit = _units(plan.chips[0].bunit, plan.params["final_units"])
-    header["BUNIT"] = (bunit, "units of the data")
+    if bunit is not None:   # none for counts from inputs in counts, as the file (drizzlepac's rule)
+        header["BUNIT"] = (bunit, "units of the data")
     header.update(sci)
-    return Drizzled(a["SCI"], plan.final_frame.wcs(), wht=a["WHT"], ctx=ctx, err=a.get("ERR"), header=header,
+    return Drizzled(a["SCI"], plan.final_frame.wcs(), wht=a["WHT"], ctx=ctx, err=a.get("ERR"), dq=a.get("DQ"),
+                    header=header,
                     unit=_unit(bunit), run=run)

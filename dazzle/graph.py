@@ -329,10 +329,11 @@ def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm):
 
 
 def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
-    if canvas is None:   # the product kept in memory: the tile's arrays (SCI, WHT, CTX[, ERR])
-        sci, wht, ctx, err, _ = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips,
-                                              texptime=texptime)
-        return (box, sci, wht, ctx) + (() if err is None else (err,))
+    if canvas is None:   # the product kept in memory: the tile's arrays by extension name
+        sci, wht, ctx, err, dq = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips,
+                                               texptime=texptime)
+        made = {"SCI": sci, "WHT": wht, "CTX": ctx, "ERR": err, "DQ": None if dq is None else dq.view(np.int32)}
+        return box, {k: a for k, a in made.items() if a is not None}
     if products.canvas_committed(canvas):
         return box   # recomputed after a lost worker, after the commit: nothing to write
     sci, wht, ctx, err, dq = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips,
@@ -358,13 +359,14 @@ def _commit(canvas, *done):
 
 
 def _paste_tiles(tiles_done):
-    """The whole-frame arrays from the tiles' ``(box, array, ...)`` (a 3-D array: planes)."""
+    """The whole-frame arrays, by name, from the tiles' ``(box, {name: array})`` (a 3-D array:
+    planes)."""
     ny = max(t[0][3] for t in tiles_done)
     nx = max(t[0][1] for t in tiles_done)
-    out = [np.zeros(a.shape[:-2] + (ny, nx), dtype=a.dtype) for a in tiles_done[0][1:]]
-    for (x0, x1, y0, y1), *arrays in tiles_done:
-        for whole, a in zip(out, arrays):
-            whole[..., y0:y1, x0:x1] = a
+    out = {k: np.zeros(a.shape[:-2] + (ny, nx), dtype=a.dtype) for k, a in tiles_done[0][1].items()}
+    for (x0, x1, y0, y1), arrays in tiles_done:
+        for k, a in arrays.items():
+            out[k][..., y0:y1, x0:x1] = a
     return out
 
 

@@ -329,3 +329,21 @@ def test_in_memory_products_never_replace_a_file_read(sim, tmp_path):
     with fits.open(src) as h, pytest.raises(dazzle.io.OutputError, match="syn_drz.fits: is an input"):
         dazzle.run([h, sim.files[1]], str(tmp_path / "syn"), **FINAL_ONLY)
     assert sorted(os.listdir(tmp_path)) == ["mem01_single_sci.fits", "syn_drz.fits"]
+
+
+def test_in_memory_product_has_the_files_dq_and_units(sim, tmp_path):
+    """Regression: output=None dropped the propagated DQ (final_dq=True) and wrote BUNIT = None
+    for final_units=counts from inputs in counts.  The in-memory product now carries the file's
+    DQ bit for bit, and no BUNIT where the file has none."""
+    from dazzle.simulate import DQ_HOT
+
+    # hot pixels counted as good, so their flag is propagated
+    params = dict(final_dq=True, final_units="counts", final_bits=str(DQ_HOT), **FINAL_ONLY)
+    r_file = dazzle.run(sim.files, str(tmp_path / "f"), **params)
+    img = dazzle.run([fits.open(f) for f in sim.files], None, **params)
+    with fits.open(r_file.output) as h:
+        assert img.dq.dtype == np.int32 and img.dq.tobytes() == h["DQ"].data.astype(np.int32).tobytes()
+        assert ((img.dq & DQ_HOT) != 0).sum() > 3   # the simulated hot pixels reach the output
+        assert ("BUNIT" in h["SCI"].header) == ("BUNIT" in img.header)
+        assert img.err.tobytes() == h["ERR"].data.astype(np.float32).tobytes()
+    assert img.to_hdulist()["DQ"].data.tobytes() == img.dq.tobytes()
