@@ -29,7 +29,7 @@ nor vanish unnoticed.
 
 Cost (29 AstroDrizzle runs in 2 processes, 30 dazzle runs): 74 s of CPU; wall time 3 min 0 s
 measured on the 2 shared cores with another test file running beside it, and under 63 s in a
-quieter run (63 s for it, tests/test_frames.py and tests/test_drizzle_kernels.py together).  ``python tests/test_sweep.py [folder]`` prints the table of the README (a folder
+quieter run (63 s for it, tests/test_frames.py and tests/kernels/test_drizzle_kernels.py together).  ``python tests/test_sweep.py [folder]`` prints the table of the README (a folder
 given keeps the runs and reuses AstroDrizzle's).
 """
 

@@ -66,7 +66,7 @@ Deliberate differences from drizzlepac (``legacy=True`` reproduces drizzlepac)
   ``N/g`` with ``g = 1``.  drizzlepac uses ``g = gain`` for DN data (WFPC2, STIS, NICMOS),
   mixing units (``b`` is already in electrons there); ``legacy_gain`` reproduces that for DN
   data.  For electron data (ACS, WFC3) both give ``g = 1``.  Measured against the truth
-  (``tests/test_driz_cr.py::test_oracle_dn_gain_rule``, README "Deliberate differences"): on DN
+  (``tests/steps/test_driz_cr.py::test_oracle_dn_gain_rule``, README "Deliberate differences"): on DN
   data drizzlepac's rule differs from dazzle's on 5.7 % of the pixels, with purity 67 % where
   dazzle's is 100 %, at 1.9 points less detection for dazzle.
 * **Edges**: the derivative ignores missing neighbours (drizzlepac compares the first row and
