@@ -595,7 +595,7 @@ def test_slurm_batch_script_runs_dazzle_in_one_allocation(slurm, sim, reference,
     env = dict(os.environ, DAZZLE_PYTHON=sys.executable, DAZZLE_JOB_DIR=str(tmp_path / "job"))
     cmd = ["sbatch", "--parsable", "--ntasks=2", "--cpus-per-task=1", "--mem-per-cpu=1G", "--time=5",
            f"--output={tmp_path}/batch-%j.out", str(REPO / "deploy" / "slurm-batch.sh"),
-           *map(str, sim.files), "-o", str(out / "b")]
+           *map(str, sim.files), "-o", str(out / "b"), "--set", "final_dq=True"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     job = p.stdout.strip().split(";")[0]
@@ -612,5 +612,5 @@ def test_slurm_batch_script_runs_dazzle_in_one_allocation(slurm, sim, reference,
     assert state == "COMPLETED", f"job {job}: {state}\n{info}\n{logs}"
     assert "2 worker(s) up" in logs, logs
     with fits.open(out / "b_drz.fits") as h:
-        got = {e: np.array(h[e].data) for e in ("SCI", "WHT", "CTX")}
+        got = {e: np.array(h[e].data) for e in ("SCI", "WHT", "CTX", "ERR", "DQ") if e in h}
     assert_same_bits(got, reference, "slurm-batch.sh")
