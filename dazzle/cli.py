@@ -174,7 +174,11 @@ def _cmd_demo(args) -> int:
           f"pictures and report {t_pics:.1f} s)")
     print()
     print("products:")
-    rows = [("final image (SCI, WHT, CTX)", result.output), ("median", result.median)]
+    from astropy.io import fits
+
+    with fits.open(result.output) as h:   # the extensions the product has (ERR, DQ when made)
+        names = ", ".join(hdu.name for hdu in h[1:])
+    rows = [(f"final image ({names})", result.output), ("median", result.median)]
     if result.single:
         rows.append((f"single-drizzled ({len(result.single)} exp.)", result.single[0][0]))
     crm = [c.get("crmask") for c in info.chips if c.get("crmask")]
@@ -182,9 +186,10 @@ def _cmd_demo(args) -> int:
         rows.append((f"CR masks ({len(crm)}, 1 good / 0 CR)", crm[0]))
     rows += [("run summary", summary), ("preview of the final image", pngs.get("drz")),
              ("chip 1 with its CR mask", pngs.get("chip")), ("report (open in a browser)", html)]
+    width = max(len(what) for what, p in rows if p)
     for what, p in rows:
         if p:
-            print(f"  {what:<30} {show(p)}")
+            print(f"  {what:<{width}} {show(p)}")
     inputs = show(outdir / "inputs")
     workflows = shipped_dir("workflows")
     print()
