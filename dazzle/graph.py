@@ -53,7 +53,7 @@ from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
 from dazzle.steps.common import Sums
 from dazzle.steps.common import load_chip as common_load_chip
-from dazzle.steps.driz_separate import exposure_box, single_chip, single_exposure, single_exposure_error
+from dazzle.steps.driz_separate import exposure_box, single_chip, single_exposure
 from dazzle.steps.final_drizzle import final_chip, final_combine
 
 __all__ = ["Plan", "Graph", "Handle", "build", "tiles", "tiles_touching", "overlaps", "cut_sums",
@@ -207,8 +207,7 @@ def _halves(values):
 
 def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, *parts_and_skies):
     parts, skies = _halves(parts_and_skies)
-    sci, wht = single_exposure(parts, box, settings)
-    err = single_exposure_error(parts, box, settings) if settings.err else None
+    sci, wht, err = single_exposure(parts, box, settings)
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
     paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params,
                                            exptime=exptime, bunit=bunit, skies=skies, err=err)
@@ -218,7 +217,7 @@ def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, k
 
 def _single_in_memory(box, settings, *parts):
     """``_write_single`` with ``in_memory``: the exposure's (sci, wht, box), not written."""
-    sci, wht = single_exposure(list(parts), box, settings)
+    sci, wht, _ = single_exposure(list(parts), box, settings)
     return sci, wht, box
 
 

@@ -3,7 +3,7 @@
 Every chip is drizzled (one task per chip, :func:`single_chip`) with the ``driz_sep_*``
 parameters; the chips of one exposure are then added (:func:`single_exposure`) into that
 exposure's single-drizzled image and weight, ``<root>_single_sci.fits`` and
-``<root>_single_wht.fits`` (and with ``driz_sep_err`` its error, :func:`single_exposure_error`,
+``<root>_single_wht.fits`` (and with ``driz_sep_err`` its error,
 ``<root>_single_err.fits``).  These feed the median (create median step).
 
 Unlike drizzlepac, which writes every single-drizzled image on the whole output frame, dazzle
@@ -20,7 +20,7 @@ import numpy as np
 from dazzle.steps.common import (DrizzleSettings, Sums, add_error_sums, add_sums, chip_sums, finish,
                                  finish_error)
 
-__all__ = ["single_chip", "exposure_box", "single_exposure", "single_exposure_error"]
+__all__ = ["single_chip", "exposure_box", "single_exposure"]
 
 
 def single_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None) -> Sums | None:
@@ -60,7 +60,7 @@ def exposure_box(boxes):
 
 
 def single_exposure(parts, box, settings: DrizzleSettings):
-    """One exposure's single-drizzled image and weight over ``box``.
+    """One exposure's single-drizzled image, weight and (``driz_sep_err``) error over ``box``.
 
     Parameters
     ----------
@@ -75,25 +75,14 @@ def single_exposure(parts, box, settings: DrizzleSettings):
     -------
     sci, wht : 2-D float32 arrays
         Count rate and weight over ``box``.
-    """
-    num, den, _ = add_sums([(1, p) for p in parts], box, nplanes=1)
-    return finish(num, den, settings)
-
-
-def single_exposure_error(parts, box, settings: DrizzleSettings):
-    """One exposure's single-drizzled error over ``box`` (``driz_sep_err``).
-
-    Parameters
-    ----------
-    parts, box, settings
-        As :func:`single_exposure` (the chips' sums made with ``settings.err``).
-
-    Returns
-    -------
-    2-D float32 array
-        ``sqrt(Σ w²·var) / Σ w`` (count rate); NaN where the weight is zero.
+    err : 2-D float32 array or None
+        With ``settings.err`` (the chips' sums made with it): ``sqrt(Σ w²·var) / Σ w`` (count
+        rate), NaN where the weight is zero; else None.
     """
     numbered = [(1, p) for p in parts]
-    _, den, _ = add_sums(numbered, box, nplanes=1)
+    num, den, _ = add_sums(numbered, box, nplanes=1)
+    sci, wht = finish(num, den, settings)
+    if not settings.err:
+        return sci, wht, None
     var, _ = add_error_sums(numbered, box)
-    return finish_error(np.zeros(den.shape) if var is None else var, den, settings)
+    return sci, wht, finish_error(np.zeros(den.shape) if var is None else var, den, settings)
