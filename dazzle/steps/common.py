@@ -427,7 +427,7 @@ def add_error_sums(parts, box):
     return var, dq
 
 
-def add_sums(parts, box, *, nplanes=None, bits_of=None):
+def add_sums(parts, box, *, nplanes=None):
     """Add chips' sums into one box, in the order given.
 
     A fixed order: bit-identical results whatever the scheduler.
@@ -441,8 +441,6 @@ def add_sums(parts, box, *, nplanes=None, bits_of=None):
         The output box, half-open, output pixels.
     nplanes : int, optional
         Context planes (default: enough for the highest chip number).
-    bits_of : optional
-        Not used.
 
     Returns
     -------
