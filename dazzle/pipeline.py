@@ -168,13 +168,18 @@ def output_frame(chips, params, prefix: str, wcss=None):
     return geometry.Frame.from_wcs(w, shape)
 
 
-def _boxes(chips, frame, kernel, pixfrac, what, wcss):
+def _ratios(chips, frame, wcss):
+    """Each chip's output / input pixel size in ``frame`` (the kernels' reach scales with it)."""
+    wf = frame.wcs()
+    return [geometry.pixel_scale_ratio(w, wf, chip.shape) for chip, w in zip(chips, wcss)]
+
+
+def _boxes(chips, frame, pads, what, wcss):
+    """Each chip's box in ``frame``: its footprint widened by its ``pads`` (catalog.box_pad)."""
     boxes = []
     wf = frame.wcs()
-    for chip, w in zip(chips, wcss):
-        ratio = geometry.pixel_scale_ratio(w, wf, chip.shape)
-        box = geometry.chip_bounding_box(w, chip.shape, wf, frame.shape,
-                                         pad=box_pad(kernel, pixfrac, ratio))
+    for chip, w, pad in zip(chips, wcss, pads):
+        box = geometry.chip_bounding_box(w, chip.shape, wf, frame.shape, pad=pad)
         if box is None:
             raise io.InputError(f"{chip.label}: does not overlap the {what} output frame "
                                 f"({frame.shape[1]}x{frame.shape[0]} pixels)")
@@ -556,22 +561,25 @@ def _plan_frames(plan, wcss):
     """The single-drizzle and final frames and every chip's box in them; a frame (and the
     boxes, when the kernels reach as far) computed once when both steps use the same."""
     chips, params = plan.chips, plan.params
-    sep_pad = box_pad(params["driz_sep_kernel"], params["driz_sep_pixfrac"])
+    sep = (params["driz_sep_kernel"], params["driz_sep_pixfrac"])
+    final = (params["final_kernel"], params["final_pixfrac"])
     if params["driz_separate"]:
         plan.single_frame = _frame(chips, params, "driz_sep_", "single-drizzle", wcss)
-        plan.single_boxes = _boxes(chips, plan.single_frame, params["driz_sep_kernel"],
-                                   params["driz_sep_pixfrac"], "single-drizzle", wcss)
+        ratios = _ratios(chips, plan.single_frame, wcss)
+        sep_pads = [box_pad(*sep, r) for r in ratios]
+        plan.single_boxes = _boxes(chips, plan.single_frame, sep_pads, "single-drizzle", wcss)
     if plan.final_path is None:
         return
     if plan.single_frame is not None and _frame_spec(params, "final_") == _frame_spec(params, "driz_sep_"):
         plan.final_frame = plan.single_frame
-        if box_pad(params["final_kernel"], params["final_pixfrac"]) == sep_pad:
+        final_pads = [box_pad(*final, r) for r in ratios]
+        if final_pads == sep_pads:
             plan.final_boxes = list(plan.single_boxes)
             return
     else:
         plan.final_frame = _frame(chips, params, "final_", "final", wcss)
-    plan.final_boxes = _boxes(chips, plan.final_frame, params["final_kernel"], params["final_pixfrac"],
-                              "final", wcss)
+        final_pads = [box_pad(*final, r) for r in _ratios(chips, plan.final_frame, wcss)]
+    plan.final_boxes = _boxes(chips, plan.final_frame, final_pads, "final", wcss)
 
 
 def plan_run(inputs, output, params, *, ivm=None, static_mask=None, config=None):

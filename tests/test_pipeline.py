@@ -843,24 +843,11 @@ def test_simple_image_input_lends_no_wcs_to_the_primary_header(sim, tmp_path):
     assert not [k for k in ph if k.startswith(("CTYPE", "CRVAL", "CD1_", "A_", "B_", "WCS"))]
 
 
-@pytest.mark.parametrize("kernel, pixfrac, scale", [("square", 3.0, 1.0), ("lanczos3", 1.0, 0.5),
-                                                    ("gaussian", 2.0, 0.5)])
-def test_chip_boxes_hold_every_deposit(sim, kernel, pixfrac, scale):
-    """Regression: the output box a chip's drizzle task works in was widened by a margin below
-    the kernel's reach for square with pixfrac > 2 and for lanczos/gaussian onto output pixels
-    smaller than the input's, so deposits near the box's edges were lost.  Drizzled onto the
-    whole frame, every deposit of every chip falls inside its planned box."""
-    from dazzle import geometry, io, pipeline
+def _deposits_inside(chips, wcss, frame, boxes, kernel, pixfrac):
+    """Every chip drizzled onto the whole frame deposits only inside its planned box."""
+    from dazzle import geometry
     from dazzle.kernels import drizzle_sums
-    from dazzle.params import resolve
 
-    chips = io.read_inputs(sim.files)
-    wcss = [c.wcs() for c in chips]
-    in_scale = geometry.pixel_scale(wcss[0], chips[0].shape)
-    params = resolve(final_kernel=kernel, final_pixfrac=pixfrac, final_wcs=True,
-                     final_scale=in_scale * scale)
-    frame = pipeline.output_frame(chips, params, "final_", wcss)
-    boxes = pipeline._boxes(chips, frame, kernel, pixfrac, "final", wcss)
     for chip, w, (x0, x1, y0, y1) in zip(chips, wcss, boxes):
         data = np.ones(chip.shape, np.float32)
         pixmap = geometry.calc_pixmap(w, frame.wcs(), chip.shape)
@@ -872,20 +859,43 @@ def test_chip_boxes_hold_every_deposit(sim, kernel, pixfrac, scale):
             (chip.label, (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1), (x0, x1, y0, y1))
 
 
-def test_single_drizzled_error_on_request(sim, tmp_path):
-    """``driz_sep_err``: ``<root>_single_err.fits`` beside the single sci/wht, the error of the
-    single image (the final product's formula, count rate): finite exactly where the weight is
-    positive, and for the EXP weights sqrt(Σ w²·ERR²)/Σ w of one exposure lies between the
-    smallest input ERR/exptime times the drop overlap factor and the largest."""
-    r = run(sim, tmp_path, driz_separate=True, driz_sep_err=True, driz_combine=False)
-    sci_path, wht_path = r.single[0]
-    err_path = sci_path.replace("_single_sci.fits", "_single_err.fits")
-    err, wht = fits.getdata(err_path), fits.getdata(wht_path)
-    assert fits.getheader(err_path)["BUNIT"] == fits.getheader(sci_path)["BUNIT"]
-    assert (np.isfinite(err) == (wht > 0)).all()
-    in_err = fits.getdata(sim.files[0], ("ERR", 1)) / fits.getval(sim.files[0], "EXPTIME")
-    inner = err[wht > 0.99 * wht.max()]
-    assert 0.3 * in_err.min() < np.median(inner) < in_err.max()
-    # off by default: no such file
-    plain = run(sim, tmp_path / "plain", driz_separate=True, driz_combine=False)
-    assert not os.path.exists(plain.single[0][0].replace("_single_sci.fits", "_single_err.fits"))
+@pytest.mark.parametrize("kernel, pixfrac, scale", [("square", 3.0, 1.0), ("lanczos3", 1.0, 0.5),
+                                                    ("gaussian", 2.0, 0.5)])
+def test_chip_boxes_hold_every_deposit(sim, kernel, pixfrac, scale):
+    """Regression: the output box a chip's drizzle task works in was widened by a margin below
+    the kernel's reach for square with pixfrac > 2 and for lanczos/gaussian onto output pixels
+    smaller than the input's, so deposits near the box's edges were lost.  Drizzled onto the
+    whole frame, every deposit of every chip falls inside its planned box."""
+    from dazzle import geometry, io, pipeline
+    from dazzle.kernels import box_pad
+    from dazzle.params import resolve
+
+    chips = io.read_inputs(sim.files)
+    wcss = [c.wcs() for c in chips]
+    in_scale = geometry.pixel_scale(wcss[0], chips[0].shape)
+    params = resolve(final_kernel=kernel, final_pixfrac=pixfrac, final_wcs=True,
+                     final_scale=in_scale * scale)
+    frame = pipeline.output_frame(chips, params, "final_", wcss)
+    pads = [box_pad(kernel, pixfrac, r) for r in pipeline._ratios(chips, frame, wcss)]
+    boxes = pipeline._boxes(chips, frame, pads, "final", wcss)
+    _deposits_inside(chips, wcss, frame, boxes, kernel, pixfrac)
+
+
+def test_final_boxes_reused_only_when_the_pads_agree(sim, tmp_path):
+    """Regression: with one frame for both drizzle steps, the final boxes were taken from the
+    single drizzle's when the two kernels' margins agreed at unit scale, though the margins
+    depend on the scale ratio: point (single) and square pixfrac 2 (final) onto pixels half the
+    input's size need margins 1 and 1.5, and the final boxes were too small."""
+    from dazzle import geometry
+    from dazzle.params import resolve
+    from dazzle.pipeline import plan_run
+
+    in_scale = geometry.pixel_scale(WCS(fits.getheader(sim.files[0], 1)), (192, 192))
+    frame = dict(wcs=True, scale=in_scale * 0.5)
+    values = resolve(driz_sep_kernel="point", final_kernel="square", final_pixfrac=2.0,
+                     **{f"driz_sep_{k}": v for k, v in frame.items()},
+                     **{f"final_{k}": v for k, v in frame.items()})
+    plan = plan_run(sim.files, str(tmp_path / "p"), values)
+    assert plan.final_frame is plan.single_frame and plan.final_boxes != plan.single_boxes
+    wcss = [c.wcs() for c in plan.chips]
+    _deposits_inside(plan.chips, wcss, plan.final_frame, plan.final_boxes, "square", 2.0)
