@@ -277,57 +277,96 @@ def _deposit_flat(num, den, ctx, q, dow, d, positive, bit, vr, vs, qr, qs, i, p)
         ctx[q] |= bit
 
 
-# What a kernel's row pass leaves for each input pixel (its "key"): bits 0-3
-# say which of the 2x2 cells around the drop get weight (lower left, lower
-# right, upper left, upper right), bits 4-7 which of them get the context bit
-# (a positive weight); _KEY_LARGE marks a drop larger than 2x2 cells, 0 none.
-_KEY_LARGE = 256
+# What a kernel's row pass leaves for each input pixel (its "key"): bits 0-8
+# say which of the 3x3 cells from the drop's lower left cell get weight (bit
+# 3 r + c: row r, column c), bits 9-17 which of them get the context bit (a
+# positive weight); _KEY_LARGE marks a drop larger than the row pass handles,
+# 0 none.  A drop within 2x2 cells uses bits 0, 1, 3 and 4 only.
+_KEY_LARGE = 1 << 18
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _deposit_2x2(num, den, ctx, key, q, nbx, d, dow0, dow1, dow2, dow3, bit, vr, vs, qr, qs, i, p):
-    """Deposit into the 2x2 cells whose lower left cell is ``q`` of the flat sums (rows
-    ``nbx`` long) as ``key`` says: bits 0-3 which cells (lower left, lower right, upper
-    left, upper right) get weight, bits 4-7 which of them get the context bit."""
-    if key & 1:
-        _deposit_flat(num, den, ctx, q, dow0, d, key & 16, bit, vr, vs, qr, qs, i, p)
-    if key & 2:
-        _deposit_flat(num, den, ctx, q + 1, dow1, d, key & 32, bit, vr, vs, qr, qs, i, p)
-    if key & 4:
-        _deposit_flat(num, den, ctx, q + nbx, dow2, d, key & 64, bit, vr, vs, qr, qs, i, p)
-    if key & 8:
-        _deposit_flat(num, den, ctx, q + nbx + 1, dow3, d, key & 128, bit, vr, vs, qr, qs, i, p)
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _deposit_run(i, n, out, d_row, nbx, flat, bit, vr, vs, qr, qs, p):
-    """Deposit the row pass's 2x2 results ``out = (key, q, dow0..dow3)`` of pixels i..n-1
-    into the flat sums, in pixel order, up to the first ``_KEY_LARGE`` pixel; returns
-    its index (n: none)."""
-    key, qq, dw0, dw1, dw2, dw3 = out
+@njit(nogil=True, cache=True)
+def _deposit_cells(i, n, out, d_row, nbx, flat, bit):
+    """Deposit the row pass's results ``out = (key, q, dow)`` (``dow[c, i]`` the weight of
+    cell c, see ``_KEY_LARGE``) of pixels i..n-1 into the flat sums, in pixel order, up to
+    the first ``_KEY_LARGE`` pixel; returns its index (n: none).  The arrays are indexed
+    here directly, not through inlined helpers: Numba would count references to them at
+    every deposit."""
+    key, qq, dow = out
     num, den, ctx = flat
     while i < n:
         k = key[i]
         if k == _KEY_LARGE:
             break
         if k != 0:
-            _deposit_2x2(num, den, ctx, k, qq[i], nbx, d_row[i], dw0[i], dw1[i], dw2[i], dw3[i], bit,
-                         vr, vs, qr, qs, i, p)
+            d = d_row[i]
+            q0 = qq[i]
+            for c in range(9):
+                if k & (1 << c):
+                    q = q0 + (c // 3) * nbx + c % 3
+                    w = dow[c, i]
+                    num[q] += w * d
+                    den[q] += w
+                    if k & (512 << c):
+                        ctx[q] |= bit
         i += 1
     return i
+
+
+def _deposit_cells_ext(i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums):
+    """The variance and DQ part (:func:`_deposit_ext`) of :func:`_deposit_cells` for pixels
+    i0..i1-1: a pass of its own, so that the arrays are counted once per call, not per
+    deposit; each cell still gets its contributions in pixel order.  Numba compiles the
+    overload below, chosen by which arrays are None."""
+
+
+@overload(_deposit_cells_ext)
+def _deposit_cells_ext_impl(i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums):
+    no_var = isinstance(var_sums, types.NoneType)
+    one_var = not no_var and var_sums.ndim == 1
+    no_dq = isinstance(dq_sums, types.NoneType)
+    if no_var and no_dq:
+        return lambda i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums: None
+
+    def deposit(i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums):
+        key, qq, dow = out
+        for i in range(i0, i1):
+            k = key[i]
+            for c in range(9):
+                if k & (1 << c):
+                    q = qq[i] + (c // 3) * nbx + c % 3
+                    w = dow[c, i]
+                    if one_var:
+                        var_sums[q] += w * w * var_row[i]
+                    elif not no_var:
+                        w2 = w * w
+                        for m in range(var_sums.shape[0]):
+                            var_sums[m, q] += w2 * var_row[m, i]
+                    if not no_dq:
+                        dq_sums[q] |= dq_row[i]
+    return deposit
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _deposit_upto(i, n, out, d_row, nbx, flat, bit, vr, vs, qr, qs):
+    """:func:`_deposit_cells` and :func:`_deposit_cells_ext` from pixel i up to the first
+    ``_KEY_LARGE`` pixel; returns its index (n: none)."""
+    i1 = _deposit_cells(i, n, out, d_row, nbx, flat, bit)
+    _deposit_cells_ext(i, i1, out, nbx, vr, vs, qr, qs)
+    return i1
 
 
 @njit(nogil=True, cache=True, inline="always")
 def _scratch(nx, num, den, ctx, p):
     """What a kernel works with: its block of the output ``(bx0, bx1, by0, by1)``, flat
     views of the sums ``(num, den, ctx)``, the row buffers ``(w, d, x, y)`` of
-    :func:`_load_row` and the row pass's results ``(key, q, dow0, dow1, dow2, dow3)``."""
+    :func:`_load_row` and the row pass's results ``(key, q, dow)`` (``dow[c]`` the weights
+    of cell c of each pixel's 3x3 cells, see ``_KEY_LARGE``)."""
     nby, nbx = num.shape
     block = (p.bx0, p.bx0 + nbx - 1, p.by0, p.by0 + nby - 1)
     flat = (num.reshape(-1), den.reshape(-1), ctx.reshape(-1))
     rows = (np.empty(nx), np.empty(nx), np.empty(nx), np.empty(nx))
-    out = (np.empty(nx, np.int64), np.empty(nx, np.int64), np.empty(nx), np.empty(nx),
-           np.empty(nx), np.empty(nx))
+    out = (np.empty(nx, np.int64), np.empty(nx, np.int64), np.empty((9, nx)))
     return block, flat, rows, out
 
 
@@ -600,14 +639,14 @@ def _key_2x2(ilo0, ihi, jlo0, jhi, block, ok0, ok1, ok2, ok3, d0, d1, d2, d3, us
     key = 0
     key += 1 if (in_x0 & in_y0 & ok0) else 0
     key += 2 if (in_x1 & in_y0 & ok1) else 0
-    key += 4 if (in_x0 & in_y1 & ok2) else 0
-    key += 8 if (in_x1 & in_y1 & ok3) else 0
+    key += 8 if (in_x0 & in_y1 & ok2) else 0
+    key += 16 if (in_x1 & in_y1 & ok3) else 0
     pos = 0
-    pos += 16 if d0 > 0.0 else 0
-    pos += 32 if d1 > 0.0 else 0
-    pos += 64 if d2 > 0.0 else 0
-    pos += 128 if d3 > 0.0 else 0
-    key += (key * 16) & pos if use_ctx else 0
+    pos += 512 if d0 > 0.0 else 0
+    pos += 1024 if d1 > 0.0 else 0
+    pos += 4096 if d2 > 0.0 else 0
+    pos += 8192 if d3 > 0.0 else 0
+    key += (key * 512) & pos if use_ctx else 0
     q = (jlo0 - by0) * (bx1 - bx0 + 1) + (ilo0 - bx0)
     return key, q
 
@@ -656,6 +695,23 @@ def _drop_2x2(w, x0, y0, x1, y1, x2, y2, x3, y3, block, use_ctx):
     return (key if small else _KEY_LARGE) if used else 0, q, d0, d1, d2, d3
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _corners(i, c0, h, offl, offr, left, right):
+    """The corners (-h,-h) (+h,-h) (+h,+h) (-h,+h) of the drop of pixel ``c0 + i`` (see
+    :func:`_square_row`), as ``x0, y0, x1, y1, x2, y2, x3, y3``."""
+    bxl, byl, txl, tyl = left
+    bxr, byr, txr, tyr = right
+    c = i + c0
+    fl = (c - h) - (c + offl)   # as _bilinear_cell(c - h)
+    gl = 1.0 - fl
+    fr = (c + h) - (c + offr)
+    gr = 1.0 - fr
+    return (gl * bxl[i] + fl * bxl[i + 1], gl * byl[i] + fl * byl[i + 1],
+            gr * bxr[i] + fr * bxr[i + 1], gr * byr[i] + fr * byr[i + 1],
+            gr * txr[i] + fr * txr[i + 1], gr * tyr[i] + fr * tyr[i + 1],
+            gl * txl[i] + fl * txl[i + 1], gl * tyl[i] + fl * tyl[i + 1])
+
+
 @njit(nogil=True, cache=True, error_model="numpy")
 def _square_row(n, c0, h, offl, offr, w, left, right, block, use_ctx, out):
     """The row pass of the square kernel over input pixels c0..c0+n-1 of one row.
@@ -664,25 +720,15 @@ def _square_row(n, c0, h, offl, offr, w, left, right, block, use_ctx, out):
     interpolated at the drops' bottom and top edges, ``(bot_x, bot_y, top_x,
     top_y)``, from the columns ``c0 + offl`` and ``c0 + offr`` that interpolate
     their left and right corners (``offl``/``offr`` the same for every pixel of
-    the run).  Writes ``out = (key, q, dow0..dow3)`` of :func:`_drop_2x2` from
-    pixel c0 on.  Branch-free and over plain 1-D arrays: Numba compiles the loop
-    to SIMD code.
+    the run).  Writes ``out = (key, q, dow0, dow1, dow3, dow4)`` (from pixel c0
+    on; the weight rows of cells 0, 1, 3, 4, see ``_KEY_LARGE``) of
+    :func:`_drop_2x2`.  Branch-free and over plain 1-D arrays: Numba compiles
+    the loop to SIMD code.
     """
-    bxl, byl, txl, tyl = left
-    bxr, byr, txr, tyr = right
     key, qq, dw0, dw1, dw2, dw3 = out
     for i in range(n):
-        c = i + c0
-        fl = (c - h) - (c + offl)   # as _bilinear_cell(c - h)
-        gl = 1.0 - fl
-        fr = (c + h) - (c + offr)
-        gr = 1.0 - fr
-        # corners (-h,-h) (+h,-h) (+h,+h) (-h,+h)
-        k, q, d0, d1, d2, d3 = _drop_2x2(
-            w[i], gl * bxl[i] + fl * bxl[i + 1], gl * byl[i] + fl * byl[i + 1],
-            gr * bxr[i] + fr * bxr[i + 1], gr * byr[i] + fr * byr[i + 1],
-            gr * txr[i] + fr * txr[i + 1], gr * tyr[i] + fr * tyr[i + 1],
-            gl * txl[i] + fl * txl[i + 1], gl * tyl[i] + fl * tyl[i + 1], block, use_ctx)
+        x0, y0, x1, y1, x2, y2, x3, y3 = _corners(i, c0, h, offl, offr, left, right)
+        k, q, d0, d1, d2, d3 = _drop_2x2(w[i], x0, y0, x1, y1, x2, y2, x3, y3, block, use_ctx)
         key[i] = k
         qq[i] = q
         dw0[i] = d0
@@ -691,16 +737,175 @@ def _square_row(n, c0, h, offl, offr, w, left, right, block, use_ctx, out):
         dw3[i] = d3
 
 
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _below_h(length, ya, yb, cut, h2m):
+    """:func:`_below` with ``h2m = 1 / (2 |slope|)`` of the piece given."""
+    lo = min(ya, yb)
+    hi = max(ya, yb)
+    full = length * 0.5 * (ya + yb)
+    above = length * cut if lo >= cut else full - (hi - cut) * (hi - cut) * h2m
+    return full if hi <= cut else above
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _edge_3x3(xa, ya, xb, yb):
+    """One edge's signed shares of the integrals of :func:`_overlap_3x3` (coordinates
+    relative to the centre of the lower left cell, cut lines at 0.5 and 1.5):
+    ``(fx1, fx2, fy1, fy2, f11, f12, f21, f22, fa)``, ``fxa = int y dx`` over its part
+    left of ``Xa``, ``fyb = int min(y, Yb) dx`` over all of it, ``fab = int min(y, Yb) dx``
+    over its part left of ``Xa``, ``fa = int y dx``.  Vertical edges add nothing."""
+    right = xb > xa
+    sg = 1.0 if right else -1.0
+    x0 = xa if right else xb
+    y0 = ya if right else yb
+    x1 = xb if right else xa
+    y1 = yb if right else ya
+    length = x1 - x0
+    m = (y1 - y0) / length
+    h2m = length / (2.0 * abs(y1 - y0))
+    on = xb != xa
+    fa = sg * length * 0.5 * (y0 + y1)
+    fy1 = sg * _below_h(length, y0, y1, 0.5, h2m)
+    fy2 = sg * _below_h(length, y0, y1, 1.5, h2m)
+    # the part left of X1 = 0.5, then of X2 = 1.5
+    cut = x1 > 0.5
+    yc = y0 + m * (0.5 - x0) if cut else y1
+    lc = 0.5 - x0 if cut else length
+    in1 = on & (x0 < 0.5)
+    fx1 = sg * lc * 0.5 * (y0 + yc)
+    f11 = sg * _below_h(lc, y0, yc, 0.5, h2m)
+    f12 = sg * _below_h(lc, y0, yc, 1.5, h2m)
+    cut = x1 > 1.5
+    yc = y0 + m * (1.5 - x0) if cut else y1
+    lc = 1.5 - x0 if cut else length
+    in2 = on & (x0 < 1.5)
+    fx2 = sg * lc * 0.5 * (y0 + yc)
+    f21 = sg * _below_h(lc, y0, yc, 0.5, h2m)
+    f22 = sg * _below_h(lc, y0, yc, 1.5, h2m)
+    return ((fx1 if in1 else 0.0), (fx2 if in2 else 0.0), (fy1 if on else 0.0), (fy2 if on else 0.0),
+            (f11 if in1 else 0.0), (f12 if in1 else 0.0), (f21 if in2 else 0.0), (f22 if in2 else 0.0),
+            (fa if on else 0.0))
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _overlap_3x3(x0, y0, x1, y1, x2, y2, x3, y3):
+    """Areas of a drop (corners relative to the centre of its lower left cell) inside the
+    3x3 cells from there, ``(a0, .., a8)`` with ``a[3 r + c]`` row r, column c, and the
+    drop's area (all with the sign of its orientation).
+
+    With ``F(X, Y) = area(x < X, y < Y)`` at the cut lines X1 = 0.5, X2 = 1.5 (and
+    infinity), Y1 = 0.5, Y2 = 1.5 (and infinity), each a sum over the edges
+    (:func:`_edge_3x3`), a cell is a 2-D difference of F at its corners.
+    """
+    e0 = _edge_3x3(x0, y0, x1, y1)
+    e1 = _edge_3x3(x1, y1, x2, y2)
+    e2 = _edge_3x3(x2, y2, x3, y3)
+    e3 = _edge_3x3(x3, y3, x0, y0)
+    fx1 = e0[0] + e1[0] + e2[0] + e3[0]
+    fx2 = e0[1] + e1[1] + e2[1] + e3[1]
+    fy1 = e0[2] + e1[2] + e2[2] + e3[2]
+    fy2 = e0[3] + e1[3] + e2[3] + e3[3]
+    f11 = e0[4] + e1[4] + e2[4] + e3[4]
+    f12 = e0[5] + e1[5] + e2[5] + e3[5]
+    f21 = e0[6] + e1[6] + e2[6] + e3[6]
+    f22 = e0[7] + e1[7] + e2[7] + e3[7]
+    area = e0[8] + e1[8] + e2[8] + e3[8]
+    return ((f11, f21 - f11, fy1 - f21,
+             f12 - f11, f22 - f21 - f12 + f11, fy2 - fy1 - f22 + f21,
+             fx1 - f12, fx2 - fx1 - f22 + f12, area - fx2 - fy2 + f22), area)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _square_row3(n, c0, h, offl, offr, w, left, right, block, use_ctx, out):
+    """The second row pass of the square kernel, for the drops :func:`_square_row` left
+    ``_KEY_LARGE`` that lie within 3x3 cells: their keys and the weights of the 3x3
+    cells, from :func:`_overlap_3x3` (arguments as :func:`_square_row`, ``out = (key,
+    dow0, .., dow8)``; the lower left cell ``q`` is the one :func:`_square_row` wrote).
+    The other pixels keep what they have.  Branch-free: SIMD code."""
+    bx0, bx1, by0, by1 = block
+    key, dw0, dw1, dw2, dw3, dw4, dw5, dw6, dw7, dw8 = out
+    for i in range(n):
+        x0, y0, x1, y1, x2, y2, x3, y3 = _corners(i, c0, h, offl, offr, left, right)
+        ilo0 = _nint(min(min(x0, x1), min(x2, x3)))
+        ihi0 = _nint(max(max(x0, x1), max(x2, x3)))
+        jlo0 = _nint(min(min(y0, y1), min(y2, y3)))
+        jhi0 = _nint(max(max(y0, y1), max(y2, y3)))
+        # relative to the lower left cell's centre (exact: a shift by whole pixels)
+        ox = float(ilo0)
+        oy = float(jlo0)
+        a, area = _overlap_3x3(x0 - ox, y0 - oy, x1 - ox, y1 - oy, x2 - ox, y2 - oy, x3 - ox, y3 - oy)
+        scale = w[i] / area
+        ihi = min(ihi0, bx1)
+        jhi = min(jhi0, by1)
+        cx0 = (ilo0 >= bx0) & (ilo0 <= ihi)
+        cx1 = (ilo0 + 1 >= bx0) & (ilo0 + 1 <= ihi)
+        cx2 = (ilo0 + 2 >= bx0) & (ilo0 + 2 <= ihi)
+        ry0 = (jlo0 >= by0) & (jlo0 <= jhi)
+        ry1 = (jlo0 + 1 >= by0) & (jlo0 + 1 <= jhi)
+        ry2 = (jlo0 + 2 >= by0) & (jlo0 + 2 <= jhi)
+        d = (a[0] * scale, a[1] * scale, a[2] * scale, a[3] * scale, a[4] * scale, a[5] * scale,
+             a[6] * scale, a[7] * scale, a[8] * scale)
+        # |area| below 1e-12 of a pixel is rounding noise of a cell the drop does not reach
+        k = 0
+        k += 1 if cx0 & ry0 & (abs(a[0]) >= 1e-12) else 0
+        k += 2 if cx1 & ry0 & (abs(a[1]) >= 1e-12) else 0
+        k += 4 if cx2 & ry0 & (abs(a[2]) >= 1e-12) else 0
+        k += 8 if cx0 & ry1 & (abs(a[3]) >= 1e-12) else 0
+        k += 16 if cx1 & ry1 & (abs(a[4]) >= 1e-12) else 0
+        k += 32 if cx2 & ry1 & (abs(a[5]) >= 1e-12) else 0
+        k += 64 if cx0 & ry2 & (abs(a[6]) >= 1e-12) else 0
+        k += 128 if cx1 & ry2 & (abs(a[7]) >= 1e-12) else 0
+        k += 256 if cx2 & ry2 & (abs(a[8]) >= 1e-12) else 0
+        pos = 0
+        pos += 512 if d[0] > 0.0 else 0
+        pos += 1024 if d[1] > 0.0 else 0
+        pos += 2048 if d[2] > 0.0 else 0
+        pos += 4096 if d[3] > 0.0 else 0
+        pos += 8192 if d[4] > 0.0 else 0
+        pos += 16384 if d[5] > 0.0 else 0
+        pos += 32768 if d[6] > 0.0 else 0
+        pos += 65536 if d[7] > 0.0 else 0
+        pos += 131072 if d[8] > 0.0 else 0
+        k += (k * 512) & pos if use_ctx else 0
+        take = (key[i] == _KEY_LARGE) & (ihi0 - ilo0 <= 2) & (jhi0 - jlo0 <= 2) & (area != 0.0)
+        key[i] = k if take else key[i]
+        dw0[i] = d[0] if take else dw0[i]
+        dw1[i] = d[1] if take else dw1[i]
+        dw3[i] = d[3] if take else dw3[i]
+        dw4[i] = d[4] if take else dw4[i]
+        dw2[i] = d[2]
+        dw5[i] = d[5]
+        dw6[i] = d[6]
+        dw7[i] = d[7]
+        dw8[i] = d[8]
+
+
 @njit(nogil=True, cache=True, inline="always")
-def _square_run(c, n, h, il, ir, w_row, edges, block, use_ctx, out):
-    """:func:`_square_row` over pixels c..c+n-1, whose corner columns are il[c] + k and ir[c] + k."""
+def _square_run(c, n, h, il, ir, w_row, edges, block, use_ctx, out, three):
+    """:func:`_square_row` (``three``: :func:`_square_row3`) over pixels c..c+n-1, whose
+    corner columns are il[c] + k and ir[c] + k."""
     a = il[c]
     b = ir[c]
     bot_x, bot_y, top_x, top_y = edges
-    key, qq, dw0, dw1, dw2, dw3 = out
-    _square_row(n, c, h, a - c, b - c, w_row[c:], (bot_x[a:], bot_y[a:], top_x[a:], top_y[a:]),
-                (bot_x[b:], bot_y[b:], top_x[b:], top_y[b:]), block, use_ctx,
-                (key[c:], qq[c:], dw0[c:], dw1[c:], dw2[c:], dw3[c:]))
+    key, qq, dw = out
+    left = (bot_x[a:], bot_y[a:], top_x[a:], top_y[a:])
+    right = (bot_x[b:], bot_y[b:], top_x[b:], top_y[b:])
+    if three:
+        _square_row3(n, c, h, a - c, b - c, w_row[c:], left, right, block, use_ctx,
+                     (key[c:], dw[0, c:], dw[1, c:], dw[2, c:], dw[3, c:], dw[4, c:], dw[5, c:], dw[6, c:],
+                      dw[7, c:], dw[8, c:]))
+    else:
+        _square_row(n, c, h, a - c, b - c, w_row[c:], left, right, block, use_ctx,
+                    (key[c:], qq[c:], dw[0, c:], dw[1, c:], dw[3, c:], dw[4, c:]))
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _any_large(key):
+    """Whether a row pass left a ``_KEY_LARGE`` pixel (no early exit: SIMD code)."""
+    large = False
+    for i in range(key.shape[0]):
+        large |= key[i] == _KEY_LARGE
+    return large
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -815,14 +1020,17 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
             _edge_row(pixmap, j - h, bot[0], bot[1])
         _edge_row(pixmap, j + h, top[0], top[1])
         edges = (bot[0], bot[1], top[0], top[1])
-        _square_run(i0, i1 - i0, h, il, ir, w_row, edges, block, p.use_ctx, out)
-        for i in range(nx):
-            if i < i0 or i >= i1:
-                _square_run(i, 1, h, il, ir, w_row, edges, block, p.use_ctx, out)
-        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs, p)
-        while i < nx:   # at a drop larger than 2x2 cells
+        for three in (False, True):
+            if three and not _any_large(out[0]):
+                break
+            _square_run(i0, i1 - i0, h, il, ir, w_row, edges, block, p.use_ctx, out, three)
+            for i in range(nx):
+                if i < i0 or i >= i1:
+                    _square_run(i, 1, h, il, ir, w_row, edges, block, p.use_ctx, out, three)
+        i = _deposit_upto(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
+        while i < nx:   # at a drop larger than 3x3 cells
             _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc, vr, vs, qr, qs)
-            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs, p)
+            i = _deposit_upto(i + 1, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -870,9 +1078,10 @@ def _turbo_box(x, y, pfo, block):
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _turbo_row(n, pfo, ac, w, x, y, block, use_ctx, out):
-    """Row pass of the turbo kernel: ``out = (key, q, dow0..dow3)`` as the square
-    kernel's; drops reaching more than 2x2 cells get ``_KEY_LARGE``."""
-    key, qq, dw0, dw1, dw2, dw3 = out
+    """Row pass of the turbo kernel: ``out = (key, q, dow)`` as the square kernel's
+    (cells 0, 1, 3, 4 of ``dow``); drops reaching more than 2x2 cells get ``_KEY_LARGE``."""
+    key, qq, dw = out
+    dw0, dw1, dw2, dw3 = dw[0], dw[1], dw[3], dw[4]
     for i in range(n):
         (xxi, xxa, yyi, yya, ilo0, ihi0, jlo0, jhi0), (ilo, ihi, jlo, jhi) = _turbo_box(x[i], y[i], pfo, block)
         wa = w[i] * ac
@@ -924,10 +1133,10 @@ def _kernel_turbo(data, weights, pixmap, num, den, ctx, p, x):
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
         _turbo_row(nx, pfo, ac, w_row, x_row, y_row, block, p.use_ctx, out)
-        i = _deposit_run(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs, p)
+        i = _deposit_upto(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
         while i < nx:   # at a drop larger than 2x2 cells
             _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block, vr, vs, qr, qs, i)
-            i = _deposit_run(i + 1, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs, p)
+            i = _deposit_upto(i + 1, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
