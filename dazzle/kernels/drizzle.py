@@ -697,19 +697,20 @@ def _drop_2x2(w, x0, y0, x1, y1, x2, y2, x3, y3, block, use_ctx):
 
 @njit(nogil=True, cache=True, inline="always")
 def _corners(i, c0, h, offl, offr, left, right):
-    """The corners (-h,-h) (+h,-h) (+h,+h) (-h,+h) of the drop of pixel ``c0 + i`` (see
-    :func:`_square_row`), as ``x0, y0, x1, y1, x2, y2, x3, y3``."""
-    bxl, byl, txl, tyl = left
-    bxr, byr, txr, tyr = right
+    """The corners (-h,-h) (+h,-h) (+h,+h) (-h,+h) of the drop of pixel ``c0 + i``, as
+    ``x0, y0, x1, y1, x2, y2, x3, y3``: ``left`` and ``right`` are the edge rows (see
+    :func:`_kernel_square`) from the columns ``c0 + offl`` and ``c0 + offr`` that
+    interpolate its left and right corners."""
     c = i + c0
     fl = (c - h) - (c + offl)   # as _bilinear_cell(c - h)
     gl = 1.0 - fl
     fr = (c + h) - (c + offr)
     gr = 1.0 - fr
-    return (gl * bxl[i] + fl * bxl[i + 1], gl * byl[i] + fl * byl[i + 1],
-            gr * bxr[i] + fr * bxr[i + 1], gr * byr[i] + fr * byr[i + 1],
-            gr * txr[i] + fr * txr[i + 1], gr * tyr[i] + fr * tyr[i + 1],
-            gl * txl[i] + fl * txl[i + 1], gl * tyl[i] + fl * tyl[i + 1])
+    k = 4 * i
+    return (gl * left[k] + fl * left[k + 4], gl * left[k + 1] + fl * left[k + 5],
+            gr * right[k] + fr * right[k + 4], gr * right[k + 1] + fr * right[k + 5],
+            gr * right[k + 2] + fr * right[k + 6], gr * right[k + 3] + fr * right[k + 7],
+            gl * left[k + 2] + fl * left[k + 6], gl * left[k + 3] + fl * left[k + 7])
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -717,10 +718,10 @@ def _square_row(n, c0, h, offl, offr, w, left, right, block, use_ctx, out):
     """The row pass of the square kernel over input pixels c0..c0+n-1 of one row.
 
     ``w`` (from pixel c0) holds their weights; ``left`` and ``right`` the pixmap
-    interpolated at the drops' bottom and top edges, ``(bot_x, bot_y, top_x,
-    top_y)``, from the columns ``c0 + offl`` and ``c0 + offr`` that interpolate
-    their left and right corners (``offl``/``offr`` the same for every pixel of
-    the run).  Writes ``out = (key, q, dow0, dow1, dow3, dow4)`` (from pixel c0
+    interpolated at the drops' bottom and top edges (the edge rows of
+    :func:`_kernel_square`) from the columns ``c0 + offl`` and ``c0 + offr`` that
+    interpolate their left and right corners (``offl``/``offr`` the same for every
+    pixel of the run).  Writes ``out = (key, q, dow0, dow1, dow3, dow4)`` (from pixel c0
     on; the weight rows of cells 0, 1, 3, 4, see ``_KEY_LARGE``) of
     :func:`_drop_2x2`.  Branch-free and over plain 1-D arrays: Numba compiles
     the loop to SIMD code.
@@ -886,10 +887,9 @@ def _square_run(c, n, h, il, ir, w_row, edges, block, use_ctx, out, three):
     corner columns are il[c] + k and ir[c] + k."""
     a = il[c]
     b = ir[c]
-    bot_x, bot_y, top_x, top_y = edges
     key, qq, dw = out
-    left = (bot_x[a:], bot_y[a:], top_x[a:], top_y[a:])
-    right = (bot_x[b:], bot_y[b:], top_x[b:], top_y[b:])
+    left = edges[4 * a:]
+    right = edges[4 * b:]
     if three:
         _square_row3(n, c, h, a - c, b - c, w_row[c:], left, right, block, use_ctx,
                      (key[c:], dw[0, c:], dw[1, c:], dw[2, c:], dw[3, c:], dw[4, c:], dw[5, c:], dw[6, c:],
@@ -909,12 +909,13 @@ def _any_large(key):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _edge_row(pixmap, t, x_row, y_row):
-    """The pixmap interpolated linearly in y at input row position ``t``, every column."""
+def _edge_row(pixmap, t, edges, k):
+    """The pixmap interpolated linearly in y at input row position ``t``, every column c,
+    into ``edges[4 c + k]`` (x) and ``edges[4 c + k + 1]`` (y)."""
     iy, fy, gy = _bilinear_cell(t, pixmap.shape[0])
     for c in range(pixmap.shape[1]):
-        x_row[c] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
-        y_row[c] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
+        edges[4 * c + k] = gy * pixmap[iy, c, 0] + fy * pixmap[iy + 1, c, 0]
+        edges[4 * c + k + 1] = gy * pixmap[iy, c, 1] + fy * pixmap[iy + 1, c, 1]
 
 
 @njit(nogil=True, cache=True)
@@ -925,21 +926,9 @@ def _square_large(num, den, ctx, p, i, d, w, h, il, ir, edges, xo, yo, acc, vr, 
     nby, nbx = num.shape
     bx1 = p.bx0 + nbx - 1
     by1 = p.by0 + nby - 1
-    bot_x, bot_y, top_x, top_y = edges
     a = il[i]
     b = ir[i]
-    fl = (i - h) - a
-    gl = 1.0 - fl
-    fr = (i + h) - b
-    gr = 1.0 - fr
-    xo[0] = gl * bot_x[a] + fl * bot_x[a + 1]
-    yo[0] = gl * bot_y[a] + fl * bot_y[a + 1]
-    xo[1] = gr * bot_x[b] + fr * bot_x[b + 1]
-    yo[1] = gr * bot_y[b] + fr * bot_y[b + 1]
-    xo[2] = gr * top_x[b] + fr * top_x[b + 1]
-    yo[2] = gr * top_y[b] + fr * top_y[b + 1]
-    xo[3] = gl * top_x[a] + fl * top_x[a + 1]
-    yo[3] = gl * top_y[a] + fl * top_y[a + 1]
+    xo[0], yo[0], xo[1], yo[1], xo[2], yo[2], xo[3], yo[3] = _corners(0, i, h, a - i, b - i, edges[4 * a:], edges[4 * b:])
     xmn = min(min(xo[0], xo[1]), min(xo[2], xo[3]))
     xmx = max(max(xo[0], xo[1]), max(xo[2], xo[3]))
     ymn = min(min(yo[0], yo[1]), min(yo[2], yo[3]))
@@ -992,11 +981,13 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
     xo = np.empty(4)
     yo = np.empty(4)
     acc = np.zeros(_MAXBOX * _MAXBOX)
-    # the pixmap interpolated at the drops' bottom (y = j-h) and top (y = j+h)
-    # edges, every input column: the corners are then one interpolation in x.
+    # the edge rows: the pixmap interpolated at the drops' bottom (y = j-h) and
+    # top (y = j+h) edges, every input column c, as edges[4c:4c+4] = (bottom x,
+    # bottom y, top x, top y): the corners are then one interpolation in x.  (One
+    # flat array: the row passes then read few arrays, which their SIMD code must
+    # check for overlap with what they write, and at a stride known when compiled.)
     # With pixfrac 1 a row's top edge is the next row's bottom edge: reused.
-    bot = (np.empty(nx), np.empty(nx))
-    top = (np.empty(nx), np.empty(nx))
+    edges = np.empty(4 * nx)
     # the columns that interpolate each pixel's left and right corners, and the
     # run of pixels [i0, i1) where they are i + offl and i + offr
     il = np.empty(nx, np.int64)
@@ -1015,11 +1006,12 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, w_row, w_row, False, x)
         if j > 0 and j - h == (j - 1) + h:
-            bot, top = top, bot
+            for c in range(nx):
+                edges[4 * c] = edges[4 * c + 2]
+                edges[4 * c + 1] = edges[4 * c + 3]
         else:
-            _edge_row(pixmap, j - h, bot[0], bot[1])
-        _edge_row(pixmap, j + h, top[0], top[1])
-        edges = (bot[0], bot[1], top[0], top[1])
+            _edge_row(pixmap, j - h, edges, 0)
+        _edge_row(pixmap, j + h, edges, 2)
         for three in (False, True):
             if three and not _any_large(out[0]):
                 break
