@@ -3,6 +3,10 @@
 Geometry (issue #2): a 2048x2048 float32 input drizzled onto a 2100x2100
 output, rotated by 0.5 deg with a sub-pixel shift, a weight map, context on.
 Blot goes the other way (a 2100x2100 image onto the 2048x2048 frame).
+``--angle`` adds drizzle tables at other rotations (default: also 30 deg, onto
+a frame large enough for the rotated input).  Real HST chips drizzled onto a
+north-up frame are rotated by their position angle, and there most square
+drops span 3 output pixels in x or y, which the 0.5 deg table never shows.
 
 Timing: one thread each (the C kernel is single-threaded; dazzle's kernels
 are called from this one thread).  For every case the two implementations are
@@ -16,11 +20,12 @@ printed with the table.
 
 Tables:
 1. Mpix/s of input (drizzle) or output (blot), dazzle vs drizzle 3.0, their
-   ratio, and the target ratio of issue #11 (square 3x, turbo 2x, others 1.5x).
+   ratio, and the target ratio of issue #11 (square 3x, turbo 2x, others 1.5x);
+   one drizzle table per ``--angle``, the blot table at the first.
 2. Two chips drizzled concurrently from two threads vs one after the other.
 
 Run:  python benchmarks/bench_kernels.py [--size 2048] [--repeat 5] [--clock wall|cpu]
-                                        [--only square,poly5] [--no-threads]
+                                        [--angle 0.5,30] [--only square,poly5] [--no-threads]
 """
 
 from __future__ import annotations
@@ -85,6 +90,13 @@ def alternate(fns, repeat, clock=None):
     return [statistics.median(t) for t in times]
 
 
+def output_size(n_in: int, angle_deg: float) -> int:
+    """The output frame's side: 2100/2048 of the input's, or more when the rotated
+    input needs it."""
+    a = np.deg2rad(angle_deg)
+    return max(int(round(n_in * 2100 / 2048)), int(np.ceil(n_in * (abs(np.cos(a)) + abs(np.sin(a))))) + 8)
+
+
 def dazzle_drizzle(data, wht, pixmap, n_out, kernel, pixfrac):
     sci = np.zeros((n_out, n_out), np.float32)
     w = np.zeros((n_out, n_out), np.float32)
@@ -113,38 +125,14 @@ def _header(first):
             f"{'drizzle Mpix/s':>16}{'ratio':>8}{'target':>8}")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=2048, help="input size (output is size*2100/2048)")
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                    help="wall clock, or CPU time of this thread")
-    ap.add_argument("--only", default="", help="comma-separated kernel/interpolator names to run")
-    ap.add_argument("--no-threads", action="store_true", help="skip the two-thread table")
-    args = ap.parse_args(argv)
-    warnings.simplefilter("ignore")
-    global _clock
-    _clock = CLOCKS[args.clock]
-    only = {s.strip() for s in args.only.split(",") if s.strip()}
-
-    n_in = args.size
-    n_out = int(round(n_in * 2100 / 2048))
-    rng = np.random.default_rng(42)
-    data = rng.normal(100.0, 10.0, (n_in, n_in)).astype(np.float32)
-    wht = rng.uniform(0.5, 1.5, (n_in, n_in)).astype(np.float32)
-    pixmap = make_geometry(n_in, n_out)
+def drizzle_table(data, wht, angle, only, repeat, have_ref):
+    """The drizzle kernels' table for the input rotated by ``angle`` deg."""
+    n_in = data.shape[0]
+    n_out = output_size(n_in, angle)
+    pixmap = make_geometry(n_in, n_out, angle)
     mpix = n_in * n_in / 1e6
-    have_ref = Drizzle is not None
-
-    print(f"dazzle kernel benchmark: {n_in}x{n_in} float32 -> {n_out}x{n_out}, rotation 0.5 deg, "
-          f"shift (0.37, -0.21), weights, context on; one thread; dazzle and drizzle 3.0 "
-          f"alternated, median of {args.repeat}, {args.clock} clock")
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
-          f"({os.cpu_count()} CPUs)")
-    if not have_ref:
-        print("drizzle 3.0 is not installed: reference columns are empty")
-
     print()
+    print(f"drizzle: {n_in}x{n_in} -> {n_out}x{n_out}, rotation {angle:g} deg")
     print(_header("kernel"))
     for kernel, pixfrac in DRIZZLE_CASES:
         if only and kernel not in only:
@@ -154,14 +142,52 @@ def main(argv=None):
         fns = [lambda: dazzle_drizzle(data, wht, pixmap, n_out, kernel, pixfrac)]
         if have_ref and kernel not in NO_REFERENCE:
             fns.append(lambda: ref_drizzle(data, wht, pixmap, n_out, kernel, pixfrac))
-        t = alternate(fns, args.repeat) + [None]
+        t = alternate(fns, repeat) + [None]
         print(_row(kernel, f"{pixfrac:.1f}", t_compile, mpix, t[0], t[1], TARGET.get(kernel, 1.5)),
               flush=True)
 
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=2048, help="input size (output is size*2100/2048)")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="wall clock, or CPU time of this thread")
+    ap.add_argument("--angle", default="0.5,30",
+                    help="comma-separated rotations (deg): one drizzle table each, blot at the first")
+    ap.add_argument("--only", default="", help="comma-separated kernel/interpolator names to run")
+    ap.add_argument("--no-threads", action="store_true", help="skip the two-thread table")
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    global _clock
+    _clock = CLOCKS[args.clock]
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+
+    angles = [float(a) for a in args.angle.split(",") if a.strip()]
+    n_in = args.size
+    n_out = output_size(n_in, angles[0])
+    rng = np.random.default_rng(42)
+    data = rng.normal(100.0, 10.0, (n_in, n_in)).astype(np.float32)
+    wht = rng.uniform(0.5, 1.5, (n_in, n_in)).astype(np.float32)
+    pixmap = make_geometry(n_in, n_out, angles[0])
+    mpix = n_in * n_in / 1e6
+    have_ref = Drizzle is not None
+
+    print(f"dazzle kernel benchmark: {n_in}x{n_in} float32, shift (0.37, -0.21), weights, context on; "
+          f"one thread; dazzle and drizzle 3.0 alternated, median of {args.repeat}, {args.clock} clock")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
+          f"({os.cpu_count()} CPUs)")
+    if not have_ref:
+        print("drizzle 3.0 is not installed: reference columns are empty")
+
+    for angle in angles:
+        drizzle_table(data, wht, angle, only, args.repeat, have_ref)
+
     # blot: an n_out image onto the n_in frame
     image = rng.normal(100.0, 10.0, (n_out, n_out)).astype(np.float32)
-    bpix = inverse_geometry(n_in, n_out)
+    bpix = inverse_geometry(n_in, n_out, angles[0])
     print()
+    print(f"blot: a {n_out}x{n_out} image onto the {n_in}x{n_in} frame, rotation {angles[0]:g} deg")
     print(_header("blot"))
     for interp in BLOT_CASES:
         if only and interp not in only:

@@ -36,7 +36,8 @@ Each cell's contributions are added in input order (rows j ascending, then
 i), so any tiling of the output into blocks gives the same bits.  The square
 and turbo kernels do each input row in two passes: a branch-free pass over
 plain 1-D arrays (which Numba compiles to SIMD code) works out every drop's
-cells and weights, then a scalar pass adds them in that same order.
+cells and weights (up to 3x3 cells), then a scalar pass adds them in that
+same order.
 
 Kernels (``pixfrac < 0.001`` switches any kernel to ``point``):
 
@@ -899,13 +900,23 @@ def _square_run(c, n, h, il, ir, w_row, edges, block, use_ctx, out, three):
                     (key[c:], qq[c:], dw[0, c:], dw[1, c:], dw[3, c:], dw[4, c:]))
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _square_pass(i0, i1, h, il, ir, w_row, edges, block, use_ctx, out, three):
+    """:func:`_square_run` over a whole row: the run [i0, i1) at once, the pixels
+    outside it one by one."""
+    _square_run(i0, i1 - i0, h, il, ir, w_row, edges, block, use_ctx, out, three)
+    for i in range(w_row.shape[0]):
+        if i < i0 or i >= i1:
+            _square_run(i, 1, h, il, ir, w_row, edges, block, use_ctx, out, three)
+
+
 @njit(nogil=True, cache=True, error_model="numpy")
-def _any_large(key):
-    """Whether a row pass left a ``_KEY_LARGE`` pixel (no early exit: SIMD code)."""
-    large = False
+def _count_large(key):
+    """How many ``_KEY_LARGE`` pixels a row pass left (SIMD code)."""
+    n = 0
     for i in range(key.shape[0]):
-        large |= key[i] == _KEY_LARGE
-    return large
+        n += 1 if key[i] == _KEY_LARGE else 0
+    return n
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -920,7 +931,7 @@ def _edge_row(pixmap, t, edges, k):
 
 @njit(nogil=True, cache=True)
 def _square_large(num, den, ctx, p, i, d, w, h, il, ir, edges, xo, yo, acc, vr, vs, qr, qs):
-    """Deposit the drop of pixel i of the row when it spans more than 2x2 cells:
+    """Deposit the drop of pixel i of the row when it spans more than 3x3 cells:
     :func:`_overlap_columns` up to ``_MAXBOX`` cells a side, :func:`_overlap_cell` beyond.
     (Called, not inlined: rare near unit scale, and the row's deposit loop stays small.)"""
     nby, nbx = num.shape
@@ -966,12 +977,16 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
     corners are the pixmap interpolated bilinearly, as drizzle does (the nearest
     2x2 cell of pixmap samples, extrapolating at the input's edges).  The
     overlaps come from :func:`_overlap_2x2` when the drop lies within 2x2 cells
-    (the usual case near unit scale), :func:`_overlap_columns` up to
+    (the usual case near unit scale and no rotation), :func:`_overlap_3x3`
+    within 3x3 cells (a unit drop rotated by t spans cos t + sin t pixels: most
+    drops of a chip on a north-up frame), :func:`_overlap_columns` up to
     ``_MAXBOX`` cells a side, :func:`_overlap_cell` beyond.
 
     Each input row is done in two passes: :func:`_square_row` works out every
-    drop's 2x2 weights at once (SIMD code), then the weights are added to the
-    sums pixel by pixel, in the same order as one pass would.
+    drop's 2x2 weights at once (SIMD code), and :func:`_square_row3` those of the
+    drops it leaves that lie within 3x3 cells (when there are any), then the
+    weights are added to the sums pixel by pixel, in the same order as one pass
+    would.
     """
     ny, nx = data.shape
     vr, vs, qr, qs = x[6], x[2], x[4], x[5]
@@ -1012,13 +1027,14 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
         else:
             _edge_row(pixmap, j - h, edges, 0)
         _edge_row(pixmap, j + h, edges, 2)
-        for three in (False, True):
-            if three and not _any_large(out[0]):
-                break
-            _square_run(i0, i1 - i0, h, il, ir, w_row, edges, block, p.use_ctx, out, three)
+        _square_pass(i0, i1, h, il, ir, w_row, edges, block, p.use_ctx, out, False)
+        n3 = _count_large(out[0])
+        if n3 > nx // 8:   # the 3x3 pass over the whole row when many drops need it
+            _square_pass(i0, i1, h, il, ir, w_row, edges, block, p.use_ctx, out, True)
+        elif n3:   # else drop by drop
             for i in range(nx):
-                if i < i0 or i >= i1:
-                    _square_run(i, 1, h, il, ir, w_row, edges, block, p.use_ctx, out, three)
+                if out[0][i] == _KEY_LARGE:
+                    _square_run(i, 1, h, il, ir, w_row, edges, block, p.use_ctx, out, True)
         i = _deposit_upto(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
         while i < nx:   # at a drop larger than 3x3 cells
             _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc, vr, vs, qr, qs)
@@ -1617,10 +1633,12 @@ def drizzle_sums(data, pixmap, num, den, ctx=None, *, x0=0, y0=0, weights=None, 
     out_vars = _var_outputs(out_var, var3.shape[0], num.shape, np.float64, "out_var")
     out_dq = _dq_output(out_dq, dq, num.shape)
     if num.size:
-        var_sums = np.array(out_vars).reshape((len(out_vars),) + num.shape)
+        # one variance array: the kernel adds into a view of it (no copy there and back)
+        one = len(out_vars) == 1
+        var_sums = out_vars[0][np.newaxis] if one else np.array(out_vars).reshape((len(out_vars),) + num.shape)
         _run_kernel(kernel, data, weights, use_weights, pixmap, num, den, int(x0), int(y0), ctx, use_ctx,
                     bit, pixfrac, psr, iscale, wt_scl, (var3, var_sums, dq, out_dq), _check_table(lanczos_table))
-        for a, v in zip(out_vars, var_sums):
+        for a, v in zip(out_vars if not one else (), var_sums):
             a[...] = v
 
 
