@@ -323,16 +323,30 @@ def _deposit_cells_ext(i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums):
 
 @overload(_deposit_cells_ext)
 def _deposit_cells_ext_impl(i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums):
-    if isinstance(var_sums, types.NoneType) and isinstance(dq_sums, types.NoneType):
+    no_var = isinstance(var_sums, types.NoneType)
+    one_var = not no_var and var_sums.ndim == 1
+    no_dq = isinstance(dq_sums, types.NoneType)
+    if no_var and no_dq:
         return lambda i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums: None
 
+    # the deposit of _deposit_ext written out: calling it here (an inlined function
+    # taking the arrays) measured 1.3x slower on a rotated frame
     def deposit(i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums):
         key, qq, dow = out
         for i in range(i0, i1):
             k = key[i]
             for c in range(9):
                 if k & (1 << c):
-                    _deposit_ext(var_row, var_sums, dq_row, dq_sums, qq[i] + (c // 3) * nbx + c % 3, i, dow[c, i])
+                    q = qq[i] + (c // 3) * nbx + c % 3
+                    w = dow[c, i]
+                    if one_var:
+                        var_sums[q] += w * w * var_row[i]
+                    elif not no_var:
+                        w2 = w * w
+                        for m in range(var_sums.shape[0]):
+                            var_sums[m, q] += w2 * var_row[m, i]
+                    if not no_dq:
+                        dq_sums[q] |= dq_row[i]
     return deposit
 
 
