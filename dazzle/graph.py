@@ -6,19 +6,19 @@ exposure)::
 
     add_static_mask     static-sig-<k> -> static-<shape>-<extver>-l<n>-<i> -> static-chip-<k>
     add_sky             sky-stat-<k> -> skies -> sky-<k>                       (in memory)
-    add_single_drizzle  single-chip-<k> [-> single-section-<k>-<b>] -> single-part-<k>[-<b>]
+    add_single_drizzle  single-chip-<k> or single-section-<k>-<b> -> single-part-<k>[-<b>]
                         -> single-exposure-<root>                             <root>_single_sci/wht.fits
     add_median          median-piece-<root> -> median-tile-<t> -> median-commit    <output>_med.fits
     add_blot_cr         blot-cr-<k> -> crmask-<k>, crclean-<root>             <root>_sci<N>_blt.fits,
                                                                                _crmask.fits, _crclean.fits
-    add_final_drizzle   final-chip-<k> [-> final-section-<k>-<b>] -> final-part-<k>[-<b>]-<t>
+    add_final_drizzle   final-chip-<k> or final-section-<k>-<b> -> final-part-<k>[-<b>]-<t>
                         (a chain per tile t) -> final-tile-<t> -> final-commit  <output>_drz.fits
     add_input_dq_update update-dq-after -> update-dq-<i>                      (the inputs' DQ, if asked)
 
 A chip larger than ``section_size`` input pixels a side (1024: an ACS/WFC chip has 8 sections)
-is drizzled a section ``b`` at a time: ``<step>-chip-<k>`` reads it and makes its weights, and
-each ``<step>-section-<k>-<b>`` drizzles one section (its pixel map computed for it alone) into
-sums over that section's box, added in turn; so no task holds the sums of a whole chip.
+is drizzled a section ``b`` at a time: each ``<step>-section-<k>-<b>`` reads only its section
+(and a halo of neighbours), weights it and drizzles it (its pixel map computed for it alone)
+into sums over that section's box, added in turn; so no task holds a whole chip.
 
 With ``in_memory`` (AstroDrizzle's parameter) the intermediates -- single-drizzled images,
 median tiles, blotted images, CR masks -- are task results instead of files: the median tiles
@@ -58,7 +58,7 @@ from dazzle.steps import driz_cr as cr_step
 from dazzle.steps import median as median_step
 from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
-from dazzle.steps.common import add_part, chip_inputs, section_sums
+from dazzle.steps.common import add_part, section_sums
 from dazzle.steps.common import load_chip as common_load_chip
 from dazzle.steps.driz_separate import exposure_box, exposure_sums, single_chip, single_finish
 from dazzle.steps.final_drizzle import final_chip, final_finish, final_tile_sums
@@ -190,26 +190,23 @@ def _single_chip(chip, frame, box, settings, sky, static):
     return single_chip(chip, frame, box, settings, sky=sky.drizzle_sky, static_mask=static)
 
 
-def _chip_inputs(chip, frame, settings, sky, static, crmask=None, ivm=None):
-    return chip_inputs(chip, frame, settings, sky=sky.drizzle_sky, static_mask=static, cr_mask=crmask, ivm=ivm)
-
-
-def _section_sums(chip, frame, box, settings, section, inputs):
-    return section_sums(chip, frame, inputs, box, settings, section=section)
+def _section_sums(chip, frame, box, settings, section, sky, static, crmask=None, ivm=None):
+    return section_sums(chip, frame, box, settings, section=section, sky=sky.drizzle_sky, static_mask=static,
+                        cr_mask=crmask, ivm=ivm)
 
 
 def _chip_pieces(g, step, k, chip, frame, box, sections, settings, sky, static, crmask=None, ivm=None):
     """Chip ``k``'s sums for a drizzle step (``step``: "single" or "final"), in the order they
     are added: ``[(piece, handle, box)]`` -- one task for the whole chip (``sections`` None), or
-    one reading the chip and one per section of its pixels that reaches the frame."""
+    one per section of its pixels that reaches the frame (reading only that section)."""
     if sections is None:
         if step == "single":
             whole = g.add(f"single-chip-{k}", _single_chip, chip, frame, box, settings, sky, static)
         else:
             whole = g.add(f"final-chip-{k}", _final_chip, chip, frame, box, settings, sky, static, crmask, ivm)
         return [(0, whole, box)]
-    inputs = g.add(f"{step}-chip-{k}", _chip_inputs, chip, frame, settings, sky, static, crmask, ivm)
-    return [(b, g.add(f"{step}-section-{k}-{b}", _section_sums, chip, frame, sbox, settings, sec, inputs), sbox)
+    return [(b, g.add(f"{step}-section-{k}-{b}", _section_sums, chip, frame, sbox, settings, sec, sky, static,
+                      crmask, ivm), sbox)
             for b, (sec, sbox) in enumerate(sections) if sbox is not None]
 
 
@@ -359,7 +356,7 @@ def _final_tile(box, settings, canvas, nchips, texptime, acc=None):
         return box   # recomputed after a lost worker, after the commit: nothing to write
     if acc is None:   # no chip reaches this tile
         acc = final_tile_sums(box, settings, nchips=nchips)
-    sci, wht, ctx, err, dq = final_finish(acc, settings, texptime=texptime)
+    sci, wht, ctx, err, dq = final_finish(acc, settings, nchips=nchips, texptime=texptime)
     if canvas is None:   # the product kept in memory: the tile's arrays by extension name
         made = {"SCI": sci, "WHT": wht, "CTX": ctx, "ERR": err, "DQ": None if dq is None else dq.view(np.int32)}
         return box, {k: a for k, a in made.items() if a is not None}

@@ -263,12 +263,13 @@ class Chip:
         return Frame(self.wcs_header, self.shape)
 
     # ---- pixels ----------------------------------------------------------------------------
-    def load(self, *, err: bool = True, dq: bool = True) -> ChipData:
+    def load(self, *, err: bool = True, dq: bool = True, section=None) -> ChipData:
         """Read this chip's pixels (SCI, and ERR/DQ when present and asked for).
 
         Opens the file read-only without memory mapping and reads only this chip's
-        extensions.  Raises :class:`InputError` naming the file and extension if the file can
-        no longer be read, the SCI shape differs from :attr:`shape`, or ERR/DQ do not match
+        extensions -- with ``section`` (half-open input pixels ``(x0, x1, y0, y1)``) only those
+        pixels of them.  Raises :class:`InputError` naming the file and extension if the file
+        can no longer be read, the SCI shape differs from :attr:`shape`, or ERR/DQ do not match
         SCI.  Non-finite SCI pixels are kept and counted in ``ChipData.n_nonfinite``.
         """
         want = [("sci", self.sci_ext)]
@@ -287,15 +288,16 @@ class Chip:
                     except (KeyError, IndexError):
                         raise self._error(ext, "extension not found (file changed since the "
                                                "inputs were read?)") from None
-                    arrays[name] = self._read_array(hdu, name, ext)
+                    arrays[name] = self._read_array(hdu, name, ext, section)
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise self._error(self.sci_ext, f"cannot read pixels ({_exc_text(exc)})") from exc
 
         sci = arrays["sci"]
-        if sci.shape != tuple(self.shape):
-            raise self._error(self.sci_ext, f"shape {sci.shape} differs from {tuple(self.shape)} "
+        want_shape = tuple(self.shape) if section is None else (section[3] - section[2], section[1] - section[0])
+        if sci.shape != want_shape:
+            raise self._error(self.sci_ext, f"shape {sci.shape} differs from {want_shape} "
                                             "recorded when the inputs were read")
         for name, ext in want[1:]:
             a = arrays[name]
@@ -305,11 +307,19 @@ class Chip:
         n_bad = int(sci.size - np.count_nonzero(np.isfinite(sci)))
         return ChipData(sci=sci, err=arrays["err"], dq=arrays["dq"], n_nonfinite=n_bad)
 
-    def _read_array(self, hdu, name, ext):
+    def _read_array(self, hdu, name, ext, section=None):
         hdr = hdu.header
         if hdr.get("NAXIS", 0) == 0 and "PIXVALUE" in hdr:  # HST constant-value extension
             shape = _shape_of_hdu(hdr)
             data = np.full(shape, hdr["PIXVALUE"])
+            if section is not None:
+                data = data[section[2]:section[3], section[0]:section[1]]
+        elif section is not None:
+            shape = _shape_of_hdu(hdr)
+            if shape != tuple(self.shape):
+                raise self._error(ext, f"shape {shape} differs from {tuple(self.shape)} recorded when the "
+                                       "inputs were read")
+            data = hdu.section[section[2]:section[3], section[0]:section[1]]
         else:
             data = hdu.data
         if data is None:

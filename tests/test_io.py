@@ -631,3 +631,36 @@ def test_input_parsing_matches_drizzlepac(three, monkeypatch):
                 io.read_chips(d / "b_flt.fits", group=g)
         else:
             assert [c.extver for c in io.read_chips(d / "b_flt.fits", group=g)] == extvers, g
+
+
+def test_load_section(mef, tmp_path):
+    """A section of a chip (the drizzle steps read large chips a section at a time, issue 11)
+    is exactly that part of the whole chip's SCI, ERR and DQ, from a file, a gzipped file and
+    in-memory pixels; a file whose chip changed shape is refused, naming it."""
+    import gzip
+
+    from dazzle.memory import read_inputs
+
+    path, _ = mef
+    gz = tmp_path / "j8zz02zzq_flt.fits.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    with fits.open(path) as h:
+        mem = read_inputs([fits.HDUList([hdu.copy() for hdu in h])])
+    for chips in (io.read_chips(path), io.read_chips(gz), mem):
+        for c in chips:
+            whole = c.load()
+            for sec in [(0, c.nx, 0, c.ny), (3, 17, 5, 9), (c.nx - 1, c.nx, 0, c.ny)]:
+                part = c.load(section=sec)
+                cut = np.s_[sec[2]:sec[3], sec[0]:sec[1]]
+                for name in ("sci", "err", "dq"):
+                    a, b = getattr(whole, name), getattr(part, name)
+                    assert b.dtype == a.dtype and b.dtype.isnative and np.array_equal(b, a[cut]), (name, sec)
+    mem[0].load(section=(0, 4, 0, 4)).sci[:] = -1.0   # a private copy: the input is not changed
+    assert not np.any(mem[0].load().sci == -1.0)
+    changed = tmp_path / "changed_flt.fits"
+    make_mef(changed, nchips=1)
+    (c,) = io.read_chips(changed)
+    with fits.open(changed, mode="update") as h:
+        h["SCI", 1].data = np.zeros((c.ny + 2, c.nx), np.float32)
+    with pytest.raises(InputError, match=r"changed_flt.fits\[SCI,1\].*shape"):
+        c.load(section=(0, 4, 0, 4))

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from dazzle import geometry
-from dazzle.facts import context_bit, context_plane, context_planes
 from dazzle.kernels import drizzle_sums
 from dazzle.params import bits_to_mask, good_pixel_mask, resolve
 
@@ -47,7 +46,7 @@ __all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", 
            "new_tile_sums", "add_part", "add_sums", "finish", "finish_error"]
 
 
-def load_chip(chip, resetbits=None, *, err=True):
+def load_chip(chip, resetbits=None, *, err=True, section=None):
     """The chip's pixels, with the ``resetbits`` flags cleared from its DQ.
 
     AstroDrizzle clears them in the input file; dazzle only in memory.  Every step that reads
@@ -61,13 +60,15 @@ def load_chip(chip, resetbits=None, *, err=True):
         DQ bit specification (:func:`dazzle.params.bits_to_mask`); None or 0: nothing cleared.
     err : bool
         Read the ERR array too (only ``final_wht_type=ERR`` weights use it).
+    section : (x0, x1, y0, y1), optional
+        Half-open input pixels: read only those.
 
     Returns
     -------
     dazzle.io.ChipData
         SCI (float32), ERR (None when absent or not asked for) and DQ (or None when absent).
     """
-    data = chip.load(err=err)
+    data = chip.load(err=err) if section is None else chip.load(err=err, section=section)
     reset = bits_to_mask(resetbits)
     if data.dq is not None and reset:
         data.dq = data.dq & ~np.asarray(reset, dtype=np.int64).astype(data.dq.dtype)
@@ -375,24 +376,14 @@ def section_halo(settings: DrizzleSettings) -> int:
     return int(math.floor(0.5 * settings.pixfrac)) + 1
 
 
-def _section_arrays(inputs: ChipInputs, section, halo):
-    """The inputs over ``section`` (x0, x1, y0, y1) widened by ``halo`` (within the chip), with
-    zero weight outside the section, and the widened section."""
-    ny, nx = inputs.sci.shape
+def _widened(section, halo, shape):
+    """``section`` (x0, x1, y0, y1) widened by ``halo`` pixels within a chip of ``shape``."""
     x0, x1, y0, y1 = section
-    wx0, wx1, wy0, wy1 = max(0, x0 - halo), min(nx, x1 + halo), max(0, y0 - halo), min(ny, y1 + halo)
-    sl = np.s_[wy0:wy1, wx0:wx1]
-    weights = inputs.weights[sl].copy()
-    weights[:y0 - wy0] = 0.0
-    weights[y1 - wy0:] = 0.0
-    weights[:, :x0 - wx0] = 0.0
-    weights[:, x1 - wx0:] = 0.0
-    pick = (lambda a: None if a is None else a[sl])
-    return (inputs.sci[sl], weights, pick(inputs.var), pick(inputs.dq)), (wx0, wx1, wy0, wy1)
+    return max(0, x0 - halo), min(shape[1], x1 + halo), max(0, y0 - halo), min(shape[0], y1 + halo)
 
 
-def section_sums(chip, frame, inputs: ChipInputs, box, settings: DrizzleSettings, *, bit=1,
-                 section=None) -> Sums | None:
+def section_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, section=None, sky=None,
+                 static_mask=None, cr_mask=None, ivm=None, data=None) -> Sums | None:
     """Drizzle a chip, or one section of its pixels, into float64 sums over a box of the
     output frame.
 
@@ -401,8 +392,6 @@ def section_sums(chip, frame, inputs: ChipInputs, box, settings: DrizzleSettings
     chip : dazzle.io.Chip
     frame : dazzle.geometry.Frame
         The output frame.
-    inputs : ChipInputs
-        The chip's (:func:`chip_inputs`).
     box : (x0, x1, y0, y1) or None
         Half-open box of output pixels the chip (section) reaches (None: it misses the frame).
     settings : DrizzleSettings
@@ -410,8 +399,13 @@ def section_sums(chip, frame, inputs: ChipInputs, box, settings: DrizzleSettings
     bit : int
         Context bit set where the chip contributes.
     section : (x0, x1, y0, y1), optional
-        Half-open input pixels: only they are drizzled (their neighbours' positions, within
-        :func:`section_halo`, shape their drops as in the whole chip).  Default: the chip.
+        Half-open input pixels: only they are read (with a halo of :func:`section_halo`
+        neighbours, whose positions shape their drops as in the whole chip) and drizzled.
+        Default: the whole chip.
+    sky, static_mask, cr_mask, ivm
+        As :func:`chip_inputs`; the masks and the IVM are the whole chip's.
+    data : dazzle.io.ChipData, optional
+        The whole chip's pixels (default: read here); not with ``section``.
 
     Returns
     -------
@@ -423,24 +417,36 @@ def section_sums(chip, frame, inputs: ChipInputs, box, settings: DrizzleSettings
     if box is None:
         return None
     x0, x1, y0, y1 = box
-    if section is None:
-        arrays, pixmap_section = (inputs.sci, inputs.weights, inputs.var, inputs.dq), None
-    else:
-        arrays, pixmap_section = _section_arrays(inputs, section, section_halo(settings))
-    sci, weights, var, dq = arrays
-    pixmap = geometry.calc_pixmap(chip.wcs(), frame.wcs(), inputs.sci.shape, stepsize=settings.stepsize,
-                                  exact=settings.exact, section=pixmap_section)
+    wide = None
+    if section is not None:
+        wide = _widened(section, section_halo(settings), tuple(chip.shape))
+        cut = np.s_[wide[2]:wide[3], wide[0]:wide[1]]
+        part = (lambda a: None if a is None else np.asarray(a)[cut])
+        static_mask, cr_mask, ivm = part(static_mask), part(cr_mask), part(ivm)
+        data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err, section=wide)
+    inputs = chip_inputs(chip, frame, settings, sky=sky, static_mask=static_mask, cr_mask=cr_mask, ivm=ivm,
+                         data=data)
+    del data
+    if section is not None:   # the halo is read, not drizzled
+        w = inputs.weights
+        w[:section[2] - wide[2]] = 0.0
+        w[section[3] - wide[2]:] = 0.0
+        w[:, :section[0] - wide[0]] = 0.0
+        w[:, section[1] - wide[0]:] = 0.0
+    pixmap = geometry.calc_pixmap(chip.wcs(), frame.wcs(), tuple(chip.shape), stepsize=settings.stepsize,
+                                  exact=settings.exact, section=wide)
     shape = (y1 - y0, x1 - x0)
     num = np.zeros(shape)
     den = np.zeros(shape)
     ctx = np.zeros(shape, np.int32) if settings.step == "final" and not inputs.ctx_from_den else None
-    var_sums = None if var is None else np.zeros(shape)
-    dq_sums = None if dq is None else np.zeros(shape, np.uint32)
+    var_sums = None if inputs.var is None else np.zeros(shape)
+    dq_sums = None if inputs.dq is None else np.zeros(shape, np.uint32)
     pix_ratio = inputs.pix_ratio
-    drizzle_sums(sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=weights, kernel=settings.kernel,
+    drizzle_sums(inputs.sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=inputs.weights, kernel=settings.kernel,
                  pixfrac=settings.pixfrac, iscale=pix_ratio ** 2, pixel_scale_ratio=pix_ratio,
                  wt_scl=inputs.wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit,
-                 var=var, out_var=var_sums, dq=dq, out_dq=dq_sums, lanczos_table=settings.lanczos_table)
+                 var=inputs.var, out_var=var_sums, dq=inputs.dq, out_dq=dq_sums,
+                 lanczos_table=settings.lanczos_table)
     if settings.step == "final" and inputs.ctx_from_den:
         ctx = den > 0
     return Sums(x0, y0, num, den, ctx, var_sums, dq_sums)
@@ -448,8 +454,8 @@ def section_sums(chip, frame, inputs: ChipInputs, box, settings: DrizzleSettings
 
 def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, static_mask=None,
               cr_mask=None, ivm=None, data=None) -> Sums | None:
-    """Drizzle one chip into float64 sums over a box of the output frame
-    (:func:`chip_inputs`, then :func:`section_sums` of the whole chip).
+    """Drizzle one chip into float64 sums over a box of the output frame (:func:`section_sums`
+    of the whole chip).
 
     Parameters
     ----------
@@ -463,18 +469,15 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
     bit : int
         Context bit set where the chip contributes.
     sky, static_mask, cr_mask, ivm, data
-        As :func:`chip_inputs`.
+        As :func:`section_sums`.
 
     Returns
     -------
     Sums or None
         As :func:`section_sums`.
     """
-    if box is None:
-        return None
-    inputs = chip_inputs(chip, frame, settings, sky=sky, static_mask=static_mask, cr_mask=cr_mask, ivm=ivm,
-                         data=data)
-    return section_sums(chip, frame, inputs, box, settings, bit=bit)
+    return section_sums(chip, frame, box, settings, bit=bit, sky=sky, static_mask=static_mask, cr_mask=cr_mask,
+                        ivm=ivm, data=data)
 
 
 def overlap(s: Sums, box):
@@ -511,21 +514,31 @@ class TileSums:
     box: tuple                       # (x0, x1, y0, y1) of the output frame
     num: np.ndarray                  # float64 Σ w·d
     den: np.ndarray                  # float64 Σ w
-    ctx: np.ndarray | None           # int32 (planes, ny, nx); None: no context kept
+    ctx: np.ndarray | None           # uint8 (ceil(nchips / 8), ny, nx): bit (n-1) % 8 of byte plane
+                                     # (n-1) // 8 for chip n; None: no context kept
     var: np.ndarray | None = None    # float64 Σ w²·var
     dq: np.ndarray | None = None     # uint32 OR of the DQ
     last: tuple = (0, 0)             # the last (chip number, piece) added ((0, 0): none)
 
+    def context(self, nplanes: int) -> np.ndarray:
+        """The context as the products hold it: int32 planes, chip ``n`` (1-based) bit
+        ``(n-1) % 32`` of plane ``(n-1) // 32`` (:func:`dazzle.facts.context_bit`)."""
+        ny, nx = self.num.shape
+        out = np.zeros((nplanes, ny, nx), np.uint32)
+        for b in range(0 if self.ctx is None else self.ctx.shape[0]):
+            out[b // 4] |= self.ctx[b].astype(np.uint32) << np.uint32(8 * (b % 4))
+        return out.view(np.int32)
 
-def new_tile_sums(box, *, nplanes=1, var=False, dq=False) -> TileSums:
+
+def new_tile_sums(box, *, nchips=1, var=False, dq=False) -> TileSums:
     """Zero sums over ``box`` (x0, x1, y0, y1).
 
     Parameters
     ----------
     box : (x0, x1, y0, y1)
         The output box, half-open.
-    nplanes : int
-        Context planes; 0 for none.
+    nchips : int
+        Chips whose context is kept (one bit each, 1 byte per 8 chips); 0 for none.
     var, dq : bool
         Keep variance sums, DQ flags.
 
@@ -536,7 +549,7 @@ def new_tile_sums(box, *, nplanes=1, var=False, dq=False) -> TileSums:
     x0, x1, y0, y1 = box
     shape = (y1 - y0, x1 - x0)
     return TileSums(tuple(box), np.zeros(shape), np.zeros(shape),
-                    np.zeros((nplanes,) + shape, np.int32) if nplanes else None,
+                    np.zeros((-(-nchips // 8),) + shape, np.uint8) if nchips else None,
                     np.zeros(shape) if var else None, np.zeros(shape, np.uint32) if dq else None)
 
 
@@ -578,8 +591,8 @@ def add_part(acc: TileSums, n: int, s: Sums | None, piece: int = 0) -> TileSums:
     acc.num[dst] += s.num[src]
     acc.den[dst] += s.den[src]
     if s.ctx is not None and acc.ctx is not None:
-        plane = acc.ctx[context_plane(n)][dst]
-        np.bitwise_or(plane, context_bit(n), out=plane, where=s.ctx[src] != 0)
+        plane = acc.ctx[(n - 1) // 8][dst]
+        np.bitwise_or(plane, np.uint8(1 << ((n - 1) % 8)), out=plane, where=s.ctx[src] != 0)
     if acc.var is not None and s.var is not None:
         acc.var[dst] += s.var[src]
     if acc.dq is not None and s.dq is not None:
@@ -587,7 +600,7 @@ def add_part(acc: TileSums, n: int, s: Sums | None, piece: int = 0) -> TileSums:
     return acc
 
 
-def add_sums(parts, box, *, nplanes=None, var=False, dq=False) -> TileSums:
+def add_sums(parts, box, *, nchips=None, var=False, dq=False) -> TileSums:
     """Add chips' sums into one box, in the order given.
 
     A fixed order: bit-identical results whatever the scheduler.
@@ -600,8 +613,8 @@ def add_sums(parts, box, *, nplanes=None, var=False, dq=False) -> TileSums:
         (:func:`dazzle.facts.context_bit`).
     box : (x0, x1, y0, y1)
         The output box, half-open, output pixels.
-    nplanes : int, optional
-        Context planes (default: enough for the highest chip number; 0: no context).
+    nchips : int, optional
+        Chips whose context is kept (default: the highest chip number; 0: no context).
     var, dq : bool
         Add the variance sums, OR the DQ.
 
@@ -609,11 +622,11 @@ def add_sums(parts, box, *, nplanes=None, var=False, dq=False) -> TileSums:
     -------
     TileSums
         Over ``box``: ``num``, ``den`` (float64, shape ``(y1 - y0, x1 - x0)``), ``ctx``
-        (int32, ``(nplanes, ny, nx)``), ``var``, ``dq``.
+        (uint8 bits, :meth:`TileSums.context`), ``var``, ``dq``.
     """
-    if nplanes is None:
-        nplanes = context_planes(max((n for n, _ in parts), default=1))
-    acc = new_tile_sums(box, nplanes=nplanes, var=var, dq=dq)
+    if nchips is None:
+        nchips = max((n for n, _ in parts), default=1)
+    acc = new_tile_sums(box, nchips=nchips, var=var, dq=dq)
     for n, s in parts:
         add_part(acc, n, s)
     return acc

@@ -72,7 +72,7 @@ def exposure_sums(box, settings: DrizzleSettings) -> TileSums:
     -------
     dazzle.steps.common.TileSums
     """
-    return new_tile_sums(box, nplanes=0, var=settings.err)
+    return new_tile_sums(box, nchips=0, var=settings.err)
 
 
 def single_finish(acc: TileSums, settings: DrizzleSettings):

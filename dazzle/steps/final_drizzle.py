@@ -67,10 +67,10 @@ def final_tile_sums(box, settings: DrizzleSettings, *, nchips) -> TileSums:
     -------
     dazzle.steps.common.TileSums
     """
-    return new_tile_sums(box, nplanes=context_planes(nchips), var=settings.err, dq=settings.dq)
+    return new_tile_sums(box, nchips=nchips, var=settings.err, dq=settings.dq)
 
 
-def final_finish(acc: TileSums, settings: DrizzleSettings, *, texptime):
+def final_finish(acc: TileSums, settings: DrizzleSettings, *, nchips, texptime):
     """One tile of the final image from its chips' sums.
 
     Parameters
@@ -80,6 +80,8 @@ def final_finish(acc: TileSums, settings: DrizzleSettings, *, texptime):
         :func:`dazzle.steps.common.add_part` chip by chip).
     settings : DrizzleSettings
         The ``final_*`` settings.
+    nchips : int
+        Chips of the whole run (sets the number of context planes).
     texptime : float
         Total exposure time (``final_units="counts"``).
 
@@ -94,7 +96,7 @@ def final_finish(acc: TileSums, settings: DrizzleSettings, *, texptime):
     """
     sci, wht = finish(acc.num, acc.den, settings, texptime=texptime)
     err = finish_error(acc.var, acc.den, settings, texptime=texptime) if settings.err else None
-    return sci, wht, acc.ctx, err, acc.dq if settings.dq else None
+    return sci, wht, acc.context(context_planes(nchips)), err, acc.dq if settings.dq else None
 
 
 def final_combine(parts, box, settings: DrizzleSettings, *, nchips, texptime):
@@ -118,6 +120,5 @@ def final_combine(parts, box, settings: DrizzleSettings, *, nchips, texptime):
     -------
     As :func:`final_finish`.
     """
-    acc = add_sums(sorted(parts, key=lambda p: p[0]), box, nplanes=context_planes(nchips), var=settings.err,
-                   dq=settings.dq)
-    return final_finish(acc, settings, texptime=texptime)
+    acc = add_sums(sorted(parts, key=lambda p: p[0]), box, nchips=nchips, var=settings.err, dq=settings.dq)
+    return final_finish(acc, settings, nchips=nchips, texptime=texptime)

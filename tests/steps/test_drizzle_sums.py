@@ -13,7 +13,7 @@ import pytest
 from dazzle.params import resolve
 from dazzle.pipeline import plan_run
 from dazzle.steps import common
-from dazzle.steps.common import DrizzleSettings, add_part, add_sums, chip_sums, load_chip, new_tile_sums
+from dazzle.steps.common import DrizzleSettings, Sums, add_part, add_sums, chip_sums, load_chip, new_tile_sums
 from dazzle.steps.final_drizzle import final_combine, final_finish, final_tile_sums
 
 
@@ -47,7 +47,7 @@ def test_tiles_added_chip_by_chip_are_the_whole_frame_at_once(small_plan):
                 acc = final_tile_sums(box, settings, nchips=len(parts))
                 for n, s in enumerate(parts, start=1):
                     assert add_part(acc, n, s) is acc
-                tile = final_finish(acc, settings, texptime=plan.texptime)
+                tile = final_finish(acc, settings, nchips=len(parts), texptime=plan.texptime)
                 sl = np.s_[box[2]:box[3], box[0]:box[1]]
                 for o, a in zip(out, tile):
                     o[..., box[2]:box[3], box[0]:box[1]] = a
@@ -60,7 +60,7 @@ def test_tiles_added_chip_by_chip_are_the_whole_frame_at_once(small_plan):
 def test_a_chip_added_twice_is_refused(small_plan):
     values, plan = small_plan
     _, parts = _sums(values, plan)
-    acc = new_tile_sums((0, 10, 0, 10), nplanes=1)
+    acc = new_tile_sums((0, 10, 0, 10), nchips=2)
     add_part(acc, 2, parts[1])
     with pytest.raises(RuntimeError, match=r"chip 2 \(piece 0\) added .* after chip 2 \(piece 0\)"):
         add_part(acc, 2, parts[1])
@@ -101,4 +101,24 @@ def test_negative_weights_keep_the_kernels_context(small_plan):
     assert s.ctx.dtype == np.int32
     assert ((s.ctx != 0) != (s.den > 0)).any()   # where den > 0 would say otherwise
     acc = add_sums([(1, s)], (s.x0, s.x1, s.y0, s.y1))
-    assert np.array_equal(acc.ctx[0] != 0, s.ctx != 0)
+    assert np.array_equal(acc.context(1)[0] != 0, s.ctx != 0)
+
+
+@pytest.mark.parametrize("nchips", [1, 8, 9, 32, 33, 70])
+def test_context_bits_of_many_chips(nchips):
+    """The tiles keep the context as one bit per chip (uint8 planes, issue 11) and give it as
+    the products' int32 planes: chip n is bit (n-1) % 32 of plane (n-1) // 32, bit 31 too."""
+    from dazzle.facts import context_bit, context_plane, context_planes
+
+    rng = np.random.default_rng(nchips)
+    acc = new_tile_sums((0, 7, 0, 5), nchips=nchips)
+    want = np.zeros((context_planes(nchips), 5, 7), np.int32)
+    for n in range(1, nchips + 1):
+        where = rng.random((5, 7)) < 0.5
+        s = Sums(0, 0, np.zeros((5, 7)), np.zeros((5, 7)), where)
+        add_part(acc, n, s)
+        want[context_plane(n)][where] |= context_bit(n)
+    assert acc.ctx.dtype == np.uint8 and acc.ctx.shape[0] == -(-nchips // 8)
+    got = acc.context(context_planes(nchips))
+    assert got.dtype == np.int32 and np.array_equal(got, want)
+    assert nchips < 32 or (got[0] < 0).any()   # bit 31: the sign bit of an int32 plane
