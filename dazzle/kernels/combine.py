@@ -74,7 +74,7 @@ from numba import njit
 
 from .catalog import COMBINE_TYPES
 
-__all__ = ["combine_stack", "parse_nsigma", "COMBINE_TYPES"]
+__all__ = ["combine_stack", "parse_nsigma", "stack_piece", "COMBINE_TYPES"]
 
 _OP_MEDIAN = 0
 _OP_MEAN = 1
@@ -315,6 +315,29 @@ def _minmed_kernel(data, good, weights, s, rn2, pairmean, nsig1, nsig2, grow, if
                 out[y, x] = mn32
             else:
                 out[y, x] = med32
+
+
+@njit(nogil=True, cache=True)
+def _stack_piece(d, w, thr, newmasks, keep_w, data, good, wht):
+    for r in range(d.shape[0]):
+        for c in range(d.shape[1]):
+            wv = w[r, c]
+            present = (wv != 0) & (wv - wv == 0.0)          # non-zero and finite
+            ok = (present and not np.float64(wv) < thr) if newmasks else present
+            data[r, c] = d[r, c] if present else np.float32(0.0)
+            good[r, c] = 1 if ok else 0
+            if keep_w:
+                wht[r, c] = wv if present else np.float32(0.0)
+
+
+def stack_piece(d, w, thr, newmasks, data, good, wht=None):
+    """One image's region into the stack's slices, in one pass: ``data = d`` and ``wht = w``
+    where the weight is present (non-zero and finite), else 0; ``good`` = present and, with
+    ``newmasks``, not ``float64(w) < thr``.  ``d``, ``w``: float32 2-D; ``data``, ``wht``:
+    float32 and ``good``: uint8 2-D arrays (views) of the same shape, written in place."""
+    keep_w = wht is not None
+    _stack_piece(d, w, float(thr), bool(newmasks), keep_w, data, good,
+                 wht if keep_w else np.empty((0, 0), np.float32))
 
 
 # ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 from astropy.io import fits
 
 from astrodrizzle_oracle import needs_drizzlepac
-from dazzle.kernels.combine import COMBINE_TYPES, combine_stack, parse_nsigma
+from dazzle.kernels.combine import COMBINE_TYPES, combine_stack, parse_nsigma, stack_piece
 from dazzle.params import ParameterError, defaults
 from dazzle.steps.median import (MedianSettings, Piece, block_bytes, choose_block_size,
                                  describe_piece, frame_blocks, median_block, median_image,
@@ -198,6 +198,28 @@ def test_minmed_network_sort_keeps_signed_zeros_in_order():
         want = ref_minmed(data, good, w, np.zeros(n), np.zeros(n), np.ones(n), grow=1)
         assert np.signbit(got).any()
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32), err_msg=f"n={n}")
+
+
+def test_stack_piece_is_the_numpy_masking():
+    # median_block fills its stack in one kernel pass; the same as the numpy expressions of
+    # drizzlepac's masks (absent = zero or non-finite weight; newmasks: float64(w) < maskpt *
+    # mean), also at the float32/float64 edge of the threshold.  Cost: ~0.1 s.
+    rng = np.random.default_rng(4)
+    for trial in range(60):
+        ny, nx = (int(v) for v in rng.integers(1, 20, 2))
+        w = rng.choice(np.array([0, -0.0, 0.1, 0.3, 0.29999998, 1, np.nan, np.inf], np.float32), (ny, nx))
+        d = rng.normal(0, 1, (ny, nx)).astype(np.float32)
+        thr = [0.3, 0.0, float(np.float32(0.3))][trial % 3]
+        newmasks = trial % 2 == 0
+        present = (w != 0) & np.isfinite(w)
+        ok = present & ~(w.astype(np.float64) < thr) if newmasks else present
+        data, wht = np.full((2, 3, ny + 2, nx + 2), 7, np.float32)
+        good = np.full(data.shape, 9, np.uint8)
+        sl = (1, slice(1, ny + 1), slice(1, nx + 1))
+        stack_piece(d, w, thr, newmasks, data[sl], good[sl], wht[sl])
+        assert data[sl].tobytes() == np.where(present, d, np.float32(0)).tobytes()
+        assert wht[sl].tobytes() == np.where(present, w, np.float32(0)).tobytes()
+        assert np.array_equal(good[sl], ok) and np.count_nonzero(good == 9) == good.size - ny * nx
 
 
 def test_long_stacks_sort_path():
