@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["ImageStatsResult", "imagestats"]
+__all__ = ["ImageStatsResult", "finite_values", "imagestats"]
 
 _MIN_FLOAT = 10.0 * float(np.finfo(np.float32).eps)
 
@@ -203,6 +203,46 @@ def _fill_histogram(image, nbins, dz, vmin):
     origin = np.float32(vmin)
     top = np.float32(origin + np.float32(width * np.float32(nbins)))
     return _histogram(image, nbins, width, origin, top)
+
+
+@njit(nogil=True, cache=True)
+def _count_usable(data, mask, use_mask):
+    k = 0
+    for i in range(data.size):
+        v = data[i]
+        if v - v == 0.0 and (not use_mask or mask[i]):      # finite (and selected)
+            k += 1
+    return k
+
+
+@njit(nogil=True, cache=True)
+def _copy_usable(data, mask, use_mask, out):
+    k = 0
+    for i in range(data.size):
+        v = data[i]
+        if v - v == 0.0 and (not use_mask or mask[i]):
+            out[k] = v
+            k += 1
+
+
+def finite_values(data, mask=None) -> np.ndarray:
+    """``data[mask & numpy.isfinite(data)]`` (``data[numpy.isfinite(data)]`` without a mask), 1-D
+    in C order, in two GIL-free passes and no temporary masks; ``data`` itself, flattened, when
+    every pixel is kept.  Float32 data only; other types go through numpy."""
+    a = np.asarray(data)
+    m = None if mask is None else np.asarray(mask, dtype=bool)
+    if a.dtype != np.float32 or (m is not None and m.shape != a.shape):
+        sel = np.isfinite(a) if m is None else (m & np.isfinite(a))
+        return a.reshape(-1) if sel.all() else a[sel]
+    a = np.ascontiguousarray(a).reshape(-1)
+    use_mask = m is not None
+    flat_m = np.ascontiguousarray(m).reshape(-1) if use_mask else np.zeros(1, dtype=bool)
+    k = _count_usable(a, flat_m, use_mask)
+    if k == a.size:
+        return a
+    out = np.empty(k, dtype=np.float32)
+    _copy_usable(a, flat_m, use_mask, out)
+    return out
 
 
 @dataclass(frozen=True)
