@@ -277,6 +277,7 @@ class Chip:
         if dq and self.dq_ext is not None:
             want.append(("dq", self.dq_ext))
         arrays = {"sci": None, "err": None, "dq": None}
+        n_bad = None
         if not os.path.isfile(self.path):
             raise self._error(None, "no such file (it was readable when the inputs were read)")
         try:
@@ -287,7 +288,9 @@ class Chip:
                     except (KeyError, IndexError):
                         raise self._error(ext, "extension not found (file changed since the "
                                                "inputs were read?)") from None
-                    arrays[name] = self._read_array(hdu, name, ext)
+                    arrays[name], bad = self._read_array(hdu, name, ext)
+                    if name == "sci":
+                        n_bad = bad
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -302,10 +305,12 @@ class Chip:
             if a.shape != sci.shape:
                 sci_name = _ext_str(self.sci_ext)[1:-1]
                 raise self._error(ext, f"shape {a.shape} differs from {sci_name} shape {sci.shape}")
-        n_bad = int(sci.size - np.count_nonzero(np.isfinite(sci)))
+        if n_bad is None:
+            n_bad = int(sci.size - np.count_nonzero(np.isfinite(sci)))
         return ChipData(sci=sci, err=arrays["err"], dq=arrays["dq"], n_nonfinite=n_bad)
 
     def _read_array(self, hdu, name, ext):
+        """(native array, its NaN/Inf count when counted on the way, else None)."""
         hdr = hdu.header
         if hdr.get("NAXIS", 0) == 0 and "PIXVALUE" in hdr:  # HST constant-value extension
             shape = _shape_of_hdu(hdr)
@@ -317,8 +322,15 @@ class Chip:
         if data.ndim != 2:
             raise self._error(ext, f"NAXIS = {data.ndim}, expected a 2-D image")
         if name == "dq":
-            return _as_dq(data, lambda what: self._error(ext, what))
-        return _as_native(data, np.float32)
+            return _as_dq(data, lambda what: self._error(ext, what)), None
+        if name == "sci":
+            # the usual big-endian float32 SCI: swapped and its NaN/Inf counted in one pass
+            from dazzle.kernels.byteorder import swap_float32_count_nonfinite
+
+            native, n_bad = swap_float32_count_nonfinite(data)
+            if native is not None:
+                return native, n_bad
+        return _as_native(data, np.float32), None
 
 
 def _shape_of_hdu(hdr):
