@@ -858,7 +858,8 @@ def chip_sky_stat(data, static_mask, settings: SkySettings) -> float:
     float
         Chip units; NaN when no pixel is usable.
     """
-    m = sky_pixel_mask(data.dq, settings.sky_bits, static_mask, settings.use_static, data.sci)
+    # (no sci: _chip_stat leaves the non-finite pixels out itself)
+    m = sky_pixel_mask(data.dq, settings.sky_bits, static_mask, settings.use_static)
     return float(_chip_stat(data.sci, m, settings.stat_kwargs())[0])
 
 
