@@ -6,11 +6,13 @@ exposure)::
 
     add_static_mask     static-sig-<k> -> static-<shape>-<extver>-l<n>-<i> -> static-chip-<k>
     add_sky             sky-stat-<k> -> skies -> sky-<k>                       (in memory)
-    add_single_drizzle  single-chip-<k> -> single-exposure-<root>             <root>_single_sci/wht.fits
+    add_single_drizzle  single-chip-<k> -> single-part-<k> -> single-exposure-<root>
+                                                                               <root>_single_sci/wht.fits
     add_median          median-piece-<root> -> median-tile-<t> -> median-commit    <output>_med.fits
     add_blot_cr         blot-cr-<k> -> crmask-<k>, crclean-<root>             <root>_sci<N>_blt.fits,
                                                                                _crmask.fits, _crclean.fits
-    add_final_drizzle   final-chip-<k> -> final-part-<k>-<t> -> final-tile-<t> -> final-commit
+    add_final_drizzle   final-chip-<k> -> final-part-<k>-<t> (a chain per tile t) -> final-tile-<t>
+                        -> final-commit
                                                                                <output>_drz.fits
     add_input_dq_update update-dq-after -> update-dq-<i>                      (the inputs' DQ, if asked)
 
@@ -26,10 +28,11 @@ touched, never chips times chips or chips times tiles.  The graph is written as 
 (:class:`Graph`), so adding a task costs the same however large the graph already is.
 
 The final drizzle is a tiled reduction: each chip is drizzled once (Numba kernel) into float64
-sums over the box of output pixels it touches, the box is cut into the tiles it overlaps, and
-each tile task adds the pieces of the chips that touch it *in chip order*, divides, and writes
-its rectangle of SCI, WHT and CTX (and ERR, DQ) straight into the product file (laid out
-beforehand).  The
+sums over the box of output pixels it touches; each tile keeps running sums, to which the
+pieces of the chips that touch it are added *in chip order*, one task per (chip, tile), so that a
+chip's sums are dropped as soon as they are added (memory: the tiles' sums plus the chips in
+flight, not every chip's sums at once); the last one divides and writes its rectangle of SCI,
+WHT and CTX (and ERR, DQ) straight into the product file (laid out beforehand).  The
 median is computed the same way, tile by tile, from only the single-drizzled images that reach
 each tile.  No task ever holds an array of the whole output frame; the products are the same
 bits whatever the scheduler, the number of workers or the tile size.  Nothing here does
@@ -51,12 +54,12 @@ from dazzle.steps import driz_cr as cr_step
 from dazzle.steps import median as median_step
 from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
-from dazzle.steps.common import Sums
+from dazzle.steps.common import add_part
 from dazzle.steps.common import load_chip as common_load_chip
-from dazzle.steps.driz_separate import exposure_box, single_chip, single_exposure
-from dazzle.steps.final_drizzle import final_chip, final_combine
+from dazzle.steps.driz_separate import exposure_box, exposure_sums, single_chip, single_finish
+from dazzle.steps.final_drizzle import final_chip, final_finish, final_tile_sums
 
-__all__ = ["Plan", "Graph", "Handle", "build", "tiles", "tiles_touching", "overlaps", "cut_sums",
+__all__ = ["Plan", "Graph", "Handle", "build", "tiles", "tiles_touching", "overlaps",
            "add_static_mask", "add_sky", "add_single_drizzle", "add_median", "add_blot_cr", "add_final_drizzle",
            "add_input_dq_update"]
 
@@ -130,25 +133,6 @@ def tiles_touching(box, shape, tile_size, halo=0):
             for tx in range(x0 // tile_size, (x1 - 1) // tile_size + 1)]
 
 
-def cut_sums(s: Sums | None, box) -> Sums | None:
-    """The part of a chip's sums inside ``box`` (the sums themselves when they lie wholly
-    inside ``box``), or None.  No task changes sums, so ``num`` and ``den`` are views of the
-    chip's arrays (the pieces of a chip together hold its box once, never a second copy); the
-    context, which says only where the chip contributed, becomes a bool (1 byte instead of 4
-    per pixel held until the tiles are added)."""
-    if s is None:
-        return None
-    x0, x1 = max(box[0], s.x0), min(box[1], s.x1)
-    y0, y1 = max(box[2], s.y0), min(box[3], s.y1)
-    if x0 >= x1 or y0 >= y1:
-        return None
-    if (x0, x1, y0, y1) == (s.x0, s.x1, s.y0, s.y1):
-        return s
-    src = np.s_[y0 - s.y0:y1 - s.y0, x0 - s.x0:x1 - s.x0]
-    return Sums(x0, y0, s.num[src], s.den[src], None if s.ctx is None else s.ctx[src] != 0,
-                None if s.var is None else s.var[src], None if s.dq is None else s.dq[src])
-
-
 # ---------------------------------------------------------------------------------------------
 # task bodies: wiring only (load, call a step, hand on or write)
 # ---------------------------------------------------------------------------------------------
@@ -198,27 +182,25 @@ def _single_chip(chip, frame, box, settings, sky, static):
     return single_chip(chip, frame, box, settings, sky=sky.drizzle_sky, static_mask=static)
 
 
-def _halves(values):
-    """The two halves of a task's ``*values`` (the results of earlier tasks come as positional
-    arguments: :meth:`Graph.add` puts results in place of handles there, not inside lists)."""
-    n = len(values) // 2
-    return list(values[:n]), list(values[n:])
+def _single_part(box, settings, n, acc, sums):
+    """Chip ``n`` of an exposure added to its sums (``acc``, None for its first chip: zero sums
+    over ``box``), in place, as :func:`_final_part`."""
+    return add_part(exposure_sums(box, settings) if acc is None else acc, n, sums)
 
 
-def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, *parts_and_skies):
-    parts, skies = _halves(parts_and_skies)
-    sci, wht, err = single_exposure(parts, box, settings)
+def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, acc, *skies):
+    sci, wht, err = single_finish(acc, settings)
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
     paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params,
-                                           exptime=exptime, bunit=bunit, skies=skies, err=err)
+                                           exptime=exptime, bunit=bunit, skies=list(skies), err=err)
     products.write_manifest(paths, key)
     return paths
 
 
-def _single_in_memory(box, settings, *parts):
+def _single_in_memory(settings, acc):
     """``_write_single`` with ``in_memory``: the exposure's (sci, wht, box), not written."""
-    sci, wht, _ = single_exposure(list(parts), box, settings)
-    return sci, wht, box
+    sci, wht, _ = single_finish(acc, settings)
+    return sci, wht, acc.box
 
 
 def _median_piece(single, chips, *skies):
@@ -327,16 +309,25 @@ def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm):
                       ivm=ivm)
 
 
-def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
+def _final_part(box, settings, nchips, n, acc, sums):
+    """Chip ``n``'s sums added to a tile's (``acc``, None for the tile's first chip: zero sums
+    over ``box``), in place: the chip's sums can then be dropped.  The tile's previous sums
+    have no other use, so they are not copied (a repeated task is caught by
+    :func:`~dazzle.steps.common.add_part`)."""
+    if acc is None:
+        acc = final_tile_sums(box, settings, nchips=nchips)
+    return add_part(acc, n, sums)
+
+
+def _final_tile(box, settings, canvas, nchips, texptime, acc=None):
+    if canvas is not None and products.canvas_committed(canvas):
+        return box   # recomputed after a lost worker, after the commit: nothing to write
+    if acc is None:   # no chip reaches this tile
+        acc = final_tile_sums(box, settings, nchips=nchips)
+    sci, wht, ctx, err, dq = final_finish(acc, settings, texptime=texptime)
     if canvas is None:   # the product kept in memory: the tile's arrays by extension name
-        sci, wht, ctx, err, dq = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips,
-                                               texptime=texptime)
         made = {"SCI": sci, "WHT": wht, "CTX": ctx, "ERR": err, "DQ": None if dq is None else dq.view(np.int32)}
         return box, {k: a for k, a in made.items() if a is not None}
-    if products.canvas_committed(canvas):
-        return box   # recomputed after a lost worker, after the commit: nothing to write
-    sci, wht, ctx, err, dq = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips,
-                                           texptime=texptime)
     x0, _, y0, _ = box
     products.write_block(canvas, 1, sci, y0, x0)
     products.write_block(canvas, 2, wht, y0, x0)
@@ -517,14 +508,17 @@ def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
         if ("single", root) in plan.reuse:
             singles[root] = plan.reuse[("single", root)]
             continue
-        parts = [g.add(f"single-chip-{k}", _single_chip, plan.chips[k], frame, plan.single_boxes[k], settings,
-                       skies[k], statics[k]) for k in ks]
+        acc = None
+        for n, k in enumerate(ks, start=1):
+            part = g.add(f"single-chip-{k}", _single_chip, plan.chips[k], frame, plan.single_boxes[k], settings,
+                         skies[k], statics[k])
+            acc = g.add(f"single-part-{k}", _single_part, box, settings, n, acc, part)
         if plan.in_memory:
-            singles[root] = g.add(f"single-exposure-{root}", _single_in_memory, box, settings, *parts)
+            singles[root] = g.add(f"single-exposure-{root}", _single_in_memory, settings, acc)
             continue
         first = plan.chips[ks[0]]
         singles[root] = g.add(f"single-exposure-{root}", _write_single, box, frame, settings, plan.out_dir, root,
-                              plan.params, first.exptime, first.bunit, plan.run_key, *parts, *[skies[k] for k in ks])
+                              plan.params, first.exptime, first.bunit, plan.run_key, acc, *[skies[k] for k in ks])
     return singles
 
 
@@ -595,21 +589,24 @@ def _median_args(median, box, shape):
 
 def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
     """Step 7: the final drizzle, a tiled reduction -- a handle on ``<output>_drz.fits`` (or
-    None).  One task per chip drizzles it into sums over its box; each piece of a box in a tile
-    is cut out by its own task; each tile task adds its pieces in chip order and writes."""
+    None).  One task per chip drizzles it into sums over its box; for each tile the box
+    reaches, a task adds the chip's piece to the tile's sums, chip after chip in chip order
+    (a chain per tile: a chip's sums are dropped as soon as its pieces are added); each tile
+    task then divides and writes."""
     settings, frame = plan.settings.final, plan.final_frame
     if settings is None or plan.final_path is None:
         return None
     tile_list = tiles(frame.shape, plan.tile_size)
-    per_tile = [[] for _ in tile_list]
+    acc = [None] * len(tile_list)
+    nchips = len(plan.chips)
     for k, chip in enumerate(plan.chips):
         box = plan.final_boxes[k]
         s = g.add(f"final-chip-{k}", _final_chip, chip, frame, box, settings, skies[k], statics[k],
                   None if crmasks is None else crmasks[k], None if plan.ivm is None else plan.ivm[k])
         for t in tiles_touching(box, frame.shape, plan.tile_size):
-            per_tile[t].append((k + 1, g.add(f"final-part-{k}-{t}", cut_sums, s, tile_list[t])))
-    done = [g.add(f"final-tile-{t}", _final_tile, tb, settings, plan.final_canvas, len(plan.chips), plan.texptime,
-                  [n for n, _ in per_tile[t]], *[p for _, p in per_tile[t]]) for t, tb in enumerate(tile_list)]
+            acc[t] = g.add(f"final-part-{k}-{t}", _final_part, tile_list[t], settings, nchips, k + 1, acc[t], s)
+    done = [g.add(f"final-tile-{t}", _final_tile, tb, settings, plan.final_canvas, nchips, plan.texptime,
+                  *([] if acc[t] is None else [acc[t]])) for t, tb in enumerate(tile_list)]
     return g.add("final-commit", _commit, plan.final_canvas, *done)
 
 

@@ -42,8 +42,8 @@ from dazzle.kernels import drizzle_sums
 from dazzle.params import bits_to_mask, good_pixel_mask, resolve
 
 __all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", "chip_pix_ratio",
-           "resolve_wt_scl", "chip_weights", "chip_variance", "chip_sums", "overlap", "add_sums",
-           "add_error_sums", "finish", "finish_error"]
+           "resolve_wt_scl", "chip_weights", "chip_variance", "chip_sums", "overlap", "TileSums",
+           "new_tile_sums", "add_part", "add_sums", "finish", "finish_error"]
 
 
 def load_chip(chip, resetbits=None, *, err=True):
@@ -136,6 +136,11 @@ class DrizzleSettings:
         raise ValueError(f"step must be 'single' or 'final'; got {step!r}")
 
 
+#: Kernels whose every deposit is the pixel's weight times a non-negative share (not the
+#: lanczos kernels, whose lobes are negative)
+ONE_SIGN_KERNELS = frozenset({"square", "point", "turbo", "gaussian", "tophat"})
+
+
 @dataclass
 class Sums:
     """Weighted sums of one or more chips over the output box ``[y0:y1, x0:x1]``."""
@@ -144,7 +149,7 @@ class Sums:
     y0: int
     num: np.ndarray          # float64, Σ w·d
     den: np.ndarray          # float64, Σ w
-    ctx: np.ndarray | None   # int32 bits: bit k set where chip k of this set contributed
+    ctx: np.ndarray | None   # where the chip contributed: int32 bits (bit k: chip k) or bool
     var: np.ndarray | None = None   # float64, Σ w²·var (settings.err)
     dq: np.ndarray | None = None    # uint32, OR of the DQ of the contributing pixels (settings.dq)
 
@@ -360,14 +365,19 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
     shape = (y1 - y0, x1 - x0)
     num = np.zeros(shape)
     den = np.zeros(shape)
-    # the single-drizzled images have no context: their chips' sums need none
-    ctx = np.zeros(shape, np.int32) if settings.step == "final" else None
+    # the single-drizzled images have no context: their chips' sums need none.  Where every
+    # weight a kernel deposits has one sign, the context (a positive weight was added) is
+    # exactly ``den > 0``: found from the sums afterwards, not kept by the kernel
+    ctx_from_den = settings.step == "final" and settings.kernel in ONE_SIGN_KERNELS and not (weights < 0).any()
+    ctx = np.zeros(shape, np.int32) if settings.step == "final" and not ctx_from_den else None
     var_sums = None if var is None else np.zeros(shape)
     dq_sums = None if dq is None else np.zeros(shape, np.uint32)
     drizzle_sums(sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=weights, kernel=settings.kernel,
                  pixfrac=settings.pixfrac, iscale=pix_ratio ** 2, pixel_scale_ratio=pix_ratio,
                  wt_scl=wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit,
                  var=var, out_var=var_sums, dq=dq, out_dq=dq_sums, lanczos_table=settings.lanczos_table)
+    if ctx_from_den:
+        ctx = den > 0
     return Sums(x0, y0, num, den, ctx, var_sums, dq_sums)
 
 
@@ -393,41 +403,91 @@ def overlap(s: Sums, box):
     return (np.s_[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0], np.s_[ay0 - s.y0:ay1 - s.y0, ax0 - s.x0:ax1 - s.x0])
 
 
-def add_error_sums(parts, box):
-    """The variance sums and propagated DQ of chips' sums in one box, added in the order given.
+@dataclass
+class TileSums:
+    """Running sums of chips over one output box, chips added one at a time in increasing chip
+    number (:func:`add_part`) -- the tiled reductions' accumulator.
+
+    Adding chip after chip into the same arrays does exactly the operations of adding all
+    the chips' sums at once in chip order (:func:`add_sums`): the same bits, whatever the
+    scheduler, while each chip's sums can be dropped as soon as they are added."""
+
+    box: tuple                       # (x0, x1, y0, y1) of the output frame
+    num: np.ndarray                  # float64 Σ w·d
+    den: np.ndarray                  # float64 Σ w
+    ctx: np.ndarray | None           # int32 (planes, ny, nx); None: no context kept
+    var: np.ndarray | None = None    # float64 Σ w²·var
+    dq: np.ndarray | None = None     # uint32 OR of the DQ
+    last: int = 0                    # the highest chip number added (0: none)
+
+
+def new_tile_sums(box, *, nplanes=1, var=False, dq=False) -> TileSums:
+    """Zero sums over ``box`` (x0, x1, y0, y1).
 
     Parameters
     ----------
-    parts : sequence of (int, Sums or None)
-        As :func:`add_sums`.
     box : (x0, x1, y0, y1)
-        The output box.
+        The output box, half-open.
+    nplanes : int
+        Context planes; 0 for none.
+    var, dq : bool
+        Keep variance sums, DQ flags.
 
     Returns
     -------
-    var : 2-D float64 array or None
-        Σ w²·var; None when no part carries variance.
-    dq : 2-D uint32 array or None
-        The OR of the parts' DQ; None when no part carries DQ.
+    TileSums
     """
     x0, x1, y0, y1 = box
     shape = (y1 - y0, x1 - x0)
-    present = [s for _, s in parts if s is not None]
-    var = np.zeros(shape) if any(s.var is not None for s in present) else None
-    dq = np.zeros(shape, np.uint32) if any(s.dq is not None for s in present) else None
-    for s in present:
-        cut = overlap(s, box)
-        if cut is None:
-            continue
-        dst, src = cut
-        if var is not None:
-            var[dst] += s.var[src]
-        if dq is not None:
-            dq[dst] |= s.dq[src]
-    return var, dq
+    return TileSums(tuple(box), np.zeros(shape), np.zeros(shape),
+                    np.zeros((nplanes,) + shape, np.int32) if nplanes else None,
+                    np.zeros(shape) if var else None, np.zeros(shape, np.uint32) if dq else None)
 
 
-def add_sums(parts, box, *, nplanes=None):
+def add_part(acc: TileSums, n: int, s: Sums | None) -> TileSums:
+    """Add chip ``n``'s sums to ``acc``, in place, and return it.
+
+    Parameters
+    ----------
+    acc : TileSums
+        The sums of chips numbered below ``n``.
+    n : int
+        The chip's number, 1-based in input order: context bit ``(n-1) % 32`` of plane
+        ``(n-1) // 32`` (:func:`dazzle.facts.context_bit`) is set where it contributed.
+    s : Sums or None
+        The chip's sums (any box; only their overlap with ``acc.box`` is added).
+
+    Returns
+    -------
+    TileSums
+        ``acc``.
+
+    Raises
+    ------
+    RuntimeError
+        If chip ``n`` or a later one was already added (a repeated task: adding twice would
+        count the chip twice).
+    """
+    if n <= acc.last:
+        raise RuntimeError(f"chip {n} added to the sums of box {acc.box} after chip {acc.last}")
+    acc.last = n
+    cut = None if s is None else overlap(s, acc.box)
+    if cut is None:
+        return acc
+    dst, src = cut
+    acc.num[dst] += s.num[src]
+    acc.den[dst] += s.den[src]
+    if s.ctx is not None and acc.ctx is not None:
+        plane = acc.ctx[context_plane(n)][dst]
+        np.bitwise_or(plane, context_bit(n), out=plane, where=s.ctx[src] != 0)
+    if acc.var is not None and s.var is not None:
+        acc.var[dst] += s.var[src]
+    if acc.dq is not None and s.dq is not None:
+        acc.dq[dst] |= s.dq[src]
+    return acc
+
+
+def add_sums(parts, box, *, nplanes=None, var=False, dq=False) -> TileSums:
     """Add chips' sums into one box, in the order given.
 
     A fixed order: bit-identical results whatever the scheduler.
@@ -435,58 +495,35 @@ def add_sums(parts, box, *, nplanes=None):
     Parameters
     ----------
     parts : sequence of (int, Sums or None)
-        ``(chip number n, 1-based; its sums)``.  Context bit ``(n-1) % 32`` of plane
-        ``(n-1) // 32`` is set where chip ``n`` contributed (:func:`dazzle.facts.context_bit`).
+        ``(chip number n, 1-based, increasing; its sums)``.  Context bit ``(n-1) % 32`` of
+        plane ``(n-1) // 32`` is set where chip ``n`` contributed
+        (:func:`dazzle.facts.context_bit`).
     box : (x0, x1, y0, y1)
         The output box, half-open, output pixels.
     nplanes : int, optional
-        Context planes (default: enough for the highest chip number).
+        Context planes (default: enough for the highest chip number; 0: no context).
+    var, dq : bool
+        Add the variance sums, OR the DQ.
 
     Returns
     -------
-    num, den : 2-D float64 arrays
-        The summed weighted data and weights over the box, shape ``(y1 - y0, x1 - x0)``.
-    ctx : int32 array of shape (nplanes, ny, nx)
+    TileSums
+        Over ``box``: ``num``, ``den`` (float64, shape ``(y1 - y0, x1 - x0)``), ``ctx``
+        (int32, ``(nplanes, ny, nx)``), ``var``, ``dq``.
     """
-    x0, x1, y0, y1 = box
-    shape = (y1 - y0, x1 - x0)
-    num = np.zeros(shape)
-    den = np.zeros(shape)
     if nplanes is None:
         nplanes = context_planes(max((n for n, _ in parts), default=1))
-    ctx = np.zeros((nplanes,) + shape, np.int32)
+    acc = new_tile_sums(box, nplanes=nplanes, var=var, dq=dq)
     for n, s in parts:
-        cut = None if s is None else overlap(s, box)
-        if cut is None:
-            continue
-        dst, src = cut
-        num[dst] += s.num[src]
-        den[dst] += s.den[src]
-        if s.ctx is not None:
-            plane = ctx[context_plane(n)][dst]
-            np.bitwise_or(plane, context_bit(n), out=plane, where=s.ctx[src] != 0)
-    return num, den, ctx
+        add_part(acc, n, s)
+    return acc
 
 
-def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
-    """Science and weight images from the sums: ``num / den`` and ``den``.
+#: rows of a box finished at once: the float64 temporaries of :func:`finish` stay small
+FINISH_ROWS = 256
 
-    Output pixels with zero weight get ``fillval``, or when it is INDEF the step's ``maskval``
-    (NaN for the final image unless ``final_maskval`` is set; 0 for single drizzles), as
-    drizzlepac does.
 
-    Parameters
-    ----------
-    num, den : 2-D float64 arrays
-        Σ w·d and Σ w (:func:`add_sums`).
-    settings : DrizzleSettings
-    texptime : float
-        Total exposure time; ``final_units="counts"`` multiplies the science by it.
-
-    Returns
-    -------
-    sci, wht : 2-D float32 arrays
-    """
+def _finish_rows(num, den, settings, texptime):
     wht = den.astype(np.float32)
     sci = np.full(den.shape, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -501,13 +538,41 @@ def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
     return sci.astype(np.float32), wht
 
 
+def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
+    """Science and weight images from the sums: ``num / den`` and ``den``.
+
+    Output pixels with zero weight get ``fillval``, or when it is INDEF the step's ``maskval``
+    (NaN for the final image unless ``final_maskval`` is set; 0 for single drizzles), as
+    drizzlepac does.  Done :data:`FINISH_ROWS` rows at a time (every operation is per pixel:
+    the same bits as the whole box at once, with small temporaries).
+
+    Parameters
+    ----------
+    num, den : 2-D float64 arrays
+        Σ w·d and Σ w (:class:`TileSums`).
+    settings : DrizzleSettings
+    texptime : float
+        Total exposure time; ``final_units="counts"`` multiplies the science by it.
+
+    Returns
+    -------
+    sci, wht : 2-D float32 arrays
+    """
+    sci = np.empty(den.shape, np.float32)
+    wht = np.empty(den.shape, np.float32)
+    for r in range(0, den.shape[0], FINISH_ROWS):
+        rows = slice(r, r + FINISH_ROWS)
+        sci[rows], wht[rows] = _finish_rows(num[rows], den[rows], settings, texptime)
+    return sci, wht
+
+
 def finish_error(var, den, settings: DrizzleSettings, *, texptime=1.0):
     """The ERR image from the variance sums: ``sqrt(Σ w²·var) / Σ w``.
 
     Parameters
     ----------
     var, den : 2-D float64 arrays
-        Σ w²·var (:func:`add_error_sums`) and Σ w (:func:`add_sums`).
+        Σ w²·var and Σ w (:class:`TileSums`).
     settings : DrizzleSettings
     texptime : float
         Total exposure time; ``final_units="counts"`` multiplies the error by it.
@@ -517,9 +582,13 @@ def finish_error(var, den, settings: DrizzleSettings, *, texptime=1.0):
     2-D float32 array
         In the units of the science; NaN where the weight is zero.
     """
-    err = np.full(den.shape, np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(np.sqrt(var), den, out=err, where=den != 0)
-    if settings.units == "counts":
-        err *= texptime
-    return err.astype(np.float32)
+    out = np.empty(den.shape, np.float32)
+    for r in range(0, den.shape[0], FINISH_ROWS):   # per pixel: the same bits, small temporaries
+        rows = slice(r, r + FINISH_ROWS)
+        err = np.full(den[rows].shape, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(np.sqrt(var[rows]), den[rows], out=err, where=den[rows] != 0)
+        if settings.units == "counts":
+            err *= texptime
+        out[rows] = err
+    return out
