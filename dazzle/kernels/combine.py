@@ -318,26 +318,28 @@ def _minmed_kernel(data, good, weights, s, rn2, pairmean, nsig1, nsig2, grow, if
 
 
 @njit(nogil=True, cache=True)
-def _stack_piece(d, w, thr, newmasks, keep_w, data, good, wht):
+def _stack_piece(d, w, thr, newmasks, keep_w, data, good, wht, k, r0, c0):
     for r in range(d.shape[0]):
         for c in range(d.shape[1]):
             wv = w[r, c]
             present = (wv != 0) & (wv - wv == 0.0)          # non-zero and finite
             ok = (present and not np.float64(wv) < thr) if newmasks else present
-            data[r, c] = d[r, c] if present else np.float32(0.0)
-            good[r, c] = 1 if ok else 0
+            data[k, r0 + r, c0 + c] = d[r, c] if present else np.float32(0.0)
+            good[k, r0 + r, c0 + c] = 1 if ok else 0
             if keep_w:
-                wht[r, c] = wv if present else np.float32(0.0)
+                wht[k, r0 + r, c0 + c] = wv if present else np.float32(0.0)
 
 
-def stack_piece(d, w, thr, newmasks, data, good, wht=None):
-    """One image's region into the stack's slices, in one pass: ``data = d`` and ``wht = w``
-    where the weight is present (non-zero and finite), else 0; ``good`` = present and, with
-    ``newmasks``, not ``float64(w) < thr``.  ``d``, ``w``: float32 2-D; ``data``, ``wht``:
-    float32 and ``good``: uint8 2-D arrays (views) of the same shape, written in place."""
+def stack_piece(d, w, thr, newmasks, data, good, wht, k, r0, c0):
+    """One image's region into the stack, in one pass: ``data[k, r0:, c0:] = d`` and
+    ``wht[k, r0:, c0:] = w`` where the weight is present (non-zero and finite), else 0;
+    ``good[k, r0:, c0:]`` = present and, with ``newmasks``, not ``float64(w) < thr``.  ``d``,
+    ``w``: float32 2-D; ``data``, ``wht`` (or None): float32 and ``good``: uint8 C-contiguous
+    3-D stacks, written in place."""
     keep_w = wht is not None
-    _stack_piece(d, w, float(thr), bool(newmasks), keep_w, data, good,
-                 wht if keep_w else np.empty((0, 0), np.float32))
+    _stack_piece(np.ascontiguousarray(d, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32),
+                 float(thr), bool(newmasks), keep_w, data, good,
+                 wht if keep_w else np.empty((0, 0, 0), np.float32), int(k), int(r0), int(c0))
 
 
 # ---------------------------------------------------------------------------

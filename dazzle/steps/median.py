@@ -441,11 +441,10 @@ def median_block(pieces, block, settings: MedianSettings, *, nimages=None) -> np
         r0, r1, c0, c1 = iy0 - p.box[2], iy1 - p.box[2], ix0 - p.box[0], ix1 - p.box[0]
         w = _read_region(p.wht, p.ext, r0, r1, c0, c1)
         d = _read_region(p.sci, p.ext, r0, r1, c0, c1)
-        sl = (j, slice(iy0 - ey0, iy1 - ey0), slice(ix0 - ex0, ix1 - ex0))
         # present = non-zero finite weight; usable = present and, with newmasks, not
         # float64(wht) < maskpt * wht_mean
-        stack_piece(d, w, s.maskpt * p.wht_mean if s.newmasks else 0.0, s.newmasks, data[sl],
-                    good[sl], wht[sl] if minmed else None)
+        stack_piece(d, w, s.maskpt * p.wht_mean if s.newmasks else 0.0, s.newmasks, data, good,
+                    wht, j, iy0 - ey0, ix0 - ex0)
         del w, d
     res = combine_stack(data, good, combine_type=s.combine_type, nlow=s.nlow, nhigh=s.nhigh,
                         lthresh=s.lthresh, hthresh=s.hthresh, nsigma=s.nsigma, grow=g,

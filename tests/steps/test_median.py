@@ -216,7 +216,10 @@ def test_stack_piece_is_the_numpy_masking():
         data, wht = np.full((2, 3, ny + 2, nx + 2), 7, np.float32)
         good = np.full(data.shape, 9, np.uint8)
         sl = (1, slice(1, ny + 1), slice(1, nx + 1))
-        stack_piece(d, w, thr, newmasks, data[sl], good[sl], wht[sl])
+        stack_piece(d, w, thr, newmasks, data, good, wht if trial % 4 else None, 1, 1, 1)
+        if trial % 4 == 0:
+            assert np.all(wht == 7)
+            stack_piece(d, w, thr, newmasks, data, good, wht, 1, 1, 1)
         assert data[sl].tobytes() == np.where(present, d, np.float32(0)).tobytes()
         assert wht[sl].tobytes() == np.where(present, w, np.float32(0)).tobytes()
         assert np.array_equal(good[sl], ok) and np.count_nonzero(good == 9) == good.size - ny * nx
