@@ -6,15 +6,19 @@ exposure)::
 
     add_static_mask     static-sig-<k> -> static-<shape>-<extver>-l<n>-<i> -> static-chip-<k>
     add_sky             sky-stat-<k> -> skies -> sky-<k>                       (in memory)
-    add_single_drizzle  single-chip-<k> -> single-part-<k> -> single-exposure-<root>
-                                                                               <root>_single_sci/wht.fits
+    add_single_drizzle  single-chip-<k> [-> single-section-<k>-<b>] -> single-part-<k>[-<b>]
+                        -> single-exposure-<root>                             <root>_single_sci/wht.fits
     add_median          median-piece-<root> -> median-tile-<t> -> median-commit    <output>_med.fits
     add_blot_cr         blot-cr-<k> -> crmask-<k>, crclean-<root>             <root>_sci<N>_blt.fits,
                                                                                _crmask.fits, _crclean.fits
-    add_final_drizzle   final-chip-<k> -> final-part-<k>-<t> (a chain per tile t) -> final-tile-<t>
-                        -> final-commit
-                                                                               <output>_drz.fits
+    add_final_drizzle   final-chip-<k> [-> final-section-<k>-<b>] -> final-part-<k>[-<b>]-<t>
+                        (a chain per tile t) -> final-tile-<t> -> final-commit  <output>_drz.fits
     add_input_dq_update update-dq-after -> update-dq-<i>                      (the inputs' DQ, if asked)
+
+A chip larger than ``section_size`` input pixels a side (1024: an ACS/WFC chip has 8 sections)
+is drizzled a section ``b`` at a time: ``<step>-chip-<k>`` reads it and makes its weights, and
+each ``<step>-section-<k>-<b>`` drizzles one section (its pixel map computed for it alone) into
+sums over that section's box, added in turn; so no task holds the sums of a whole chip.
 
 With ``in_memory`` (AstroDrizzle's parameter) the intermediates -- single-drizzled images,
 median tiles, blotted images, CR masks -- are task results instead of files: the median tiles
@@ -54,7 +58,7 @@ from dazzle.steps import driz_cr as cr_step
 from dazzle.steps import median as median_step
 from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
-from dazzle.steps.common import add_part
+from dazzle.steps.common import add_part, chip_inputs, section_sums
 from dazzle.steps.common import load_chip as common_load_chip
 from dazzle.steps.driz_separate import exposure_box, exposure_sums, single_chip, single_finish
 from dazzle.steps.final_drizzle import final_chip, final_finish, final_tile_sums
@@ -78,6 +82,10 @@ class Plan:
     final_frame: object = None        # geometry.Frame for the final drizzle
     single_boxes: list = field(default_factory=list)   # per chip (x0, x1, y0, y1) or None
     final_boxes: list = field(default_factory=list)
+    # per chip None (drizzled whole) or its input sections [((x0, x1, y0, y1), box or None), ...]
+    single_sections: list = field(default_factory=list)
+    final_sections: list = field(default_factory=list)
+    section_size: int = 1024          # input pixels a side of those sections
     user_static: list = field(default_factory=list)    # per chip user mask (True = good) or None
     ivm: list | None = None           # per chip IVM arrays (final_wht_type=IVM)
     texptime: float = 0.0
@@ -182,10 +190,37 @@ def _single_chip(chip, frame, box, settings, sky, static):
     return single_chip(chip, frame, box, settings, sky=sky.drizzle_sky, static_mask=static)
 
 
-def _single_part(box, settings, n, acc, sums):
-    """Chip ``n`` of an exposure added to its sums (``acc``, None for its first chip: zero sums
-    over ``box``), in place, as :func:`_final_part`."""
-    return add_part(exposure_sums(box, settings) if acc is None else acc, n, sums)
+def _chip_inputs(chip, frame, settings, sky, static, crmask=None, ivm=None):
+    return chip_inputs(chip, frame, settings, sky=sky.drizzle_sky, static_mask=static, cr_mask=crmask, ivm=ivm)
+
+
+def _section_sums(chip, frame, box, settings, section, inputs):
+    return section_sums(chip, frame, inputs, box, settings, section=section)
+
+
+def _chip_pieces(g, step, k, chip, frame, box, sections, settings, sky, static, crmask=None, ivm=None):
+    """Chip ``k``'s sums for a drizzle step (``step``: "single" or "final"), in the order they
+    are added: ``[(piece, handle, box)]`` -- one task for the whole chip (``sections`` None), or
+    one reading the chip and one per section of its pixels that reaches the frame."""
+    if sections is None:
+        if step == "single":
+            whole = g.add(f"single-chip-{k}", _single_chip, chip, frame, box, settings, sky, static)
+        else:
+            whole = g.add(f"final-chip-{k}", _final_chip, chip, frame, box, settings, sky, static, crmask, ivm)
+        return [(0, whole, box)]
+    inputs = g.add(f"{step}-chip-{k}", _chip_inputs, chip, frame, settings, sky, static, crmask, ivm)
+    return [(b, g.add(f"{step}-section-{k}-{b}", _section_sums, chip, frame, sbox, settings, sec, inputs), sbox)
+            for b, (sec, sbox) in enumerate(sections) if sbox is not None]
+
+
+def _sections_of(plan_sections, k):
+    return plan_sections[k] if plan_sections else None
+
+
+def _single_part(box, settings, n, piece, acc, sums):
+    """Chip ``n`` (its section ``piece``) of an exposure added to its sums (``acc``, None for
+    the first: zero sums over ``box``), in place, as :func:`_final_part`."""
+    return add_part(exposure_sums(box, settings) if acc is None else acc, n, sums, piece)
 
 
 def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, acc, *skies):
@@ -309,14 +344,14 @@ def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm):
                       ivm=ivm)
 
 
-def _final_part(box, settings, nchips, n, acc, sums):
-    """Chip ``n``'s sums added to a tile's (``acc``, None for the tile's first chip: zero sums
-    over ``box``), in place: the chip's sums can then be dropped.  The tile's previous sums
-    have no other use, so they are not copied (a repeated task is caught by
-    :func:`~dazzle.steps.common.add_part`)."""
+def _final_part(box, settings, nchips, n, piece, acc, sums):
+    """Chip ``n``'s sums (of its section ``piece``) added to a tile's (``acc``, None for the
+    tile's first: zero sums over ``box``), in place: the chip's sums can then be dropped.  The
+    tile's previous sums have no other use, so they are not copied (a repeated task is caught
+    by :func:`~dazzle.steps.common.add_part`)."""
     if acc is None:
         acc = final_tile_sums(box, settings, nchips=nchips)
-    return add_part(acc, n, sums)
+    return add_part(acc, n, sums, piece)
 
 
 def _final_tile(box, settings, canvas, nchips, texptime, acc=None):
@@ -510,9 +545,11 @@ def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
             continue
         acc = None
         for n, k in enumerate(ks, start=1):
-            part = g.add(f"single-chip-{k}", _single_chip, plan.chips[k], frame, plan.single_boxes[k], settings,
-                         skies[k], statics[k])
-            acc = g.add(f"single-part-{k}", _single_part, box, settings, n, acc, part)
+            sections = _sections_of(plan.single_sections, k)
+            for piece, part, _ in _chip_pieces(g, "single", k, plan.chips[k], frame, plan.single_boxes[k],
+                                               sections, settings, skies[k], statics[k]):
+                key = f"single-part-{k}" if sections is None else f"single-part-{k}-{piece}"
+                acc = g.add(key, _single_part, box, settings, n, piece, acc, part)
         if plan.in_memory:
             singles[root] = g.add(f"single-exposure-{root}", _single_in_memory, settings, acc)
             continue
@@ -600,11 +637,14 @@ def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
     acc = [None] * len(tile_list)
     nchips = len(plan.chips)
     for k, chip in enumerate(plan.chips):
-        box = plan.final_boxes[k]
-        s = g.add(f"final-chip-{k}", _final_chip, chip, frame, box, settings, skies[k], statics[k],
-                  None if crmasks is None else crmasks[k], None if plan.ivm is None else plan.ivm[k])
-        for t in tiles_touching(box, frame.shape, plan.tile_size):
-            acc[t] = g.add(f"final-part-{k}-{t}", _final_part, tile_list[t], settings, nchips, k + 1, acc[t], s)
+        sections = _sections_of(plan.final_sections, k)
+        pieces = _chip_pieces(g, "final", k, chip, frame, plan.final_boxes[k], sections, settings, skies[k],
+                              statics[k], None if crmasks is None else crmasks[k],
+                              None if plan.ivm is None else plan.ivm[k])
+        for piece, s, box in pieces:
+            for t in tiles_touching(box, frame.shape, plan.tile_size):
+                key = f"final-part-{k}-{t}" if sections is None else f"final-part-{k}-{piece}-{t}"
+                acc[t] = g.add(key, _final_part, tile_list[t], settings, nchips, k + 1, piece, acc[t], s)
     done = [g.add(f"final-tile-{t}", _final_tile, tb, settings, plan.final_canvas, nchips, plan.texptime,
                   *([] if acc[t] is None else [acc[t]])) for t, tb in enumerate(tile_list)]
     return g.add("final-commit", _commit, plan.final_canvas, *done)

@@ -42,7 +42,8 @@ from dazzle.kernels import drizzle_sums
 from dazzle.params import bits_to_mask, good_pixel_mask, resolve
 
 __all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", "chip_pix_ratio",
-           "resolve_wt_scl", "chip_weights", "chip_variance", "chip_sums", "overlap", "TileSums",
+           "resolve_wt_scl", "chip_weights", "chip_variance", "ChipInputs", "chip_inputs", "section_halo",
+           "section_sums", "chip_sums", "overlap", "TileSums",
            "new_tile_sums", "add_part", "add_sums", "finish", "finish_error"]
 
 
@@ -315,9 +316,140 @@ def chip_variance(chip, data, settings: DrizzleSettings, ivm=None):
     return err * err
 
 
+@dataclass
+class ChipInputs:
+    """One chip ready to drizzle: what the kernel takes besides the pixel map and the output."""
+
+    sci: np.ndarray                # float32, SCI - sky, 0 where not finite (zero weight there)
+    weights: np.ndarray            # float32, 0 where masked
+    wt_scl: float
+    pix_ratio: float
+    var: np.ndarray | None         # float32 (settings.err)
+    dq: np.ndarray | None          # the DQ (settings.dq)
+    ctx_from_den: bool             # the context is ``den > 0`` (one-signed kernel and weights)
+
+
+def chip_inputs(chip, frame, settings: DrizzleSettings, *, sky=None, static_mask=None, cr_mask=None, ivm=None,
+                data=None) -> ChipInputs:
+    """A chip's pixels, weights and variances as the drizzle kernel takes them.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    frame : dazzle.geometry.Frame
+        The output frame (its scale sets ``pix_ratio``).
+    settings : DrizzleSettings
+        The drizzle step's settings.
+    sky : float, optional
+        Sky to subtract, chip units.
+    static_mask, cr_mask : 2-D bool arrays, optional
+        True = good.
+    ivm : 2-D array, optional
+        Inverse-variance map (``final_wht_type="IVM"``).
+    data : dazzle.io.ChipData, optional
+        The chip's pixels (default: read here with :func:`load_chip`).
+
+    Returns
+    -------
+    ChipInputs
+    """
+    if data is None:
+        data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err)
+    pix_ratio = chip_pix_ratio(chip, frame.wcs())
+    weights, wt_scl = chip_weights(chip, data, settings, pix_ratio, static_mask=static_mask,
+                                   cr_mask=cr_mask, ivm=ivm)
+    sci = np.asarray(data.sci, dtype=np.float32) - np.float32(sky_value(chip, sky))   # a new array
+    sci[~np.isfinite(sci)] = 0.0   # masked by zero weight already
+    var = chip_variance(chip, data, settings, ivm) if settings.err else None
+    dq = data.dq if settings.dq and data.dq is not None else None
+    # the single-drizzled images have no context: their chips' sums need none.  Where every
+    # weight a kernel deposits has one sign, the context (a positive weight was added) is
+    # exactly ``den > 0``: found from the sums afterwards, not kept by the kernel
+    ctx_from_den = settings.step == "final" and settings.kernel in ONE_SIGN_KERNELS and not (weights < 0).any()
+    return ChipInputs(sci, weights, wt_scl, pix_ratio, var, dq, ctx_from_den)
+
+
+def section_halo(settings: DrizzleSettings) -> int:
+    """Input pixels around a section that its drizzle reads but does not deposit: the square
+    kernel interpolates a pixel's corners, ``pixfrac/2`` away, from its neighbours' positions."""
+    return int(math.floor(0.5 * settings.pixfrac)) + 1
+
+
+def _section_arrays(inputs: ChipInputs, section, halo):
+    """The inputs over ``section`` (x0, x1, y0, y1) widened by ``halo`` (within the chip), with
+    zero weight outside the section, and the widened section."""
+    ny, nx = inputs.sci.shape
+    x0, x1, y0, y1 = section
+    wx0, wx1, wy0, wy1 = max(0, x0 - halo), min(nx, x1 + halo), max(0, y0 - halo), min(ny, y1 + halo)
+    sl = np.s_[wy0:wy1, wx0:wx1]
+    weights = inputs.weights[sl].copy()
+    weights[:y0 - wy0] = 0.0
+    weights[y1 - wy0:] = 0.0
+    weights[:, :x0 - wx0] = 0.0
+    weights[:, x1 - wx0:] = 0.0
+    pick = (lambda a: None if a is None else a[sl])
+    return (inputs.sci[sl], weights, pick(inputs.var), pick(inputs.dq)), (wx0, wx1, wy0, wy1)
+
+
+def section_sums(chip, frame, inputs: ChipInputs, box, settings: DrizzleSettings, *, bit=1,
+                 section=None) -> Sums | None:
+    """Drizzle a chip, or one section of its pixels, into float64 sums over a box of the
+    output frame.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    frame : dazzle.geometry.Frame
+        The output frame.
+    inputs : ChipInputs
+        The chip's (:func:`chip_inputs`).
+    box : (x0, x1, y0, y1) or None
+        Half-open box of output pixels the chip (section) reaches (None: it misses the frame).
+    settings : DrizzleSettings
+        The drizzle step's settings.
+    bit : int
+        Context bit set where the chip contributes.
+    section : (x0, x1, y0, y1), optional
+        Half-open input pixels: only they are drizzled (their neighbours' positions, within
+        :func:`section_halo`, shape their drops as in the whole chip).  Default: the chip.
+
+    Returns
+    -------
+    Sums or None
+        Σ w·d, Σ w and context (None for the single drizzle) over ``box`` (and with
+        ``settings.err`` Σ w²·var, with ``settings.dq`` the OR of the contributing pixels' DQ);
+        None when ``box`` is None.
+    """
+    if box is None:
+        return None
+    x0, x1, y0, y1 = box
+    if section is None:
+        arrays, pixmap_section = (inputs.sci, inputs.weights, inputs.var, inputs.dq), None
+    else:
+        arrays, pixmap_section = _section_arrays(inputs, section, section_halo(settings))
+    sci, weights, var, dq = arrays
+    pixmap = geometry.calc_pixmap(chip.wcs(), frame.wcs(), inputs.sci.shape, stepsize=settings.stepsize,
+                                  exact=settings.exact, section=pixmap_section)
+    shape = (y1 - y0, x1 - x0)
+    num = np.zeros(shape)
+    den = np.zeros(shape)
+    ctx = np.zeros(shape, np.int32) if settings.step == "final" and not inputs.ctx_from_den else None
+    var_sums = None if var is None else np.zeros(shape)
+    dq_sums = None if dq is None else np.zeros(shape, np.uint32)
+    pix_ratio = inputs.pix_ratio
+    drizzle_sums(sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=weights, kernel=settings.kernel,
+                 pixfrac=settings.pixfrac, iscale=pix_ratio ** 2, pixel_scale_ratio=pix_ratio,
+                 wt_scl=inputs.wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit,
+                 var=var, out_var=var_sums, dq=dq, out_dq=dq_sums, lanczos_table=settings.lanczos_table)
+    if settings.step == "final" and inputs.ctx_from_den:
+        ctx = den > 0
+    return Sums(x0, y0, num, den, ctx, var_sums, dq_sums)
+
+
 def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, static_mask=None,
               cr_mask=None, ivm=None, data=None) -> Sums | None:
-    """Drizzle one chip into float64 sums over a box of the output frame.
+    """Drizzle one chip into float64 sums over a box of the output frame
+    (:func:`chip_inputs`, then :func:`section_sums` of the whole chip).
 
     Parameters
     ----------
@@ -330,55 +462,19 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
         The drizzle step's settings.
     bit : int
         Context bit set where the chip contributes.
-    sky : float, optional
-        Sky to subtract, chip units.
-    static_mask, cr_mask : 2-D bool arrays, optional
-        True = good.
-    ivm : 2-D array, optional
-        Inverse-variance map (``final_wht_type="IVM"``).
-    data : dazzle.io.ChipData, optional
-        The chip's pixels (default: read here with :func:`load_chip`).
+    sky, static_mask, cr_mask, ivm, data
+        As :func:`chip_inputs`.
 
     Returns
     -------
     Sums or None
-        Σ w·d, Σ w and context (None for the single drizzle) over ``box`` (and with
-        ``settings.err`` Σ w²·var, with ``settings.dq`` the OR of the contributing pixels' DQ);
-        None when ``box`` is None.
+        As :func:`section_sums`.
     """
     if box is None:
         return None
-    x0, x1, y0, y1 = box
-    if data is None:
-        data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err)
-    frame_wcs = frame.wcs()
-    pix_ratio = chip_pix_ratio(chip, frame_wcs)
-    weights, wt_scl = chip_weights(chip, data, settings, pix_ratio, static_mask=static_mask,
-                                   cr_mask=cr_mask, ivm=ivm)
-    sci = np.asarray(data.sci, dtype=np.float32) - np.float32(sky_value(chip, sky))   # a new array
-    sci[~np.isfinite(sci)] = 0.0   # masked by zero weight already
-    var = chip_variance(chip, data, settings, ivm) if settings.err else None
-    dq = data.dq if settings.dq and data.dq is not None else None
-    del data   # the chip's pixels as read are not needed beyond here: not held with the pixmap
-    pixmap = geometry.calc_pixmap(chip.wcs(), frame_wcs, sci.shape, stepsize=settings.stepsize,
-                                  exact=settings.exact)
-    shape = (y1 - y0, x1 - x0)
-    num = np.zeros(shape)
-    den = np.zeros(shape)
-    # the single-drizzled images have no context: their chips' sums need none.  Where every
-    # weight a kernel deposits has one sign, the context (a positive weight was added) is
-    # exactly ``den > 0``: found from the sums afterwards, not kept by the kernel
-    ctx_from_den = settings.step == "final" and settings.kernel in ONE_SIGN_KERNELS and not (weights < 0).any()
-    ctx = np.zeros(shape, np.int32) if settings.step == "final" and not ctx_from_den else None
-    var_sums = None if var is None else np.zeros(shape)
-    dq_sums = None if dq is None else np.zeros(shape, np.uint32)
-    drizzle_sums(sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=weights, kernel=settings.kernel,
-                 pixfrac=settings.pixfrac, iscale=pix_ratio ** 2, pixel_scale_ratio=pix_ratio,
-                 wt_scl=wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit,
-                 var=var, out_var=var_sums, dq=dq, out_dq=dq_sums, lanczos_table=settings.lanczos_table)
-    if ctx_from_den:
-        ctx = den > 0
-    return Sums(x0, y0, num, den, ctx, var_sums, dq_sums)
+    inputs = chip_inputs(chip, frame, settings, sky=sky, static_mask=static_mask, cr_mask=cr_mask, ivm=ivm,
+                         data=data)
+    return section_sums(chip, frame, inputs, box, settings, bit=bit)
 
 
 def overlap(s: Sums, box):
@@ -418,7 +514,7 @@ class TileSums:
     ctx: np.ndarray | None           # int32 (planes, ny, nx); None: no context kept
     var: np.ndarray | None = None    # float64 Σ w²·var
     dq: np.ndarray | None = None     # uint32 OR of the DQ
-    last: int = 0                    # the highest chip number added (0: none)
+    last: tuple = (0, 0)             # the last (chip number, piece) added ((0, 0): none)
 
 
 def new_tile_sums(box, *, nplanes=1, var=False, dq=False) -> TileSums:
@@ -444,8 +540,9 @@ def new_tile_sums(box, *, nplanes=1, var=False, dq=False) -> TileSums:
                     np.zeros(shape) if var else None, np.zeros(shape, np.uint32) if dq else None)
 
 
-def add_part(acc: TileSums, n: int, s: Sums | None) -> TileSums:
-    """Add chip ``n``'s sums to ``acc``, in place, and return it.
+def add_part(acc: TileSums, n: int, s: Sums | None, piece: int = 0) -> TileSums:
+    """Add chip ``n``'s sums (or those of its section ``piece``) to ``acc``, in place, and
+    return it.
 
     Parameters
     ----------
@@ -456,6 +553,8 @@ def add_part(acc: TileSums, n: int, s: Sums | None) -> TileSums:
         ``(n-1) // 32`` (:func:`dazzle.facts.context_bit`) is set where it contributed.
     s : Sums or None
         The chip's sums (any box; only their overlap with ``acc.box`` is added).
+    piece : int
+        The section of the chip (0 for the whole chip): a chip's sections are added in order.
 
     Returns
     -------
@@ -465,12 +564,13 @@ def add_part(acc: TileSums, n: int, s: Sums | None) -> TileSums:
     Raises
     ------
     RuntimeError
-        If chip ``n`` or a later one was already added (a repeated task: adding twice would
-        count the chip twice).
+        If this piece or a later one was already added (a repeated task: adding twice would
+        count it twice).
     """
-    if n <= acc.last:
-        raise RuntimeError(f"chip {n} added to the sums of box {acc.box} after chip {acc.last}")
-    acc.last = n
+    if (n, piece) <= acc.last:
+        raise RuntimeError(f"chip {n} (piece {piece}) added to the sums of box {acc.box} after chip "
+                           f"{acc.last[0]} (piece {acc.last[1]})")
+    acc.last = (n, piece)
     cut = None if s is None else overlap(s, acc.box)
     if cut is None:
         return acc

@@ -62,10 +62,13 @@ def test_a_chip_added_twice_is_refused(small_plan):
     _, parts = _sums(values, plan)
     acc = new_tile_sums((0, 10, 0, 10), nplanes=1)
     add_part(acc, 2, parts[1])
-    with pytest.raises(RuntimeError, match="chip 2 added .* after chip 2"):
+    with pytest.raises(RuntimeError, match=r"chip 2 \(piece 0\) added .* after chip 2 \(piece 0\)"):
         add_part(acc, 2, parts[1])
-    with pytest.raises(RuntimeError, match="chip 1 added"):
+    with pytest.raises(RuntimeError, match="chip 1 .* added"):
         add_part(acc, 1, parts[0])
+    add_part(acc, 2, parts[1], piece=3)   # a chip's sections: in order
+    with pytest.raises(RuntimeError, match=r"chip 2 \(piece 1\) added"):
+        add_part(acc, 2, parts[1], piece=1)
 
 
 @pytest.mark.parametrize("kernel", ["square", "turbo", "point", "gaussian", "lanczos3"])
