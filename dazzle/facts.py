@@ -86,10 +86,10 @@ STEPS = (
 LAYERS = (
     Layer("static mask", ("static",), ("static-sig", "static-chip", "static"), "add_static_mask"),
     Layer("sky", ("sky",), ("sky-stat", "skies", "sky"), "add_sky"),
-    Layer("driz_separate", ("driz_sep",), ("single-chip", "single-exposure"), "add_single_drizzle"),
+    Layer("driz_separate", ("driz_sep",), ("single-chip", "single-section", "single-part", "single-exposure"), "add_single_drizzle"),
     Layer("median", ("median",), ("median-piece", "median-tile", "median-commit"), "add_median"),
     Layer("blot+driz_cr", ("blot", "driz_cr"), ("blot-cr", "crmask", "crclean"), "add_blot_cr"),
-    Layer("final drizzle", ("final",), ("final-chip", "final-part", "final-tile", "final-commit"),
+    Layer("final drizzle", ("final",), ("final-chip", "final-section", "final-part", "final-tile", "final-commit"),
           "add_final_drizzle"),
     Layer("update_input_dq", (), ("update-dq",), "add_input_dq_update"),
 )

@@ -373,7 +373,7 @@ def _interp_index(grid, n0, n):
 
 
 def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=False, box=None,
-                offset=(0, 0)):
+                offset=(0, 0), section=None):
     """Pixel map from an input chip to an output frame.
 
     Parameters
@@ -399,6 +399,10 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
     offset : (x0, y0)
         Output pixel subtracted from every position (positions relative to a section of the
         output starting there): the same bits as subtracting it from the map afterwards.
+    section : (x0, x1, y0, y1), optional
+        Half-open input pixels: the part of the chip's map over them, the very values (bits) of
+        the whole chip's map there (its grid, anchored at the chip's corner, is kept; unlike
+        ``box``).
 
     Returns
     -------
@@ -408,6 +412,9 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
         ``wcs_out``) are NaN; in fast mode NaN spreads to the neighbouring grid cells.
     """
     ny, nx = int(shape_in[0]), int(shape_in[1])
+    if section is not None:
+        return _pixmap_section(wcs_in, wcs_out, (ny, nx), section, stepsize=stepsize, exact=exact,
+                               offset=offset)
     if box is None:
         xmin, xmax, ymin, ymax = 0, nx - 1, 0, ny - 1
     else:
@@ -443,6 +450,39 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
 
     kx, tx = _interp_index(gx, xmin, bnx)
     return interpolate_grid(g, gy, ymin, kx, tx, (bny, bnx), offset=offset)
+
+
+def _grid_span(grid, lo, hi):
+    """The nodes of ``grid`` that interpolate pixels lo..hi (inclusive) as the whole grid does:
+    from the last node at or before ``lo`` to the first node after ``hi`` (or the last node)."""
+    i0 = max(int(np.searchsorted(grid, lo, side="right")) - 1, 0)
+    i1 = min(int(np.searchsorted(grid, hi, side="right")), len(grid) - 1)
+    return grid[i0:i1 + 1]
+
+
+def _pixmap_section(wcs_in, wcs_out, shape, section, *, stepsize, exact, offset):
+    """:func:`calc_pixmap` over ``section`` (x0, x1, y0, y1) of a chip of ``shape``: the
+    whole chip's grid nodes around the section, interpolated with the same operations."""
+    x0, x1, y0, y1 = (int(v) for v in section)
+    ny, nx = shape
+    if not (0 <= x0 < x1 <= nx and 0 <= y0 < y1 <= ny):
+        raise ValueError(f"section {section} is not inside a chip of shape {shape}")
+    step = int(stepsize) if stepsize is not None else 1
+    if exact or step <= 1:
+        return calc_pixmap(wcs_in, wcs_out, shape, exact=True, box=(x0, x1 - 1, y0, y1 - 1), offset=offset)
+    gx = _grid_span(_grid(0, nx - 1, step), x0, x1 - 1)
+    gy = _grid_span(_grid(0, ny - 1, step), y0, y1 - 1)
+    win, wout = _fresh(wcs_in), _fresh(wcs_out)
+    gxx, gyy = np.meshgrid(gx.astype(np.float64), gy.astype(np.float64))
+    ra, dec = _pix2world(win, gxx.ravel(), gyy.ravel())
+    xo, yo = _world2pix(wout, ra, dec)
+    g = np.stack([np.asarray(xo), np.asarray(yo)], axis=-1).reshape(len(gy), len(gx), 2)
+    from dazzle.kernels.pixmap import interpolate_grid
+
+    kx, tx = _interp_index(gx, x0, x1 - x0)
+    # the rows from the first node on (the fill starts at a node), then the section's
+    rows = interpolate_grid(g, gy, int(gy[0]), kx, tx, (int(gy[-1]) - int(gy[0]) + 1, x1 - x0), offset=offset)
+    return rows[y0 - int(gy[0]):y1 - int(gy[0])]
 
 
 def pixmap_error(wcs_in, wcs_out, shape, stepsize=DEFAULT_STEPSIZE, *, exact_pixmap=None):
@@ -604,11 +644,12 @@ def _side(a, b, length, step):
     return np.linspace(a, b, n + 1)
 
 
-def _edge_sides(shape, step):
+def _edge_sides(shape, step, origin=(0, 0)):
     """The 4 sides of the chip's outer pixel edge as (x, y) arrays, each with both ends,
-    counter-clockwise from (-0.5, -0.5)."""
+    counter-clockwise from (-0.5, -0.5) -- of a section of ``shape`` whose first pixel is
+    ``origin`` (x, y) of the chip."""
     ny, nx = int(shape[0]), int(shape[1])
-    x0, x1, y0, y1 = -0.5, nx - 0.5, -0.5, ny - 0.5
+    x0, x1, y0, y1 = origin[0] - 0.5, origin[0] + nx - 0.5, origin[1] - 0.5, origin[1] + ny - 0.5
     sx, sy = _side(x0, x1, nx, step), _side(y0, y1, ny, step)
     return [
         (sx, np.full_like(sx, y0)),              # bottom, left -> right
@@ -676,10 +717,11 @@ def footprint(wcs, shape=None, step=FOOTPRINT_STEP):
     return np.column_stack([ra, dec])
 
 
-def _projected_edges(win, wout, shape, step=_BOUNDS_STEP):
-    """Exact output positions of a chip's edge points plus a bound on how far the true edge can
-    bulge beyond the straight lines between consecutive samples (output pixels)."""
-    sides = _edge_sides(shape, step)
+def _projected_edges(win, wout, shape, step=_BOUNDS_STEP, origin=(0, 0)):
+    """Exact output positions of a chip's (or a section's, see :func:`_edge_sides`) edge points
+    plus a bound on how far the true edge can bulge beyond the straight lines between
+    consecutive samples (output pixels)."""
+    sides = _edge_sides(shape, step, origin)
     xs, ys, bulge = [], [], 0.0
     for sx, sy in sides:
         ra, dec = _pix2world(win, sx, sy)
@@ -1001,8 +1043,8 @@ def bounding_box(pixmap, frame_shape, *, pad=0.0):
     return _box_from_extent(xlo - mx, xhi + mx, ylo - my, yhi + my, frame_shape)
 
 
-def chip_bounding_box(wcs_in, shape_in, frame, frame_shape=None, *, pad=0.0):
-    """Box of output pixels touched by a chip, from its exact edge transform.
+def chip_bounding_box(wcs_in, shape_in, frame, frame_shape=None, *, pad=0.0, section=None):
+    """Box of output pixels touched by a chip (or a section of it), from its exact edge transform.
 
     No pixmap is needed (for planning which chips touch which tiles); the bend of the edges
     between samples is bounded and added as margin.
@@ -1019,6 +1061,8 @@ def chip_bounding_box(wcs_in, shape_in, frame, frame_shape=None, *, pad=0.0):
         Output shape ``(ny, nx)``; defaults to the Frame's shape or the WCS's ``pixel_shape``.
     pad : float, optional
         Extra margin in output pixels.
+    section : (x0, x1, y0, y1), optional
+        Half-open input pixels of the chip: the box of that section only.
 
     Returns
     -------
@@ -1033,7 +1077,10 @@ def chip_bounding_box(wcs_in, shape_in, frame, frame_shape=None, *, pad=0.0):
     frame_shape = _shape_of(frame, frame_shape)
     if frame_shape is None:
         raise ValueError("chip_bounding_box needs the frame shape")
-    xo, yo, bulge = _projected_edges(_fresh(wcs_in), _fresh(frame), shape_in)
+    origin = (0, 0)
+    if section is not None:
+        origin, shape_in = (section[0], section[2]), (section[3] - section[2], section[1] - section[0])
+    xo, yo, bulge = _projected_edges(_fresh(wcs_in), _fresh(frame), shape_in, origin=origin)
     m = bulge + pad
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -6,13 +6,19 @@ exposure)::
 
     add_static_mask     static-sig-<k> -> static-<shape>-<extver>-l<n>-<i> -> static-chip-<k>
     add_sky             sky-stat-<k> -> skies -> sky-<k>                       (in memory)
-    add_single_drizzle  single-chip-<k> -> single-exposure-<root>             <root>_single_sci/wht.fits
+    add_single_drizzle  single-chip-<k> or single-section-<k>-<b> -> single-part-<k>[-<b>]
+                        -> single-exposure-<root>                             <root>_single_sci/wht.fits
     add_median          median-piece-<root> -> median-tile-<t> -> median-commit    <output>_med.fits
     add_blot_cr         blot-cr-<k> -> crmask-<k>, crclean-<root>             <root>_sci<N>_blt.fits,
                                                                                _crmask.fits, _crclean.fits
-    add_final_drizzle   final-chip-<k> -> final-part-<k>-<t> -> final-tile-<t> -> final-commit
-                                                                               <output>_drz.fits
+    add_final_drizzle   final-chip-<k> or final-section-<k>-<b> -> final-part-<k>[-<b>]-<t>
+                        (a chain per tile t) -> final-tile-<t> -> final-commit  <output>_drz.fits
     add_input_dq_update update-dq-after -> update-dq-<i>                      (the inputs' DQ, if asked)
+
+A chip larger than ``section_size`` input pixels a side (1024: an ACS/WFC chip has 8 sections)
+is drizzled a section ``b`` at a time: each ``<step>-section-<k>-<b>`` reads only its section
+(and a halo of neighbours), weights it and drizzles it (its pixel map computed for it alone)
+into sums over that section's box, added in turn; so no task holds a whole chip.
 
 With ``in_memory`` (AstroDrizzle's parameter) the intermediates -- single-drizzled images,
 median tiles, blotted images, CR masks -- are task results instead of files: the median tiles
@@ -26,10 +32,11 @@ touched, never chips times chips or chips times tiles.  The graph is written as 
 (:class:`Graph`), so adding a task costs the same however large the graph already is.
 
 The final drizzle is a tiled reduction: each chip is drizzled once (Numba kernel) into float64
-sums over the box of output pixels it touches, the box is cut into the tiles it overlaps, and
-each tile task adds the pieces of the chips that touch it *in chip order*, divides, and writes
-its rectangle of SCI, WHT and CTX (and ERR, DQ) straight into the product file (laid out
-beforehand).  The
+sums over the box of output pixels it touches; each tile keeps running sums, to which the
+pieces of the chips that touch it are added *in chip order*, one task per (chip, tile), so that a
+chip's sums are dropped as soon as they are added (memory: the tiles' sums plus the chips in
+flight, not every chip's sums at once); the last one divides and writes its rectangle of SCI,
+WHT and CTX (and ERR, DQ) straight into the product file (laid out beforehand).  The
 median is computed the same way, tile by tile, from only the single-drizzled images that reach
 each tile.  No task ever holds an array of the whole output frame; the products are the same
 bits whatever the scheduler, the number of workers or the tile size.  Nothing here does
@@ -51,12 +58,12 @@ from dazzle.steps import driz_cr as cr_step
 from dazzle.steps import median as median_step
 from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
-from dazzle.steps.common import Sums
+from dazzle.steps.common import add_part, section_sums
 from dazzle.steps.common import load_chip as common_load_chip
-from dazzle.steps.driz_separate import exposure_box, single_chip, single_exposure
-from dazzle.steps.final_drizzle import final_chip, final_combine
+from dazzle.steps.driz_separate import exposure_box, exposure_sums, single_chip, single_finish
+from dazzle.steps.final_drizzle import final_chip, final_finish, final_tile_sums
 
-__all__ = ["Plan", "Graph", "Handle", "build", "tiles", "tiles_touching", "overlaps", "cut_sums",
+__all__ = ["Plan", "Graph", "Handle", "build", "tiles", "tiles_touching", "overlaps",
            "add_static_mask", "add_sky", "add_single_drizzle", "add_median", "add_blot_cr", "add_final_drizzle",
            "add_input_dq_update"]
 
@@ -75,6 +82,10 @@ class Plan:
     final_frame: object = None        # geometry.Frame for the final drizzle
     single_boxes: list = field(default_factory=list)   # per chip (x0, x1, y0, y1) or None
     final_boxes: list = field(default_factory=list)
+    # per chip None (drizzled whole) or its input sections [((x0, x1, y0, y1), box or None), ...]
+    single_sections: list = field(default_factory=list)
+    final_sections: list = field(default_factory=list)
+    section_size: int = 1024          # input pixels a side of those sections
     user_static: list = field(default_factory=list)    # per chip user mask (True = good) or None
     ivm: list | None = None           # per chip IVM arrays (final_wht_type=IVM)
     texptime: float = 0.0
@@ -130,25 +141,6 @@ def tiles_touching(box, shape, tile_size, halo=0):
             for tx in range(x0 // tile_size, (x1 - 1) // tile_size + 1)]
 
 
-def cut_sums(s: Sums | None, box) -> Sums | None:
-    """The part of a chip's sums inside ``box`` (the sums themselves when they lie wholly
-    inside ``box``), or None.  No task changes sums, so ``num`` and ``den`` are views of the
-    chip's arrays (the pieces of a chip together hold its box once, never a second copy); the
-    context, which says only where the chip contributed, becomes a bool (1 byte instead of 4
-    per pixel held until the tiles are added)."""
-    if s is None:
-        return None
-    x0, x1 = max(box[0], s.x0), min(box[1], s.x1)
-    y0, y1 = max(box[2], s.y0), min(box[3], s.y1)
-    if x0 >= x1 or y0 >= y1:
-        return None
-    if (x0, x1, y0, y1) == (s.x0, s.x1, s.y0, s.y1):
-        return s
-    src = np.s_[y0 - s.y0:y1 - s.y0, x0 - s.x0:x1 - s.x0]
-    return Sums(x0, y0, s.num[src], s.den[src], None if s.ctx is None else s.ctx[src] != 0,
-                None if s.var is None else s.var[src], None if s.dq is None else s.dq[src])
-
-
 # ---------------------------------------------------------------------------------------------
 # task bodies: wiring only (load, call a step, hand on or write)
 # ---------------------------------------------------------------------------------------------
@@ -198,27 +190,49 @@ def _single_chip(chip, frame, box, settings, sky, static):
     return single_chip(chip, frame, box, settings, sky=sky.drizzle_sky, static_mask=static)
 
 
-def _halves(values):
-    """The two halves of a task's ``*values`` (the results of earlier tasks come as positional
-    arguments: :meth:`Graph.add` puts results in place of handles there, not inside lists)."""
-    n = len(values) // 2
-    return list(values[:n]), list(values[n:])
+def _section_sums(chip, frame, box, settings, section, sky, static, crmask=None, ivm=None):
+    return section_sums(chip, frame, box, settings, section=section, sky=sky.drizzle_sky, static_mask=static,
+                        cr_mask=crmask, ivm=ivm)
 
 
-def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, *parts_and_skies):
-    parts, skies = _halves(parts_and_skies)
-    sci, wht, err = single_exposure(parts, box, settings)
+def _chip_pieces(g, step, k, chip, frame, box, sections, settings, sky, static, crmask=None, ivm=None):
+    """Chip ``k``'s sums for a drizzle step (``step``: "single" or "final"), in the order they
+    are added: ``[(piece, handle, box)]`` -- one task for the whole chip (``sections`` None), or
+    one per section of its pixels that reaches the frame (reading only that section)."""
+    if sections is None:
+        if step == "single":
+            whole = g.add(f"single-chip-{k}", _single_chip, chip, frame, box, settings, sky, static)
+        else:
+            whole = g.add(f"final-chip-{k}", _final_chip, chip, frame, box, settings, sky, static, crmask, ivm)
+        return [(0, whole, box)]
+    return [(b, g.add(f"{step}-section-{k}-{b}", _section_sums, chip, frame, sbox, settings, sec, sky, static,
+                      crmask, ivm), sbox)
+            for b, (sec, sbox) in enumerate(sections) if sbox is not None]
+
+
+def _sections_of(plan_sections, k):
+    return plan_sections[k] if plan_sections else None
+
+
+def _single_part(box, settings, n, piece, acc, sums):
+    """Chip ``n`` (its section ``piece``) of an exposure added to its sums (``acc``, None for
+    the first: zero sums over ``box``), in place, as :func:`_final_part`."""
+    return add_part(exposure_sums(box, settings) if acc is None else acc, n, sums, piece)
+
+
+def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, acc, *skies):
+    sci, wht, err = single_finish(acc, settings)
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
     paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params,
-                                           exptime=exptime, bunit=bunit, skies=skies, err=err)
+                                           exptime=exptime, bunit=bunit, skies=list(skies), err=err)
     products.write_manifest(paths, key)
     return paths
 
 
-def _single_in_memory(box, settings, *parts):
+def _single_in_memory(settings, acc):
     """``_write_single`` with ``in_memory``: the exposure's (sci, wht, box), not written."""
-    sci, wht, _ = single_exposure(list(parts), box, settings)
-    return sci, wht, box
+    sci, wht, _ = single_finish(acc, settings)
+    return sci, wht, acc.box
 
 
 def _median_piece(single, chips, *skies):
@@ -327,16 +341,25 @@ def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm):
                       ivm=ivm)
 
 
-def _final_tile(box, settings, canvas, nchips, texptime, numbers, *sums):
+def _final_part(box, settings, nchips, n, piece, acc, sums):
+    """Chip ``n``'s sums (of its section ``piece``) added to a tile's (``acc``, None for the
+    tile's first: zero sums over ``box``), in place: the chip's sums can then be dropped.  The
+    tile's previous sums have no other use, so they are not copied (a repeated task is caught
+    by :func:`~dazzle.steps.common.add_part`)."""
+    if acc is None:
+        acc = final_tile_sums(box, settings, nchips=nchips)
+    return add_part(acc, n, sums, piece)
+
+
+def _final_tile(box, settings, canvas, nchips, texptime, acc=None):
+    if canvas is not None and products.canvas_committed(canvas):
+        return box   # recomputed after a lost worker, after the commit: nothing to write
+    if acc is None:   # no chip reaches this tile
+        acc = final_tile_sums(box, settings, nchips=nchips)
+    sci, wht, ctx, err, dq = final_finish(acc, settings, nchips=nchips, texptime=texptime)
     if canvas is None:   # the product kept in memory: the tile's arrays by extension name
-        sci, wht, ctx, err, dq = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips,
-                                               texptime=texptime)
         made = {"SCI": sci, "WHT": wht, "CTX": ctx, "ERR": err, "DQ": None if dq is None else dq.view(np.int32)}
         return box, {k: a for k, a in made.items() if a is not None}
-    if products.canvas_committed(canvas):
-        return box   # recomputed after a lost worker, after the commit: nothing to write
-    sci, wht, ctx, err, dq = final_combine(list(zip(numbers, sums)), box, settings, nchips=nchips,
-                                           texptime=texptime)
     x0, _, y0, _ = box
     products.write_block(canvas, 1, sci, y0, x0)
     products.write_block(canvas, 2, wht, y0, x0)
@@ -517,14 +540,19 @@ def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
         if ("single", root) in plan.reuse:
             singles[root] = plan.reuse[("single", root)]
             continue
-        parts = [g.add(f"single-chip-{k}", _single_chip, plan.chips[k], frame, plan.single_boxes[k], settings,
-                       skies[k], statics[k]) for k in ks]
+        acc = None
+        for n, k in enumerate(ks, start=1):
+            sections = _sections_of(plan.single_sections, k)
+            for piece, part, _ in _chip_pieces(g, "single", k, plan.chips[k], frame, plan.single_boxes[k],
+                                               sections, settings, skies[k], statics[k]):
+                key = f"single-part-{k}" if sections is None else f"single-part-{k}-{piece}"
+                acc = g.add(key, _single_part, box, settings, n, piece, acc, part)
         if plan.in_memory:
-            singles[root] = g.add(f"single-exposure-{root}", _single_in_memory, box, settings, *parts)
+            singles[root] = g.add(f"single-exposure-{root}", _single_in_memory, settings, acc)
             continue
         first = plan.chips[ks[0]]
         singles[root] = g.add(f"single-exposure-{root}", _write_single, box, frame, settings, plan.out_dir, root,
-                              plan.params, first.exptime, first.bunit, plan.run_key, *parts, *[skies[k] for k in ks])
+                              plan.params, first.exptime, first.bunit, plan.run_key, acc, *[skies[k] for k in ks])
     return singles
 
 
@@ -595,21 +623,27 @@ def _median_args(median, box, shape):
 
 def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
     """Step 7: the final drizzle, a tiled reduction -- a handle on ``<output>_drz.fits`` (or
-    None).  One task per chip drizzles it into sums over its box; each piece of a box in a tile
-    is cut out by its own task; each tile task adds its pieces in chip order and writes."""
+    None).  One task per chip drizzles it into sums over its box; for each tile the box
+    reaches, a task adds the chip's piece to the tile's sums, chip after chip in chip order
+    (a chain per tile: a chip's sums are dropped as soon as its pieces are added); each tile
+    task then divides and writes."""
     settings, frame = plan.settings.final, plan.final_frame
     if settings is None or plan.final_path is None:
         return None
     tile_list = tiles(frame.shape, plan.tile_size)
-    per_tile = [[] for _ in tile_list]
+    acc = [None] * len(tile_list)
+    nchips = len(plan.chips)
     for k, chip in enumerate(plan.chips):
-        box = plan.final_boxes[k]
-        s = g.add(f"final-chip-{k}", _final_chip, chip, frame, box, settings, skies[k], statics[k],
-                  None if crmasks is None else crmasks[k], None if plan.ivm is None else plan.ivm[k])
-        for t in tiles_touching(box, frame.shape, plan.tile_size):
-            per_tile[t].append((k + 1, g.add(f"final-part-{k}-{t}", cut_sums, s, tile_list[t])))
-    done = [g.add(f"final-tile-{t}", _final_tile, tb, settings, plan.final_canvas, len(plan.chips), plan.texptime,
-                  [n for n, _ in per_tile[t]], *[p for _, p in per_tile[t]]) for t, tb in enumerate(tile_list)]
+        sections = _sections_of(plan.final_sections, k)
+        pieces = _chip_pieces(g, "final", k, chip, frame, plan.final_boxes[k], sections, settings, skies[k],
+                              statics[k], None if crmasks is None else crmasks[k],
+                              None if plan.ivm is None else plan.ivm[k])
+        for piece, s, box in pieces:
+            for t in tiles_touching(box, frame.shape, plan.tile_size):
+                key = f"final-part-{k}-{t}" if sections is None else f"final-part-{k}-{piece}-{t}"
+                acc[t] = g.add(key, _final_part, tile_list[t], settings, nchips, k + 1, piece, acc[t], s)
+    done = [g.add(f"final-tile-{t}", _final_tile, tb, settings, plan.final_canvas, nchips, plan.texptime,
+                  *([] if acc[t] is None else [acc[t]])) for t, tb in enumerate(tile_list)]
     return g.add("final-commit", _commit, plan.final_canvas, *done)
 
 

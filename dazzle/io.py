@@ -199,6 +199,10 @@ class Chip:
     idcv2ref: float | None = None    # IDCTHETA: AstroDrizzle's default orientation (see
     idcv3ref: float | None = None    # geometry.Aperture)
     idctheta: float | None = None
+    #: where the pixels of SCI/ERR/DQ lie in an uncompressed file, to read them without parsing
+    #: the headers again: ``((inode, mtime_ns, size), ((name, offset, dtype), ...))``; () if
+    #: unknown
+    raw: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def aperture(self):
@@ -263,12 +267,13 @@ class Chip:
         return Frame(self.wcs_header, self.shape)
 
     # ---- pixels ----------------------------------------------------------------------------
-    def load(self, *, err: bool = True, dq: bool = True) -> ChipData:
+    def load(self, *, err: bool = True, dq: bool = True, section=None) -> ChipData:
         """Read this chip's pixels (SCI, and ERR/DQ when present and asked for).
 
         Opens the file read-only without memory mapping and reads only this chip's
-        extensions.  Raises :class:`InputError` naming the file and extension if the file can
-        no longer be read, the SCI shape differs from :attr:`shape`, or ERR/DQ do not match
+        extensions -- with ``section`` (half-open input pixels ``(x0, x1, y0, y1)``) only those
+        pixels of them.  Raises :class:`InputError` naming the file and extension if the file
+        can no longer be read, the SCI shape differs from :attr:`shape`, or ERR/DQ do not match
         SCI.  Non-finite SCI pixels are kept and counted in ``ChipData.n_nonfinite``.
         """
         want = [("sci", self.sci_ext)]
@@ -277,48 +282,113 @@ class Chip:
         if dq and self.dq_ext is not None:
             want.append(("dq", self.dq_ext))
         arrays = {"sci": None, "err": None, "dq": None}
+        n_bad = None
         if not os.path.isfile(self.path):
             raise self._error(None, "no such file (it was readable when the inputs were read)")
-        try:
-            with _quiet(), fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
-                for name, ext in want:
-                    try:
-                        hdu = hdul[ext]
-                    except (KeyError, IndexError):
-                        raise self._error(ext, "extension not found (file changed since the "
-                                               "inputs were read?)") from None
-                    arrays[name] = self._read_array(hdu, name, ext)
-        except InputError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise self._error(self.sci_ext, f"cannot read pixels ({_exc_text(exc)})") from exc
+        raw = self._read_raw(want, section)   # the file as scanned: no header to parse again
+        if raw is not None:
+            for name, ext in want:
+                arrays[name], bad = self._to_native(raw[name], name, ext)
+                if name == "sci":
+                    n_bad = bad
+        else:
+            try:
+                with _quiet(), fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
+                    for name, ext in want:
+                        try:
+                            hdu = hdul[ext]
+                        except (KeyError, IndexError):
+                            raise self._error(ext, "extension not found (file changed since "
+                                                   "the inputs were read?)") from None
+                        arrays[name], bad = self._read_array(hdu, name, ext, section)
+                        if name == "sci":
+                            n_bad = bad
+            except InputError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise self._error(self.sci_ext, f"cannot read pixels ({_exc_text(exc)})") from exc
 
         sci = arrays["sci"]
-        if sci.shape != tuple(self.shape):
-            raise self._error(self.sci_ext, f"shape {sci.shape} differs from {tuple(self.shape)} "
+        want_shape = tuple(self.shape) if section is None else (section[3] - section[2], section[1] - section[0])
+        if sci.shape != want_shape:
+            raise self._error(self.sci_ext, f"shape {sci.shape} differs from {want_shape} "
                                             "recorded when the inputs were read")
         for name, ext in want[1:]:
             a = arrays[name]
             if a.shape != sci.shape:
                 sci_name = _ext_str(self.sci_ext)[1:-1]
                 raise self._error(ext, f"shape {a.shape} differs from {sci_name} shape {sci.shape}")
-        n_bad = int(sci.size - np.count_nonzero(np.isfinite(sci)))
+        if n_bad is None:
+            n_bad = int(sci.size - np.count_nonzero(np.isfinite(sci)))
         return ChipData(sci=sci, err=arrays["err"], dq=arrays["dq"], n_nonfinite=n_bad)
 
-    def _read_array(self, hdu, name, ext):
+    def _read_raw(self, want, section=None):
+        """The wanted arrays (of ``section`` only: its rows read, its columns kept) read straight
+        from their recorded offsets (:attr:`raw`), as stored (big-endian), or None: no layout recorded for one of them, the file's inode, size or
+        modification time differs from the scan's, or a read comes up short -- then the caller
+        reads through astropy, which reports what is wrong."""
+        if not self.raw:
+            return None
+        stamp, layout = self.raw
+        where = {name: (offset, dtype) for name, offset, dtype in layout}
+        if any(name not in where for name, _ in want):
+            return None
+        try:
+            st = os.stat(self.path)
+            if (st.st_ino, st.st_mtime_ns, st.st_size) != stamp:
+                return None
+            out = {}
+            ny, nx = int(self.shape[0]), int(self.shape[1])
+            x0, x1, y0, y1 = (0, nx, 0, ny) if section is None else section
+            count = (y1 - y0) * nx
+            with open(self.path, "rb") as f:
+                for name, _ in want:
+                    offset, dtype = where[name]
+                    f.seek(offset + y0 * nx * np.dtype(dtype).itemsize)
+                    a = np.fromfile(f, dtype=dtype, count=count)
+                    if a.size != count:
+                        return None
+                    a = a.reshape(y1 - y0, nx)
+                    out[name] = a if (x0, x1) == (0, nx) else np.ascontiguousarray(a[:, x0:x1])
+            return out
+        except OSError:
+            return None
+
+    def _read_array(self, hdu, name, ext, section=None):
+        """(native array, its NaN/Inf count when counted on the way, else None)."""
         hdr = hdu.header
         if hdr.get("NAXIS", 0) == 0 and "PIXVALUE" in hdr:  # HST constant-value extension
             shape = _shape_of_hdu(hdr)
             data = np.full(shape, hdr["PIXVALUE"])
+            if section is not None:
+                data = data[section[2]:section[3], section[0]:section[1]]
+        elif section is not None:
+            shape = _shape_of_hdu(hdr)
+            if shape != tuple(self.shape):
+                raise self._error(ext, f"shape {shape} differs from {tuple(self.shape)} recorded when the "
+                                       "inputs were read")
+            data = hdu.section[section[2]:section[3], section[0]:section[1]]
         else:
             data = hdu.data
         if data is None:
             raise self._error(ext, "no image data")
         if data.ndim != 2:
             raise self._error(ext, f"NAXIS = {data.ndim}, expected a 2-D image")
+        return self._to_native(data, name, ext)
+
+    def _to_native(self, data, name, ext):
+        """(``data`` as a native array -- DQ integer, else float32 -- , the NaN/Inf count of a
+        SCI array when counted on the way, else None)."""
         if name == "dq":
-            return _as_dq(data, lambda what: self._error(ext, what))
-        return _as_native(data, np.float32)
+            return _as_dq(data, lambda what: self._error(ext, what)), None
+        if name == "sci":
+            # the usual big-endian float32 SCI: swapped and its NaN/Inf counted in one pass
+            from dazzle.kernels.byteorder import swap_float32_count_nonfinite
+
+            native, n_bad = swap_float32_count_nonfinite(data)
+            if native is not None:
+                return native, n_bad
+        return _as_native(data, np.float32), None
 
 
 def _shape_of_hdu(hdr):
@@ -680,6 +750,42 @@ def _scan_chips(path, hdul, file_size, groups, group_spec, pars):
     return chips
 
 
+_RAW_DTYPES = {-32: ">f4", -64: ">f8", 16: ">i2", 32: ">i4"}
+
+
+def _raw_entry(name, hdu, shape, file_size):
+    """``(name, offset, dtype)`` of an image HDU whose pixels can be read as they are stored:
+    an uncompressed file, a 2-D image of ``shape``, no scaling or blank keywords (astropy would
+    convert the values); else None."""
+    if file_size is None or isinstance(hdu, fits.CompImageHDU):
+        return None
+    hdr = hdu.header
+    if (hdr.get("NAXIS", 0) != 2 or _shape_of_hdu(hdr) != tuple(shape)
+            or any(k in hdr for k in ("BSCALE", "BZERO", "BLANK"))
+            or int(hdr.get("GCOUNT", 1)) != 1 or int(hdr.get("PCOUNT", 0)) != 0):
+        return None
+    dtype = _RAW_DTYPES.get(hdr.get("BITPIX"))
+    if dtype is None:
+        return None
+    return (name, int(hdu.fileinfo()["datLoc"]), dtype)
+
+
+def _raw_layout(path, hdul, idx, named, exts, shape, file_size):
+    """:attr:`Chip.raw` for a chip (SCI at ``hdul[idx]``, ERR/DQ per ``exts``), or ()."""
+    if file_size is None:
+        return ()
+    try:
+        st = os.stat(path)
+        entries = [_raw_entry("sci", hdul[idx], shape, file_size)]
+        for name in ("ERR", "DQ"):
+            if exts[name] is not None:
+                entries.append(_raw_entry(name.lower(), hdul[named[exts[name]]], shape, file_size))
+    except Exception:  # noqa: BLE001 -- no layout: the pixels are read through astropy
+        return ()
+    entries = tuple(e for e in entries if e is not None)
+    return ((st.st_ino, st.st_mtime_ns, st.st_size), entries) if entries else ()
+
+
 def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
     sci_ext = 0 if simple else ("SCI", extver)
     hdu = hdul[idx]
@@ -786,6 +892,7 @@ def _make_chip(path, hdul, idx, extver, simple, named, file_size, pars):
         flc=os.path.basename(path).lower().endswith(("_flc.fits", "_flc.fits.gz")),
         has_lookup_distortion=lookup,
         photflam=_float_kw("PHOTFLAM", (hdr, primary), path, sci_ext),
+        raw=_raw_layout(path, hdul, idx, named, exts, shape, file_size),
         expstart=_float_kw("EXPSTART", (primary, hdr), path, sci_ext),
         expend=_float_kw("EXPEND", (primary, hdr), path, sci_ext),
         ccdamp=_str_kw("CCDAMP", (primary, hdr)) or None,

@@ -104,12 +104,16 @@ class MemoryChip(Chip):
             return self.wcs_object.deepcopy()
         return self.wcs_object
 
-    def load(self, *, err: bool = True, dq: bool = True) -> ChipData:
-        """This chip's pixels: a private copy (float32 SCI/ERR, integer DQ)."""
+    def load(self, *, err: bool = True, dq: bool = True, section=None) -> ChipData:
+        """This chip's pixels (of ``section``, half-open ``(x0, x1, y0, y1)``, if given): a
+        private copy (float32 SCI/ERR, integer DQ)."""
         px = self.pixels
         if isinstance(px, Scattered):
             px = px.get()
         arrays = {"sci": px.sci, "err": px.err if err else None, "dq": px.dq if dq else None}
+        if section is not None:
+            cut = np.s_[section[2]:section[3], section[0]:section[1]]
+            arrays = {k: None if a is None else np.asarray(a)[cut] for k, a in arrays.items()}
         out = {k: None if a is None else _private(a, k, lambda what, k=k: self._error(self._ext(k), what))
                for k, a in arrays.items()}
         n_bad = int(out["sci"].size - np.count_nonzero(np.isfinite(out["sci"])))

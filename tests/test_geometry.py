@@ -560,3 +560,38 @@ def test_wcs_to_header_round_trip(sip_chip):
     x, y = np.array([0.0, 1023.0, 400.0]), np.array([0.0, 1023.0, 700.0])
     np.testing.assert_allclose(np.array(w2.all_pix2world(x, y, 0)),
                                np.array(w.all_pix2world(x, y, 0)), rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("stepsize", [10, 7, 1])
+def test_pixmap_section_is_the_whole_maps_bits(sip_chip, default_frame, stepsize):
+    """A section's pixel map (the final drizzle's input blocks, issue 11) is the very values of
+    the whole chip's map there, for sections starting and ending on and off the grid and at
+    the chip's edges; with an offset too."""
+    w, shape = sip_chip
+    out, _ = default_frame
+    whole = geo.calc_pixmap(w, out, shape, stepsize=stepsize)
+    ny, nx = shape
+    for sec in [(0, nx, 0, ny), (0, 37, 0, 41), (13, 200, 500, 521), (300, nx, 990, ny), (510, 511, 20, 21),
+                (0, nx, 70, 71), (19, 31, 9, 11)]:
+        part = geo.calc_pixmap(w, out, shape, stepsize=stepsize, section=sec)
+        assert part.shape == (sec[3] - sec[2], sec[1] - sec[0], 2)
+        assert np.array_equal(part, whole[sec[2]:sec[3], sec[0]:sec[1]]), sec
+    shifted = geo.calc_pixmap(w, out, shape, stepsize=stepsize, section=(5, 60, 7, 90), offset=(3, -2))
+    assert np.array_equal(shifted, geo.calc_pixmap(w, out, shape, stepsize=stepsize, offset=(3, -2))[7:90, 5:60])
+    with pytest.raises(ValueError, match="not inside"):
+        geo.calc_pixmap(w, out, shape, section=(0, nx + 1, 0, 10))
+
+
+def test_section_bounding_box_holds_the_section(sip_chip, default_frame, exact_sip_pixmap):
+    """A section's box holds its pixels' footprints and is inside the chip's box."""
+    w, shape = sip_chip
+    out, oshape = default_frame
+    whole = geo.chip_bounding_box(w, shape, out, oshape)
+    for sec in [(0, 512, 0, 512), (512, 1024, 300, 1024), (100, 101, 200, 201)]:
+        box = geo.chip_bounding_box(w, shape, out, oshape, section=sec)
+        pm = exact_sip_pixmap[sec[2]:sec[3], sec[0]:sec[1]]
+        assert box == geo.bounding_box(pm, oshape) or (
+            box[0] <= np.floor(pm[..., 0].min()) and box[1] >= np.ceil(pm[..., 0].max())
+            and box[2] <= np.floor(pm[..., 1].min()) and box[3] >= np.ceil(pm[..., 1].max()))
+        assert whole[0] <= box[0] and box[1] <= whole[1] and whole[2] <= box[2] and box[3] <= whole[3]
+        assert (box[1] - box[0]) * (box[3] - box[2]) < 0.5 * (whole[1] - whole[0]) * (whole[3] - whole[2])

@@ -5,6 +5,7 @@ Synthetic files are written in tmp_path; the realistic TAN-SIP WCS comes from
 tests/data/j8bt06nyq_sip_flt.fits (see tests/data/README.md for origin and licence).
 """
 
+import dataclasses
 import os
 import pickle
 from pathlib import Path
@@ -299,6 +300,33 @@ def test_load_counts_nonfinite(tmp_path):
     (c,) = io.read_chips(path)
     cd = c.load()
     assert cd.n_nonfinite == 3 and np.isnan(cd.sci[3, 4])
+
+
+def test_load_reads_recorded_offsets_as_astropy_does(mef, tmp_path):
+    # load() reads the pixels at the offsets recorded by read_chips (no header parsed again);
+    # the same arrays as through astropy, and astropy again once the file has changed or when
+    # astropy would convert the values (BZERO).  Cost: ~0.2 s.
+    path, scis = mef
+    c1, c2 = io.read_chips(path)
+    assert [e[0] for e in c2.raw[1]] == ["sci", "err", "dq"]
+    for c in (c1, c2):
+        fast, slow = c.load(), dataclasses.replace(c, raw=()).load()
+        for name in ("sci", "err", "dq"):
+            a, b = getattr(fast, name), getattr(slow, name)
+            assert a.dtype == b.dtype and a.dtype.isnative and a.tobytes() == b.tobytes()
+    with fits.open(path, mode="update") as h:              # rewritten in place: new pixels
+        h["SCI", 2].data[1, 2] = 123.0
+    assert c2.load().sci[1, 2] == 123.0
+    scaled = tmp_path / "bzero_flt.fits"
+    make_mef(scaled, nchips=1)
+    with fits.open(scaled) as h:
+        hdus = [x.copy() for x in h]
+    hdus[3] = fits.ImageHDU(np.array([[1, 40000]] * SHAPE[0] * (SHAPE[1] // 2), np.uint16)
+                            .reshape(SHAPE), name="DQ", ver=1)      # uint16: BZERO = 32768
+    fits.HDUList(hdus).writeto(scaled, overwrite=True)
+    (c,) = io.read_chips(scaled)
+    assert [e[0] for e in c.raw[1]] == ["sci", "err"]
+    assert c.load().dq.dtype == np.uint16 and c.load().dq[0, 1] == 40000
 
 
 def test_load_detects_changed_file(mef):
@@ -631,3 +659,36 @@ def test_input_parsing_matches_drizzlepac(three, monkeypatch):
                 io.read_chips(d / "b_flt.fits", group=g)
         else:
             assert [c.extver for c in io.read_chips(d / "b_flt.fits", group=g)] == extvers, g
+
+
+def test_load_section(mef, tmp_path):
+    """A section of a chip (the drizzle steps read large chips a section at a time, issue 11)
+    is exactly that part of the whole chip's SCI, ERR and DQ, from a file, a gzipped file and
+    in-memory pixels; a file whose chip changed shape is refused, naming it."""
+    import gzip
+
+    from dazzle.memory import read_inputs
+
+    path, _ = mef
+    gz = tmp_path / "j8zz02zzq_flt.fits.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    with fits.open(path) as h:
+        mem = read_inputs([fits.HDUList([hdu.copy() for hdu in h])])
+    for chips in (io.read_chips(path), io.read_chips(gz), mem):
+        for c in chips:
+            whole = c.load()
+            for sec in [(0, c.nx, 0, c.ny), (3, 17, 5, 9), (c.nx - 1, c.nx, 0, c.ny)]:
+                part = c.load(section=sec)
+                cut = np.s_[sec[2]:sec[3], sec[0]:sec[1]]
+                for name in ("sci", "err", "dq"):
+                    a, b = getattr(whole, name), getattr(part, name)
+                    assert b.dtype == a.dtype and b.dtype.isnative and np.array_equal(b, a[cut]), (name, sec)
+    mem[0].load(section=(0, 4, 0, 4)).sci[:] = -1.0   # a private copy: the input is not changed
+    assert not np.any(mem[0].load().sci == -1.0)
+    changed = tmp_path / "changed_flt.fits"
+    make_mef(changed, nchips=1)
+    (c,) = io.read_chips(changed)
+    with fits.open(changed, mode="update") as h:
+        h["SCI", 1].data = np.zeros((c.ny + 2, c.nx), np.float32)
+    with pytest.raises(InputError, match=r"changed_flt.fits\[SCI,1\].*shape"):
+        c.load(section=(0, 4, 0, 4))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["swap_inplace"]
+__all__ = ["swap_inplace", "swap_float32_count_nonfinite"]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -23,6 +23,18 @@ def _swap32(u):
         u[i] = ((x >> 24) & 0xFF) | ((x >> 8) & 0xFF00) | ((x & 0xFF00) << 8) | ((x & 0xFF) << 24)
 
 
+@numba.njit(nogil=True, cache=True)
+def _swap32_nonfinite(u):
+    """``_swap32``, counting the float32 NaN/Inf (all exponent bits set) on the way."""
+    n = 0
+    for i in range(u.size):
+        x = u[i]
+        y = ((x >> 24) & 0xFF) | ((x >> 8) & 0xFF00) | ((x & 0xFF00) << 8) | ((x & 0xFF) << 24)
+        u[i] = y
+        n += 1 if (y & 0x7F800000) == 0x7F800000 else 0
+    return n
+
+
 _SWAPS = {2: (np.uint16, _swap16), 4: (np.uint32, _swap32)}
 
 
@@ -36,3 +48,14 @@ def swap_inplace(a: np.ndarray) -> np.ndarray:
         swap(a.reshape(-1).view(utype))
         return a.view(swapped)
     return a.byteswap(inplace=True).view(swapped)
+
+
+def swap_float32_count_nonfinite(a: np.ndarray):
+    """For a big-endian float32 array (writeable, C-contiguous): its native-order float32 view
+    after an in-place swap (:func:`swap_inplace`) and the number of NaN/Inf values, counted in
+    the same pass.  Any other array: ``(None, None)``, nothing done."""
+    if (a.dtype != np.dtype(">f4") or np.dtype(">f4").isnative or not a.flags.c_contiguous
+            or not a.flags.writeable):
+        return None, None
+    n = _swap32_nonfinite(a.reshape(-1).view(np.uint32))
+    return a.view(np.float32), int(n)

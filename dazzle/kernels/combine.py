@@ -60,7 +60,7 @@ Deliberate differences from drizzlepac 3.11 / stsci.image 2.3 ("as read" defects
 * NaN/inf values are unusable; in drizzlepac they corrupt the sort.
 
 Kernels are ``@njit(nogil=True, cache=True)``, allocate their scratch once per call (a buffer
-of length n; for minmed with grow a few (ny, nx) planes) and share no state, so several threads
+of length n; for minmed a few rows, and with grow a few (ny, nx) planes) and share no state, so several threads
 may combine different blocks at once.
 """
 
@@ -74,7 +74,7 @@ from numba import njit
 
 from .catalog import COMBINE_TYPES
 
-__all__ = ["combine_stack", "parse_nsigma", "COMBINE_TYPES"]
+__all__ = ["combine_stack", "parse_nsigma", "stack_piece", "COMBINE_TYPES"]
 
 _OP_MEDIAN = 0
 _OP_MEAN = 1
@@ -82,6 +82,8 @@ _OP_SUM = 2
 
 # above this many usable values the sort uses numba's ndarray.sort instead of insertion sort
 _INSERTION_MAX = 24
+# minmed sorts the stacks of fewer than this many images by a branch-free network (row-wise)
+_NETWORK_MAX = 17
 
 
 # ---------------------------------------------------------------------------
@@ -174,9 +176,52 @@ def _numcombine_kernel(data, good, op, nlow, nhigh, lo, hi, ifill, out):
 
 
 @njit(nogil=True, cache=True)
+def _minmed_row(data, good, weights, s, rn2, y, col, tw, bk, rr, cnt):
+    """Row ``y`` of the stack, vectorisable along x: per pixel the weight sum ``tw`` (float32)
+    and ``bk`` = sum w * s, in image order as the per-pixel loop adds them; the usable values'
+    read noise ``rr`` and count ``cnt``; ``col[i, x]`` = the value of image i, +inf when it is
+    not usable.  With fewer than ``_NETWORK_MAX`` images the columns are then sorted by a
+    branch-free odd-even transposition network (swaps only when strictly greater: stable, so
+    the usable values come first in the order of a stable sort of them, +inf last)."""
+    n = data.shape[0]
+    nx = data.shape[2]
+    for x in range(nx):
+        tw[x] = np.float32(0.0)
+        bk[x] = 0.0
+        rr[x] = 0.0
+        cnt[x] = 0
+    for i in range(n):
+        si = s[i]
+        ri = rn2[i]
+        for x in range(nx):
+            w = weights[i, y, x]
+            tw[x] = tw[x] + w
+            bk[x] += np.float64(w) * si
+            v = np.float64(data[i, y, x])
+            ok = (good[i, y, x] != 0) & (v - v == 0.0)      # usable and finite
+            col[i, x] = v if ok else np.inf
+            rr[x] = rr[x] + ri if ok else rr[x]
+            cnt[x] += 1 if ok else 0
+    if n < _NETWORK_MAX:
+        for r in range(n):
+            for a in range(r & 1, n - 1, 2):
+                for x in range(nx):
+                    lo = col[a, x]
+                    hi = col[a + 1, x]
+                    sw = lo > hi
+                    col[a, x] = hi if sw else lo
+                    col[a + 1, x] = lo if sw else hi
+
+
+@njit(nogil=True, cache=True)
 def _minmed_kernel(data, good, weights, s, rn2, pairmean, nsig1, nsig2, grow, ifill, out):
     n, ny, nx = data.shape
     buf = np.empty(n + 1, dtype=np.float64)
+    col = np.empty((n, nx), dtype=np.float64)
+    tw_r = np.empty(nx, dtype=np.float32)
+    bk_r = np.empty(nx, dtype=np.float64)
+    rr_r = np.empty(nx, dtype=np.float64)
+    cnt_r = np.empty(nx, dtype=np.int64)
     shp = (ny, nx) if grow > 0 else (1, 1)
     med_a = np.empty(shp, dtype=np.float32)
     mn_a = np.empty(shp, dtype=np.float32)
@@ -185,23 +230,19 @@ def _minmed_kernel(data, good, weights, s, rn2, pairmean, nsig1, nsig2, grow, if
     state = np.zeros(shp, dtype=np.uint8)      # bit 0: flag, bit 1: no usable value
     zero32 = np.float32(0.0)
     for y in range(ny):
+        _minmed_row(data, good, weights, s, rn2, y, col, tw_r, bk_r, rr_r, cnt_r)
         for x in range(nx):
+            ngood = cnt_r[x]
             k = 0
-            tw = zero32
-            bk = 0.0
-            rr = 0.0
-            for i in range(n):
-                w = weights[i, y, x]
-                tw = tw + w
-                bk += np.float64(w) * s[i]
-                if good[i, y, x] != 0:
-                    v = data[i, y, x]
-                    if math.isfinite(v):
-                        buf[k] = v
-                        k += 1
-                        rr += rn2[i]
-            ngood = k
-            k = _fill_and_sort(data, buf, k, y, x, ifill)
+            for i in range(n):   # the usable values in image order, or sorted by the network
+                if col[i, x] != np.inf:
+                    buf[k] = col[i, x]
+                    k += 1
+            tw = tw_r[x]
+            bk = bk_r[x]
+            rr = rr_r[x]
+            if n >= _NETWORK_MAX or (k == 0 and ifill):
+                k = _fill_and_sort(data, buf, k, y, x, ifill)
             med = 0.0
             if pairmean:
                 if k > 0:
@@ -274,6 +315,31 @@ def _minmed_kernel(data, good, weights, s, rn2, pairmean, nsig1, nsig2, grow, if
                 out[y, x] = mn32
             else:
                 out[y, x] = med32
+
+
+@njit(nogil=True, cache=True)
+def _stack_piece(d, w, thr, newmasks, keep_w, data, good, wht, k, r0, c0):
+    for r in range(d.shape[0]):
+        for c in range(d.shape[1]):
+            wv = w[r, c]
+            present = (wv != 0) & (wv - wv == 0.0)          # non-zero and finite
+            ok = (present and not np.float64(wv) < thr) if newmasks else present
+            data[k, r0 + r, c0 + c] = d[r, c] if present else np.float32(0.0)
+            good[k, r0 + r, c0 + c] = 1 if ok else 0
+            if keep_w:
+                wht[k, r0 + r, c0 + c] = wv if present else np.float32(0.0)
+
+
+def stack_piece(d, w, thr, newmasks, data, good, wht, k, r0, c0):
+    """One image's region into the stack, in one pass: ``data[k, r0:, c0:] = d`` and
+    ``wht[k, r0:, c0:] = w`` where the weight is present (non-zero and finite), else 0;
+    ``good[k, r0:, c0:]`` = present and, with ``newmasks``, not ``float64(w) < thr``.  ``d``,
+    ``w``: float32 2-D; ``data``, ``wht`` (or None): float32 and ``good``: uint8 C-contiguous
+    3-D stacks, written in place."""
+    keep_w = wht is not None
+    _stack_piece(np.ascontiguousarray(d, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32),
+                 float(thr), bool(newmasks), keep_w, data, good,
+                 wht if keep_w else np.empty((0, 0, 0), np.float32), int(k), int(r0), int(c0))
 
 
 # ---------------------------------------------------------------------------

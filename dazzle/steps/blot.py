@@ -80,6 +80,10 @@ class BlotSettings(StepSettings):
                    exact=params["pixmap_mode"] == "exact")
 
 
+#: Chip rows blotted at once (the pixel map of 512 rows of an ACS/WFC chip: 34 MB, not 134)
+BLOT_ROWS = 512
+
+
 def blot_chip(median, chip, frame, settings: BlotSettings, *, offset=(0, 0), sky=0.0):
     """The median blotted onto one chip.
 
@@ -104,12 +108,19 @@ def blot_chip(median, chip, frame, settings: BlotSettings, *, offset=(0, 0), sky
         The chip's shape, in its units, sky added back.
     """
     frame_wcs = frame.wcs()
-    pixmap = geometry.calc_pixmap(chip.wcs(), frame_wcs, tuple(chip.shape), stepsize=settings.stepsize,
-                                  exact=settings.exact, offset=offset)
+    chip_wcs = chip.wcs()
     pix_ratio = chip_pix_ratio(chip, frame_wcs)
     scale = float(chip.exptime) if chip.in_units == "counts" else 1.0
-    out = blot_kernel(median, pixmap, interp=settings.interp, iscale=scale / pix_ratio ** 2,
-                      sinscl=settings.sinscl, fillval=0.0)
+    ny, nx = (int(n) for n in chip.shape)
+    out = np.empty((ny, nx), np.float32)
+    # every blotted pixel depends only on where it lands on the median: the chip is done
+    # BLOT_ROWS rows at a time, each with its part of the pixel map (the whole map's bits)
+    for r0 in range(0, ny, BLOT_ROWS):
+        r1 = min(ny, r0 + BLOT_ROWS)
+        pixmap = geometry.calc_pixmap(chip_wcs, frame_wcs, (ny, nx), stepsize=settings.stepsize,
+                                      exact=settings.exact, offset=offset, section=(0, nx, r0, r1))
+        out[r0:r1] = blot_kernel(median, pixmap, interp=settings.interp, iscale=scale / pix_ratio ** 2,
+                                 sinscl=settings.sinscl, fillval=0.0)
     add = sky if settings.addsky else settings.skyval
     if add:
         out += np.float32(add)

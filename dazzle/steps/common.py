@@ -37,16 +37,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from dazzle import geometry
-from dazzle.facts import context_bit, context_plane, context_planes
 from dazzle.kernels import drizzle_sums
 from dazzle.params import bits_to_mask, good_pixel_mask, resolve
 
 __all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", "chip_pix_ratio",
-           "resolve_wt_scl", "chip_weights", "chip_variance", "chip_sums", "overlap", "add_sums",
-           "add_error_sums", "finish", "finish_error"]
+           "resolve_wt_scl", "chip_weights", "chip_variance", "ChipInputs", "chip_inputs", "section_halo",
+           "section_sums", "chip_sums", "overlap", "TileSums",
+           "new_tile_sums", "add_part", "add_sums", "finish", "finish_error"]
 
 
-def load_chip(chip, resetbits=None, *, err=True):
+def load_chip(chip, resetbits=None, *, err=True, section=None):
     """The chip's pixels, with the ``resetbits`` flags cleared from its DQ.
 
     AstroDrizzle clears them in the input file; dazzle only in memory.  Every step that reads
@@ -60,13 +60,15 @@ def load_chip(chip, resetbits=None, *, err=True):
         DQ bit specification (:func:`dazzle.params.bits_to_mask`); None or 0: nothing cleared.
     err : bool
         Read the ERR array too (only ``final_wht_type=ERR`` weights use it).
+    section : (x0, x1, y0, y1), optional
+        Half-open input pixels: read only those.
 
     Returns
     -------
     dazzle.io.ChipData
         SCI (float32), ERR (None when absent or not asked for) and DQ (or None when absent).
     """
-    data = chip.load(err=err)
+    data = chip.load(err=err) if section is None else chip.load(err=err, section=section)
     reset = bits_to_mask(resetbits)
     if data.dq is not None and reset:
         data.dq = data.dq & ~np.asarray(reset, dtype=np.int64).astype(data.dq.dtype)
@@ -136,6 +138,11 @@ class DrizzleSettings:
         raise ValueError(f"step must be 'single' or 'final'; got {step!r}")
 
 
+#: Kernels whose every deposit is the pixel's weight times a non-negative share (not the
+#: lanczos kernels, whose lobes are negative)
+ONE_SIGN_KERNELS = frozenset({"square", "point", "turbo", "gaussian", "tophat"})
+
+
 @dataclass
 class Sums:
     """Weighted sums of one or more chips over the output box ``[y0:y1, x0:x1]``."""
@@ -144,7 +151,7 @@ class Sums:
     y0: int
     num: np.ndarray          # float64, Σ w·d
     den: np.ndarray          # float64, Σ w
-    ctx: np.ndarray | None   # int32 bits: bit k set where chip k of this set contributed
+    ctx: np.ndarray | None   # where the chip contributed: int32 bits (bit k: chip k) or bool
     var: np.ndarray | None = None   # float64, Σ w²·var (settings.err)
     dq: np.ndarray | None = None    # uint32, OR of the DQ of the contributing pixels (settings.dq)
 
@@ -310,9 +317,145 @@ def chip_variance(chip, data, settings: DrizzleSettings, ivm=None):
     return err * err
 
 
+@dataclass
+class ChipInputs:
+    """One chip ready to drizzle: what the kernel takes besides the pixel map and the output."""
+
+    sci: np.ndarray                # float32, SCI - sky, 0 where not finite (zero weight there)
+    weights: np.ndarray            # float32, 0 where masked
+    wt_scl: float
+    pix_ratio: float
+    var: np.ndarray | None         # float32 (settings.err)
+    dq: np.ndarray | None          # the DQ (settings.dq)
+    ctx_from_den: bool             # the context is ``den > 0`` (one-signed kernel and weights)
+
+
+def chip_inputs(chip, frame, settings: DrizzleSettings, *, sky=None, static_mask=None, cr_mask=None, ivm=None,
+                data=None) -> ChipInputs:
+    """A chip's pixels, weights and variances as the drizzle kernel takes them.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    frame : dazzle.geometry.Frame
+        The output frame (its scale sets ``pix_ratio``).
+    settings : DrizzleSettings
+        The drizzle step's settings.
+    sky : float, optional
+        Sky to subtract, chip units.
+    static_mask, cr_mask : 2-D bool arrays, optional
+        True = good.
+    ivm : 2-D array, optional
+        Inverse-variance map (``final_wht_type="IVM"``).
+    data : dazzle.io.ChipData, optional
+        The chip's pixels (default: read here with :func:`load_chip`).
+
+    Returns
+    -------
+    ChipInputs
+    """
+    if data is None:
+        data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err)
+    pix_ratio = chip_pix_ratio(chip, frame.wcs())
+    weights, wt_scl = chip_weights(chip, data, settings, pix_ratio, static_mask=static_mask,
+                                   cr_mask=cr_mask, ivm=ivm)
+    sci = np.asarray(data.sci, dtype=np.float32) - np.float32(sky_value(chip, sky))   # a new array
+    sci[~np.isfinite(sci)] = 0.0   # masked by zero weight already
+    var = chip_variance(chip, data, settings, ivm) if settings.err else None
+    dq = data.dq if settings.dq and data.dq is not None else None
+    # the single-drizzled images have no context: their chips' sums need none.  Where every
+    # weight a kernel deposits has one sign, the context (a positive weight was added) is
+    # exactly ``den > 0``: found from the sums afterwards, not kept by the kernel
+    ctx_from_den = settings.step == "final" and settings.kernel in ONE_SIGN_KERNELS and not (weights < 0).any()
+    return ChipInputs(sci, weights, wt_scl, pix_ratio, var, dq, ctx_from_den)
+
+
+def section_halo(settings: DrizzleSettings) -> int:
+    """Input pixels around a section that its drizzle reads but does not deposit: the square
+    kernel interpolates a pixel's corners, ``pixfrac/2`` away, from its neighbours' positions."""
+    return int(math.floor(0.5 * settings.pixfrac)) + 1
+
+
+def _widened(section, halo, shape):
+    """``section`` (x0, x1, y0, y1) widened by ``halo`` pixels within a chip of ``shape``."""
+    x0, x1, y0, y1 = section
+    return max(0, x0 - halo), min(shape[1], x1 + halo), max(0, y0 - halo), min(shape[0], y1 + halo)
+
+
+def section_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, section=None, sky=None,
+                 static_mask=None, cr_mask=None, ivm=None, data=None) -> Sums | None:
+    """Drizzle a chip, or one section of its pixels, into float64 sums over a box of the
+    output frame.
+
+    Parameters
+    ----------
+    chip : dazzle.io.Chip
+    frame : dazzle.geometry.Frame
+        The output frame.
+    box : (x0, x1, y0, y1) or None
+        Half-open box of output pixels the chip (section) reaches (None: it misses the frame).
+    settings : DrizzleSettings
+        The drizzle step's settings.
+    bit : int
+        Context bit set where the chip contributes.
+    section : (x0, x1, y0, y1), optional
+        Half-open input pixels: only they are read (with a halo of :func:`section_halo`
+        neighbours, whose positions shape their drops as in the whole chip) and drizzled.
+        Default: the whole chip.
+    sky, static_mask, cr_mask, ivm
+        As :func:`chip_inputs`; the masks and the IVM are the whole chip's.
+    data : dazzle.io.ChipData, optional
+        The whole chip's pixels (default: read here); not with ``section``.
+
+    Returns
+    -------
+    Sums or None
+        Σ w·d, Σ w and context (None for the single drizzle) over ``box`` (and with
+        ``settings.err`` Σ w²·var, with ``settings.dq`` the OR of the contributing pixels' DQ);
+        None when ``box`` is None.
+    """
+    if box is None:
+        return None
+    x0, x1, y0, y1 = box
+    wide = None
+    if section is not None:
+        wide = _widened(section, section_halo(settings), tuple(chip.shape))
+        cut = np.s_[wide[2]:wide[3], wide[0]:wide[1]]
+        part = (lambda a: None if a is None else np.asarray(a)[cut])
+        static_mask, cr_mask, ivm = part(static_mask), part(cr_mask), part(ivm)
+        data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err, section=wide)
+    inputs = chip_inputs(chip, frame, settings, sky=sky, static_mask=static_mask, cr_mask=cr_mask, ivm=ivm,
+                         data=data)
+    del data
+    if section is not None:   # the halo is read, not drizzled
+        w = inputs.weights
+        w[:section[2] - wide[2]] = 0.0
+        w[section[3] - wide[2]:] = 0.0
+        w[:, :section[0] - wide[0]] = 0.0
+        w[:, section[1] - wide[0]:] = 0.0
+    pixmap = geometry.calc_pixmap(chip.wcs(), frame.wcs(), tuple(chip.shape), stepsize=settings.stepsize,
+                                  exact=settings.exact, section=wide)
+    shape = (y1 - y0, x1 - x0)
+    num = np.zeros(shape)
+    den = np.zeros(shape)
+    ctx = np.zeros(shape, np.int32) if settings.step == "final" and not inputs.ctx_from_den else None
+    var_sums = None if inputs.var is None else np.zeros(shape)
+    dq_sums = None if inputs.dq is None else np.zeros(shape, np.uint32)
+    pix_ratio = inputs.pix_ratio
+    drizzle_sums(inputs.sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=inputs.weights, kernel=settings.kernel,
+                 pixfrac=settings.pixfrac, iscale=pix_ratio ** 2, pixel_scale_ratio=pix_ratio,
+                 wt_scl=inputs.wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit,
+                 var=inputs.var, out_var=var_sums, dq=inputs.dq, out_dq=dq_sums,
+                 lanczos_table=settings.lanczos_table)
+    if settings.step == "final" and inputs.ctx_from_den:
+        ctx = den > 0
+    return Sums(x0, y0, num, den, ctx, var_sums, dq_sums)
+
+
 def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, static_mask=None,
               cr_mask=None, ivm=None, data=None) -> Sums | None:
-    """Drizzle one chip into float64 sums over a box of the output frame.
+    """Drizzle one chip into float64 sums over a box of the output frame (:func:`section_sums`
+    of the whole chip).
 
     Parameters
     ----------
@@ -325,50 +468,16 @@ def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, s
         The drizzle step's settings.
     bit : int
         Context bit set where the chip contributes.
-    sky : float, optional
-        Sky to subtract, chip units.
-    static_mask, cr_mask : 2-D bool arrays, optional
-        True = good.
-    ivm : 2-D array, optional
-        Inverse-variance map (``final_wht_type="IVM"``).
-    data : dazzle.io.ChipData, optional
-        The chip's pixels (default: read here with :func:`load_chip`).
+    sky, static_mask, cr_mask, ivm, data
+        As :func:`section_sums`.
 
     Returns
     -------
     Sums or None
-        Σ w·d, Σ w and context (None for the single drizzle) over ``box`` (and with
-        ``settings.err`` Σ w²·var, with ``settings.dq`` the OR of the contributing pixels' DQ);
-        None when ``box`` is None.
+        As :func:`section_sums`.
     """
-    if box is None:
-        return None
-    x0, x1, y0, y1 = box
-    if data is None:
-        data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err)
-    frame_wcs = frame.wcs()
-    pix_ratio = chip_pix_ratio(chip, frame_wcs)
-    weights, wt_scl = chip_weights(chip, data, settings, pix_ratio, static_mask=static_mask,
-                                   cr_mask=cr_mask, ivm=ivm)
-    sci = np.asarray(data.sci, dtype=np.float32) - np.float32(sky_value(chip, sky))   # a new array
-    sci[~np.isfinite(sci)] = 0.0   # masked by zero weight already
-    var = chip_variance(chip, data, settings, ivm) if settings.err else None
-    dq = data.dq if settings.dq and data.dq is not None else None
-    del data   # the chip's pixels as read are not needed beyond here: not held with the pixmap
-    pixmap = geometry.calc_pixmap(chip.wcs(), frame_wcs, sci.shape, stepsize=settings.stepsize,
-                                  exact=settings.exact)
-    shape = (y1 - y0, x1 - x0)
-    num = np.zeros(shape)
-    den = np.zeros(shape)
-    # the single-drizzled images have no context: their chips' sums need none
-    ctx = np.zeros(shape, np.int32) if settings.step == "final" else None
-    var_sums = None if var is None else np.zeros(shape)
-    dq_sums = None if dq is None else np.zeros(shape, np.uint32)
-    drizzle_sums(sci, pixmap, num, den, ctx, x0=x0, y0=y0, weights=weights, kernel=settings.kernel,
-                 pixfrac=settings.pixfrac, iscale=pix_ratio ** 2, pixel_scale_ratio=pix_ratio,
-                 wt_scl=wt_scl, exptime=chip.exptime, in_units=chip.in_units, bit=bit,
-                 var=var, out_var=var_sums, dq=dq, out_dq=dq_sums, lanczos_table=settings.lanczos_table)
-    return Sums(x0, y0, num, den, ctx, var_sums, dq_sums)
+    return section_sums(chip, frame, box, settings, bit=bit, sky=sky, static_mask=static_mask, cr_mask=cr_mask,
+                        ivm=ivm, data=data)
 
 
 def overlap(s: Sums, box):
@@ -393,41 +502,105 @@ def overlap(s: Sums, box):
     return (np.s_[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0], np.s_[ay0 - s.y0:ay1 - s.y0, ax0 - s.x0:ax1 - s.x0])
 
 
-def add_error_sums(parts, box):
-    """The variance sums and propagated DQ of chips' sums in one box, added in the order given.
+@dataclass
+class TileSums:
+    """Running sums of chips over one output box, chips added one at a time in increasing chip
+    number (:func:`add_part`) -- the tiled reductions' accumulator.
+
+    Adding chip after chip into the same arrays does exactly the operations of adding all
+    the chips' sums at once in chip order (:func:`add_sums`): the same bits, whatever the
+    scheduler, while each chip's sums can be dropped as soon as they are added."""
+
+    box: tuple                       # (x0, x1, y0, y1) of the output frame
+    num: np.ndarray                  # float64 Σ w·d
+    den: np.ndarray                  # float64 Σ w
+    ctx: np.ndarray | None           # uint8 (ceil(nchips / 8), ny, nx): bit (n-1) % 8 of byte plane
+                                     # (n-1) // 8 for chip n; None: no context kept
+    var: np.ndarray | None = None    # float64 Σ w²·var
+    dq: np.ndarray | None = None     # uint32 OR of the DQ
+    last: tuple = (0, 0)             # the last (chip number, piece) added ((0, 0): none)
+
+    def context(self, nplanes: int) -> np.ndarray:
+        """The context as the products hold it: int32 planes, chip ``n`` (1-based) bit
+        ``(n-1) % 32`` of plane ``(n-1) // 32`` (:func:`dazzle.facts.context_bit`)."""
+        ny, nx = self.num.shape
+        out = np.zeros((nplanes, ny, nx), np.uint32)
+        for b in range(0 if self.ctx is None else self.ctx.shape[0]):
+            out[b // 4] |= self.ctx[b].astype(np.uint32) << np.uint32(8 * (b % 4))
+        return out.view(np.int32)
+
+
+def new_tile_sums(box, *, nchips=1, var=False, dq=False) -> TileSums:
+    """Zero sums over ``box`` (x0, x1, y0, y1).
 
     Parameters
     ----------
-    parts : sequence of (int, Sums or None)
-        As :func:`add_sums`.
     box : (x0, x1, y0, y1)
-        The output box.
+        The output box, half-open.
+    nchips : int
+        Chips whose context is kept (one bit each, 1 byte per 8 chips); 0 for none.
+    var, dq : bool
+        Keep variance sums, DQ flags.
 
     Returns
     -------
-    var : 2-D float64 array or None
-        Σ w²·var; None when no part carries variance.
-    dq : 2-D uint32 array or None
-        The OR of the parts' DQ; None when no part carries DQ.
+    TileSums
     """
     x0, x1, y0, y1 = box
     shape = (y1 - y0, x1 - x0)
-    present = [s for _, s in parts if s is not None]
-    var = np.zeros(shape) if any(s.var is not None for s in present) else None
-    dq = np.zeros(shape, np.uint32) if any(s.dq is not None for s in present) else None
-    for s in present:
-        cut = overlap(s, box)
-        if cut is None:
-            continue
-        dst, src = cut
-        if var is not None:
-            var[dst] += s.var[src]
-        if dq is not None:
-            dq[dst] |= s.dq[src]
-    return var, dq
+    return TileSums(tuple(box), np.zeros(shape), np.zeros(shape),
+                    np.zeros((-(-nchips // 8),) + shape, np.uint8) if nchips else None,
+                    np.zeros(shape) if var else None, np.zeros(shape, np.uint32) if dq else None)
 
 
-def add_sums(parts, box, *, nplanes=None):
+def add_part(acc: TileSums, n: int, s: Sums | None, piece: int = 0) -> TileSums:
+    """Add chip ``n``'s sums (or those of its section ``piece``) to ``acc``, in place, and
+    return it.
+
+    Parameters
+    ----------
+    acc : TileSums
+        The sums of chips numbered below ``n``.
+    n : int
+        The chip's number, 1-based in input order: context bit ``(n-1) % 32`` of plane
+        ``(n-1) // 32`` (:func:`dazzle.facts.context_bit`) is set where it contributed.
+    s : Sums or None
+        The chip's sums (any box; only their overlap with ``acc.box`` is added).
+    piece : int
+        The section of the chip (0 for the whole chip): a chip's sections are added in order.
+
+    Returns
+    -------
+    TileSums
+        ``acc``.
+
+    Raises
+    ------
+    RuntimeError
+        If this piece or a later one was already added (a repeated task: adding twice would
+        count it twice).
+    """
+    if (n, piece) <= acc.last:
+        raise RuntimeError(f"chip {n} (piece {piece}) added to the sums of box {acc.box} after chip "
+                           f"{acc.last[0]} (piece {acc.last[1]})")
+    acc.last = (n, piece)
+    cut = None if s is None else overlap(s, acc.box)
+    if cut is None:
+        return acc
+    dst, src = cut
+    acc.num[dst] += s.num[src]
+    acc.den[dst] += s.den[src]
+    if s.ctx is not None and acc.ctx is not None:
+        plane = acc.ctx[(n - 1) // 8][dst]
+        np.bitwise_or(plane, np.uint8(1 << ((n - 1) % 8)), out=plane, where=s.ctx[src] != 0)
+    if acc.var is not None and s.var is not None:
+        acc.var[dst] += s.var[src]
+    if acc.dq is not None and s.dq is not None:
+        acc.dq[dst] |= s.dq[src]
+    return acc
+
+
+def add_sums(parts, box, *, nchips=None, var=False, dq=False) -> TileSums:
     """Add chips' sums into one box, in the order given.
 
     A fixed order: bit-identical results whatever the scheduler.
@@ -435,58 +608,35 @@ def add_sums(parts, box, *, nplanes=None):
     Parameters
     ----------
     parts : sequence of (int, Sums or None)
-        ``(chip number n, 1-based; its sums)``.  Context bit ``(n-1) % 32`` of plane
-        ``(n-1) // 32`` is set where chip ``n`` contributed (:func:`dazzle.facts.context_bit`).
+        ``(chip number n, 1-based, increasing; its sums)``.  Context bit ``(n-1) % 32`` of
+        plane ``(n-1) // 32`` is set where chip ``n`` contributed
+        (:func:`dazzle.facts.context_bit`).
     box : (x0, x1, y0, y1)
         The output box, half-open, output pixels.
-    nplanes : int, optional
-        Context planes (default: enough for the highest chip number).
+    nchips : int, optional
+        Chips whose context is kept (default: the highest chip number; 0: no context).
+    var, dq : bool
+        Add the variance sums, OR the DQ.
 
     Returns
     -------
-    num, den : 2-D float64 arrays
-        The summed weighted data and weights over the box, shape ``(y1 - y0, x1 - x0)``.
-    ctx : int32 array of shape (nplanes, ny, nx)
+    TileSums
+        Over ``box``: ``num``, ``den`` (float64, shape ``(y1 - y0, x1 - x0)``), ``ctx``
+        (uint8 bits, :meth:`TileSums.context`), ``var``, ``dq``.
     """
-    x0, x1, y0, y1 = box
-    shape = (y1 - y0, x1 - x0)
-    num = np.zeros(shape)
-    den = np.zeros(shape)
-    if nplanes is None:
-        nplanes = context_planes(max((n for n, _ in parts), default=1))
-    ctx = np.zeros((nplanes,) + shape, np.int32)
+    if nchips is None:
+        nchips = max((n for n, _ in parts), default=1)
+    acc = new_tile_sums(box, nchips=nchips, var=var, dq=dq)
     for n, s in parts:
-        cut = None if s is None else overlap(s, box)
-        if cut is None:
-            continue
-        dst, src = cut
-        num[dst] += s.num[src]
-        den[dst] += s.den[src]
-        if s.ctx is not None:
-            plane = ctx[context_plane(n)][dst]
-            np.bitwise_or(plane, context_bit(n), out=plane, where=s.ctx[src] != 0)
-    return num, den, ctx
+        add_part(acc, n, s)
+    return acc
 
 
-def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
-    """Science and weight images from the sums: ``num / den`` and ``den``.
+#: rows of a box finished at once: the float64 temporaries of :func:`finish` stay small
+FINISH_ROWS = 256
 
-    Output pixels with zero weight get ``fillval``, or when it is INDEF the step's ``maskval``
-    (NaN for the final image unless ``final_maskval`` is set; 0 for single drizzles), as
-    drizzlepac does.
 
-    Parameters
-    ----------
-    num, den : 2-D float64 arrays
-        Σ w·d and Σ w (:func:`add_sums`).
-    settings : DrizzleSettings
-    texptime : float
-        Total exposure time; ``final_units="counts"`` multiplies the science by it.
-
-    Returns
-    -------
-    sci, wht : 2-D float32 arrays
-    """
+def _finish_rows(num, den, settings, texptime):
     wht = den.astype(np.float32)
     sci = np.full(den.shape, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -501,13 +651,41 @@ def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
     return sci.astype(np.float32), wht
 
 
+def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
+    """Science and weight images from the sums: ``num / den`` and ``den``.
+
+    Output pixels with zero weight get ``fillval``, or when it is INDEF the step's ``maskval``
+    (NaN for the final image unless ``final_maskval`` is set; 0 for single drizzles), as
+    drizzlepac does.  Done :data:`FINISH_ROWS` rows at a time (every operation is per pixel:
+    the same bits as the whole box at once, with small temporaries).
+
+    Parameters
+    ----------
+    num, den : 2-D float64 arrays
+        Σ w·d and Σ w (:class:`TileSums`).
+    settings : DrizzleSettings
+    texptime : float
+        Total exposure time; ``final_units="counts"`` multiplies the science by it.
+
+    Returns
+    -------
+    sci, wht : 2-D float32 arrays
+    """
+    sci = np.empty(den.shape, np.float32)
+    wht = np.empty(den.shape, np.float32)
+    for r in range(0, den.shape[0], FINISH_ROWS):
+        rows = slice(r, r + FINISH_ROWS)
+        sci[rows], wht[rows] = _finish_rows(num[rows], den[rows], settings, texptime)
+    return sci, wht
+
+
 def finish_error(var, den, settings: DrizzleSettings, *, texptime=1.0):
     """The ERR image from the variance sums: ``sqrt(Σ w²·var) / Σ w``.
 
     Parameters
     ----------
     var, den : 2-D float64 arrays
-        Σ w²·var (:func:`add_error_sums`) and Σ w (:func:`add_sums`).
+        Σ w²·var and Σ w (:class:`TileSums`).
     settings : DrizzleSettings
     texptime : float
         Total exposure time; ``final_units="counts"`` multiplies the error by it.
@@ -517,9 +695,13 @@ def finish_error(var, den, settings: DrizzleSettings, *, texptime=1.0):
     2-D float32 array
         In the units of the science; NaN where the weight is zero.
     """
-    err = np.full(den.shape, np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(np.sqrt(var), den, out=err, where=den != 0)
-    if settings.units == "counts":
-        err *= texptime
-    return err.astype(np.float32)
+    out = np.empty(den.shape, np.float32)
+    for r in range(0, den.shape[0], FINISH_ROWS):   # per pixel: the same bits, small temporaries
+        rows = slice(r, r + FINISH_ROWS)
+        err = np.full(den[rows].shape, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(np.sqrt(var[rows]), den[rows], out=err, where=den[rows] != 0)
+        if settings.units == "counts":
+            err *= texptime
+        out[rows] = err
+    return out

@@ -1,7 +1,8 @@
 """AstroDrizzle step 3, "drizzle separate": each exposure drizzled on its own.
 
 Every chip is drizzled (one task per chip, :func:`single_chip`) with the ``driz_sep_*``
-parameters; the chips of one exposure are then added (:func:`single_exposure`) into that
+parameters; the chips of one exposure are then added in chip order (:func:`exposure_sums`,
+:func:`dazzle.steps.common.add_part`, :func:`single_finish`) into that
 exposure's single-drizzled image and weight, ``<root>_single_sci.fits`` and
 ``<root>_single_wht.fits`` (and with ``driz_sep_err`` its error,
 ``<root>_single_err.fits``).  These feed the median (create median step).
@@ -15,12 +16,9 @@ reaches are ``driz_sep_fillval`` (0 when INDEF, as drizzlepac).
 
 from __future__ import annotations
 
-import numpy as np
+from dazzle.steps.common import DrizzleSettings, Sums, TileSums, add_part, chip_sums, finish, finish_error, new_tile_sums
 
-from dazzle.steps.common import (DrizzleSettings, Sums, add_error_sums, add_sums, chip_sums, finish,
-                                 finish_error)
-
-__all__ = ["single_chip", "exposure_box", "single_exposure"]
+__all__ = ["single_chip", "exposure_box", "exposure_sums", "single_finish", "single_exposure"]
 
 
 def single_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None) -> Sums | None:
@@ -59,8 +57,50 @@ def exposure_box(boxes):
             min(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
+def exposure_sums(box, settings: DrizzleSettings) -> TileSums:
+    """Zero sums over an exposure's box, for its chips to be added to in chip order
+    (:func:`dazzle.steps.common.add_part`; no context: the single images have none).
+
+    Parameters
+    ----------
+    box : (x0, x1, y0, y1)
+        The exposure's box (:func:`exposure_box`).
+    settings : DrizzleSettings
+        The ``driz_sep_*`` settings (``err``: keep variance sums).
+
+    Returns
+    -------
+    dazzle.steps.common.TileSums
+    """
+    return new_tile_sums(box, nchips=0, var=settings.err)
+
+
+def single_finish(acc: TileSums, settings: DrizzleSettings):
+    """One exposure's single-drizzled image, weight and (``driz_sep_err``) error from its
+    chips' sums.
+
+    Parameters
+    ----------
+    acc : dazzle.steps.common.TileSums
+        Its chips' sums added (:func:`exposure_sums`, then :func:`dazzle.steps.common.add_part`).
+    settings : DrizzleSettings
+        The ``driz_sep_*`` settings.
+
+    Returns
+    -------
+    sci, wht : 2-D float32 arrays
+        Count rate and weight over the exposure's box.
+    err : 2-D float32 array or None
+        With ``settings.err`` (the chips' sums made with it): ``sqrt(Σ w²·var) / Σ w`` (count
+        rate), NaN where the weight is zero; else None.
+    """
+    sci, wht = finish(acc.num, acc.den, settings)
+    return sci, wht, (finish_error(acc.var, acc.den, settings) if settings.err else None)
+
+
 def single_exposure(parts, box, settings: DrizzleSettings):
-    """One exposure's single-drizzled image, weight and (``driz_sep_err``) error over ``box``.
+    """One exposure's single image at once from its chips' sums (what the graph does one chip
+    at a time: the same bits).
 
     Parameters
     ----------
@@ -73,16 +113,9 @@ def single_exposure(parts, box, settings: DrizzleSettings):
 
     Returns
     -------
-    sci, wht : 2-D float32 arrays
-        Count rate and weight over ``box``.
-    err : 2-D float32 array or None
-        With ``settings.err`` (the chips' sums made with it): ``sqrt(Σ w²·var) / Σ w`` (count
-        rate), NaN where the weight is zero; else None.
+    As :func:`single_finish`.
     """
-    numbered = [(1, p) for p in parts]
-    num, den, _ = add_sums(numbered, box, nplanes=1)
-    sci, wht = finish(num, den, settings)
-    if not settings.err:
-        return sci, wht, None
-    var, _ = add_error_sums(numbered, box)
-    return sci, wht, finish_error(np.zeros(den.shape) if var is None else var, den, settings)
+    acc = exposure_sums(box, settings)
+    for n, part in enumerate(parts, start=1):
+        add_part(acc, n, part)
+    return single_finish(acc, settings)

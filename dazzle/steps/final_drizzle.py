@@ -2,7 +2,8 @@
 
 Each chip is drizzled in its own task (:func:`final_chip`) with the ``final_*`` parameters,
 its weights masked by the DQ bits (``final_bits``), the static mask and the cosmic-ray mask;
-the chips' sums are added in chip order (:func:`final_combine`) and divided once, giving the
+the chips' sums are added tile by tile in chip order (:func:`final_tile_sums`,
+:func:`dazzle.steps.common.add_part`) and divided once (:func:`final_finish`), giving the
 SCI (count rate, or counts with ``final_units=counts``), WHT and CTX arrays of
 ``<output>_drz.fits`` (``_drc.fits`` for ``_flc`` inputs), and with ``final_err`` the ERR
 array ``sqrt(Σ w²·var) / Σ w`` (var: ERR² of the inputs, 1/IVM with IVM weights), with
@@ -14,12 +15,11 @@ Context: chip ``n`` (1-based, in input order) sets bit ``(n-1) % 32`` of plane `
 
 from __future__ import annotations
 
-import numpy as np
-
 from dazzle.facts import context_planes
-from dazzle.steps.common import DrizzleSettings, Sums, add_error_sums, add_sums, chip_sums, finish, finish_error
+from dazzle.steps.common import (DrizzleSettings, Sums, TileSums, add_sums, chip_sums, finish, finish_error,
+                                 new_tile_sums)
 
-__all__ = ["final_chip", "final_combine"]
+__all__ = ["final_chip", "final_tile_sums", "final_finish", "final_combine"]
 
 
 def final_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None,
@@ -50,15 +50,34 @@ def final_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_
                      cr_mask=cr_mask, ivm=ivm)
 
 
-def final_combine(parts, box, settings: DrizzleSettings, *, nchips, texptime):
-    """One tile of the final image: the chips' sums added in chip order, then divided.
+def final_tile_sums(box, settings: DrizzleSettings, *, nchips) -> TileSums:
+    """Zero sums over one tile of the final image, for the chips to be added to in chip order
+    (:func:`dazzle.steps.common.add_part`).
 
     Parameters
     ----------
-    parts : sequence of (int, Sums or None)
-        ``(chip number, 1-based in input order; the chip's sums in this tile)``.
     box : (x0, x1, y0, y1)
         The tile.
+    settings : DrizzleSettings
+        The ``final_*`` settings (``err``, ``dq``: which sums to keep).
+    nchips : int
+        Chips of the whole run (sets the number of context planes).
+
+    Returns
+    -------
+    dazzle.steps.common.TileSums
+    """
+    return new_tile_sums(box, nchips=nchips, var=settings.err, dq=settings.dq)
+
+
+def final_finish(acc: TileSums, settings: DrizzleSettings, *, nchips, texptime):
+    """One tile of the final image from its chips' sums.
+
+    Parameters
+    ----------
+    acc : dazzle.steps.common.TileSums
+        Every chip's sums added (:func:`final_tile_sums`, then
+        :func:`dazzle.steps.common.add_part` chip by chip).
     settings : DrizzleSettings
         The ``final_*`` settings.
     nchips : int
@@ -75,13 +94,31 @@ def final_combine(parts, box, settings: DrizzleSettings, *, nchips, texptime):
     dq : 2-D uint32 array or None
         With ``settings.dq``: the propagated DQ flags.
     """
-    parts = sorted(parts, key=lambda p: p[0])
-    num, den, ctx = add_sums(parts, box, nplanes=context_planes(nchips))
-    sci, wht = finish(num, den, settings, texptime=texptime)
-    var, dq = add_error_sums(parts, box) if settings.err or settings.dq else (None, None)
-    if settings.err and var is None:   # no chip reaches this tile
-        var = np.zeros(den.shape)
-    if settings.dq and dq is None:
-        dq = np.zeros(den.shape, np.uint32)
-    err = finish_error(var, den, settings, texptime=texptime) if settings.err else None
-    return sci, wht, ctx, err, dq if settings.dq else None
+    sci, wht = finish(acc.num, acc.den, settings, texptime=texptime)
+    err = finish_error(acc.var, acc.den, settings, texptime=texptime) if settings.err else None
+    return sci, wht, acc.context(context_planes(nchips)), err, acc.dq if settings.dq else None
+
+
+def final_combine(parts, box, settings: DrizzleSettings, *, nchips, texptime):
+    """One tile of the final image at once: the chips' sums added in chip order, then divided
+    (what the graph does one chip at a time; the same bits).
+
+    Parameters
+    ----------
+    parts : sequence of (int, Sums or None)
+        ``(chip number, 1-based in input order; the chip's sums in this tile)``.
+    box : (x0, x1, y0, y1)
+        The tile.
+    settings : DrizzleSettings
+        The ``final_*`` settings.
+    nchips : int
+        Chips of the whole run (sets the number of context planes).
+    texptime : float
+        Total exposure time (``final_units="counts"``).
+
+    Returns
+    -------
+    As :func:`final_finish`.
+    """
+    acc = add_sums(sorted(parts, key=lambda p: p[0]), box, nchips=nchips, var=settings.err, dq=settings.dq)
+    return final_finish(acc, settings, nchips=nchips, texptime=texptime)

@@ -78,7 +78,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.io import fits
 
-from dazzle.kernels.combine import combine_stack
+from dazzle.kernels.combine import combine_stack, stack_piece
 from dazzle.steps.common import StepSettings
 
 __all__ = ["Piece", "MedianSettings", "describe_piece", "describe_arrays", "weight_mean", "median_block", "reaches",
@@ -441,17 +441,11 @@ def median_block(pieces, block, settings: MedianSettings, *, nimages=None) -> np
         r0, r1, c0, c1 = iy0 - p.box[2], iy1 - p.box[2], ix0 - p.box[0], ix1 - p.box[0]
         w = _read_region(p.wht, p.ext, r0, r1, c0, c1)
         d = _read_region(p.sci, p.ext, r0, r1, c0, c1)
-        present = (w != 0) & np.isfinite(w)
-        if s.newmasks:
-            ok = present & ~(w.astype(np.float64) < s.maskpt * p.wht_mean)
-        else:
-            ok = present
-        sl = (j, slice(iy0 - ey0, iy1 - ey0), slice(ix0 - ex0, ix1 - ex0))
-        data[sl] = np.where(present, d, np.float32(0))
-        good[sl] = ok
-        if minmed:
-            wht[sl] = np.where(present, w, np.float32(0))
-        del w, d, present, ok
+        # present = non-zero finite weight; usable = present and, with newmasks, not
+        # float64(wht) < maskpt * wht_mean
+        stack_piece(d, w, s.maskpt * p.wht_mean if s.newmasks else 0.0, s.newmasks, data, good,
+                    wht, j, iy0 - ey0, ix0 - ex0)
+        del w, d
     res = combine_stack(data, good, combine_type=s.combine_type, nlow=s.nlow, nhigh=s.nhigh,
                         lthresh=s.lthresh, hthresh=s.hthresh, nsigma=s.nsigma, grow=g,
                         sky=[p.sky for p in sel], rn2=[p.rn2 for p in sel],

@@ -111,7 +111,7 @@ import numpy as np
 from dazzle import facts, geometry
 from dazzle.params import good_pixel_mask
 from dazzle.steps.common import StepSettings
-from dazzle.stats import imagestats
+from dazzle.stats import finite_values, imagestats
 
 __all__ = [
     "SKY_METHODS",
@@ -326,15 +326,9 @@ def chip_sky_statistic(sci, mask=None, *, skystat="median", skywidth=0.1, skylow
 
 def _chip_stat(sci, mask, stat_kw):
     sci = np.asarray(sci)
-    if mask is None:
-        fin = np.isfinite(sci)
-        vals = sci if fin.all() else sci[fin]
-    else:
-        m = np.asarray(mask, dtype=bool)
-        if m.shape != sci.shape:
-            raise ValueError(f"sky mask shape {m.shape} != SCI shape {sci.shape}")
-        vals = sci[m & np.isfinite(sci)]
-    return sky_statistic(vals, **stat_kw)
+    if mask is not None and np.shape(mask) != sci.shape:
+        raise ValueError(f"sky mask shape {np.shape(mask)} != SCI shape {sci.shape}")
+    return sky_statistic(finite_values(sci, mask), **stat_kw)
 
 
 def brightness_factor(chip) -> float:
@@ -864,7 +858,8 @@ def chip_sky_stat(data, static_mask, settings: SkySettings) -> float:
     float
         Chip units; NaN when no pixel is usable.
     """
-    m = sky_pixel_mask(data.dq, settings.sky_bits, static_mask, settings.use_static, data.sci)
+    # (no sci: _chip_stat leaves the non-finite pixels out itself)
+    m = sky_pixel_mask(data.dq, settings.sky_bits, static_mask, settings.use_static)
     return float(_chip_stat(data.sci, m, settings.stat_kwargs())[0])
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dazzle.stats import imagestats
+from dazzle.stats import finite_values, imagestats
 from dazzle.steps.common import StepSettings
 
 __all__ = ["STATIC_BINWIDTH", "STATIC_NCLIP", "STATIC_SIGMA_CLIP", "StaticSettings", "chip_signature",
@@ -87,12 +87,7 @@ def signature_stats(sci, good=None):
     a = np.asarray(sci)
     if a.dtype != np.float32:
         a = a.astype(np.float32)
-    finite = np.isfinite(a)
-    sel = finite if good is None else (finite & np.asarray(good, dtype=bool))
-    if sel.all():
-        vals = a
-    else:
-        vals = a[sel]      # C order: the first element stays the first selected pixel
+    vals = finite_values(a, good)      # C order: the first element stays the first selected pixel
     if vals.size == 0:
         return None
     lo, hi = np.minimum.reduce(vals, axis=None), np.maximum.reduce(vals, axis=None)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dazzle.kernels.byteorder import swap_inplace
+from dazzle.kernels.byteorder import swap_float32_count_nonfinite, swap_inplace
 
 
 @pytest.mark.parametrize("dtype", [">f4", ">i2", ">u2", ">i4", ">f8", "<f4"])
@@ -25,3 +25,17 @@ def test_non_contiguous_falls_back_to_numpy():
     view = np.arange(60, dtype=">f4").reshape(6, 10)[:, ::2]
     out = swap_inplace(view)
     assert np.array_equal(out, values)
+
+
+def test_swap_float32_counts_nonfinite_in_the_same_pass():
+    values = np.random.default_rng(4).normal(size=(29, 31)).astype(">f4")
+    values.flat[[0, 5, 77, 800]] = [np.nan, np.inf, -np.inf, np.float32(3.4e38)]
+    values.flat[6] = np.frombuffer(b"\x7f\x80\x00\x01", ">f4")[0]       # a signalling NaN
+    a = values.copy()
+    out, n = swap_float32_count_nonfinite(a)
+    assert n == int(np.count_nonzero(~np.isfinite(values))) == 4
+    assert out.dtype == np.float32 and out.dtype.isnative and np.shares_memory(out, a)
+    assert out.tobytes() == values.astype(np.float32).tobytes()
+    # anything but a writeable contiguous big-endian float32 array is left alone
+    for other in (values.astype(np.float32), values.astype(">f8"), values[:, ::2]):
+        assert swap_float32_count_nonfinite(other) == (None, None)

@@ -20,7 +20,7 @@ import pytest
 from astropy.io import fits
 
 from astrodrizzle_oracle import needs_drizzlepac
-from dazzle.kernels.combine import COMBINE_TYPES, combine_stack, parse_nsigma
+from dazzle.kernels.combine import COMBINE_TYPES, combine_stack, parse_nsigma, stack_piece
 from dazzle.params import ParameterError, defaults
 from dazzle.steps.median import (MedianSettings, Piece, block_bytes, choose_block_size,
                                  describe_piece, frame_blocks, median_block, median_image,
@@ -94,7 +94,7 @@ def ref_minmed(data, good, weights, sky, rn2, exptime, nsigma=(4.0, 3.0), grow=1
             col = data[:, y, x].astype(np.float64)
             u = _usable(col, good[:, y, x])
             use[:, y, x] = u
-            vals = np.sort(col[u])
+            vals = np.sort(col[u], kind="stable")     # the kernel keeps ties in order
             allbad[y, x] = vals.size == 0
             mn[y, x] = vals[0] if vals.size else 0.0
             if vals.size == 0 and ifill:
@@ -182,6 +182,47 @@ def test_minmed_matches_reference(ctype):
         want = ref_minmed(data, good, weights, sky, rn2, exptime, nsigma, grow, nimages,
                           ifill=ctype == "iminmed")
         np.testing.assert_array_equal(got, want, err_msg=f"case {case}")
+
+
+def test_minmed_network_sort_keeps_signed_zeros_in_order():
+    # stacks of up to 16 images are sorted by a branch-free network along each row; it must
+    # keep ties (-0.0 and +0.0) in the order of a stable sort, so the output bits (not only the
+    # values) are the reference's, also for 9..16 images (beyond _random_stack's 1..8).
+    # Cost: ~0.1 s.
+    rng = np.random.default_rng(31)
+    for n in (3, 5, 12, 16):
+        data = rng.choice(np.array([0.0, -0.0, 1.0, -0.0, 2.0], np.float32), (n, 6, 7))
+        good = rng.random(data.shape) > 0.2
+        w = rng.uniform(0.5, 2.0, data.shape).astype(np.float32)
+        got = combine_stack(data, good, combine_type="minmed", weights=w, grow=1)
+        want = ref_minmed(data, good, w, np.zeros(n), np.zeros(n), np.ones(n), grow=1)
+        assert np.signbit(got).any()
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32), err_msg=f"n={n}")
+
+
+def test_stack_piece_is_the_numpy_masking():
+    # median_block fills its stack in one kernel pass; the same as the numpy expressions of
+    # drizzlepac's masks (absent = zero or non-finite weight; newmasks: float64(w) < maskpt *
+    # mean), also at the float32/float64 edge of the threshold.  Cost: ~0.1 s.
+    rng = np.random.default_rng(4)
+    for trial in range(60):
+        ny, nx = (int(v) for v in rng.integers(1, 20, 2))
+        w = rng.choice(np.array([0, -0.0, 0.1, 0.3, 0.29999998, 1, np.nan, np.inf], np.float32), (ny, nx))
+        d = rng.normal(0, 1, (ny, nx)).astype(np.float32)
+        thr = [0.3, 0.0, float(np.float32(0.3))][trial % 3]
+        newmasks = trial % 2 == 0
+        present = (w != 0) & np.isfinite(w)
+        ok = present & ~(w.astype(np.float64) < thr) if newmasks else present
+        data, wht = np.full((2, 3, ny + 2, nx + 2), 7, np.float32)
+        good = np.full(data.shape, 9, np.uint8)
+        sl = (1, slice(1, ny + 1), slice(1, nx + 1))
+        stack_piece(d, w, thr, newmasks, data, good, wht if trial % 4 else None, 1, 1, 1)
+        if trial % 4 == 0:
+            assert np.all(wht == 7)
+            stack_piece(d, w, thr, newmasks, data, good, wht, 1, 1, 1)
+        assert data[sl].tobytes() == np.where(present, d, np.float32(0)).tobytes()
+        assert wht[sl].tobytes() == np.where(present, w, np.float32(0)).tobytes()
+        assert np.array_equal(good[sl], ok) and np.count_nonzero(good == 9) == good.size - ny * nx
 
 
 def test_long_stacks_sort_path():

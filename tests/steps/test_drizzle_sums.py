@@ -1,0 +1,124 @@
+"""The drizzle steps' sums (``dazzle.steps.common``): the chain of per-tile sums the graph
+builds (a chip added at a time, issue 11) and the context found from the weights.
+
+Cost: about 2 s (one small simulated set, a few small drizzles)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from dazzle.params import resolve
+from dazzle.pipeline import plan_run
+from dazzle.steps import common
+from dazzle.steps.common import DrizzleSettings, Sums, add_part, add_sums, chip_sums, load_chip, new_tile_sums
+from dazzle.steps.final_drizzle import final_combine, final_finish, final_tile_sums
+
+
+@pytest.fixture(scope="module")
+def small_plan(simulated, tmp_path_factory):
+    sim = simulated(n_exposures=3, chips=1, size=48, seed=5)
+    values = resolve(None, output=str(tmp_path_factory.mktemp("sums") / "s"), static=False, skysub=False,
+                     median=False, blot=False, driz_cr=False, driz_separate=False, final_dq=True)
+    return values, plan_run(sim.files, values["output"], values)
+
+
+def _sums(values, plan, **change):
+    settings = dataclasses.replace(DrizzleSettings.from_params(values, "final"), **change)
+    return settings, [chip_sums(c, plan.final_frame, plan.final_boxes[k], settings, bit=1)
+                      for k, c in enumerate(plan.chips)]
+
+
+def test_tiles_added_chip_by_chip_are_the_whole_frame_at_once(small_plan):
+    """The graph's chain (a tile's sums, then each chip added in place) gives the very bits
+    of adding every chip's sums at once, for any tiling."""
+    values, plan = small_plan
+    settings, parts = _sums(values, plan)
+    ny, nx = plan.final_frame.shape
+    whole = final_combine(list(enumerate(parts, start=1)), (0, nx, 0, ny), settings, nchips=len(parts),
+                          texptime=plan.texptime)
+    for ts in (16, 23, max(nx, ny)):
+        out = [np.zeros_like(a) for a in whole[:2]] + [np.zeros_like(whole[2])] + [np.zeros_like(a) for a in whole[3:]]
+        for y0 in range(0, ny, ts):
+            for x0 in range(0, nx, ts):
+                box = (x0, min(nx, x0 + ts), y0, min(ny, y0 + ts))
+                acc = final_tile_sums(box, settings, nchips=len(parts))
+                for n, s in enumerate(parts, start=1):
+                    assert add_part(acc, n, s) is acc
+                tile = final_finish(acc, settings, nchips=len(parts), texptime=plan.texptime)
+                sl = np.s_[box[2]:box[3], box[0]:box[1]]
+                for o, a in zip(out, tile):
+                    o[..., box[2]:box[3], box[0]:box[1]] = a
+                assert np.array_equal(out[0][sl], whole[0][sl], equal_nan=True)
+        for o, w in zip(out, whole):
+            assert np.array_equal(o, w, equal_nan=True)
+    assert np.nansum(whole[1]) > 0 and whole[3] is not None and whole[4] is not None
+
+
+def test_a_chip_added_twice_is_refused(small_plan):
+    values, plan = small_plan
+    _, parts = _sums(values, plan)
+    acc = new_tile_sums((0, 10, 0, 10), nchips=2)
+    add_part(acc, 2, parts[1])
+    with pytest.raises(RuntimeError, match=r"chip 2 \(piece 0\) added .* after chip 2 \(piece 0\)"):
+        add_part(acc, 2, parts[1])
+    with pytest.raises(RuntimeError, match="chip 1 .* added"):
+        add_part(acc, 1, parts[0])
+    add_part(acc, 2, parts[1], piece=3)   # a chip's sections: in order
+    with pytest.raises(RuntimeError, match=r"chip 2 \(piece 1\) added"):
+        add_part(acc, 2, parts[1], piece=1)
+
+
+@pytest.mark.parametrize("kernel", ["square", "turbo", "point", "gaussian", "lanczos3"])
+def test_context_from_the_weights_is_the_kernels_context(small_plan, kernel, monkeypatch):
+    """With one-signed weights the context is ``den > 0`` (not kept by the kernel); it equals
+    the context the kernel keeps, which lanczos (negative lobes) and negative weights still use."""
+    values, plan = small_plan
+    settings, parts = _sums(values, plan, kernel=kernel)
+    monkeypatch.setattr(common, "ONE_SIGN_KERNELS", frozenset())   # the kernel keeps the context
+    _, kept = _sums(values, plan, kernel=kernel)
+    for s, k in zip(parts, kept):
+        assert k.ctx.dtype == np.int32
+        assert s.ctx.dtype == (np.int32 if kernel == "lanczos3" else bool)
+        assert np.array_equal(s.ctx != 0, k.ctx != 0)
+        assert np.array_equal(s.num, k.num) and np.array_equal(s.den, k.den)
+        assert (s.ctx != 0).sum() > 1000
+
+
+def test_negative_weights_keep_the_kernels_context(small_plan):
+    """A negative weight (an IVM with negative pixels) can cancel a positive one: the
+    context then comes from the kernel, where the positive weight landed."""
+    values, plan = small_plan
+    settings = DrizzleSettings.from_params(values, "final")
+    chip = plan.chips[0]
+    data = load_chip(chip, settings.resetbits)
+    ivm = np.ones(data.sci.shape, np.float32)
+    ivm[::2, ::2] = -1.0
+    settings = dataclasses.replace(settings, wht_type="IVM", err=False)
+    s = chip_sums(chip, plan.final_frame, plan.final_boxes[0], settings, bit=1, ivm=ivm)
+    assert s.ctx.dtype == np.int32
+    assert ((s.ctx != 0) != (s.den > 0)).any()   # where den > 0 would say otherwise
+    acc = add_sums([(1, s)], (s.x0, s.x1, s.y0, s.y1))
+    assert np.array_equal(acc.context(1)[0] != 0, s.ctx != 0)
+
+
+@pytest.mark.parametrize("nchips", [1, 8, 9, 32, 33, 70])
+def test_context_bits_of_many_chips(nchips):
+    """The tiles keep the context as one bit per chip (uint8 planes, issue 11) and give it as
+    the products' int32 planes: chip n is bit (n-1) % 32 of plane (n-1) // 32, bit 31 too."""
+    from dazzle.facts import context_bit, context_plane, context_planes
+
+    rng = np.random.default_rng(nchips)
+    acc = new_tile_sums((0, 7, 0, 5), nchips=nchips)
+    want = np.zeros((context_planes(nchips), 5, 7), np.int32)
+    for n in range(1, nchips + 1):
+        where = rng.random((5, 7)) < 0.5
+        s = Sums(0, 0, np.zeros((5, 7)), np.zeros((5, 7)), where)
+        add_part(acc, n, s)
+        want[context_plane(n)][where] |= context_bit(n)
+    assert acc.ctx.dtype == np.uint8 and acc.ctx.shape[0] == -(-nchips // 8)
+    got = acc.context(context_planes(nchips))
+    assert got.dtype == np.int32 and np.array_equal(got, want)
+    assert nchips < 32 or (got[0] < 0).any()   # bit 31: the sign bit of an int32 plane
