@@ -902,6 +902,11 @@ def _square_run(c, n, h, il, ir, w_row, edges, block, use_ctx, out, three):
                     (key[c:], qq[c:], dw[0, c:], dw[1, c:], dw[3, c:], dw[4, c:]))
 
 
+#: One pixel, as a run length: an int64, not the literal 1 (with which Numba would
+#: compile each row pass a second time, for n = 1)
+_ONE = np.int64(1)
+
+
 @njit(nogil=True, cache=True, inline="always")
 def _square_pass(i0, i1, h, il, ir, w_row, edges, block, use_ctx, out, three):
     """:func:`_square_run` over a whole row: the run [i0, i1) at once, the pixels
@@ -909,7 +914,7 @@ def _square_pass(i0, i1, h, il, ir, w_row, edges, block, use_ctx, out, three):
     _square_run(i0, i1 - i0, h, il, ir, w_row, edges, block, use_ctx, out, three)
     for i in range(w_row.shape[0]):
         if i < i0 or i >= i1:
-            _square_run(i, 1, h, il, ir, w_row, edges, block, use_ctx, out, three)
+            _square_run(i, _ONE, h, il, ir, w_row, edges, block, use_ctx, out, three)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -1036,7 +1041,7 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
         elif n3:   # else drop by drop
             for i in range(nx):
                 if out[0][i] == _KEY_LARGE:
-                    _square_run(i, 1, h, il, ir, w_row, edges, block, p.use_ctx, out, True)
+                    _square_run(i, _ONE, h, il, ir, w_row, edges, block, p.use_ctx, out, True)
         i = _deposit_upto(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
         while i < nx:   # at a drop larger than 3x3 cells
             _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc, vr, vs, qr, qs)
