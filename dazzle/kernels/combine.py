@@ -331,11 +331,24 @@ def _stack_piece(d, w, thr, newmasks, keep_w, data, good, wht, k, r0, c0):
 
 
 def stack_piece(d, w, thr, newmasks, data, good, wht, k, r0, c0):
-    """One image's region into the stack, in one pass: ``data[k, r0:, c0:] = d`` and
-    ``wht[k, r0:, c0:] = w`` where the weight is present (non-zero and finite), else 0;
-    ``good[k, r0:, c0:]`` = present and, with ``newmasks``, not ``float64(w) < thr``.  ``d``,
-    ``w``: float32 2-D; ``data``, ``wht`` (or None): float32 and ``good``: uint8 C-contiguous
-    3-D stacks, written in place."""
+    """One image's region into the stack, in one pass, in place.
+
+    Parameters
+    ----------
+    d, w : 2-D float32 arrays
+        The image's data and weight over its region.
+    thr : float
+        Weight threshold (``newmasks``): ``float64(w) < thr`` is not good.
+    newmasks : bool
+        Apply ``thr``.
+    data, wht : 3-D float32 C-contiguous arrays (``wht`` may be None)
+        The stacks: ``data[k, r0:, c0:] = d`` and ``wht[k, r0:, c0:] = w`` where the weight
+        is present (non-zero and finite), else 0.
+    good : 3-D uint8 C-contiguous array
+        ``good[k, r0:, c0:]`` = present and, with ``newmasks``, not below ``thr``.
+    k, r0, c0 : int
+        The image's index in the stack and the region's first row and column.
+    """
     keep_w = wht is not None
     _stack_piece(np.ascontiguousarray(d, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32),
                  float(thr), bool(newmasks), keep_w, data, good,
