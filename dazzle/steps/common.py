@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dazzle import geometry
-from dazzle.kernels import drizzle_sums
+from dazzle.kernels import drizzle_sums, tilesums
 from dazzle.params import bits_to_mask, good_pixel_mask, resolve
 
 __all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", "chip_pix_ratio",
@@ -588,15 +588,15 @@ def add_part(acc: TileSums, n: int, s: Sums | None, piece: int = 0) -> TileSums:
     if cut is None:
         return acc
     dst, src = cut
-    acc.num[dst] += s.num[src]
-    acc.den[dst] += s.den[src]
-    if s.ctx is not None and acc.ctx is not None:
-        plane = acc.ctx[(n - 1) // 8][dst]
-        np.bitwise_or(plane, np.uint8(1 << ((n - 1) % 8)), out=plane, where=s.ctx[src] != 0)
-    if acc.var is not None and s.var is not None:
-        acc.var[dst] += s.var[src]
-    if acc.dq is not None and s.dq is not None:
-        acc.dq[dst] |= s.dq[src]
+    size = (dst[0].stop - dst[0].start, dst[1].stop - dst[1].start)
+    keep_ctx = s.ctx is not None and acc.ctx is not None
+    keep_var = acc.var is not None and s.var is not None
+    keep_dq = acc.dq is not None and s.dq is not None
+    tilesums.add_into(acc.num, acc.den, acc.var if keep_var else None,
+                      acc.ctx[(n - 1) // 8] if keep_ctx else None, acc.dq if keep_dq else None, 1 << ((n - 1) % 8),
+                      s.num, s.den, s.var if keep_var else None, s.ctx if keep_ctx else None,
+                      s.dq if keep_dq else None, (dst[0].start, dst[1].start) + size,
+                      (src[0].start, src[1].start) + size)
     return acc
 
 
@@ -632,32 +632,12 @@ def add_sums(parts, box, *, nchips=None, var=False, dq=False) -> TileSums:
     return acc
 
 
-#: rows of a box finished at once: the float64 temporaries of :func:`finish` stay small
-FINISH_ROWS = 256
-
-
-def _finish_rows(num, den, settings, texptime):
-    wht = den.astype(np.float32)
-    sci = np.full(den.shape, np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(num, den, out=sci, where=den != 0)
-    empty = wht == 0
-    if settings.fillval is not None:
-        sci[empty] = settings.fillval
-    else:
-        sci[empty] = settings.maskval
-    if settings.units == "counts":
-        sci *= texptime
-    return sci.astype(np.float32), wht
-
-
 def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
     """Science and weight images from the sums: ``num / den`` and ``den``.
 
     Output pixels with zero weight get ``fillval``, or when it is INDEF the step's ``maskval``
     (NaN for the final image unless ``final_maskval`` is set; 0 for single drizzles), as
-    drizzlepac does.  Done :data:`FINISH_ROWS` rows at a time (every operation is per pixel:
-    the same bits as the whole box at once, with small temporaries).
+    drizzlepac does.  One pass over the pixels (:func:`dazzle.kernels.tilesums.finish_sci`).
 
     Parameters
     ----------
@@ -671,12 +651,8 @@ def finish(num, den, settings: DrizzleSettings, *, texptime=1.0):
     -------
     sci, wht : 2-D float32 arrays
     """
-    sci = np.empty(den.shape, np.float32)
-    wht = np.empty(den.shape, np.float32)
-    for r in range(0, den.shape[0], FINISH_ROWS):
-        rows = slice(r, r + FINISH_ROWS)
-        sci[rows], wht[rows] = _finish_rows(num[rows], den[rows], settings, texptime)
-    return sci, wht
+    fill = settings.fillval if settings.fillval is not None else settings.maskval
+    return tilesums.finish_sci(num, den, fill, texptime if settings.units == "counts" else None)
 
 
 def finish_error(var, den, settings: DrizzleSettings, *, texptime=1.0):
@@ -695,13 +671,4 @@ def finish_error(var, den, settings: DrizzleSettings, *, texptime=1.0):
     2-D float32 array
         In the units of the science; NaN where the weight is zero.
     """
-    out = np.empty(den.shape, np.float32)
-    for r in range(0, den.shape[0], FINISH_ROWS):   # per pixel: the same bits, small temporaries
-        rows = slice(r, r + FINISH_ROWS)
-        err = np.full(den[rows].shape, np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(np.sqrt(var[rows]), den[rows], out=err, where=den[rows] != 0)
-        if settings.units == "counts":
-            err *= texptime
-        out[rows] = err
-    return out
+    return tilesums.finish_err(var, den, texptime if settings.units == "counts" else None)
