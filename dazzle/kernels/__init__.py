@@ -17,6 +17,8 @@ combine_stack
     Per-pixel median/minmed/mean/sum of a stack (create median).
 cr_test, cr_derivative, cr_grow_mask, cte_grow_mask
     The driz_cr cosmic-ray test and its masks.
+tilesums.add_into, tilesums.finish_sci, tilesums.finish_err
+    The tiled reductions: chips' sums added into a tile's, and a tile's sums divided.
 kernel_reach, box_pad
     How far beyond an input pixel's edges a drizzle kernel gives weight, and the margin the
     pipeline plans a chip's output box with (plain Python).
