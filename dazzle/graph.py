@@ -86,6 +86,7 @@ class Plan:
     single_sections: list = field(default_factory=list)
     final_sections: list = field(default_factory=list)
     section_size: int = 1024          # input pixels a side of those sections
+    gather_sums: bool = False         # a tile's (exposure's) pieces added in one task, not a chain
     user_static: list = field(default_factory=list)    # per chip user mask (True = good) or None
     ivm: list | None = None           # per chip IVM arrays (final_wht_type=IVM)
     texptime: float = 0.0
@@ -212,6 +213,17 @@ def _chip_pieces(g, step, k, chip, frame, box, sections, settings, sky, static, 
 
 def _sections_of(plan_sections, k):
     return plan_sections[k] if plan_sections else None
+
+
+def _gather_parts(make, order, *sums):
+    """The pieces' sums added in ``order`` (``[(chip number, piece)]``) into new sums
+    (``make()``): the additions of a chain of ``*-part`` tasks in one task, for the
+    ``processes`` scheduler, which would copy a chain's running sums to a worker process and
+    back for every add."""
+    acc = make()
+    for (n, piece), part in zip(order, sums):
+        add_part(acc, n, part, piece)
+    return acc
 
 
 def _single_part(box, settings, n, piece, acc, sums):
@@ -540,13 +552,19 @@ def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
         if ("single", root) in plan.reuse:
             singles[root] = plan.reuse[("single", root)]
             continue
-        acc = None
+        acc, gathered = None, []
         for n, k in enumerate(ks, start=1):
             sections = _sections_of(plan.single_sections, k)
             for piece, part, _ in _chip_pieces(g, "single", k, plan.chips[k], frame, plan.single_boxes[k],
                                                sections, settings, skies[k], statics[k]):
+                if plan.gather_sums:
+                    gathered.append(((n, piece), part))
+                    continue
                 key = f"single-part-{k}" if sections is None else f"single-part-{k}-{piece}"
                 acc = g.add(key, _single_part, box, settings, n, piece, acc, part)
+        if gathered:
+            acc = g.add(f"single-part-{root}", _gather_parts, partial(exposure_sums, box, settings),
+                        [o for o, _ in gathered], *[h for _, h in gathered])
         if plan.in_memory:
             singles[root] = g.add(f"single-exposure-{root}", _single_in_memory, settings, acc)
             continue
@@ -632,6 +650,7 @@ def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
         return None
     tile_list = tiles(frame.shape, plan.tile_size)
     acc = [None] * len(tile_list)
+    gathered = [[] for _ in tile_list]   # plan.gather_sums: each tile's pieces, in order
     nchips = len(plan.chips)
     for k, chip in enumerate(plan.chips):
         sections = _sections_of(plan.final_sections, k)
@@ -640,8 +659,16 @@ def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
                               None if plan.ivm is None else plan.ivm[k])
         for piece, s, box in pieces:
             for t in tiles_touching(box, frame.shape, plan.tile_size):
+                if plan.gather_sums:
+                    gathered[t].append(((k + 1, piece), s))
+                    continue
                 key = f"final-part-{k}-{t}" if sections is None else f"final-part-{k}-{piece}-{t}"
                 acc[t] = g.add(key, _final_part, tile_list[t], settings, nchips, k + 1, piece, acc[t], s)
+    for t, parts in enumerate(gathered):
+        if parts:
+            acc[t] = g.add(f"final-part-{t}", _gather_parts,
+                           partial(final_tile_sums, tile_list[t], settings, nchips=nchips),
+                           [o for o, _ in parts], *[h for _, h in parts])
     done = [g.add(f"final-tile-{t}", _final_tile, tb, settings, plan.final_canvas, nchips, plan.texptime,
                   *([] if acc[t] is None else [acc[t]])) for t, tb in enumerate(tile_list)]
     return g.add("final-commit", _commit, plan.final_canvas, *done)

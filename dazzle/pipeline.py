@@ -1013,6 +1013,9 @@ def _prepare(plan, values, client=None, suffix=""):
     from dazzle.graph import build
 
     plan.run_key = run_key(plan)
+    # dask's processes scheduler copies every task's inputs to a worker process and its result
+    # back: a chain of adds would copy a tile's running sums twice per add
+    plan.gather_sums = values["scheduler"] == "processes" and client is None
     if values["resume"] and not plan.in_memory:   # in_memory: nothing on disk to reuse
         if any(is_memory_chip(c) for c in plan.chips):
             log.info("dazzle: resume: in-memory inputs, nothing reused")

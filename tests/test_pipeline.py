@@ -937,17 +937,22 @@ def test_chips_drizzled_in_sections(sim2, tmp_path, monkeypatch):
     """Chips larger than the section size (here 48 input pixels, so 3 x 3 sections of a 128²
     chip) give the whole-chip products to float32 rounding (the sections' sums are added one
     after the other: the last bits of a few pixels differ), the same context, CR masks and
-    single images' weights, and the same bits on threads and on one thread."""
+    single images' weights, and the same bits on threads, on one thread and on processes (which
+    gathers a tile's pieces in one task instead of chaining them)."""
     from dazzle import pipeline
 
     params = dict(final_rot=30.0, driz_sep_rot=30.0, final_dq=True, resume=False)
     whole = dazzle.run(sim2.files, str(tmp_path / "whole" / "syn"), **params)
     monkeypatch.setattr(pipeline, "SECTION_SIZE", 48)
     runs = [dazzle.run(sim2.files, str(tmp_path / s / "syn"), scheduler=s, **params)
-            for s in ("threads", "synchronous")]
-    with fits.open(runs[0].output) as a, fits.open(runs[1].output) as b:
-        for ext in ("SCI", "WHT", "CTX", "ERR", "DQ"):
-            assert a[ext].data.tobytes() == b[ext].data.tobytes(), ext
+            for s in ("threads", "synchronous", "processes")]
+    for other in runs[1:]:   # processes: each tile's pieces gathered in one task, not chained
+        with fits.open(runs[0].output) as a, fits.open(other.output) as b:
+            for ext in ("SCI", "WHT", "CTX", "ERR", "DQ"):
+                assert a[ext].data.tobytes() == b[ext].data.tobytes(), ext
+        for name in ("dzsim01_single_sci.fits", "dzsim02_single_wht.fits"):
+            assert np.array_equal(fits.getdata(tmp_path / "threads" / name),
+                                  fits.getdata(os.path.dirname(other.output) + "/" + name))
     with fits.open(whole.output) as a, fits.open(runs[0].output) as b:
         for ext in ("SCI", "WHT", "ERR"):
             x, y = a[ext].data, b[ext].data
@@ -960,3 +965,21 @@ def test_chips_drizzled_in_sections(sim2, tmp_path, monkeypatch):
     assert len(crs[0]) == 4 and [p.name for p in crs[0]] == [p.name for p in crs[1]]
     for p, q in zip(*crs):
         assert np.array_equal(fits.getdata(p), fits.getdata(q))
+
+
+def test_processes_gather_the_pieces(sim2, tmp_path):
+    """With the processes scheduler the graph adds a tile's (an exposure's) pieces in one task
+    (``final-part-<t>``, ``single-part-<root>``): a chain would copy the running sums to a worker
+    process and back for every add.  Other schedulers chain them."""
+    from dazzle import pipeline
+    from dazzle.params import resolve
+
+    keys = {}
+    for sched in ("processes", "threads"):
+        values = resolve(None, output=str(tmp_path / sched / "syn"), scheduler=sched)
+        plan = pipeline.plan_run(sim2.files, values["output"], values)
+        keys[sched] = set(map(str, pipeline._prepare(plan, values).dask.keys()))
+    assert {"final-part-0", "single-part-dzsim01", "single-part-dzsim02"} <= keys["processes"]
+    assert not any(k.startswith("final-part-0-") for k in keys["processes"])
+    assert "final-part-0-0" in keys["threads"] and "single-part-0" in keys["threads"]
+    assert not any(k.startswith("single-part-dzsim") for k in keys["threads"])
