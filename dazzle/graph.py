@@ -15,6 +15,10 @@ exposure)::
                         (a chain per tile t) -> final-tile-<t> -> final-commit  <output>_drz.fits
     add_input_dq_update update-dq-after -> update-dq-<i>                      (the inputs' DQ, if asked)
 
+With ``gather_sums`` (the ``processes`` scheduler, which copies a task's inputs to a worker process
+and its result back) each tile's pieces are added in one task, ``final-part-<t>`` (and an
+exposure's in ``single-part-<root>``), in the same order: the same bits.
+
 A chip larger than ``section_size`` input pixels a side (1024: an ACS/WFC chip has 8 sections)
 is drizzled a section ``b`` at a time: each ``<step>-section-<k>-<b>`` reads only its section
 (and a halo of neighbours), weights it and drizzles it (its pixel map computed for it alone)
