@@ -62,7 +62,7 @@ from dazzle.steps import driz_cr as cr_step
 from dazzle.steps import median as median_step
 from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
-from dazzle.steps.common import add_part, section_sums
+from dazzle.steps.common import add_part
 from dazzle.steps.common import load_chip as common_load_chip
 from dazzle.steps.driz_separate import exposure_box, exposure_sums, single_chip, single_finish
 from dazzle.steps.final_drizzle import final_chip, final_finish, final_tile_sums
@@ -191,27 +191,22 @@ def _chip_sky(skies, k):
     return skies[k]
 
 
-def _single_chip(chip, frame, box, settings, sky, static):
-    return single_chip(chip, frame, box, settings, sky=sky.drizzle_sky, static_mask=static)
-
-
-def _section_sums(chip, frame, box, settings, section, sky, static, crmask=None, ivm=None):
-    return section_sums(chip, frame, box, settings, section=section, sky=sky.drizzle_sky, static_mask=static,
-                        cr_mask=crmask, ivm=ivm)
+def _single_chip(chip, frame, box, settings, sky, static, section=None):
+    return single_chip(chip, frame, box, settings, sky=sky.drizzle_sky, static_mask=static, section=section)
 
 
 def _chip_pieces(g, step, k, chip, frame, box, sections, settings, sky, static, crmask=None, ivm=None):
     """Chip ``k``'s sums for a drizzle step (``step``: "single" or "final"), in the order they
     are added: ``[(piece, handle, box)]`` -- one task for the whole chip (``sections`` None), or
     one per section of its pixels that reaches the frame (reading only that section)."""
-    if sections is None:
+    def task(key, box, section=None):
         if step == "single":
-            whole = g.add(f"single-chip-{k}", _single_chip, chip, frame, box, settings, sky, static)
-        else:
-            whole = g.add(f"final-chip-{k}", _final_chip, chip, frame, box, settings, sky, static, crmask, ivm)
-        return [(0, whole, box)]
-    return [(b, g.add(f"{step}-section-{k}-{b}", _section_sums, chip, frame, sbox, settings, sec, sky, static,
-                      crmask, ivm), sbox)
+            return g.add(key, _single_chip, chip, frame, box, settings, sky, static, section)
+        return g.add(key, _final_chip, chip, frame, box, settings, sky, static, crmask, ivm, section)
+
+    if sections is None:
+        return [(0, task(f"{step}-chip-{k}", box), box)]
+    return [(b, task(f"{step}-section-{k}-{b}", sbox, sec), sbox)
             for b, (sec, sbox) in enumerate(sections) if sbox is not None]
 
 
@@ -223,17 +218,19 @@ def _gather_parts(make, order, *sums):
     """The pieces' sums added in ``order`` (``[(chip number, piece)]``) into new sums
     (``make()``): the additions of a chain of ``*-part`` tasks in one task, for the
     ``processes`` scheduler, which would copy a chain's running sums to a worker process and
-    back for every add."""
+    back for every add (:func:`_add_part`)."""
     acc = make()
     for (n, piece), part in zip(order, sums):
         add_part(acc, n, part, piece)
     return acc
 
 
-def _single_part(box, settings, n, piece, acc, sums):
-    """Chip ``n`` (its section ``piece``) of an exposure added to its sums (``acc``, None for
-    the first: zero sums over ``box``), in place, as :func:`_final_part`."""
-    return add_part(exposure_sums(box, settings) if acc is None else acc, n, sums, piece)
+def _add_part(make, n, piece, acc, sums):
+    """Chip ``n``'s sums (of its section ``piece``) added to a tile's or an exposure's (``acc``,
+    None for the first: new zero sums, ``make()``), in place: the chip's sums can then be
+    dropped.  The previous sums have no other use, so they are not copied (a repeated task is
+    caught by :func:`~dazzle.steps.common.add_part`)."""
+    return add_part(make() if acc is None else acc, n, sums, piece)
 
 
 def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, acc, *skies):
@@ -352,19 +349,9 @@ def _cr_only(result):
     return None if result is None else result[0]
 
 
-def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm):
+def _final_chip(chip, frame, box, settings, sky, static, crmask, ivm, section=None):
     return final_chip(chip, frame, box, settings, sky=sky.drizzle_sky, static_mask=static, cr_mask=crmask,
-                      ivm=ivm)
-
-
-def _final_part(box, settings, nchips, n, piece, acc, sums):
-    """Chip ``n``'s sums (of its section ``piece``) added to a tile's (``acc``, None for the
-    tile's first: zero sums over ``box``), in place: the chip's sums can then be dropped.  The
-    tile's previous sums have no other use, so they are not copied (a repeated task is caught
-    by :func:`~dazzle.steps.common.add_part`)."""
-    if acc is None:
-        acc = final_tile_sums(box, settings, nchips=nchips)
-    return add_part(acc, n, sums, piece)
+                      ivm=ivm, section=section)
 
 
 def _final_tile(box, settings, canvas, nchips, texptime, acc=None):
@@ -556,7 +543,7 @@ def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
         if ("single", root) in plan.reuse:
             singles[root] = plan.reuse[("single", root)]
             continue
-        acc, gathered = None, []
+        acc, gathered, make = None, [], partial(exposure_sums, box, settings)
         for n, k in enumerate(ks, start=1):
             sections = _sections_of(plan.single_sections, k)
             for piece, part, _ in _chip_pieces(g, "single", k, plan.chips[k], frame, plan.single_boxes[k],
@@ -565,10 +552,10 @@ def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
                     gathered.append(((n, piece), part))
                     continue
                 key = f"single-part-{k}" if sections is None else f"single-part-{k}-{piece}"
-                acc = g.add(key, _single_part, box, settings, n, piece, acc, part)
+                acc = g.add(key, _add_part, make, n, piece, acc, part)
         if gathered:
-            acc = g.add(f"single-part-{root}", _gather_parts, partial(exposure_sums, box, settings),
-                        [o for o, _ in gathered], *[h for _, h in gathered])
+            acc = g.add(f"single-part-{root}", _gather_parts, make, [o for o, _ in gathered],
+                        *[h for _, h in gathered])
         if plan.in_memory:
             singles[root] = g.add(f"single-exposure-{root}", _single_in_memory, settings, acc)
             continue
@@ -656,6 +643,7 @@ def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
     acc = [None] * len(tile_list)
     gathered = [[] for _ in tile_list]   # plan.gather_sums: each tile's pieces, in order
     nchips = len(plan.chips)
+    make = [partial(final_tile_sums, tb, settings, nchips=nchips) for tb in tile_list]
     for k, chip in enumerate(plan.chips):
         sections = _sections_of(plan.final_sections, k)
         pieces = _chip_pieces(g, "final", k, chip, frame, plan.final_boxes[k], sections, settings, skies[k],
@@ -667,12 +655,10 @@ def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
                     gathered[t].append(((k + 1, piece), s))
                     continue
                 key = f"final-part-{k}-{t}" if sections is None else f"final-part-{k}-{piece}-{t}"
-                acc[t] = g.add(key, _final_part, tile_list[t], settings, nchips, k + 1, piece, acc[t], s)
+                acc[t] = g.add(key, _add_part, make[t], k + 1, piece, acc[t], s)
     for t, parts in enumerate(gathered):
         if parts:
-            acc[t] = g.add(f"final-part-{t}", _gather_parts,
-                           partial(final_tile_sums, tile_list[t], settings, nchips=nchips),
-                           [o for o, _ in parts], *[h for _, h in parts])
+            acc[t] = g.add(f"final-part-{t}", _gather_parts, make[t], [o for o, _ in parts], *[h for _, h in parts])
     done = [g.add(f"final-tile-{t}", _final_tile, tb, settings, plan.final_canvas, nchips, plan.texptime,
                   *([] if acc[t] is None else [acc[t]])) for t, tb in enumerate(tile_list)]
     return g.add("final-commit", _commit, plan.final_canvas, *done)

@@ -3,7 +3,7 @@
 One simulated scene (4 dithered exposures of a 40 x 40 chip, no cosmic rays, no defects) is
 drizzled N = 60 times, each time with a new noise realisation drawn from the simulator's noise
 model (Poisson on the expected electrons plus Gaussian read noise; the inputs' ERR is that
-model's sigma), through the final drizzle's own step functions (``chip_sums`` and
+model's sigma), through the final drizzle's own step functions (``section_sums`` and
 ``final_combine``, the tiled reduction's code).  For every output pixel the standard deviation
 of SCI over the realisations is compared with the propagated ERR, and with the WHT-based
 estimate ``1/sqrt(WHT)`` (``final_wht_type=ERR``: WHT is the summed inverse variance), for
@@ -23,7 +23,7 @@ from dazzle.io import ChipData
 from dazzle.params import resolve
 from dazzle.pipeline import plan_run
 from dazzle.steps import common
-from dazzle.steps.common import DrizzleSettings, chip_sums, load_chip
+from dazzle.steps.common import DrizzleSettings, section_sums, load_chip
 from dazzle.steps.final_drizzle import final_combine
 
 N_REALISATIONS = 60
@@ -69,7 +69,7 @@ def monte_carlo(scene, kernel, pixfrac, monkeypatch):
         for k, (chip, m) in enumerate(zip(plan.chips, models)):
             noisy = rng.poisson(m.sci.astype(np.float64)) + rng.normal(0.0, rn, m.sci.shape)
             data = ChipData(sci=noisy.astype(np.float32), err=m.err, dq=m.dq, n_nonfinite=0)
-            parts.append((k + 1, chip_sums(chip, plan.final_frame, plan.final_boxes[k], settings,
+            parts.append((k + 1, section_sums(chip, plan.final_frame, plan.final_boxes[k], settings,
                                            bit=1, data=data)))
         sci, wht, _, err, _ = final_combine(parts, (0, nx, 0, ny), settings, nchips=len(plan.chips),
                                             texptime=plan.texptime)

@@ -42,7 +42,7 @@ from dazzle.params import bits_to_mask, good_pixel_mask, resolve
 
 __all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", "chip_pix_ratio",
            "resolve_wt_scl", "chip_weights", "chip_variance", "ChipInputs", "chip_inputs", "section_halo",
-           "section_sums", "chip_sums", "overlap", "TileSums",
+           "section_sums", "overlap", "TileSums",
            "new_tile_sums", "add_part", "add_sums", "finish", "finish_error"]
 
 
@@ -450,34 +450,6 @@ def section_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, section=
     if settings.step == "final" and inputs.ctx_from_den:
         ctx = den > 0
     return Sums(x0, y0, num, den, ctx, var_sums, dq_sums)
-
-
-def chip_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, sky=None, static_mask=None,
-              cr_mask=None, ivm=None, data=None) -> Sums | None:
-    """Drizzle one chip into float64 sums over a box of the output frame (:func:`section_sums`
-    of the whole chip).
-
-    Parameters
-    ----------
-    chip : dazzle.io.Chip
-    frame : dazzle.geometry.Frame
-        The output frame.
-    box : (x0, x1, y0, y1) or None
-        Half-open box of output pixels the chip reaches (None: the chip misses the frame).
-    settings : DrizzleSettings
-        The drizzle step's settings.
-    bit : int
-        Context bit set where the chip contributes.
-    sky, static_mask, cr_mask, ivm, data
-        As :func:`section_sums`.
-
-    Returns
-    -------
-    Sums or None
-        As :func:`section_sums`.
-    """
-    return section_sums(chip, frame, box, settings, bit=bit, sky=sky, static_mask=static_mask, cr_mask=cr_mask,
-                        ivm=ivm, data=data)
 
 
 def overlap(s: Sums, box):

@@ -16,13 +16,16 @@ reaches are ``driz_sep_fillval`` (0 when INDEF, as drizzlepac).
 
 from __future__ import annotations
 
-from dazzle.steps.common import DrizzleSettings, Sums, TileSums, add_part, chip_sums, finish, finish_error, new_tile_sums
+from dazzle.steps.common import (DrizzleSettings, Sums, TileSums, add_part, finish, finish_error, new_tile_sums,
+                                 section_sums)
 
 __all__ = ["single_chip", "exposure_box", "exposure_sums", "single_finish", "single_exposure"]
 
 
-def single_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None) -> Sums | None:
-    """One chip drizzled for its exposure's single image: its sums over its box of the frame.
+def single_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None,
+                section=None) -> Sums | None:
+    """One chip (or one section of its pixels) drizzled for its exposure's single image: its
+    sums over its box of the frame.
 
     No cosmic-ray mask (finding them is what the single images are for).
 
@@ -32,19 +35,22 @@ def single_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static
     frame : dazzle.geometry.Frame
         The single-drizzle frame.
     box : (x0, x1, y0, y1) or None
-        The chip's box in the frame.
+        The chip's (section's) box in the frame.
     settings : DrizzleSettings
         The ``driz_sep_*`` settings.
     sky : float, optional
         Sky to subtract, chip units.
     static_mask : 2-D bool array, optional
-        True = good.
+        True = good (the whole chip's).
+    section : (x0, x1, y0, y1), optional
+        Half-open input pixels: only they are read and drizzled
+        (:func:`dazzle.steps.common.section_sums`).  Default: the whole chip.
 
     Returns
     -------
     dazzle.steps.common.Sums or None
     """
-    return chip_sums(chip, frame, box, settings, bit=1, sky=sky, static_mask=static_mask)
+    return section_sums(chip, frame, box, settings, sky=sky, static_mask=static_mask, section=section)
 
 
 def exposure_box(boxes):

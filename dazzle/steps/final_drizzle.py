@@ -16,15 +16,16 @@ Context: chip ``n`` (1-based, in input order) sets bit ``(n-1) % 32`` of plane `
 from __future__ import annotations
 
 from dazzle.facts import context_planes
-from dazzle.steps.common import (DrizzleSettings, Sums, TileSums, add_sums, chip_sums, finish, finish_error,
-                                 new_tile_sums)
+from dazzle.steps.common import (DrizzleSettings, Sums, TileSums, add_sums, finish, finish_error, new_tile_sums,
+                                 section_sums)
 
 __all__ = ["final_chip", "final_tile_sums", "final_finish", "final_combine"]
 
 
 def final_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None,
-               cr_mask=None, ivm=None) -> Sums | None:
-    """One chip drizzled for the final image: its sums over its box of the final frame.
+               cr_mask=None, ivm=None, section=None) -> Sums | None:
+    """One chip (or one section of its pixels) drizzled for the final image: its sums over its
+    box of the final frame.
 
     Parameters
     ----------
@@ -32,22 +33,25 @@ def final_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_
     frame : dazzle.geometry.Frame
         The final frame.
     box : (x0, x1, y0, y1) or None
-        The chip's box in the frame.
+        The chip's (section's) box in the frame.
     settings : DrizzleSettings
         The ``final_*`` settings.
     sky : float, optional
         Sky to subtract, chip units.
     static_mask, cr_mask : 2-D bool arrays, optional
-        True = good.
+        True = good (the whole chip's).
     ivm : 2-D array, optional
         The chip's inverse-variance map (``final_wht_type="IVM"``).
+    section : (x0, x1, y0, y1), optional
+        Half-open input pixels: only they are read and drizzled
+        (:func:`dazzle.steps.common.section_sums`).  Default: the whole chip.
 
     Returns
     -------
     dazzle.steps.common.Sums or None
     """
-    return chip_sums(chip, frame, box, settings, bit=1, sky=sky, static_mask=static_mask,
-                     cr_mask=cr_mask, ivm=ivm)
+    return section_sums(chip, frame, box, settings, sky=sky, static_mask=static_mask, cr_mask=cr_mask,
+                        ivm=ivm, section=section)
 
 
 def final_tile_sums(box, settings: DrizzleSettings, *, nchips) -> TileSums:

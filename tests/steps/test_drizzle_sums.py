@@ -13,7 +13,7 @@ import pytest
 from dazzle.params import resolve
 from dazzle.pipeline import plan_run
 from dazzle.steps import common
-from dazzle.steps.common import DrizzleSettings, Sums, add_part, add_sums, chip_sums, load_chip, new_tile_sums
+from dazzle.steps.common import DrizzleSettings, Sums, add_part, add_sums, section_sums, load_chip, new_tile_sums
 from dazzle.steps.final_drizzle import final_combine, final_finish, final_tile_sums
 
 
@@ -27,7 +27,7 @@ def small_plan(simulated, tmp_path_factory):
 
 def _sums(values, plan, **change):
     settings = dataclasses.replace(DrizzleSettings.from_params(values, "final"), **change)
-    return settings, [chip_sums(c, plan.final_frame, plan.final_boxes[k], settings, bit=1)
+    return settings, [section_sums(c, plan.final_frame, plan.final_boxes[k], settings, bit=1)
                       for k, c in enumerate(plan.chips)]
 
 
@@ -97,7 +97,7 @@ def test_negative_weights_keep_the_kernels_context(small_plan):
     ivm = np.ones(data.sci.shape, np.float32)
     ivm[::2, ::2] = -1.0
     settings = dataclasses.replace(settings, wht_type="IVM", err=False)
-    s = chip_sums(chip, plan.final_frame, plan.final_boxes[0], settings, bit=1, ivm=ivm)
+    s = section_sums(chip, plan.final_frame, plan.final_boxes[0], settings, bit=1, ivm=ivm)
     assert s.ctx.dtype == np.int32
     assert ((s.ctx != 0) != (s.den > 0)).any()   # where den > 0 would say otherwise
     acc = add_sums([(1, s)], (s.x0, s.x1, s.y0, s.y1))
