@@ -438,18 +438,22 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
             pixmap[..., 1] -= offset[1]
         return pixmap
 
-    gx, gy = _grid(xmin, xmax, step), _grid(ymin, ymax, step)
+    return _grid_map(win, wout, _grid(xmin, xmax, step), _grid(ymin, ymax, step), xmin, bnx, offset)
+
+
+def _grid_map(win, wout, gx, gy, x0, nx, offset):
+    """The pixel map over input columns ``x0 .. x0 + nx - 1`` and rows ``gy[0] .. gy[-1]``: the
+    exact transform at the grid nodes ``gx`` x ``gy`` (which bracket those columns), the rest by
+    separable bilinear interpolation, along x for every grid row, then along y (a Numba kernel:
+    no full-size temporaries, the GIL released)."""
     gxx, gyy = np.meshgrid(gx.astype(np.float64), gy.astype(np.float64))
     ra, dec = _pix2world(win, gxx.ravel(), gyy.ravel())
     xo, yo = _world2pix(wout, ra, dec)
     g = np.stack([np.asarray(xo), np.asarray(yo)], axis=-1).reshape(len(gy), len(gx), 2)
-
-    # Separable bilinear interpolation, along x for every grid row, then along y (a Numba
-    # kernel: no full-size temporaries, the GIL released).
     from dazzle.kernels.pixmap import interpolate_grid
 
-    kx, tx = _interp_index(gx, xmin, bnx)
-    return interpolate_grid(g, gy, ymin, kx, tx, (bny, bnx), offset=offset)
+    kx, tx = _interp_index(gx, x0, nx)
+    return interpolate_grid(g, gy, int(gy[0]), kx, tx, (int(gy[-1]) - int(gy[0]) + 1, nx), offset=offset)
 
 
 def _grid_span(grid, lo, hi):
@@ -472,16 +476,8 @@ def _pixmap_section(wcs_in, wcs_out, shape, section, *, stepsize, exact, offset)
         return calc_pixmap(wcs_in, wcs_out, shape, exact=True, box=(x0, x1 - 1, y0, y1 - 1), offset=offset)
     gx = _grid_span(_grid(0, nx - 1, step), x0, x1 - 1)
     gy = _grid_span(_grid(0, ny - 1, step), y0, y1 - 1)
-    win, wout = _fresh(wcs_in), _fresh(wcs_out)
-    gxx, gyy = np.meshgrid(gx.astype(np.float64), gy.astype(np.float64))
-    ra, dec = _pix2world(win, gxx.ravel(), gyy.ravel())
-    xo, yo = _world2pix(wout, ra, dec)
-    g = np.stack([np.asarray(xo), np.asarray(yo)], axis=-1).reshape(len(gy), len(gx), 2)
-    from dazzle.kernels.pixmap import interpolate_grid
-
-    kx, tx = _interp_index(gx, x0, x1 - x0)
     # the rows from the first node on (the fill starts at a node), then the section's
-    rows = interpolate_grid(g, gy, int(gy[0]), kx, tx, (int(gy[-1]) - int(gy[0]) + 1, x1 - x0), offset=offset)
+    rows = _grid_map(_fresh(wcs_in), _fresh(wcs_out), gx, gy, x0, x1 - x0, offset)
     return rows[y0 - int(gy[0]):y1 - int(gy[0])]
 
 
