@@ -752,6 +752,21 @@ def _below_h(length, ya, yb, cut, h2m):
 
 
 @njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _left_of_3x3(x0, y0, x1, y1, length, m, h2m, sg, on, cx):
+    """An edge's (from x0 to x1 > x0, ``on`` if not vertical) signed shares over its part left
+    of the cut line ``cx``: ``int y dx`` and ``int min(y, Y) dx`` for Y = 0.5, 1.5 (0 when no
+    part of it is left of ``cx``)."""
+    cut = x1 > cx
+    yc = y0 + m * (cx - x0) if cut else y1
+    lc = cx - x0 if cut else length
+    inside = on & (x0 < cx)
+    fx = sg * lc * 0.5 * (y0 + yc)
+    f1 = sg * _below_h(lc, y0, yc, 0.5, h2m)
+    f2 = sg * _below_h(lc, y0, yc, 1.5, h2m)
+    return (fx if inside else 0.0), (f1 if inside else 0.0), (f2 if inside else 0.0)
+
+
+@njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _edge_3x3(xa, ya, xb, yb):
     """One edge's signed shares of the integrals of :func:`_overlap_3x3` (coordinates
     relative to the centre of the lower left cell, cut lines at 0.5 and 1.5):
@@ -772,23 +787,9 @@ def _edge_3x3(xa, ya, xb, yb):
     fy1 = sg * _below_h(length, y0, y1, 0.5, h2m)
     fy2 = sg * _below_h(length, y0, y1, 1.5, h2m)
     # the part left of X1 = 0.5, then of X2 = 1.5
-    cut = x1 > 0.5
-    yc = y0 + m * (0.5 - x0) if cut else y1
-    lc = 0.5 - x0 if cut else length
-    in1 = on & (x0 < 0.5)
-    fx1 = sg * lc * 0.5 * (y0 + yc)
-    f11 = sg * _below_h(lc, y0, yc, 0.5, h2m)
-    f12 = sg * _below_h(lc, y0, yc, 1.5, h2m)
-    cut = x1 > 1.5
-    yc = y0 + m * (1.5 - x0) if cut else y1
-    lc = 1.5 - x0 if cut else length
-    in2 = on & (x0 < 1.5)
-    fx2 = sg * lc * 0.5 * (y0 + yc)
-    f21 = sg * _below_h(lc, y0, yc, 0.5, h2m)
-    f22 = sg * _below_h(lc, y0, yc, 1.5, h2m)
-    return ((fx1 if in1 else 0.0), (fx2 if in2 else 0.0), (fy1 if on else 0.0), (fy2 if on else 0.0),
-            (f11 if in1 else 0.0), (f12 if in1 else 0.0), (f21 if in2 else 0.0), (f22 if in2 else 0.0),
-            (fa if on else 0.0))
+    fx1, f11, f12 = _left_of_3x3(x0, y0, x1, y1, length, m, h2m, sg, on, 0.5)
+    fx2, f21, f22 = _left_of_3x3(x0, y0, x1, y1, length, m, h2m, sg, on, 1.5)
+    return (fx1, fx2, (fy1 if on else 0.0), (fy2 if on else 0.0), f11, f12, f21, f22, (fa if on else 0.0))
 
 
 @njit(nogil=True, cache=True, inline="always", error_model="numpy")
