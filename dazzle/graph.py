@@ -236,9 +236,10 @@ def _add_part(make, n, piece, acc, sums):
 def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, acc, *skies):
     sci, wht, err = single_finish(acc, settings)
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
-    paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params,
-                                           exptime=exptime, bunit=bunit, skies=list(skies), err=err)
-    products.write_manifest(paths, key)
+    checksums = {}
+    paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params, exptime=exptime,
+                                           bunit=bunit, skies=list(skies), err=err, checksums=checksums)
+    products.write_manifest(paths, key, checksums)
     return paths
 
 
@@ -310,9 +311,10 @@ def _write_blot(out_dir, chip, blotted, sky, params):
 
 
 def _write_crmask(out_dir, chip, good, params, key):
+    checksums = {}
     path = products.write_chip_image(out_dir, f"{chip.root}_sci{chip.extver}_crmask.fits",
-                                     cr_step.crmask_product(good), chip, params, {})
-    products.write_manifest(path, key)
+                                     cr_step.crmask_product(good), chip, params, {}, checksums)
+    products.write_manifest(path, key, checksums)
     return path
 
 

@@ -344,12 +344,17 @@ class Chip:
             with open(self.path, "rb") as f:
                 for name, _ in want:
                     offset, dtype = where[name]
-                    f.seek(offset + y0 * nx * np.dtype(dtype).itemsize)
+                    start = offset + y0 * nx * np.dtype(dtype).itemsize
+                    if (x0, x1) != (0, nx):
+                        out[name] = _read_columns(f.fileno(), start, dtype, nx, (x0, x1), y1 - y0)
+                        if out[name] is None:
+                            return None
+                        continue
+                    f.seek(start)
                     a = np.fromfile(f, dtype=dtype, count=count)
                     if a.size != count:
                         return None
-                    a = a.reshape(y1 - y0, nx)
-                    out[name] = a if (x0, x1) == (0, nx) else np.ascontiguousarray(a[:, x0:x1])
+                    out[name] = a.reshape(y1 - y0, nx)
             return out
         except OSError:
             return None
@@ -389,6 +394,22 @@ class Chip:
             if native is not None:
                 return native, n_bad
         return _as_native(data, np.float32), None
+
+
+def _read_columns(fd, start, dtype, nx, columns, nrows):
+    """Columns ``[x0, x1)`` of ``nrows`` image rows of ``nx`` items of ``dtype``, the first
+    at byte ``start`` of the file: each row's stretch read into its place (no other pixel is
+    read), or None if a read comes up short."""
+    x0, x1 = columns
+    size = np.dtype(dtype).itemsize
+    out = np.empty((nrows, x1 - x0), dtype=dtype)
+    raw = memoryview(out.reshape(-1).view(np.uint8))
+    width, pitch = (x1 - x0) * size, nx * size
+    pos = start + x0 * size
+    for r in range(nrows):
+        if os.preadv(fd, [raw[r * width:(r + 1) * width]], pos + r * pitch) != width:
+            return None
+    return out
 
 
 def _shape_of_hdu(hdr):

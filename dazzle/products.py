@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 from dataclasses import dataclass
 import os
 import re
@@ -43,6 +44,7 @@ __all__ = [
     "check_html_target",
     "check_overwrites",
     "commit_canvas",
+    "file_checksum",
     "file_sha256",
     "final_headers",
     "final_product_canvas",
@@ -58,6 +60,7 @@ __all__ = [
     "write_block",
     "write_chip_image",
     "write_crclean",
+    "write_image_atomic",
     "write_manifest",
     "write_single_products",
 ]
@@ -275,6 +278,64 @@ def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.Pri
     return fits.PrimaryHDU(data=data, header=hdr)
 
 
+#: bytes of pixels put in FITS order, checksummed and written at a time (:func:`write_image_atomic`)
+_WRITE_CHUNK = 4 << 20
+
+
+def write_image_atomic(path, hdu) -> str:
+    """Write a one-image FITS file (``hdu`` alone) atomically; return the checksum of its bytes.
+
+    The file is the same, byte for byte, as ``HDUList([hdu]).writeto``'s (the same checks, the
+    same header), but the pixels are written from a native array without swapping it in place
+    and back: each piece is put in big-endian order in a small buffer
+    (:func:`dazzle.kernels.byteorder.swapped_copy`), checksummed there and written; so the
+    array is never modified (threads may read it meanwhile) and the file is never read back for
+    its checksum.  Other HDUs (scaled or unsigned integers, non-array data) are written by
+    astropy and checksummed from the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file's name (:func:`dazzle.atomic.atomic_output`: temporary file, fsync, rename).
+    hdu : astropy.io.fits.PrimaryHDU
+        The image and its header.
+
+    Returns
+    -------
+    str
+        :func:`file_checksum` of the file written (XXH64, 16 hex digits).
+    """
+    data = hdu.data
+    plain = (isinstance(hdu, fits.PrimaryHDU) and isinstance(data, np.ndarray) and data.size > 0
+             and (data.dtype.kind == "f" or data.dtype.kind == "i" or data.dtype == np.uint8)
+             and data.dtype.itemsize in (1, 2, 4, 8) and "BSCALE" not in hdu.header
+             and "BZERO" not in hdu.header)
+    if not plain:
+        write_fits_atomic(path, fits.HDUList([hdu]))
+        return file_checksum(path)
+    from dazzle.kernels.byteorder import swapped_copy
+    from dazzle.kernels.checksum import XXH64
+
+    fits.HDUList([hdu]).verify(option="exception")   # as writeto
+    hdu.update_header()
+    head = hdu.header.tostring().encode("ascii")
+    flat = np.ascontiguousarray(data).reshape(-1)
+    swap = flat.dtype.str[0] == "<"   # little-endian items (FITS is big-endian)
+    step = _WRITE_CHUNK // flat.dtype.itemsize
+    buf = np.empty(min(flat.nbytes, _WRITE_CHUNK), dtype=np.uint8) if swap else None
+    digest = XXH64()
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        for piece in [head] + [flat[i:i + step] for i in range(0, flat.size, step)]:
+            if buf is not None and isinstance(piece, np.ndarray):
+                piece = swapped_copy(piece, buf)
+            digest.update(piece)
+            f.write(piece)
+        pad = bytes(-flat.nbytes % _FITS_BLOCK)
+        digest.update(pad)
+        f.write(pad)
+    return digest.hexdigest()
+
+
 def _provenance(header, params, names, kind=None):
     if kind is not None:
         header[PRODUCT_KEYWORD] = (kind, "dazzle product kind (not an exposure)")
@@ -305,7 +366,7 @@ def _units(bunit: str | None, units: str) -> str | None:
 
 
 def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptime, bunit, skies=None,
-                          err=None):
+                          err=None, checksums=None):
     """Write ``<root>_single_sci.fits`` and ``<root>_single_wht.fits`` (simple FITS, float32),
     and ``<root>_single_err.fits`` when ``err`` is given.
 
@@ -331,6 +392,9 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
         Per chip sky (chip units), written as ``MDRIZSK<n>``.
     err : 2-D array, optional
         The propagated error (``driz_sep_err``), units of ``sci``.
+    checksums : dict, optional
+        Filled with ``{path: checksum}`` of the files written (:func:`write_image_atomic`),
+        for :func:`write_manifest`.
 
     Returns
     -------
@@ -351,7 +415,9 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
             h["BUNIT"] = (_units(bunit, "cps"), "units of the data")
         _provenance(h, params, _SINGLE_PARAMS, kind=f"single_{suffix}")
         path = os.path.join(out_dir, f"{root}_single_{suffix}.fits")
-        write_fits_atomic(path, fits.HDUList([hdu]))
+        digest = write_image_atomic(path, hdu)
+        if checksums is not None:
+            checksums[path] = digest
         paths.append(path)
     return tuple(paths[:2])
 
@@ -716,7 +782,7 @@ def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -
     shape = canvas.shapes[hdu]
     dt = np.dtype(canvas.dtypes[hdu])
     ny, nx = shape[-2], shape[-1]
-    block = np.asarray(block).astype(dt, copy=False)
+    block = np.ascontiguousarray(np.asarray(block).astype(dt, copy=False))
     by, bx = block.shape
     if y0 < 0 or x0 < 0 or y0 + by > ny or x0 + bx > nx:
         raise ValueError(f"block {block.shape} at ({y0}, {x0}) does not fit {shape}")
@@ -727,12 +793,28 @@ def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -
         if canvas_committed(canvas):
             return   # a task recomputed after a lost worker: the product is already complete
         raise
+    raw = memoryview(block.reshape(-1).view(np.uint8))
+    row = bx * dt.itemsize
     try:
-        for r in range(by):
-            off = base + ((y0 + r) * nx + x0) * dt.itemsize
-            os.pwrite(fd, block[r].tobytes(), off)
+        if bx == nx:   # whole rows: one stretch of the file
+            _pwrite_all(fd, raw, base + y0 * nx * dt.itemsize)
+        else:
+            pitch, pos = nx * dt.itemsize, base + (y0 * nx + x0) * dt.itemsize
+            for r in range(by):
+                piece = raw[r * row:(r + 1) * row]
+                if os.pwrite(fd, piece, pos + r * pitch) != row:
+                    _pwrite_all(fd, piece, pos + r * pitch)
     finally:
         os.close(fd)
+
+
+def _pwrite_all(fd, data, offset):
+    """``os.pwrite`` until every byte of ``data`` is written (a write may write fewer)."""
+    while len(data):
+        n = os.pwrite(fd, data, offset)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        data, offset = data[n:], offset + n
 
 
 def canvas_committed(canvas: Canvas) -> bool:
@@ -778,7 +860,7 @@ def abort_canvas(canvas: Canvas) -> None:
         pass
 
 
-def write_chip_image(out_dir, name, data, chip, params, cards):
+def write_chip_image(out_dir, name, data, chip, params, cards, checksums=None):
     """A simple FITS image on a chip's own (distorted) frame, written atomically.
 
     The blot (``<root>_sci<N>_blt.fits``) and CR mask (``<root>_sci<N>_crmask.fits``) products.
@@ -797,6 +879,8 @@ def write_chip_image(out_dir, name, data, chip, params, cards):
         Validated parameters.
     cards : dict
         Extra cards, ``{KEY: value or (value, comment)}``.
+    checksums : dict, optional
+        Filled with ``{path: checksum}`` (:func:`write_image_atomic`), for :func:`write_manifest`.
 
     Returns
     -------
@@ -810,7 +894,9 @@ def write_chip_image(out_dir, name, data, chip, params, cards):
     h = hdu.header
     _provenance(h, params, [], kind=_chip_image_kind(name))
     path = os.path.join(out_dir, name)
-    write_fits_atomic(path, fits.HDUList([hdu]))
+    digest = write_image_atomic(path, hdu)
+    if checksums is not None:
+        checksums[path] = digest
     return path
 
 
@@ -899,6 +985,39 @@ def median_canvas(path, frame, params):
 
 MANIFEST_SUFFIX = ".dzsum"
 
+#: the checksum a manifest records (its ``"checksum"`` entry); manifests without that entry
+#: were written before it and hold SHA-256 digests
+MANIFEST_CHECKSUM = "xxh64"
+
+
+def file_checksum(path, chunk=8 << 20) -> str:
+    """XXH64 of a file's bytes (:mod:`dazzle.kernels.checksum`), read in chunks: the checksum
+    the manifests record, and :func:`write_image_atomic` returns.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    chunk : int, optional
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        16 hex digits.
+    """
+    from dazzle.kernels.checksum import XXH64
+
+    h = XXH64()
+    buf = bytearray(chunk)
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(memoryview(buf)[:n])
+    return h.hexdigest()
+
 
 def file_sha256(path, chunk=8 << 20) -> str:
     """SHA-256 of a file's bytes, read in chunks.
@@ -927,11 +1046,12 @@ def file_sha256(path, chunk=8 << 20) -> str:
     return h.hexdigest()
 
 
-def write_manifest(paths, key: str) -> None:
+def write_manifest(paths, key: str, checksums=None) -> None:
     """Record that a product's files are complete for the run identified by ``key``.
 
-    A small JSON (``<first file>.dzsum``) with each file's SHA-256; it is written last and
-    atomically, so its presence means the product was finished.
+    A small JSON (``<first file>.dzsum``) with each file's checksum (:func:`file_checksum`,
+    named by its ``"checksum"`` entry); it is written last and atomically, so its presence
+    means the product was finished.
 
     Parameters
     ----------
@@ -939,12 +1059,16 @@ def write_manifest(paths, key: str) -> None:
         The product's files (one product, possibly several files).
     key : str
         The run key (:func:`dazzle.pipeline.run_key`).
+    checksums : dict, optional
+        ``{path: checksum}`` of files just written (:func:`write_image_atomic`), not read
+        again; the others are read.
     """
     import json
 
-
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    doc = {"key": key, "files": {os.path.basename(p): file_sha256(p) for p in paths}}
+    known = checksums or {}
+    doc = {"key": key, "checksum": MANIFEST_CHECKSUM,
+           "files": {os.path.basename(p): known.get(p) or file_checksum(p) for p in paths}}
     with atomic_output(str(paths[0]) + MANIFEST_SUFFIX) as tmp:
         with open(tmp, "w") as f:
             json.dump(doc, f)
@@ -963,7 +1087,8 @@ def manifest_valid(paths, key: str) -> bool:
     Returns
     -------
     bool
-        True when the manifest has ``key`` and every file is present with the recorded checksum.
+        True when the manifest has ``key`` and every file is present with the recorded checksum
+        (XXH64, or SHA-256 in a manifest written before XXH64; any other: False).
     """
     import json
 
@@ -973,9 +1098,12 @@ def manifest_valid(paths, key: str) -> bool:
             doc = json.load(f)
         if doc.get("key") != key:
             return False
+        checksum = {MANIFEST_CHECKSUM: file_checksum, None: file_sha256}.get(doc.get("checksum"))
+        if checksum is None:
+            return False   # a checksum this version does not know: stale
         files = doc.get("files", {})
-        return all(files.get(os.path.basename(p)) == file_sha256(p) for p in paths)
-    except (OSError, ValueError):
+        return all(files.get(os.path.basename(p)) == checksum(p) for p in paths)
+    except (OSError, ValueError, TypeError, AttributeError):   # unreadable, or not a manifest
         return False
 
 

@@ -588,6 +588,71 @@ def test_simple_image_hdu(tmp_path):
     assert h3["CRPIX1"] == h2["CRPIX1"]
 
 
+@pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8", "<i2", "<i4", "<i8", "u1", "<u2"])
+def test_write_image_atomic_writes_astropys_bytes(tmp_path, dtype):
+    """The products' writer (swapped copies of the pixels, checksummed as written) writes the
+    file astropy writes, byte for byte, leaves the array as it was and returns the file's
+    checksum; uint16 (BZERO) goes through astropy.  Cost: ~0.1 s."""
+    data = (np.random.default_rng(8).normal(size=(37, 53)) * 300).astype(dtype)
+    hdu = products.simple_image_hdu(data.copy(), EXPTIME=(12.5, "s"), BUNIT="ELECTRONS/S")
+    hdu.header.add_history("a history card")
+    mine, theirs = tmp_path / "mine.fits", tmp_path / "theirs.fits"
+    digest = products.write_image_atomic(mine, hdu)
+    assert np.array_equal(hdu.data, data) and hdu.data.dtype == data.dtype
+    fits.HDUList([hdu]).writeto(theirs)
+    assert mine.read_bytes() == theirs.read_bytes()
+    assert digest == products.file_checksum(mine) and len(digest) == 16
+    assert sorted(os.listdir(tmp_path)) == ["mine.fits", "theirs.fits"]
+
+
+def test_manifests_detect_changed_and_cut_files(tmp_path):
+    """A manifest is valid for its run key while its files are unchanged; a changed byte, a cut
+    or a longer file, another key, an unknown checksum or a damaged manifest make it stale.
+    Manifests written before XXH64 (SHA-256, no "checksum" entry) are still checked.
+    Cost: ~0.1 s."""
+    import json
+
+    a, b = tmp_path / "x_single_sci.fits", tmp_path / "x_single_wht.fits"
+    sums = {}
+    for p, v in ((a, 1.0), (b, 2.0)):
+        sums[str(p)] = products.write_image_atomic(p, fits.PrimaryHDU(np.full((50, 60), v, np.float32)))
+    paths = [str(a), str(b)]
+    products.write_manifest(paths, "K", sums)
+    manifest = tmp_path / ("x_single_sci.fits" + products.MANIFEST_SUFFIX)
+    doc = json.loads(manifest.read_text())
+    assert doc["checksum"] == "xxh64" and doc["files"]["x_single_wht.fits"] == products.file_checksum(b)
+    products.write_manifest(paths, "K")                      # read from the files: the same
+    assert json.loads(manifest.read_text()) == doc
+    assert products.manifest_valid(paths, "K") and not products.manifest_valid(paths, "other")
+    good = b.read_bytes()
+    for bad in (good[:-1], good[:-2880], good + b"\0" * 2880, good[:3000] + b"\1" + good[3001:]):
+        b.write_bytes(bad)
+        assert not products.manifest_valid(paths, "K")
+    b.write_bytes(good)
+    assert products.manifest_valid(paths, "K")
+    old = {"key": "K", "files": {p.name: products.file_sha256(p) for p in (a, b)}}   # before XXH64
+    manifest.write_text(json.dumps(old))
+    assert products.manifest_valid(paths, "K")
+    b.write_bytes(good[:-1])
+    assert not products.manifest_valid(paths, "K")
+    b.write_bytes(good)
+    for damaged in ({**doc, "checksum": "md5"}, {**doc, "checksum": ["x"]}, [1, 2], {**old, "files": 3}):
+        manifest.write_text(json.dumps(damaged))
+        assert not products.manifest_valid(paths, "K")
+
+
+def test_read_columns_short_read(tmp_path):
+    """A section's columns are read row by row; a file cut short gives None (the caller then
+    reads through astropy, which names the fault)."""
+    p = tmp_path / "rows.bin"
+    a = np.arange(6 * 10, dtype=">i2").reshape(6, 10)
+    p.write_bytes(a.tobytes())
+    with open(p, "rb") as f:
+        got = io._read_columns(f.fileno(), 2 * 10 * 2, ">i2", 10, (3, 7), 4)
+        assert got.dtype == np.dtype(">i2") and np.array_equal(got, a[2:6, 3:7])
+        assert io._read_columns(f.fileno(), 3 * 10 * 2, ">i2", 10, (3, 7), 4) is None
+
+
 # --------------------------------------------------------------------------------------------
 # Pickling
 # --------------------------------------------------------------------------------------------

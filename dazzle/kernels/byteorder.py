@@ -1,12 +1,13 @@
-"""Byte order: big-endian FITS pixels swapped to native order in place, without holding the GIL
-(``ndarray.byteswap`` holds it for the whole swap, stalling the other worker threads)."""
+"""Byte order: big-endian FITS pixels swapped to native order in place, and native pixels copied
+out in big-endian order for writing, without holding the GIL (``ndarray.byteswap`` holds it for
+the whole swap, stalling the other worker threads)."""
 
 from __future__ import annotations
 
 import numba
 import numpy as np
 
-__all__ = ["swap_inplace", "swap_float32_count_nonfinite"]
+__all__ = ["swap_inplace", "swap_float32_count_nonfinite", "swapped_copy"]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -35,7 +36,32 @@ def _swap32_nonfinite(u):
     return n
 
 
+@numba.njit(nogil=True, cache=True)
+def _swapcopy16(src, dst):
+    for i in range(src.size):
+        x = src[i]
+        dst[i] = ((x >> 8) & 0xFF) | ((x & 0xFF) << 8)
+
+
+@numba.njit(nogil=True, cache=True)
+def _swapcopy32(src, dst):
+    for i in range(src.size):
+        x = src[i]
+        dst[i] = ((x >> 24) & 0xFF) | ((x >> 8) & 0xFF00) | ((x & 0xFF00) << 8) | ((x & 0xFF) << 24)
+
+
+@numba.njit(nogil=True, cache=True)
+def _swapcopy64(src, dst):
+    for i in range(src.size):
+        x = src[i]
+        y = np.uint64(0)
+        for b in range(8):
+            y = (y << np.uint64(8)) | ((x >> np.uint64(8 * b)) & np.uint64(0xFF))
+        dst[i] = y
+
+
 _SWAPS = {2: (np.uint16, _swap16), 4: (np.uint32, _swap32)}
+_SWAPCOPIES = {2: (np.uint16, _swapcopy16), 4: (np.uint32, _swapcopy32), 8: (np.uint64, _swapcopy64)}
 
 
 def swap_inplace(a: np.ndarray) -> np.ndarray:
@@ -59,3 +85,14 @@ def swap_float32_count_nonfinite(a: np.ndarray):
         return None, None
     n = _swap32_nonfinite(a.reshape(-1).view(np.uint32))
     return a.view(np.float32), int(n)
+
+
+def swapped_copy(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The bytes of ``a`` (1-D, C-contiguous; item size 2, 4 or 8) with each item's bytes
+    reversed, written into the front of ``out`` (a uint8 buffer at least ``a.nbytes`` long,
+    aligned for the item size); returns that part of ``out``.  One pass, without the GIL: a
+    native array's big-endian bytes, as FITS stores them, without swapping it in place."""
+    utype, swap = _SWAPCOPIES[a.itemsize]
+    dst = out[:a.nbytes].view(utype)
+    swap(a.view(utype), dst)
+    return out[:a.nbytes]

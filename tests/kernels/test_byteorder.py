@@ -39,3 +39,15 @@ def test_swap_float32_counts_nonfinite_in_the_same_pass():
     # anything but a writeable contiguous big-endian float32 array is left alone
     for other in (values.astype(np.float32), values.astype(">f8"), values[:, ::2]):
         assert swap_float32_count_nonfinite(other) == (None, None)
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<f8", "<i2", "<i4", "<i8", ">f4"])
+def test_swapped_copy_gives_the_other_byte_order_and_leaves_the_array(dtype):
+    from dazzle.kernels.byteorder import swapped_copy
+
+    a = (np.random.default_rng(4).normal(size=301) * 1000).astype(dtype)
+    before = a.copy()
+    out = np.full(a.nbytes + 16, 7, dtype=np.uint8)
+    got = swapped_copy(a, out)
+    assert got.tobytes() == a.astype(a.dtype.newbyteorder()).tobytes()
+    assert np.array_equal(a, before) and np.all(out[a.nbytes:] == 7)
