@@ -1008,7 +1008,18 @@ def file_checksum(path, chunk=8 << 20) -> str:
     """
     from dazzle.kernels.checksum import XXH64
 
-    h = XXH64()
+    return _file_digest(path, XXH64(), chunk)
+
+
+def file_sha256(path, chunk=8 << 20) -> str:
+    """SHA-256 of a file's bytes (hex digest), read ``chunk`` bytes at a time: what manifests
+    written before :data:`MANIFEST_CHECKSUM` recorded (and the tests' fingerprint of a file)."""
+    import hashlib
+
+    return _file_digest(path, hashlib.sha256(), chunk)
+
+
+def _file_digest(path, h, chunk):
     buf = bytearray(chunk)
     with open(path, "rb", buffering=0) as f:
         while True:
@@ -1016,33 +1027,6 @@ def file_checksum(path, chunk=8 << 20) -> str:
             if not n:
                 break
             h.update(memoryview(buf)[:n])
-    return h.hexdigest()
-
-
-def file_sha256(path, chunk=8 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file.
-    chunk : int, optional
-        Bytes read at a time.
-
-    Returns
-    -------
-    str
-        The hex digest.
-    """
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
     return h.hexdigest()
 
 
