@@ -456,7 +456,7 @@ def section_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, section=
                          data=data, window=window)
     del data
     pixmap = geometry.calc_pixmap(chip.wcs(), frame.wcs(), tuple(chip.shape), stepsize=settings.stepsize,
-                                  exact=settings.exact, section=wide)
+                                  exact=settings.exact, section=wide, grid_key=geometry.map_key(chip, frame))
     shape = (y1 - y0, x1 - x0)
     num = np.zeros(shape)
     den = np.zeros(shape)
