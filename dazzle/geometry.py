@@ -531,7 +531,8 @@ def _pixmap_section(wcs_in, wcs_out, shape, section, *, stepsize, exact, offset,
     if grid_key is None:
         win, wout, g = _fresh(wcs_in), _fresh(wcs_out), None
     else:
-        win, wout, g = None, None, grid_nodes(wcs_in, wcs_out, shape, step, grid_key)[sy, sx]
+        # a private (writeable) copy: the kernel is compiled for writeable arrays
+        win, wout, g = None, None, np.array(grid_nodes(wcs_in, wcs_out, shape, step, grid_key)[sy, sx])
     # the rows from the first node on (the fill starts at a node), then the section's
     rows = _grid_map(win, wout, gx, gy, x0, x1 - x0, offset, g=g)
     return rows[y0 - int(gy[0]):y1 - int(gy[0])]

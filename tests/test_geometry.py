@@ -597,6 +597,9 @@ def test_pixmap_grid_key_shares_the_nodes_same_bits(sip_chip, default_frame, ste
     key = ("test-grid-key", stepsize, id(w))
     whole = geo.calc_pixmap(w, out, shape, stepsize=stepsize)
     whole_shifted = geo.calc_pixmap(w, out, shape, stepsize=stepsize, offset=(3, -2))
+    from dazzle.kernels.pixmap import _fill
+
+    n_signatures = len(_fill.signatures)
     assert np.array_equal(geo.calc_pixmap(w, out, shape, stepsize=stepsize, grid_key=key), whole)
     n_after_first = len(calls)
     for sec in [(0, nx, 0, ny), (0, 37, 0, 41), (13, 200, 500, 521), (300, nx, 990, ny), (19, 31, 9, 11)]:
@@ -606,6 +609,7 @@ def test_pixmap_grid_key_shares_the_nodes_same_bits(sip_chip, default_frame, ste
                               grid_key=key)
     assert np.array_equal(shifted, whole_shifted[7:90, 5:60])
     assert len(calls) == n_after_first      # no node computed again
+    assert len(_fill.signatures) == n_signatures   # the shared nodes compile no other version
     nodes = geo.grid_nodes(w, out, shape, stepsize, key)
     assert not nodes.flags.writeable
     assert nodes.shape == (len(geo._grid(0, ny - 1, stepsize)), len(geo._grid(0, nx - 1, stepsize)), 2)
