@@ -782,10 +782,12 @@ def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -
     shape = canvas.shapes[hdu]
     dt = np.dtype(canvas.dtypes[hdu])
     ny, nx = shape[-2], shape[-1]
-    block = np.ascontiguousarray(np.asarray(block).astype(dt, copy=False))
+    block = np.asarray(block)
     by, bx = block.shape
     if y0 < 0 or x0 < 0 or y0 + by > ny or x0 + bx > nx:
         raise ValueError(f"block {block.shape} at ({y0}, {x0}) does not fit {shape}")
+    if block.size == 0:
+        return
     base = canvas.offsets[hdu] + (0 if plane is None else int(plane) * ny * nx * dt.itemsize)
     try:
         fd = os.open(canvas.tmp_path, os.O_WRONLY)
@@ -793,19 +795,36 @@ def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -
         if canvas_committed(canvas):
             return   # a task recomputed after a lost worker: the product is already complete
         raise
-    raw = memoryview(block.reshape(-1).view(np.uint8))
-    row = bx * dt.itemsize
+    row, pitch = bx * dt.itemsize, nx * dt.itemsize
+    pos = base + (y0 * nx + x0) * dt.itemsize
     try:
-        if bx == nx:   # whole rows: one stretch of the file
-            _pwrite_all(fd, raw, base + y0 * nx * dt.itemsize)
-        else:
-            pitch, pos = nx * dt.itemsize, base + (y0 * nx + x0) * dt.itemsize
-            for r in range(by):
+        for r0, raw in _rows_as_stored(block, dt):
+            if bx == nx:   # whole rows: one stretch of the file
+                _pwrite_all(fd, raw, pos + r0 * pitch)
+                continue
+            for r in range(len(raw) // row):
                 piece = raw[r * row:(r + 1) * row]
-                if os.pwrite(fd, piece, pos + r * pitch) != row:
-                    _pwrite_all(fd, piece, pos + r * pitch)
+                if os.pwrite(fd, piece, pos + (r0 + r) * pitch) != row:
+                    _pwrite_all(fd, piece, pos + (r0 + r) * pitch)
     finally:
         os.close(fd)
+
+
+def _rows_as_stored(block, dt):
+    """A block's rows as the file stores them (``dt``, big-endian), in pieces: ``(first row,
+    bytes of whole rows)``.  A native array of that type is swapped a few rows at a time into
+    one small buffer (:func:`dazzle.kernels.byteorder.swapped_copy`), not converted whole."""
+    if block.dtype != dt.newbyteorder("=") or dt.itemsize == 1 or dt.isnative:
+        stored = np.ascontiguousarray(block.astype(dt, copy=False))
+        yield 0, memoryview(stored.reshape(-1).view(np.uint8))
+        return
+    from dazzle.kernels.byteorder import swapped_copy
+
+    block = np.ascontiguousarray(block)
+    step = max(1, _WRITE_CHUNK // max(1, block.shape[1] * dt.itemsize))
+    buf = np.empty(min(block.nbytes, step * block.shape[1] * dt.itemsize), dtype=np.uint8)
+    for r0 in range(0, block.shape[0], step):
+        yield r0, memoryview(swapped_copy(block[r0:r0 + step].reshape(-1), buf))
 
 
 def _pwrite_all(fd, data, offset):
