@@ -279,7 +279,7 @@ def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.Pri
 
 
 #: bytes of pixels put in FITS order, checksummed and written at a time (:func:`write_image_atomic`)
-_WRITE_CHUNK = 4 << 20
+_WRITE_CHUNK = 1 << 20
 
 
 def write_image_atomic(path, hdu) -> str:
