@@ -288,52 +288,62 @@ def _deposit_flat(num, den, ctx, q, dow, d, positive, bit, vr, vs, qr, qs, i, p)
 _KEY_LARGE = 1 << 18
 
 
-def _deposit_upto(i, n, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
+def _deposit_upto(i, n, m, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
     """Deposit the row pass's results ``out = (key, q, dow)`` (``dow[c, i]`` the weight of
     cell c, see ``_KEY_LARGE``) of pixels i..n-1 into the flat sums ``flat = (num, den,
     ctx)``, and with them the variance and DQ parts (:func:`_deposit_ext`), in pixel order,
-    up to the first ``_KEY_LARGE`` pixel; returns its index (n: none).  Numba compiles the
-    overload below, chosen by which of the variance and DQ arrays are None."""
+    up to the first ``_KEY_LARGE`` pixel; returns its index (n: none) and ``m``.
+
+    ``m`` not None (the square kernel): the results of a pixel the row pass left
+    ``_KEY_LARGE`` are those of the 3x3 pass, at ``n + m`` (``m`` counting those
+    pixels from 0 at the row's start; see :func:`_square_row3`).  Numba compiles the
+    overload below, chosen by which of ``m`` and the variance and DQ arrays are None."""
 
 
 @overload(_deposit_upto, jit_options={"nogil": True})
-def _deposit_upto_impl(i, n, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
+def _deposit_upto_impl(i, n, m, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
     no_var = isinstance(var_sums, types.NoneType)
     one_var = not no_var and var_sums.ndim == 1   # one variance array: no loop (3x faster)
     no_dq = isinstance(dq_sums, types.NoneType)
+    gathered = not isinstance(m, types.NoneType)
 
     # the arrays are indexed here directly, not through inlined helpers (Numba would
     # count references to them at every deposit), and every sum of a cell at once:
     # one pass over the keys (a pass of its own for the variance and DQ measured 15 %
     # of the square kernel's time on a rotated chip)
-    def deposit(i, n, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
+    def deposit(i, n, m, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
         key, qq, dow = out
         num, den, ctx = flat
         while i < n:
-            k = key[i]
+            s = i   # where pixel i's results are
+            if gathered:
+                s = n + m if key[i] == _KEY_LARGE else i
+            k = key[s]
             if k == _KEY_LARGE:
                 break
+            if gathered:
+                m += 1 if s != i else 0
             if k != 0:
                 d = d_row[i]
                 q0 = qq[i]
                 for c in range(9):
                     if k & (1 << c):
                         q = q0 + (c // 3) * nbx + c % 3
-                        w = dow[c, i]
+                        w = dow[c, s]
                         num[q] += w * d
                         den[q] += w
                         if one_var:
                             var_sums[q] += w * w * var_row[i]
                         elif not no_var:
                             w2 = w * w
-                            for m in range(var_sums.shape[0]):
-                                var_sums[m, q] += w2 * var_row[m, i]
+                            for v in range(var_sums.shape[0]):
+                                var_sums[v, q] += w2 * var_row[v, i]
                         if not no_dq:
                             dq_sums[q] |= dq_row[i]
                         if k & (512 << c):   # last: ctx's reference counting compiles away
                             ctx[q] |= bit
             i += 1
-        return i
+        return i, m
     return deposit
 
 
@@ -376,16 +386,17 @@ def _prefetch_cells(n, qq, nbx, flat, use_ctx, var_sums):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _scratch(nx, num, den, ctx, p):
+def _scratch(nx, num, den, ctx, p, gathered=0):
     """What a kernel works with: its block of the output ``(bx0, bx1, by0, by1)``, flat
     views of the sums ``(num, den, ctx)``, the row buffers ``(w, d, x, y)`` of
     :func:`_load_row` and the row pass's results ``(key, q, dow)`` (``dow[c]`` the weights
-    of cell c of each pixel's 3x3 cells, see ``_KEY_LARGE``)."""
+    of cell c of each pixel's 3x3 cells, see ``_KEY_LARGE``; from ``nx`` on, room for
+    ``gathered`` more: the square kernel's 3x3 pass's, see :func:`_deposit_upto`)."""
     nby, nbx = num.shape
     block = (p.bx0, p.bx0 + nbx - 1, p.by0, p.by0 + nby - 1)
     flat = (num.reshape(-1), den.reshape(-1), ctx.reshape(-1))
     rows = (np.empty(nx), np.empty(nx), np.empty(nx), np.empty(nx))
-    out = (np.empty(nx, np.int64), np.empty(nx, np.int64), np.empty((9, nx)))
+    out = (np.empty(nx + gathered, np.int64), np.empty(nx, np.int64), np.empty((9, nx + gathered)))
     return block, flat, rows, out
 
 
@@ -844,7 +855,8 @@ def _square_row3(n, cw, block, use_ctx, out):
     array: several made Numba's SIMD code give up).  Writes, with ``out = (key3, dow0, ..,
     dow8)``, its key into ``key3[m]`` (``_KEY_LARGE`` still when it does not lie within 3x3
     cells) and the weights of its 3x3 cells into ``dow0[m], .., dow8[m]``, from
-    :func:`_overlap_3x3`.  Branch-free: SIMD code."""
+    :func:`_overlap_3x3`: where :func:`_deposit_upto` reads them (not copied back to the
+    pixels: that took 6 % of the kernel's time).  Branch-free: SIMD code."""
     bx0, bx1, by0, by1 = block
     key3, dw0, dw1, dw2, dw3, dw4, dw5, dw6, dw7, dw8 = out
     for m in range(n):
@@ -939,16 +951,6 @@ def _gather_large(h, il, ir, w_row, edges, key, idx, cw):
         cw[9 * m + 7] = gl * edges[ka + 3] + fl * edges[ka + 7]
         cw[9 * m + 8] = w_row[i]
     return n
-
-
-@njit(nogil=True, cache=True)
-def _scatter_large(n, idx, key3, dw3, key, dw):
-    """:func:`_square_row3`'s results of the gathered drops back to their pixels."""
-    for m in range(n):
-        i = idx[m]
-        key[i] = key3[m]
-        for c in range(9):
-            dw[c, i] = dw3[c, m]
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -1059,15 +1061,13 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
     vr, vs, qr, qs = x[6], x[2], x[4], x[5]
     nbx = num.shape[1]
     h = 0.5 * p.pixfrac
-    block, flat, (w_row, d_row, _, _), out = _scratch(nx, num, den, ctx, p)
+    block, flat, (w_row, d_row, _, _), out = _scratch(nx, num, den, ctx, p, nx)
     xo = np.empty(4)
     yo = np.empty(4)
     acc = np.zeros(_MAXBOX * _MAXBOX)
     # the drops of a row that need the 3x3 pass, gathered (see _square_row3)
     idx = np.empty(nx, np.int64)
     cw = np.empty(9 * nx)
-    key3 = np.empty(nx, np.int64)
-    dw3 = np.empty((9, nx))
     # the edge rows: the pixmap interpolated at the drops' bottom (y = j-h) and
     # top (y = j+h) edges, every input column c, as edges[4c:4c+4] = (bottom x,
     # bottom y, top x, top y): the corners are then one interpolation in x.  (One
@@ -1101,15 +1101,15 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
         _edge_row(pixmap, j + h, edges, 2)
         _square_pass(i0, i1, h, il, ir, w_row, edges, block, p.use_ctx, out)
         _prefetch_cells(nx, out[1], nbx, flat, p.use_ctx, vs)
-        if _count_large(out[0]):   # the 3x3 pass over the drops that need it, gathered
-            n3 = _gather_large(h, il, ir, w_row, edges, out[0], idx, cw)
-            _square_row3(n3, cw, block, p.use_ctx,
-                         (key3, dw3[0], dw3[1], dw3[2], dw3[3], dw3[4], dw3[5], dw3[6], dw3[7], dw3[8]))
-            _scatter_large(n3, idx, key3, dw3, out[0], out[2])
-        i = _deposit_upto(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
+        key, _, dw = out
+        if _count_large(key[:nx]):   # the 3x3 pass over the drops that need it, gathered
+            n3 = _gather_large(h, il, ir, w_row, edges, key[:nx], idx, cw)
+            _square_row3(n3, cw, block, p.use_ctx, (key[nx:], dw[0, nx:], dw[1, nx:], dw[2, nx:], dw[3, nx:],
+                                                    dw[4, nx:], dw[5, nx:], dw[6, nx:], dw[7, nx:], dw[8, nx:]))
+        i, m = _deposit_upto(0, nx, 0, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
         while i < nx:   # at a drop larger than 3x3 cells
             _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc, vr, vs, qr, qs)
-            i = _deposit_upto(i + 1, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
+            i, m = _deposit_upto(i + 1, nx, m + 1, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -1213,10 +1213,10 @@ def _kernel_turbo(data, weights, pixmap, num, den, ctx, p, x):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
         _turbo_row(nx, pfo, ac, w_row, x_row, y_row, block, p.use_ctx, out)
         _prefetch_cells(nx, out[1], nbx, flat, p.use_ctx, vs)
-        i = _deposit_upto(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
+        i, _ = _deposit_upto(0, nx, None, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
         while i < nx:   # at a drop larger than 2x2 cells
             _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block, vr, vs, qr, qs, i)
-            i = _deposit_upto(i + 1, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
+            i, _ = _deposit_upto(i + 1, nx, None, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
