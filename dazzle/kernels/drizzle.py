@@ -297,20 +297,18 @@ def _deposit_upto(i, n, m, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row
     ``m`` not None (the square kernel): the results of a pixel the row pass left
     ``_KEY_LARGE`` are those of the 3x3 pass, at ``n + m`` (``m`` counting those
     pixels from 0 at the row's start; see :func:`_square_row3`).  Numba compiles the
-    overload below, chosen by which of ``m`` and the variance and DQ arrays are None."""
+    overload below, chosen by whether ``m`` is None."""
 
 
 @overload(_deposit_upto, jit_options={"nogil": True})
 def _deposit_upto_impl(i, n, m, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
-    no_var = isinstance(var_sums, types.NoneType)
-    one_var = not no_var and var_sums.ndim == 1   # one variance array: no loop (3x faster)
-    no_dq = isinstance(dq_sums, types.NoneType)
     gathered = not isinstance(m, types.NoneType)
 
-    # the arrays are indexed here directly, not through inlined helpers (Numba would
-    # count references to them at every deposit), and every sum of a cell at once:
-    # one pass over the keys (a pass of its own for the variance and DQ measured 15 %
-    # of the square kernel's time on a rotated chip)
+    # num, den and ctx are indexed here directly, not through inlined helpers (Numba
+    # would count references to them at every deposit; _deposit_ext measured as fast as
+    # its lines written out), and every sum of a cell at once: one pass over the keys (a
+    # pass of its own for the variance and DQ measured 15 % of the square kernel's time
+    # on a rotated chip)
     def deposit(i, n, m, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
         key, qq, dow = out
         num, den, ctx = flat
@@ -332,14 +330,7 @@ def _deposit_upto_impl(i, n, m, out, d_row, nbx, flat, bit, var_row, var_sums, d
                         w = dow[c, s]
                         num[q] += w * d
                         den[q] += w
-                        if one_var:
-                            var_sums[q] += w * w * var_row[i]
-                        elif not no_var:
-                            w2 = w * w
-                            for v in range(var_sums.shape[0]):
-                                var_sums[v, q] += w2 * var_row[v, i]
-                        if not no_dq:
-                            dq_sums[q] |= dq_row[i]
+                        _deposit_ext(var_row, var_sums, dq_row, dq_sums, q, i, w)
                         if k & (512 << c):   # last: ctx's reference counting compiles away
                             ctx[q] |= bit
             i += 1
