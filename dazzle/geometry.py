@@ -373,7 +373,7 @@ def _interp_index(grid, n0, n):
 
 
 def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=False, box=None,
-                offset=(0, 0), section=None):
+                offset=(0, 0), section=None, grid_key=None):
     """Pixel map from an input chip to an output frame.
 
     Parameters
@@ -403,6 +403,11 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
         Half-open input pixels: the part of the chip's map over them, the very values (bits) of
         the whole chip's map there (its grid, anchored at the chip's corner, is kept; unlike
         ``box``).
+    grid_key : hashable, optional
+        In fast mode (not with ``box``): a key that identifies ``wcs_in`` and ``wcs_out`` (the
+        caller's promise), under which the exact transform at every node of the whole chip's
+        grid is computed once and kept (:func:`grid_nodes`), so that the sections, and the steps
+        that map the same chip onto the same frame, interpolate from it.  The same bits.
 
     Returns
     -------
@@ -412,9 +417,11 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
         ``wcs_out``) are NaN; in fast mode NaN spreads to the neighbouring grid cells.
     """
     ny, nx = int(shape_in[0]), int(shape_in[1])
+    if section is None and box is None and grid_key is not None:
+        section = (0, nx, 0, ny)   # the same bits, from the shared nodes
     if section is not None:
         return _pixmap_section(wcs_in, wcs_out, (ny, nx), section, stepsize=stepsize, exact=exact,
-                               offset=offset)
+                               offset=offset, grid_key=grid_key)
     if box is None:
         xmin, xmax, ymin, ymax = 0, nx - 1, 0, ny - 1
     else:
@@ -441,30 +448,74 @@ def calc_pixmap(wcs_in, wcs_out, shape_in, *, stepsize=DEFAULT_STEPSIZE, exact=F
     return _grid_map(win, wout, _grid(xmin, xmax, step), _grid(ymin, ymax, step), xmin, bnx, offset)
 
 
-def _grid_map(win, wout, gx, gy, x0, nx, offset):
-    """The pixel map over input columns ``x0 .. x0 + nx - 1`` and rows ``gy[0] .. gy[-1]``: the
-    exact transform at the grid nodes ``gx`` x ``gy`` (which bracket those columns), the rest by
-    separable bilinear interpolation, along x for every grid row, then along y (a Numba kernel:
-    no full-size temporaries, the GIL released)."""
+def _nodes(win, wout, gx, gy):
+    """The exact transform at the grid nodes ``gx`` x ``gy``: (len(gy), len(gx), 2) output
+    (x, y).  Each node's value depends on that node alone (the same bits in any batch)."""
     gxx, gyy = np.meshgrid(gx.astype(np.float64), gy.astype(np.float64))
     ra, dec = _pix2world(win, gxx.ravel(), gyy.ravel())
     xo, yo = _world2pix(wout, ra, dec)
-    g = np.stack([np.asarray(xo), np.asarray(yo)], axis=-1).reshape(len(gy), len(gx), 2)
+    return np.stack([np.asarray(xo), np.asarray(yo)], axis=-1).reshape(len(gy), len(gx), 2)
+
+
+def _grid_map(win, wout, gx, gy, x0, nx, offset, g=None):
+    """The pixel map over input columns ``x0 .. x0 + nx - 1`` and rows ``gy[0] .. gy[-1]``: the
+    exact transform at the grid nodes ``gx`` x ``gy`` (which bracket those columns; ``g`` when
+    already known), the rest by separable bilinear interpolation, along x for every grid row,
+    then along y (a Numba kernel: no full-size temporaries, the GIL released)."""
+    if g is None:
+        g = _nodes(win, wout, gx, gy)
     from dazzle.kernels.pixmap import interpolate_grid
 
     kx, tx = _interp_index(gx, x0, nx)
     return interpolate_grid(g, gy, int(gy[0]), kx, tx, (int(gy[-1]) - int(gy[0]) + 1, nx), offset=offset)
 
 
-def _grid_span(grid, lo, hi):
-    """The nodes of ``grid`` that interpolate pixels lo..hi (inclusive) as the whole grid does:
-    from the last node at or before ``lo`` to the first node after ``hi`` (or the last node)."""
+def _span(grid, lo, hi):
+    """The slice of ``grid``'s nodes that interpolate pixels lo..hi (inclusive) as the whole
+    grid does: from the last node at or before ``lo`` to the first node after ``hi`` (or the
+    last node)."""
     i0 = max(int(np.searchsorted(grid, lo, side="right")) - 1, 0)
     i1 = min(int(np.searchsorted(grid, hi, side="right")), len(grid) - 1)
-    return grid[i0:i1 + 1]
+    return slice(i0, i1 + 1)
 
 
-def _pixmap_section(wcs_in, wcs_out, shape, section, *, stepsize, exact, offset):
+# The exact transform at every node of a chip's grid, per (grid_key, shape, step): a WFC chip's
+# is 1.4 MB; computing it costs ~30 ms, which every section and step used to pay again.
+_NODES: OrderedDict = OrderedDict()
+_NODES_LOCK = threading.Lock()
+#: how many chips' grid nodes are kept (least recently used dropped first)
+NODES_CACHE_SIZE = 128
+
+
+def grid_nodes(wcs_in, wcs_out, shape, stepsize, key):
+    """The exact transform at every node of the fast pixel map's grid over a whole chip of
+    ``shape`` (every ``stepsize`` pixels, the last row and column included):
+    ``(len(gy), len(gx), 2)`` output (x, y), computed once per ``key`` (which must identify
+    both WCSs) and shared (read-only) afterwards."""
+    ny, nx = (int(n) for n in shape)
+    full = (key, ny, nx, int(stepsize))
+    with _NODES_LOCK:
+        g = _NODES.get(full)
+        if g is not None:
+            _NODES.move_to_end(full)
+            return g
+    g = _nodes(_fresh(wcs_in), _fresh(wcs_out), _grid(0, nx - 1, stepsize), _grid(0, ny - 1, stepsize))
+    g.flags.writeable = False
+    with _NODES_LOCK:
+        _NODES[full] = g
+        while len(_NODES) > NODES_CACHE_SIZE:
+            _NODES.popitem(last=False)
+    return g
+
+
+def map_key(chip, frame):
+    """The ``grid_key`` of the map from ``chip`` (a :class:`dazzle.io.Chip`) to ``frame`` (a
+    :class:`Frame`) for :func:`calc_pixmap`, or None when the chip's WCS has no key."""
+    key = chip.wcs_key()
+    return None if key is None else (key, ("frame", frame.header))
+
+
+def _pixmap_section(wcs_in, wcs_out, shape, section, *, stepsize, exact, offset, grid_key=None):
     """:func:`calc_pixmap` over ``section`` (x0, x1, y0, y1) of a chip of ``shape``: the
     whole chip's grid nodes around the section, interpolated with the same operations."""
     x0, x1, y0, y1 = (int(v) for v in section)
@@ -474,10 +525,16 @@ def _pixmap_section(wcs_in, wcs_out, shape, section, *, stepsize, exact, offset)
     step = int(stepsize) if stepsize is not None else 1
     if exact or step <= 1:
         return calc_pixmap(wcs_in, wcs_out, shape, exact=True, box=(x0, x1 - 1, y0, y1 - 1), offset=offset)
-    gx = _grid_span(_grid(0, nx - 1, step), x0, x1 - 1)
-    gy = _grid_span(_grid(0, ny - 1, step), y0, y1 - 1)
+    grid_x, grid_y = _grid(0, nx - 1, step), _grid(0, ny - 1, step)
+    sx, sy = _span(grid_x, x0, x1 - 1), _span(grid_y, y0, y1 - 1)
+    gx, gy = grid_x[sx], grid_y[sy]
+    if grid_key is None:
+        win, wout, g = _fresh(wcs_in), _fresh(wcs_out), None
+    else:
+        # a private (writeable) copy: the kernel is compiled for writeable arrays
+        win, wout, g = None, None, np.array(grid_nodes(wcs_in, wcs_out, shape, step, grid_key)[sy, sx])
     # the rows from the first node on (the fill starts at a node), then the section's
-    rows = _grid_map(_fresh(wcs_in), _fresh(wcs_out), gx, gy, x0, x1 - x0, offset)
+    rows = _grid_map(win, wout, gx, gy, x0, x1 - x0, offset, g=g)
     return rows[y0 - int(gy[0]):y1 - int(gy[0])]
 
 

@@ -238,18 +238,21 @@ class Chip:
         (:func:`geometry.cached_wcs`).
         """
         try:
-            if self.has_lookup_distortion:
-                st = os.stat(self.path)
-                key = ("file", self.path, repr(self.sci_ext), st.st_mtime_ns, st.st_size)
-            else:
-                key = ("chip", self.wcs_header)
-            w = cached_wcs(key, self._parse_wcs)
+            w = cached_wcs(self.wcs_key(), self._parse_wcs)
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure becomes a one-line InputError
             raise self._error(self.sci_ext, f"cannot build the WCS ({_exc_text(exc)})") from exc
         w.pixel_shape = (self.nx, self.ny)
         return w
+
+    def wcs_key(self):
+        """What identifies the chip's WCS (:meth:`wcs`): its header text, or for lookup-table
+        distortions the file's path, extension and version; None when nothing does."""
+        if self.has_lookup_distortion:
+            st = os.stat(self.path)
+            return ("file", self.path, repr(self.sci_ext), st.st_mtime_ns, st.st_size)
+        return ("chip", self.wcs_header)
 
     def _parse_wcs(self):
         if self.has_lookup_distortion:

@@ -104,6 +104,10 @@ class MemoryChip(Chip):
             return self.wcs_object.deepcopy()
         return self.wcs_object
 
+    def wcs_key(self):
+        """As :meth:`Chip.wcs_key`; None for a ``wcs_object`` (nothing identifies it)."""
+        return super().wcs_key() if self.wcs_object is None else None
+
     def load(self, *, err: bool = True, dq: bool = True, section=None) -> ChipData:
         """This chip's pixels (of ``section``, half-open ``(x0, x1, y0, y1)``, if given): a
         private copy (float32 SCI/ERR, integer DQ)."""

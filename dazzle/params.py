@@ -875,6 +875,23 @@ def good_pixel_mask(dq, bits: Any):
     return bitfield_to_boolean_mask(dq, ignore_flags=bits_to_mask(bits), good_mask_value=True)
 
 
+def bad_dq_bits(dtype, bits: Any) -> int:
+    """The DQ flags that make a pixel bad for ``bits``, as an unsigned bit pattern of ``dtype``'s
+    width: :func:`good_pixel_mask` is ``(dq & bad) == 0``.  Found by asking
+    :func:`good_pixel_mask` about each single flag, so that the two agree by construction (0:
+    every pixel is good)."""
+    dtype = np.dtype(dtype)
+    key = (dtype.str, bits if isinstance(bits, (str, int, type(None))) else repr(bits))
+    if key not in _BAD_BITS:
+        one_bit = np.array([1 << k for k in range(8 * dtype.itemsize)], dtype=np.uint64)
+        probes = one_bit.astype(f"u{dtype.itemsize}").view(dtype)
+        _BAD_BITS[key] = int(one_bit[~good_pixel_mask(probes, bits)].sum())
+    return _BAD_BITS[key]
+
+
+_BAD_BITS: dict = {}
+
+
 # --------------------------------------------------------------------------------------
 # Defaults, resolution, configuration files
 # --------------------------------------------------------------------------------------

@@ -582,6 +582,59 @@ def test_pixmap_section_is_the_whole_maps_bits(sip_chip, default_frame, stepsize
         geo.calc_pixmap(w, out, shape, section=(0, nx + 1, 0, 10))
 
 
+@pytest.mark.parametrize("stepsize", [10, 7])
+def test_pixmap_grid_key_shares_the_nodes_same_bits(sip_chip, default_frame, stepsize, monkeypatch):
+    """With ``grid_key`` the exact transform at the whole chip's grid nodes is computed once
+    (issue 11: the single drizzle, blot and final drizzle map a chip onto the same frame, a
+    WFC chip in 8 sections each) and every map interpolated from it is the same bits as
+    without it: whole chip, sections, with an offset."""
+    w, shape = sip_chip
+    out, _ = default_frame
+    ny, nx = shape
+    calls = []
+    real = geo._nodes
+    monkeypatch.setattr(geo, "_nodes", lambda *a: calls.append(a[2].size * a[3].size) or real(*a))
+    key = ("test-grid-key", stepsize, id(w))
+    whole = geo.calc_pixmap(w, out, shape, stepsize=stepsize)
+    whole_shifted = geo.calc_pixmap(w, out, shape, stepsize=stepsize, offset=(3, -2))
+    from dazzle.kernels.pixmap import _fill
+
+    n_signatures = len(_fill.signatures)
+    assert np.array_equal(geo.calc_pixmap(w, out, shape, stepsize=stepsize, grid_key=key), whole)
+    n_after_first = len(calls)
+    for sec in [(0, nx, 0, ny), (0, 37, 0, 41), (13, 200, 500, 521), (300, nx, 990, ny), (19, 31, 9, 11)]:
+        part = geo.calc_pixmap(w, out, shape, stepsize=stepsize, section=sec, grid_key=key)
+        assert np.array_equal(part, whole[sec[2]:sec[3], sec[0]:sec[1]]), sec
+    shifted = geo.calc_pixmap(w, out, shape, stepsize=stepsize, section=(5, 60, 7, 90), offset=(3, -2),
+                              grid_key=key)
+    assert np.array_equal(shifted, whole_shifted[7:90, 5:60])
+    assert len(calls) == n_after_first      # no node computed again
+    assert len(_fill.signatures) == n_signatures   # the shared nodes compile no other version
+    nodes = geo.grid_nodes(w, out, shape, stepsize, key)
+    assert not nodes.flags.writeable
+    assert nodes.shape == (len(geo._grid(0, ny - 1, stepsize)), len(geo._grid(0, nx - 1, stepsize)), 2)
+    # another key: its own nodes (here another frame: a shifted output)
+    out2 = copy.deepcopy(out)
+    out2.wcs.crpix = out2.wcs.crpix + np.array([3.0, -1.0])
+    other = geo.calc_pixmap(w, out2, shape, stepsize=stepsize, grid_key=key + ("shifted",))
+    assert np.array_equal(other, geo.calc_pixmap(w, out2, shape, stepsize=stepsize))
+    assert not np.array_equal(other, whole)
+
+
+def test_map_key_identifies_chip_wcs_and_frame():
+    """map_key: the chip's WCS key and the frame's header; None when the chip's WCS has no key
+    (an in-memory WCS object)."""
+    from types import SimpleNamespace
+
+    from dazzle.memory import MemoryChip
+
+    frame = geo.Frame(header="CTYPE1  = 'RA---TAN'", shape=(10, 10))
+    chip = SimpleNamespace(wcs_key=lambda: ("chip", "CTYPE1  = 'RA---TAN-SIP'"))
+    assert geo.map_key(chip, frame) == (("chip", "CTYPE1  = 'RA---TAN-SIP'"), ("frame", frame.header))
+    assert geo.map_key(SimpleNamespace(wcs_key=lambda: None), frame) is None
+    assert MemoryChip.wcs_key(SimpleNamespace(wcs_object=object())) is None
+
+
 def test_section_bounding_box_holds_the_section(sip_chip, default_frame, exact_sip_pixmap):
     """A section's box holds its pixels' footprints and is inside the chip's box."""
     w, shape = sip_chip

@@ -59,3 +59,42 @@ def test_in_memory_resume_reuses_nothing(sim, tmp_path):
     dazzle.run(sim.files, str(tmp_path / "syn"), **PARAMS)
     r = dazzle.run(sim.files, str(tmp_path / "syn"), in_memory=True, resume=True, **PARAMS)
     assert r.reused == []
+
+
+def test_median_tiles_go_to_the_blot_tasks_on_threads(sim, tmp_path):
+    """On the local threads a chip's blot takes the median's tiles it reaches from their tasks
+    (issue 11: it starts once they are done, not after the whole median is written and
+    committed) while the median is written as before; the products are the same bits as the
+    blots that read the median file (a graph computed by the caller: ``compute=False``)."""
+    import dask
+    from dask.callbacks import Callback
+    from dask.core import get_dependencies
+
+    deps = {}
+
+    def start_state(dsk, state):
+        for key in dsk:
+            if str(key).startswith("blot-cr-"):
+                deps[key] = [str(d) for d in get_dependencies(dsk, key)]
+
+    a, b = tmp_path / "threads", tmp_path / "file"
+    a.mkdir()
+    b.mkdir()
+    with Callback(start_state=start_state):
+        dazzle.run(sim.files, str(a / "syn"), **PARAMS)
+    assert len(deps) == 6
+    for key, d in deps.items():
+        assert any(x.startswith("median-tile-") for x in d), key
+        assert not any(x.startswith("median-commit") for x in d), key
+    deps.clear()
+    with Callback(start_state=start_state):
+        dask.compute(dazzle.run(sim.files, str(b / "syn"), compute=False, **PARAMS), scheduler="threads")
+    assert deps and all(any(x.startswith("median-commit") for x in d) for d in deps.values())
+    names = [f for f in _files(a) if f.endswith(".fits")]
+    assert "syn_med.fits" in names and any(f.endswith("_blt.fits") for f in names)
+    assert names == [f for f in _files(b) if f.endswith(".fits")]
+    for f in names:
+        with fits.open(a / f) as ha, fits.open(b / f) as hb:
+            for x, y in zip(ha, hb):
+                if x.data is not None:
+                    assert x.data.tobytes() == y.data.tobytes(), (f, x.name)

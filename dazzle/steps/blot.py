@@ -118,7 +118,8 @@ def blot_chip(median, chip, frame, settings: BlotSettings, *, offset=(0, 0), sky
     for r0 in range(0, ny, BLOT_ROWS):
         r1 = min(ny, r0 + BLOT_ROWS)
         pixmap = geometry.calc_pixmap(chip_wcs, frame_wcs, (ny, nx), stepsize=settings.stepsize,
-                                      exact=settings.exact, offset=offset, section=(0, nx, r0, r1))
+                                      exact=settings.exact, offset=offset, section=(0, nx, r0, r1),
+                                      grid_key=geometry.map_key(chip, frame))
         out[r0:r1] = blot_kernel(median, pixmap, interp=settings.interp, iscale=scale / pix_ratio ** 2,
                                  sinscl=settings.sinscl, fillval=0.0)
     add = sky if settings.addsky else settings.skyval

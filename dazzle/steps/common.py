@@ -38,7 +38,8 @@ import numpy as np
 
 from dazzle import geometry
 from dazzle.kernels import drizzle_sums, tilesums
-from dazzle.params import bits_to_mask, good_pixel_mask, resolve
+from dazzle.kernels.inputs import prepare as prepare_inputs
+from dazzle.params import bad_dq_bits, bits_to_mask, good_pixel_mask, resolve
 
 __all__ = ["StepSettings", "DrizzleSettings", "Sums", "load_chip", "sky_value", "chip_pix_ratio",
            "resolve_wt_scl", "chip_weights", "chip_variance", "ChipInputs", "chip_inputs", "section_halo",
@@ -331,7 +332,7 @@ class ChipInputs:
 
 
 def chip_inputs(chip, frame, settings: DrizzleSettings, *, sky=None, static_mask=None, cr_mask=None, ivm=None,
-                data=None) -> ChipInputs:
+                data=None, window=None) -> ChipInputs:
     """A chip's pixels, weights and variances as the drizzle kernel takes them.
 
     Parameters
@@ -349,6 +350,9 @@ def chip_inputs(chip, frame, settings: DrizzleSettings, *, sky=None, static_mask
         Inverse-variance map (``final_wht_type="IVM"``).
     data : dazzle.io.ChipData, optional
         The chip's pixels (default: read here with :func:`load_chip`).
+    window : (y0, y1, x0, x1), optional
+        Half-open rows and columns of ``data`` that may have weight (a section's pixels
+        without the halo read around them); zero weight outside.  Default: every pixel.
 
     Returns
     -------
@@ -357,17 +361,38 @@ def chip_inputs(chip, frame, settings: DrizzleSettings, *, sky=None, static_mask
     if data is None:
         data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err)
     pix_ratio = chip_pix_ratio(chip, frame.wcs())
-    weights, wt_scl = chip_weights(chip, data, settings, pix_ratio, static_mask=static_mask,
-                                   cr_mask=cr_mask, ivm=ivm)
-    sci = np.asarray(data.sci, dtype=np.float32) - np.float32(sky_value(chip, sky))   # a new array
-    sci[~np.isfinite(sci)] = 0.0   # masked by zero weight already
-    var = chip_variance(chip, data, settings, ivm) if settings.err else None
+    if settings.wht_type in (None, "EXP") or (settings.wht_type == "ERR" and data.err is None):
+        # EXP weights: every term in one pass (kernels.inputs), the same bits as the numpy below
+        sci, weights, var = prepare_inputs(
+            data.sci, sky_value(chip, sky), chip.exptime, dq=data.dq,
+            bad=0 if data.dq is None else bad_dq_bits(data.dq.dtype, settings.bits),
+            static=static_mask, cr=cr_mask, err=data.err if settings.err else None, window=window)
+        if settings.err and data.err is None:
+            chip_variance(chip, data, settings)   # raises: final_err needs ERR
+        wt_scl = resolve_wt_scl(settings.wt_scl, chip.exptime)
+    else:
+        weights, wt_scl = chip_weights(chip, data, settings, pix_ratio, static_mask=static_mask,
+                                       cr_mask=cr_mask, ivm=ivm)
+        if window is not None:
+            _zero_outside(weights, window)
+        sci = np.asarray(data.sci, dtype=np.float32) - np.float32(sky_value(chip, sky))   # a new array
+        sci[~np.isfinite(sci)] = 0.0   # masked by zero weight already
+        var = chip_variance(chip, data, settings, ivm) if settings.err else None
     dq = data.dq if settings.dq and data.dq is not None else None
     # the single-drizzled images have no context: their chips' sums need none.  Where every
     # weight a kernel deposits has one sign, the context (a positive weight was added) is
     # exactly ``den > 0``: found from the sums afterwards, not kept by the kernel
     ctx_from_den = settings.step == "final" and settings.kernel in ONE_SIGN_KERNELS and not (weights < 0).any()
     return ChipInputs(sci, weights, wt_scl, pix_ratio, var, dq, ctx_from_den)
+
+
+def _zero_outside(weights, window):
+    """Zero ``weights`` outside rows ``y0:y1`` and columns ``x0:x1`` (``window``)."""
+    y0, y1, x0, x1 = window
+    weights[:y0] = 0.0
+    weights[y1:] = 0.0
+    weights[:, :x0] = 0.0
+    weights[:, x1:] = 0.0
 
 
 def section_halo(settings: DrizzleSettings) -> int:
@@ -424,17 +449,14 @@ def section_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, section=
         part = (lambda a: None if a is None else np.asarray(a)[cut])
         static_mask, cr_mask, ivm = part(static_mask), part(cr_mask), part(ivm)
         data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err, section=wide)
+    window = None   # the halo is read, not drizzled
+    if section is not None:
+        window = (section[2] - wide[2], section[3] - wide[2], section[0] - wide[0], section[1] - wide[0])
     inputs = chip_inputs(chip, frame, settings, sky=sky, static_mask=static_mask, cr_mask=cr_mask, ivm=ivm,
-                         data=data)
+                         data=data, window=window)
     del data
-    if section is not None:   # the halo is read, not drizzled
-        w = inputs.weights
-        w[:section[2] - wide[2]] = 0.0
-        w[section[3] - wide[2]:] = 0.0
-        w[:, :section[0] - wide[0]] = 0.0
-        w[:, section[1] - wide[0]:] = 0.0
     pixmap = geometry.calc_pixmap(chip.wcs(), frame.wcs(), tuple(chip.shape), stepsize=settings.stepsize,
-                                  exact=settings.exact, section=wide)
+                                  exact=settings.exact, section=wide, grid_key=geometry.map_key(chip, frame))
     shape = (y1 - y0, x1 - x0)
     num = np.zeros(shape)
     den = np.zeros(shape)
