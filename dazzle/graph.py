@@ -27,9 +27,7 @@ into sums over that section's box, added in turn; so no task holds a whole chip.
 With ``in_memory`` (AstroDrizzle's parameter) the intermediates -- single-drizzled images,
 median tiles, blotted images, CR masks -- are task results instead of files: the median tiles
 go to the blot tasks whose chips reach them, and only the final image (and any ``_crclean``
-images) is written.  On the local threads (``Plan.median_to_blot``) the median's tiles go to
-the blot tasks that way too while they are also written: a chip's blot starts as soon as the
-tiles it reaches are done, not after the whole median, and reads no file.
+images) is written.
 
 A task is given only what it needs: a chip task its chip's small picklable description (never
 its pixels, which it reads itself), an exposure task its own chips, a tile task the pieces that
@@ -93,7 +91,6 @@ class Plan:
     final_sections: list = field(default_factory=list)
     section_size: int = 1024          # input pixels a side of those sections
     gather_sums: bool = False         # a tile's (exposure's) pieces added in one task, not a chain
-    median_to_blot: bool = False      # the median's tiles go to the blot tasks in memory (local threads)
     user_static: list = field(default_factory=list)    # per chip user mask (True = good) or None
     ivm: list | None = None           # per chip IVM arrays (final_wht_type=IVM)
     texptime: float = 0.0
@@ -263,27 +260,23 @@ def _median_piece(single, chips, *skies):
     return median_step.describe_piece(single[0], single[1], sky=sky_e, rn2=rn2, exptime=chips[0].exptime)
 
 
-def _median_tile(box, settings, canvas, nimages, keep, *pieces):
-    """One tile of the median: written into ``canvas`` (None: ``in_memory``, not written);
-    returns the tile itself when ``keep`` (it goes on to the blot tasks), else its box."""
-    if canvas is not None and products.canvas_committed(canvas) and not keep:
+def _median_tile(box, settings, canvas, nimages, *pieces):
+    if canvas is None:   # in_memory: the tile itself
+        return median_step.median_block(pieces, box, settings, nimages=nimages)
+    if products.canvas_committed(canvas):
         return box   # recomputed after a lost worker, after the commit: nothing to write
     block = median_step.median_block(pieces, box, settings, nimages=nimages)
-    if canvas is not None and not products.canvas_committed(canvas):
-        products.write_block(canvas, 0, block, box[2], box[0])
-    return block if keep else box
+    products.write_block(canvas, 0, block, box[2], box[0])
+    return box
 
 
 @dataclass(frozen=True)
 class MedianTiles:
-    """The median's tiles in memory, for the blot tasks: with ``in_memory``, or on the local
-    threaded scheduler while the median is written too (``Plan.median_to_blot``: a blot task
-    then starts once the tiles its chip reaches are done, and reads no file)."""
+    """The median kept in memory (``in_memory``): its tiles and their tasks."""
 
     boxes: list      # per tile (x0, x1, y0, y1)
     tiles: list      # per tile the handle of its array
     tile_size: int
-    commit: object = None   # the handle of the written median (<output>_med.fits), or None
 
 
 def _section_from_tiles(box, shape, tile_boxes, *arrays):
@@ -324,19 +317,20 @@ def _write_crmask(out_dir, chip, good, params, key):
 
 
 def _blot_cr(chip, median, frame, box, sky, static, blot_settings, cr_settings, resetbits,
-             params, out_dir, key="", write=True, tile_boxes=None, *tiles):
-    """Blot the median onto a chip (written as its ``_blt`` product when ``write``) and, when
-    driz_cr is on, find its cosmic rays (written as its ``_crmask`` product when ``write``).
-    Returns None (no driz_cr) or (CR mask (True = good), CR-cleaned SCI or None).  The median
-    is its file ``median``, or with ``tile_boxes`` its ``tiles`` in memory."""
-    blotted = _blot(chip, median if tile_boxes is None else (tile_boxes, *tiles), frame, box, sky, blot_settings)
-    if write:
+             params, out_dir, key="", tile_boxes=None, *tiles):
+    """Blot the median onto a chip (written as its ``_blt`` product) and, when driz_cr is on,
+    find its cosmic rays (written as its ``_crmask`` product).  Returns None (no driz_cr) or
+    (CR mask (True = good), CR-cleaned SCI or None).  With ``tile_boxes`` (``in_memory``) the
+    median is its ``tiles`` and neither product is written."""
+    in_memory = tile_boxes is not None
+    blotted = _blot(chip, (tile_boxes, *tiles) if in_memory else median, frame, box, sky, blot_settings)
+    if not in_memory:
         _write_blot(out_dir, chip, blotted, sky, params)
     if cr_settings is None:
         return None
     data = load_chip(chip, resetbits, err=False)
     good = cr_step.chip_cr_mask(chip, data, blotted, sky.value, static, cr_settings)
-    if write:
+    if not in_memory:
         _write_crmask(out_dir, chip, good, params, key)
     return good, (cr_step.crclean(data.sci, blotted, good) if cr_settings.corr else None)
 
@@ -593,13 +587,11 @@ def add_median(g: Graph, plan: Plan, singles, skies):
         for t in tiles_touching(box, shape, ts, halo=settings.halo):
             per_tile[t].append(piece)
         pieces += 1
-    keep = plan.median_canvas is None or plan.median_to_blot
-    done = [g.add(f"median-tile-{t}", _median_tile, tb, settings, plan.median_canvas, pieces, keep, *per_tile[t])
+    done = [g.add(f"median-tile-{t}", _median_tile, tb, settings, plan.median_canvas, pieces, *per_tile[t])
             for t, tb in enumerate(tile_list)]
     if plan.median_canvas is None:
         return MedianTiles(tile_list, done, ts)
-    commit = g.add("median-commit", _commit_with_manifest, plan.median_canvas, plan.run_key, *done)
-    return MedianTiles(tile_list, done, ts, commit) if keep else commit
+    return g.add("median-commit", _commit_with_manifest, plan.median_canvas, plan.run_key, *done)
 
 
 def add_blot_cr(g: Graph, plan: Plan, median, statics, skies) -> tuple:
@@ -611,10 +603,9 @@ def add_blot_cr(g: Graph, plan: Plan, median, statics, skies) -> tuple:
     if median is None or blot_settings is None:
         return None, []
     results = [None if ("crmask", k) in plan.reuse else
-               g.add(f"blot-cr-{k}", _blot_cr, chip, None if isinstance(median, MedianTiles) else median,
-                     plan.single_frame, plan.single_boxes[k], skies[k], statics[k], blot_settings, cr_settings,
-                     plan.settings.resetbits, plan.params, plan.out_dir, plan.run_key, not plan.in_memory,
-                     *_median_args(median, plan.single_boxes[k], plan.single_frame.shape))
+               g.add(f"blot-cr-{k}", _blot_cr, chip, median, plan.single_frame, plan.single_boxes[k], skies[k],
+                     statics[k], blot_settings, cr_settings, plan.settings.resetbits, plan.params, plan.out_dir,
+                     plan.run_key, *_median_args(median, plan.single_boxes[k], plan.single_frame.shape))
                for k, chip in enumerate(plan.chips)]
     if cr_settings is None:
         return None, [r for r in results if r is not None]
@@ -710,8 +701,6 @@ def build(plan: Plan, *, suffix: str = ""):
     median = add_median(g, plan, singles, chip_skies)
     crmasks, other = add_blot_cr(g, plan, median, statics, chip_skies)
     final = add_final_drizzle(g, plan, statics, chip_skies, crmasks)
-    if isinstance(median, MedianTiles):
-        median = median.commit   # the written file (None with in_memory)
     if plan.in_memory:   # the intermediates stay inside the graph: not results of the run
         singles, median = {}, None
     updated = add_input_dq_update(g, plan, crmasks, [final, median, *singles.values()])

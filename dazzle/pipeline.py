@@ -1008,18 +1008,14 @@ def _memory_values(values, summary, report):
     values.update(in_memory=True, runfile="", resume=False)
 
 
-def _prepare(plan, values, client=None, suffix="", deferred=False):
-    """Lay out the products and build the graph (its task keys end with ``suffix``;
-    ``deferred``: computed by the caller, on a scheduler not known here)."""
+def _prepare(plan, values, client=None, suffix=""):
+    """Lay out the products and build the graph (its task keys end with ``suffix``)."""
     from dazzle.graph import build
 
     plan.run_key = run_key(plan)
     # dask's processes scheduler copies every task's inputs to a worker process and its result
     # back: a chain of adds would copy a tile's running sums twice per add
     plan.gather_sums = values["scheduler"] == "processes" and client is None
-    # on threads in this process a finished median tile is handed to the blot tasks as it is
-    # (written too): a blot starts once its tiles are done, not after the whole median
-    plan.median_to_blot = values["scheduler"] in ("threads", "synchronous") and client is None and not deferred
     if values["resume"] and not plan.in_memory:   # in_memory: nothing on disk to reuse
         if any(is_memory_chip(c) for c in plan.chips):
             log.info("dazzle: resume: in-memory inputs, nothing reused")
@@ -1074,7 +1070,7 @@ def _deferred(plan, values, params, t0, how):
 
     import dask
 
-    graph = _prepare(plan, values, None, suffix="-" + uuid.uuid4().hex[:8], deferred=True)
+    graph = _prepare(plan, values, None, suffix="-" + uuid.uuid4().hex[:8])
     t_plan = time.perf_counter() - t0
     finish = partial(_finish, plan, values, t0=t0, timings={"plan": t_plan}, steps={}, summary=how["summary"])
     return dask.delayed(finish, pure=False)(graph, dask_key_name="dazzle-result" + graph.key[len("outputs"):])
