@@ -84,9 +84,11 @@ import functools
 import math
 from collections import namedtuple
 
+import llvmlite.ir as llvm_ir
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from .catalog import KERNELS, kernel_reach
 
@@ -286,90 +288,106 @@ def _deposit_flat(num, den, ctx, q, dow, d, positive, bit, vr, vs, qr, qs, i, p)
 _KEY_LARGE = 1 << 18
 
 
-@njit(nogil=True, cache=True)
-def _deposit_cells(i, n, out, d_row, nbx, flat, bit):
+def _deposit_upto(i, n, m, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
     """Deposit the row pass's results ``out = (key, q, dow)`` (``dow[c, i]`` the weight of
-    cell c, see ``_KEY_LARGE``) of pixels i..n-1 into the flat sums, in pixel order, up to
-    the first ``_KEY_LARGE`` pixel; returns its index (n: none).  The arrays are indexed
-    here directly, not through inlined helpers: Numba would count references to them at
-    every deposit."""
-    key, qq, dow = out
-    num, den, ctx = flat
-    while i < n:
-        k = key[i]
-        if k == _KEY_LARGE:
-            break
-        if k != 0:
-            d = d_row[i]
-            q0 = qq[i]
-            for c in range(9):
-                if k & (1 << c):
-                    q = q0 + (c // 3) * nbx + c % 3
-                    w = dow[c, i]
-                    num[q] += w * d
-                    den[q] += w
-                    if k & (512 << c):
-                        ctx[q] |= bit
-        i += 1
-    return i
+    cell c, see ``_KEY_LARGE``) of pixels i..n-1 into the flat sums ``flat = (num, den,
+    ctx)``, and with them the variance and DQ parts (:func:`_deposit_ext`), in pixel order,
+    up to the first ``_KEY_LARGE`` pixel; returns its index (n: none) and ``m``.
+
+    ``m`` not None (the square kernel): the results of a pixel the row pass left
+    ``_KEY_LARGE`` are those of the 3x3 pass, at ``n + m`` (``m`` counting those
+    pixels from 0 at the row's start; see :func:`_square_row3`).  Numba compiles the
+    overload below, chosen by whether ``m`` is None."""
 
 
-def _deposit_cells_ext(i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums):
-    """The variance and DQ part (:func:`_deposit_ext`) of :func:`_deposit_cells` for pixels
-    i0..i1-1: a pass of its own, so that the arrays are counted once per call, not per
-    deposit; each cell still gets its contributions in pixel order.  Numba compiles the
-    overload below, chosen by which arrays are None."""
+@overload(_deposit_upto, jit_options={"nogil": True})
+def _deposit_upto_impl(i, n, m, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
+    gathered = not isinstance(m, types.NoneType)
 
-
-@overload(_deposit_cells_ext)
-def _deposit_cells_ext_impl(i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums):
-    no_var = isinstance(var_sums, types.NoneType)
-    one_var = not no_var and var_sums.ndim == 1
-    no_dq = isinstance(dq_sums, types.NoneType)
-    if no_var and no_dq:
-        return lambda i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums: None
-
-    # the deposit of _deposit_ext written out: calling it here (an inlined function
-    # taking the arrays) measured 1.3x slower on a rotated frame
-    def deposit(i0, i1, out, nbx, var_row, var_sums, dq_row, dq_sums):
+    # num, den and ctx are indexed here directly, not through inlined helpers (Numba
+    # would count references to them at every deposit; _deposit_ext measured as fast as
+    # its lines written out), and every sum of a cell at once: one pass over the keys (a
+    # pass of its own for the variance and DQ measured 15 % of the square kernel's time
+    # on a rotated chip)
+    def deposit(i, n, m, out, d_row, nbx, flat, bit, var_row, var_sums, dq_row, dq_sums):
         key, qq, dow = out
-        for i in range(i0, i1):
-            k = key[i]
-            for c in range(9):
-                if k & (1 << c):
-                    q = qq[i] + (c // 3) * nbx + c % 3
-                    w = dow[c, i]
-                    if one_var:
-                        var_sums[q] += w * w * var_row[i]
-                    elif not no_var:
-                        w2 = w * w
-                        for m in range(var_sums.shape[0]):
-                            var_sums[m, q] += w2 * var_row[m, i]
-                    if not no_dq:
-                        dq_sums[q] |= dq_row[i]
+        num, den, ctx = flat
+        while i < n:
+            s = i   # where pixel i's results are
+            if gathered:
+                s = n + m if key[i] == _KEY_LARGE else i
+            k = key[s]
+            if k == _KEY_LARGE:
+                break
+            if gathered:
+                m += 1 if s != i else 0
+            if k != 0:
+                d = d_row[i]
+                q0 = qq[i]
+                for c in range(9):
+                    if k & (1 << c):
+                        q = q0 + (c // 3) * nbx + c % 3
+                        w = dow[c, s]
+                        num[q] += w * d
+                        den[q] += w
+                        _deposit_ext(var_row, var_sums, dq_row, dq_sums, q, i, w)
+                        if k & (512 << c):   # last: ctx's reference counting compiles away
+                            ctx[q] |= bit
+            i += 1
+        return i, m
     return deposit
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _deposit_upto(i, n, out, d_row, nbx, flat, bit, vr, vs, qr, qs):
-    """:func:`_deposit_cells` and :func:`_deposit_cells_ext` from pixel i up to the first
-    ``_KEY_LARGE`` pixel; returns its index (n: none)."""
-    i1 = _deposit_cells(i, n, out, d_row, nbx, flat, bit)
-    _deposit_cells_ext(i, i1, out, nbx, vr, vs, qr, qs)
-    return i1
+@intrinsic
+def _prefetch(typingctx, arr, index):
+    """Ask the CPU to fetch the cache line of ``arr.flat[index]`` (C-contiguous) for
+    writing (LLVM's ``prefetch``; no effect on any value)."""
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        i8p = llvm_ir.IntType(8).as_pointer()
+        i32 = llvm_ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, llvm_ir.FunctionType(
+            llvm_ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+        ptr = builder.bitcast(builder.gep(a.data, [args[1]]), i8p)
+        # write, high temporal locality, data cache
+        builder.call(fn, [ptr, i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.void(arr, index), codegen
+
+
+@njit(nogil=True, cache=True)
+def _prefetch_cells(n, qq, nbx, flat, use_ctx, var_sums):
+    """Prefetch the sums' 3x3 cells from each pixel's lower left cell ``qq[i]`` (as the
+    row pass left them).  The deposits of a rotated input touch few cells per cache line
+    and scatter over many output rows: without this they wait for memory (about 40 % of
+    the square kernel's time on a chip rotated by 20 degrees)."""
+    num, den, ctx = flat
+    size = num.shape[0]
+    for i in range(n):
+        q0 = qq[i]
+        q = q0 if (q0 >= 0) & (q0 + 2 * nbx + 2 < size) else 0   # rows to come: any value
+        for r in range(3):
+            _prefetch(num, q + r * nbx)
+            _prefetch(den, q + r * nbx)
+            if var_sums is not None:
+                for m in range(var_sums.shape[0] if var_sums.ndim == 2 else 1):
+                    _prefetch(var_sums, m * size + q + r * nbx)
+            if use_ctx:
+                _prefetch(ctx, q + r * nbx)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _scratch(nx, num, den, ctx, p):
+def _scratch(nx, num, den, ctx, p, gathered=0):
     """What a kernel works with: its block of the output ``(bx0, bx1, by0, by1)``, flat
     views of the sums ``(num, den, ctx)``, the row buffers ``(w, d, x, y)`` of
     :func:`_load_row` and the row pass's results ``(key, q, dow)`` (``dow[c]`` the weights
-    of cell c of each pixel's 3x3 cells, see ``_KEY_LARGE``)."""
+    of cell c of each pixel's 3x3 cells, see ``_KEY_LARGE``; from ``nx`` on, room for
+    ``gathered`` more: the square kernel's 3x3 pass's, see :func:`_deposit_upto`)."""
     nby, nbx = num.shape
     block = (p.bx0, p.bx0 + nbx - 1, p.by0, p.by0 + nby - 1)
     flat = (num.reshape(-1), den.reshape(-1), ctx.reshape(-1))
     rows = (np.empty(nx), np.empty(nx), np.empty(nx), np.empty(nx))
-    out = (np.empty(nx, np.int64), np.empty(nx, np.int64), np.empty((9, nx)))
+    out = (np.empty(nx + gathered, np.int64), np.empty(nx, np.int64), np.empty((9, nx + gathered)))
     return block, flat, rows, out
 
 
@@ -821,16 +839,26 @@ def _overlap_3x3(x0, y0, x1, y1, x2, y2, x3, y3):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _square_row3(n, c0, h, offl, offr, w, left, right, block, use_ctx, out):
-    """The second row pass of the square kernel, for the drops :func:`_square_row` left
-    ``_KEY_LARGE`` that lie within 3x3 cells: their keys and the weights of the 3x3
-    cells, from :func:`_overlap_3x3` (arguments as :func:`_square_row`, ``out = (key,
-    dow0, .., dow8)``; the lower left cell ``q`` is the one :func:`_square_row` wrote).
-    The other pixels keep what they have.  Branch-free: SIMD code."""
+def _square_row3(n, cw, block, use_ctx, out):
+    """The second row pass of the square kernel, over the ``n`` drops :func:`_square_row`
+    left ``_KEY_LARGE``, gathered by :func:`_gather_large`: ``cw[9 m: 9 m + 8]`` the
+    corners ``x0, y0, .., x3, y3`` of drop m, ``cw[9 m + 8]`` its weight (one flat input
+    array: several made Numba's SIMD code give up).  Writes, with ``out = (key3, dow0, ..,
+    dow8)``, its key into ``key3[m]`` (``_KEY_LARGE`` still when it does not lie within 3x3
+    cells) and the weights of its 3x3 cells into ``dow0[m], .., dow8[m]``, from
+    :func:`_overlap_3x3`: where :func:`_deposit_upto` reads them (not copied back to the
+    pixels: that took 6 % of the kernel's time).  Branch-free: SIMD code."""
     bx0, bx1, by0, by1 = block
-    key, dw0, dw1, dw2, dw3, dw4, dw5, dw6, dw7, dw8 = out
-    for i in range(n):
-        x0, y0, x1, y1, x2, y2, x3, y3 = _corners(i, c0, h, offl, offr, left, right)
+    key3, dw0, dw1, dw2, dw3, dw4, dw5, dw6, dw7, dw8 = out
+    for m in range(n):
+        x0 = cw[9 * m + 0]
+        y0 = cw[9 * m + 1]
+        x1 = cw[9 * m + 2]
+        y1 = cw[9 * m + 3]
+        x2 = cw[9 * m + 4]
+        y2 = cw[9 * m + 5]
+        x3 = cw[9 * m + 6]
+        y3 = cw[9 * m + 7]
         ilo0 = _nint(min(min(x0, x1), min(x2, x3)))
         ihi0 = _nint(max(max(x0, x1), max(x2, x3)))
         jlo0 = _nint(min(min(y0, y1), min(y2, y3)))
@@ -839,7 +867,7 @@ def _square_row3(n, c0, h, offl, offr, w, left, right, block, use_ctx, out):
         ox = float(ilo0)
         oy = float(jlo0)
         a, area = _overlap_3x3(x0 - ox, y0 - oy, x1 - ox, y1 - oy, x2 - ox, y2 - oy, x3 - ox, y3 - oy)
-        scale = w[i] / area
+        scale = cw[9 * m + 8] / area
         ihi = min(ihi0, bx1)
         jhi = min(jhi0, by1)
         cx0 = (ilo0 >= bx0) & (ilo0 <= ihi)
@@ -872,35 +900,59 @@ def _square_row3(n, c0, h, offl, offr, w, left, right, block, use_ctx, out):
         pos += 65536 if d[7] > 0.0 else 0
         pos += 131072 if d[8] > 0.0 else 0
         k += (k * 512) & pos if use_ctx else 0
-        take = (key[i] == _KEY_LARGE) & (ihi0 - ilo0 <= 2) & (jhi0 - jlo0 <= 2) & (area != 0.0)
-        key[i] = k if take else key[i]
-        dw0[i] = d[0] if take else dw0[i]
-        dw1[i] = d[1] if take else dw1[i]
-        dw3[i] = d[3] if take else dw3[i]
-        dw4[i] = d[4] if take else dw4[i]
-        dw2[i] = d[2]
-        dw5[i] = d[5]
-        dw6[i] = d[6]
-        dw7[i] = d[7]
-        dw8[i] = d[8]
+        take = (ihi0 - ilo0 <= 2) & (jhi0 - jlo0 <= 2) & (area != 0.0)
+        key3[m] = k if take else _KEY_LARGE
+        dw0[m] = d[0]
+        dw1[m] = d[1]
+        dw2[m] = d[2]
+        dw3[m] = d[3]
+        dw4[m] = d[4]
+        dw5[m] = d[5]
+        dw6[m] = d[6]
+        dw7[m] = d[7]
+        dw8[m] = d[8]
+
+
+@njit(nogil=True, cache=True)
+def _gather_large(h, il, ir, w_row, edges, key, idx, cw):
+    """The pixels of the row :func:`_square_row` left ``_KEY_LARGE``: their indices into
+    ``idx``, their drops' corners (as :func:`_corners`) and weights into ``cw`` (see
+    :func:`_square_row3`); returns how many."""
+    n = 0
+    for i in range(key.shape[0]):   # branch-free
+        idx[n] = i
+        n += 1 if key[i] == _KEY_LARGE else 0
+    for m in range(n):
+        i = idx[m]
+        a = il[i]
+        b = ir[i]
+        fl = (i - h) - a   # as _corners
+        gl = 1.0 - fl
+        fr = (i + h) - b
+        gr = 1.0 - fr
+        ka = 4 * a
+        kb = 4 * b
+        cw[9 * m + 0] = gl * edges[ka] + fl * edges[ka + 4]
+        cw[9 * m + 1] = gl * edges[ka + 1] + fl * edges[ka + 5]
+        cw[9 * m + 2] = gr * edges[kb] + fr * edges[kb + 4]
+        cw[9 * m + 3] = gr * edges[kb + 1] + fr * edges[kb + 5]
+        cw[9 * m + 4] = gr * edges[kb + 2] + fr * edges[kb + 6]
+        cw[9 * m + 5] = gr * edges[kb + 3] + fr * edges[kb + 7]
+        cw[9 * m + 6] = gl * edges[ka + 2] + fl * edges[ka + 6]
+        cw[9 * m + 7] = gl * edges[ka + 3] + fl * edges[ka + 7]
+        cw[9 * m + 8] = w_row[i]
+    return n
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _square_run(c, n, h, il, ir, w_row, edges, block, use_ctx, out, three):
-    """:func:`_square_row` (``three``: :func:`_square_row3`) over pixels c..c+n-1, whose
-    corner columns are il[c] + k and ir[c] + k."""
+def _square_run(c, n, h, il, ir, w_row, edges, block, use_ctx, out):
+    """:func:`_square_row` over pixels c..c+n-1, whose corner columns are il[c] + k and
+    ir[c] + k."""
     a = il[c]
     b = ir[c]
     key, qq, dw = out
-    left = edges[4 * a:]
-    right = edges[4 * b:]
-    if three:
-        _square_row3(n, c, h, a - c, b - c, w_row[c:], left, right, block, use_ctx,
-                     (key[c:], dw[0, c:], dw[1, c:], dw[2, c:], dw[3, c:], dw[4, c:], dw[5, c:], dw[6, c:],
-                      dw[7, c:], dw[8, c:]))
-    else:
-        _square_row(n, c, h, a - c, b - c, w_row[c:], left, right, block, use_ctx,
-                    (key[c:], qq[c:], dw[0, c:], dw[1, c:], dw[3, c:], dw[4, c:]))
+    _square_row(n, c, h, a - c, b - c, w_row[c:], edges[4 * a:], edges[4 * b:], block, use_ctx,
+                (key[c:], qq[c:], dw[0, c:], dw[1, c:], dw[3, c:], dw[4, c:]))
 
 
 #: One pixel, as a run length: an int64, not the literal 1 (with which Numba would
@@ -909,13 +961,13 @@ _ONE = np.int64(1)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _square_pass(i0, i1, h, il, ir, w_row, edges, block, use_ctx, out, three):
+def _square_pass(i0, i1, h, il, ir, w_row, edges, block, use_ctx, out):
     """:func:`_square_run` over a whole row: the run [i0, i1) at once, the pixels
     outside it one by one."""
-    _square_run(i0, i1 - i0, h, il, ir, w_row, edges, block, use_ctx, out, three)
+    _square_run(i0, i1 - i0, h, il, ir, w_row, edges, block, use_ctx, out)
     for i in range(w_row.shape[0]):
         if i < i0 or i >= i1:
-            _square_run(i, _ONE, h, il, ir, w_row, edges, block, use_ctx, out, three)
+            _square_run(i, _ONE, h, il, ir, w_row, edges, block, use_ctx, out)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -992,18 +1044,21 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
 
     Each input row is done in two passes: :func:`_square_row` works out every
     drop's 2x2 weights at once (SIMD code), and :func:`_square_row3` those of the
-    drops it leaves that lie within 3x3 cells (when there are any), then the
-    weights are added to the sums pixel by pixel, in the same order as one pass
-    would.
+    drops it leaves, gathered (when there are any), then the weights are added
+    to the sums pixel by pixel, in the same order as one pass would, the sums'
+    cells prefetched (:func:`_prefetch_cells`) while the 3x3 pass runs.
     """
     ny, nx = data.shape
     vr, vs, qr, qs = x[6], x[2], x[4], x[5]
     nbx = num.shape[1]
     h = 0.5 * p.pixfrac
-    block, flat, (w_row, d_row, _, _), out = _scratch(nx, num, den, ctx, p)
+    block, flat, (w_row, d_row, _, _), out = _scratch(nx, num, den, ctx, p, nx)
     xo = np.empty(4)
     yo = np.empty(4)
     acc = np.zeros(_MAXBOX * _MAXBOX)
+    # the drops of a row that need the 3x3 pass, gathered (see _square_row3)
+    idx = np.empty(nx, np.int64)
+    cw = np.empty(9 * nx)
     # the edge rows: the pixmap interpolated at the drops' bottom (y = j-h) and
     # top (y = j+h) edges, every input column c, as edges[4c:4c+4] = (bottom x,
     # bottom y, top x, top y): the corners are then one interpolation in x.  (One
@@ -1035,18 +1090,17 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
         else:
             _edge_row(pixmap, j - h, edges, 0)
         _edge_row(pixmap, j + h, edges, 2)
-        _square_pass(i0, i1, h, il, ir, w_row, edges, block, p.use_ctx, out, False)
-        n3 = _count_large(out[0])
-        if n3 > nx // 8:   # the 3x3 pass over the whole row when many drops need it
-            _square_pass(i0, i1, h, il, ir, w_row, edges, block, p.use_ctx, out, True)
-        elif n3:   # else drop by drop
-            for i in range(nx):
-                if out[0][i] == _KEY_LARGE:
-                    _square_run(i, _ONE, h, il, ir, w_row, edges, block, p.use_ctx, out, True)
-        i = _deposit_upto(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
+        _square_pass(i0, i1, h, il, ir, w_row, edges, block, p.use_ctx, out)
+        _prefetch_cells(nx, out[1], nbx, flat, p.use_ctx, vs)
+        key, _, dw = out
+        if _count_large(key[:nx]):   # the 3x3 pass over the drops that need it, gathered
+            n3 = _gather_large(h, il, ir, w_row, edges, key[:nx], idx, cw)
+            _square_row3(n3, cw, block, p.use_ctx, (key[nx:], dw[0, nx:], dw[1, nx:], dw[2, nx:], dw[3, nx:],
+                                                    dw[4, nx:], dw[5, nx:], dw[6, nx:], dw[7, nx:], dw[8, nx:]))
+        i, m = _deposit_upto(0, nx, 0, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
         while i < nx:   # at a drop larger than 3x3 cells
             _square_large(num, den, ctx, p, i, d_row[i], w_row[i], h, il, ir, edges, xo, yo, acc, vr, vs, qr, qs)
-            i = _deposit_upto(i + 1, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
+            i, m = _deposit_upto(i + 1, nx, m + 1, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -1149,10 +1203,11 @@ def _kernel_turbo(data, weights, pixmap, num, den, ctx, p, x):
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
         _turbo_row(nx, pfo, ac, w_row, x_row, y_row, block, p.use_ctx, out)
-        i = _deposit_upto(0, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
+        _prefetch_cells(nx, out[1], nbx, flat, p.use_ctx, vs)
+        i, _ = _deposit_upto(0, nx, None, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
         while i < nx:   # at a drop larger than 2x2 cells
             _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block, vr, vs, qr, qs, i)
-            i = _deposit_upto(i + 1, nx, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
+            i, _ = _deposit_upto(i + 1, nx, None, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
