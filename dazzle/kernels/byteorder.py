@@ -88,10 +88,23 @@ def swap_float32_count_nonfinite(a: np.ndarray):
 
 
 def swapped_copy(a: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """The bytes of ``a`` (1-D, C-contiguous; item size 2, 4 or 8) with each item's bytes
-    reversed, written into the front of ``out`` (a uint8 buffer at least ``a.nbytes`` long,
-    aligned for the item size); returns that part of ``out``.  One pass, without the GIL: a
-    native array's big-endian bytes, as FITS stores them, without swapping it in place."""
+    """The bytes of ``a`` with each item's bytes reversed, written into the front of ``out``.
+
+    One pass, without the GIL: a native array's big-endian bytes, as FITS stores them, without
+    swapping the array in place.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        1-D, C-contiguous; item size 2, 4 or 8.
+    out : numpy.ndarray
+        A uint8 buffer at least ``a.nbytes`` long, aligned for the item size.
+
+    Returns
+    -------
+    numpy.ndarray
+        The first ``a.nbytes`` bytes of ``out`` (uint8), now holding the swapped bytes.
+    """
     utype, swap = _SWAPCOPIES[a.itemsize]
     dst = out[:a.nbytes].view(utype)
     swap(a.view(utype), dst)
