@@ -1031,8 +1031,21 @@ def file_checksum(path, chunk=8 << 20) -> str:
 
 
 def file_sha256(path, chunk=8 << 20) -> str:
-    """SHA-256 of a file's bytes (hex digest), read ``chunk`` bytes at a time: what manifests
-    written before :data:`MANIFEST_CHECKSUM` recorded (and the tests' fingerprint of a file)."""
+    """SHA-256 of a file's bytes: what manifests written before :data:`MANIFEST_CHECKSUM`
+    recorded (and the tests' fingerprint of a file).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    chunk : int, optional
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        The hex digest (64 digits).
+    """
     import hashlib
 
     return _file_digest(path, hashlib.sha256(), chunk)
