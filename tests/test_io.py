@@ -647,6 +647,8 @@ def test_canvas_blocks_land_where_astropy_reads_them(tmp_path, monkeypatch):
     extension, swapped a few rows at a time (a tiny piece size here); astropy reads back
     the same values.  Cost: ~0.1 s."""
     monkeypatch.setattr(products, "_WRITE_CHUNK", 64)
+    started = []   # the writeback each block starts (checked below: its exact byte range)
+    monkeypatch.setattr(products, "_SYNC_FILE_RANGE", lambda fd, off, n, flags: started.append((off, n)))
     rng = np.random.default_rng(9)
     sci = rng.normal(size=(23, 31)).astype(np.float32)
     ctx = rng.integers(-2**31, 2**31 - 1, size=(2, 23, 31)).astype(np.int32)
@@ -662,6 +664,11 @@ def test_canvas_blocks_land_where_astropy_reads_them(tmp_path, monkeypatch):
         products.write_block(canvas, 2, np.asfortranarray(ctx[p, :, 16:]), 0, 16, plane=p)
     with pytest.raises(ValueError, match="does not fit"):
         products.write_block(canvas, 1, sci, 1, 0)
+    # each block's writeback starts at its first byte and ends at its last
+    sci_at = canvas.offsets[1]
+    assert started[:3] == [(sci_at, 10 * 31 * 4), (sci_at + 10 * 31 * 4, 12 * 31 * 4 + 7 * 4),
+                           (sci_at + (10 * 31 + 7) * 4, 12 * 31 * 4 + 24 * 4)]
+    assert len(started) == 3 + 4
     products.commit_canvas(canvas)
     with fits.open(path) as h:
         assert np.array_equal(h["SCI"].data, sci) and np.array_equal(h["CTX"].data, ctx)
