@@ -46,7 +46,6 @@ __all__ = [
     "check_overwrites",
     "commit_canvas",
     "file_checksum",
-    "file_sha256",
     "final_headers",
     "final_product_canvas",
     "manifest_valid",
@@ -1038,46 +1037,34 @@ MANIFEST_SUFFIX = ".dzsum"
 MANIFEST_CHECKSUM = "xxh64"
 
 
-def file_checksum(path, chunk=8 << 20) -> str:
-    """XXH64 of a file's bytes (:mod:`dazzle.kernels.checksum`), read in chunks: the checksum
-    the manifests record, and :func:`write_image_atomic` returns.
+def file_checksum(path, kind=MANIFEST_CHECKSUM, chunk=8 << 20) -> str:
+    """The checksum of a file's bytes, read in chunks.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file.
+    kind : {"xxh64", "sha256"}, optional
+        XXH64 (:mod:`dazzle.kernels.checksum`): what the manifests record and
+        :func:`write_image_atomic` returns; SHA-256: what manifests written before
+        :data:`MANIFEST_CHECKSUM` recorded (and the tests' fingerprint of a file).
     chunk : int, optional
         Bytes read at a time.
 
     Returns
     -------
     str
-        16 hex digits.
+        The hex digest: 16 digits (XXH64) or 64 (SHA-256).
     """
+    if kind == "sha256":
+        import hashlib
+
+        return _file_digest(path, hashlib.sha256(), chunk)
+    if kind != "xxh64":
+        raise ValueError(f"unknown checksum {kind!r}")
     from dazzle.kernels.checksum import XXH64
 
     return _file_digest(path, XXH64(), chunk)
-
-
-def file_sha256(path, chunk=8 << 20) -> str:
-    """SHA-256 of a file's bytes: what manifests written before :data:`MANIFEST_CHECKSUM`
-    recorded (and the tests' fingerprint of a file).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file.
-    chunk : int, optional
-        Bytes read at a time.
-
-    Returns
-    -------
-    str
-        The hex digest (64 digits).
-    """
-    import hashlib
-
-    return _file_digest(path, hashlib.sha256(), chunk)
 
 
 def _file_digest(path, h, chunk):
@@ -1143,11 +1130,11 @@ def manifest_valid(paths, key: str) -> bool:
             doc = json.load(f)
         if doc.get("key") != key:
             return False
-        checksum = {MANIFEST_CHECKSUM: file_checksum, None: file_sha256}.get(doc.get("checksum"))
-        if checksum is None:
+        kind = {MANIFEST_CHECKSUM: MANIFEST_CHECKSUM, None: "sha256"}.get(doc.get("checksum"))
+        if kind is None:
             return False   # a checksum this version does not know: stale
         files = doc.get("files", {})
-        return all(files.get(os.path.basename(p)) == checksum(p) for p in paths)
+        return all(files.get(os.path.basename(p)) == file_checksum(p, kind) for p in paths)
     except (OSError, ValueError, TypeError, AttributeError):   # unreadable, or not a manifest
         return False
 

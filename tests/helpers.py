@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 from astropy.io import fits
 
-from dazzle.products import file_sha256
+from dazzle.products import file_checksum
 
 
 def copy_files(files, dest) -> list[str]:
@@ -24,7 +24,7 @@ def copy_files(files, dest) -> list[str]:
 
 def file_digests(paths) -> list[str]:
     """SHA-256 of each file, in order."""
-    return [file_sha256(p) for p in paths]
+    return [file_checksum(p, "sha256") for p in paths]
 
 
 def final_arrays(result) -> dict:

@@ -7,7 +7,7 @@ import pytest
 from astropy.io import fits
 
 from dazzle import atomic
-from dazzle.products import file_sha256
+from dazzle.products import file_checksum
 
 
 
@@ -38,7 +38,7 @@ def test_atomic_write_failure_keeps_old_product(tmp_path, monkeypatch):
     out = tmp_path / "prod_drz.fits"
     old = np.ones((3, 4), np.float32)
     atomic.write_fits_atomic(out, fits.PrimaryHDU(old))
-    before = file_sha256(out)
+    before = file_checksum(out, "sha256")
 
     # 1. A writer that dies half-way through its temporary file.
     with pytest.raises(RuntimeError, match="disk on fire"):
@@ -48,7 +48,7 @@ def test_atomic_write_failure_keeps_old_product(tmp_path, monkeypatch):
             with open(tmp, "wb") as f:
                 f.write(b"SIMPLE  =                    T" + b" " * 50)
             raise RuntimeError("disk on fire")
-    assert file_sha256(out) == before and _leftovers(tmp_path) == []
+    assert file_checksum(out, "sha256") == before and _leftovers(tmp_path) == []
 
     # 2. write_fits_atomic where astropy fails in the middle of writing.
     real_writeto = fits.HDUList.writeto
@@ -62,14 +62,14 @@ def test_atomic_write_failure_keeps_old_product(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         atomic.write_fits_atomic(out, fits.PrimaryHDU(old * 5))
     monkeypatch.setattr(fits.HDUList, "writeto", real_writeto)
-    assert file_sha256(out) == before and _leftovers(tmp_path) == []
+    assert file_checksum(out, "sha256") == before and _leftovers(tmp_path) == []
     np.testing.assert_array_equal(fits.getdata(out), old)
 
     # 3. A writer that never creates the file.
     with pytest.raises(FileNotFoundError):
         with atomic.atomic_output(out):
             pass
-    assert file_sha256(out) == before and _leftovers(tmp_path) == []
+    assert file_checksum(out, "sha256") == before and _leftovers(tmp_path) == []
 
 
 def test_write_bytes_atomic(tmp_path):

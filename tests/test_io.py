@@ -19,7 +19,7 @@ from dazzle import io, products
 from dazzle.atomic import write_fits_atomic
 from dazzle.geometry import Frame, wcs_from_header
 from dazzle.io import Chip, ChipData, InputError
-from dazzle.products import file_sha256
+from dazzle.products import file_checksum
 
 from astrodrizzle_oracle import needs_drizzlepac
 
@@ -121,7 +121,7 @@ def mef(tmp_path):
 
 def test_mef_chips_values(mef):
     path, _ = mef
-    before = file_sha256(path)
+    before = file_checksum(path, "sha256")
     chips = io.read_chips(path)
     assert len(chips) == 2
     c1, c2 = chips
@@ -150,7 +150,7 @@ def test_mef_chips_values(mef):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     assert wcs_from_header(c2.wcs_header).sip is not None
     assert isinstance(c2.frame(), Frame) and c2.frame().shape == SHAPE
-    assert file_sha256(path) == before  # inputs are never modified
+    assert file_checksum(path, "sha256") == before  # inputs are never modified
 
 
 @pytest.mark.parametrize("bunit,units", [("ELECTRONS/S", "cps"), ("counts/s", "cps"),
@@ -630,7 +630,7 @@ def test_manifests_detect_changed_and_cut_files(tmp_path):
         assert not products.manifest_valid(paths, "K")
     b.write_bytes(good)
     assert products.manifest_valid(paths, "K")
-    old = {"key": "K", "files": {p.name: products.file_sha256(p) for p in (a, b)}}   # before XXH64
+    old = {"key": "K", "files": {p.name: products.file_checksum(p, "sha256") for p in (a, b)}}   # before XXH64
     manifest.write_text(json.dumps(old))
     assert products.manifest_valid(paths, "K")
     b.write_bytes(good[:-1])

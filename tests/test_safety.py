@@ -34,7 +34,7 @@ import pytest
 from astropy.io import fits
 
 import dazzle
-from dazzle.products import file_sha256
+from dazzle.products import file_checksum
 from helpers import copy_files
 from test_pipeline import break_input
 
@@ -58,7 +58,7 @@ def dz(args, cwd, env=None, timeout=300, wrapper=None):
 
 def snapshot(d) -> dict:
     """SHA-256 of every file under ``d`` (relative path -> digest)."""
-    return {str(p.relative_to(d)): file_sha256(p) for p in Path(d).rglob("*") if p.is_file()}
+    return {str(p.relative_to(d)): file_checksum(p, "sha256") for p in Path(d).rglob("*") if p.is_file()}
 
 
 def leftovers(d) -> list:
