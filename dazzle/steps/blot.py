@@ -112,6 +112,7 @@ def blot_chip(median, chip, frame, settings: BlotSettings, *, offset=(0, 0), sky
     pix_ratio = chip_pix_ratio(chip, frame_wcs)
     scale = float(chip.exptime) if chip.in_units == "counts" else 1.0
     ny, nx = (int(n) for n in chip.shape)
+    grid_key = geometry.map_key(chip, frame)
     out = np.empty((ny, nx), np.float32)
     # every blotted pixel depends only on where it lands on the median: the chip is done
     # BLOT_ROWS rows at a time, each with its part of the pixel map (the whole map's bits)
@@ -119,7 +120,7 @@ def blot_chip(median, chip, frame, settings: BlotSettings, *, offset=(0, 0), sky
         r1 = min(ny, r0 + BLOT_ROWS)
         pixmap = geometry.calc_pixmap(chip_wcs, frame_wcs, (ny, nx), stepsize=settings.stepsize,
                                       exact=settings.exact, offset=offset, section=(0, nx, r0, r1),
-                                      grid_key=geometry.map_key(chip, frame))
+                                      grid_key=grid_key)
         out[r0:r1] = blot_kernel(median, pixmap, interp=settings.interp, iscale=scale / pix_ratio ** 2,
                                  sinscl=settings.sinscl, fillval=0.0)
     add = sky if settings.addsky else settings.skyval

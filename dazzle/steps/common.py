@@ -362,13 +362,13 @@ def chip_inputs(chip, frame, settings: DrizzleSettings, *, sky=None, static_mask
         data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err)
     pix_ratio = chip_pix_ratio(chip, frame.wcs())
     if settings.wht_type in (None, "EXP") or (settings.wht_type == "ERR" and data.err is None):
+        if settings.err and data.err is None:
+            chip_variance(chip, data, settings)   # raises, before any work: final_err needs ERR
         # EXP weights: every term in one pass (kernels.inputs), the same bits as the numpy below
         sci, weights, var = prepare_inputs(
             data.sci, sky_value(chip, sky), chip.exptime, dq=data.dq,
             bad=0 if data.dq is None else bad_dq_bits(data.dq.dtype, settings.bits),
             static=static_mask, cr=cr_mask, err=data.err if settings.err else None, window=window)
-        if settings.err and data.err is None:
-            chip_variance(chip, data, settings)   # raises: final_err needs ERR
         wt_scl = resolve_wt_scl(settings.wt_scl, chip.exptime)
     else:
         weights, wt_scl = chip_weights(chip, data, settings, pix_ratio, static_mask=static_mask,
@@ -442,15 +442,14 @@ def section_sums(chip, frame, box, settings: DrizzleSettings, *, bit=1, section=
     if box is None:
         return None
     x0, x1, y0, y1 = box
-    wide = None
+    wide = window = None
     if section is not None:
         wide = _widened(section, section_halo(settings), tuple(chip.shape))
         cut = np.s_[wide[2]:wide[3], wide[0]:wide[1]]
         part = (lambda a: None if a is None else np.asarray(a)[cut])
         static_mask, cr_mask, ivm = part(static_mask), part(cr_mask), part(ivm)
         data = load_chip(chip, settings.resetbits, err=settings.wht_type == "ERR" or settings.err, section=wide)
-    window = None   # the halo is read, not drizzled
-    if section is not None:
+        # the halo is read, not drizzled
         window = (section[2] - wide[2], section[3] - wide[2], section[0] - wide[0], section[1] - wide[0])
     inputs = chip_inputs(chip, frame, settings, sky=sky, static_mask=static_mask, cr_mask=cr_mask, ivm=ivm,
                          data=data, window=window)
