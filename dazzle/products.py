@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
+import itertools
 from dataclasses import dataclass
 import os
 import re
@@ -287,8 +288,8 @@ def write_image_atomic(path, hdu) -> str:
 
     The file is the same, byte for byte, as ``HDUList([hdu]).writeto``'s (the same checks, the
     same header), but the pixels are written from a native array without swapping it in place
-    and back: each piece is put in big-endian order in a small buffer
-    (:func:`dazzle.kernels.byteorder.swapped_copy`), checksummed there and written; so the
+    and back: a few rows at a time are put in big-endian order in a small buffer
+    (:func:`_rows_as_stored`, as canvas blocks are), checksummed there and written; so the
     array is never modified (threads may read it meanwhile) and the file is never read back for
     its checksum.  Other HDUs (scaled or unsigned integers, non-array data) are written by
     astropy and checksummed from the file.
@@ -313,26 +314,20 @@ def write_image_atomic(path, hdu) -> str:
     if not plain:
         write_fits_atomic(path, fits.HDUList([hdu]))
         return file_checksum(path)
-    from dazzle.kernels.byteorder import swapped_copy
     from dazzle.kernels.checksum import XXH64
 
     fits.HDUList([hdu]).verify(option="exception")   # as writeto
     hdu.update_header()
     head = hdu.header.tostring().encode("ascii")
-    flat = np.ascontiguousarray(data).reshape(-1)
-    swap = flat.dtype.str[0] == "<"   # little-endian items (FITS is big-endian)
-    step = _WRITE_CHUNK // flat.dtype.itemsize
-    buf = np.empty(min(flat.nbytes, _WRITE_CHUNK), dtype=np.uint8) if swap else None
+    rows = data.reshape(-1, data.shape[-1])   # the pixels in file order, as whole rows
+    pad = bytes(-data.nbytes % _FITS_BLOCK)
     digest = XXH64()
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        for piece in [head] + [flat[i:i + step] for i in range(0, flat.size, step)]:
-            if buf is not None and isinstance(piece, np.ndarray):
-                piece = swapped_copy(piece, buf)
+        # one piece at a time: a piece of the pixels is valid until the next (one buffer)
+        pixels = (raw for _, raw in _rows_as_stored(rows, data.dtype.newbyteorder(">")))
+        for piece in itertools.chain([head], pixels, [pad]):
             digest.update(piece)
             f.write(piece)
-        pad = bytes(-flat.nbytes % _FITS_BLOCK)
-        digest.update(pad)
-        f.write(pad)
     return digest.hexdigest()
 
 
@@ -841,7 +836,8 @@ _SYNC_FILE_RANGE = _sync_file_range()
 def _rows_as_stored(block, dt):
     """A block's rows as the file stores them (``dt``, big-endian), in pieces: ``(first row,
     bytes of whole rows)``.  A native array of that type is swapped a few rows at a time into
-    one small buffer (:func:`dazzle.kernels.byteorder.swapped_copy`), not converted whole."""
+    one small buffer (:func:`dazzle.kernels.byteorder.swapped_copy`), not converted whole: each
+    piece is valid until the next is asked for."""
     if block.dtype != dt.newbyteorder("=") or dt.itemsize == 1 or dt.isnative:
         stored = np.ascontiguousarray(block.astype(dt, copy=False))
         yield 0, memoryview(stored.reshape(-1).view(np.uint8))

@@ -588,11 +588,15 @@ def test_simple_image_hdu(tmp_path):
     assert h3["CRPIX1"] == h2["CRPIX1"]
 
 
+@pytest.mark.parametrize("chunk", [None, 300])
 @pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8", "<i2", "<i4", "<i8", "u1", "<u2"])
-def test_write_image_atomic_writes_astropys_bytes(tmp_path, dtype):
+def test_write_image_atomic_writes_astropys_bytes(tmp_path, dtype, chunk, monkeypatch):
     """The products' writer (swapped copies of the pixels, checksummed as written) writes the
     file astropy writes, byte for byte, leaves the array as it was and returns the file's
-    checksum; uint16 (BZERO) goes through astropy.  Cost: ~0.1 s."""
+    checksum; uint16 (BZERO) goes through astropy.  With a small write buffer the pixels go
+    a few rows at a time.  Cost: ~0.2 s."""
+    if chunk is not None:
+        monkeypatch.setattr(products, "_WRITE_CHUNK", chunk)
     data = (np.random.default_rng(8).normal(size=(37, 53)) * 300).astype(dtype)
     hdu = products.simple_image_hdu(data.copy(), EXPTIME=(12.5, "s"), BUNIT="ELECTRONS/S")
     hdu.header.add_history("a history card")
