@@ -882,7 +882,9 @@ def tuned_malloc():
     comes back as fresh pages that the kernel has to fault in and zero -- in a VM a third of
     the run's CPU was system time.  For the run: the mmap threshold at 64 MiB
     (:func:`tune_malloc`), no trimming, and one malloc arena (freed memory is reused by
-    every thread, so keeping it does not raise the peak).  On leaving, the trim threshold
+    every thread, so keeping it does not raise the peak; a thread that glibc hands an arena
+    made before the run -- an exited thread's, in a long-lived process -- grows that heap
+    once, then reuses it too).  On leaving, the trim threshold
     goes back to glibc's default and ``malloc_trim(0)`` returns what is free.
 
     Measured on the WFC set (``benchmarks/bench_pipeline.py``, 2 threads, three runs each):

@@ -27,8 +27,22 @@ def _faults(nbytes):
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0
 
 
+def _exited_threads_arenas(n=4):
+    """Threads that allocate and exit before the run, as dask's and numba's earlier ones do in a
+    long-lived process: glibc keeps their arenas and hands them to later threads first."""
+    def work():
+        keep = [bytearray(200) for _ in range(2000)]
+        return len(keep)
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 @glibc
 def test_run_reuses_freed_blocks_in_every_thread_then_gives_them_back():
+    _exited_threads_arenas()
     with cluster.tuned_malloc() as tuned:
         assert tuned
         _faults(MB48)                          # the heap grows once
@@ -39,8 +53,11 @@ def test_run_reuses_freed_blocks_in_every_thread_then_gives_them_back():
         t.join()
     after = [_faults(MB48) for _ in range(2)]
     # measured: 0-1 faults per block while tuned; 480-540 after (fresh pages: 24 huge pages
-    # and the rest; 12288 without transparent huge pages), as with glibc's defaults
-    assert max(again) < 20 and max(other) < 20, (again, other)
+    # and the rest; 12288 without transparent huge pages), as with glibc's defaults.  The other
+    # thread may be handed an arena made before the run (here: _exited_threads_arenas), whose
+    # heap then grows once, like the main one: 534 faults here, 1014 in CI (regression: the
+    # first version asserted that block too, and failed in CI's long-lived test process)
+    assert max(again) < 20 and max(other[1:]) < 20, (again, other)
     assert min(after) > 100, after
 
 
