@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   -- create/update .venv, install dazzle, run the main job on built-in demo data
 #   make test   -- create/update .venv, install dazzle with its test extra (and the oracles), run pytest
+#                  (one worker per core, pytest-xdist)
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -22,8 +23,9 @@ install-test: venv
 demo: install
 	$(PY) -m dazzle demo
 
+# one pytest worker per core; a test file's tests stay in one worker (its module fixtures run once)
 test: install-test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 bench: install-test
 	$(PY) benchmarks/bench_kernels.py
