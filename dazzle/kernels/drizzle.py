@@ -1104,29 +1104,63 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
+def _point_row(n, w, x, y, block, qq):
+    """Row pass of the point kernel (branch-free: SIMD code): ``qq[i]`` the flat cell of the
+    block nearest pixel i's mapped centre, -1 where the pixel is not drizzled (weight 0, see
+    :func:`_load_row`) or the cell lies outside the block."""
+    bx0, bx1, by0, by1 = block
+    nbx = bx1 - bx0 + 1
+    for i in range(n):
+        keep = w[i] != 0.0
+        # a centre that is not finite has weight 0: 0.0 instead, and far ones clamped, so
+        # that the conversions to int below are defined for every pixel
+        xc = min(max(x[i] if keep else 0.0, -1e9), 1e9)
+        yc = min(max(y[i] if keep else 0.0, -1e9), 1e9)
+        ii = _nint(xc)
+        jj = _nint(yc)
+        inside = keep & (ii >= bx0) & (ii <= bx1) & (jj >= by0) & (jj <= by1)
+        qq[i] = (jj - by0) * nbx + (ii - bx0) if inside else -1
+
+
+@njit(nogil=True, cache=True)
+def _prefetch_point(n, qq, flat, use_ctx, var_sums):
+    """Prefetch each pixel's cell ``qq[i]`` of the sums (a rotated input scatters its
+    pixels over many output rows)."""
+    num, den, ctx = flat
+    size = num.shape[0]
+    for i in range(n):
+        q = max(qq[i], 0)
+        _prefetch(num, q)
+        _prefetch(den, q)
+        if var_sums is not None:
+            for m in range(var_sums.shape[0] if var_sums.ndim == 2 else 1):
+                _prefetch(var_sums, m * size + q)
+        if use_ctx:
+            _prefetch(ctx, q)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_point(data, weights, pixmap, num, den, ctx, p, x):
-    """All of the weight to the output pixel nearest the mapped centre."""
+    """All of the weight to the output pixel nearest the mapped centre.  Per input row: a
+    branch-free pass finds every pixel's cell (:func:`_point_row`), then the deposits."""
     ny, nx = data.shape
     vr, vs, qr, qs = x[6], x[2], x[4], x[5]
-    nby, nbx = num.shape
-    numf = num.reshape(-1)
-    denf = den.reshape(-1)
-    ctxf = ctx.reshape(-1)
+    block, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), (_, qq, _) = _scratch(nx, num, den, ctx, p)
+    bit = p.bit
     for j in range(ny):
-        values = data[j]
-        wts = weights[j] if p.use_weights else weights[0]
-        centre = pixmap[j]
-        _load_ext(x[0], x[1], x[3], x[4], j, p.iscale * p.iscale)
+        _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
+        _point_row(nx, w_row, x_row, y_row, block, qq)
+        _prefetch_point(nx, qq, (numf, denf, ctxf), p.use_ctx, vs)
         for i in range(nx):
-            w, d, ok = _pixel(wts[i] if p.use_weights else 1.0, values[i], p)
-            xc = centre[i, 0]
-            yc = centre[i, 1]
-            if not (ok and math.isfinite(xc) and math.isfinite(yc)):
+            q = qq[i]
+            if q < 0:
                 continue
-            ii = _nint(xc) - p.bx0
-            jj = _nint(yc) - p.by0
-            if 0 <= ii < nbx and 0 <= jj < nby:
-                _deposit_flat(numf, denf, ctxf, jj * nbx + ii, w, d, p.use_ctx & (w > 0.0), p.bit, vr, vs, qr, qs, i, p)
+            w = w_row[i]
+            numf[q] += w * d_row[i]
+            denf[q] += w
+            _deposit_ext(vr, vs, qr, qs, q, i, w)
+            if p.use_ctx & (w > 0.0):   # last: ctx's reference counting compiles away
+                ctxf[q] |= bit
 
 
 @njit(nogil=True, cache=True, inline="always")

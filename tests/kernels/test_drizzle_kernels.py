@@ -210,6 +210,53 @@ def test_point_kernel_rounds_half_away_from_zero():
     assert ctx[7, 8] == 1
 
 
+def test_point_kernel_matches_a_plain_loop_on_awkward_centres():
+    # the point kernel finds each row's cells in a branch-free pass (clamping centres
+    # that are far off or not finite before their conversion to int), then deposits:
+    # against the obvious loop, with centres that are NaN, infinite, 1e300, -1e30, on
+    # negative half-pixels and off a block that starts below (0, 0); negative and zero
+    # weights; the variance and DQ sums
+    from dazzle.kernels.drizzle import drizzle_sums
+    rng = np.random.default_rng(3)
+    ny, nx = 40, 50
+    j, i = np.indices((ny, nx), float)
+    pixmap = np.dstack([0.9 * i - 0.45 * j + 3.3, 0.45 * i + 0.9 * j - 4.7])
+    pixmap[5, 7] = np.nan
+    pixmap[9, :3, 1] = np.inf
+    pixmap[11, 4] = 1e300
+    pixmap[12, 4] = -1e30
+    pixmap[13, 5:9] = [(-0.5, -0.5), (-1.5, 2.5), (-2.5, -1.5), (0.5, 0.5)]
+    data = rng.normal(size=(ny, nx)).astype(np.float32)
+    data[3, 3] = np.nan
+    weights = rng.uniform(-0.2, 1.0, (ny, nx)).astype(np.float32)
+    weights[np.abs(weights) < 0.05] = 0.0
+    var = rng.uniform(1.0, 2.0, (ny, nx)).astype(np.float32)
+    dq = rng.integers(0, 64, (ny, nx)).astype(np.int16)
+    x0, y0, shape = -3, -2, (30, 45)
+    sums = [np.zeros(shape), np.zeros(shape), np.zeros(shape, np.int32), np.zeros((1,) + shape),
+            np.zeros(shape, np.uint32)]
+    drizzle_sums(data, pixmap, sums[0], sums[1], sums[2], x0=x0, y0=y0, weights=weights, kernel="point",
+                 bit=4, var=[var], out_var=sums[3], dq=dq, out_dq=sums[4])
+    want = [np.zeros_like(a) for a in sums]
+    for jj in range(ny):
+        for ii in range(nx):
+            w, d = float(weights[jj, ii]), float(data[jj, ii])
+            xc, yc = pixmap[jj, ii]
+            if w == 0.0 or not np.isfinite(d) or not (np.isfinite(xc) and np.isfinite(yc)):
+                continue
+            c = int(np.sign(xc) * np.floor(abs(xc) + 0.5)) - x0   # C round(): half away from zero
+            r = int(np.sign(yc) * np.floor(abs(yc) + 0.5)) - y0
+            if 0 <= r < shape[0] and 0 <= c < shape[1]:
+                want[0][r, c] += w * d
+                want[1][r, c] += w
+                want[2][r, c] |= 4 if w > 0 else 0
+                want[3][0, r, c] += w * w * float(var[jj, ii])
+                want[4][r, c] |= dq[jj, ii]
+    assert want[1].astype(bool).sum() > 400 and (want[1] < 0).any()
+    for got, exp in zip(sums, want):
+        np.testing.assert_array_equal(got, exp)
+
+
 def test_turbo_is_an_axis_aligned_box():
     # pixfrac 1, psr 1: a unit box centred at (7.25, 7.5) covers
     # x in [6.75, 7.75] (3/4 in column 7, 1/4 in column 8) and
