@@ -1,3 +1,3 @@
-from dazzle.cli import main
+from dazzle.cli import command
 
-raise SystemExit(main())
+raise SystemExit(command())
