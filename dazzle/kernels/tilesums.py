@@ -6,9 +6,10 @@ both in one pass over the pixels, releasing the GIL, with exactly the operations
 formulation they replace (the same bits):
 
 * :func:`add_into`: ``num += s.num``, ``den += s.den``, ``var += s.var``, the chip's context bit
-  ORed in where it contributed, ``dq |= s.dq`` -- over the overlap of the two boxes.  A pixel
-  where the section added nothing (all its sums 0) is skipped: adding +-0 to a sum that started
-  at +0 never changes it.
+  ORed in where it contributed, ``dq |= s.dq`` -- over the overlap of the two boxes.  In each row
+  only the stretch from the first to the last pixel where the section added something (a sum
+  not 0) is touched; inside it every pixel is added, in branch-free loops (SIMD code):
+  adding +-0 to a sum that started at +0 never changes it.
 * :func:`finish_sci`: ``sci = float32(num / den)`` where ``den != 0``, ``fill`` where
   ``float32(den) == 0``, times ``scale``; ``wht = float32(den)``.
 * :func:`finish_err`: ``err = float32(sqrt(var) / den * scale)`` where ``den != 0``, else NaN.
@@ -32,23 +33,66 @@ def _add(num, den, var, ctx, dq, s_num, s_den, s_var, s_ctx, s_dq, bit, box):
     has_var = var.shape[0] > 0
     has_ctx = ctx.shape[0] > 0
     has_dq = dq.shape[0] > 0
+    none = np.uint8(0)
     for j in range(ny):
-        for i in range(nx):
-            a = s_num[sy + j, sx + i]
-            b = s_den[sy + j, sx + i]
-            v = s_var[sy + j, sx + i] if has_var else 0.0
-            c = has_ctx and s_ctx[sy + j, sx + i] != 0
-            q = s_dq[sy + j, sx + i] if has_dq else 0
-            if a == 0.0 and b == 0.0 and v == 0.0 and not c and q == 0:
-                continue
-            num[dy + j, dx + i] += a
-            den[dy + j, dx + i] += b
-            if has_var:
-                var[dy + j, dx + i] += v
-            if c:
-                ctx[dy + j, dx + i] |= bit
-            if has_dq:
-                dq[dy + j, dx + i] |= q
+        a = s_num[sy + j, sx:sx + nx]
+        b = s_den[sy + j, sx:sx + nx]
+        v = s_var[sy + j, sx:sx + nx] if has_var else s_var[0, 0:0]
+        c = s_ctx[sy + j, sx:sx + nx] if has_ctx else s_ctx[0, 0:0]
+        q = s_dq[sy + j, sx:sx + nx] if has_dq else s_dq[0, 0:0]
+        # the row's stretch from its first to its last pixel where the section added
+        # something (a sum not 0; written out here: a helper taking the arrays made this scan
+        # slower than the adds); inside it, every sum is added (branch-free loops, SIMD code):
+        # adding 0.0 leaves a sum that started at +0.0 as it was (such a sum is never -0.0),
+        # ORing 0 leaves a flag
+        lo = 0
+        while lo < nx:
+            if a[lo] != 0.0 or b[lo] != 0.0:
+                break
+            if has_var and v[lo] != 0.0:
+                break
+            if has_ctx and c[lo] != 0:
+                break
+            if has_dq and q[lo] != 0:
+                break
+            lo += 1
+        if lo == nx:
+            continue
+        hi = nx - 1
+        while hi > lo:
+            if a[hi] != 0.0 or b[hi] != 0.0:
+                break
+            if has_var and v[hi] != 0.0:
+                break
+            if has_ctx and c[hi] != 0:
+                break
+            if has_dq and q[hi] != 0:
+                break
+            hi -= 1
+        t0 = dx + lo
+        m = hi - lo + 1
+        t_num = num[dy + j, t0:t0 + m]
+        t_den = den[dy + j, t0:t0 + m]
+        a = a[lo:lo + m]
+        b = b[lo:lo + m]
+        for i in range(m):
+            t_num[i] += a[i]
+            t_den[i] += b[i]
+        if has_var:
+            t_var = var[dy + j, t0:t0 + m]
+            v = v[lo:lo + m]
+            for i in range(m):
+                t_var[i] += v[i]
+        if has_ctx:
+            t_ctx = ctx[dy + j, t0:t0 + m]
+            c = c[lo:lo + m]
+            for i in range(m):
+                t_ctx[i] |= bit if c[i] != 0 else none
+        if has_dq:
+            t_dq = dq[dy + j, t0:t0 + m]
+            q = q[lo:lo + m]
+            for i in range(m):
+                t_dq[i] |= q[i]
 
 
 def add_into(num, den, var, ctx, dq, bit, s_num, s_den, s_var, s_ctx, s_dq, dst, src):
@@ -67,15 +111,20 @@ def add_into(num, den, var, ctx, dq, bit, s_num, s_den, s_var, s_ctx, s_dq, dst,
     bit : int
         The chip's bit in ``ctx`` (1, 2, 4, ... 128).
     s_num, s_den, s_var, s_ctx, s_dq : 2-D arrays (the last three may be None)
-        The chip's sums; ``s_ctx`` (bool or int32) non-zero where it contributed.
+        The chip's sums; ``s_ctx`` (bool or int32) non-zero where it contributed.  A sum
+        given on one side only (``var`` without ``s_var``, ...) is not added.
     dst, src : (y0, x0, ny, nx)
         The overlap: its first row and column in the tile and in the chip's sums, and its size.
     """
-    none2 = _EMPTY2
-    _add(num, den, none2 if var is None else var, np.zeros((0, 0), np.uint8) if ctx is None else ctx,
-         np.zeros((0, 0), np.uint32) if dq is None else dq, s_num, s_den, none2 if s_var is None else s_var,
-         np.zeros((0, 0), np.bool_) if s_ctx is None else s_ctx,
-         np.zeros((0, 0), np.uint32) if s_dq is None else s_dq, np.uint8(bit),
+    # a sum left out on either side is left out on both: (0, 0) tile arrays and (1, 0) chip
+    # arrays, whose empty row 0 the kernel slices
+    if var is None or s_var is None:
+        var, s_var = _EMPTY2, np.zeros((1, 0))
+    if ctx is None or s_ctx is None:
+        ctx, s_ctx = np.zeros((0, 0), np.uint8), np.zeros((1, 0), np.bool_)
+    if dq is None or s_dq is None:
+        dq, s_dq = np.zeros((0, 0), np.uint32), np.zeros((1, 0), np.uint32)
+    _add(num, den, var, ctx, dq, s_num, s_den, s_var, s_ctx, s_dq, np.uint8(bit),
          (int(dst[0]), int(dst[1]), int(src[0]), int(src[1]), int(dst[2]), int(dst[3])))
 
 

@@ -78,3 +78,46 @@ def test_finish_is_the_numpy_division(fill, scale):
         want_e *= scale
     assert err.tobytes() == want_e.astype(np.float32).tobytes()
     assert np.isfinite(err).sum() > 1000
+
+
+@pytest.mark.parametrize("with_var,with_ctx,with_dq", [(True, True, True), (False, False, False), (True, False, False),
+                                                       (False, True, False), (False, False, True)])
+def test_add_into_rows_touched_only_in_part(with_var, with_ctx, with_dq):
+    """add_into adds each row from its first to its last pixel where the chip added anything;
+    what decides the stretch is any sum not 0 (the context or DQ alone, a NaN, a negative
+    weight); empty rows and the rest are left alone."""
+    rng = np.random.default_rng(11)
+    shape = (12, 30)
+    s = [np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape, bool), np.zeros(shape, np.uint32)]
+    s[0][1, 4:9] = rng.normal(size=5)
+    s[1][1, 4:9] = rng.uniform(0.5, 1, 5)
+    s[1][1, 6] = 0.0                      # a hole inside the stretch
+    s[0][2, 29] = np.nan                  # only a NaN, at the row's end
+    s[1][3, 0] = -0.25                    # only a negative weight, at the row's start
+    s[2][4, 17] = 2.0                     # only a variance
+    s[3][5, 3] = True                     # only the context
+    s[4][6, 25] = 8                       # only a DQ flag
+    s[0][7, :] = rng.normal(size=30)      # a full row
+    # row 0 and rows 8.. empty
+    tile = [np.full(shape, 1.5), np.full(shape, 2.5), np.full(shape, 3.5), np.full(shape, 64, np.uint8),
+            np.full(shape, 1, np.uint32)]
+    want = [a.copy() for a in tile]
+    want[0] += s[0]
+    want[1] += s[1]
+    if with_var:
+        want[2] += s[2]
+    if with_ctx:
+        want[3][s[3]] |= 2
+    if with_dq:
+        want[4] |= s[4]
+    got = [a.copy() for a in tile]
+    add_into(got[0], got[1], got[2] if with_var else None, got[3] if with_ctx else None, got[4] if with_dq else None,
+             2, s[0], s[1], s[2] if with_var else None, s[3] if with_ctx else None, s[4] if with_dq else None,
+             (0, 0) + shape, (0, 0) + shape)
+    for g, w in zip(got, want):
+        assert g.tobytes() == w.tobytes()
+    # a sum given on one side only is not added
+    one = [a.copy() for a in tile]
+    add_into(one[0], one[1], one[2], None, None, 2, s[0], s[1], None, s[3], s[4], (0, 0) + shape, (0, 0) + shape)
+    assert one[2].tobytes() == tile[2].tobytes()
+    assert one[0].tobytes() == (tile[0] + s[0]).tobytes()
