@@ -28,6 +28,26 @@ _EMPTY2 = np.zeros((0, 0))
 
 
 @numba.njit(nogil=True, cache=True)
+def _next_touched(a, b, v, c, q, has_var, has_ctx, has_dq, start, stop, step):
+    """The first ``i`` of ``range(start, stop, step)`` where the section added something to
+    its row (any of its sums ``a, b, v, c, q`` not 0), else ``stop``.  Called once per row
+    and direction (inlined into the pixel loop, the arrays' reference counting made this scan
+    slower than the adds)."""
+    i = start
+    while i != stop:
+        if a[i] != 0.0 or b[i] != 0.0:
+            return i
+        if has_var and v[i] != 0.0:
+            return i
+        if has_ctx and c[i] != 0:
+            return i
+        if has_dq and q[i] != 0:
+            return i
+        i += step
+    return stop
+
+
+@numba.njit(nogil=True, cache=True)
 def _add(num, den, var, ctx, dq, s_num, s_den, s_var, s_ctx, s_dq, bit, box):
     dy, dx, sy, sx, ny, nx = box
     has_var = var.shape[0] > 0
@@ -41,34 +61,13 @@ def _add(num, den, var, ctx, dq, s_num, s_den, s_var, s_ctx, s_dq, bit, box):
         c = s_ctx[sy + j, sx:sx + nx] if has_ctx else s_ctx[0, 0:0]
         q = s_dq[sy + j, sx:sx + nx] if has_dq else s_dq[0, 0:0]
         # the row's stretch from its first to its last pixel where the section added
-        # something (a sum not 0; written out here: a helper taking the arrays made this scan
-        # slower than the adds); inside it, every sum is added (branch-free loops, SIMD code):
-        # adding 0.0 leaves a sum that started at +0.0 as it was (such a sum is never -0.0),
-        # ORing 0 leaves a flag
-        lo = 0
-        while lo < nx:
-            if a[lo] != 0.0 or b[lo] != 0.0:
-                break
-            if has_var and v[lo] != 0.0:
-                break
-            if has_ctx and c[lo] != 0:
-                break
-            if has_dq and q[lo] != 0:
-                break
-            lo += 1
+        # something; inside it, every sum is added (branch-free loops, SIMD code): adding 0.0
+        # leaves a sum that started at +0.0 as it was (such a sum is never -0.0), ORing 0
+        # leaves a flag
+        lo = _next_touched(a, b, v, c, q, has_var, has_ctx, has_dq, 0, nx, 1)
         if lo == nx:
             continue
-        hi = nx - 1
-        while hi > lo:
-            if a[hi] != 0.0 or b[hi] != 0.0:
-                break
-            if has_var and v[hi] != 0.0:
-                break
-            if has_ctx and c[hi] != 0:
-                break
-            if has_dq and q[hi] != 0:
-                break
-            hi -= 1
+        hi = _next_touched(a, b, v, c, q, has_var, has_ctx, has_dq, nx - 1, lo, -1)
         t0 = dx + lo
         m = hi - lo + 1
         t_num = num[dy + j, t0:t0 + m]
