@@ -356,17 +356,18 @@ def _prefetch(typingctx, arr, index):
 
 
 @njit(nogil=True, cache=True)
-def _prefetch_cells(n, qq, nbx, flat, use_ctx, var_sums):
-    """Prefetch the sums' 3x3 cells from each pixel's lower left cell ``qq[i]`` (as the
-    row pass left them).  The deposits of a rotated input touch few cells per cache line
+def _prefetch_cells(n, qq, nbx, flat, use_ctx, var_sums, rows):
+    """Prefetch the sums' cells in ``rows`` output rows (3: a 3x3 drop's; 1: the point
+    kernel's one cell) from each pixel's lower left cell ``qq[i]`` (as the row pass left
+    them; negative: none).  The deposits of a rotated input touch few cells per cache line
     and scatter over many output rows: without this they wait for memory (about 40 % of
     the square kernel's time on a chip rotated by 20 degrees)."""
     num, den, ctx = flat
     size = num.shape[0]
     for i in range(n):
         q0 = qq[i]
-        q = q0 if (q0 >= 0) & (q0 + 2 * nbx + 2 < size) else 0   # rows to come: any value
-        for r in range(3):
+        q = q0 if (q0 >= 0) & (q0 + (rows - 1) * nbx + 2 < size) else 0   # rows to come: any value
+        for r in range(rows):
             _prefetch(num, q + r * nbx)
             _prefetch(den, q + r * nbx)
             if var_sums is not None:
@@ -1091,7 +1092,7 @@ def _kernel_square(data, weights, pixmap, num, den, ctx, p, x):
             _edge_row(pixmap, j - h, edges, 0)
         _edge_row(pixmap, j + h, edges, 2)
         _square_pass(i0, i1, h, il, ir, w_row, edges, block, p.use_ctx, out)
-        _prefetch_cells(nx, out[1], nbx, flat, p.use_ctx, vs)
+        _prefetch_cells(nx, out[1], nbx, flat, p.use_ctx, vs, 3)
         key, _, dw = out
         if _count_large(key[:nx]):   # the 3x3 pass over the drops that need it, gathered
             n3 = _gather_large(h, il, ir, w_row, edges, key[:nx], idx, cw)
@@ -1122,45 +1123,23 @@ def _point_row(n, w, x, y, block, qq):
         qq[i] = (jj - by0) * nbx + (ii - bx0) if inside else -1
 
 
-@njit(nogil=True, cache=True)
-def _prefetch_point(n, qq, flat, use_ctx, var_sums):
-    """Prefetch each pixel's cell ``qq[i]`` of the sums (a rotated input scatters its
-    pixels over many output rows)."""
-    num, den, ctx = flat
-    size = num.shape[0]
-    for i in range(n):
-        q = max(qq[i], 0)
-        _prefetch(num, q)
-        _prefetch(den, q)
-        if var_sums is not None:
-            for m in range(var_sums.shape[0] if var_sums.ndim == 2 else 1):
-                _prefetch(var_sums, m * size + q)
-        if use_ctx:
-            _prefetch(ctx, q)
-
-
 @njit(nogil=True, cache=True, error_model="numpy")
 def _kernel_point(data, weights, pixmap, num, den, ctx, p, x):
     """All of the weight to the output pixel nearest the mapped centre.  Per input row: a
     branch-free pass finds every pixel's cell (:func:`_point_row`), then the deposits."""
     ny, nx = data.shape
     vr, vs, qr, qs = x[6], x[2], x[4], x[5]
-    block, (numf, denf, ctxf), (w_row, d_row, x_row, y_row), (_, qq, _) = _scratch(nx, num, den, ctx, p)
-    bit = p.bit
+    block, flat, (w_row, d_row, x_row, y_row), (_, qq, _) = _scratch(nx, num, den, ctx, p)
+    numf, denf, ctxf = flat
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
         _point_row(nx, w_row, x_row, y_row, block, qq)
-        _prefetch_point(nx, qq, (numf, denf, ctxf), p.use_ctx, vs)
+        _prefetch_cells(nx, qq, num.shape[1], flat, p.use_ctx, vs, 1)
         for i in range(nx):
             q = qq[i]
-            if q < 0:
-                continue
-            w = w_row[i]
-            numf[q] += w * d_row[i]
-            denf[q] += w
-            _deposit_ext(vr, vs, qr, qs, q, i, w)
-            if p.use_ctx & (w > 0.0):   # last: ctx's reference counting compiles away
-                ctxf[q] |= bit
+            if q >= 0:
+                w = w_row[i]
+                _deposit_flat(numf, denf, ctxf, q, w, d_row[i], p.use_ctx & (w > 0.0), p.bit, vr, vs, qr, qs, i, p)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -1237,7 +1216,7 @@ def _kernel_turbo(data, weights, pixmap, num, den, ctx, p, x):
     for j in range(ny):
         _load_row(data, weights, pixmap, j, p, w_row, d_row, x_row, y_row, True, x)
         _turbo_row(nx, pfo, ac, w_row, x_row, y_row, block, p.use_ctx, out)
-        _prefetch_cells(nx, out[1], nbx, flat, p.use_ctx, vs)
+        _prefetch_cells(nx, out[1], nbx, flat, p.use_ctx, vs, 3)
         i, _ = _deposit_upto(0, nx, None, out, d_row, nbx, flat, p.bit, vr, vs, qr, qs)
         while i < nx:   # at a drop larger than 2x2 cells
             _turbo_large(num, den, ctx, p, x_row[i], y_row[i], w_row[i] * ac, d_row[i], pfo, block, vr, vs, qr, qs, i)
