@@ -15,8 +15,18 @@ import contextlib
 import os
 import uuid
 
-__all__ = ["atomic_output", "file_identity", "fsync_path", "temp_name", "write_bytes_atomic",
+__all__ = ["atomic_output", "durable", "file_identity", "fsync_path", "temp_name", "write_bytes_atomic",
            "write_fits_atomic"]
+
+#: the environment variable that makes every file dazzle writes durable (:func:`durable`)
+FSYNC_ENV = "DAZZLE_FSYNC"
+
+
+def durable() -> bool:
+    """Whether files are fsynced before their rename: ``DAZZLE_FSYNC`` set in the environment
+    to anything but ``""``, ``0``, ``false``, ``no`` or ``off`` (any case).  Read at each write,
+    so that worker processes started with that environment follow it too."""
+    return os.environ.get(FSYNC_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def file_identity(path) -> list:
@@ -70,11 +80,11 @@ def temp_name(path: str) -> str:
 
 
 @contextlib.contextmanager
-def atomic_output(path, *, overwrite: bool = True):
+def atomic_output(path, *, overwrite: bool = True, fsync: bool | None = None):
     """Context manager yielding a temporary file name next to ``path``.
 
-    On a clean exit the file is fsynced and renamed to ``path`` (atomically replacing any old
-    file); on an exception it is deleted and ``path`` is left untouched.
+    On a clean exit the file is renamed to ``path`` (atomically replacing any old file), after
+    an fsync when ``fsync`` says so; on an exception it is deleted and ``path`` is left untouched.
 
     Parameters
     ----------
@@ -83,6 +93,9 @@ def atomic_output(path, *, overwrite: bool = True):
     overwrite : bool, optional
         If False, an existing ``path`` raises ``FileExistsError`` (checked before writing and
         again, without a race, at the rename).
+    fsync : bool, optional
+        fsync the file before the rename and its folder after it (durable against a power cut).
+        Default: :func:`durable`.
 
     Yields
     ------
@@ -117,7 +130,9 @@ def atomic_output(path, *, overwrite: bool = True):
             raise type(exc)(exc.errno, exc.strerror, path) from None
         if not os.path.isfile(tmp):
             raise FileNotFoundError(f"{tmp}: the writer did not create the temporary file")
-        fsync_path(tmp)
+        sync = durable() if fsync is None else fsync
+        if sync:
+            fsync_path(tmp)
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -131,13 +146,15 @@ def atomic_output(path, *, overwrite: bool = True):
                 os.replace(tmp, path)
             else:
                 os.unlink(tmp)
-        fsync_path(os.path.dirname(path), directory=True)
+        if sync:
+            fsync_path(os.path.dirname(path), directory=True)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
-def write_fits_atomic(path, hdulist_or_hdu, *, overwrite: bool = True, **writeto_kw) -> str:
+def write_fits_atomic(path, hdulist_or_hdu, *, overwrite: bool = True, fsync: bool | None = None,
+                      **writeto_kw) -> str:
     """Write a FITS product atomically (see :func:`atomic_output`).
 
     Parameters
@@ -148,6 +165,8 @@ def write_fits_atomic(path, hdulist_or_hdu, *, overwrite: bool = True, **writeto
         An ``HDUList``, a ``PrimaryHDU``, or an extension HDU (written after an empty primary HDU).
     overwrite : bool, optional
         If False, an existing ``path`` raises ``FileExistsError``.
+    fsync : bool, optional
+        Durable (:func:`atomic_output`); default :func:`durable`.
     **writeto_kw
         Passed to ``HDUList.writeto`` (e.g. ``checksum=True``); ``overwrite`` there is ignored.
 
@@ -179,7 +198,7 @@ def write_fits_atomic(path, hdulist_or_hdu, *, overwrite: bool = True, **writeto
     else:
         raise TypeError(f"expected an HDUList or HDU, got {type(h).__name__}")
     writeto_kw.pop("overwrite", None)
-    with atomic_output(path, overwrite=overwrite) as tmp:
+    with atomic_output(path, overwrite=overwrite, fsync=fsync) as tmp:
         hdul.writeto(tmp, **writeto_kw)
     return os.path.abspath(os.fspath(path))
 

@@ -101,6 +101,10 @@ def _cmd_run(args) -> int:
 
     params = _parse_params(args)
     new_folder = _missing_folder(args.output)
+    if args.fsync:   # read at each write, here and in worker processes started from this one
+        from dazzle.atomic import FSYNC_ENV
+
+        os.environ[FSYNC_ENV] = "1"
     _numba_without_blas_probe()
     if _PROGRAM:   # the modules' objects out of the collector's way (see command())
         gc.freeze()
@@ -318,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "or a profile name")
     sp.add_argument("--report", metavar="FILE.html", help="write Dask's performance report (HTML)")
     sp.add_argument("--ivm", nargs="+", help="IVM files, one per input (final_wht_type=IVM)")
+    sp.add_argument("--fsync", action="store_true",
+                    help="make every file durable against a power cut: fsync it before its rename "
+                    "(slower: each product waits for the disk; same as DAZZLE_FSYNC=1 in the environment). "
+                    "Without it products are still renamed into place whole, never left half written")
     sp.set_defaults(func=_cmd_run)
 
     sp = sub.add_parser("params", help="list every parameter with its default and one line of help",

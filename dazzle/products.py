@@ -29,7 +29,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 import dazzle
-from dazzle.atomic import atomic_output, file_identity, fsync_path, temp_name, write_fits_atomic
+from dazzle.atomic import atomic_output, durable, file_identity, fsync_path, temp_name, write_fits_atomic
 from dazzle.errors import OutputError
 from dazzle.geometry import Frame, wcs_to_header
 from dazzle.params import PARAMETERS, format_value
@@ -297,7 +297,7 @@ def write_image_atomic(path, hdu) -> str:
     Parameters
     ----------
     path : str or os.PathLike
-        The file's name (:func:`dazzle.atomic.atomic_output`: temporary file, fsync, rename).
+        The file's name (:func:`dazzle.atomic.atomic_output`: temporary file, rename).
     hdu : astropy.io.fits.PrimaryHDU
         The image and its header.
 
@@ -801,16 +801,18 @@ def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -
                 piece = raw[r * row:(r + 1) * row]
                 if os.pwrite(fd, piece, pos + (r0 + r) * pitch) != row:
                     _pwrite_all(fd, piece, pos + (r0 + r) * pitch)
-        _start_writeback(fd, pos, (by - 1) * pitch + row)
+        if durable():
+            _start_writeback(fd, pos, (by - 1) * pitch + row)
     finally:
         os.close(fd)
 
 
 def _start_writeback(fd, offset, nbytes) -> None:
     """Start writing a just-written stretch of a canvas to disk, without waiting (Linux
-    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``): the commit's fsync, which waits, then has
-    little left to flush -- it comes last, when nothing else runs.  A no-op where the call is
-    missing; its result is not looked at (the fsync still decides)."""
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``) when files are durable
+    (:func:`dazzle.atomic.durable`): the commit's fsync, which waits, then has little left to
+    flush -- it comes last, when nothing else runs.  A no-op where the call is missing; its
+    result is not looked at (the fsync still decides)."""
     if _SYNC_FILE_RANGE is not None:
         _SYNC_FILE_RANGE(fd, offset, nbytes, 2)   # 2: SYNC_FILE_RANGE_WRITE
 
@@ -871,8 +873,9 @@ def canvas_committed(canvas: Canvas) -> bool:
 
 
 def commit_canvas(canvas: Canvas) -> str:
-    """fsync the finished file and rename it over the product's name; returns the path.
-    Idempotent: committing an already committed canvas returns the path."""
+    """Rename the finished file over the product's name (fsynced first, and the folder after,
+    when files are durable: :func:`dazzle.atomic.durable`); returns the path.  Idempotent:
+    committing an already committed canvas returns the path."""
 
     if isinstance(canvas, SplitCanvas):
         for part in canvas.parts:
@@ -880,14 +883,17 @@ def commit_canvas(canvas: Canvas) -> str:
         return canvas.path
     if canvas_committed(canvas):
         return canvas.path
+    sync = durable()
     try:
-        fsync_path(canvas.tmp_path)
+        if sync:
+            fsync_path(canvas.tmp_path)
         os.replace(canvas.tmp_path, canvas.path)
     except FileNotFoundError:
         if canvas_committed(canvas):   # the same task ran twice at once
             return canvas.path
         raise
-    fsync_path(os.path.dirname(os.path.abspath(canvas.path)) or ".", directory=True)
+    if sync:
+        fsync_path(os.path.dirname(os.path.abspath(canvas.path)) or ".", directory=True)
     return canvas.path
 
 
@@ -1259,7 +1265,7 @@ def update_input_dq(path, chips, crmasks, *, crbit=4096, preserve=True) -> str |
         os.makedirs(backup_dir, exist_ok=True)
         backup = os.path.join(backup_dir, os.path.basename(src))
         if not os.path.exists(backup):
-            with atomic_output(backup) as tmp:
+            with atomic_output(backup, fsync=True) as tmp:   # a user's file: always durable
                 shutil.copy2(src, tmp)
     with fits.open(src, memmap=False) as h:
         h.readall()
@@ -1272,5 +1278,5 @@ def update_input_dq(path, chips, crmasks, *, crbit=4096, preserve=True) -> str |
         data = np.array(dq.data)
         data[cr] |= np.array(crbit).astype(data.dtype)
         dq.data = data
-    write_fits_atomic(src, hdul)
+    write_fits_atomic(src, hdul, fsync=True)
     return backup

@@ -84,3 +84,96 @@ def test_write_bytes_atomic(tmp_path):
     with pytest.raises(TypeError):
         atomic.write_bytes_atomic(out, 3.5)
     assert out.read_bytes() == b"\x89PNG" and _leftovers(tmp_path) == []
+
+
+def _fsync_recorder(monkeypatch):
+    """Record the name of every file or folder ``os.fsync`` is called on, in call order."""
+    import os
+
+    seen, real = [], os.fsync
+
+    def fsync(fd):
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return seen
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names of open files from /proc (Linux)")
+def test_fsync_only_when_durable(tmp_path, monkeypatch):
+    """Files are renamed into place whole either way; only with DAZZLE_FSYNC (or fsync=True)
+    is each one fsynced under its temporary name before the rename, and its folder after."""
+    seen = _fsync_recorder(monkeypatch)
+    for off in ("", "0", "false", "No", " off "):
+        monkeypatch.setenv(atomic.FSYNC_ENV, off)
+        assert not atomic.durable()
+    monkeypatch.delenv(atomic.FSYNC_ENV)
+    assert not atomic.durable()
+    out = tmp_path / "a_drz.fits"
+    atomic.write_fits_atomic(out, fits.PrimaryHDU(np.ones((2, 2), np.float32)))
+    atomic.write_bytes_atomic(tmp_path / "a.json", "{}")
+    assert seen == [] and _leftovers(tmp_path) == []
+
+    for on in ("1", "yes", "TRUE"):
+        monkeypatch.setenv(atomic.FSYNC_ENV, on)
+        assert atomic.durable()
+        del seen[:]
+        atomic.write_bytes_atomic(out, b"x")
+        assert len(seen) == 2 and Path(seen[0]).name.startswith(".a_drz.fits.")
+        assert seen[0].endswith(".tmp") and seen[1] == str(tmp_path)
+        assert out.read_bytes() == b"x"
+    # an explicit choice wins over the environment, both ways
+    del seen[:]
+    with atomic.atomic_output(out, fsync=False) as tmp:
+        Path(tmp).write_bytes(b"y")
+    assert seen == [] and out.read_bytes() == b"y"
+    monkeypatch.delenv(atomic.FSYNC_ENV)
+    atomic.write_fits_atomic(out, fits.PrimaryHDU(np.zeros(3)), fsync=True)
+    assert len(seen) == 2 and seen[1] == str(tmp_path)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names of open files from /proc (Linux)")
+def test_run_fsyncs_products_only_when_asked_but_always_a_rewritten_input(tmp_path, monkeypatch, simulated):
+    """A whole run (regression: every product used to be fsynced, 2 s of a 13 s WFC run with
+    the workers waiting): by default nothing is fsynced; with DAZZLE_FSYNC=1 every file the run
+    writes was fsynced under its temporary name before the rename (the canvas of the final
+    product included), and the output folder after; ``update_input_dq`` rewrites the user's
+    inputs durably either way."""
+    import dazzle
+    from helpers import copy_files
+
+    sim = simulated(n_exposures=2, chips=1, size=48, seed=7, n_stars=6, min_separation=10.0)
+    seen = _fsync_recorder(monkeypatch)
+
+    def run(where, **kw):
+        files = copy_files(sim.files, tmp_path / where / "in")
+        out = tmp_path / where / "out"
+        out.mkdir()
+        dazzle.run(files, str(out / "syn"), **kw)
+        return files, out
+
+    monkeypatch.delenv(atomic.FSYNC_ENV, raising=False)
+    files, out = run("plain")
+    assert seen == []
+    names = sorted(p.name for p in out.iterdir())
+    assert "syn_drz.fits" in names and "syn_med.fits" in names and len(names) > 6
+
+    monkeypatch.setenv(atomic.FSYNC_ENV, "1")
+    files, out = run("durable")
+    assert sorted(p.name for p in out.iterdir()) == names
+    synced = {Path(s).name for s in seen}
+    for name in names:   # .NAME.<12 hex>.tmp; the log is appended to as the run goes
+        if name.endswith(".log"):
+            continue
+        assert any(s.startswith(f".{name}.") and s.endswith(".tmp") for s in synced), name
+    assert str(out) in seen
+
+    monkeypatch.delenv(atomic.FSYNC_ENV)
+    del seen[:]
+    files, out = run("update", update_input_dq=True)
+    synced = {Path(s).name for s in seen}
+    for f in files:
+        name = Path(f).name
+        assert any(s.startswith(f".{name}.") and s.endswith(".tmp") for s in synced), name
+    assert not any(s.startswith(".syn_drz.fits.") for s in synced)

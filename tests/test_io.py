@@ -650,7 +650,10 @@ def test_canvas_blocks_land_where_astropy_reads_them(tmp_path, monkeypatch):
     part rows, whole rows, planes of a 3-D extension, a float64 block into a float32
     extension, swapped a few rows at a time (a tiny piece size here); astropy reads back
     the same values.  Cost: ~0.1 s."""
+    from dazzle.atomic import FSYNC_ENV
+
     monkeypatch.setattr(products, "_WRITE_CHUNK", 64)
+    monkeypatch.setenv(FSYNC_ENV, "1")   # durable files: each block's writeback started at once
     started = []   # the writeback each block starts (checked below: its exact byte range)
     monkeypatch.setattr(products, "_SYNC_FILE_RANGE", lambda fd, off, n, flags: started.append((off, n)))
     rng = np.random.default_rng(9)
@@ -672,6 +675,9 @@ def test_canvas_blocks_land_where_astropy_reads_them(tmp_path, monkeypatch):
     sci_at = canvas.offsets[1]
     assert started[:3] == [(sci_at, 10 * 31 * 4), (sci_at + 10 * 31 * 4, 12 * 31 * 4 + 7 * 4),
                            (sci_at + (10 * 31 + 7) * 4, 12 * 31 * 4 + 24 * 4)]
+    assert len(started) == 3 + 4
+    monkeypatch.delenv(FSYNC_ENV)   # the default: no file waits for the disk, none is pushed to it
+    products.write_block(canvas, 1, sci[:10], 0, 0)
     assert len(started) == 3 + 4
     products.commit_canvas(canvas)
     with fits.open(path) as h:
