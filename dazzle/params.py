@@ -840,6 +840,35 @@ def parse_value(name: str, value: Any) -> Any:
 # --------------------------------------------------------------------------------------
 
 
+def _bitmask():
+    """astropy's ``astropy.nddata.bitmask`` module, without importing ``astropy.nddata``.
+
+    The module needs only numpy, but importing it through its package runs
+    ``astropy.nddata/__init__``, which imports SciPy's sparse matrices (0.13 s of a run's start,
+    for two small functions).  So astropy's own file is loaded on its own, under a private name:
+    the same code, the same answers.  Where that fails (a future astropy whose module needs its
+    package) or the package is already imported, the module comes from the package as usual."""
+    import sys
+
+    mod = sys.modules.get("astropy.nddata.bitmask") or sys.modules.get("dazzle._astropy_bitmask")
+    if mod is not None:
+        return mod
+    try:
+        import importlib.util
+
+        import astropy
+
+        path = os.path.join(os.path.dirname(astropy.__file__), "nddata", "bitmask.py")
+        spec = importlib.util.spec_from_file_location("dazzle._astropy_bitmask", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        mod.interpret_bit_flags, mod.bitfield_to_boolean_mask   # noqa: B018 (both there)
+    except Exception:  # noqa: BLE001
+        import astropy.nddata.bitmask as mod
+    sys.modules["dazzle._astropy_bitmask"] = mod
+    return mod
+
+
 def bits_to_mask(bits: Any) -> int | None:
     """Turn a DQ bit specification into an integer mask of *good* (ignored) DQ bits.
 
@@ -848,8 +877,7 @@ def bits_to_mask(bits: Any) -> int | None:
     flag except 4096 is good), ``0`` -> 0 (only DQ == 0 is good), ``None``/``""``/``"INDEF"``
     -> None (DQ ignored: every pixel good).  Comma lists must contain powers of two.
     """
-    from astropy.nddata.bitmask import interpret_bit_flags
-
+    interpret_bit_flags = _bitmask().interpret_bit_flags
     if isinstance(bits, str):
         if bits.strip().lower() in _NONE_STRINGS:
             return None
@@ -870,9 +898,7 @@ def good_pixel_mask(dq, bits: Any):
     """
     if dq is None:
         return None
-    from astropy.nddata.bitmask import bitfield_to_boolean_mask
-
-    return bitfield_to_boolean_mask(dq, ignore_flags=bits_to_mask(bits), good_mask_value=True)
+    return _bitmask().bitfield_to_boolean_mask(dq, ignore_flags=bits_to_mask(bits), good_mask_value=True)
 
 
 def bad_dq_bits(dtype, bits: Any) -> int:

@@ -290,6 +290,32 @@ def test_bits_reject_invalid():
             P.parse_value("final_bits", bad)
 
 
+def test_bit_functions_are_astropys_own_without_its_package(monkeypatch):
+    """dazzle.params loads astropy's bitmask file on its own (astropy.nddata's package imports
+    SciPy's sparse matrices): the same answers as the module imported as usual, on every spec
+    and DQ value here; a failure to load it that way falls back to the package."""
+    import sys
+
+    from astropy.nddata import bitmask as theirs
+
+    monkeypatch.delitem(sys.modules, "dazzle._astropy_bitmask", raising=False)
+    monkeypatch.delitem(sys.modules, "astropy.nddata.bitmask")
+    ours = P._bitmask()
+    assert ours is not theirs and ours.__name__ == "dazzle._astropy_bitmask"
+    assert ours.__file__ == theirs.__file__
+    dq = np.arange(-40, 9000, 7, dtype=np.int16)
+    for spec in ("64,32", "4096", "~4096", "0", 96, "1+2+4", "~(64,32)", None):
+        want = None if spec is None else theirs.interpret_bit_flags(spec)
+        assert ours.interpret_bit_flags(spec) == want
+        got = ours.bitfield_to_boolean_mask(dq, ignore_flags=want, good_mask_value=True)
+        assert np.array_equal(got, theirs.bitfield_to_boolean_mask(dq, ignore_flags=want, good_mask_value=True))
+    assert P.good_pixel_mask(dq, "~4096").tolist() == (((dq.astype(np.int64) & 4096) == 0)).tolist()
+    # the fallback: the module from its package
+    monkeypatch.delitem(sys.modules, "dazzle._astropy_bitmask")
+    monkeypatch.setattr("importlib.util.spec_from_file_location", lambda *a, **k: None)
+    assert P._bitmask().__name__ == "astropy.nddata.bitmask"
+
+
 def test_good_pixel_mask_semantics():
     dq = np.array([0, 32, 64, 4096, 4096 + 32, 8], dtype=np.int16)
     assert P.good_pixel_mask(dq, "0").tolist() == [True, False, False, False, False, False]
