@@ -801,8 +801,7 @@ def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -
                 piece = raw[r * row:(r + 1) * row]
                 if os.pwrite(fd, piece, pos + (r0 + r) * pitch) != row:
                     _pwrite_all(fd, piece, pos + (r0 + r) * pitch)
-        if durable():
-            _start_writeback(fd, pos, (by - 1) * pitch + row)
+        _start_writeback(fd, pos, (by - 1) * pitch + row)
     finally:
         os.close(fd)
 
@@ -813,7 +812,7 @@ def _start_writeback(fd, offset, nbytes) -> None:
     (:func:`dazzle.atomic.durable`): the commit's fsync, which waits, then has little left to
     flush -- it comes last, when nothing else runs.  A no-op where the call is missing; its
     result is not looked at (the fsync still decides)."""
-    if _SYNC_FILE_RANGE is not None:
+    if _SYNC_FILE_RANGE is not None and durable():
         _SYNC_FILE_RANGE(fd, offset, nbytes, 2)   # 2: SYNC_FILE_RANGE_WRITE
 
 
