@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
 import itertools
 from dataclasses import dataclass
 import os
@@ -30,6 +29,7 @@ from astropy.wcs import WCS
 
 import dazzle
 from dazzle.atomic import atomic_output, durable, file_identity, fsync_path, temp_name, write_fits_atomic
+from dazzle.directwrite import SequentialWriter, pwrite_all as _pwrite_all
 from dazzle.errors import OutputError
 from dazzle.geometry import Frame, wcs_to_header
 from dazzle.params import PARAMETERS, format_value
@@ -283,7 +283,7 @@ def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.Pri
 _WRITE_CHUNK = 1 << 20
 
 
-def write_image_atomic(path, hdu) -> str:
+def write_image_atomic(path, hdu, *, direct=False) -> str:
     """Write a one-image FITS file (``hdu`` alone) atomically; return the checksum of its bytes.
 
     The file is the same, byte for byte, as ``HDUList([hdu]).writeto``'s (the same checks, the
@@ -300,6 +300,9 @@ def write_image_atomic(path, hdu) -> str:
         The file's name (:func:`dazzle.atomic.atomic_output`: temporary file, rename).
     hdu : astropy.io.fits.PrimaryHDU
         The image and its header.
+    direct : bool, optional
+        A product the run does not read again: written past the page cache where the system
+        allows it (:class:`dazzle.directwrite.SequentialWriter`; the same bytes).
 
     Returns
     -------
@@ -322,7 +325,7 @@ def write_image_atomic(path, hdu) -> str:
     rows = data.reshape(-1, data.shape[-1])   # the pixels in file order, as whole rows
     pad = bytes(-data.nbytes % _FITS_BLOCK)
     digest = XXH64()
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+    with atomic_output(path) as tmp, SequentialWriter(tmp, direct=direct) as f:
         # one piece at a time: a piece of the pixels is valid until the next (one buffer)
         pixels = (raw for _, raw in _rows_as_stored(rows, data.dtype.newbyteorder(">")))
         for piece in itertools.chain([head], pixels, [pad]):
@@ -793,17 +796,41 @@ def write_block(canvas: Canvas, hdu: int, block, y0: int, x0: int, plane=None) -
     row, pitch = bx * dt.itemsize, nx * dt.itemsize
     pos = base + (y0 * nx + x0) * dt.itemsize
     try:
-        for r0, raw in _rows_as_stored(block, dt):
-            if bx == nx:   # whole rows: one stretch of the file
-                _pwrite_all(fd, raw, pos + r0 * pitch)
-                continue
-            for r in range(len(raw) // row):
-                piece = raw[r * row:(r + 1) * row]
-                if os.pwrite(fd, piece, pos + (r0 + r) * pitch) != row:
-                    _pwrite_all(fd, piece, pos + (r0 + r) * pitch)
+        with _canvas_lock(canvas.tmp_path):
+            for r0, raw in _rows_as_stored(block, dt):
+                if bx == nx:   # whole rows: one stretch of the file
+                    _pwrite_all(fd, raw, pos + r0 * pitch)
+                    continue
+                for r in range(len(raw) // row):
+                    piece = raw[r * row:(r + 1) * row]
+                    if os.pwrite(fd, piece, pos + (r0 + r) * pitch) != row:
+                        _pwrite_all(fd, piece, pos + (r0 + r) * pitch)
         _start_writeback(fd, pos, (by - 1) * pitch + row)
     finally:
         os.close(fd)
+
+
+#: One lock per canvas file being written in this process (:func:`write_block`), made on first use.
+_CANVAS_LOCKS: dict = {}
+_CANVAS_LOCKS_GUARD = threading.Lock()
+
+
+def _canvas_lock(path) -> threading.Lock:
+    """The lock that :func:`write_block` holds while it writes into the canvas file ``path``.
+
+    Tasks on two threads that write blocks of one canvas (the median's or the final product's
+    tiles) would otherwise write into the file at once.  Linux serialises buffered writes to
+    one file on its inode lock, and a writer that finds it taken spins on the CPU while the
+    other copies: measured on the final product's layout (4 planes of 4662 x 4598 float32, 3 x 3
+    tiles, row by row, two threads, 3 runs each), system time 1.68-2.36 s unlocked against
+    0.77-1.07 s with this lock, wall time 0.93-1.30 s against 0.78-1.12 s.  Here the second
+    writer sleeps instead.  Only threads of one process share it; the writes are positioned,
+    so their order does not matter."""
+    with _CANVAS_LOCKS_GUARD:
+        lock = _CANVAS_LOCKS.get(path)
+        if lock is None:
+            lock = _CANVAS_LOCKS[path] = threading.Lock()
+        return lock
 
 
 def _start_writeback(fd, offset, nbytes) -> None:
@@ -852,15 +879,6 @@ def _rows_as_stored(block, dt):
         yield r0, memoryview(swapped_copy(block[r0:r0 + step].reshape(-1), buf))
 
 
-def _pwrite_all(fd, data, offset):
-    """``os.pwrite`` until every byte of ``data`` is written (a write may write fewer)."""
-    while len(data):
-        n = os.pwrite(fd, data, offset)
-        if n <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        data, offset = data[n:], offset + n
-
-
 def canvas_committed(canvas: Canvas) -> bool:
     """Whether :func:`commit_canvas` already renamed this canvas over the product.  The
     temporary file's name is unique to the run and only ``commit_canvas`` (or, after the run,
@@ -882,6 +900,8 @@ def commit_canvas(canvas: Canvas) -> str:
         return canvas.path
     if canvas_committed(canvas):
         return canvas.path
+    with _CANVAS_LOCKS_GUARD:   # no more blocks: its lock is done with (see _canvas_lock)
+        _CANVAS_LOCKS.pop(canvas.tmp_path, None)
     sync = durable()
     try:
         if sync:
@@ -902,6 +922,8 @@ def abort_canvas(canvas: Canvas) -> None:
         for part in canvas.parts:
             abort_canvas(part)
         return
+    with _CANVAS_LOCKS_GUARD:
+        _CANVAS_LOCKS.pop(canvas.tmp_path, None)
     try:
         os.remove(canvas.tmp_path)
     except FileNotFoundError:
@@ -942,7 +964,7 @@ def write_chip_image(out_dir, name, data, chip, params, cards, checksums=None):
     h = hdu.header
     _provenance(h, params, [], kind=_chip_image_kind(name))
     path = os.path.join(out_dir, name)
-    digest = write_image_atomic(path, hdu)
+    digest = write_image_atomic(path, hdu, direct=True)   # not read again by the run
     if checksums is not None:
         checksums[path] = digest
     return path
