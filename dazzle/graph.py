@@ -64,7 +64,8 @@ from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
 from dazzle.steps.common import add_part
 from dazzle.steps.common import load_chip as common_load_chip
-from dazzle.steps.driz_separate import exposure_box, exposure_sums, single_chip, single_finish
+from dazzle.steps.driz_separate import (exposure_box, exposure_sums, single_chip, single_finish,
+                                        single_finish_rows)
 from dazzle.steps.final_drizzle import final_chip, final_finish, final_tile_sums
 
 __all__ = ["Plan", "Graph", "Handle", "build", "tiles", "tiles_touching", "overlaps",
@@ -234,7 +235,10 @@ def _add_part(make, n, piece, acc, sums):
 
 
 def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, acc, *skies):
-    sci, wht, err = single_finish(acc, settings)
+    # each image made a few rows at a time as its file is written (never whole in memory)
+    sci, wht, err = (products.RowImage(acc.den.shape, np.float32, partial(single_finish_rows, acc, settings, w))
+                     for w in ("sci", "wht", "err"))
+    err = err if settings.err else None
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
     checksums = {}
     paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params, exptime=exptime,

@@ -39,6 +39,7 @@ __all__ = [
     "Canvas",
     "MANIFEST_SUFFIX",
     "PRODUCT_KEYWORD",
+    "RowImage",
     "SplitCanvas",
     "Terminated",
     "abort_canvas",
@@ -283,7 +284,7 @@ def simple_image_hdu(data, header=None, wcs_header=None, **keywords) -> fits.Pri
 _WRITE_CHUNK = 1 << 20
 
 
-def write_image_atomic(path, hdu, *, direct=False) -> str:
+def write_image_atomic(path, hdu, *, direct=False, rows=None) -> str:
     """Write a one-image FITS file (``hdu`` alone) atomically; return the checksum of its bytes.
 
     The file is the same, byte for byte, as ``HDUList([hdu]).writeto``'s (the same checks, the
@@ -303,6 +304,10 @@ def write_image_atomic(path, hdu, *, direct=False) -> str:
     direct : bool, optional
         A product the run does not read again: written past the page cache where the system
         allows it (:class:`dazzle.directwrite.SequentialWriter`; the same bytes).
+    rows : callable, optional
+        ``rows(r0, r1)``: the pixels of rows ``r0:r1``, asked for a few at a time in order,
+        instead of ``hdu.data``, which then only gives the shape and type (of a 2-D image;
+        it is never read, so it may be allocated and not filled).
 
     Returns
     -------
@@ -314,6 +319,8 @@ def write_image_atomic(path, hdu, *, direct=False) -> str:
              and (data.dtype.kind == "f" or data.dtype.kind == "i" or data.dtype == np.uint8)
              and data.dtype.itemsize in (1, 2, 4, 8) and "BSCALE" not in hdu.header
              and "BZERO" not in hdu.header)
+    if rows is not None and not (plain and data.ndim == 2):
+        raise ValueError("rows= needs a plain 2-D image HDU (float, int or uint8, not scaled)")
     if not plain:
         write_fits_atomic(path, fits.HDUList([hdu]))
         return file_checksum(path)
@@ -322,16 +329,30 @@ def write_image_atomic(path, hdu, *, direct=False) -> str:
     fits.HDUList([hdu]).verify(option="exception")   # as writeto
     hdu.update_header()
     head = hdu.header.tostring().encode("ascii")
-    rows = data.reshape(-1, data.shape[-1])   # the pixels in file order, as whole rows
     pad = bytes(-data.nbytes % _FITS_BLOCK)
     digest = XXH64()
+    stored = data.dtype.newbyteorder(">")
+    if rows is None:
+        blocks = [data.reshape(-1, data.shape[-1])]   # the pixels in file order, as whole rows
+    else:   # made a few rows at a time, each block dropped once written
+        step = max(1, _WRITE_CHUNK * 4 // max(1, data.shape[1] * data.dtype.itemsize))
+        blocks = (_checked_rows(rows, r0, min(r0 + step, data.shape[0]), data)
+                  for r0 in range(0, data.shape[0], step))
     with atomic_output(path) as tmp, SequentialWriter(tmp, direct=direct) as f:
         # one piece at a time: a piece of the pixels is valid until the next (one buffer)
-        pixels = (raw for _, raw in _rows_as_stored(rows, data.dtype.newbyteorder(">")))
+        pixels = (raw for block in blocks for _, raw in _rows_as_stored(block, stored))
         for piece in itertools.chain([head], pixels, [pad]):
             digest.update(piece)
             f.write(piece)
     return digest.hexdigest()
+
+
+def _checked_rows(rows, r0, r1, like):
+    """``rows(r0, r1)`` as ``like``'s type, checked to be those rows of ``like``'s shape."""
+    block = np.asarray(rows(r0, r1))
+    if block.shape != (r1 - r0, like.shape[1]):
+        raise ValueError(f"rows({r0}, {r1}) gave shape {block.shape}, not {(r1 - r0, like.shape[1])}")
+    return block.astype(like.dtype, copy=False)
 
 
 def _provenance(header, params, names, kind=None):
@@ -363,6 +384,24 @@ def _units(bunit: str | None, units: str) -> str | None:
     return base + "/S"
 
 
+@dataclass(frozen=True)
+class RowImage:
+    """An image made a few rows at a time as it is written, never whole in memory:
+    ``rows(r0, r1)`` gives rows ``r0:r1`` (2-D, any real dtype; converted to ``dtype``)."""
+
+    shape: tuple
+    dtype: object
+    rows: object
+
+
+def _image_hdu(data, dtype=np.float32):
+    """A PrimaryHDU for ``data`` (an array, or a :class:`RowImage`: its header made from an
+    array that is allocated but never touched) and the rows to write, or None (its data)."""
+    if isinstance(data, RowImage):
+        return fits.PrimaryHDU(np.empty(data.shape, dtype)), data.rows
+    return fits.PrimaryHDU(np.ascontiguousarray(data, dtype=dtype)), None
+
+
 def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptime, bunit, skies=None,
                           err=None, checksums=None):
     """Write ``<root>_single_sci.fits`` and ``<root>_single_wht.fits`` (simple FITS, float32),
@@ -374,8 +413,9 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
         The output folder.
     root : str
         The exposure's root name.
-    sci, wht : 2-D array
-        The exposure's single-drizzled science (e-/s) and weight over ``box``.
+    sci, wht : 2-D array or RowImage
+        The exposure's single-drizzled science (e-/s) and weight over ``box`` (a
+        :class:`RowImage`: made row by row as the file is written).
     frame : dazzle.geometry.Frame
         The box's frame (the output frame cut to ``box``).
     box : tuple of int
@@ -388,7 +428,7 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
         The chip's BUNIT (the SCI file gets its rate form, e.g. ``ELECTRONS/S``).
     skies : sequence of float, optional
         Per chip sky (chip units), written as ``MDRIZSK<n>``.
-    err : 2-D array, optional
+    err : 2-D array or RowImage, optional
         The propagated error (``driz_sep_err``), units of ``sci``.
     checksums : dict, optional
         Filled with ``{path: checksum}`` of the files written (:func:`write_image_atomic`),
@@ -401,7 +441,7 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
     """
     paths = []
     for suffix, data in (("sci", sci), ("wht", wht)) + ((("err", err),) if err is not None else ()):
-        hdu = fits.PrimaryHDU(np.ascontiguousarray(data, dtype=np.float32))
+        hdu, rows = _image_hdu(data)
         h = hdu.header
         _wcs_cards(frame, h)
         h["DZ_X0"] = (int(box[0]), "0-based x of this box in the output frame")
@@ -413,7 +453,7 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
             h["BUNIT"] = (_units(bunit, "cps"), "units of the data")
         _provenance(h, params, _SINGLE_PARAMS, kind=f"single_{suffix}")
         path = os.path.join(out_dir, f"{root}_single_{suffix}.fits")
-        digest = write_image_atomic(path, hdu)
+        digest = write_image_atomic(path, hdu, rows=rows)
         if checksums is not None:
             checksums[path] = digest
         paths.append(path)

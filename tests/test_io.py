@@ -616,6 +616,36 @@ def test_write_image_atomic_writes_astropys_bytes(tmp_path, dtype, chunk, direct
     assert sorted(os.listdir(tmp_path)) == ["mine.fits", "theirs.fits"]
 
 
+@pytest.mark.parametrize("chunk", [None, 300, 5 * 53 * 4])
+def test_write_image_atomic_from_rows_writes_the_same_file(tmp_path, chunk, monkeypatch):
+    """An image made a few rows at a time as it is written (the single products: no whole
+    image in memory) gives the file, and checksum, that the whole array gives; its rows are
+    asked for in order, each once; any real dtype is converted; a wrong block is refused.
+    Cost: ~0.1 s."""
+    if chunk is not None:
+        monkeypatch.setattr(products, "_WRITE_CHUNK", chunk)
+    data = (np.random.default_rng(8).normal(size=(37, 53)) * 300).astype(np.float32)
+    whole = products.write_image_atomic(tmp_path / "whole.fits", fits.PrimaryHDU(data.copy()))
+    asked = []
+
+    def rows(r0, r1):
+        asked.append((r0, r1))
+        return data[r0:r1].astype(np.float64)   # converted back to the image's float32
+
+    hdu, got_rows = products._image_hdu(products.RowImage(data.shape, np.float32, rows))
+    assert hdu.data.shape == data.shape and hdu.data.dtype == np.float32
+    digest = products.write_image_atomic(tmp_path / "rows.fits", hdu, rows=got_rows)
+    assert (tmp_path / "rows.fits").read_bytes() == (tmp_path / "whole.fits").read_bytes() and digest == whole
+    assert asked[0][0] == 0 and asked[-1][1] == 37 and all(a[1] == b[0] for a, b in zip(asked, asked[1:]))
+    assert len(asked) == (1 if chunk is None else -(-37 // max(1, chunk * 4 // (53 * 4))))
+    with pytest.raises(ValueError, match="gave shape"):
+        products.write_image_atomic(tmp_path / "bad.fits", hdu, rows=lambda r0, r1: data[r0:r1, :5])
+    with pytest.raises(ValueError, match="plain 2-D"):
+        products.write_image_atomic(tmp_path / "bad.fits", fits.PrimaryHDU(np.zeros((2, 3, 4), np.float32)),
+                                    rows=lambda r0, r1: None)
+    assert sorted(os.listdir(tmp_path)) == ["rows.fits", "whole.fits"]
+
+
 def test_manifests_detect_changed_and_cut_files(tmp_path):
     """A manifest is valid for its run key while its files are unchanged; a changed byte, a cut
     or a longer file, another key, an unknown checksum or a damaged manifest make it stale.

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dazzle.steps.common import (DrizzleSettings, Sums, TileSums, add_part, finish, finish_error, new_tile_sums,
                                  section_sums)
 
-__all__ = ["single_chip", "exposure_box", "exposure_sums", "single_finish", "single_exposure"]
+__all__ = ["single_chip", "exposure_box", "exposure_sums", "single_finish", "single_finish_rows",
+           "single_exposure"]
 
 
 def single_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None,
@@ -102,6 +103,17 @@ def single_finish(acc: TileSums, settings: DrizzleSettings):
     """
     sci, wht = finish(acc.num, acc.den, settings)
     return sci, wht, (finish_error(acc.var, acc.den, settings) if settings.err else None)
+
+
+def single_finish_rows(acc: TileSums, settings: DrizzleSettings, which: str, r0: int, r1: int):
+    """Rows ``r0:r1`` of one of :func:`single_finish`'s images (``which``: ``"sci"``, ``"wht"``
+    or ``"err"``), the same values (each pixel is made from its own sums alone): the writer
+    of the single products makes them a few rows at a time, so that no whole-frame image is
+    allocated (and, in a VM, faulted in) for each exposure."""
+    if which == "err":
+        return finish_error(acc.var[r0:r1], acc.den[r0:r1], settings)
+    sci, wht = finish(acc.num[r0:r1], acc.den[r0:r1], settings)
+    return sci if which == "sci" else wht
 
 
 def single_exposure(parts, box, settings: DrizzleSettings):

@@ -122,3 +122,29 @@ def test_context_bits_of_many_chips(nchips):
     got = acc.context(context_planes(nchips))
     assert got.dtype == np.int32 and np.array_equal(got, want)
     assert nchips < 32 or (got[0] < 0).any()   # bit 31: the sign bit of an int32 plane
+
+
+@pytest.mark.parametrize("fillval, err", [(None, True), (-7.5, False)])
+def test_single_images_made_a_few_rows_at_a_time_are_the_whole_ones(fillval, err):
+    """single_finish_rows (the single products are written from it, a few rows at a time)
+    gives single_finish's science, weight and error, bit for bit, for any rows asked: zero
+    and negative weights, the fill value, NaN where no weight."""
+    from dazzle.steps.driz_separate import single_finish, single_finish_rows
+
+    params = resolve({"driz_sep_fillval": fillval, "driz_sep_err": err})
+    settings = DrizzleSettings.from_params(params, "single")
+    acc = new_tile_sums((3, 40, 5, 36), nchips=0, var=err)
+    rng = np.random.default_rng(11)
+    acc.num[...] = rng.normal(size=acc.num.shape) * 100
+    acc.den[...] = rng.normal(size=acc.den.shape) + 0.5
+    acc.den[::4, ::3] = 0.0
+    if err:
+        acc.var[...] = rng.random(acc.var.shape)
+    sci, wht, e = single_finish(acc, settings)
+    assert (e is not None) == err and np.isnan(sci).sum() == 0 and (sci == (0.0 if fillval is None else -7.5)).any()
+    for r0, r1 in ((0, 31), (0, 1), (5, 17), (30, 31), (12, 12)):
+        got = {w: single_finish_rows(acc, settings, w, r0, r1) for w in ("sci", "wht") + (("err",) if err else ())}
+        assert got["sci"].dtype == got["wht"].dtype == np.float32 and got["sci"].shape == (r1 - r0, 37)
+        assert got["sci"].tobytes() == sci[r0:r1].tobytes() and got["wht"].tobytes() == wht[r0:r1].tobytes()
+        if err:
+            assert got["err"].tobytes() == e[r0:r1].tobytes()
