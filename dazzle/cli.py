@@ -77,23 +77,31 @@ def _summary(result, elapsed) -> str:
     return "\n".join(lines)
 
 
-def _numba_without_blas_probe() -> None:
-    """Load Numba's array functions with its BLAS probe answered "none", in this process.
+def _numba_without_probes() -> None:
+    """Load Numba's array functions and its typing of values with two probes answered "none",
+    in this process.
 
     A process's first Numba compilation (or cache load) imports ``numba.np.arraymath``, which
     probes for a BLAS by importing ``scipy.linalg`` when SciPy is installed (0.13 s wall and
-    0.22 s of CPU here), before the first kernel runs, while every worker waits.  The probe
-    only decides how Numba compiles ``np.convolve``/``np.correlate``, which no dazzle kernel
-    uses (``np.dot`` and ``np.linalg`` still find SciPy when something compiles them).  Only the
-    command line does this: it owns its process.  Nothing when that module is loaded already.
+    0.22 s of CPU here), and ``numba.core.typing.cffi_utils``, which imports ``cffi`` and its C
+    parser when cffi is installed and makes an FFI (28 ms), before the first kernel runs, while
+    every worker waits.  The BLAS probe only decides how Numba compiles
+    ``np.convolve``/``np.correlate``, and cffi only lets Numba call cffi functions: no dazzle
+    kernel uses either (``np.dot`` and ``np.linalg`` still find SciPy when something compiles
+    them; a cffi import afterwards works as before).  Only the command line does this: it owns
+    its process.  Nothing for a module already loaded.
     """
-    if "numba.np.arraymath" in sys.modules or "scipy.linalg.cython_blas" in sys.modules:
-        return
-    sys.modules["scipy.linalg.cython_blas"] = None   # an import of it fails, SciPy untouched
+    blocked = [name for name, first in (("scipy.linalg.cython_blas", "numba.np.arraymath"),
+                                        ("cffi", "numba.core.typing.cffi_utils"))
+               if first not in sys.modules and name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None   # an import of it fails, the package untouched
     try:
+        import numba.core.typing.cffi_utils  # noqa: F401
         import numba.np.arraymath  # noqa: F401
     finally:
-        del sys.modules["scipy.linalg.cython_blas"]
+        for name in blocked:
+            del sys.modules[name]
 
 
 def _cmd_run(args) -> int:
@@ -105,7 +113,7 @@ def _cmd_run(args) -> int:
         from dazzle.atomic import FSYNC_ENV
 
         os.environ[FSYNC_ENV] = "1"
-    _numba_without_blas_probe()
+    _numba_without_probes()
     if _PROGRAM:   # the modules' objects out of the collector's way (see command())
         gc.freeze()
     t0 = time.perf_counter()
@@ -152,7 +160,7 @@ def _cmd_demo(args) -> int:
 
     outdir = Path(args.outdir)
     params = parse_set_args(args.set or [])
-    _numba_without_blas_probe()
+    _numba_without_probes()
     t0 = time.perf_counter()
     print(f"dazzle demo: {args.exposures} dithered exposures of one {args.size}x{args.size} HST ACS/HRC-like "
           f"chip (real SIP distortion, stars, sky, noise, cosmic rays, hot pixels) in {show(outdir)}/")

@@ -72,21 +72,26 @@ def test_local_schedulers_do_not_import_distributed():
 
 def test_a_command_line_run_does_not_import_scipy_linalg_for_numbas_blas_probe(tmp_path):
     """``dazzle run`` loads Numba's array functions with its BLAS probe (an import of
-    scipy.linalg: 0.13 s wall, 0.22 s CPU here) answered "none"; Numba still compiles
-    ``np.dot`` with SciPy's BLAS afterwards, and a whole run completes without scipy.linalg
-    (its products' bits are held by tests/test_golden.py), and without astropy.nddata and the
-    scipy.sparse it imports (0.13 s: the DQ bit functions come from astropy's bitmask file
-    alone, dazzle.params._bitmask)."""
+    scipy.linalg: 0.13 s wall, 0.22 s CPU here) and its cffi typing (cffi and its C parser:
+    28 ms) answered "none"; Numba still compiles ``np.dot`` with SciPy's BLAS afterwards, cffi
+    still imports, and a whole run completes without scipy.linalg or cffi (its products' bits
+    are held by tests/test_golden.py), and without astropy.nddata and the scipy.sparse it
+    imports (0.13 s: the DQ bit functions come from astropy's bitmask file alone,
+    dazzle.params._bitmask)."""
     code = (
-        "import sys\nfrom dazzle.cli import _numba_without_blas_probe\n"
-        "_numba_without_blas_probe()\n"
+        "import sys\nfrom dazzle.cli import _numba_without_probes\n"
+        "_numba_without_probes()\n"
         "import numba.np.arraymath as am\n"
         "assert am._HAVE_BLAS is False and 'scipy.linalg' not in sys.modules\n"
         "assert 'scipy.linalg.cython_blas' not in sys.modules\n"
+        "from numba.core.typing import cffi_utils\n"
+        "assert cffi_utils.SUPPORTED is False and 'cffi' not in sys.modules\n"
         "import numba, numpy as np\n"
         "a = np.arange(6.0).reshape(2, 3)\n"
         "assert (numba.njit(lambda x: np.dot(x, x.T))(a) == a @ a.T).all()\n"
-        "assert 'scipy.linalg.cython_blas' in sys.modules\n")
+        "assert 'scipy.linalg.cython_blas' in sys.modules\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('cffi'):\n    import cffi\n    assert cffi.FFI() is not None\n")
     _modules_after(code)
     from dazzle.simulate import simulate
 
@@ -97,7 +102,8 @@ def test_a_command_line_run_does_not_import_scipy_linalg_for_numbas_blas_probe(t
               "except SystemExit as e:\n    assert not e.code, e.code\n"
               "assert 'scipy.linalg' not in sys.modules, 'scipy.linalg imported'\n"
               "assert 'astropy.nddata' not in sys.modules, 'astropy.nddata imported'\n"
-              "assert 'scipy.sparse' not in sys.modules, 'scipy.sparse imported'\n")
+              "assert 'scipy.sparse' not in sys.modules, 'scipy.sparse imported'\n"
+              "assert 'cffi' not in sys.modules, 'cffi imported'\n")
     got = subprocess.run([sys.executable, "-c", script, *map(str, files), "-o", str(tmp_path / "out" / "m"),
                           "--quiet"], capture_output=True, text=True, env=env, timeout=300)
     assert got.returncode == 0, got.stderr[-2000:]
