@@ -109,10 +109,27 @@ def single_finish(acc: TileSums, settings: DrizzleSettings):
 
 
 def single_finish_rows(acc: TileSums, settings: DrizzleSettings, which: str, r0: int, r1: int):
-    """Rows ``r0:r1`` of one of :func:`single_finish`'s images (``which``: ``"sci"``, ``"wht"``
-    or ``"err"``), the same values (each pixel is made from its own sums alone): the writer
-    of the single products makes them a few rows at a time, so that no whole-frame image is
-    allocated (and, in a VM, faulted in) for each exposure."""
+    """Rows ``r0:r1`` of one of :func:`single_finish`'s images, the same values (each pixel is
+    made from its own sums alone): the writer of the single products makes them a few rows at
+    a time, so that no whole-frame image is allocated (and, in a VM, faulted in) for each
+    exposure.
+
+    Parameters
+    ----------
+    acc : dazzle.steps.common.TileSums
+        The exposure's sums (as :func:`single_finish`; ``var`` kept for ``"err"``).
+    settings : DrizzleSettings
+        The ``driz_sep_*`` settings.
+    which : {"sci", "wht", "err"}
+        The image.
+    r0, r1 : int
+        The rows, half-open.
+
+    Returns
+    -------
+    2-D float32 array
+        ``r1 - r0`` rows of the image.
+    """
     if which == "err":
         return finish_error(acc.var[r0:r1], acc.den[r0:r1], settings)
     sci, wht = finish(acc.num[r0:r1], acc.den[r0:r1], settings)
