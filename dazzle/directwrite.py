@@ -20,7 +20,6 @@ Nothing here imports numpy or astropy.
 from __future__ import annotations
 
 import errno
-import fcntl
 import mmap
 import os
 import threading
@@ -137,6 +136,8 @@ class SequentialWriter:
 
     def _buffered(self) -> None:
         """``O_DIRECT`` off for this file (Linux lets ``F_SETFL`` change it)."""
+        import fcntl   # only where O_DIRECT exists: POSIX (the module has no fcntl on Windows)
+
         fl = fcntl.fcntl(self._fd, fcntl.F_GETFL)
         fcntl.fcntl(self._fd, fcntl.F_SETFL, fl & ~_O_DIRECT)
         self.direct = False

@@ -219,3 +219,22 @@ def test_canvas_blocks_of_one_file_are_written_one_at_a_time(tmp_path, monkeypat
         assert c.tmp_path not in products._CANVAS_LOCKS
         with fits.open(c.path) as h:
             assert np.array_equal(h["SCI"].data, img)
+
+
+def test_the_module_imports_without_fcntl(tmp_path):
+    """Where there is no fcntl (Windows) the module still imports and writes through the page
+    cache (there is no O_DIRECT there either)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\nsys.modules['fcntl'] = None\n"
+            "import dazzle.directwrite as d\n"
+            "d._O_DIRECT = 0\n"
+            "with d.SequentialWriter(sys.argv[1]) as w:\n    w.write(b'abc' * 5000)\n    assert not w.direct\n"
+            "assert open(sys.argv[1], 'rb').read() == b'abc' * 5000\n")
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    got = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.bin")], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert got.returncode == 0, got.stderr[-2000:]
