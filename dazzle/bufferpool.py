@@ -25,7 +25,7 @@ import numpy as np
 __all__ = ["clear", "enabled", "give_back", "zeros"]
 
 _lock = threading.Lock()
-_kept: list = []     # 1-D buffers, each owning its memory
+_kept: list = []     # C-contiguous arrays that own their memory (what zeros' results are views of)
 _on = False
 
 #: at most this many buffers are kept (num, den, var of one exposure)

@@ -235,10 +235,10 @@ def _add_part(make, n, piece, acc, sums):
 
 
 def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, acc, *skies):
-    # each image made a few rows at a time as its file is written (never whole in memory)
-    sci, wht, err = (products.RowImage(acc.den.shape, np.float32, partial(single_finish_rows, acc, settings, w))
-                     for w in ("sci", "wht", "err"))
-    err = err if settings.err else None
+    def image(which):   # made a few rows at a time as its file is written (never whole in memory)
+        return products.RowImage(acc.den.shape, np.float32, partial(single_finish_rows, acc, settings, which))
+
+    sci, wht, err = image("sci"), image("wht"), (image("err") if settings.err else None)
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
     checksums = {}
     paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params, exptime=exptime,
