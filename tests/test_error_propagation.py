@@ -105,3 +105,24 @@ def test_err_is_the_standard_deviation_of_sci(scene, name, monkeypatch):
     assert (abs(corr - 1.0) < 0.05) if kernel == "point" else (corr > 1.1), (name, corr)
     print(f"{name}: median std(SCI)/ERR = {np.median(ratio):.4f}, std(SCI)*sqrt(WHT) = "
           f"{np.median(naive):.4f}, 3x3 sum std / quadrature ERR = {corr:.3f}, {good.sum()} px")
+
+
+def test_single_err_products_are_written_row_by_row_as_a_whole_array_gives_them(tmp_path):
+    """``driz_sep_err=True``: each exposure's ``_single_err.fits`` (written a few rows at a
+    time from its sums, as its SCI and WHT) is float32 over the single image's box, NaN exactly
+    where the weight is 0, finite and positive elsewhere.  Cost: ~3 s."""
+    from astropy.io import fits
+
+    from dazzle.pipeline import run
+    from dazzle.simulate import simulate
+
+    files = simulate(tmp_path / "in", n_exposures=2, size=96, seed=5).files
+    run([str(f) for f in files], str(tmp_path / "out" / "e"), driz_sep_err=True)
+    errs = sorted((tmp_path / "out").glob("*_single_err.fits"))
+    assert len(errs) == 2
+    for path in errs:
+        err = fits.getdata(path)
+        wht = fits.getdata(str(path).replace("_err.fits", "_wht.fits"))
+        assert err.dtype == np.dtype(">f4") and err.shape == wht.shape
+        assert (np.isnan(err) == (wht == 0)).all() and (wht == 0).any()
+        assert np.isfinite(err[wht > 0]).all() and (err[wht > 0] > 0).all()
