@@ -911,12 +911,8 @@ def tuned_malloc():
 
 
 def _compute_local(objs, scheduler, progress, workers, times):
-    from dazzle import bufferpool
-
     ctx = contextlib.ExitStack()
     ctx.enter_context(tuned_malloc())
-    if scheduler in ("threads", "synchronous"):   # the tasks share this process's memory
-        ctx.enter_context(bufferpool.enabled())
     ctx.enter_context(StepTimer(times))
     if progress:
         ctx.enter_context(TaskProgress(sys.stderr))

@@ -54,7 +54,7 @@ from functools import partial
 
 import numpy as np
 
-from dazzle import bufferpool, products
+from dazzle import products
 from dazzle.geometry import sub_frame
 from dazzle.steps import Settings
 from dazzle.steps import blot as blot_step
@@ -244,7 +244,6 @@ def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, k
     paths = products.write_single_products(out_dir, root, sci, wht, sub, box, params, exptime=exptime,
                                            bunit=bunit, skies=list(skies), err=err, checksums=checksums)
     products.write_manifest(paths, key, checksums)
-    bufferpool.give_back(acc.num, acc.den, acc.var)   # written: the next exposure's sums
     return paths
 
 
@@ -267,7 +266,6 @@ def _median_piece(single, chips, *skies):
 
 
 def _median_tile(box, settings, canvas, nimages, *pieces):
-    bufferpool.clear()   # every single image is made: no exposure takes kept sums any more
     if canvas is None:   # in_memory: the tile itself
         return median_step.median_block(pieces, box, settings, nimages=nimages)
     if products.canvas_committed(canvas):
@@ -551,7 +549,7 @@ def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
         if ("single", root) in plan.reuse:
             singles[root] = plan.reuse[("single", root)]
             continue
-        acc, gathered, make = None, [], partial(exposure_sums, box, settings, zeros=bufferpool.zeros)
+        acc, gathered, make = None, [], partial(exposure_sums, box, settings)
         for n, k in enumerate(ks, start=1):
             sections = _sections_of(plan.single_sections, k)
             for piece, part, _ in _chip_pieces(g, "single", k, plan.chips[k], frame, plan.single_boxes[k],

@@ -523,7 +523,7 @@ class TileSums:
         return out.view(np.int32)
 
 
-def new_tile_sums(box, *, nchips=1, var=False, dq=False, zeros=None) -> TileSums:
+def new_tile_sums(box, *, nchips=1, var=False, dq=False) -> TileSums:
     """Zero sums over ``box`` (x0, x1, y0, y1).
 
     Parameters
@@ -534,8 +534,6 @@ def new_tile_sums(box, *, nchips=1, var=False, dq=False, zeros=None) -> TileSums
         Chips whose context is kept (one bit each, 1 byte per 8 chips); 0 for none.
     var, dq : bool
         Keep variance sums, DQ flags.
-    zeros : callable, optional
-        Makes the float64 sums, as ``np.zeros(shape)`` (the default).
 
     Returns
     -------
@@ -543,10 +541,9 @@ def new_tile_sums(box, *, nchips=1, var=False, dq=False, zeros=None) -> TileSums
     """
     x0, x1, y0, y1 = box
     shape = (y1 - y0, x1 - x0)
-    zeros = np.zeros if zeros is None else zeros
-    return TileSums(tuple(box), zeros(shape), zeros(shape),
+    return TileSums(tuple(box), np.zeros(shape), np.zeros(shape),
                     np.zeros((-(-nchips // 8),) + shape, np.uint8) if nchips else None,
-                    zeros(shape) if var else None, np.zeros(shape, np.uint32) if dq else None)
+                    np.zeros(shape) if var else None, np.zeros(shape, np.uint32) if dq else None)
 
 
 def add_part(acc: TileSums, n: int, s: Sums | None, piece: int = 0) -> TileSums:

@@ -64,7 +64,7 @@ def exposure_box(boxes):
             min(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-def exposure_sums(box, settings: DrizzleSettings, zeros=None) -> TileSums:
+def exposure_sums(box, settings: DrizzleSettings) -> TileSums:
     """Zero sums over an exposure's box, for its chips to be added to in chip order
     (:func:`dazzle.steps.common.add_part`; no context: the single images have none).
 
@@ -74,15 +74,12 @@ def exposure_sums(box, settings: DrizzleSettings, zeros=None) -> TileSums:
         The exposure's box (:func:`exposure_box`).
     settings : DrizzleSettings
         The ``driz_sep_*`` settings (``err``: keep variance sums).
-    zeros : callable, optional
-        Makes the float64 sums, as ``np.zeros(shape)`` (the default;
-        :func:`dazzle.bufferpool.zeros` reuses an earlier exposure's).
 
     Returns
     -------
     dazzle.steps.common.TileSums
     """
-    return new_tile_sums(box, nchips=0, var=settings.err, zeros=zeros)
+    return new_tile_sums(box, nchips=0, var=settings.err)
 
 
 def single_finish(acc: TileSums, settings: DrizzleSettings):
