@@ -33,7 +33,7 @@ DIRECT_ENV = "DAZZLE_DIRECT_IO"
 #: logical block size in use: 512 and 4096)
 ALIGN = 4096
 
-#: the staging buffer (one per thread, kept between files)
+#: bytes of a staging buffer (one per open writer; a thread keeps them between files)
 CHUNK = 4 << 20
 
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
@@ -49,12 +49,28 @@ def direct_enabled() -> bool:
     return os.environ.get(DIRECT_ENV, "").strip().lower() not in ("0", "false", "no", "off")
 
 
+#: staging buffers a thread keeps for its next writers (more open at once are made and dropped)
+_KEEP = 4
+
+
 def _staging() -> memoryview:
-    """This thread's page-aligned staging buffer (anonymous memory: aligned by the kernel)."""
-    view = getattr(_local, "view", None)
-    if view is None:
-        view = _local.view = memoryview(mmap.mmap(-1, CHUNK))
-    return view
+    """A page-aligned staging buffer (anonymous memory: aligned by the kernel) for one writer
+    of this thread: one this thread kept (:func:`_release`), else a new one.  A thread may
+    have several writers open at once (:func:`dazzle.products.write_images_atomic`): each
+    has its own buffer."""
+    free = getattr(_local, "free", None)
+    if free is None:
+        free = _local.free = []
+    return free.pop() if free else memoryview(mmap.mmap(-1, CHUNK))
+
+
+def _release(view) -> None:
+    """A closed writer's buffer, kept for this thread's next writers (up to :data:`_KEEP`)."""
+    free = getattr(_local, "free", None)
+    if free is None:
+        free = _local.free = []
+    if len(free) < _KEEP:
+        free.append(view)
 
 
 def pwrite_all(fd, data, offset) -> None:
@@ -155,6 +171,9 @@ class SequentialWriter:
                 os.ftruncate(self._fd, size)
         finally:
             fd, self._fd = self._fd, None
+            buf, self._buf = self._buf, None
+            if buf is not None:
+                _release(buf)
             os.close(fd)
 
     @property

@@ -6,7 +6,7 @@ exposure)::
 
     add_static_mask     static-sig-<k> -> static-<shape>-<extver>-l<n>-<i> -> static-chip-<k>
     add_sky             sky-stat-<k> -> skies -> sky-<k>                       (in memory)
-    add_single_drizzle  single-chip-<k> or single-section-<k>-<b> -> single-part-<k>[-<b>]
+    add_single_drizzle  single-chip-<k> or single-section-<k>-<b>
                         -> single-exposure-<root>                             <root>_single_sci/wht.fits
     add_median          median-piece-<root> -> median-tile-<t> -> median-commit    <output>_med.fits
     add_blot_cr         blot-cr-<k> -> crmask-<k>, crclean-<root>             <root>_sci<N>_blt.fits,
@@ -15,9 +15,12 @@ exposure)::
                         (a chain per tile t) -> final-tile-<t> -> final-commit  <output>_drz.fits
     add_input_dq_update update-dq-after -> update-dq-<i>                      (the inputs' DQ, if asked)
 
-With ``gather_sums`` (the ``processes`` scheduler, which copies a task's inputs to a worker process
-and its result back) each tile's pieces are added in one task, ``final-part-<t>`` (and an
-exposure's in ``single-part-<root>``), in the same order: the same bits.
+An exposure's single products are written by one task from its chips' sums, a band of rows at a
+time (:class:`~dazzle.steps.driz_separate.ExposureBands`): the exposure's whole sums are never
+made.  With ``gather_sums`` (the ``processes`` scheduler, which copies a task's inputs to a worker
+process and its result back) each tile's pieces are added in one task, ``final-part-<t>``, in the
+same order: the same bits.  (With ``in_memory`` an exposure's pieces are added as a tile's:
+``single-part-<k>[-<b>]`` chained, or ``single-part-<root>`` gathered.)
 
 A chip larger than ``section_size`` input pixels a side (1024: an ACS/WFC chip has 8 sections)
 is drizzled a section ``b`` at a time: each ``<step>-section-<k>-<b>`` reads only its section
@@ -64,8 +67,7 @@ from dazzle.steps import sky as sky_step
 from dazzle.steps import static_mask as static_step
 from dazzle.steps.common import add_part
 from dazzle.steps.common import load_chip as common_load_chip
-from dazzle.steps.driz_separate import (exposure_box, exposure_sums, single_chip, single_finish,
-                                        single_finish_rows)
+from dazzle.steps.driz_separate import ExposureBands, exposure_box, exposure_sums, single_chip, single_finish
 from dazzle.steps.final_drizzle import final_chip, final_finish, final_tile_sums
 
 __all__ = ["Plan", "Graph", "Handle", "build", "tiles", "tiles_touching", "overlaps",
@@ -234,9 +236,17 @@ def _add_part(make, n, piece, acc, sums):
     return add_part(make() if acc is None else acc, n, sums, piece)
 
 
-def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, acc, *skies):
+def _write_single(box, frame, settings, out_dir, root, params, exptime, bunit, key, order, *skies_and_parts):
+    """Write one exposure's single products from its chips' skies and sums (``skies_and_parts``:
+    ``len(skies_and_parts) - len(order)`` skies, then the sums added in ``order``: [(chip
+    number, piece)]) a band of rows at a time: the exposure's whole sums are never made
+    (:class:`~dazzle.steps.driz_separate.ExposureBands`)."""
+    nskies = len(skies_and_parts) - len(order)
+    skies, parts = skies_and_parts[:nskies], skies_and_parts[nskies:]
+    bands = ExposureBands(box, settings, order, parts)
+
     def image(which):   # made a few rows at a time as its file is written (never whole in memory)
-        return products.RowImage(acc.den.shape, np.float32, partial(single_finish_rows, acc, settings, which))
+        return products.RowImage(bands.shape, np.float32, partial(bands.rows, which))
 
     sci, wht, err = image("sci"), image("wht"), (image("err") if settings.err else None)
     sub = sub_frame(frame, box[0], box[2], box[1] - box[0], box[3] - box[2])
@@ -549,25 +559,28 @@ def add_single_drizzle(g: Graph, plan: Plan, statics, skies) -> dict:
         if ("single", root) in plan.reuse:
             singles[root] = plan.reuse[("single", root)]
             continue
-        acc, gathered, make = None, [], partial(exposure_sums, box, settings)
+        parts = []   # ((chip number, piece), handle of its sums, part task key), in the order they are added
         for n, k in enumerate(ks, start=1):
             sections = _sections_of(plan.single_sections, k)
             for piece, part, _ in _chip_pieces(g, "single", k, plan.chips[k], frame, plan.single_boxes[k],
                                                sections, settings, skies[k], statics[k]):
-                if plan.gather_sums:
-                    gathered.append(((n, piece), part))
-                    continue
                 key = f"single-part-{k}" if sections is None else f"single-part-{k}-{piece}"
-                acc = g.add(key, _add_part, make, n, piece, acc, part)
-        if gathered:
-            acc = g.add(f"single-part-{root}", _gather_parts, make, [o for o, _ in gathered],
-                        *[h for _, h in gathered])
-        if plan.in_memory:
-            singles[root] = g.add(f"single-exposure-{root}", _single_in_memory, settings, acc)
+                parts.append(((n, piece), part, key))
+        order, handles = [o for o, _, _ in parts], [h for _, h, _ in parts]
+        if not plan.in_memory:   # written from the chips' sums, a band of rows at a time
+            first = plan.chips[ks[0]]
+            singles[root] = g.add(f"single-exposure-{root}", _write_single, box, frame, settings, plan.out_dir,
+                                  root, plan.params, first.exptime, first.bunit, plan.run_key, order,
+                                  *[skies[k] for k in ks], *handles)
             continue
-        first = plan.chips[ks[0]]
-        singles[root] = g.add(f"single-exposure-{root}", _write_single, box, frame, settings, plan.out_dir, root,
-                              plan.params, first.exptime, first.bunit, plan.run_key, acc, *[skies[k] for k in ks])
+        make = partial(exposure_sums, box, settings)   # in memory: the exposure's whole sums
+        if plan.gather_sums:
+            acc = g.add(f"single-part-{root}", _gather_parts, make, order, *handles)
+        else:
+            acc = None
+            for (n, piece), part, key in parts:
+                acc = g.add(key, _add_part, make, n, piece, acc, part)
+        singles[root] = g.add(f"single-exposure-{root}", _single_in_memory, settings, acc)
     return singles
 
 

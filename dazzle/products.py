@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import itertools
 from dataclasses import dataclass
 import os
 import re
@@ -63,6 +62,7 @@ __all__ = [
     "write_chip_image",
     "write_crclean",
     "write_image_atomic",
+    "write_images_atomic",
     "write_manifest",
     "write_single_products",
 ]
@@ -314,6 +314,75 @@ def write_image_atomic(path, hdu, *, direct=False, rows=None) -> str:
     str
         :func:`file_checksum` of the file written (XXH64, 16 hex digits).
     """
+    return write_images_atomic([(path, hdu, rows)], direct=direct)[0]
+
+
+def write_images_atomic(items, *, direct=False) -> list:
+    """:func:`write_image_atomic` for several files at once: their pixels are written a block
+    of rows at a time, file after file for the same rows, so that ``rows`` functions which
+    make several images from the same numbers (the single SCI, WHT and ERR images from one
+    band of an exposure's sums, :class:`dazzle.steps.driz_separate.ExposureBands`) make
+    those numbers once per band.  Each file is the same, byte for byte, as
+    :func:`write_image_atomic` writes it, and is renamed into place whole; when one fails,
+    none of those not yet renamed is left (temporary files are removed).
+
+    Parameters
+    ----------
+    items : sequence of (path, hdu, rows)
+        As :func:`write_image_atomic`'s arguments (``rows`` may be None).
+    direct : bool, optional
+        As :func:`write_image_atomic` (for every file).
+
+    Returns
+    -------
+    list of str
+        The checksum of each file (:func:`file_checksum`), in the order of ``items``.
+    """
+    digests = [None] * len(items)
+    streams = []   # (index, path, header bytes, blocks of rows, padding, stored dtype)
+    for i, (path, hdu, rows) in enumerate(items):
+        plan = _image_plan(hdu, rows)
+        if plan is None:        # astropy writes it; checksummed from the file
+            write_fits_atomic(path, fits.HDUList([hdu]))
+            digests[i] = file_checksum(path)
+        else:
+            streams.append((i, path) + plan)
+    if not streams:
+        return digests
+    from dazzle.kernels.checksum import XXH64
+
+    with contextlib.ExitStack() as stack:
+        outs = []
+        for i, path, head, blocks, pad, stored in streams:
+            tmp = stack.enter_context(atomic_output(path))
+            f = stack.enter_context(SequentialWriter(tmp, direct=direct))
+            digest = XXH64()
+            digest.update(head)
+            f.write(head)
+            outs.append((i, f, digest, blocks, pad, stored))
+        live = list(outs)
+        while live:   # one block of rows of each file in turn
+            for out in list(live):
+                _, f, digest, blocks, _, stored = out
+                block = next(blocks, None)
+                if block is None:
+                    live.remove(out)
+                    continue
+                # one piece at a time: a piece of the pixels is valid until the next (one buffer)
+                for _, raw in _rows_as_stored(block, stored):
+                    digest.update(raw)
+                    f.write(raw)
+        for i, f, digest, _, pad, _ in outs:
+            digest.update(pad)
+            f.write(pad)
+            digests[i] = digest.hexdigest()
+    return digests
+
+
+def _image_plan(hdu, rows):
+    """How :func:`write_images_atomic` writes ``hdu``: (header bytes, blocks of its pixels in
+    native order as whole rows, the padding, the stored dtype), or None when astropy must
+    write it (not a plain image: scaled or unsigned integers, non-array data)."""
     data = hdu.data
     plain = (isinstance(hdu, fits.PrimaryHDU) and isinstance(data, np.ndarray) and data.size > 0
              and (data.dtype.kind == "f" or data.dtype.kind == "i" or data.dtype == np.uint8)
@@ -322,29 +391,19 @@ def write_image_atomic(path, hdu, *, direct=False, rows=None) -> str:
     if rows is not None and not (plain and data.ndim == 2):
         raise ValueError("rows= needs a plain 2-D image HDU (float, int or uint8, not scaled)")
     if not plain:
-        write_fits_atomic(path, fits.HDUList([hdu]))
-        return file_checksum(path)
-    from dazzle.kernels.checksum import XXH64
-
+        return None
     fits.HDUList([hdu]).verify(option="exception")   # as writeto
     hdu.update_header()
     head = hdu.header.tostring().encode("ascii")
     pad = bytes(-data.nbytes % _FITS_BLOCK)
-    digest = XXH64()
     stored = data.dtype.newbyteorder(">")
     if rows is None:
-        blocks = [data.reshape(-1, data.shape[-1])]   # the pixels in file order, as whole rows
+        blocks = iter([data.reshape(-1, data.shape[-1])])   # the pixels in file order, as whole rows
     else:   # made a few rows at a time, each block dropped once written
         step = max(1, _WRITE_CHUNK * 4 // max(1, data.shape[1] * data.dtype.itemsize))
         blocks = (_checked_rows(rows, r0, min(r0 + step, data.shape[0]), data)
                   for r0 in range(0, data.shape[0], step))
-    with atomic_output(path) as tmp, SequentialWriter(tmp, direct=direct) as f:
-        # one piece at a time: a piece of the pixels is valid until the next (one buffer)
-        pixels = (raw for block in blocks for _, raw in _rows_as_stored(block, stored))
-        for piece in itertools.chain([head], pixels, [pad]):
-            digest.update(piece)
-            f.write(piece)
-    return digest.hexdigest()
+    return head, blocks, pad, stored
 
 
 def _checked_rows(rows, r0, r1, like):
@@ -415,7 +474,8 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
         The exposure's root name.
     sci, wht : 2-D array or RowImage
         The exposure's single-drizzled science (e-/s) and weight over ``box`` (a
-        :class:`RowImage`: made row by row as the file is written).
+        :class:`RowImage`: made row by row as the file is written; the files are written
+        together, :func:`write_images_atomic`, each block of rows of SCI, WHT, ERR in turn).
     frame : dazzle.geometry.Frame
         The box's frame (the output frame cut to ``box``).
     box : tuple of int
@@ -439,7 +499,7 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
     tuple of str
         The SCI and WHT paths (the ERR file, when written, is ``<root>_single_err.fits``).
     """
-    paths = []
+    paths, items = [], []
     for suffix, data in (("sci", sci), ("wht", wht)) + ((("err", err),) if err is not None else ()):
         hdu, rows = _image_hdu(data)
         h = hdu.header
@@ -452,11 +512,12 @@ def write_single_products(out_dir, root, sci, wht, frame, box, params, *, exptim
         if suffix in ("sci", "err"):
             h["BUNIT"] = (_units(bunit, "cps"), "units of the data")
         _provenance(h, params, _SINGLE_PARAMS, kind=f"single_{suffix}")
-        path = os.path.join(out_dir, f"{root}_single_{suffix}.fits")
-        digest = write_image_atomic(path, hdu, rows=rows)
+        paths.append(os.path.join(out_dir, f"{root}_single_{suffix}.fits"))
+        items.append((paths[-1], hdu, rows))
+    # together, the same rows of each file in turn: RowImages of one exposure share their band
+    for path, digest in zip(paths, write_images_atomic(items)):
         if checksums is not None:
             checksums[path] = digest
-        paths.append(path)
     return tuple(paths[:2])
 
 

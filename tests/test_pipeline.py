@@ -968,18 +968,25 @@ def test_chips_drizzled_in_sections(sim2, tmp_path, monkeypatch):
 
 
 def test_processes_gather_the_pieces(sim2, tmp_path):
-    """With the processes scheduler the graph adds a tile's (an exposure's) pieces in one task
-    (``final-part-<t>``, ``single-part-<root>``): a chain would copy the running sums to a worker
-    process and back for every add.  Other schedulers chain them."""
+    """With the processes scheduler the graph adds a tile's pieces in one task
+    (``final-part-<t>``): a chain would copy the running sums to a worker process and back for
+    every add.  Other schedulers chain them.  An exposure's single products are written by one
+    task from its chips' sums, with every scheduler (``single-exposure-<root>``, no
+    ``single-part`` task); with ``in_memory`` its sums are added as the final tiles'."""
     from dazzle import pipeline
     from dazzle.params import resolve
 
     keys = {}
-    for sched in ("processes", "threads"):
-        values = resolve(None, output=str(tmp_path / sched / "syn"), scheduler=sched)
+    for sched, in_memory in (("processes", False), ("threads", False), ("processes", True), ("threads", True)):
+        values = resolve(None, output=str(tmp_path / sched / "syn"), scheduler=sched, in_memory=in_memory)
         plan = pipeline.plan_run(sim2.files, values["output"], values)
-        keys[sched] = set(map(str, pipeline._prepare(plan, values).dask.keys()))
-    assert {"final-part-0", "single-part-dzsim01", "single-part-dzsim02"} <= keys["processes"]
-    assert not any(k.startswith("final-part-0-") for k in keys["processes"])
-    assert "final-part-0-0" in keys["threads"] and "single-part-0" in keys["threads"]
-    assert not any(k.startswith("single-part-dzsim") for k in keys["threads"])
+        keys[sched, in_memory] = set(map(str, pipeline._prepare(plan, values).dask.keys()))
+    assert "final-part-0" in keys["processes", False]
+    assert not any(k.startswith("final-part-0-") for k in keys["processes", False])
+    assert "final-part-0-0" in keys["threads", False]
+    for sched in ("processes", "threads"):
+        assert {"single-exposure-dzsim01", "single-exposure-dzsim02"} <= keys[sched, False]
+        assert not any(k.startswith("single-part") for k in keys[sched, False])
+    assert {"single-part-dzsim01", "single-part-dzsim02"} <= keys["processes", True]
+    assert "single-part-0" in keys["threads", True]
+    assert not any(k.startswith("single-part-dzsim") for k in keys["threads", True])

@@ -3,7 +3,8 @@
 Every chip is drizzled (one task per chip, :func:`single_chip`) with the ``driz_sep_*``
 parameters; the chips of one exposure are then added in chip order (:func:`exposure_sums`,
 :func:`dazzle.steps.common.add_part`, :func:`single_finish`) into that
-exposure's single-drizzled image and weight, ``<root>_single_sci.fits`` and
+exposure's single-drizzled image and weight (the graph does it a band of rows at a time as the
+files are written, :class:`ExposureBands`), ``<root>_single_sci.fits`` and
 ``<root>_single_wht.fits`` (and with ``driz_sep_err`` its error,
 ``<root>_single_err.fits``).  These feed the median (create median step).
 
@@ -19,8 +20,8 @@ from __future__ import annotations
 from dazzle.steps.common import (DrizzleSettings, Sums, TileSums, add_part, finish, finish_error, new_tile_sums,
                                  section_sums)
 
-__all__ = ["single_chip", "exposure_box", "exposure_sums", "single_finish", "single_finish_rows",
-           "single_exposure"]
+__all__ = ["ExposureBands", "single_chip", "exposure_box", "exposure_sums", "single_finish",
+           "single_finish_rows", "single_exposure"]
 
 
 def single_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None,
@@ -131,6 +132,58 @@ def single_finish_rows(acc: TileSums, settings: DrizzleSettings, which: str, r0:
         return finish_error(acc.var[r0:r1], acc.den[r0:r1], settings)
     sci, wht = finish(acc.num[r0:r1], acc.den[r0:r1], settings)
     return sci if which == "sci" else wht
+
+
+class ExposureBands:
+    """An exposure's single images made a band of rows at a time from its chips' sums, never
+    the whole exposure's sums at once: the same bits as :func:`single_finish` of the sums added
+    over the whole box (each pixel's sums are the same additions, in the same chip order, and
+    each pixel is finished from its own sums alone).
+
+    The writer of the single products asks each image for the same rows in turn (SCI, WHT,
+    ERR: :func:`dazzle.products.write_images_atomic`); the band's sums are added once and kept
+    until other rows are asked for.  Not for concurrent use (one per writing task).
+
+    Parameters
+    ----------
+    box : (x0, x1, y0, y1)
+        The exposure's box (:func:`exposure_box`).
+    settings : DrizzleSettings
+        The ``driz_sep_*`` settings.
+    order : sequence of (int, int)
+        Per part its (chip number, section) for :func:`dazzle.steps.common.add_part`, in the
+        order they are added.
+    parts : sequence of Sums or None
+        The parts' sums (:func:`single_chip`), as ``order``.
+    """
+
+    def __init__(self, box, settings: DrizzleSettings, order, parts):
+        if len(order) != len(parts):
+            raise ValueError(f"{len(order)} part numbers for {len(parts)} parts")
+        self.box, self.settings = tuple(int(v) for v in box), settings
+        self.order, self.parts = list(order), list(parts)
+        self._rows, self._acc = None, None
+
+    @property
+    def shape(self) -> tuple:
+        """``(ny, nx)`` of the exposure's images."""
+        x0, x1, y0, y1 = self.box
+        return (y1 - y0, x1 - x0)
+
+    def band(self, r0: int, r1: int) -> TileSums:
+        """The sums of rows ``r0:r1`` of the box (0-based in the box), every part added."""
+        if self._rows != (r0, r1):
+            x0, x1, y0, _ = self.box
+            acc = exposure_sums((x0, x1, y0 + r0, y0 + r1), self.settings)
+            for (n, piece), part in zip(self.order, self.parts):
+                add_part(acc, n, part, piece)
+            self._rows, self._acc = (r0, r1), acc
+        return self._acc
+
+    def rows(self, which: str, r0: int, r1: int):
+        """Rows ``r0:r1`` of the image ``which`` ("sci", "wht" or "err"), as
+        :func:`single_finish_rows` of the whole sums."""
+        return single_finish_rows(self.band(r0, r1), self.settings, which, 0, r1 - r0)
 
 
 def single_exposure(parts, box, settings: DrizzleSettings):

@@ -124,6 +124,54 @@ def test_context_bits_of_many_chips(nchips):
     assert nchips < 32 or (got[0] < 0).any()   # bit 31: the sign bit of an int32 plane
 
 
+@pytest.mark.parametrize("err", [False, True])
+def test_exposure_bands_are_the_whole_exposure_sums(err):
+    """The single products are written from the chips' sums a band of rows at a time
+    (ExposureBands: the exposure's whole sums are never made): every band of every image is
+    the same bits as single_finish of the sums added over the whole box, for parts that
+    overlap (pixels get three chips: the order of the additions matters), sections of one chip,
+    a part outside the box and a chip that reached nothing (None); a band's sums are added once
+    for its images."""
+    from dazzle.steps.driz_separate import ExposureBands, exposure_sums, single_finish
+
+    settings = DrizzleSettings.from_params(resolve({"driz_sep_err": err}), "single")
+    rng = np.random.default_rng(4)
+
+    def part(box):
+        x0, x1, y0, y1 = box
+        shape = (y1 - y0, x1 - x0)
+        den = rng.random(shape) * 3
+        den[rng.random(shape) < 0.2] = 0.0     # pixels the part did not reach
+        num = rng.normal(size=shape) * 50 * (den > 0)
+        return Sums(x0, y0, num, den, None, (rng.random(shape) * (den > 0)) if err else None)
+
+    box = (10, 47, 3, 40)
+    order = [(1, 0), (1, 1), (2, 0), (3, 0), (4, 0), (5, 0)]
+    parts = [part((10, 30, 3, 25)), part((10, 30, 25, 40)), part((22, 47, 15, 40)), None,
+             part((18, 35, 10, 33)), part((50, 60, 3, 40))]
+    whole = exposure_sums(box, settings)
+    for (n, piece), p in zip(order, parts):
+        add_part(whole, n, p, piece)
+    # pixels where three parts add: another order would give other bits
+    assert (whole.den[20:22, 14:18] > 0).any()
+    other = exposure_sums(box, settings)
+    for i, p in enumerate(parts[::-1], start=1):
+        add_part(other, i, p)
+    assert other.num.tobytes() != whole.num.tobytes()
+    expect = dict(zip(("sci", "wht", "err"), single_finish(whole, settings)))
+    bands = ExposureBands(box, settings, order, parts)
+    assert bands.shape == (37, 37)
+    for r0, r1 in ((0, 37), (0, 1), (5, 17), (36, 37), (12, 30)):
+        for which in ("sci", "wht") + (("err",) if err else ()):
+            got = bands.rows(which, r0, r1)
+            assert got.dtype == np.float32 and got.shape == (r1 - r0, 37)
+            assert got.tobytes() == expect[which][r0:r1].tobytes(), (which, r0, r1)
+    band = bands.band(12, 30)
+    assert bands.band(12, 30) is band and bands.band(0, 18) is not band   # kept while asked again
+    with pytest.raises(ValueError, match="part numbers"):
+        ExposureBands(box, settings, order[:2], parts)
+
+
 @pytest.mark.parametrize("fillval, err", [(None, True), (-7.5, False)])
 def test_single_images_made_a_few_rows_at_a_time_are_the_whole_ones(fillval, err):
     """single_finish_rows (the single products are written from it, a few rows at a time)
