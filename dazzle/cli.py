@@ -514,10 +514,16 @@ def command() -> int:
     permanent generation (``gc.freeze``) once its modules are imported (:func:`_cmd_run`) and
     again when the command ends, so that the collector no longer visits them; garbage made
     during the run is collected as usual, and exit still runs ``atexit`` handlers, flushes
-    and closes files.  :func:`main`, called by a program of the user's, changes nothing.
+    and closes files.  It also sets ``OPENBLAS_NUM_THREADS=1`` unless the environment sets
+    it (before numpy is imported).  :func:`main`, called by a program of the user's, changes
+    nothing.
     """
     global _PROGRAM
     _PROGRAM = True
+    # numpy's OpenBLAS starts a thread per core, which spins after any small matrix product
+    # (the WCS code makes some): 0.1 s of CPU per WFC run in a profile, taken from the
+    # workers.  dazzle's parallelism is its graph's; the user's setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     status = main()
     gc.freeze()
     return status

@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+
+import pytest
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,3 +140,35 @@ def test_the_program_freezes_the_collectors_objects_and_main_does_not(monkeypatc
     from importlib.metadata import entry_points
 
     assert [e.value for e in entry_points(group="console_scripts") if e.name == "dazzle"] == ["dazzle.cli:command"]
+
+
+@pytest.mark.parametrize("preset", [None, "2"])
+def test_the_program_starts_numpy_with_one_openblas_thread_unless_told(preset):
+    """The ``dazzle`` program (cli.command) sets OPENBLAS_NUM_THREADS=1 before numpy loads:
+    OpenBLAS's threads (one per core) spin after the WCS code's small matrix products and
+    take CPU from the graph's workers (0.1 s per WFC run in a profile).  A value in the
+    environment is kept; cli.main, for callers of their own, leaves the environment alone.
+    Seen from the process: numpy started no OpenBLAS thread (2 cores or more)."""
+    code = ("import os, sys\nfrom dazzle import cli\n"
+            "assert 'numpy' not in sys.modules\n"
+            "sys.argv = ['dazzle', 'params']\ncli.command()\nimport numpy\n"
+            "print('VALUE', os.environ['OPENBLAS_NUM_THREADS'], 'THREADS', len(os.listdir('/proc/self/task')))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    got = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    value, threads = got.stdout.split("VALUE ")[1].split(" THREADS ")
+    assert value == (preset or "1")
+    if (os.cpu_count() or 1) > 1 and sys.platform.startswith("linux"):
+        assert int(threads) == (1 if preset is None else 2)
+
+
+def test_cli_main_leaves_openblas_threads_alone(monkeypatch, capsys):
+    """cli.main (a caller's own program) does not set OPENBLAS_NUM_THREADS; only the
+    ``dazzle`` program does (above)."""
+    from dazzle import cli
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert cli.main(["params"]) == 0 and "OPENBLAS_NUM_THREADS" not in os.environ
+    assert "final_pixfrac" in capsys.readouterr().out
