@@ -84,8 +84,8 @@ STEPS = (
 
 #: The graph's layers, in order (``update_input_dq`` is dazzle's optional last layer).
 LAYERS = (
-    Layer("static mask", ("static",), ("static-sig", "static-chip", "static"), "add_static_mask"),
-    Layer("sky", ("sky",), ("sky-stat", "skies", "sky"), "add_sky"),
+    Layer("static mask", ("static",), ("static-sigs", "static-sig", "static-chip", "static"), "add_static_mask"),
+    Layer("sky", ("sky",), ("sky-stats", "sky-stat", "skies", "sky"), "add_sky"),
     Layer("driz_separate", ("driz_sep",), ("single-chip", "single-section", "single-part", "single-exposure"), "add_single_drizzle"),
     Layer("median", ("median",), ("median-piece", "median-tile", "median-commit"), "add_median"),
     Layer("blot+driz_cr", ("blot", "driz_cr"), ("blot-cr", "crmask", "crclean"), "add_blot_cr"),

@@ -4,8 +4,9 @@
 the handles of the layers before it (``k`` a chip, ``t`` a tile of an output frame, ``root`` an
 exposure)::
 
-    add_static_mask     static-sig-<k> -> static-<shape>-<extver>-l<n>-<i> -> static-chip-<k>
-    add_sky             sky-stat-<k> -> skies -> sky-<k>                       (in memory)
+    add_static_mask     static-sigs-<k> -> static-sig-<k> -> static-<shape>-<extver>-l<n>-<i>
+                        -> static-chip-<k>
+    add_sky             sky-stats-<k> -> sky-stat-<k> -> skies -> sky-<k>      (in memory)
     add_single_drizzle  single-chip-<k> or single-section-<k>-<b>
                         -> single-exposure-<root>                             <root>_single_sci/wht.fits
     add_median          median-piece-<root> -> median-tile-<t> -> median-commit    <output>_med.fits
@@ -21,6 +22,11 @@ made.  With ``gather_sums`` (the ``processes`` scheduler, which copies a task's 
 process and its result back) each tile's pieces are added in one task, ``final-part-<t>``, in the
 same order: the same bits.  (With ``in_memory`` an exposure's pieces are added as a tile's:
 ``single-part-<k>[-<b>]`` chained, or ``single-part-<root>`` gathered.)
+
+The static-mask and sky statistics are computed for two chips per task (``static-sigs-<k>``,
+``sky-stats-<k>``: chips ``k`` and ``k+1``, picked apart by ``static-sig-<k>``/``sky-stat-<k>``):
+their clipping passes are sequential sums that wait on every addition, and two run side by side
+in one loop (:func:`dazzle.stats.imagestats_many`).
 
 A chip larger than ``section_size`` input pixels a side (1024: an ACS/WFC chip has 8 sections)
 is drizzled a section ``b`` at a time: each ``<step>-section-<k>-<b>`` reads only its section
@@ -159,8 +165,19 @@ def load_chip(chip, resetbits, *, err=True):
     return common_load_chip(chip, resetbits, err=err)
 
 
-def _static_signature(chip, settings):
-    return static_step.chip_signature(chip.load(err=False, dq=False).sci, static_sig=settings.static_sig)
+def _static_signatures(chips, settings):
+    return static_step.chip_signatures([c.load(err=False, dq=False).sci for c in chips], static_sig=settings.static_sig)
+
+
+def _pick(results, i):
+    return results[i]
+
+
+def _pairs(n):
+    """Chips ``0..n-1`` two by two (the last alone when ``n`` is odd): the static-mask and sky
+    statistics of a pair are computed side by side in one task (dazzle.stats.imagestats_many:
+    1.4x on WFC chips; consecutive chips are an exposure's)."""
+    return [list(range(k, min(k + 2, n))) for k in range(0, n, 2)]
 
 
 def _static_and(*signatures):
@@ -175,8 +192,8 @@ def _and_masks(a, b):
     return np.asarray(a, bool) & np.asarray(b, bool)
 
 
-def _sky_stat(chip, static, settings, resetbits):
-    return sky_step.chip_sky_stat(load_chip(chip, resetbits, err=False), static, settings)
+def _sky_stats(chips, settings, resetbits, *statics):
+    return sky_step.chip_sky_stats([load_chip(c, resetbits, err=False) for c in chips], list(statics), settings)
 
 
 def _skies(chips, settings, *stats):
@@ -513,9 +530,13 @@ def add_static_mask(g: Graph, plan: Plan) -> list:
     by_key: dict = {}
     for k, chip in enumerate(plan.chips):
         by_key.setdefault(static_step.mask_key(chip), []).append(k)
+    sig = {}
+    for ks in _pairs(n):
+        both = g.add(f"static-sigs-{ks[0]}", _static_signatures, [plan.chips[k] for k in ks], settings)
+        sig.update({k: g.add(f"static-sig-{k}", _pick, both, i) for i, k in enumerate(ks)})
     combined = {}
     for key, ks in by_key.items():
-        sigs = [g.add(f"static-sig-{k}", _static_signature, plan.chips[k], settings) for k in ks]
+        sigs = [sig[k] for k in ks]
         name = f"static-{key[0][0]}x{key[0][1]}-{key[1]}"
         level = 0
         while len(sigs) > 1:
@@ -538,8 +559,11 @@ def add_sky(g: Graph, plan: Plan, statics) -> tuple:
     else:
         stats = [None] * len(chips)
         if settings.needs_pixels:
-            stats = [g.add(f"sky-stat-{k}", _sky_stat, c, statics[k], settings, resetbits)
-                     for k, c in enumerate(chips)]
+            for ks in _pairs(len(chips)):
+                both = g.add(f"sky-stats-{ks[0]}", _sky_stats, [chips[k] for k in ks], settings, resetbits,
+                             *[statics[k] for k in ks])
+                for i, k in enumerate(ks):
+                    stats[k] = g.add(f"sky-stat-{k}", _pick, both, i)
         skies = g.add("skies", _skies, chips, settings, *stats)
     return skies, [g.add(f"sky-{k}", _chip_sky, skies, k) for k in range(len(chips))]
 

@@ -48,44 +48,109 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["ImageStatsResult", "finite_values", "imagestats"]
+__all__ = ["ImageStatsResult", "finite_values", "imagestats", "imagestats_many"]
 
 _MIN_FLOAT = 10.0 * float(np.finfo(np.float32).eps)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _mean_start(image, clipmin, clipmax):
+    """computeMean's starting (tmin, tmax): the first element decides (see the module)."""
+    first = image[0]
+    return (clipmin if clipmin > first else first), (clipmax if clipmax < first else first)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _sum_step(v, clipmin, clipmax, tmin, tmax, npix, s):
+    """computeMean's first loop, one element: (tmin, tmax, npix, sum) after ``v``."""
+    if v >= clipmin and v <= clipmax:
+        if v <= tmin:
+            tmin = v
+        if v >= tmax:
+            tmax = v
+        npix += 1
+        s += v
+    return tmin, tmax, npix, s
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _square_step(v, tmin, tmax, mean, sd):
+    """computeMean's second loop, one element: the sum of squares after ``v`` (float32
+    difference and square, double sum)."""
+    if v >= tmin and v <= tmax:
+        d = np.float32(v - mean)
+        sd += np.float32(d * d)
+    return sd
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _mean_std(npix, s, sd):
+    """(mean, stddev) as computeMean rounds them, from the count and the two sums."""
+    mean = np.float32(s / npix)
+    if npix > 1:
+        return mean, np.float32(math.sqrt(sd / (npix - 1)))
+    return mean, np.float32(np.nan)
 
 
 @njit(nogil=True, cache=True)
 def _compute_mean(image, clipmin, clipmax):
     """stsci.imagestats ``computeMean``: (npix, mean, stddev, min, max) of the float32 ``image``
     within ``[clipmin, clipmax]`` (float32), with its exact arithmetic and first-element rule."""
-    n = image.size
-    first = image[0]
-    tmin = clipmin if clipmin > first else first
-    tmax = clipmax if clipmax < first else first
+    tmin, tmax = _mean_start(image, clipmin, clipmax)
     npix = 0
     s = 0.0
-    for i in range(n):
-        v = image[i]
-        if v >= clipmin and v <= clipmax:
-            if v <= tmin:
-                tmin = v
-            if v >= tmax:
-                tmax = v
-            npix += 1
-            s += v
+    for i in range(image.size):
+        tmin, tmax, npix, s = _sum_step(image[i], clipmin, clipmax, tmin, tmax, npix, s)
     if npix == 0:
         return 0, np.float32(0.0), np.float32(0.0), tmin, tmax
     mean = np.float32(s / npix)
     sd = 0.0
-    for i in range(n):
-        v = image[i]
-        if v >= tmin and v <= tmax:
-            d = np.float32(v - mean)
-            sd += np.float32(d * d)
-    if npix > 1:
-        std = np.float32(math.sqrt(sd / (npix - 1)))
-    else:
-        std = np.float32(np.nan)
+    for i in range(image.size):
+        sd = _square_step(image[i], tmin, tmax, mean, sd)
+    mean, std = _mean_std(npix, s, sd)
     return npix, mean, std, tmin, tmax
+
+
+@njit(nogil=True, cache=True)
+def _compute_mean_pair(a, amin, amax, b, bmin, bmax):
+    """:func:`_compute_mean` of two images at once, the same bits: each image's sums are added
+    in its own order, but the two chains of additions run side by side in one loop.  A
+    sequential double-precision sum waits for each addition (about 4 cycles an element); two
+    independent ones share those cycles (1.5x on WFC chips)."""
+    n = min(a.size, b.size)
+    atmin, atmax = _mean_start(a, amin, amax)
+    btmin, btmax = _mean_start(b, bmin, bmax)
+    an, bn = 0, 0
+    asum, bsum = 0.0, 0.0
+    for i in range(n):
+        atmin, atmax, an, asum = _sum_step(a[i], amin, amax, atmin, atmax, an, asum)
+        btmin, btmax, bn, bsum = _sum_step(b[i], bmin, bmax, btmin, btmax, bn, bsum)
+    for i in range(n, a.size):
+        atmin, atmax, an, asum = _sum_step(a[i], amin, amax, atmin, atmax, an, asum)
+    for i in range(n, b.size):
+        btmin, btmax, bn, bsum = _sum_step(b[i], bmin, bmax, btmin, btmax, bn, bsum)
+    # an image with no pixel in range: its squares are not summed (its loop sees an empty range)
+    amean = np.float32(asum / an) if an > 0 else np.float32(0.0)
+    bmean = np.float32(bsum / bn) if bn > 0 else np.float32(0.0)
+    alo, ahi = (atmin, atmax) if an > 0 else (np.float32(1.0), np.float32(0.0))
+    blo, bhi = (btmin, btmax) if bn > 0 else (np.float32(1.0), np.float32(0.0))
+    asd, bsd = 0.0, 0.0
+    for i in range(n):
+        asd = _square_step(a[i], alo, ahi, amean, asd)
+        bsd = _square_step(b[i], blo, bhi, bmean, bsd)
+    for i in range(n, a.size):
+        asd = _square_step(a[i], alo, ahi, amean, asd)
+    for i in range(n, b.size):
+        bsd = _square_step(b[i], blo, bhi, bmean, bsd)
+    if an > 0:
+        amean, astd = _mean_std(an, asum, asd)
+    else:
+        astd = np.float32(0.0)
+    if bn > 0:
+        bmean, bstd = _mean_std(bn, bsum, bsd)
+    else:
+        bstd = np.float32(0.0)
+    return (an, amean, astd, atmin, atmax), (bn, bmean, bstd, btmin, btmax)
 
 
 @njit(nogil=True, cache=True)
@@ -271,9 +336,63 @@ def imagestats(data, *, fields=("mode",), lower=None, upper=None, nclip=0, lsig=
     ``fields``: any of ``"mode"``, ``"median"`` (mean, stddev, npix, min, max always come).
     Raises ``ValueError`` when no pixel is left ("Not enough data points"), as ImageStats does.
     """
+    got = imagestats_many([data], fields=fields, lower=lower, upper=upper, nclip=nclip, lsig=lsig,
+                          usig=usig, binwidth=binwidth)[0]
+    if isinstance(got, Exception):
+        raise got
+    return got
+
+
+def imagestats_many(images, *, fields=("mode",), lower=None, upper=None, nclip=0, lsig=3.0, usig=3.0,
+                    binwidth=0.1) -> list:
+    """:func:`imagestats` of several images with the same settings, the same numbers: their
+    clipping passes run two images at a time (:func:`_compute_mean_pair`: two chains of
+    sequential sums side by side).
+
+    ``lower`` and ``upper`` are one value for all, or a sequence with one per image.
+
+    Returns
+    -------
+    list
+        Per image its :class:`ImageStatsResult`, or the ``ValueError`` :func:`imagestats`
+        would raise for it (returned, not raised: the others are still computed).
+    """
     if isinstance(fields, str):
         fields = [f.strip() for f in fields.lower().split(",")]
     fields = {f.lower() for f in fields}
+    n = len(images)
+    lowers = list(lower) if isinstance(lower, (list, tuple)) else [lower] * n
+    uppers = list(upper) if isinstance(upper, (list, tuple)) else [upper] * n
+    if len(lowers) != n or len(uppers) != n:
+        raise ValueError(f"{len(lowers)} lower and {len(uppers)} upper limits for {n} images")
+    out, live = [None] * n, []
+    for i, data in enumerate(images):
+        try:
+            live.append(_Clipping(i, *_checked_limits(data, lowers[i], uppers[i], nclip, lsig, usig, binwidth)))
+        except ValueError as exc:
+            out[i] = exc
+    for it in range(int(nclip) + 1):
+        for j in range(0, len(live), 2):     # two images at a time, the last one alone
+            if j + 1 < len(live):
+                a, b = live[j], live[j + 1]
+                ra, rb = _compute_mean_pair(a.image, np.float32(a.clipmin), np.float32(a.clipmax),
+                                            b.image, np.float32(b.clipmin), np.float32(b.clipmax))
+                a.step(ra, it, nclip, lsig, usig)
+                b.step(rb, it, nclip, lsig, usig)
+            else:
+                c = live[j]
+                c.step(_compute_mean(c.image, np.float32(c.clipmin), np.float32(c.clipmax)), it, nclip, lsig, usig)
+        for c in live:
+            if c.error is not None:
+                out[c.index] = c.error
+        live = [c for c in live if c.error is None]
+    for c in live:
+        out[c.index] = _finish_stats(c, fields, nclip, binwidth)
+    return out
+
+
+def _checked_limits(data, lower, upper, nclip, lsig, usig, binwidth):
+    """ImageStats' checks and default limits: (float32 image, lower, upper)."""
     image = np.ascontiguousarray(np.asarray(data).ravel(), dtype=np.float32)
     if image.size == 0:
         raise ValueError("Not enough data points to compute statistics.")
@@ -296,18 +415,36 @@ def imagestats(data, *, fields=("mode",), lower=None, upper=None, nclip=0, lsig=
         upper = gmax
     elif upper < gmin:
         raise ValueError("Upper data cutoff is smaller than minimum pixel value.")
+    return image, lower, upper
 
-    clipmin, clipmax = lower, upper
-    for it in range(int(nclip) + 1):
-        npix, mean, std, vmin, vmax = _compute_mean(image, np.float32(clipmin), np.float32(clipmax))
+
+class _Clipping:
+    """One image's clipping passes (ImageStats._computeStats), as :func:`imagestats_many`
+    runs them."""
+
+    def __init__(self, index, image, lower, upper):
+        self.index, self.image, self.lower, self.upper = index, image, lower, upper
+        self.clipmin, self.clipmax = lower, upper
+        self.npix, self.mean, self.std, self.vmin, self.vmax = 0, 0.0, 0.0, 0.0, 0.0
+        self.error = None
+
+    def step(self, result, it, nclip, lsig, usig):
+        """Take pass ``it``'s computeMean result; the next pass's limits."""
+        npix, mean, std, vmin, vmax = result
         if npix <= 0:
-            raise ValueError("Not enough data points to compute statistics.")
+            self.error = ValueError("Not enough data points to compute statistics.")
+            return
         # the C helper returns C floats; Python sees doubles
-        mean, std, vmin, vmax = float(mean), float(std), float(vmin), float(vmax)
+        self.npix, self.mean, self.std, self.vmin, self.vmax = npix, float(mean), float(std), float(vmin), float(vmax)
         if it < nclip:
-            clipmin = max(lower, mean - lsig * std)
-            clipmax = min(upper, mean + usig * std)
+            self.clipmin = max(self.lower, self.mean - lsig * self.std)
+            self.clipmax = min(self.upper, self.mean + usig * self.std)
 
+
+def _finish_stats(c, fields, nclip, binwidth) -> ImageStatsResult:
+    """The median and mode after the clipping passes (ImageStats._computeStats)."""
+    image, clipmin, clipmax = c.image, c.clipmin, c.clipmax
+    npix, mean, std, vmin, vmax = c.npix, c.mean, c.std, c.vmin, c.vmax
     median = None
     if "median" in fields:
         median = _clipped_median(image, clipmin, clipmax) if nclip > 0 else None

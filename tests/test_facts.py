@@ -15,9 +15,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dazzle"
 
 
 def test_task_names_map_to_steps():
-    assert step_of("static-sig-3") == "static mask"
+    assert step_of("static-sig-3") == step_of("static-sigs-2") == "static mask"
     assert step_of("static-256x256-1-l0-0") == step_of("static-chip-0") == "static mask"
-    assert step_of("skies") == step_of("sky-stat-0") == step_of("sky-3") == "sky"
+    assert step_of("skies") == step_of("sky-stat-0") == step_of("sky-stats-0") == step_of("sky-3") == "sky"
     assert step_of("single-exposure-dz01") == step_of("single-chip-7") == "driz_separate"
     assert step_of("median-piece-dz01") == step_of("median-commit") == "median"
     assert step_of("blot-cr-2") == step_of("crmask-2") == step_of("crclean-dz01") == "blot+driz_cr"

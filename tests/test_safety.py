@@ -309,7 +309,7 @@ CASES = [
 ]
 
 #: fault cases: a run ended at a step boundary (the first task of that step), then resumed
-STEP_BOUNDARIES = {"static": "static-sig", "sky": "sky-stat", "single": "single-chip",
+STEP_BOUNDARIES = {"static": "static-sigs", "sky": "sky-stats", "single": "single-chip",
                    "median": "median-tile", "blot_cr": "blot-cr", "final": "final-tile",
                    "final_commit": "final-commit"}
 FAULTS = [Case(f"kill9_at_{step}", lambda d: _args(), rc=-9, env={"DAZZLE_TEST_FAULT": f"KILL:{prefix}"},

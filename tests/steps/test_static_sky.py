@@ -182,6 +182,74 @@ def test_imagestats_errors_like_imagestats():
         imagestats(x, nclip=3, lower=float(np.nanmin(x)), upper=float(np.nanmax(x)))
 
 
+def test_imagestats_many_gives_each_images_imagestats():
+    """imagestats_many runs the clipping passes of two images side by side (one loop, two
+    chains of sums): every image gets imagestats' numbers exactly -- images of different sizes
+    (either one longer), an odd count (the last alone), per-image limits, a first element
+    below the range (the min quirk), an image that runs out of pixels at a later pass (its
+    error returned, the others computed: pairs are re-formed without it) and one refused at
+    once; the pair kernel is also checked directly against two computeMean calls."""
+    from dazzle.stats import _compute_mean, _compute_mean_pair, imagestats_many
+
+    rng = np.random.default_rng(12)
+    imgs = [rng.normal(100, 5, n).astype(np.float32) for n in (3001, 1777, 4000, 2500, 999)]
+    imgs[1][:40] += rng.exponential(300, 40).astype(np.float32)
+    imgs[2][0] = -1000.0
+    poisoned = gaussian_chip(shape=(50, 50)).ravel()
+    poisoned[0] = np.nan                        # stddev 0 after a pass: nothing left later
+    imgs.insert(3, poisoned)
+    imgs.append(np.zeros(0, np.float32))       # refused before any pass
+    lower = [float(np.nanmin(x)) if x.size else None for x in imgs]
+    upper = [float(np.nanmax(x)) if x.size else None for x in imgs]
+    for fields, kw in ((("mode", "median"), dict(nclip=3)), (("median",), dict(nclip=5, lsig=4.0, usig=4.0)),
+                       (("mode",), dict(nclip=0, binwidth=0.3))):
+        got = imagestats_many(imgs, fields=fields, lower=lower, upper=upper, **kw)
+        assert len(got) == len(imgs)
+        for x, lo, hi, g in zip(imgs, lower, upper, got):
+            try:
+                want = imagestats(x, fields=fields, lower=lo, upper=hi, **kw)
+            except ValueError as exc:
+                assert isinstance(g, ValueError) and str(g) == str(exc)
+                continue
+            assert repr(g) == repr(want)          # (repr: NaN fields compare equal)
+        assert isinstance(got[-1], ValueError) and (isinstance(got[3], ValueError) or kw["nclip"] == 0)
+    same = imagestats_many(imgs[:2], fields=("mode",), nclip=2, lower=90.0, upper=120.0)
+    assert same == [imagestats(x, fields=("mode",), nclip=2, lower=90.0, upper=120.0) for x in imgs[:2]]
+    a, b = imgs[0], imgs[1]
+    for lims in ((90.0, 110.0, 95.0, 400.0), (200.0, 300.0, 90.0, 110.0), (90.0, 110.0, 1e6, 2e6)):
+        la, ha, lb, hb = (np.float32(v) for v in lims)
+        assert _compute_mean_pair(a, la, ha, b, lb, hb) == (_compute_mean(a, la, ha), _compute_mean(b, lb, hb))
+        assert _compute_mean_pair(b, lb, hb, a, la, ha) == (_compute_mean(b, lb, hb), _compute_mean(a, la, ha))
+    with pytest.raises(ValueError, match="limits for"):
+        imagestats_many(imgs[:2], lower=[1.0], upper=None)
+
+
+def test_the_steps_many_chip_statistics_are_each_chips():
+    """The graph computes two chips' static signatures and sky statistics per task
+    (chip_signatures, chip_sky_stats): the same masks and numbers as one chip at a time, for
+    three chips of two shapes, a DQ-flagged one with a static mask, and one with no usable
+    pixel (NaN sky, an all-good signature)."""
+    from dazzle.steps.sky import chip_sky_stat, chip_sky_stats
+    from dazzle.steps.static_mask import chip_signatures
+
+    chips = [gaussian_chip(seed=s, shape=sh) for s, sh in ((1, (60, 80)), (2, (90, 50)), (3, (60, 80)))]
+    chips[1][5:9, 5:40] = 20.0                     # very low pixels: flagged by the signature
+    empty = np.full((30, 30), np.nan, np.float32)
+    scis = chips + [empty]
+    sigs = chip_signatures(scis, static_sig=4.0)
+    for sci, sig in zip(scis, sigs):
+        assert np.array_equal(sig, chip_signature(sci, static_sig=4.0))
+    assert not sigs[1][5:9, 5:40].any() and sigs[3].all()
+    settings = SkySettings.from_params(defaults())
+    dq = [np.zeros(c.shape, np.int16) for c in scis]
+    dq[2][:10] = 4
+    datas = [SimpleNamespace(sci=c, dq=d) for c, d in zip(scis, dq)]
+    statics = [None, sigs[1], None, None]
+    got = chip_sky_stats(datas, statics, settings)
+    want = [chip_sky_stat(d, m, settings) for d, m in zip(datas, statics)]
+    assert repr(got) == repr(want) and math.isnan(got[3]) and all(math.isfinite(v) for v in got[:3])
+
+
 # ---------------------------------------------------------------------------------------------
 # step 1: static mask
 # ---------------------------------------------------------------------------------------------
