@@ -349,7 +349,14 @@ def imagestats_many(images, *, fields=("mode",), lower=None, upper=None, nclip=0
     clipping passes run two images at a time (:func:`_compute_mean_pair`: two chains of
     sequential sums side by side).
 
-    ``lower`` and ``upper`` are one value for all, or a sequence with one per image.
+    Parameters
+    ----------
+    images : sequence of array_like
+        The images (any shape; flattened in C order, cast to float32).
+    fields, nclip, lsig, usig, binwidth
+        As :func:`imagestats`, the same for every image.
+    lower, upper : float or sequence of float, optional
+        As :func:`imagestats`: one value for all, or a list (or tuple) with one per image.
 
     Returns
     -------

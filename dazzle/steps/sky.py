@@ -290,8 +290,25 @@ def sky_statistic(values, *, skystat="median", skywidth=0.1, skylower=None, skyu
 def sky_statistic_many(values, *, skystat="median", skywidth=0.1, skylower=None, skyupper=None,
                        skyclip=5, skylsigma=4.0, skyusigma=4.0) -> list:
     """:func:`sky_statistic` of several sets of pixel values, the same numbers: their clipping
-    passes run two at a time (:func:`dazzle.stats.imagestats_many`).  Returns a list of
-    ``(value, npix)``."""
+    passes run two at a time (:func:`dazzle.stats.imagestats_many`).
+
+    Parameters
+    ----------
+    values : sequence of array_like
+        Per set, its pixel values (any shape, used in C order).
+    skystat, skywidth, skylower, skyupper, skyclip, skylsigma, skyusigma
+        As in :func:`sky_statistic`, the same for every set.
+
+    Returns
+    -------
+    list of (float, int)
+        Per set :func:`sky_statistic`'s ``(value, npix)``.
+
+    Raises
+    ------
+    ValueError
+        If ``skystat`` is not one of :data:`SKY_STATS`.
+    """
     stat = _check_stat(skystat)
     vs = [np.asarray(v) for v in values]
     use = [i for i, v in enumerate(vs) if v.size >= 1]
@@ -880,7 +897,22 @@ def chip_sky_stat(data, static_mask, settings: SkySettings) -> float:
 
 def chip_sky_stats(datas, static_masks, settings: SkySettings) -> list:
     """:func:`chip_sky_stat` of several chips (one task's), the same numbers: their statistics
-    are computed together (:func:`sky_statistic_many`, two chips at a time: 1.4x)."""
+    are computed together (:func:`sky_statistic_many`, two chips at a time: 1.4x on WFC
+    chips).
+
+    Parameters
+    ----------
+    datas : sequence of dazzle.io.ChipData
+        The chips' pixels (``resetbits`` cleared).
+    static_masks : sequence of (2-D bool array or None)
+        Per chip, True = good (used when ``settings.use_static``).
+    settings : SkySettings
+
+    Returns
+    -------
+    list of float
+        Per chip, chip units; NaN when no pixel is usable.
+    """
     values = []
     for data, static_mask in zip(datas, static_masks):
         # (no sci: finite_values leaves the non-finite pixels out itself)
