@@ -58,19 +58,22 @@ def _staging() -> memoryview:
     of this thread: one this thread kept (:func:`_release`), else a new one.  A thread may
     have several writers open at once (:func:`dazzle.products.write_images_atomic`): each
     has its own buffer."""
-    free = getattr(_local, "free", None)
-    if free is None:
-        free = _local.free = []
+    free = _kept()
     return free.pop() if free else memoryview(mmap.mmap(-1, CHUNK))
 
 
 def _release(view) -> None:
     """A closed writer's buffer, kept for this thread's next writers (up to :data:`_KEEP`)."""
-    free = getattr(_local, "free", None)
-    if free is None:
-        free = _local.free = []
+    free = _kept()
     if len(free) < _KEEP:
         free.append(view)
+
+
+def _kept() -> list:
+    """The staging buffers this thread keeps."""
+    if not hasattr(_local, "free"):
+        _local.free = []
+    return _local.free
 
 
 def pwrite_all(fd, data, offset) -> None:

@@ -84,12 +84,11 @@ def _square_step(v, tmin, tmax, mean, sd):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _mean_std(npix, s, sd):
-    """(mean, stddev) as computeMean rounds them, from the count and the two sums."""
-    mean = np.float32(s / npix)
+def _stddev(npix, sd):
+    """computeMean's stddev (float32; NaN for one pixel) from the count and the sum of squares."""
     if npix > 1:
-        return mean, np.float32(math.sqrt(sd / (npix - 1)))
-    return mean, np.float32(np.nan)
+        return np.float32(math.sqrt(sd / (npix - 1)))
+    return np.float32(np.nan)
 
 
 @njit(nogil=True, cache=True)
@@ -107,8 +106,7 @@ def _compute_mean(image, clipmin, clipmax):
     sd = 0.0
     for i in range(image.size):
         sd = _square_step(image[i], tmin, tmax, mean, sd)
-    mean, std = _mean_std(npix, s, sd)
-    return npix, mean, std, tmin, tmax
+    return npix, mean, _stddev(npix, sd), tmin, tmax
 
 
 @njit(nogil=True, cache=True)
@@ -142,14 +140,8 @@ def _compute_mean_pair(a, amin, amax, b, bmin, bmax):
         asd = _square_step(a[i], alo, ahi, amean, asd)
     for i in range(n, b.size):
         bsd = _square_step(b[i], blo, bhi, bmean, bsd)
-    if an > 0:
-        amean, astd = _mean_std(an, asum, asd)
-    else:
-        astd = np.float32(0.0)
-    if bn > 0:
-        bmean, bstd = _mean_std(bn, bsum, bsd)
-    else:
-        bstd = np.float32(0.0)
+    astd = _stddev(an, asd) if an > 0 else np.float32(0.0)
+    bstd = _stddev(bn, bsd) if bn > 0 else np.float32(0.0)
     return (an, amean, astd, atmin, atmax), (bn, bmean, bstd, btmin, btmax)
 
 

@@ -21,7 +21,7 @@ from dazzle.steps.common import (DrizzleSettings, Sums, TileSums, add_part, fini
                                  section_sums)
 
 __all__ = ["ExposureBands", "single_chip", "exposure_box", "exposure_sums", "single_finish",
-           "single_finish_rows", "single_exposure"]
+           "single_exposure"]
 
 
 def single_chip(chip, frame, box, settings: DrizzleSettings, *, sky=None, static_mask=None,
@@ -106,34 +106,6 @@ def single_finish(acc: TileSums, settings: DrizzleSettings):
     return sci, wht, (finish_error(acc.var, acc.den, settings) if settings.err else None)
 
 
-def single_finish_rows(acc: TileSums, settings: DrizzleSettings, which: str, r0: int, r1: int):
-    """Rows ``r0:r1`` of one of :func:`single_finish`'s images, the same values (each pixel is
-    made from its own sums alone): the writer of the single products makes them a few rows at
-    a time, so that no whole-frame image is allocated (and, in a VM, faulted in) for each
-    exposure.
-
-    Parameters
-    ----------
-    acc : dazzle.steps.common.TileSums
-        The exposure's sums (as :func:`single_finish`; ``var`` kept for ``"err"``).
-    settings : DrizzleSettings
-        The ``driz_sep_*`` settings.
-    which : {"sci", "wht", "err"}
-        The image.
-    r0, r1 : int
-        The rows, half-open.
-
-    Returns
-    -------
-    2-D float32 array
-        ``r1 - r0`` rows of the image.
-    """
-    if which == "err":
-        return finish_error(acc.var[r0:r1], acc.den[r0:r1], settings)
-    sci, wht = finish(acc.num[r0:r1], acc.den[r0:r1], settings)
-    return sci if which == "sci" else wht
-
-
 class ExposureBands:
     """An exposure's single images made a band of rows at a time from its chips' sums, never
     the whole exposure's sums at once: the same bits as :func:`single_finish` of the sums added
@@ -141,8 +113,9 @@ class ExposureBands:
     each pixel is finished from its own sums alone).
 
     The writer of the single products asks each image for the same rows in turn (SCI, WHT,
-    ERR: :func:`dazzle.products.write_images_atomic`); the band's sums are added once and kept
-    until other rows are asked for.  Not for concurrent use (one per writing task).
+    ERR: :func:`dazzle.products.write_images_atomic`); the band's sums are added and its
+    images finished (:func:`single_finish`) once, and kept until other rows are asked for.
+    Not for concurrent use (one per writing task).
 
     Parameters
     ----------
@@ -162,7 +135,7 @@ class ExposureBands:
             raise ValueError(f"{len(order)} part numbers for {len(parts)} parts")
         self.box, self.settings = tuple(int(v) for v in box), settings
         self.order, self.parts = list(order), list(parts)
-        self._rows, self._acc = None, None
+        self._rows, self._acc, self._images = None, None, None
 
     @property
     def shape(self) -> tuple:
@@ -177,13 +150,16 @@ class ExposureBands:
             acc = exposure_sums((x0, x1, y0 + r0, y0 + r1), self.settings)
             for (n, piece), part in zip(self.order, self.parts):
                 add_part(acc, n, part, piece)
-            self._rows, self._acc = (r0, r1), acc
+            self._rows, self._acc, self._images = (r0, r1), acc, None
         return self._acc
 
     def rows(self, which: str, r0: int, r1: int):
-        """Rows ``r0:r1`` of the image ``which`` ("sci", "wht" or "err"), as
-        :func:`single_finish_rows` of the whole sums."""
-        return single_finish_rows(self.band(r0, r1), self.settings, which, 0, r1 - r0)
+        """Rows ``r0:r1`` of the image ``which`` ("sci", "wht" or "err"; float32), as those
+        rows of :func:`single_finish` of the whole sums."""
+        acc = self.band(r0, r1)
+        if self._images is None:
+            self._images = dict(zip(("sci", "wht", "err"), single_finish(acc, self.settings)))
+        return self._images[which]
 
 
 def single_exposure(parts, box, settings: DrizzleSettings):

@@ -173,11 +173,13 @@ def test_exposure_bands_are_the_whole_exposure_sums(err):
 
 
 @pytest.mark.parametrize("fillval, err", [(None, True), (-7.5, False)])
-def test_single_images_made_a_few_rows_at_a_time_are_the_whole_ones(fillval, err):
-    """single_finish_rows (the single products are written from it, a few rows at a time)
-    gives single_finish's science, weight and error, bit for bit, for any rows asked: zero
-    and negative weights, the fill value, NaN where no weight."""
-    from dazzle.steps.driz_separate import single_finish, single_finish_rows
+def test_single_images_made_a_few_rows_at_a_time_are_the_whole_ones(fillval, err, monkeypatch):
+    """ExposureBands (the single products are written from it, a few rows at a time) gives
+    single_finish's science, weight and error, bit for bit, for any rows asked: zero and
+    negative weights, the fill value, NaN where no weight; a band's images are finished once
+    for all of them (they were finished once per image)."""
+    from dazzle.steps import driz_separate
+    from dazzle.steps.driz_separate import ExposureBands, single_finish
 
     params = resolve({"driz_sep_fillval": fillval, "driz_sep_err": err})
     settings = DrizzleSettings.from_params(params, "single")
@@ -190,9 +192,18 @@ def test_single_images_made_a_few_rows_at_a_time_are_the_whole_ones(fillval, err
         acc.var[...] = rng.random(acc.var.shape)
     sci, wht, e = single_finish(acc, settings)
     assert (e is not None) == err and np.isnan(sci).sum() == 0 and (sci == (0.0 if fillval is None else -7.5)).any()
+    finished = []
+
+    def counted(a, st):
+        finished.append(a.box)
+        return single_finish(a, st)
+
+    monkeypatch.setattr(driz_separate, "single_finish", counted)
+    bands = ExposureBands(acc.box, settings, [(1, 0)], [Sums(3, 5, acc.num, acc.den, None, acc.var)])
     for r0, r1 in ((0, 31), (0, 1), (5, 17), (30, 31), (12, 12)):
-        got = {w: single_finish_rows(acc, settings, w, r0, r1) for w in ("sci", "wht") + (("err",) if err else ())}
+        got = {w: bands.rows(w, r0, r1) for w in ("sci", "wht") + (("err",) if err else ())}
         assert got["sci"].dtype == got["wht"].dtype == np.float32 and got["sci"].shape == (r1 - r0, 37)
         assert got["sci"].tobytes() == sci[r0:r1].tobytes() and got["wht"].tobytes() == wht[r0:r1].tobytes()
         if err:
             assert got["err"].tobytes() == e[r0:r1].tobytes()
+    assert finished == [(3, 40, 5 + r0, 5 + r1) for r0, r1 in ((0, 31), (0, 1), (5, 17), (30, 31), (12, 12))]
