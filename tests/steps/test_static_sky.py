@@ -250,6 +250,34 @@ def test_the_steps_many_chip_statistics_are_each_chips():
     assert repr(got) == repr(want) and math.isnan(got[3]) and all(math.isfinite(v) for v in got[:3])
 
 
+def test_chip_groups_of_the_statistics_tasks_keep_two_threads_equally_busy():
+    """graph._pairs groups the chips two by two for the static and sky statistics; an even
+    chip count with an odd number of pairs (2, 6, 10: single-chip exposures) has its last
+    pair split, so that two threads taking the tasks in turn do the same number of chips
+    (6 chips as three pairs left one thread two pairs and the other one)."""
+    from dazzle.graph import _pairs
+
+    def per_thread(groups):   # chips each of two threads takes, tasks handed out in turn
+        done = [0, 0]
+        for g in groups:
+            done[done.index(min(done))] += len(g)
+        return sorted(done)
+
+    assert _pairs(1) == [[0]]
+    assert _pairs(2) == [[0], [1]]
+    assert _pairs(3) == [[0, 1], [2]]
+    assert _pairs(4) == [[0, 1], [2, 3]]
+    assert _pairs(6) == [[0, 1], [2, 3], [4], [5]]
+    assert _pairs(8) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    for n in range(1, 17):
+        groups = _pairs(n)
+        assert [k for g in groups for k in g] == list(range(n))            # each chip once, in order
+        assert all(len(g) in (1, 2) and g == list(range(g[0], g[0] + len(g))) for g in groups)
+        assert sum(len(g) == 1 for g in groups) <= 2
+        a, b = per_thread(groups)
+        assert b - a == n % 2, (n, groups)                                  # odd n: one chip more
+
+
 # ---------------------------------------------------------------------------------------------
 # step 1: static mask
 # ---------------------------------------------------------------------------------------------
