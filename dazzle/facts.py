@@ -89,7 +89,7 @@ LAYERS = (
     Layer("driz_separate", ("driz_sep",), ("single-chip", "single-section", "single-part", "single-exposure"), "add_single_drizzle"),
     Layer("median", ("median",), ("median-piece", "median-tile", "median-commit"), "add_median"),
     Layer("blot+driz_cr", ("blot", "driz_cr"), ("blot-cr", "crmask", "crclean"), "add_blot_cr"),
-    Layer("final drizzle", ("final",), ("final-chip", "final-section", "final-part", "final-tile", "final-commit"),
+    Layer("final drizzle", ("final",), ("final-chip", "final-section", "final-part", "final-added", "final-tile", "final-commit"),
           "add_final_drizzle"),
     Layer("update_input_dq", (), ("update-dq",), "add_input_dq_update"),
 )

@@ -1008,14 +1008,16 @@ def _memory_values(values, summary, report):
     values.update(in_memory=True, runfile="", resume=False)
 
 
-def _prepare(plan, values, client=None, suffix=""):
-    """Lay out the products and build the graph (its task keys end with ``suffix``)."""
+def _prepare(plan, values, client=None, suffix="", threads=0):
+    """Lay out the products and build the graph (its task keys end with ``suffix``); ``threads``:
+    those of a local threaded (1: synchronous) run, else 0 (graph.add_final_drizzle)."""
     from dazzle.graph import build
 
     plan.run_key = run_key(plan)
     # dask's processes scheduler copies every task's inputs to a worker process and its result
     # back: a chain of adds would copy a tile's running sums twice per add
     plan.gather_sums = values["scheduler"] == "processes" and client is None
+    plan.final_threads = int(threads) if client is None else 0
     if values["resume"] and not plan.in_memory:   # in_memory: nothing on disk to reuse
         if any(is_memory_chip(c) for c in plan.chips):
             log.info("dazzle: resume: in-memory inputs, nothing reused")
@@ -1050,7 +1052,8 @@ def _execute(plan, values, params, t0, *, progress, workers, profile, report, su
     kind, value = cluster.normalize(scheduler, profile) if scheduler is None or client else (None, None)
     chips = plan.chips
     try:
-        graph = _prepare(plan, values, value if kind == "client" else None)
+        on_client = value if kind == "client" else None
+        graph = _prepare(plan, values, on_client, threads=_local_threads(values["scheduler"], workers))
         t1 = time.perf_counter()
         steps: dict = {}
         with _fault_hook():
@@ -1061,6 +1064,20 @@ def _execute(plan, values, params, t0, *, progress, workers, profile, report, su
         _abort(plan)
         plan.chips, plan.scattered = chips, []   # the scattered pixels released
     return _finish(plan, values, res, t0, {"plan": t_plan, "run": t_run}, steps, summary)
+
+
+def _local_threads(scheduler, workers) -> int:
+    """Threads of a local threaded run (``workers``, else dask's count of this machine's
+    cores), 1 for the synchronous scheduler, 0 for any other (processes, a cluster, a Client)."""
+    if scheduler == "synchronous":
+        return 1
+    if scheduler != "threads":
+        return 0
+    if workers:
+        return int(workers)
+    from dask.system import CPU_COUNT
+
+    return int(CPU_COUNT)
 
 
 def _deferred(plan, values, params, t0, how):

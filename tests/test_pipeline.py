@@ -967,6 +967,46 @@ def test_chips_drizzled_in_sections(sim2, tmp_path, monkeypatch):
         assert np.array_equal(fits.getdata(p), fits.getdata(q))
 
 
+def test_local_runs_drizzle_sectioned_chips_in_chip_order(sim2, tmp_path, monkeypatch):
+    """In a local threaded run the final drizzle's sections of chip k wait for the pieces of
+    chip ``k - ceil(threads / sections)`` to be in the tiles' sums (``final-added-<k>``):
+    dask's local scheduler runs the newest ready task first, and two chips' sections ran
+    interleaved while the later chip's sums waited in memory.  A cluster's graph (threads=0)
+    has no such order; the processes scheduler gathers a tile's pieces instead.  (The bits:
+    test_chips_drizzled_in_sections compares threads, synchronous and processes.)"""
+    from dazzle import pipeline
+    from dazzle.params import resolve
+
+    monkeypatch.setattr(pipeline, "SECTION_SIZE", 48)   # 3 x 3 sections of each 128² chip
+
+    def graph(threads, sched="threads"):
+        values = resolve(None, output=str(tmp_path / "syn"), scheduler=sched)
+        plan = pipeline.plan_run(sim2.files, values["output"], values)
+        tasks = dict(pipeline._prepare(plan, values, threads=threads).dask)
+        return {str(k): {str(d) for d in t[1:] if isinstance(d, str)} for k, t in tasks.items()}
+
+    def waits_for(g, k):   # the final-added tasks chip k's sections wait for
+        found = {d for key, deps in g.items() if key.startswith(f"final-section-{k}-") for d in deps
+                 if d.startswith("final-added-")}
+        assert found or any(key.startswith(f"final-section-{k}-") for key in g)
+        return found
+
+    two = graph(2)
+    nsec = sum(key.startswith("final-section-0-") for key in two)
+    assert nsec == 9
+    assert [waits_for(two, k) for k in range(4)] == [set(), {"final-added-0"}, {"final-added-1"},
+                                                       {"final-added-2"}]
+    added = two["final-added-0"]   # chip 0's last add in every tile its pieces reach
+    assert added and all(d.startswith("final-part-0-") for d in added)
+    many = graph(20)               # ceil(20 / 9) = 3 chips' sections at once
+    assert [waits_for(many, k) for k in range(4)] == [set(), set(), set(), {"final-added-0"}]
+    for cluster in (graph(0), graph(0, "processes")):
+        assert not any(key.startswith("final-added") for key in cluster)
+        assert all(not waits_for(cluster, k) for k in range(4))
+    assert pipeline._local_threads("threads", 3) == 3 and pipeline._local_threads("synchronous", None) == 1
+    assert pipeline._local_threads("processes", 2) == 0 and pipeline._local_threads("local", None) == 0
+
+
 def test_processes_gather_the_pieces(sim2, tmp_path):
     """With the processes scheduler the graph adds a tile's pieces in one task
     (``final-part-<t>``): a chain would copy the running sums to a worker process and back for
