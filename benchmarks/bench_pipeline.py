@@ -32,6 +32,8 @@ cosmic rays; made once in the work directory, reused by ``--workdir DIR`` next t
 * ``small``: 4 exposures x 2 chips of 1024 x 1024;
 * ``wfc``: 4 exposures x 2 chips of 4096 x 2048 (ACS/WFC size; about 1 GB of inputs; about
   20 s to simulate).  AstroDrizzle takes minutes per run here: ``--pairs 1`` to look.
+* ``six``: 6 exposures x 1 chip of 2048 x 2048 (a shape the other two do not have: one chip
+  per file, an even chip count in an odd number of pairs, chips drizzled in 4 sections).
 
 Other work on the machine shows up in wall time (and in the CPU time of a busy cache):
 compare runs made on a quiet machine.  Without drizzlepac only the dazzle rows are timed.
@@ -55,7 +57,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SETS = {"small": dict(n_exposures=4, chips=2, size=1024, seed=3),
-        "wfc": dict(n_exposures=4, chips=2, size=(2048, 4096), seed=3)}
+        "wfc": dict(n_exposures=4, chips=2, size=(2048, 4096), seed=3),
+        "six": dict(n_exposures=6, chips=1, size=2048, seed=11)}
 #: AstroDrizzle's parameters besides num_cores (as tests/astrodrizzle_oracle.py)
 AD_PARAMS = dict(mdriztab=False, updatewcs=False, preserve=False, build=True, context=True,
                  clean=False, runfile="astrodrizzle.log")
