@@ -1,18 +1,28 @@
-"""Writing a product that the run will not read again, past the page cache (``O_DIRECT``).
+"""Writing a product that the run will not read again, past the page cache (``O_DIRECT``), when
+asked (``DAZZLE_DIRECT_IO=1``).
 
 A file written the usual way goes through the page cache: the kernel finds a free page for
 every 4 KiB written, fills it, and writes it to disk later.  On the machines measured for
-issue 11 (2-core VMs) a page the system has not used lately costs about 3 us to find, so a
-GB written costs ~3 s of system CPU (``dd`` of 1 GB: 2.3-3.5 s of system time buffered,
-0.03-0.09 s with ``oflag=direct``, 0.6-0.7 s wall), and a WFC-size run writes 1.5 GB.  The
-blot and CR-mask images are written once and not read by the rest of the run, so
-:class:`SequentialWriter` writes them with ``O_DIRECT`` where the system allows it: the bytes
-go from one reused, page-aligned buffer straight to the disk.  The file's bytes are the same
-either way.
+issue 11 (2-core VMs) a page the system has not used lately could cost about 3 us to find
+(``dd`` of 1 GB: 2.3-3.5 s of system time buffered, 0.03-0.09 s with ``oflag=direct``, 0.6-0.7
+s wall).  The blot and CR-mask images are written once and not read by the rest of the run,
+so :class:`SequentialWriter` can write them with ``O_DIRECT``: the bytes go from one reused,
+page-aligned buffer straight to the disk.  The file's bytes are the same either way.
+
+``O_DIRECT`` was the default in issue 11's sixth and seventh rounds; the eighth made it an
+option.  A direct write returns when the disk has the bytes, and the worker thread waits for
+it (seen as uninterruptible sleep in ``iomap_dio_rw``); through the page cache the kernel
+writes back later.  Alternating whole runs (2 December 2026): WFC set 11.16 s through the page
+cache against 11.46 s direct (6 pairs, 5 faster) and 10.85 against 11.34 s (8 pairs, 5
+faster), small set 2.70 against 2.89 s (7 pairs), 6 x 2048^2 on one thread 8.37 against 9.29 s
+(4 pairs, 3 faster).  The sixth round had measured the opposite with another change, on a
+colder page cache: it follows the machine's memory and disk, and a network file system (an
+HPC cluster's) makes a direct write slower still.
 
 Where ``O_DIRECT`` is missing (not Linux), refused when the file is opened (a file system
 without it) or refused at the first write, the writer goes on through the page cache with the
-same bytes.  ``DAZZLE_DIRECT_IO=0`` in the environment turns it off (read at each file).
+same bytes.  ``DAZZLE_DIRECT_IO=1`` (or true, yes, on) in the environment turns it on (read at
+each file).
 
 Nothing here imports numpy or astropy.
 """
@@ -26,7 +36,7 @@ import threading
 
 __all__ = ["DIRECT_ENV", "SequentialWriter", "direct_enabled", "pwrite_all"]
 
-#: the environment variable that turns ``O_DIRECT`` writing off (``0``, ``false``, ``no``, ``off``)
+#: the environment variable that turns ``O_DIRECT`` writing on (``1``, ``true``, ``yes``, ``on``)
 DIRECT_ENV = "DAZZLE_DIRECT_IO"
 
 #: offsets, lengths and the buffer's address are multiples of this (the page size covers every
@@ -43,10 +53,10 @@ _local = threading.local()
 
 def direct_enabled() -> bool:
     """Whether :class:`SequentialWriter` tries ``O_DIRECT``: the platform has it and
-    ``DAZZLE_DIRECT_IO`` is not ``0``, ``false``, ``no`` or ``off`` (any case)."""
+    ``DAZZLE_DIRECT_IO`` is ``1``, ``true``, ``yes`` or ``on`` (any case; unset: no)."""
     if not _O_DIRECT:
         return False
-    return os.environ.get(DIRECT_ENV, "").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get(DIRECT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 #: staging buffers a thread keeps for its next writers (more open at once are made and dropped)

@@ -1065,7 +1065,7 @@ def write_chip_image(out_dir, name, data, chip, params, cards, checksums=None):
     h = hdu.header
     _provenance(h, params, [], kind=_chip_image_kind(name))
     path = os.path.join(out_dir, name)
-    digest = write_image_atomic(path, hdu, direct=True)   # not read again by the run
+    digest = write_image_atomic(path, hdu, direct=True)   # not read again: O_DIRECT if DAZZLE_DIRECT_IO=1
     if checksums is not None:
         checksums[path] = digest
     return path

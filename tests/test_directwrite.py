@@ -29,6 +29,12 @@ def _probe_direct(folder) -> bool:
     return True
 
 
+@pytest.fixture(autouse=True)
+def direct_asked(monkeypatch):
+    """``O_DIRECT`` is an option (``DAZZLE_DIRECT_IO=1``): these tests ask for it."""
+    monkeypatch.setenv(DIRECT_ENV, "1")
+
+
 @pytest.fixture
 def small_chunk(monkeypatch):
     """A staging buffer of 3 pages, so that a few KB cross several of its flushes."""
@@ -87,11 +93,12 @@ def test_sequential_writer_writes_every_byte(tmp_path, small_chunk, size, direct
         assert path.read_bytes() == data and (tmp_path / "g.bin").read_bytes() == b"\xff" * (size // 2 + 1)
 
 
-def test_direct_io_is_used_here(tmp_path):
-    """On this project's machines (Linux, ext4) the blot and CR-mask products do go past the
-    page cache: the file is open with O_DIRECT while it is written."""
+def test_direct_io_is_used_here_when_asked(tmp_path):
+    """On this project's machines (Linux, ext4), with ``DAZZLE_DIRECT_IO=1``, the blot and
+    CR-mask products do go past the page cache: the file is open with O_DIRECT while it is
+    written."""
     if not _probe_direct(tmp_path):
-        pytest.fail("this file system refuses O_DIRECT: the measured saving does not apply here")
+        pytest.fail("this file system refuses O_DIRECT: the option would do nothing here")
     with SequentialWriter(tmp_path / "f.bin") as w:
         assert w.direct and fcntl.fcntl(w._fd, fcntl.F_GETFL) & os.O_DIRECT
         w.write(b"x" * 10000)
@@ -99,10 +106,15 @@ def test_direct_io_is_used_here(tmp_path):
 
 
 @pytest.mark.parametrize("value, on", [("0", False), ("off", False), (" No ", False), ("false", False),
-                                       ("1", True), ("", True)])
-def test_environment_turns_it_off(tmp_path, monkeypatch, value, on):
-    """``DAZZLE_DIRECT_IO=0`` (or false, no, off) writes through the page cache."""
-    monkeypatch.setenv(DIRECT_ENV, value)
+                                       ("", False), (None, False), ("1", True), (" Yes ", True),
+                                       ("TRUE", True), ("on", True)])
+def test_environment_turns_it_on(tmp_path, monkeypatch, value, on):
+    """``DAZZLE_DIRECT_IO=1`` (or true, yes, on) writes past the page cache; unset or
+    anything else, through it (the default since issue 11's eighth round)."""
+    if value is None:
+        monkeypatch.delenv(DIRECT_ENV)
+    else:
+        monkeypatch.setenv(DIRECT_ENV, value)
     assert direct_enabled() == (on and bool(getattr(os, "O_DIRECT", 0)))
     with SequentialWriter(tmp_path / "f.bin") as w:
         assert w.direct == (on and _probe_direct(tmp_path))
@@ -188,6 +200,28 @@ def test_product_writer_cleans_up_after_a_failed_direct_write(tmp_path, monkeypa
     with pytest.raises(OSError, match="x_sci1_blt.fits"):
         products.write_image_atomic(path, fits.PrimaryHDU(np.ones((64, 64), np.float32)), direct=True)
     assert sorted(os.listdir(tmp_path)) == ["x_sci1_blt.fits"] and path.read_bytes() == b"old"
+
+
+def test_blot_products_go_through_the_page_cache_by_default(tmp_path, monkeypatch):
+    """Without ``DAZZLE_DIRECT_IO`` the blot and CR-mask products (``write_image_atomic(...,
+    direct=True)``) are opened without O_DIRECT: a direct write waits for the disk, and whole
+    runs were faster through the page cache (issue 11's eighth round)."""
+    from astropy.io import fits
+
+    monkeypatch.delenv(DIRECT_ENV)
+    flags = []
+    real_open = directwrite.os.open
+
+    def recording(path, fl, *args):
+        flags.append(fl)
+        return real_open(path, fl, *args)
+
+    monkeypatch.setattr(directwrite.os, "open", recording)
+    data = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    path = tmp_path / "x_sci1_blt.fits"
+    products.write_image_atomic(path, fits.PrimaryHDU(data), direct=True)
+    assert flags and not any(fl & getattr(os, "O_DIRECT", 0) for fl in flags)
+    assert np.array_equal(fits.getdata(path), data)
 
 
 def test_canvas_blocks_of_one_file_are_written_one_at_a_time(tmp_path, monkeypatch):
