@@ -24,9 +24,10 @@ same order: the same bits.  (With ``in_memory`` an exposure's pieces are added a
 ``single-part-<k>[-<b>]`` chained, or ``single-part-<root>`` gathered.)
 
 The static-mask and sky statistics are computed for two chips per task (``static-sigs-<k>``,
-``sky-stats-<k>``: chips ``k`` and ``k+1``, picked apart by ``static-sig-<k>``/``sky-stat-<k>``):
-their clipping passes are sequential sums that wait on every addition, and two run side by side
-in one loop (:func:`dazzle.stats.imagestats_many`).
+``sky-stats-<k>``: chips ``k`` and ``k+1``, picked apart by ``static-sig-<k>``/``sky-stat-<k>``;
+one chip alone where :func:`_pairs` splits a pair): their clipping passes are sequential sums
+that wait on every addition, and two run side by side in one loop
+(:func:`dazzle.stats.imagestats_many`).
 
 A chip larger than ``section_size`` input pixels a side (1024: an ACS/WFC chip has 8 sections)
 is drizzled a section ``b`` at a time: each ``<step>-section-<k>-<b>`` reads only its section
@@ -721,7 +722,8 @@ def add_final_drizzle(g: Graph, plan: Plan, statics, skies, crmasks):
     gathered = [[] for _ in tile_list]   # plan.gather_sums: each tile's pieces, in order
     nchips = len(plan.chips)
     make = [partial(final_tile_sums, tb, settings, nchips=nchips) for tb in tile_list]
-    ordered = plan.final_threads > 0 and not plan.gather_sums
+    ordered = (plan.final_threads > 0 and not plan.gather_sums
+               and any(_sections_of(plan.final_sections, k) for k in range(nchips)))
     added = []   # per chip: a handle on its pieces being in every tile's sums (ordered), or None
     for k, chip in enumerate(plan.chips):
         sections = _sections_of(plan.final_sections, k)

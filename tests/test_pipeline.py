@@ -977,13 +977,15 @@ def test_local_runs_drizzle_sectioned_chips_in_chip_order(sim2, tmp_path, monkey
     from dazzle import pipeline
     from dazzle.params import resolve
 
-    monkeypatch.setattr(pipeline, "SECTION_SIZE", 48)   # 3 x 3 sections of each 128² chip
-
     def graph(threads, sched="threads"):
         values = resolve(None, output=str(tmp_path / "syn"), scheduler=sched)
         plan = pipeline.plan_run(sim2.files, values["output"], values)
         tasks = dict(pipeline._prepare(plan, values, threads=threads).dask)
         return {str(k): {str(d) for d in t[1:] if isinstance(d, str)} for k, t in tasks.items()}
+
+    whole = graph(2)               # no chip drizzled in sections: nothing to order, no extra task
+    assert "final-chip-0" in whole and not any(key.startswith("final-added") for key in whole)
+    monkeypatch.setattr(pipeline, "SECTION_SIZE", 48)   # 3 x 3 sections of each 128² chip
 
     def waits_for(g, k):   # the final-added tasks chip k's sections wait for
         found = {d for key, deps in g.items() if key.startswith(f"final-section-{k}-") for d in deps
